@@ -1,0 +1,39 @@
+# The project's install and run steps live here, not in anyone's shell history.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export HUB_TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_test
+export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+
+.PHONY: install demo test lint services bench sandbox
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip<25"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Quick start 1: the hub's main job on the embedded default (SQLite + in-memory broker + simulators)
+demo: $(STAMP)
+	$(BIN)/hub demo
+
+## Quick start 2: the whole suite, on SQLite and on PostgreSQL + RabbitMQ (started if down)
+test: $(STAMP) services
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+services:
+	bash scripts/services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench
+
+sandbox: $(STAMP)
+	$(BIN)/hub sandbox

@@ -1,0 +1,1 @@
+"""One adapter per external system. Connectors translate; they never touch the database."""

@@ -1,0 +1,141 @@
+"""What every connector shares: its errors, the binder it looks ids up with, and the
+one retry policy for outbound calls (exponential backoff with jitter, Retry-After honoured)."""
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+T = TypeVar("T")
+
+
+class ConnectorError(Exception):
+    """A call to an external system failed. `system` names it."""
+
+    def __init__(self, system: str, message: str, *, status: int | None = None):
+        self.system, self.status = system, status
+        super().__init__(f"{system}: {message}")
+
+
+class TransientError(ConnectorError):
+    """Worth retrying: timeout, connection error, 5xx, rate limit. `retry_after` in seconds if given."""
+
+    def __init__(self, system: str, message: str, *, status: int | None = None,
+                 retry_after: float | None = None):
+        super().__init__(system, message, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Not worth retrying: the system refused the request (validation error, other 4xx, SOAP fault)."""
+
+
+class SignatureError(ConnectorError):
+    """What a system sent us does not verify: bad or missing signature, stale timestamp, replay."""
+
+
+class MappingError(ConnectorError):
+    """A payload does not map: unknown status code, missing required field, unmapped SKU."""
+
+    def __init__(self, system: str, field: str, value: Any, message: str):
+        self.field, self.value = field, value
+        super().__init__(system, f"{message} (field {field!r}, value {value!r})")
+
+
+class Binder(Protocol):
+    """External id <-> canonical id, per system and entity kind (OCA's binder)."""
+
+    def to_internal(self, system: str, kind: str, external_id: str) -> str | None: ...
+
+    def to_external(self, system: str, kind: str, internal_id: str) -> str | None: ...
+
+    def bind(self, system: str, kind: str, external_id: str, internal_id: str) -> None: ...
+
+
+class MemoryBinder:
+    """A dict-backed binder, for tests and the sandbox."""
+
+    def __init__(self) -> None:
+        self._ext: dict[tuple[str, str, str], str] = {}
+        self._int: dict[tuple[str, str, str], str] = {}
+
+    def to_internal(self, system: str, kind: str, external_id: str) -> str | None:
+        return self._ext.get((system, kind, external_id))
+
+    def to_external(self, system: str, kind: str, internal_id: str) -> str | None:
+        return self._int.get((system, kind, internal_id))
+
+    def bind(self, system: str, kind: str, external_id: str, internal_id: str) -> None:
+        self._ext[(system, kind, external_id)] = internal_id
+        self._int[(system, kind, internal_id)] = external_id
+
+
+class RetryPolicy:
+    """The one retry policy for outbound calls.
+
+    Retries TransientError with exponential backoff and jitter, honouring a Retry-After
+    the system gave; never retries PermanentError, SignatureError or MappingError.
+    After the last attempt the TransientError propagates: the caller parks a dead letter.
+    """
+
+    def __init__(self, attempts: int = 5, initial: float = 0.2, maximum: float = 5.0,
+                 jitter: float = 0.2, sleep: Callable[[float], None] = time.sleep):
+        self.attempts, self.initial, self.maximum, self.jitter = attempts, initial, maximum, jitter
+        self._sleep = sleep
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.jitter)(state)
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(max(float(retry_after), 0.0), self.maximum * 4)
+        return backoff
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
+            reraise=True,
+            sleep=self._sleep,
+        )
+        return retrying(fn, *args, **kwargs)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After is either seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return max(when.timestamp() - time.time(), 0.0) if when else None
+
+
+def raise_for_http(system: str, response: requests.Response) -> None:
+    """Classify an HTTP answer: 5xx and 429 are transient, other 4xx permanent."""
+    status = response.status_code
+    if status < 400:
+        return
+    text = response.text[:300]
+    if status == 429 or status >= 500:
+        raise TransientError(system, f"HTTP {status}: {text}", status=status,
+                             retry_after=parse_retry_after(response.headers.get("Retry-After")))
+    raise PermanentError(system, f"HTTP {status}: {text}", status=status)
+
+
+def http_call(system: str, session: requests.Session, method: str, url: str, *,
+              timeout: float = 5.0, **kwargs: Any) -> requests.Response:
+    """One HTTP request with transport failures turned into TransientError."""
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise TransientError(system, f"{type(exc).__name__}: {exc}") from exc
+    raise_for_http(system, response)
+    return response

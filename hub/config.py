@@ -1,0 +1,243 @@
+"""Load and validate config.yaml.
+
+Every problem is reported with the key path that holds it, so `hub check-config` can
+list them all at once. Secrets must be ${ENV_VAR} references, never literals.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Field names that hold secrets: these may only come from the environment.
+_SECRET_NAME = re.compile(r"(^|_)(key|secret|password|salt|checkword|token)$")
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; `problems` lists every (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  {k}: {m}" for k, m in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+
+
+class HubSection(_Strict):
+    database_url: str
+    broker_url: str
+    http: HttpConfig = HttpConfig()
+    timezone: str = "+08:00"
+    reservation_ttl_minutes: int = Field(15, gt=0)
+    pickup_uncollected_days: int = Field(3, gt=0)
+    pickup_code_max_attempts: int = Field(5, gt=0)
+    pickup_code_lock_minutes: int = Field(30, gt=0)
+    ops_key: str = Field(min_length=8)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        if not re.fullmatch(r"[+-](0\d|1[0-4]):[0-5]\d", v):
+            raise ValueError("must be an offset like +08:00")
+        return v
+
+
+class RoutingSection(_Strict):
+    tie_break: list[Literal["distance", "stock", "priority"]] = ["distance", "stock", "priority"]
+    allow_split_express: bool = False
+
+
+class ChannelConfig(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9_\-]+$")
+    name: str
+    key: str = Field(min_length=8)
+    safety_stock: int = Field(0, ge=0)
+    publish_to: str | None = None
+
+
+class OpeningHours(_Strict):
+    open: str
+    close: str
+
+    @field_validator("open", "close")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _TIME.match(v):
+            raise ValueError("must be HH:MM")
+        return v
+
+
+class LocationConfig(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    kind: Literal["store", "warehouse"]
+    name: str
+    address: str = ""
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    pickup: bool = False
+    delivery_radius_km: float = Field(0, ge=0)
+    priority: int = 100
+    opening_hours: OpeningHours | None = None
+    safety_stock: int = Field(0, ge=0)
+    pos_key: str | None = None
+
+    @model_validator(mode="after")
+    def _store_needs(self) -> LocationConfig:
+        if self.kind == "store" and not self.pos_key:
+            raise ValueError("a store needs a pos_key")
+        if self.kind == "warehouse" and (self.pickup or self.delivery_radius_km):
+            raise ValueError("a warehouse offers neither pickup nor local delivery")
+        return self
+
+    @property
+    def is_store(self) -> bool:
+        return self.kind == "store"
+
+
+class SystemConfig(BaseModel):
+    """One external system. `kind` picks the connector; the rest is that connector's own."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return (self.model_extra or {}).get(name, default)
+
+
+class HubConfig(_Strict):
+    hub: HubSection
+    routing: RoutingSection = RoutingSection()
+    channels: list[ChannelConfig] = Field(min_length=1)
+    locations: list[LocationConfig] = Field(min_length=1)
+    systems: dict[str, SystemConfig] = {}
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> HubConfig:
+        for what, items in (("locations", self.locations), ("channels", self.channels)):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    raise ValueError(f"{what}: duplicate id {item.id!r}")
+                seen.add(item.id)
+        for ch in self.channels:
+            if ch.publish_to and ch.publish_to not in self.systems:
+                raise ValueError(f"channels: {ch.id} publishes to unknown system {ch.publish_to!r}")
+        return self
+
+    # Lookups the core uses all the time.
+    def location(self, location_id: str) -> LocationConfig | None:
+        return next((loc for loc in self.locations if loc.id == location_id), None)
+
+    def channel(self, channel_id: str) -> ChannelConfig | None:
+        return next((ch for ch in self.channels if ch.id == channel_id), None)
+
+    @property
+    def stores(self) -> list[LocationConfig]:
+        return [loc for loc in self.locations if loc.kind == "store"]
+
+    @property
+    def warehouses(self) -> list[LocationConfig]:
+        return [loc for loc in self.locations if loc.kind == "warehouse"]
+
+    def safety_stock(self, location_id: str) -> int:
+        loc = self.location(location_id)
+        return loc.safety_stock if loc else 0
+
+
+def _resolve(node: Any, path: str, env: dict[str, str], problems: list[tuple[str, str]]) -> Any:
+    """Substitute ${VAR} references, refusing literal secrets."""
+    if isinstance(node, dict):
+        return {k: _resolve(v, f"{path}.{k}" if path else str(k), env, problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
+    leaf = path.rsplit(".", 1)[-1]
+    is_secret = bool(_SECRET_NAME.search(leaf))
+    if isinstance(node, str):
+        refs = list(_ENV_REF.finditer(node))
+        if is_secret and not (len(refs) == 1 and refs[0].group(0) == node.strip()):
+            problems.append((path, "a secret must be a ${ENV_VAR} reference, not a literal"))
+            return node
+        if is_secret and refs[0].group(2) is not None:
+            problems.append((path, "a secret may not carry a default value"))
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            problems.append((path, f"environment variable {name} is not set"))
+            return ""
+
+        return _ENV_REF.sub(sub, node)
+    if is_secret and node is not None:
+        problems.append((path, "a secret must be a ${ENV_VAR} reference, not a literal"))
+    return node
+
+
+def _loc(err_loc: tuple[Any, ...], raw: dict[str, Any]) -> str:
+    """Turn a pydantic error location into a readable key path, naming list items by id."""
+    parts: list[str] = []
+    node: Any = raw
+    for part in err_loc:
+        if isinstance(part, int):
+            ident = None
+            if isinstance(node, list) and 0 <= part < len(node) and isinstance(node[part], dict):
+                ident = node[part].get("id")
+            parts[-1] = f"{parts[-1]}[{ident if ident else part}]" if parts else f"[{part}]"
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+        else:
+            parts.append(str(part))
+            node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def parse_config(text: str, env: dict[str, str] | None = None, source: str = "config") -> HubConfig:
+    """Parse YAML text into a validated HubConfig, or raise ConfigError listing every problem."""
+    env = dict(os.environ if env is None else env)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([(source, f"not valid YAML: {exc}")]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError([(source, "must be a mapping with hub, channels, locations, systems")])
+    problems: list[tuple[str, str]] = []
+    data = _resolve(raw, "", env, problems)
+    hub = data.get("hub") if isinstance(data.get("hub"), dict) else None
+    if hub is not None:
+        for key, var in (("database_url", "HUB_DATABASE_URL"), ("broker_url", "HUB_BROKER_URL")):
+            if env.get(var):
+                hub[key] = env[var]
+    try:
+        cfg = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.append((_loc(err["loc"], data), err["msg"].removeprefix("Value error, ")))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> HubConfig:
+    """Read and validate the config file (default: the repository's config.yaml, or $HUB_CONFIG)."""
+    chosen = Path(path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH)
+    try:
+        text = chosen.read_text()
+    except OSError as exc:
+        raise ConfigError([(str(chosen), f"cannot read: {exc.strerror}")]) from exc
+    return parse_config(text, env=env, source=str(chosen))

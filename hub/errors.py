@@ -1,0 +1,65 @@
+"""Domain errors. Each says what is wrong in words an operator or caller can act on."""
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    code = "hub_error"
+
+
+class BadInput(HubError):
+    code = "bad_input"
+
+
+class UnknownSku(BadInput):
+    code = "unknown_sku"
+
+
+class UnknownLocation(BadInput):
+    code = "unknown_location"
+
+
+class NotFound(HubError):
+    code = "not_found"
+
+
+class InsufficientStock(HubError):
+    """Not enough available stock; `short` lists (sku, location, wanted, available)."""
+
+    code = "insufficient_stock"
+
+    def __init__(self, short: list[dict]):
+        self.short = short
+        names = ", ".join(
+            f"{s['sku']}@{s['location_id']} wants {s['wanted']} has {s['available']}" for s in short
+        )
+        super().__init__(f"insufficient stock: {names}")
+
+
+class IllegalTransition(HubError):
+    code = "illegal_transition"
+
+    def __init__(self, order_id: str, current: str, target: str, fulfillment: str):
+        self.order_id, self.current, self.target = order_id, current, target
+        super().__init__(
+            f"order {order_id} ({fulfillment}) cannot go from {current} to {target}"
+        )
+
+
+class NoRoute(HubError):
+    """No location can serve the order; `reasons` says why each candidate was passed over."""
+
+    code = "no_route"
+
+    def __init__(self, message: str, reasons: list[dict]):
+        self.reasons = reasons
+        super().__init__(message)
+
+
+class PickupCodeRejected(HubError):
+    code = "pickup_code_rejected"
+
+
+class PickupLocked(HubError):
+    code = "pickup_locked"

@@ -1,0 +1,168 @@
+"""The canonical model: what every connector translates to and from.
+
+Plain value objects, no persistence and no transport. Amounts are integers in fen,
+quantities integers, times timezone-aware datetimes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class FulfillmentType(StrEnum):
+    PICKUP = "pickup"
+    DELIVERY = "delivery"
+    EXPRESS = "express"
+
+
+class LocationKind(StrEnum):
+    STORE = "store"
+    WAREHOUSE = "warehouse"
+
+
+class TrackingStatus(StrEnum):
+    """Canonical courier states, local riders and express parcels alike."""
+
+    BOOKED = "booked"                 # courier accepted, waiting for a rider / pickup
+    RIDER_ASSIGNED = "rider_assigned"  # a rider is on the way to the store
+    RIDER_AT_STORE = "rider_at_store"
+    COLLECTED = "collected"           # parcel or goods left the store / warehouse with the courier
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    PROBLEM = "problem"
+    CANCELLED = "cancelled"           # the courier cancelled the booking
+    EXPIRED = "expired"               # nobody took the booking in time
+    RETURNING = "returning"
+    RETURNED = "returned"
+
+
+@dataclass(frozen=True)
+class Sku:
+    code: str
+    name: str
+    barcode: str | None = None
+    unit: str = "pcs"
+    price_fen: int | None = None
+
+
+@dataclass(frozen=True)
+class StockDelta:
+    """A change of on-hand by `qty` (negative for a sale), applied once per (source, external_id)."""
+
+    source: str
+    external_id: str
+    sku: str
+    location_id: str
+    qty: int
+    occurred_at: datetime
+    reason: str = "adjustment"
+
+
+@dataclass(frozen=True)
+class StockCount:
+    """An absolute on-hand; applies only if newer than the last count held."""
+
+    source: str
+    external_id: str
+    sku: str
+    location_id: str
+    on_hand: int
+    counted_at: datetime
+
+
+@dataclass(frozen=True)
+class Buyer:
+    id: str
+    name: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class Address:
+    text: str
+    lat: float
+    lng: float
+    name: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    qty: int
+    unit_price_fen: int = 0
+
+
+@dataclass(frozen=True)
+class Fulfillment:
+    type: FulfillmentType
+    store_id: str | None = None
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class ChannelOrder:
+    """An order as a sales channel (the mini-program shop) sends it."""
+
+    channel: str
+    external_id: str
+    lines: tuple[OrderLine, ...]
+    buyer: Buyer
+    fulfillment: Fulfillment
+    status: str = "pending_payment"
+    total_fen: int = 0
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    """A payment platform's word that an order was paid (or refunded)."""
+
+    event: str                 # "paid" | "refunded"
+    order_ref: str             # the hub's order id as the platform echoes it (out_trade_no)
+    transaction_id: str
+    amount_fen: int
+    at: datetime
+    external_id: str = ""      # the notification's own id, for duplicate suppression
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    """One courier status report for a shipment (a rider booking or an express waybill)."""
+
+    carrier: str
+    shipment_ref: str          # the courier's id for the booking / the waybill number
+    status: TrackingStatus
+    at: datetime
+    detail: str = ""
+    rider_name: str | None = None
+    rider_phone: str | None = None
+    external_id: str = ""      # id of the report itself, for duplicate suppression
+    order_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryQuote:
+    carrier: str
+    quote_id: str
+    fee_fen: int
+    distance_m: int | None = None
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A courier's acceptance of a shipment: a local-delivery order or an express waybill."""
+
+    carrier: str
+    shipment_ref: str
+    fee_fen: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    name: str = ""
+    phone: str = ""
+    external_id: str | None = None
