@@ -166,3 +166,20 @@ class Member:
     name: str = ""
     phone: str = ""
     external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """What connectors are given of an order to push it out (POS, ERP, couriers, CRM)."""
+
+    order_id: str
+    channel: str
+    status: str
+    fulfillment: Fulfillment
+    lines: tuple[OrderLine, ...]
+    buyer: Buyer
+    total_fen: int
+    location_id: str | None          # the store or warehouse that fulfils it
+    created_at: datetime
+    paid_at: datetime | None = None
+    external_id: str | None = None   # the channel's own order id, when the channel sent it
