@@ -1,0 +1,254 @@
+"""The stock ledger: deltas, counts, reservations. No overselling, order-independent.
+
+on_hand  = the newest count + every delta that occurred after it (whatever order they arrive in)
+available = on_hand - reserved - safety stock
+A delta is applied once per (source, external id, sku, location); a count only if newer
+than the last count held. Reservations are a conditional UPDATE, so the database itself
+refuses the one unit too many, however many writers race.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from .config import HubConfig
+from .errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
+from .model import StockCount, StockDelta
+from .storage.tables import LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
+from .storage.uow import UnitOfWork
+from .storage.upsert import insert_ignore
+
+# Ledger kinds that move on-hand by their qty, and so are summed after a count.
+DELTA_KINDS = ("delta", "commit", "return")
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    applied: bool
+    duplicate: bool
+    on_hand: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class LocationStock:
+    sku: str
+    location_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+
+    @property
+    def available(self) -> int:
+        return max(self.on_hand - self.reserved - self.safety_stock, 0)
+
+
+def _check_refs(session: Session, sku: str, location_id: str) -> None:
+    if session.get(SkuRow, sku) is None:
+        raise UnknownSku(f"unknown SKU {sku!r}")
+    if session.get(LocationRow, location_id) is None:
+        raise UnknownLocation(f"unknown location {location_id!r}")
+
+
+def _locked_level(session: Session, sku: str, location_id: str) -> StockLevel:
+    """The stock row, created if missing, locked for this transaction."""
+    insert_ignore(session, StockLevel, {"sku": sku, "location_id": location_id, "on_hand": 0,
+                                        "reserved": 0, "updated_at": utcnow()})
+    stmt = select(StockLevel).where(StockLevel.sku == sku, StockLevel.location_id == location_id)
+    return session.execute(stmt.with_for_update().execution_options(populate_existing=True)).scalar_one()
+
+
+def _record(session: Session, **values: object) -> bool:
+    """Write a ledger row unless (source, external id, sku, location) is already there."""
+    return insert_ignore(session, StockMovement, {"recorded_at": utcnow(), **values})
+
+
+def _apply_change(session: Session, kind: str, sku: str, location_id: str, qty: int, source: str,
+                  external_id: str, occurred_at: datetime, note: str | None = None) -> LedgerResult:
+    level = _locked_level(session, sku, location_id)
+    # A delta older than the last count is already inside that count.
+    counts = level.last_counted_at is None or occurred_at > level.last_counted_at
+    on_hand_after = level.on_hand + qty if counts else level.on_hand
+    inserted = _record(session, sku=sku, location_id=location_id, kind=kind, qty=qty, source=source,
+                       external_id=external_id, occurred_at=occurred_at, applied=counts,
+                       on_hand_after=on_hand_after, note=note)
+    if not inserted:
+        return LedgerResult(False, True, level.on_hand, "duplicate")
+    if counts:
+        level.on_hand = on_hand_after
+        level.updated_at = utcnow()
+    return LedgerResult(counts, False, level.on_hand, "" if counts else "older than the last count")
+
+
+def apply_delta(uow: UnitOfWork, delta: StockDelta) -> LedgerResult:
+    """Apply a change of on-hand (a POS sale, an ERP goods receipt) once."""
+    if delta.qty == 0:
+        raise BadInput("a stock delta of 0 changes nothing")
+    _check_refs(uow.session, delta.sku, delta.location_id)
+    result = _apply_change(uow.session, "delta", delta.sku, delta.location_id, delta.qty, delta.source,
+                           delta.external_id, delta.occurred_at, delta.reason)
+    if result.applied:
+        uow.emit("stock.changed", {"sku": delta.sku, "location_id": delta.location_id,
+                                   "cause": f"{delta.source}:{delta.reason}"})
+    return result
+
+
+def apply_count(uow: UnitOfWork, count: StockCount) -> LedgerResult:
+    """Apply an absolute on-hand if it is newer than the last count held."""
+    if count.on_hand < 0:
+        raise BadInput(f"a count cannot be negative ({count.sku}: {count.on_hand})")
+    session = uow.session
+    _check_refs(session, count.sku, count.location_id)
+    level = _locked_level(session, count.sku, count.location_id)
+    stale = level.last_counted_at is not None and count.counted_at <= level.last_counted_at
+    if stale:
+        on_hand = level.on_hand
+    else:
+        later = session.execute(
+            select(func.coalesce(func.sum(StockMovement.qty), 0)).where(
+                StockMovement.sku == count.sku, StockMovement.location_id == count.location_id,
+                StockMovement.kind.in_(DELTA_KINDS), StockMovement.occurred_at > count.counted_at,
+            )
+        ).scalar_one()
+        on_hand = count.on_hand + int(later)
+    inserted = _record(session, sku=count.sku, location_id=count.location_id, kind="count", qty=count.on_hand,
+                       source=count.source, external_id=count.external_id, occurred_at=count.counted_at,
+                       applied=not stale, on_hand_after=on_hand)
+    if not inserted:
+        return LedgerResult(False, True, level.on_hand, "duplicate")
+    if stale:
+        return LedgerResult(False, False, level.on_hand, "older than the last count")
+    changed = on_hand != level.on_hand
+    level.on_hand, level.last_counted_at, level.updated_at = on_hand, count.counted_at, utcnow()
+    if changed:
+        uow.emit("stock.changed", {"sku": count.sku, "location_id": count.location_id,
+                                   "cause": f"{count.source}:count"})
+    return LedgerResult(True, False, on_hand)
+
+
+# -- reservations ------------------------------------------------------------------------------
+
+def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterable[tuple[str, str, int]],
+            ttl: timedelta | None) -> list[Reservation]:
+    """Reserve every (sku, location, qty) or nothing; InsufficientStock lists every short line."""
+    session = uow.session
+    wanted: dict[tuple[str, str], int] = {}
+    for sku, location_id, qty in allocations:
+        if qty <= 0:
+            raise BadInput(f"quantity must be positive ({sku}: {qty})")
+        _check_refs(session, sku, location_id)
+        wanted[(sku, location_id)] = wanted.get((sku, location_id), 0) + qty
+    now = utcnow()
+    savepoint = session.begin_nested()
+    short: list[dict] = []
+    # A fixed lock order keeps two multi-line orders from deadlocking each other.
+    for (sku, location_id), qty in sorted(wanted.items()):
+        safety = cfg.safety_stock(location_id)
+        result = session.execute(
+            update(StockLevel)
+            .where(StockLevel.sku == sku, StockLevel.location_id == location_id,
+                   StockLevel.on_hand - StockLevel.reserved - safety >= qty)
+            .values(reserved=StockLevel.reserved + qty, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            short.append({"sku": sku, "location_id": location_id, "wanted": qty})
+    if short:
+        savepoint.rollback()
+        for line in short:
+            line["available"] = stock_at(session, cfg, line["sku"], line["location_id"]).available
+        raise InsufficientStock(short)
+    rows = []
+    for (sku, location_id), qty in sorted(wanted.items()):
+        row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
+                          created_at=now, expires_at=(now + ttl) if ttl else None)
+        session.add(row)
+        rows.append(row)
+        _record(session, sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",
+                external_id=f"order:{order_id}:reserve", occurred_at=now, applied=True, note=None)
+    savepoint.commit()
+    for sku, location_id in sorted(wanted):
+        uow.emit("stock.changed", {"sku": sku, "location_id": location_id, "cause": "reservation"})
+    return rows
+
+
+def _open_reservations(session: Session, order_id: str, status: str = "open") -> list[Reservation]:
+    stmt = select(Reservation).where(Reservation.order_id == order_id, Reservation.status == status)
+    return list(session.execute(stmt.order_by(Reservation.sku, Reservation.location_id)).scalars())
+
+
+def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
+    """Give an order's open reservations back to available stock. Returns units released."""
+    session, now, total = uow.session, utcnow(), 0
+    for res in _open_reservations(session, order_id):
+        level = _locked_level(session, res.sku, res.location_id)
+        level.reserved = max(level.reserved - res.qty, 0)
+        res.status, res.closed_at = "released", now
+        _record(session, sku=res.sku, location_id=res.location_id, kind="release", qty=res.qty, source="hub",
+                external_id=f"order:{order_id}:release", occurred_at=now, applied=True, note=reason[:200])
+        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "release"})
+        total += res.qty
+    return total
+
+
+def commit(uow: UnitOfWork, order_id: str) -> int:
+    """The goods left: turn open reservations into stock-out ledger rows. Returns units."""
+    session, now, total = uow.session, utcnow(), 0
+    for res in _open_reservations(session, order_id):
+        _apply_change(session, "commit", res.sku, res.location_id, -res.qty, "hub",
+                      f"order:{order_id}:commit", now, "fulfilled")
+        level = _locked_level(session, res.sku, res.location_id)
+        level.reserved = max(level.reserved - res.qty, 0)
+        res.status, res.closed_at = "committed", now
+        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "fulfilment"})
+        total += res.qty
+    return total
+
+
+def return_to_stock(uow: UnitOfWork, order_id: str) -> int:
+    """A refunded order's goods came back: add committed quantities back to on-hand."""
+    session, now, total = uow.session, utcnow(), 0
+    for res in _open_reservations(session, order_id, status="committed"):
+        _apply_change(session, "return", res.sku, res.location_id, res.qty, "hub",
+                      f"order:{order_id}:return", now, "refund")
+        res.status = "returned"
+        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "return"})
+        total += res.qty
+    return total
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+def stock_at(session: Session, cfg: HubConfig, sku: str, location_id: str) -> LocationStock:
+    level = session.get(StockLevel, (sku, location_id), populate_existing=True)
+    on_hand, reserved = (level.on_hand, level.reserved) if level else (0, 0)
+    return LocationStock(sku, location_id, on_hand, reserved, cfg.safety_stock(location_id))
+
+
+def stock_of(session: Session, cfg: HubConfig, sku: str) -> list[LocationStock]:
+    """Stock of one SKU at every configured location (zero where nothing is held)."""
+    if session.get(SkuRow, sku) is None:
+        raise UnknownSku(f"unknown SKU {sku!r}")
+    held = session.execute(select(StockLevel).where(StockLevel.sku == sku)).scalars()
+    rows = {r.location_id: r for r in held}
+    out = []
+    for loc in cfg.locations:
+        row = rows.get(loc.id)
+        out.append(LocationStock(sku, loc.id, row.on_hand if row else 0, row.reserved if row else 0,
+                                 loc.safety_stock))
+    return out
+
+
+def availability(session: Session, cfg: HubConfig, skus: Iterable[str]) -> dict[str, dict[str, int]]:
+    """location_id -> sku -> available, for routing."""
+    skus = list(skus)
+    out: dict[str, dict[str, int]] = {loc.id: {s: 0 for s in skus} for loc in cfg.locations}
+    for row in session.execute(select(StockLevel).where(StockLevel.sku.in_(skus))).scalars():
+        if row.location_id in out:
+            safety = cfg.safety_stock(row.location_id)
+            out[row.location_id][row.sku] = max(row.on_hand - row.reserved - safety, 0)
+    return out

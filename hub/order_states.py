@@ -1,0 +1,85 @@
+"""The order state machine: one table of legal transitions per fulfilment type.
+
+pickup:   pending_payment -> paid -> allocated -> ready_for_pickup -> collected -> completed
+delivery: pending_payment -> paid -> allocated -> dispatched -> rider_assigned -> picked_up
+          -> delivered -> completed   (a courier that cancels sends dispatched/rider_assigned back
+          to allocated for re-booking)
+express:  pending_payment -> paid -> allocated -> shipped -> in_transit -> delivered -> completed
+Cancel is possible until the goods leave; refund follows a paid cancellation, or returns
+the goods of a collected/delivered/completed order to stock.
+"""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .model import FulfillmentType
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    ALLOCATED = "allocated"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    COLLECTED = "collected"
+    DISPATCHED = "dispatched"
+    RIDER_ASSIGNED = "rider_assigned"
+    PICKED_UP = "picked_up"
+    SHIPPED = "shipped"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+S = OrderStatus
+
+_COMMON: dict[S, set[S]] = {
+    S.PENDING_PAYMENT: {S.PAID, S.CANCELLED},
+    S.PAID: {S.ALLOCATED, S.CANCELLED},
+    S.CANCELLED: {S.REFUNDED},      # only when it had been paid (checked by the order service)
+    S.COMPLETED: {S.REFUNDED},
+}
+
+TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
+    FulfillmentType.PICKUP: {
+        **_COMMON,
+        S.ALLOCATED: {S.READY_FOR_PICKUP, S.CANCELLED},
+        S.READY_FOR_PICKUP: {S.COLLECTED, S.CANCELLED},
+        S.COLLECTED: {S.COMPLETED, S.REFUNDED},
+    },
+    FulfillmentType.DELIVERY: {
+        **_COMMON,
+        S.ALLOCATED: {S.DISPATCHED, S.CANCELLED},
+        S.DISPATCHED: {S.RIDER_ASSIGNED, S.PICKED_UP, S.ALLOCATED, S.CANCELLED},
+        S.RIDER_ASSIGNED: {S.PICKED_UP, S.ALLOCATED, S.CANCELLED},
+        S.PICKED_UP: {S.DELIVERED},
+        S.DELIVERED: {S.COMPLETED, S.REFUNDED},
+    },
+    FulfillmentType.EXPRESS: {
+        **_COMMON,
+        S.ALLOCATED: {S.SHIPPED, S.CANCELLED},
+        S.SHIPPED: {S.IN_TRANSIT, S.DELIVERED},
+        S.IN_TRANSIT: {S.DELIVERED},
+        S.DELIVERED: {S.COMPLETED, S.REFUNDED},
+    },
+}
+
+# Entering these states moves stock.
+COMMITS_STOCK = {S.COLLECTED, S.PICKED_UP, S.SHIPPED}       # goods leave: reservation -> stock-out
+RELEASES_STOCK = {S.CANCELLED}                             # reservation back to available
+RETURNS_STOCK_FROM = {S.COLLECTED, S.DELIVERED, S.COMPLETED}  # refund after the goods left
+TERMINAL = {S.REFUNDED}
+FINAL_FOR_BUYER = {S.COMPLETED, S.CANCELLED, S.REFUNDED}
+
+
+def allowed(fulfillment: FulfillmentType | str, current: str, target: str) -> bool:
+    table = TRANSITIONS[FulfillmentType(fulfillment)]
+    try:
+        return S(target) in table.get(S(current), set())
+    except ValueError:
+        return False
+
+
+def legal_targets(fulfillment: FulfillmentType | str, current: str) -> set[str]:
+    return {str(s) for s in TRANSITIONS[FulfillmentType(fulfillment)].get(S(current), set())}

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, engine set-up, the unit of work and migrations."""

@@ -1,0 +1,291 @@
+"""SQLAlchemy 2 tables. Times are stored as naive UTC (see UtcDateTime) so SQLite and
+PostgreSQL compare them alike."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware one")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# BigInteger ids autoincrement on SQLite only as INTEGER.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict: JSON, list: JSON}
+
+
+class SkuRow(Base):
+    __tablename__ = "skus"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    barcode: Mapped[str | None] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(16), default="pcs")
+    price_fen: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LocationRow(Base):
+    """Mirror of config.yaml's locations, so ledger rows have something to point at."""
+
+    __tablename__ = "locations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    lat: Mapped[float]
+    lng: Mapped[float]
+
+
+class StockLevel(Base):
+    """Current on-hand and reserved per (SKU, location); the ledger explains every change."""
+
+    __tablename__ = "stock_levels"
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.code"), primary_key=True)
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    last_counted_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StockMovement(Base):
+    """The ledger. `applied` is false for a duplicate-free row that did not move on-hand
+    (a stale count, or a delta older than the last count, which already includes it)."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", "sku", "location_id", name="uq_movement_source_ext"),
+        Index("ix_movement_sku_loc_time", "sku", "location_id", "occurred_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.code"))
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # delta | count | reserve | release | commit | return
+    qty: Mapped[int] = mapped_column(Integer)        # signed change, or the counted on-hand for a count
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied: Mapped[bool] = mapped_column(Boolean, default=True)
+    on_hand_after: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(String(200))
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("channel", "idempotency_key", name="uq_order_idempotency"),
+        Index("ix_orders_status_expires", "status", "expires_at"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    fulfillment_type: Mapped[str] = mapped_column(String(16))
+    location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
+    address: Mapped[dict | None]
+    buyer: Mapped[dict]
+    total_fen: Mapped[int] = mapped_column(Integer, default=0)
+    pickup_code: Mapped[str | None] = mapped_column(String(12))
+    pickup_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    pickup_locked_until: Mapped[datetime | None]
+    routing: Mapped[dict | None]
+    payment_ref: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    lines: Mapped[list[OrderLineRow]] = relationship(
+        back_populates="order", order_by="OrderLineRow.id", cascade="all, delete-orphan"
+    )
+    transitions: Mapped[list[OrderTransition]] = relationship(
+        back_populates="order", order_by="OrderTransition.id", cascade="all, delete-orphan"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class OrderLineRow(Base):
+    __tablename__ = "order_lines"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.code"))
+    qty: Mapped[int] = mapped_column(Integer)
+    unit_price_fen: Mapped[int] = mapped_column(Integer, default=0)
+    location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
+    order: Mapped[OrderRow] = relationship(back_populates="lines")
+
+
+class OrderTransition(Base):
+    """Every applied state change of an order: the history and the buyer's timeline."""
+
+    __tablename__ = "order_transitions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    order: Mapped[OrderRow] = relationship(back_populates="transitions")
+
+
+class Reservation(Base):
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservation_order_status", "order_id", "status"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.code"))
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"))
+    qty: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | released | committed | returned
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+
+class Shipment(Base):
+    """A courier booking (local rider) or an express waybill for an order."""
+
+    __tablename__ = "shipments"
+    __table_args__ = (UniqueConstraint("carrier", "shipment_ref", name="uq_shipment_ref"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # local | express
+    carrier: Mapped[str] = mapped_column(String(32))
+    shipment_ref: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    fee_fen: Mapped[int] = mapped_column(Integer, default=0)
+    rider_name: Mapped[str | None] = mapped_column(String(64))
+    rider_phone: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_event_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrackingEventRow(Base):
+    __tablename__ = "tracking_events"
+    __table_args__ = (UniqueConstraint("shipment_id", "external_id", name="uq_tracking_ext"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime]
+    detail: Mapped[str | None] = mapped_column(Text)
+    external_id: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Binding(Base):
+    """External id <-> canonical id per (system, kind): connectors never leak foreign ids inward."""
+
+    __tablename__ = "bindings"
+    __table_args__ = (
+        UniqueConstraint("system", "kind", "external_id", name="uq_binding_external"),
+        UniqueConstraint("system", "kind", "internal_id", name="uq_binding_internal"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    internal_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxMessage(Base):
+    """Events written in the same transaction as the change that caused them."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class ProcessedMessage(Base):
+    """A consumer's record that it applied a message; written with the effect itself."""
+
+    __tablename__ = "processed_messages"
+    consumer: Mapped[str] = mapped_column(String(96), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeadLetter(Base):
+    """Work that failed after its retries: kept for an operator to see and replay."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    target: Mapped[str] = mapped_column(String(96))       # consumer or outbound operation
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[dict]
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="parked")  # parked | replayed
+
+
+class ErpFeedEntry(Base):
+    """The ERP's cursor feed: one row per order ready for the ERP, in a stable order."""
+
+    __tablename__ = "erp_feed"
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acked_at: Mapped[datetime | None]
+    erp_document_no: Mapped[str | None] = mapped_column(String(64))
+
+
+class ChannelStockPublished(Base):
+    """What each channel was last told per (SKU, store): for coalescing and reconciliation."""
+
+    __tablename__ = "channel_stock_published"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    location_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    available: Mapped[int] = mapped_column(Integer)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)

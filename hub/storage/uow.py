@@ -1,0 +1,47 @@
+"""The unit of work: one business operation, one transaction, its events in the outbox.
+
+Events emitted through `emit` are written to the outbox table in the same transaction
+as the change that caused them, so a change and its events commit or vanish together.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from .tables import OutboxMessage, utcnow
+
+
+class UnitOfWork:
+    """`with UnitOfWork(factory) as uow: ...; uow.commit()` — rolls back unless committed."""
+
+    def __init__(self, session_factory: Callable[[], Session]):
+        self._session_factory = session_factory
+        self.session: Session
+        self.emitted: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._session_factory()
+        self.emitted = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.rollback()
+        self.session.close()
+
+    def emit(self, event_type: str, data: dict[str, Any]) -> str:
+        """Queue an event; it reaches the outbox with this transaction's commit."""
+        message_id = str(uuid.uuid4())
+        envelope = {"id": message_id, "type": event_type, "occurred_at": utcnow().isoformat(), "data": data}
+        self.session.add(OutboxMessage(message_id=message_id, event_type=event_type, payload=envelope))
+        self.emitted.append((message_id, event_type, data))
+        return message_id
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self.emitted = []

@@ -1,0 +1,15 @@
+"""INSERT ... ON CONFLICT DO NOTHING on both SQLite and PostgreSQL."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+
+def insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> bool:
+    """Insert a row unless its key already exists. Returns True if a row was inserted."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(table).values(**values).on_conflict_do_nothing()
+    return session.execute(stmt).rowcount == 1
