@@ -1,0 +1,71 @@
+"""Wire the core together: config -> engine -> session factory -> units of work."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .config import HubConfig, load_config
+from .model import Sku
+from .storage import migrate
+from .storage.db import make_engine, make_session_factory
+from .storage.tables import LocationRow, SkuRow, utcnow
+from .storage.uow import UnitOfWork
+
+
+@dataclass
+class HubContext:
+    """What every handler needs: the validated config and a way to open units of work."""
+
+    config: HubConfig
+    engine: Engine
+
+    @cached_property
+    def session_factory(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory)
+
+
+def build_context(config: HubConfig | None = None, database_url: str | None = None, *,
+                  upgrade: bool = True) -> HubContext:
+    """Load config, connect, migrate (unless told not to) and mirror the configured locations."""
+    cfg = config or load_config()
+    engine = make_engine(database_url or cfg.hub.database_url)
+    ctx = HubContext(cfg, engine)
+    if upgrade:
+        migrate.upgrade(engine)
+    sync_locations(ctx)
+    return ctx
+
+
+def sync_locations(ctx: HubContext) -> None:
+    """config.yaml is the source of truth for locations; the table mirrors it for the ledger."""
+    with ctx.uow() as uow:
+        for loc in ctx.config.locations:
+            row = uow.session.get(LocationRow, loc.id)
+            if row is None:
+                uow.session.add(LocationRow(id=loc.id, kind=loc.kind, name=loc.name, lat=loc.lat, lng=loc.lng))
+            else:
+                row.kind, row.name, row.lat, row.lng = loc.kind, loc.name, loc.lat, loc.lng
+        uow.commit()
+
+
+def upsert_skus(uow: UnitOfWork, skus: list[Sku]) -> int:
+    """Product master from the ERP: insert new SKUs, update the rest. Returns how many changed."""
+    changed = 0
+    for sku in skus:
+        row = uow.session.get(SkuRow, sku.code)
+        values = {"name": sku.name, "barcode": sku.barcode, "unit": sku.unit, "price_fen": sku.price_fen}
+        if row is None:
+            uow.session.add(SkuRow(code=sku.code, active=True, updated_at=utcnow(), **values))
+            changed += 1
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            changed += 1
+    return changed

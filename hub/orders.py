@@ -1,0 +1,266 @@
+"""Orders: placing (route + reserve), the guarded state machine with its stock effects,
+payment, pickup codes and expiry. Every function works inside the caller's unit of work."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from . import inventory, routing
+from .config import HubConfig
+from .errors import (
+    BadInput,
+    HubError,
+    IllegalTransition,
+    InsufficientStock,
+    NotFound,
+    PickupCodeRejected,
+    PickupLocked,
+    UnknownSku,
+)
+from .model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
+from .order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
+from .storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
+from .storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+
+
+class IdempotencyConflict(HubError):
+    code = "idempotency_conflict"
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """A channel's request for an order."""
+
+    channel: str
+    idempotency_key: str
+    lines: tuple[OrderLine, ...]
+    buyer: Buyer
+    fulfillment: Fulfillment
+    external_id: str | None = None
+
+    def fingerprint(self) -> str:
+        body = json.dumps({"lines": [asdict(x) for x in self.lines], "buyer": asdict(self.buyer),
+                           "fulfillment": asdict(self.fulfillment)}, sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def local_now(cfg: HubConfig, now: datetime | None = None) -> datetime:
+    sign = 1 if cfg.hub.timezone[0] == "+" else -1
+    hh, mm = cfg.hub.timezone[1:].split(":")
+    tz = timezone(sign * timedelta(hours=int(hh), minutes=int(mm)))
+    return (now or utcnow()).astimezone(tz)
+
+
+def new_order_id(now: datetime) -> str:
+    return f"O{now:%y%m%d}{secrets.token_hex(5).upper()}"
+
+
+def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
+    if cfg.channel(cmd.channel) is None:
+        raise BadInput(f"unknown channel {cmd.channel!r}")
+    if not cmd.idempotency_key or len(cmd.idempotency_key) > 128:
+        raise BadInput("an Idempotency-Key of 1 to 128 characters is required")
+    if not cmd.lines:
+        raise BadInput("an order needs at least one line")
+    for line in cmd.lines:
+        if line.qty <= 0:
+            raise BadInput(f"quantity must be a positive integer (sku {line.sku}: {line.qty})")
+        if line.unit_price_fen < 0:
+            raise BadInput(f"price cannot be negative (sku {line.sku})")
+        if uow.session.get(SkuRow, line.sku) is None:
+            raise UnknownSku(f"unknown SKU {line.sku!r}")
+    f = cmd.fulfillment
+    if f.type == FulfillmentType.PICKUP and not f.store_id:
+        raise BadInput("a pickup order needs fulfillment.store_id")
+    if f.type in (FulfillmentType.DELIVERY, FulfillmentType.EXPRESS) and f.address is None:
+        raise BadInput(f"a {f.type} order needs fulfillment.address")
+
+
+def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> routing.RoutingDecision:
+    lines = list(cmd.lines)
+    stock = inventory.availability(uow.session, cfg, {line.sku for line in lines})
+    f = cmd.fulfillment
+    if f.type == FulfillmentType.PICKUP:
+        return routing.route_pickup(cfg, lines, f.store_id, stock)
+    if f.type == FulfillmentType.DELIVERY:
+        return routing.route_delivery(cfg, lines, f.address, stock, local_now(cfg, now))
+    return routing.route_express(cfg, lines, f.address, stock)
+
+
+def find_by_idempotency(uow: UnitOfWork, channel: str, key: str) -> OrderRow | None:
+    stmt = select(OrderRow).where(OrderRow.channel == channel, OrderRow.idempotency_key == key)
+    return uow.session.execute(stmt).scalar_one_or_none()
+
+
+def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None = None) -> tuple[OrderRow, bool]:
+    """Route and reserve, or refuse with nothing reserved. Returns (order, created)."""
+    now = now or utcnow()
+    existing = find_by_idempotency(uow, cmd.channel, cmd.idempotency_key)
+    if existing is not None:
+        if existing.request_hash != cmd.fingerprint():
+            raise IdempotencyConflict("this Idempotency-Key was used for a different order")
+        return existing, False
+    _validate(uow, cfg, cmd)
+    order_id = new_order_id(now)
+    ttl = timedelta(minutes=cfg.hub.reservation_ttl_minutes)
+    # Stock may move between the routing snapshot and the reservation; re-route a few times.
+    for attempt in range(3):
+        decision = _route(uow, cfg, cmd, now)
+        try:
+            inventory.reserve(uow, cfg, order_id, decision.allocations, ttl)
+            break
+        except InsufficientStock:
+            if attempt == 2 or cmd.fulfillment.type == FulfillmentType.PICKUP:
+                raise
+    f = cmd.fulfillment
+    order = OrderRow(
+        id=order_id, channel=cmd.channel, idempotency_key=cmd.idempotency_key, request_hash=cmd.fingerprint(),
+        external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(decision.fulfillment),
+        location_id=decision.location_id, address=asdict(f.address) if f.address else None,
+        buyer=asdict(cmd.buyer), total_fen=sum(x.qty * x.unit_price_fen for x in cmd.lines),
+        pickup_code=f"{secrets.randbelow(10**6):06d}" if decision.fulfillment == FulfillmentType.PICKUP else None,
+        routing=decision.to_dict(), created_at=now, updated_at=now, expires_at=now + ttl,
+    )
+    by_sku = {sku: loc for sku, loc, _ in decision.allocations}
+    for line in cmd.lines:
+        order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
+                                        location_id=by_sku.get(line.sku)))
+    order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
+                                             source=cmd.channel, detail=_routing_summary(decision)))
+    uow.session.add(order)
+    uow.emit("order.placed", {"order_id": order_id, "fulfillment": str(decision.fulfillment),
+                              "location_id": decision.location_id})
+    return order, True
+
+
+def _routing_summary(decision: routing.RoutingDecision) -> str:
+    where = decision.location_id or "several warehouses"
+    if decision.requested != decision.fulfillment:
+        return f"{decision.requested} not possible; {decision.fulfillment} from {where} ({decision.rule})"
+    return f"{decision.fulfillment} from {where} ({decision.rule})"
+
+
+def get(uow: UnitOfWork, order_id: str, *, lock: bool = False) -> OrderRow:
+    stmt = select(OrderRow).where(OrderRow.id == order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    order = uow.session.execute(stmt).scalar_one_or_none()
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    return order
+
+
+def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detail: str | None = None,
+               at: datetime | None = None) -> bool:
+    """Apply a legal transition with its stock effects; refuse an illegal one.
+
+    Returns False (and changes nothing) when the order is already in `target`, so a
+    redelivered message is harmless.
+    """
+    current = order.status
+    if current == target:
+        return False
+    if not allowed(order.fulfillment_type, current, target) or (
+        current == S.CANCELLED and target == S.REFUNDED and order.paid_at is None
+    ):
+        log.warning("refused transition of order %s from %s to %s (source %s)", order.id, current, target, source)
+        raise IllegalTransition(order.id, current, target, order.fulfillment_type)
+    at = at or utcnow()
+    if target in COMMITS_STOCK:
+        inventory.commit(uow, order.id)
+    elif target == S.CANCELLED:
+        inventory.release(uow, order.id, detail or "cancelled")
+    elif target == S.REFUNDED and current in RETURNS_STOCK_FROM:
+        inventory.return_to_stock(uow, order.id)
+    order.status, order.updated_at = target, utcnow()
+    order.transitions.append(OrderTransition(from_status=current, to_status=target, at=at, source=source,
+                                             detail=detail))
+    uow.emit("order.status_changed", {"order_id": order.id, "from": current, "to": target,
+                                      "fulfillment": order.fulfillment_type, "location_id": order.location_id,
+                                      "source": source})
+    return True
+
+
+def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, amount_fen: int | None = None,
+              at: datetime | None = None) -> bool:
+    """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose)."""
+    if order.payment_ref == payment_ref and order.paid_at is not None:
+        return False                                   # the same payment reported again
+    if amount_fen is not None and amount_fen != order.total_fen:
+        raise BadInput(f"paid amount {amount_fen} does not match order total {order.total_fen}")
+    if order.status == S.CANCELLED and order.paid_at is None:
+        # Paid after it expired: the money must go back; the stock is already released.
+        order.paid_at, order.payment_ref = at or utcnow(), payment_ref
+        transition(uow, order, S.REFUNDED, source, "paid after the order was cancelled; refund due", at)
+        uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": payment_ref})
+        return True
+    transition(uow, order, S.PAID, source, f"payment {payment_ref}", at)
+    order.paid_at, order.payment_ref, order.expires_at = at or utcnow(), payment_ref, None
+    transition(uow, order, S.ALLOCATED, "hub", f"stock held at {order.location_id or 'warehouses'}", at)
+    return True
+
+
+def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str) -> bool:
+    """Cancel (stock released); a paid order then needs its refund."""
+    changed = transition(uow, order, S.CANCELLED, source, reason)
+    if changed and order.paid_at is not None:
+        uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": order.payment_ref})
+    return changed
+
+
+def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime | None = None) -> None:
+    """Verify the buyer's code; count failures and lock the order after too many.
+
+    The caller must commit even when this raises, so the failed attempt is remembered.
+    """
+    now = now or utcnow()
+    if order.pickup_locked_until and order.pickup_locked_until > now:
+        raise PickupLocked(f"too many wrong codes; locked until {order.pickup_locked_until.isoformat()}")
+    if order.pickup_code and hmac.compare_digest(order.pickup_code, str(code)):
+        order.pickup_attempts = 0
+        return
+    order.pickup_attempts += 1
+    if order.pickup_attempts >= cfg.hub.pickup_code_max_attempts:
+        order.pickup_locked_until = now + timedelta(minutes=cfg.hub.pickup_code_lock_minutes)
+        order.pickup_attempts = 0
+        raise PickupLocked(f"wrong pickup code; too many attempts, locked for {cfg.hub.pickup_code_lock_minutes} min")
+    left = cfg.hub.pickup_code_max_attempts - order.pickup_attempts
+    raise PickupCodeRejected(f"wrong pickup code ({left} attempts left)")
+
+
+def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[str]:
+    stmt = (select(OrderRow.id).where(OrderRow.status == S.PENDING_PAYMENT, OrderRow.expires_at <= now)
+            .order_by(OrderRow.expires_at).limit(limit))
+    return list(uow.session.execute(stmt).scalars())
+
+
+def due_uncollected(uow: UnitOfWork, cfg: HubConfig, now: datetime, limit: int = 200) -> list[str]:
+    cutoff = now - timedelta(days=cfg.hub.pickup_uncollected_days)
+    stmt = (select(OrderRow.id).where(OrderRow.fulfillment_type == FulfillmentType.PICKUP,
+                                      OrderRow.status.in_([S.ALLOCATED, S.READY_FOR_PICKUP]),
+                                      OrderRow.paid_at <= cutoff).limit(limit))
+    return list(uow.session.execute(stmt).scalars())
+
+
+def snapshot(order: OrderRow) -> OrderSnapshot:
+    """The connector-facing view of an order."""
+    addr = order.address
+    return OrderSnapshot(
+        order_id=order.id, channel=order.channel, status=order.status,
+        fulfillment=Fulfillment(FulfillmentType(order.fulfillment_type),
+                                order.location_id if order.fulfillment_type == "pickup" else None,
+                                Address(**addr) if addr else None),
+        lines=tuple(OrderLine(x.sku, x.qty, x.unit_price_fen) for x in order.lines),
+        buyer=Buyer(**order.buyer), total_fen=order.total_fen, location_id=order.location_id,
+        created_at=order.created_at, paid_at=order.paid_at, external_id=order.external_id,
+    )

@@ -1,0 +1,60 @@
+"""Shared test helpers: a config with test credentials, catalog seeding, time helpers."""
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hub.bootstrap import HubContext, upsert_skus
+from hub.config import DEFAULT_CONFIG_PATH, HubConfig, parse_config
+from hub.model import Sku, StockCount
+
+T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)   # 10:00 in Shanghai: every store is open
+
+CATALOG = [
+    Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800),
+    Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500),
+    Sku("POT-003", "Yixing clay teapot", "6901234567003", "pcs", 36000),
+    Sku("SET-004", "Travel tea set", "6901234567004", "set", 19900),
+]
+
+
+def config_env(text: str | None = None) -> dict[str, str]:
+    """A value for every ${VAR} the config references (secrets included), like an operator would set."""
+    text = text if text is not None else Path(DEFAULT_CONFIG_PATH).read_text()
+    env = {name: f"test-{name.lower()}-value" for name in re.findall(r"\$\{([A-Z0-9_]+)(?::-[^}]*)?\}", text)
+           if "URL" not in name and "WSDL" not in name}
+    return env
+
+
+def make_config(database_url: str = "sqlite://", **hub_overrides: object) -> HubConfig:
+    text = Path(DEFAULT_CONFIG_PATH).read_text()
+    cfg = parse_config(text, env={**config_env(text), "HUB_DATABASE_URL": database_url})
+    if hub_overrides:
+        cfg = cfg.model_copy(update={"hub": cfg.hub.model_copy(update=hub_overrides)})
+    return cfg
+
+
+def seed_catalog(ctx: HubContext) -> None:
+    with ctx.uow() as uow:
+        upsert_skus(uow, CATALOG)
+        uow.commit()
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def count(sku: str, location: str, on_hand: int, minutes: float = 0, ext: str | None = None) -> StockCount:
+    return StockCount("test", ext or f"count-{sku}-{location}-{minutes}", sku, location, on_hand, at(minutes))
+
+
+def make_order_row(uow, order_id: str, status: str = "pending_payment", fulfillment: str = "pickup",
+                   location_id: str | None = "S001") -> None:
+    """A bare order row, for ledger tests that need something for reservations to point at."""
+    from hub.storage.tables import OrderRow
+
+    uow.session.add(OrderRow(id=order_id, channel="miniprogram", idempotency_key=order_id, request_hash="-",
+                             status=status, fulfillment_type=fulfillment, location_id=location_id,
+                             buyer={"id": "b1"}, created_at=T0, updated_at=T0))
+    uow.session.flush()

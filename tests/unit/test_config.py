@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hub.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+from tests.support import config_env
+
+TEXT = Path(DEFAULT_CONFIG_PATH).read_text()
+
+
+def problems(text: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, env=env)
+    return exc.value.problems
+
+
+def test_repository_config_loads_with_its_environment():
+    cfg = parse_config(TEXT, env=config_env())
+    assert {loc.id for loc in cfg.stores} == {"S001", "S002", "S003"}
+    assert cfg.warehouses[0].id == "WH01"
+    assert cfg.systems["erp"].kind == "erp_soap"
+    assert cfg.systems["crm"].get("api_key") == "test-hub_crm_api_key-value"
+
+
+def test_env_overrides_database_and_broker():
+    cfg = parse_config(TEXT, env={**config_env(), "HUB_DATABASE_URL": "postgresql://x/y", "HUB_BROKER_URL": "amqp://b"})
+    assert cfg.hub.database_url == "postgresql://x/y"
+    assert cfg.hub.broker_url == "amqp://b"
+
+
+def test_missing_secret_names_key_and_variable():
+    env = config_env()
+    del env["HUB_CRM_API_KEY"]
+    found = problems(TEXT, env)
+    assert ("systems.crm.api_key", "environment variable HUB_CRM_API_KEY is not set") in found
+
+
+def test_literal_secret_is_refused():
+    text = TEXT.replace("api_key: ${HUB_CRM_API_KEY}", "api_key: plain-text-secret")
+    found = problems(text, config_env())
+    assert ("systems.crm.api_key", "a secret must be a ${ENV_VAR} reference, not a literal") in found
+
+
+def test_every_problem_is_reported_with_its_path():
+    text = (TEXT.replace("lat: 31.2291", "lat: 131.2291")
+                .replace("delivery_radius_km: 4", "delivery_radius_km: -4")
+                .replace("reservation_ttl_minutes: 15", "reservation_ttl_minutes: zero"))
+    found = dict(problems(text, config_env()))
+    assert "locations[S001].lat" in found
+    assert "locations[S002].delivery_radius_km" in found
+    assert "hub.reservation_ttl_minutes" in found
+
+
+def test_duplicate_location_and_unknown_publish_target():
+    text = TEXT.replace("id: S002", "id: S001")
+    assert any("duplicate id 'S001'" in m for _, m in problems(text, config_env()))
+    text = TEXT.replace("publish_to: wechat_shop", "publish_to: nowhere")
+    assert any("unknown system 'nowhere'" in m for _, m in problems(text, config_env()))
+
+
+def test_bad_yaml_and_bad_opening_hours():
+    assert "not valid YAML" in problems("hub: [", {})[0][1]
+    text = TEXT.replace('open: "09:00"', 'open: "9am"')
+    assert ("locations[S001].opening_hours.open", "must be HH:MM") in problems(text, config_env())
+
+
+def test_unknown_key_is_refused():
+    text = TEXT.replace("routing:\n", "routing:\n  tie_brake: [distance]\n")
+    assert any(path == "routing.tie_brake" for path, _ in problems(text, config_env()))
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def _hub_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
+
+
+def test_check_config_cli_prints_every_problem_and_exits_non_zero(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TEXT.replace("lat: 31.2291", "lat: 131.2291"))
+    env = config_env()
+    del env["HUB_DADA_APP_SECRET"]
+    result = _hub_cli("check-config", str(bad), env=env)
+    assert result.returncode != 0
+    assert "locations[S001].lat" in result.stdout
+    assert "systems.local_delivery.app_secret" in result.stdout
+    assert "plain-text" not in result.stdout
+
+
+def test_check_config_cli_accepts_the_repository_config():
+    result = _hub_cli("check-config", env=config_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok" in result.stdout.lower()
