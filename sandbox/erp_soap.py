@@ -171,6 +171,12 @@ class ErpSimulator:
         for i, item in enumerate(self.catalogue):
             self.set_stock("1000", item.item_no, 100 + 10 * i, datetime(2024, 5, 1, 6, 0, tzinfo=CST))
 
+    @classmethod
+    def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> ErpSimulator:
+        """For the sandbox runner; the ERP never calls back, so `callback_base` is unused."""
+        return cls(port=port, username=env.get("HUB_ERP_USER", DEFAULT_USER),
+                   password=env.get("HUB_ERP_PASSWORD", DEFAULT_PASSWORD))
+
     # -- test / demo controls --------------------------------------------------------
     def set_stock(self, plant: str, item_no: str, qty: int, as_of: datetime | None = None) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ class SimSpec:
 
 
 SIMULATORS: list[SimSpec] = [
-    SimSpec("erp", "sandbox.erp:ErpSimulator", 8701, "HUB_ERP_WSDL", "/erp?wsdl"),
+    SimSpec("erp", "sandbox.erp_soap:ErpSimulator", 8701, "HUB_ERP_WSDL", "/erp?wsdl"),
     SimSpec("crm", "sandbox.crm:CrmSimulator", 8702, "HUB_CRM_URL"),
     SimSpec("wechat_pay", "sandbox.wechat_pay:WeChatPaySimulator", 8703, "HUB_WECHAT_PAY_URL"),
     SimSpec("wechat_shop", "sandbox.wechat_shop:WeChatShopSimulator", 8704, "HUB_WECHAT_SHOP_URL"),
