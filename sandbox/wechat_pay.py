@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Self
 
 import requests
@@ -181,5 +181,3 @@ class WeChatPaySimulator(Simulator):
             self.shipping_uploads.append(body)
         return Response(200, {"errcode": 0, "errmsg": "ok"})
 
-
-__all__ = ["WeChatPaySimulator", "PayKnobs", "UTC"]

@@ -1,0 +1,268 @@
+"""WeChat Pay connector against its simulator: notifications in, shipping info out."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from connectors.base import MappingError, PermanentError, SignatureError, TransientError
+from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
+from sandbox.wechat_pay import WeChatPaySimulator
+
+
+@pytest.fixture(scope="module")
+def sim(credentials):
+    sim = WeChatPaySimulator.from_env(credentials).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset(sim):
+    sim.reset()
+
+
+@pytest.fixture
+def pay(make_connector, sim):
+    return make_connector("wechat_pay", sim, app_id=sim.app_id, app_secret="sandbox-wechat-app-secret")
+
+
+class Hub:
+    """A stand-in for the hub's /callbacks/wechat_pay endpoint: verifies with the connector,
+    answers as WeChat expects, and keeps what it accepted."""
+
+    def __init__(self, connector):
+        self.connector, self.accepted, self.refused = connector, [], []
+        hub = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                try:
+                    notice = hub.connector.parse_notification(dict(self.headers), body)
+                    hub.accepted.append(notice)
+                    status, reply = 200, {"code": "SUCCESS"}
+                except (SignatureError, MappingError) as exc:
+                    hub.refused.append(str(exc))
+                    status, reply = 401 if isinstance(exc, SignatureError) else 400, {
+                        "code": "FAIL", "message": str(exc)}
+                payload = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callbacks/wechat_pay"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hub(pay):
+    h = Hub(pay)
+    yield h
+    h.close()
+
+
+def order(buyer_id="oSandboxPayer") -> OrderSnapshot:
+    return OrderSnapshot(order_id="O-1001", channel="miniprogram", status="shipped",
+                         fulfillment=Fulfillment(FulfillmentType.EXPRESS),
+                         lines=(OrderLine("SKU-A", 2, 500), OrderLine("SKU-B", 1, 900)),
+                         buyer=Buyer(buyer_id), total_fen=1900, location_id="WH01",
+                         created_at=datetime(2024, 5, 1, tzinfo=UTC))
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+def test_payment_notification_over_http(sim, hub):
+    resp = sim.notify(hub.url, "O-1001", 1900, transaction_id="4200000001")
+    assert resp.status_code == 200 and resp.json() == {"code": "SUCCESS"}
+    [notice] = hub.accepted
+    assert (notice.event, notice.order_ref, notice.transaction_id, notice.amount_fen) == (
+        "paid", "O-1001", "4200000001", 1900)
+    assert notice.external_id.startswith("EV-") and notice.at.tzinfo is not None
+
+
+def test_refund_notification(sim, pay):
+    body = sim.notification_body("O-1001", 1900, "REFUND.SUCCESS", transaction_id="4200000002")
+    notice = pay.parse_notification(sim.sign(body), body)
+    assert (notice.event, notice.order_ref, notice.amount_fen) == ("refunded", "O-1001", 1900)
+
+
+def test_replayed_notification_is_refused(sim, hub):
+    sim.faults.duplicate_callbacks = True
+    first = sim.notify(hub.url, "O-1002", 100)
+    assert first.status_code == 200
+    assert [d.status for d in sim.deliveries] == [200, 401]
+    assert len(hub.accepted) == 1 and "replayed" in hub.refused[0]
+
+
+def test_renotification_with_fresh_signature_keeps_the_same_id(sim, pay):
+    # WeChat re-sends an unanswered notification signed anew: it verifies, and the hub
+    # dedupes it by PaymentNotice.external_id.
+    body = sim.notification_body("O-1003", 100)
+    a = pay.parse_notification(sim.sign(body), body)
+    b = pay.parse_notification(sim.sign(body), body)
+    assert a.external_id == b.external_id
+
+
+@pytest.mark.parametrize("knob,reason", [("bad_signature", "bad signature"),
+                                         ("stale_timestamp", "stale timestamp"),
+                                         ("wrong_serial", "unknown platform certificate serial")])
+def test_untrusted_notifications_refused_with_reason(sim, hub, knob, reason):
+    setattr(sim.knobs, knob, True)
+    resp = sim.notify(hub.url, "O-1004", 100)
+    assert resp.status_code == 401 and resp.json()["code"] == "FAIL"
+    assert reason in resp.json()["message"]
+    assert hub.accepted == []
+
+
+def test_tampered_body_fails_signature(sim, pay):
+    body = sim.notification_body("O-1005", 100)
+    headers = sim.sign(body)
+    with pytest.raises(SignatureError, match="bad signature"):
+        pay.parse_notification(headers, body.replace(b"\"EV-", b"\"EX-"))
+
+
+def test_missing_headers(sim, pay):
+    body = sim.notification_body("O-1005", 100)
+    headers = sim.sign(body)
+    del headers["Wechatpay-Signature"]
+    with pytest.raises(SignatureError, match="missing signature header.*wechatpay-signature"):
+        pay.parse_notification(headers, body)
+
+
+def test_clock_window_uses_now(sim, pay):
+    body = sim.notification_body("O-1007", 100)
+    headers = sim.sign(body)
+    later = datetime.now(UTC) + timedelta(seconds=301)
+    with pytest.raises(SignatureError, match="stale"):
+        pay.parse_notification(headers, body, now=later)
+    # within the window it is fine (and only then is the nonce remembered)
+    assert pay.parse_notification(headers, body, now=later - timedelta(seconds=10)).order_ref == "O-1007"
+
+
+def test_wrong_api_key_cannot_decrypt(credentials, make_connector, sim):
+    other = make_connector("wechat_pay", sim, api_v3_key="X" * 32)
+    body = sim.notification_body("O-1008", 100)
+    with pytest.raises(MappingError, match="cannot decrypt"):
+        other.parse_notification(sim.sign(body), body)
+
+
+def test_unknown_event_type_is_a_mapping_error(sim, pay):
+    body = sim.notification_body("O-1009", 100, event="TRANSACTION.CLOSED")
+    with pytest.raises(MappingError, match="TRANSACTION.CLOSED"):
+        pay.parse_notification(sim.sign(body), body)
+
+
+def test_malformed_body(sim, pay):
+    body = b"not json"
+    with pytest.raises(MappingError, match="not JSON"):
+        pay.parse_notification(sim.sign(body), body)
+    body = json.dumps({"id": "EV-1", "event_type": "TRANSACTION.SUCCESS"}).encode()
+    with pytest.raises(MappingError, match="missing required field") as err:
+        pay.parse_notification(sim.sign(body), body)
+    assert err.value.field == "resource.algorithm"
+
+
+def test_nonce_memory_is_bounded(sim, make_connector):
+    pay = make_connector("wechat_pay", sim)
+    pay._nonce_cap = 3
+    for i in range(5):
+        body = sim.notification_body(f"O-2{i}", 1)
+        pay.parse_notification(sim.sign(body), body)
+    assert len(pay._nonces) == 3
+
+
+# -- shipping info -----------------------------------------------------------------------------
+
+def test_upload_shipping_info_express(sim, pay):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000010")   # the platform knows the payment
+    pay.upload_shipping_info(order(), "4200000010", "express", tracking_no="SF100", express_company="SF")
+    [upload] = sim.shipping_uploads
+    assert upload["order_key"] == {"order_number_type": 2, "transaction_id": "4200000010"}
+    assert upload["logistics_type"] == 1 and upload["delivery_mode"] == 1
+    assert upload["shipping_list"] == [{"tracking_no": "SF100", "express_company": "SF",
+                                        "item_desc": "SKU-A x2, SKU-B x1"}]
+    assert upload["payer"] == {"openid": "oSandboxPayer"}
+    datetime.fromisoformat(upload["upload_time"])
+
+
+@pytest.mark.parametrize("kind,code", [("same_city", 2), ("pickup", 4)])
+def test_upload_shipping_info_without_waybill(sim, pay, kind, code):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000011")
+    pay.upload_shipping_info(order(), "4200000011", kind)
+    assert sim.shipping_uploads[-1]["logistics_type"] == code
+    assert "tracking_no" not in sim.shipping_uploads[-1]["shipping_list"][0]
+
+
+def test_expired_token_is_refreshed(sim, pay):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000012")
+    pay.upload_shipping_info(order(), "4200000012", "pickup")
+    issued = sim.tokens.issued
+    sim.tokens.expire_all()
+    pay.upload_shipping_info(order(), "4200000012", "pickup")
+    assert sim.tokens.issued == issued + 1 and len(sim.shipping_uploads) == 2
+
+
+def test_transient_errors_are_retried(sim, pay):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000013")
+    sim.faults.fail_next, sim.faults.only_paths = 2, ("/wxa/",)
+    pay.upload_shipping_info(order(), "4200000013", "pickup")
+    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 3
+    assert len(sim.shipping_uploads) == 1
+
+
+def test_busy_errcode_is_transient(sim, pay):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000014")
+    sim.faults.fail_next, sim.faults.only_paths = 1, ("/wxa/",)
+    sim.faults.error_status, sim.faults.error_body = 200, {"errcode": -1, "errmsg": "system error"}
+    pay.upload_shipping_info(order(), "4200000014", "pickup")
+    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 2
+
+
+def test_rate_limit_exhausts_retries(sim, pay):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000015")
+    sim.faults.fail_next, sim.faults.only_paths = 10, ("/wxa/",)
+    sim.faults.error_status, sim.faults.error_body = 200, {"errcode": 45009, "errmsg": "reach max api daily quota"}
+    with pytest.raises(TransientError, match="45009"):
+        pay.upload_shipping_info(order(), "4200000015", "pickup")
+    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 4   # the policy's attempts
+
+
+def test_unknown_payment_is_permanent_and_not_retried(sim, pay):
+    with pytest.raises(PermanentError, match="10060001"):
+        pay.upload_shipping_info(order(), "4200009999", "pickup")
+    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 1
+
+
+def test_express_needs_a_waybill(sim, pay):
+    with pytest.raises(MappingError, match="tracking number"):
+        pay.upload_shipping_info(order(), "4200000010", "express")
+    with pytest.raises(MappingError, match="unknown canonical value"):
+        pay.upload_shipping_info(order(), "4200000010", "drone")
+    assert sim.received == []
+
+
+def test_wrong_app_secret_is_permanent(sim, make_connector):
+    pay = make_connector("wechat_pay", sim, app_id=sim.app_id, app_secret="wrong")
+    with pytest.raises(PermanentError, match="40125"):
+        pay.upload_shipping_info(order(), "4200000010", "pickup")
+    assert len(sim.requests_to("/cgi-bin/token")) == 1
+
+
+def test_without_app_credentials_upload_is_refused(sim, make_connector):
+    pay = make_connector("wechat_pay", sim)
+    with pytest.raises(PermanentError, match="app_id/app_secret"):
+        pay.upload_shipping_info(order(), "4200000010", "pickup")
