@@ -113,6 +113,16 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     _validate(uow, cfg, cmd)
     order_id = new_order_id(now)
     ttl = timedelta(minutes=cfg.hub.reservation_ttl_minutes)
+    f = cmd.fulfillment
+    order = OrderRow(
+        id=order_id, channel=cmd.channel, idempotency_key=cmd.idempotency_key, request_hash=cmd.fingerprint(),
+        external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(f.type),
+        address=asdict(f.address) if f.address else None, buyer=asdict(cmd.buyer),
+        total_fen=sum(x.qty * x.unit_price_fen for x in cmd.lines), created_at=now, updated_at=now,
+        expires_at=now + ttl,
+    )
+    uow.session.add(order)
+    uow.session.flush()                  # reservations point at the order row
     # Stock may move between the routing snapshot and the reservation; re-route a few times.
     for attempt in range(3):
         decision = _route(uow, cfg, cmd, now)
@@ -120,24 +130,18 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
             inventory.reserve(uow, cfg, order_id, decision.allocations, ttl)
             break
         except InsufficientStock:
-            if attempt == 2 or cmd.fulfillment.type == FulfillmentType.PICKUP:
+            if attempt == 2 or f.type == FulfillmentType.PICKUP:
                 raise
-    f = cmd.fulfillment
-    order = OrderRow(
-        id=order_id, channel=cmd.channel, idempotency_key=cmd.idempotency_key, request_hash=cmd.fingerprint(),
-        external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(decision.fulfillment),
-        location_id=decision.location_id, address=asdict(f.address) if f.address else None,
-        buyer=asdict(cmd.buyer), total_fen=sum(x.qty * x.unit_price_fen for x in cmd.lines),
-        pickup_code=f"{secrets.randbelow(10**6):06d}" if decision.fulfillment == FulfillmentType.PICKUP else None,
-        routing=decision.to_dict(), created_at=now, updated_at=now, expires_at=now + ttl,
-    )
+    order.fulfillment_type, order.location_id = str(decision.fulfillment), decision.location_id
+    order.routing = decision.to_dict()
+    if decision.fulfillment == FulfillmentType.PICKUP:
+        order.pickup_code = f"{secrets.randbelow(10**6):06d}"
     by_sku = {sku: loc for sku, loc, _ in decision.allocations}
     for line in cmd.lines:
         order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
                                         location_id=by_sku.get(line.sku)))
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
                                              source=cmd.channel, detail=_routing_summary(decision)))
-    uow.session.add(order)
     uow.emit("order.placed", {"order_id": order_id, "fulfillment": str(decision.fulfillment),
                               "location_id": decision.location_id})
     return order, True
@@ -182,6 +186,8 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
         inventory.release(uow, order.id, detail or "cancelled")
     elif target == S.REFUNDED and current in RETURNS_STOCK_FROM:
         inventory.return_to_stock(uow, order.id)
+    if target == S.PAID and order.paid_at is None:
+        order.paid_at = at
     order.status, order.updated_at = target, utcnow()
     order.transitions.append(OrderTransition(from_status=current, to_status=target, at=at, source=source,
                                              detail=detail))

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, time
 
 from .config import HubConfig, LocationConfig
-from .errors import NoRoute, UnknownLocation
+from .errors import InsufficientStock, NoRoute, UnknownLocation
 from .geo import distance_km
 from .model import Address, FulfillmentType, OrderLine
 
@@ -76,10 +76,11 @@ def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, s
     if not loc.pickup:
         raise NoRoute(f"store {loc.id} does not offer pickup",
                       [asdict(CandidateVerdict(loc.id, False, "pickup not offered"))])
-    short = _shortages(wanted, stock.get(loc.id, {}))
+    held = stock.get(loc.id, {})
+    short = [{"sku": sku, "location_id": loc.id, "wanted": qty, "available": held.get(sku, 0)}
+             for sku, qty in sorted(wanted.items()) if held.get(sku, 0) < qty]
     if short:
-        raise NoRoute(f"store {loc.id} cannot serve: " + "; ".join(short),
-                      [asdict(CandidateVerdict(loc.id, False, "; ".join(short)))])
+        raise InsufficientStock(short)
     return RoutingDecision(FulfillmentType.PICKUP, FulfillmentType.PICKUP, _all_from(loc.id, wanted), loc.id,
                            [CandidateVerdict(loc.id, True, "chosen by the buyer; holds every line")],
                            "buyer's store")
@@ -125,7 +126,11 @@ def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, sto
             other.reason = f"can serve, but ranked after {best.id} by {'/'.join(cfg.routing.tie_break)}"
         return RoutingDecision(FulfillmentType.DELIVERY, FulfillmentType.DELIVERY, _all_from(best.id, wanted),
                                best.id, verdicts, "tie break: " + ", ".join(cfg.routing.tie_break))
-    decision = route_express(cfg, lines, address, stock)
+    try:
+        decision = route_express(cfg, lines, address, stock)
+    except NoRoute as exc:
+        raise NoRoute("no store can deliver and no warehouse can ship every line",
+                      [asdict(v) for v in verdicts] + exc.reasons) from None
     decision.requested = FulfillmentType.DELIVERY
     decision.candidates = verdicts + decision.candidates
     decision.rule = "no store can deliver: express from a warehouse"

@@ -1,0 +1,96 @@
+"""Source selection with the reasons each candidate was passed over."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hub.errors import InsufficientStock, NoRoute, UnknownLocation
+from hub.model import Address, FulfillmentType, OrderLine
+from hub.routing import route_delivery, route_express, route_pickup
+from tests.support import make_config
+
+CFG = make_config()
+SH = timezone(timedelta(hours=8))
+NOON = datetime(2026, 11, 25, 12, 0, tzinfo=SH)
+NEAR_S001 = Address("Near Jing'an temple", 31.2250, 121.4450, "Li Lei", "13800138000")
+LINES = [OrderLine("TEA-001", 2), OrderLine("CUP-002", 1)]
+
+
+def stock(**per_location: dict[str, int]) -> dict[str, dict[str, int]]:
+    base = {loc.id: {"TEA-001": 0, "CUP-002": 0} for loc in CFG.locations}
+    base.update(per_location)
+    return base
+
+
+def reasons(decision) -> dict[str, str]:
+    return {c.location_id: c.reason for c in decision.candidates}
+
+
+def test_pickup_store_must_hold_every_line():
+    ok = route_pickup(CFG, LINES, "S001", stock(S001={"TEA-001": 2, "CUP-002": 1}))
+    assert ok.location_id == "S001" and ok.allocations == [("CUP-002", "S001", 1), ("TEA-001", "S001", 2)]
+    with pytest.raises(InsufficientStock) as exc:
+        route_pickup(CFG, LINES, "S001", stock(S001={"TEA-001": 1, "CUP-002": 1}))
+    assert exc.value.short == [{"sku": "TEA-001", "location_id": "S001", "wanted": 2, "available": 1}]
+
+
+def test_pickup_refused_where_not_offered_or_unknown():
+    with pytest.raises(NoRoute, match="does not offer pickup"):
+        route_pickup(CFG, LINES, "S003", stock(S003={"TEA-001": 9, "CUP-002": 9}))
+    with pytest.raises(UnknownLocation):
+        route_pickup(CFG, LINES, "WH01", stock())
+    with pytest.raises(UnknownLocation):
+        route_pickup(CFG, LINES, "S404", stock())
+
+
+def test_delivery_picks_nearest_store_in_radius_holding_everything():
+    full = {"TEA-001": 5, "CUP-002": 5}
+    d = route_delivery(CFG, LINES, NEAR_S001, stock(S001={"TEA-001": 1, "CUP-002": 5}, S002=full, S003=full), NOON)
+    assert d.fulfillment == FulfillmentType.DELIVERY and d.location_id == "S002"
+    why = reasons(d)
+    assert why["S001"] == "short of TEA-001 (wants 2, has 1)"
+    assert why["S003"].startswith("too far (")
+    assert why["S002"] == "nearest store in radius holding every line"
+
+
+def test_delivery_ranks_by_tie_break_and_explains_the_runner_up():
+    full = {"TEA-001": 5, "CUP-002": 5}
+    midway = Address("between S001 and S002", 31.2118, 121.4427)
+    d = route_delivery(CFG, LINES, midway, stock(S001=full, S002=full), NOON)
+    first, second = sorted(d.candidates[:2], key=lambda c: c.distance_km)
+    assert d.location_id == first.location_id
+    assert "ranked after" in reasons(d)[second.location_id]
+
+
+def test_closed_store_is_passed_over():
+    late = datetime(2026, 11, 25, 22, 30, tzinfo=SH)
+    full = {"TEA-001": 5, "CUP-002": 5}
+    with pytest.raises(NoRoute) as exc:
+        route_delivery(CFG, LINES, NEAR_S001, stock(S001=full), late)
+    assert any(r["reason"].startswith("closed now") for r in exc.value.reasons)
+
+
+def test_delivery_falls_back_to_express_from_a_warehouse():
+    d = route_delivery(CFG, LINES, NEAR_S001, stock(WH01={"TEA-001": 50, "CUP-002": 50}), NOON)
+    assert d.requested == FulfillmentType.DELIVERY and d.fulfillment == FulfillmentType.EXPRESS
+    assert d.location_id == "WH01"
+    assert reasons(d)["S001"].startswith("short of")
+    assert "express" in d.rule
+
+
+def test_no_route_lists_every_candidate():
+    with pytest.raises(NoRoute) as exc:
+        route_delivery(CFG, LINES, NEAR_S001, stock(), NOON)
+    assert {r["location_id"] for r in exc.value.reasons} == {"S001", "S002", "S003", "WH01"}
+
+
+def test_express_split_only_when_allowed():
+    two = CFG.model_copy(update={"locations": [*CFG.locations,
+                                              CFG.location("WH01").model_copy(update={"id": "WH02"})]})
+    s = stock(WH01={"TEA-001": 2, "CUP-002": 0}, WH02={"TEA-001": 0, "CUP-002": 1})
+    with pytest.raises(NoRoute):
+        route_express(two, LINES, NEAR_S001, s)
+    split_cfg = two.model_copy(update={"routing": two.routing.model_copy(update={"allow_split_express": True})})
+    d = route_express(split_cfg, LINES, NEAR_S001, s)
+    assert sorted(d.allocations) == [("CUP-002", "WH02", 1), ("TEA-001", "WH01", 2)]
