@@ -24,8 +24,7 @@ from hub.config import LocationConfig, SystemConfig
 from hub.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
 from mappings.engine import Mapping, load_mapping
 
-from .base import (Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError,
-                   http_call)
+from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_call
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)

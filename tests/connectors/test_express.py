@@ -1,0 +1,239 @@
+"""The express connector against the SF/Kuaidi100 simulator, pushes posted over real HTTP."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from connectors.base import MappingError, MemoryBinder, PermanentError, RetryPolicy, SignatureError
+from connectors.express import ExpressConnector
+from hub.config import LocationConfig, SystemConfig
+from hub.model import (
+    Address,
+    Buyer,
+    Fulfillment,
+    FulfillmentType,
+    OrderLine,
+    OrderSnapshot,
+    TrackingEvent,
+    TrackingStatus,
+)
+from mappings.engine import load_mapping
+from sandbox.base import Response
+from sandbox.express import ExpressSimulator
+
+CST = timezone(timedelta(hours=8))
+FAST = dict(initial=0.01, maximum=0.05, jitter=0.0)
+CREDS = dict(partner_id="SFSANDBOX", checkword="sf-checkword", customer="K100CUSTOMER", key="k100-key")
+SALT = "k100-salt"
+WH01 = LocationConfig(id="WH01", kind="warehouse", name="Jiading Warehouse",
+                      address="99 Logistics Park, Jiading, Shanghai", lat=31.38, lng=121.27)
+
+@pytest.fixture(scope="module")
+def module_sim():
+    with ExpressSimulator(**CREDS) as s:
+        yield s
+
+@pytest.fixture
+def sim(module_sim):
+    module_sim.reset()
+    return module_sim
+
+def connector(sim, attempts=4, **over) -> ExpressConnector:
+    cfg = {"kind": "express_courier", "base_url": sim.base_url, **CREDS, "salt": SALT, **over}
+    return ExpressConnector.from_config("express", SystemConfig(**cfg), MemoryBinder(),
+                                        RetryPolicy(attempts=attempts, **FAST))
+
+def order(order_id="O-7001", address=Address("8 Century Avenue, Shanghai", 31.24, 121.50, "Han Meimei",
+                                             "13700002222")) -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=order_id, channel="miniprogram", status="allocated",
+        fulfillment=Fulfillment(FulfillmentType.EXPRESS, address=address),
+        lines=(OrderLine("TEA-001", 2, 12800),), buyer=Buyer("U-9", "Han Meimei", "13700002222"),
+        total_fen=25600, location_id="WH01", created_at=datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+
+def msg_data(req) -> dict:
+    return json.loads(req.form()["msgData"])
+
+def at(minute: int) -> datetime:
+    return datetime(2026, 11, 25, 10, minute, tzinfo=CST)
+
+# -- waybills ---------------------------------------------------------------------------------
+
+def test_create_waybill_books_a_signed_order(sim):
+    booking = connector(sim).create_waybill(order("O-7001"), WH01)
+    assert booking.shipment_ref.startswith("SF") and booking.carrier == "express"
+    assert sim.orders["O-7001"] == booking.shipment_ref
+    sent = msg_data(sim.requests_to("/std/service")[0])
+    sender, receiver = sent["contactInfoList"]
+    assert (sender["contactType"], sender["address"]) == (1, WH01.address)
+    assert (receiver["contactType"], receiver["contact"], receiver["mobile"]) == (2, "Han Meimei", "13700002222")
+    assert sent["cargoDetails"] == [{"name": "TEA-001", "count": 2, "unit": "pcs"}]
+    assert sent["cargoDeclaredValue"] == 256.0
+
+def test_same_order_twice_gets_the_same_waybill(sim):
+    conn = connector(sim)
+    first = conn.create_waybill(order("O-7002"), WH01)
+    again = conn.create_waybill(order("O-7002"), WH01)
+    assert again.shipment_ref == first.shipment_ref
+    codes = [r.form()["serviceCode"] for r in sim.requests_to("/std/service")]
+    assert codes == ["EXP_RECE_CREATE_ORDER", "EXP_RECE_CREATE_ORDER", "EXP_RECE_SEARCH_ORDER_RESP"]
+
+def test_flow_control_and_5xx_are_retried_to_success(sim):
+    sim.api_result_next = ["A1005"]
+    sim.faults.fail_next = 1
+    booking = connector(sim).create_waybill(order("O-7003"), WH01)
+    assert sim.orders["O-7003"] == booking.shipment_ref
+    assert len(sim.requests_to("/std/service")) == 3
+
+def test_bad_checkword_is_permanent_and_not_retried(sim):
+    with pytest.raises(PermanentError, match="A1006"):
+        connector(sim, checkword="wrong").create_waybill(order("O-7004"), WH01)
+    assert len(sim.requests_to("/std/service")) == 1 and "O-7004" not in sim.orders
+
+def test_order_without_address_is_refused_before_calling(sim):
+    with pytest.raises(MappingError, match="fulfillment.address"):
+        connector(sim).create_waybill(order("O-7005", address=None), WH01)
+    nameless = order("O-7006", address=Address("8 Century Avenue", 31.2, 121.5))
+    bare = OrderSnapshot(**{**nameless.__dict__, "buyer": Buyer("U-0", "Nobody")})
+    with pytest.raises(MappingError, match="receiver.phone"):
+        connector(sim).create_waybill(bare, WH01)
+    assert sim.requests_to("/std/service") == []
+
+# -- subscribing and pushes -------------------------------------------------------------------
+
+def hub_side(conn: ExpressConnector, got: list[TrackingEvent]):
+    """What the hub's /callbacks/express does: verify, parse, answer."""
+    def handle(req):
+        try:
+            got.extend(conn.parse_tracking_push(req.form()))
+        except (SignatureError, MappingError) as exc:
+            return Response(400, {**conn.push_reply(False), "message": str(exc)})
+        return Response(200, conn.push_reply())
+    return handle
+
+def subscribed(sim, sink, conn, order_id):
+    booking = conn.create_waybill(order(order_id), WH01)
+    conn.subscribe_tracking(booking.shipment_ref, sink.url("express"))
+    return booking.shipment_ref
+
+def test_subscribe_registers_the_callback_and_is_idempotent(sim, sink):
+    conn = connector(sim)
+    waybill = subscribed(sim, sink, conn, "O-7101")
+    conn.subscribe_tracking(waybill, sink.url("express"))       # 501 duplicate: still fine
+    sub = sim.subscriptions[waybill]
+    assert (sub.callback_url, sub.salt, sub.company) == (sink.url("express"), SALT, "shunfeng")
+    with pytest.raises(PermanentError, match="returnCode 600"):
+        connector(sim, key="wrong").subscribe_tracking(waybill, sink.url("express"))
+
+def test_pushes_are_verified_and_carry_the_history(sim, sink):
+    conn, got = connector(sim), []
+    sink.handler = hub_side(conn, got)
+    waybill = subscribed(sim, sink, conn, "O-7102")
+    assert sim.advance(waybill, 1, at=at(0))[0].accepted
+    assert sim.advance(waybill, 0, at=at(30))[0].accepted
+    assert sim.advance(waybill, 5, at=at(50))[0].accepted
+    assert [e.status for e in got] == [
+        TrackingStatus.COLLECTED,
+        TrackingStatus.IN_TRANSIT, TrackingStatus.COLLECTED,
+        TrackingStatus.OUT_FOR_DELIVERY, TrackingStatus.IN_TRANSIT, TrackingStatus.COLLECTED]
+    assert {e.shipment_ref for e in got} == {waybill}
+    unique = {e.external_id: e for e in got}
+    assert len(unique) == 3                      # the repeated history dedupes by external_id
+    assert [e.at for e in sorted(unique.values(), key=lambda e: e.at)] == [at(0), at(30), at(50)]
+    assert "王师傅" in got[3].detail
+
+def test_duplicate_and_out_of_order_pushes_settle_on_the_latest_state(sim, sink):
+    conn, got = connector(sim), []
+    sink.handler = hub_side(conn, got)
+    waybill = subscribed(sim, sink, conn, "O-7103")
+    sim.faults.duplicate_callbacks = True
+    sim.advance(waybill, 1, at=at(0))
+    sim.faults.duplicate_callbacks, sim.faults.reorder_callbacks = False, True
+    assert sim.advance(waybill, 5, at=at(40)) == []          # held back
+    pushes = sim.advance(waybill, 3, at=at(55))              # arrives first, then the held one
+    states = [json.loads(p.form["param"])["lastResult"]["state"] for p in pushes]
+    assert states == ["3", "5"] and all(p.accepted for p in pushes)
+    assert len(sink.posts()) == 4
+    latest = max({e.external_id: e for e in got}.values(), key=lambda e: e.at)
+    assert latest.status == TrackingStatus.DELIVERED and latest.at == at(55)
+    assert len({e.external_id for e in got}) == 3
+
+def test_bad_sign_is_refused_with_a_reason(sim, sink):
+    hub_conn, got = connector(sim, salt="not-the-salt-we-gave"), []
+    sink.handler = hub_side(hub_conn, got)
+    waybill = subscribed(sim, sink, connector(sim), "O-7104")
+    push = sim.advance(waybill, 1)[0]
+    assert push.status == 400 and push.reply["result"] is False and "does not verify" in push.reply["message"]
+    assert got == []
+    form = dict(push.form)
+    form["param"] = form["param"].replace('"state": "1"', '"state": "3"')   # tampered in transit
+    with pytest.raises(SignatureError):
+        connector(sim).parse_tracking_push(form)
+    with pytest.raises(SignatureError, match="without param or sign"):
+        connector(sim).parse_tracking_push({"param": form["param"]})
+
+def signed(param: dict) -> dict[str, str]:
+    text = json.dumps(param, ensure_ascii=False)
+    return {"param": text, "sign": hashlib.md5((text + SALT).encode()).hexdigest().upper()}
+
+def test_unknown_state_or_bad_payload_is_a_mapping_error(sim):
+    conn = connector(sim)
+    step = {"time": "2026-11-25 10:00:00", "ftime": "2026-11-25 10:00:00", "context": "x", "status": "在途"}
+    with pytest.raises(MappingError, match="state") as err:
+        conn.parse_tracking_push(signed({"lastResult": {"state": "9", "nu": "SF1", "data": [step]}}))
+    assert err.value.value == "9"
+    with pytest.raises(MappingError, match="ftime"):
+        conn.parse_tracking_push(signed({"lastResult": {"state": "0", "nu": "SF1",
+                                                        "data": [{**step, "ftime": "yesterday"}]}}))
+    with pytest.raises(MappingError, match="lastResult"):
+        conn.parse_tracking_push(signed({"status": "abort"}))
+
+def test_poll_returns_the_same_events_as_a_push(sim, sink):
+    conn = connector(sim)
+    waybill = conn.create_waybill(order("O-7105"), WH01).shipment_ref
+    assert conn.poll_tracking(waybill) == []                 # nothing scanned yet: "no result"
+    sim.advance(waybill, 1, at=at(0))
+    sim.advance(waybill, 4, at=at(59))
+    events = conn.poll_tracking(waybill)
+    assert [(e.status, e.at) for e in events] == [(TrackingStatus.RETURNED, at(59)),
+                                                 (TrackingStatus.COLLECTED, at(0))]
+    sim.faults.fail_next = 2
+    assert conn.poll_tracking(waybill) == events             # 503s retried, same ids again
+    with pytest.raises(PermanentError, match="returnCode 503"):
+        connector(sim, key="wrong").poll_tracking(waybill)
+
+def test_push_reply_is_what_kuaidi100_expects(sim):
+    assert connector(sim).push_reply() == {"result": True, "returnCode": "200", "message": "成功"}
+    assert connector(sim).push_reply(False)["result"] is False
+
+def test_clock_walks_a_subscribed_parcel_to_signed(sink):
+    got: list[TrackingEvent] = []
+    with ExpressSimulator(**CREDS, auto_step_s=0.02) as clock_sim:
+        conn = connector(clock_sim)
+        sink.handler = hub_side(conn, got)
+        subscribed(clock_sim, sink, conn, "O-7201")
+        deadline = time.time() + 3
+        while len(clock_sim.pushes) < 4 and time.time() < deadline:
+            time.sleep(0.02)
+    assert [p.accepted for p in clock_sim.pushes] == [True] * 4
+    assert got[-4].status == TrackingStatus.DELIVERED
+
+# -- mapping round trips ----------------------------------------------------------------------
+
+def test_waybill_mapping_round_trips():
+    m = load_mapping("express")
+    shipment = {"order_id": "O-1", "sender": {"company": "WH", "name": "WH", "phone": "021-1", "address": "A"},
+                "receiver": {"name": "R", "phone": "137", "address": "B"}, "declared_fen": 12345,
+                "lines": [{"sku": "TEA-001", "qty": 2, "unit": "box"}]}
+    assert m.inbound("waybill_order", m.outbound("waybill_order", shipment)) == shipment
+
+def test_tracking_mapping_round_trips():
+    m = load_mapping("express")
+    track = {"waybill_no": "SF1", "company": "shunfeng", "state": "delivered",
+             "events": [{"at": at(5), "detail": "signed", "status": "delivered"},
+                        {"at": at(1), "detail": "picked", "status": "collected"}]}
+    assert m.inbound("tracking", m.outbound("tracking", track)) == track
