@@ -1,0 +1,136 @@
+"""WeChat Channels shop: order event pushes in, order details fetched, per-store stock out.
+
+Pushes are verified with WeChat's message-push signature: sha1 over the sorted
+concatenation of the push token, `timestamp` and `nonce`. A push only says "order X
+changed"; the order itself is fetched with `order/get`, so a duplicate or late push is
+harmless: the hub always acts on the order's current state.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping as Query
+from typing import Any, Self
+
+from hub.config import SystemConfig
+from hub.model import Address, Buyer, ChannelOrder, Fulfillment, FulfillmentType, OrderLine
+from mappings import Mapping, load_mapping
+
+from .base import Binder, MappingError, RetryPolicy, SignatureError
+from .wechat_api import WeChatApi
+
+PUSH_WINDOW_S = 300
+
+
+def push_signature(token: str, timestamp: str, nonce: str) -> str:
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+
+
+class WeChatShopConnector:
+    def __init__(self, name: str, mapping: Mapping, api: WeChatApi, push_token: str, binder: Binder,
+                 retry: RetryPolicy, channel: str = "miniprogram"):
+        self.name, self.mapping, self.api = name, mapping, api
+        self._push_token, self.binder, self.retry, self.channel = push_token, binder, retry, channel
+
+    @classmethod
+    def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:
+        mapping = load_mapping(name)
+        api = WeChatApi(name, mapping, system.get("base_url"), system.get("app_id"), system.get("app_secret"),
+                        timeout=float(system.get("timeout", 5.0)))
+        return cls(name, mapping, api, system.get("push_token"), binder, retry,
+                   channel=system.get("channel", "miniprogram"))
+
+    # -- pushes ---------------------------------------------------------------------------------
+    def verify_push(self, query: Query[str, str], now: float | None = None) -> None:
+        """Check the push signature and its timestamp; raises SignatureError with the reason."""
+        missing = [k for k in ("signature", "timestamp", "nonce") if not query.get(k)]
+        if missing:
+            raise SignatureError(self.name, f"missing push signature parameter(s): {', '.join(missing)}")
+        expected = push_signature(self._push_token, query["timestamp"], query["nonce"])
+        if not hmac.compare_digest(expected, query["signature"]):
+            raise SignatureError(self.name, "bad signature")
+        try:
+            age = abs((now if now is not None else time.time()) - int(query["timestamp"]))
+        except ValueError:
+            raise SignatureError(self.name, f"bad timestamp {query['timestamp']!r}") from None
+        if age > PUSH_WINDOW_S:
+            raise SignatureError(self.name, f"stale timestamp: {int(age)} s from now (window {PUSH_WINDOW_S} s)")
+
+    def echo(self, query: Query[str, str]) -> str:
+        """WeChat's server-address check (GET with `echostr`): answer echostr once verified."""
+        self.verify_push(query)
+        return query.get("echostr", "")
+
+    def parse_push(self, query: Query[str, str], body: bytes) -> dict[str, Any]:
+        """Verify and map an order event push: {event, external_order_id, at}. Reply `success`."""
+        self.verify_push(query)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise MappingError(self.name, "body", body[:40], "push is not JSON") from None
+        if not isinstance(payload, dict):
+            raise MappingError(self.name, "body", type(payload).__name__, "push is not an object")
+        return self.mapping.inbound("push", payload)
+
+    # -- orders ---------------------------------------------------------------------------------
+    def get_order(self, external_order_id: str) -> ChannelOrder:
+        answer = self.retry.call(self.api.post, "order_get", {"order_id": external_order_id})
+        if not isinstance(answer.get("order"), dict):
+            raise MappingError(self.name, "order", None, "order/get answered without an order")
+        f = self.mapping.inbound("order", answer["order"], self.binder)
+        lines = tuple(OrderLine(sku=ln["sku"], qty=ln["qty"], unit_price_fen=ln["unit_price_fen"])
+                      for ln in f["lines"])
+        for i, line in enumerate(lines):
+            if line.qty <= 0 or line.unit_price_fen < 0:
+                raise MappingError(self.name, f"order_detail.product_infos[{i}]", line.qty,
+                                   "quantity must be positive and price not negative")
+        kind = FulfillmentType(f["fulfillment"]["type"])
+        store_id = f["fulfillment"]["store_id"]
+        if kind is FulfillmentType.PICKUP and not store_id:
+            raise MappingError(self.name, "order_detail.ext_info.o2o_store_id", None,
+                               "a pickup order names no store")
+        address = self._address(f["address"], kind)
+        return ChannelOrder(channel=self.channel, external_id=f["external_id"], lines=lines,
+                            buyer=Buyer(id=f["buyer"]["id"], name=f["buyer"]["name"] or "",
+                                        phone=f["buyer"]["phone"] or ""),
+                            fulfillment=Fulfillment(kind, store_id=store_id, address=address),
+                            status=f["status"], total_fen=f["total_fen"])
+
+    def _address(self, a: dict[str, Any], kind: FulfillmentType) -> Address | None:
+        text = "".join(a[k] or "" for k in ("province", "city", "county", "detail"))
+        if kind is FulfillmentType.PICKUP or not text:
+            if kind is not FulfillmentType.PICKUP:
+                raise MappingError(self.name, "order_detail.delivery_info.address_info", None,
+                                   f"a {kind} order needs an address")
+            return None
+        if kind is FulfillmentType.DELIVERY and (a["lat"] is None or a["lng"] is None):
+            raise MappingError(self.name, "order_detail.delivery_info.address_info.lat", None,
+                               "nearby delivery needs the address's coordinates")
+        # Express needs no coordinates: 0.0 stands for "not given" there.
+        return Address(text=text, lat=a["lat"] or 0.0, lng=a["lng"] or 0.0, name=a["name"] or "",
+                       phone=a["phone"] or "")
+
+    # -- stock ----------------------------------------------------------------------------------
+    def update_store_stock(self, sku: str, store_id: str, available: int) -> None:
+        """Set what the shop may sell of `sku` from `store_id` (diff_type 3: an absolute figure,
+        so a retried or reordered update cannot double-count)."""
+        body = self.mapping.outbound("stock", {"product": sku, "sku": sku, "store_id": store_id,
+                                               "mode": "set", "qty": max(int(available), 0)}, self.binder)
+        self.retry.call(self.api.post, "stock_update", body)
+
+    def get_store_stock(self, sku: str, store_id: str) -> int:
+        body = self.mapping.outbound("stock", {"product": sku, "sku": sku, "store_id": store_id}, self.binder)
+        answer = self.retry.call(self.api.post, "stock_get", body)
+        try:
+            return int(answer["num"])
+        except (KeyError, TypeError, ValueError):
+            raise MappingError(self.name, "num", answer.get("num"), "stock/get answered without a number") \
+                from None
+
+    def close(self) -> None:
+        self.api.session.close()
+
+
+

@@ -1,0 +1,226 @@
+"""WeChat Channels shop simulator: access tokens, order/get from seeded orders, per-store
+stock (keyed by product, sku and out_warehouse_id) with every update recorded, and
+signed order-event pushes to the hub.
+
+The shop's ids differ from the hub's on purpose (`shop_ids`, STORE_WAREHOUSES), so the
+connector's cross-reference through the binder is really exercised.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any, Self
+
+import requests
+
+from connectors.base import Binder
+
+from .base import Request, Response, Simulator
+from .wechat_tokens import TokenIssuer
+
+SYSTEM = "wechat_shop"
+STORE_WAREHOUSES = {"S001": "wh_jingan_0001", "S002": "wh_xujiahui_0002", "S003": "wh_lujiazui_0003"}
+# Error codes this simulator answers beyond WeChat's common ones (stand-ins, see README).
+ERR_NO_ORDER, ERR_NO_PRODUCT, ERR_NO_WAREHOUSE, ERR_BAD_ARGS = 10020060, 10020050, 10020064, 47001
+
+
+def shop_ids(sku: str) -> tuple[str, str]:
+    """The shop's (product_id, sku_id) for a hub SKU in the sandbox: one product per SKU."""
+    n = int(hashlib.sha1(sku.encode()).hexdigest()[:8], 16)
+    return str(10_000_000_000 + n), str(20_000_000_000 + n)
+
+
+def sandbox_bindings(skus: Iterable[str], stores: dict[str, str] | None = None,
+                     system: str = SYSTEM) -> list[tuple[str, str, str, str]]:
+    """(system, kind, external_id, internal_id) rows binding hub SKUs and stores to the shop's ids."""
+    rows = []
+    for sku in skus:
+        product_id, sku_id = shop_ids(sku)
+        rows += [(system, "sku", sku_id, sku), (system, "product", product_id, sku)]
+    for store, warehouse in (stores or STORE_WAREHOUSES).items():
+        rows.append((system, "store", warehouse, store))
+    return rows
+
+
+def seed_binder(binder: Binder, skus: Iterable[str], stores: dict[str, str] | None = None,
+                system: str = SYSTEM) -> Binder:
+    for row in sandbox_bindings(skus, stores, system):
+        binder.bind(*row)
+    return binder
+
+
+def push_signature(token: str, timestamp: str, nonce: str) -> str:
+    # Written out here too: the simulator must not borrow the connector's code to check it.
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
+
+
+class WeChatShopSimulator(Simulator):
+    name = "wechat_shop"
+
+    def __init__(self, *, app_id: str, app_secret: str, push_token: str, port: int = 0,
+                 host: str = "127.0.0.1", warehouses: Iterable[str] = STORE_WAREHOUSES.values()):
+        self.app_id, self.push_token = app_id, push_token
+        self.tokens = TokenIssuer(app_id, app_secret)
+        self.warehouses = set(warehouses)
+        self.products: dict[str, set[str]] = {}              # product_id -> sku_ids
+        self.stock: dict[tuple[str, str, str], int] = {}     # (product_id, sku_id, warehouse) -> num
+        self.stock_updates: list[dict[str, Any]] = []
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.pushes: list[tuple[str, str, int]] = []         # (event, order_id, hub's HTTP status)
+        super().__init__(host, port)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> Self:
+        return cls(app_id=env["HUB_WECHAT_APP_ID"], app_secret=env["HUB_WECHAT_APP_SECRET"],
+                   push_token=env["HUB_WECHAT_PUSH_TOKEN"], port=port)
+
+    def setup_routes(self) -> None:
+        self.route("GET", "/cgi-bin/token", self.tokens.handle)
+        self.route("POST", "/channels/ec/order/get", self._authed(self._order_get))
+        self.route("POST", "/channels/ec/warehouse/stock/update", self._authed(self._stock_update))
+        self.route("POST", "/channels/ec/warehouse/stock/get", self._authed(self._stock_get))
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self.stock.clear()
+            self.stock_updates.clear()
+            self.orders.clear()
+            self.pushes.clear()
+
+    # -- seeding and reading, in hub terms ----------------------------------------------------
+    def seed_catalog(self, skus: Iterable[str]) -> None:
+        for sku in skus:
+            product_id, sku_id = shop_ids(sku)
+            self.products.setdefault(product_id, set()).add(sku_id)
+
+    def stock_of(self, sku: str, store_id: str) -> int | None:
+        """The shop's current figure for a hub SKU at a hub store (None if never set)."""
+        product_id, sku_id = shop_ids(sku)
+        return self.stock.get((product_id, sku_id, STORE_WAREHOUSES[store_id]))
+
+    def last_update(self, sku: str, store_id: str) -> dict[str, Any] | None:
+        product_id, sku_id = shop_ids(sku)
+        wanted = (product_id, sku_id, STORE_WAREHOUSES[store_id])
+        for update in reversed(self.stock_updates):
+            if (update["product_id"], update["sku_id"], update["out_warehouse_id"]) == wanted:
+                return update
+        return None
+
+    def seed_order(self, order_id: str, lines: list[tuple[str, int, int]], *, status: int = 20,
+                   openid: str = "oSandboxBuyer", fulfillment: str | None = None, store_id: str | None = None,
+                   address: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Put an order in the shop, as order/get will answer it. `lines`: (hub sku, qty, price fen)."""
+        infos = []
+        for sku, qty, price in lines:
+            product_id, sku_id = shop_ids(sku)
+            infos.append({"product_id": product_id, "sku_id": sku_id, "sku_cnt": qty, "sale_price": price,
+                          "market_price": price, "title": sku, "real_price": price * qty,
+                          "thumb_img": "", "sku_attrs": [], "on_aftersale_sku_cnt": 0})
+        address_info = address or {"user_name": "Li Lei", "tel_number": "13800000000", "province_name": "上海市",
+                                   "city_name": "上海市", "county_name": "静安区", "detail_info": "南京西路1号",
+                                   "postal_code": "200040", "lat": 31.2301, "lng": 121.4490}
+        ext: dict[str, Any] = {"customer_notes": "", "merchant_notes": ""}
+        if fulfillment:
+            ext["o2o_fulfillment"] = fulfillment
+        if store_id:
+            ext["o2o_store_id"] = STORE_WAREHOUSES.get(store_id, store_id)
+        total = sum(q * p for _, q, p in lines)
+        now = int(time.time())
+        order = {"order_id": order_id, "status": status, "create_time": now, "update_time": now,
+                 "openid": openid, "unionid": "",
+                 "order_detail": {"product_infos": infos,
+                                  "price_info": {"product_price": total, "order_price": total, "freight": 0,
+                                                 "discounted_price": 0},
+                                  "pay_info": {"prepay_id": "", "transaction_id": "", "pay_time": now},
+                                  "delivery_info": {"address_info": address_info, "deliver_method": 0,
+                                                    "delivery_product_info": []},
+                                  "ext_info": ext}}
+        with self._lock:
+            self.orders[order_id] = order
+        return order
+
+    # -- the shop calling the hub -------------------------------------------------------------
+    def signed_query(self, timestamp: int | None = None) -> dict[str, str]:
+        ts, nonce = str(timestamp if timestamp is not None else int(time.time())), secrets.token_hex(5)
+        return {"signature": push_signature(self.push_token, ts, nonce), "timestamp": ts, "nonce": nonce}
+
+    def push_body(self, event: str, external_order_id: str) -> bytes:
+        body = {"ToUserName": "gh_sandboxshop", "FromUserName": "oSandboxBuyer", "CreateTime": int(time.time()),
+                "MsgType": "event", "Event": event,
+                "order_info": {"order_id": int(external_order_id) if external_order_id.isdigit()
+                               else external_order_id}}
+        return json.dumps(body).encode()
+
+    def push_event(self, url: str, event: str, external_order_id: str) -> requests.Response:
+        """Push `channels_ec_<event>` (or a full event name) for an order, signed. With
+        faults.duplicate_callbacks the push goes twice, as WeChat retries when unsure."""
+        event = event if event.startswith("channels_ec_") else f"channels_ec_{event}"
+        body = self.push_body(event, external_order_id)
+        first = None
+        for _ in range(2 if self.faults.duplicate_callbacks else 1):
+            resp = requests.post(url, params=self.signed_query(), data=body,
+                                 headers={"Content-Type": "application/json"}, timeout=10)
+            with self._lock:
+                self.pushes.append((event, external_order_id, resp.status_code))
+            first = first or resp
+        assert first is not None
+        return first
+
+    # -- the hub calling the shop -------------------------------------------------------------
+    def _authed(self, handler):
+        def wrapped(req: Request) -> Response:
+            refused = self.tokens.refuse(req)
+            if refused:
+                return refused
+            try:
+                body = req.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return Response(200, {"errcode": ERR_BAD_ARGS, "errmsg": "data format error"})
+            return handler(body)
+        return wrapped
+
+    def _order_get(self, body: dict[str, Any]) -> Response:
+        order = self.orders.get(str(body.get("order_id")))
+        if order is None:
+            return Response(200, {"errcode": ERR_NO_ORDER, "errmsg": "order not exist"})
+        return Response(200, {"errcode": 0, "errmsg": "ok", "order": order})
+
+    def _known(self, body: dict[str, Any]) -> Response | None:
+        product_id, sku_id = str(body.get("product_id")), str(body.get("sku_id"))
+        sandbox_pair = product_id.isdigit() and sku_id.isdigit() and \
+            int(sku_id) - int(product_id) == 10_000_000_000      # any SKU under the sandbox scheme
+        if not (sandbox_pair or sku_id in self.products.get(product_id, ())):
+            return Response(200, {"errcode": ERR_NO_PRODUCT, "errmsg": "product or sku not exist"})
+        if body.get("out_warehouse_id") not in self.warehouses:
+            return Response(200, {"errcode": ERR_NO_WAREHOUSE, "errmsg": "warehouse not exist"})
+        return None
+
+    def _stock_update(self, body: dict[str, Any]) -> Response:
+        refused = self._known(body)
+        if refused:
+            return refused
+        num, diff_type = body.get("num"), body.get("diff_type")
+        if not isinstance(num, int) or isinstance(num, bool) or num < 0 or diff_type not in (1, 2, 3):
+            return Response(200, {"errcode": ERR_BAD_ARGS, "errmsg": "invalid num or diff_type"})
+        key = (str(body["product_id"]), str(body["sku_id"]), body["out_warehouse_id"])
+        with self._lock:
+            held = self.stock.get(key, 0)
+            new = {1: held + num, 2: held - num, 3: num}[diff_type]
+            if new < 0:
+                return Response(200, {"errcode": ERR_BAD_ARGS, "errmsg": "stock would go below zero"})
+            self.stock[key] = new
+            self.stock_updates.append(dict(body))
+        return Response(200, {"errcode": 0, "errmsg": "ok"})
+
+    def _stock_get(self, body: dict[str, Any]) -> Response:
+        refused = self._known(body)
+        if refused:
+            return refused
+        key = (str(body["product_id"]), str(body["sku_id"]), body["out_warehouse_id"])
+        return Response(200, {"errcode": 0, "errmsg": "ok", "num": self.stock.get(key, 0)})
