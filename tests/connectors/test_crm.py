@@ -1,0 +1,112 @@
+"""CRM connector against its simulator: signed requests, member upsert, idempotent points."""
+from __future__ import annotations
+
+import pytest
+
+from connectors.base import MappingError, PermanentError, TransientError
+from connectors.crm import crm_signature
+from hub.model import Buyer
+from sandbox.crm import CrmSimulator
+
+
+@pytest.fixture(scope="module")
+def sim(credentials):
+    sim = CrmSimulator.from_env(credentials).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset(sim):
+    sim.reset()
+
+
+@pytest.fixture
+def crm(make_connector, sim):
+    return make_connector("crm", sim, timeout=0.3)
+
+
+def test_upsert_creates_then_updates_the_same_member(sim, crm):
+    member_id = crm.upsert_member(Buyer("B-1", "Han Meimei", "13900000001"))
+    assert crm.upsert_member(Buyer("B-1", "Han Meimei (VIP)", "13900000001")) == member_id
+    assert len(sim.members) == 1
+    assert sim.members[member_id].name == "Han Meimei (VIP)"
+    sent = sim.requests_to("/v1/members/B-1")[0].json()
+    assert sent == {"external_ref": "B-1", "name": "Han Meimei", "mobile": "13900000001"}
+
+
+def test_upsert_links_a_known_phone_instead_of_duplicating(sim, crm):
+    first = crm.upsert_member(Buyer("B-1", "Li", "13900000002"))
+    assert crm.upsert_member(Buyer("B-2", "Li", "13900000002")) == first
+    assert len(sim.members) == 1
+
+
+def test_points_are_added_once_per_order(sim, crm):
+    member_id = crm.upsert_member(Buyer("B-3", phone="13900000003"))
+    crm.add_points(member_id, "O-1", 120)
+    crm.add_points(member_id, "O-1", 120)       # a redelivered "order completed"
+    crm.add_points(member_id, "O-2", 30)
+    assert sim.members[member_id].points == 150
+    assert [e["order_no"] for e in sim.point_entries] == ["O-1", "O-2"]
+    replay = sim.requests_to(f"/v1/members/{member_id}/points")[1]
+    assert replay.headers["Idempotency-Key"] == "points-O-1"
+
+
+def test_requests_are_signed(sim, crm, credentials):
+    crm.upsert_member(Buyer("B-4"))
+    req = sim.received[-1]
+    expected = crm_signature(credentials["HUB_CRM_API_KEY"], "PUT", req.path, req.headers["X-Timestamp"], req.body)
+    assert req.headers["X-Signature"] == expected and req.headers["X-Api-Key"] == "o2o-hub"
+    assert credentials["HUB_CRM_API_KEY"] not in str(req.headers)   # the secret itself never travels
+
+
+def test_wrong_secret_is_refused_once_not_retried(sim, make_connector):
+    crm = make_connector("crm", sim, api_key="not-the-crm-secret")
+    with pytest.raises(PermanentError, match="invalid_signature"):
+        crm.upsert_member(Buyer("B-5"))
+    assert len(sim.received) == 1 and sim.members == {}
+
+
+def test_unknown_member_is_permanent(sim, crm):
+    with pytest.raises(PermanentError, match="member_not_found"):
+        crm.add_points("M999999", "O-9", 10)
+    assert len(sim.received) == 1
+
+
+def test_validation_error_is_permanent(sim, crm):
+    with pytest.raises(PermanentError, match="422.*mobile"):
+        crm.upsert_member(Buyer("B-6", phone="call me"))
+    assert len(sim.received) == 1
+
+
+def test_non_positive_points_never_leave(sim, crm):
+    with pytest.raises(MappingError, match="positive"):
+        crm.add_points("M000001", "O-1", 0)
+    assert sim.received == []
+
+
+def test_missing_buyer_id_is_a_mapping_error(sim, crm):
+    with pytest.raises(MappingError, match="missing required field"):
+        crm.mapping.outbound("member", {"name": "x"})
+
+
+@pytest.mark.parametrize("status,retry_after", [(503, None), (500, None), (429, 0.02)])
+def test_transient_faults_retried_to_success(sim, crm, status, retry_after):
+    member_id = crm.upsert_member(Buyer("B-7"))
+    sim.faults.fail_next, sim.faults.error_status, sim.faults.retry_after = 2, status, retry_after
+    crm.add_points(member_id, "O-7", 5)
+    assert sim.members[member_id].points == 5
+    assert len(sim.requests_to(f"/v1/members/{member_id}/points")) == 3
+
+
+def test_timeout_retried(sim, crm):
+    sim.faults.timeout_next, sim.faults.timeout_s = 1, 0.5
+    assert crm.upsert_member(Buyer("B-8")).startswith("M")
+    assert len(sim.requests_to("/v1/members/B-8")) == 2
+
+
+def test_outage_gives_up_transient(sim, crm):
+    sim.faults.fail_next = 99
+    with pytest.raises(TransientError, match="503"):
+        crm.upsert_member(Buyer("B-9"))
+    assert len(sim.received) == 4
