@@ -8,10 +8,14 @@ import pytest
 
 from connectors.base import MappingError, MemoryBinder, PermanentError, RetryPolicy, TransientError
 from connectors.erp_soap import ErpSoapConnector
+from connectors.registry import build_connector
 from hub.config import SystemConfig
 from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, Sku
 from mappings.engine import load_mapping
-from sandbox.erp_soap import DEFAULT_PASSWORD, SANDBOX_BINDINGS, ErpSimulator
+from sandbox.credentials import sandbox_env
+from sandbox.erp_soap import SANDBOX_BINDINGS, ErpSimulator
+
+from .conftest import system_config
 
 CST = timezone(timedelta(hours=8))
 FAST = dict(initial=0.01, maximum=0.05, jitter=0.0)
@@ -19,7 +23,7 @@ FAST = dict(initial=0.01, maximum=0.05, jitter=0.0)
 
 @pytest.fixture(scope="module")
 def sim():
-    with ErpSimulator() as s:
+    with ErpSimulator.from_env(sandbox_env()) as s:
         yield s
 
 
@@ -37,9 +41,10 @@ def binder():
     return b
 
 
-def connector(sim, binder, password=DEFAULT_PASSWORD, attempts=4, **kw) -> ErpSoapConnector:
-    system = SystemConfig(kind="erp_soap", wsdl=sim.wsdl_url, username="hub", password=password, **kw)
-    return ErpSoapConnector.from_config("erp", system, binder, RetryPolicy(attempts=attempts, **FAST))
+def connector(sim, binder, attempts=4, **overrides) -> ErpSoapConnector:
+    """Built as the hub builds it: config.yaml's `erp` block, the sandbox's credentials."""
+    return build_connector("erp", system_config("erp", sim, **overrides), binder,
+                           RetryPolicy(attempts=attempts, **FAST))
 
 
 def order(order_id="O-1001", location="WH01", lines=(OrderLine("TEA-001", 2, 12800),)) -> OrderSnapshot:
@@ -51,7 +56,9 @@ def order(order_id="O-1001", location="WH01", lines=(OrderLine("TEA-001", 2, 128
 
 
 def test_product_master_in_fen_with_canonical_units(erp, binder):
-    skus = connector(erp, binder).fetch_products()
+    conn = connector(erp, binder)
+    assert isinstance(conn, ErpSoapConnector) and conn.wsdl == erp.wsdl_url
+    skus = conn.fetch_products()
     assert skus[0] == Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800)
     assert {s.code: (s.unit, s.price_fen) for s in skus}["CUP-002"] == ("pcs", 4500)
     assert len(skus) == 4

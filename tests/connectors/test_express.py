@@ -10,7 +10,8 @@ import pytest
 
 from connectors.base import MappingError, MemoryBinder, PermanentError, RetryPolicy, SignatureError
 from connectors.express import ExpressConnector
-from hub.config import LocationConfig, SystemConfig
+from connectors.registry import build_connector
+from hub.config import LocationConfig
 from hub.model import (
     Address,
     Buyer,
@@ -23,18 +24,22 @@ from hub.model import (
 )
 from mappings.engine import load_mapping
 from sandbox.base import Response
+from sandbox.credentials import sandbox_env
 from sandbox.express import ExpressSimulator
+
+from .conftest import system_config
 
 CST = timezone(timedelta(hours=8))
 FAST = dict(initial=0.01, maximum=0.05, jitter=0.0)
-CREDS = dict(partner_id="SFSANDBOX", checkword="sf-checkword", customer="K100CUSTOMER", key="k100-key")
-SALT = "k100-salt"
+ENV = sandbox_env()
+SALT = ENV["HUB_KUAIDI100_SALT"]
 WH01 = LocationConfig(id="WH01", kind="warehouse", name="Jiading Warehouse",
                       address="99 Logistics Park, Jiading, Shanghai", lat=31.38, lng=121.27)
 
 @pytest.fixture(scope="module")
 def module_sim():
-    with ExpressSimulator(**CREDS) as s:
+    with ExpressSimulator.from_env(ENV) as s:
+        s.auto_step_s = None           # tests move parcels by hand
         yield s
 
 @pytest.fixture
@@ -42,10 +47,10 @@ def sim(module_sim):
     module_sim.reset()
     return module_sim
 
-def connector(sim, attempts=4, **over) -> ExpressConnector:
-    cfg = {"kind": "express_courier", "base_url": sim.base_url, **CREDS, "salt": SALT, **over}
-    return ExpressConnector.from_config("express", SystemConfig(**cfg), MemoryBinder(),
-                                        RetryPolicy(attempts=attempts, **FAST))
+def connector(sim, attempts=4, **overrides) -> ExpressConnector:
+    """Built as the hub builds it: config.yaml's `express` block, the sandbox's credentials."""
+    return build_connector("express", system_config("express", sim, **overrides), MemoryBinder(),
+                           RetryPolicy(attempts=attempts, **FAST))
 
 def order(order_id="O-7001", address=Address("8 Century Avenue, Shanghai", 31.24, 121.50, "Han Meimei",
                                              "13700002222")) -> OrderSnapshot:
@@ -212,7 +217,9 @@ def test_push_reply_is_what_kuaidi100_expects(sim):
 
 def test_clock_walks_a_subscribed_parcel_to_signed(sink):
     got: list[TrackingEvent] = []
-    with ExpressSimulator(**CREDS, auto_step_s=0.02) as clock_sim:
+    clock = ExpressSimulator.from_env(ENV)
+    clock.auto_step_s = 0.02
+    with clock as clock_sim:
         conn = connector(clock_sim)
         sink.handler = hub_side(conn, got)
         subscribed(clock_sim, sink, conn, "O-7201")

@@ -11,14 +11,18 @@ import pytest
 from connectors.base import MappingError, MemoryBinder, PermanentError, RetryPolicy, SignatureError, TransientError
 from connectors.binding import SystemBinder
 from connectors.local_delivery import LocalDeliveryConnector, mask_phone
-from hub.config import LocationConfig, SystemConfig
+from connectors.registry import build_connector
+from hub.config import LocationConfig
 from hub.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, TrackingStatus
 from mappings.engine import load_mapping
 from sandbox.base import Response
+from sandbox.credentials import sandbox_env
 from sandbox.local_delivery import SANDBOX_BINDINGS, LocalDeliverySimulator
 
+from .conftest import system_config
+
 FAST = dict(initial=0.01, maximum=0.05, jitter=0.0)
-CREDS = dict(app_key="dada-key", app_secret="dada-secret", source_id="73753")
+ENV = sandbox_env()
 S001 = LocationConfig(id="S001", kind="store", name="Jing'an Flagship", address="1 West Nanjing Road",
                       lat=31.2291, lng=121.4484, pickup=True, delivery_radius_km=5, pos_key="k" * 8)
 S009 = S001.model_copy(update={"id": "S009"})
@@ -27,7 +31,8 @@ S = TrackingStatus
 
 @pytest.fixture(scope="module")
 def module_sim():
-    with LocalDeliverySimulator(**CREDS, step_s=None) as s:
+    with LocalDeliverySimulator.from_env(ENV) as s:
+        s.step_s = None                # tests move deliveries by hand
         yield s
 
 
@@ -44,10 +49,10 @@ def binder() -> MemoryBinder:
     return b
 
 
-def connector(sim, attempts=4, **over) -> LocalDeliveryConnector:
-    cfg = SystemConfig(**{"kind": "local_courier", "base_url": sim.base_url, **CREDS, **over})
-    return LocalDeliveryConnector.from_config("local_delivery", cfg, binder(),
-                                              RetryPolicy(attempts=attempts, **FAST))
+def connector(sim, attempts=4, **overrides) -> LocalDeliveryConnector:
+    """Built as the hub builds it: config.yaml's `local_delivery` block, the sandbox's credentials."""
+    return build_connector("local_delivery", system_config("local_delivery", sim, **overrides), binder(),
+                           RetryPolicy(attempts=attempts, **FAST))
 
 
 def order(order_id="O-8001", lines=(OrderLine("TEA-001", 2, 12800),)) -> OrderSnapshot:
@@ -219,7 +224,9 @@ def test_unknown_status_is_a_mapping_error(sim, sink):
 
 
 def test_the_clock_moves_a_booking_and_riders_can_give_up(sink):
-    with LocalDeliverySimulator(**CREDS, step_s=0.02) as clock_sim:
+    clock = LocalDeliverySimulator.from_env(ENV)
+    clock.step_s = 0.02
+    with clock as clock_sim:
         conn = connector(clock_sim)
         for order_id, fate, final in (("O-8201", "delivered", 4), ("O-8202", "cancelled", 5),
                                       ("O-8203", "expired", 7)):
