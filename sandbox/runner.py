@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +68,12 @@ class Sandbox:
             sim.reset()
 
     def stop(self) -> None:
-        for sim in self.simulators.values():
-            sim.stop()
+        # In parallel: each server takes up to its poll interval (half a second) to stop.
+        threads = [threading.Thread(target=sim.stop) for sim in self.simulators.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def __enter__(self) -> Sandbox:
         return self
