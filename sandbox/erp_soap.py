@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -36,10 +37,25 @@ _WSSE = "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-sec
 _WSU = "{http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd}"
 _DIGEST = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordDigest"
 
-# What `hub sandbox` binds so the hub's ids reach this ERP: (binder kind, ERP code, hub id).
-SANDBOX_BINDINGS: list[tuple[str, str, str]] = [("location", "1000", "WH01")]
+SYSTEM = "erp"
+# The ERP's plants for the hub's locations; item numbers are the hub's SKU codes.
+PLANTS = {"WH01": "1000"}
 
 # spyne logs every Fault with a traceback; a simulated fault is not news.
+def sandbox_bindings(skus: Iterable[str] = (), plants: dict[str, str] | None = None,
+                     system: str = SYSTEM) -> list[tuple[str, str, str, str]]:
+    """(system, kind, external_id, internal_id) rows binding hub locations to ERP plants.
+    The ERP keeps the hub's SKU codes as item numbers, so `skus` need no binding."""
+    return [(system, "location", plant, loc) for loc, plant in (plants or PLANTS).items()]
+
+
+def seed_binder(binder: Any, skus: Iterable[str] = (), plants: dict[str, str] | None = None,
+                system: str = SYSTEM) -> Any:
+    for row in sandbox_bindings(skus, plants, system):
+        binder.bind(*row)
+    return binder
+
+
 for _name in ("spyne.application", "spyne.application.server", "spyne.application.client"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 

@@ -18,6 +18,7 @@ import json
 import math
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Self
@@ -26,11 +27,10 @@ import requests
 
 from .base import Request, Response, Simulator
 
+SYSTEM = "local_delivery"
 # Dada shop numbers of the hub's stores, with their coordinates (as config.yaml places them).
 SHOPS = {"11047059": (31.2291, 121.4484), "11047060": (31.1945, 121.4370), "11047061": (31.2397, 121.4998)}
-# What `hub sandbox` binds so the hub's store ids reach Dada: (binder kind, shop_no, hub id).
-SANDBOX_BINDINGS: list[tuple[str, str, str]] = [
-    ("store", "11047059", "S001"), ("store", "11047060", "S002"), ("store", "11047061", "S003")]
+SHOP_NOS = {"S001": "11047059", "S002": "11047060", "S003": "11047061"}
 RIDER = {"dm_id": 666, "dm_name": "张骑士", "dm_mobile": "13911112222"}
 HAPPY_PATH = (2, 100, 3, 4)
 QUOTE_TTL_S = 180          # Dada keeps a fee quote for three minutes
@@ -41,6 +41,20 @@ REQUIRED = ("shop_no", "origin_id", "city_code", "cargo_price", "is_prepay", "re
 MISSING_CODES = {"origin_id": 2104, "cargo_price": 2113, "receiver_name": 2120, "receiver_address": 2121,
                  "receiver_phone": 2122, "callback": 2123, "city_code": 2126, "receiver_lat": 2128,
                  "receiver_lng": 2128, "cargo_weight": 2112, "is_prepay": 2109, "shop_no": 2004}
+
+
+def sandbox_bindings(skus: Iterable[str] = (), shops: dict[str, str] | None = None,
+                     system: str = SYSTEM) -> list[tuple[str, str, str, str]]:
+    """(system, kind, external_id, internal_id) rows binding hub stores to Dada shop numbers.
+    Dada never sees SKUs as keys, so `skus` need no binding."""
+    return [(system, "store", shop_no, store) for store, shop_no in (shops or SHOP_NOS).items()]
+
+
+def seed_binder(binder: Any, skus: Iterable[str] = (), shops: dict[str, str] | None = None,
+                system: str = SYSTEM) -> Any:
+    for row in sandbox_bindings(skus, shops, system):
+        binder.bind(*row)
+    return binder
 
 
 def dada_signature(params: dict[str, Any], app_secret: str) -> str:

@@ -13,7 +13,7 @@ from hub.config import SystemConfig
 from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, Sku
 from mappings.engine import load_mapping
 from sandbox.credentials import sandbox_env
-from sandbox.erp_soap import SANDBOX_BINDINGS, ErpSimulator
+from sandbox.erp_soap import ErpSimulator, seed_binder
 
 from .conftest import system_config
 
@@ -35,10 +35,7 @@ def erp(sim):
 
 @pytest.fixture
 def binder():
-    b = MemoryBinder()
-    for kind, code, hub_id in SANDBOX_BINDINGS:
-        b.bind("erp", kind, code, hub_id)
-    return b
+    return seed_binder(MemoryBinder())
 
 
 def connector(sim, binder, attempts=4, **overrides) -> ErpSoapConnector:

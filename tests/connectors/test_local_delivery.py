@@ -17,7 +17,7 @@ from hub.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, O
 from mappings.engine import load_mapping
 from sandbox.base import Response
 from sandbox.credentials import sandbox_env
-from sandbox.local_delivery import SANDBOX_BINDINGS, LocalDeliverySimulator
+from sandbox.local_delivery import LocalDeliverySimulator, seed_binder
 
 from .conftest import system_config
 
@@ -43,10 +43,7 @@ def sim(module_sim):
 
 
 def binder() -> MemoryBinder:
-    b = MemoryBinder()
-    for kind, shop_no, hub_id in SANDBOX_BINDINGS:
-        b.bind("local_delivery", kind, shop_no, hub_id)
-    return b
+    return seed_binder(MemoryBinder())
 
 
 def connector(sim, attempts=4, **overrides) -> LocalDeliveryConnector:
