@@ -26,6 +26,8 @@ from .base import Binder, MappingError, PermanentError, RetryPolicy, TransientEr
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
+# zeep logs whole envelopes at DEBUG, WS-Security password included: keep that logger above DEBUG.
+logging.getLogger("zeep.transports").setLevel(logging.INFO)
 
 LOCATION = "location"          # binder kind of a warehouse or store code
 
