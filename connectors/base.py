@@ -3,13 +3,13 @@ one retry policy for outbound calls (exponential backoff with jitter, Retry-Afte
 from __future__ import annotations
 
 import email.utils
+import random
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ class RetryPolicy:
         self._sleep = sleep
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.jitter)(state)
+        backoff = min(self.initial * 2 ** (state.attempt_number - 1), self.maximum) + random.uniform(0, self.jitter)
         exc = state.outcome.exception() if state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,8 +27,38 @@ class HubContext:
     def session_factory(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
 
+    @cached_property
+    def connectors(self) -> ConnectorSet:
+        """The adapters to the external systems (built on first use, like cosmicpython's bootstrap)."""
+        return ConnectorSet(self)
+
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
+
+
+class ConnectorSet:
+    """Connectors by system name, built from config.yaml's `systems` on first use."""
+
+    def __init__(self, ctx: HubContext):
+        self._ctx, self._built = ctx, {}
+        self.overrides: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.overrides:
+            return self.overrides[name]
+        if name not in self._built:
+            from connectors.registry import build_connector
+
+            from .bindings import SqlBinder
+
+            system = self._ctx.config.systems.get(name)
+            if system is None:
+                raise KeyError(f"no system {name!r} in config.yaml")
+            self._built[name] = build_connector(name, system, SqlBinder(self._ctx.session_factory))
+        return self._built[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._ctx.config.systems or name in self.overrides
 
 
 def build_context(config: HubConfig | None = None, database_url: str | None = None, *,

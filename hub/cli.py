@@ -56,6 +56,96 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=not args.quiet)
 
 
+def _green() -> None:
+    """nameko runs on eventlet: patch before anything opens a socket, and make psycopg2 cooperative."""
+    import eventlet
+
+    eventlet.monkey_patch()
+    try:
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()
+    except ImportError:  # psycogreen is a dependency; without it PostgreSQL calls just block the hub
+        pass
+
+
+@command("run")
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from workers import SERVICES
+    from workers.runner import build_runner, run_forever
+
+    from .bootstrap import build_context
+    from .config import load_config
+
+    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sandbox = None
+    cfg = load_config(args.config)
+    if cfg.hub.broker_url.startswith("memory://") and not args.no_sandbox:
+        from sandbox.runner import start_sandbox
+
+        # Embedded default: the simulators run alongside, on their fixed ports.
+        sandbox = start_sandbox(callback_base=f"http://{cfg.hub.http.host}:{cfg.hub.http.port}", fixed_ports=True)
+        for k, v in sandbox.env().items():
+            os.environ.setdefault(k, v)
+        cfg = load_config(args.config)
+    build_context(cfg).engine.dispose()          # migrate once, before any service starts
+    names = args.services or list(SERVICES)
+    runner = build_runner(names, cfg.hub.broker_url, config_path=args.config,
+                          http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
+    print(f"hub: running {', '.join(names)} on {cfg.hub.broker_url.split('@')[-1]}", flush=True)
+    try:
+        run_forever(runner)
+    finally:
+        if sandbox:
+            sandbox.stop()
+    return 0
+
+
+@command("broker")
+def broker(args: argparse.Namespace) -> int:
+    from workers.broker import declare_all
+    from workers.embedded import nameko_config
+    from workers.runner import all_service_classes
+
+    from .config import load_config
+
+    url = load_config(args.config).hub.broker_url
+    n = declare_all(url, all_service_classes(), nameko_config(url).get("TRANSPORT_OPTIONS"))
+    print(f"declared the hub.events exchange and {n} durable queues")
+    return 0
+
+
+@command("dlq")
+def dlq(args: argparse.Namespace) -> int:
+    import workers.runner  # noqa: F401  (importing the services registers their consumers)
+    from workers.runner import all_service_classes
+
+    from . import consumers
+    from .bootstrap import build_context
+    from .config import load_config
+
+    all_service_classes()
+    ctx = build_context(load_config(args.config))
+    if args.action == "list":
+        rows = consumers.dead_letters(ctx)
+        for r in rows:
+            print(f"{r.id}\t{r.target}\tattempts={r.attempts}\tfirst={r.first_failed_at:%Y-%m-%d %H:%M:%S}"
+                  f"\tlast={r.last_failed_at:%Y-%m-%d %H:%M:%S}\t{r.error[:120]}")
+        print(f"{len(rows)} dead letter(s)")
+        return 0
+    ids = [r.id for r in consumers.dead_letters(ctx)] if args.all else [int(args.id)]
+    failed = 0
+    for i in ids:
+        ok = consumers.replay(ctx, i)
+        failed += not ok
+        print(f"{i}: {'replayed and removed' if ok else 'still failing (kept)'}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="O2O Hub: stock and orders in sync")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="config file (default: config.yaml or $HUB_CONFIG)")
     p = sub.add_parser("db", help="database schema")
     p.add_argument("action", choices=["upgrade"])
+    p = sub.add_parser("run", help="run the services (all, or the named ones) in this process")
+    p.add_argument("services", nargs="*", help="service names (default: all)")
+    p.add_argument("--config", help="config file")
+    p.add_argument("--no-sandbox", action="store_true", help="embedded mode without the simulators")
+    p = sub.add_parser("broker", help="declare the exchange and every durable queue")
+    p.add_argument("action", choices=["setup"])
+    p.add_argument("--config")
+    p = sub.add_parser("dlq", help="dead letters: list, or replay one (ID) or all (--all)")
+    p.add_argument("action", choices=["list", "replay"])
+    p.add_argument("id", nargs="?")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--config")
     p = sub.add_parser("demo", help="play a short scripted day on the embedded mode")
     p.add_argument("--quiet", action="store_true")
     return parser
@@ -70,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        _green()                      # before pydantic, SQLAlchemy or kombu are imported
     from .config import ConfigError
 
     try:

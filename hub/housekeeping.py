@@ -1,0 +1,54 @@
+"""Periodic clean-up the scheduler runs: unpaid orders expire, uncollected pickups are
+cancelled and refunded. Each order in its own transaction, so one failure stops nothing else."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import orders
+from .bootstrap import HubContext
+from .errors import HubError
+from .order_states import OrderStatus
+from .storage.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def expire_unpaid(ctx: HubContext, now: datetime | None = None) -> list[str]:
+    now = now or utcnow()
+    with ctx.uow() as uow:
+        due = orders.due_for_expiry(uow, now)
+    done = []
+    for order_id in due:
+        try:
+            with ctx.uow() as uow:
+                order = orders.get(uow, order_id, lock=True)
+                if order.status != OrderStatus.PENDING_PAYMENT:
+                    continue                      # paid meanwhile
+                orders.cancel(uow, order, "hub", f"unpaid after {ctx.config.hub.reservation_ttl_minutes} minutes")
+                uow.commit()
+                done.append(order_id)
+        except (StaleDataError, HubError) as exc:  # a payment won the race: nothing to expire
+            log.info("order %s not expired: %s", order_id, exc)
+    return done
+
+
+def cancel_uncollected(ctx: HubContext, now: datetime | None = None) -> list[str]:
+    now = now or utcnow()
+    with ctx.uow() as uow:
+        due = orders.due_uncollected(uow, ctx.config, now)
+    done = []
+    for order_id in due:
+        try:
+            with ctx.uow() as uow:
+                order = orders.get(uow, order_id, lock=True)
+                orders.cancel(uow, order, "hub",
+                              f"not collected within {ctx.config.hub.pickup_uncollected_days} days")
+                orders.transition(uow, order, OrderStatus.REFUNDED, "hub", "refunded: not collected")
+                uow.commit()
+                done.append(order_id)
+        except (StaleDataError, HubError) as exc:
+            log.info("order %s not cancelled: %s", order_id, exc)
+    return done

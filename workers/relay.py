@@ -1,0 +1,163 @@
+"""The outbox relay: publish committed outbox rows to the broker, mark them sent only
+after the broker confirmed them. A crash anywhere between commit and confirm re-sends
+(consumers are idempotent), never drops.
+
+On RabbitMQ the relay publishes a batch, then waits once for the broker's confirms of the
+whole batch — not one round trip per event.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import eventlet
+from kombu import Connection, Producer
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy import select
+
+from hub.bootstrap import HubContext
+from hub.storage.tables import OutboxMessage, utcnow
+
+from . import EVENT_SOURCE
+
+log = logging.getLogger(__name__)
+
+
+class PublishNotConfirmed(Exception):
+    """The broker nacked, or did not confirm in time: the batch stays unsent and is retried."""
+
+
+class OutboxPublisher:
+    """Publishes (event_type, envelope) pairs as nameko events from service `hub`."""
+
+    def __init__(self, broker_url: str, confirm_timeout: float = 10.0, transport_options: dict | None = None):
+        self.broker_url, self.confirm_timeout = broker_url, confirm_timeout
+        self._transport_options = transport_options or {}
+        self._conn: Connection | None = None
+        self._producer: Producer | None = None
+        self._confirms = False
+        self._next_tag = 0
+        self._acked = 0
+        self._nacked = False
+
+    def _connect(self) -> Producer:
+        if self._producer is not None:
+            return self._producer
+        conn = Connection(self.broker_url, transport_options=self._transport_options)
+        conn.ensure_connection(max_retries=3)
+        channel = conn.channel()
+        exchange = get_event_exchange(EVENT_SOURCE, {})
+        exchange(channel).declare()
+        self._confirms = conn.transport.driver_type == "amqp"
+        if self._confirms:
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            self._next_tag = self._acked = 0
+        self._conn, self._producer = conn, Producer(channel, exchange=exchange, serializer="json")
+        return self._producer
+
+    def _on_ack(self, tag: int, multiple: bool) -> None:
+        self._acked = max(self._acked, tag)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self._nacked = True
+
+    def publish(self, batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Publish every message; return only when the broker has confirmed all of them."""
+        try:
+            producer = self._connect()
+            for event_type, envelope in batch:
+                producer.publish(envelope, routing_key=event_type, delivery_mode=2,
+                                 headers={"hub.message_id": envelope.get("id", "")})
+                self._next_tag += 1
+            if self._confirms:
+                self._wait_for_confirms()
+        except Exception:
+            self.close()                       # a broken channel: start clean next time
+            raise
+
+    def _wait_for_confirms(self) -> None:
+        deadline = time.monotonic() + self.confirm_timeout
+        while self._acked < self._next_tag:
+            if self._nacked:
+                self._nacked = False
+                raise PublishNotConfirmed("the broker refused (nack) part of the batch")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PublishNotConfirmed(f"no confirm within {self.confirm_timeout}s")
+            self._conn.drain_events(timeout=left)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.release()
+            except Exception:  # closing a dead connection may fail; nothing to do about it
+                pass
+        self._conn = self._producer = None
+
+
+def relay_once(ctx: HubContext, publisher: OutboxPublisher, batch_size: int = 500) -> int:
+    """Publish one batch of unsent outbox rows, oldest first. Returns how many were sent."""
+    with ctx.uow() as uow:
+        stmt = (select(OutboxMessage).where(OutboxMessage.sent_at.is_(None)).order_by(OutboxMessage.id)
+                .limit(batch_size).with_for_update(skip_locked=True))
+        rows = list(uow.session.execute(stmt).scalars())
+        if not rows:
+            return 0
+        publisher.publish([(r.event_type, r.payload) for r in rows])
+        now = utcnow()
+        for r in rows:
+            r.sent_at = now
+        uow.commit()
+        return len(rows)
+
+
+class OutboxRelay(DependencyProvider):
+    """Runs the relay loop in a managed thread of the container that declares it."""
+
+    def __init__(self, idle_sleep: float = 0.05, batch_size: int | None = None):
+        import os
+
+        self.idle_sleep = idle_sleep
+        self.batch_size = batch_size or int(os.environ.get("HUB_RELAY_BATCH_SIZE", "500"))
+
+    def setup(self) -> None:
+        from .dependencies import context_from_config
+        from .embedded import transport_options
+
+        self.ctx = context_from_config(self.container.config)
+        self.publisher = OutboxPublisher(self.container.config["AMQP_URI"],
+                                         transport_options=transport_options(self.container.config))
+        self._running = True
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self._loop)
+
+    def stop(self) -> None:
+        self._running = False
+        self.publisher.close()
+
+    def _loop(self) -> None:
+        while self._running:
+            try:
+                sent = relay_once(self.ctx, self.publisher, self.batch_size)
+            except Exception as exc:   # broker or database away: back off, keep the rows, try again
+                log.warning("outbox relay: %s", exc)
+                sent = 0
+                eventlet.sleep(1.0)
+            if not sent:
+                eventlet.sleep(self.idle_sleep)
+
+    def get_dependency(self, worker_ctx: Any) -> OutboxRelay:
+        return self
+
+
+class RelayService:
+    """The outbox relay as a service of its own: run one or more, they share the work (SKIP LOCKED)."""
+
+    name = "relay"
+    relay = OutboxRelay()

@@ -1,0 +1,64 @@
+"""`hub run [SERVICE…]`: start nameko services in this process.
+
+All of them by default (embedded: one process); name some to run each service in its own
+process, as many replicas as load needs (competing consumers on RabbitMQ queues).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+from typing import Any
+
+import eventlet
+from nameko.runners import ServiceRunner
+
+from . import SERVICES
+from .broker import declare_all
+from .embedded import nameko_config
+
+log = logging.getLogger(__name__)
+
+
+def service_class(name: str) -> type:
+    """A name from SERVICES, or "module:Class" (how tests run a service of their own)."""
+    target = SERVICES.get(name, name)
+    if ":" not in target:
+        raise KeyError(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def all_service_classes() -> list[type]:
+    """The hub's services, plus any named in HUB_EXTRA_SERVICES ("module:Class,…"): their queues
+    are declared by every process, wherever the services themselves run."""
+    extra = [n for n in os.environ.get("HUB_EXTRA_SERVICES", "").split(",") if n.strip()]
+    return [service_class(n) for n in [*SERVICES, *extra]]
+
+
+def build_runner(names: list[str], broker_url: str, *, database_url: str | None = None,
+                 config_path: str | None = None, http_address: str | None = None) -> ServiceRunner:
+    config: dict[str, Any] = nameko_config(broker_url, HUB_DATABASE_URL=database_url, HUB_CONFIG_PATH=config_path,
+                                           WEB_SERVER_ADDRESS=http_address or "127.0.0.1:8000",
+                                           max_workers=20, parent_calls_tracked=10)
+    classes = [service_class(n) for n in names]
+    # Every queue the hub needs exists before anything publishes, even for services run elsewhere.
+    declare_all(broker_url, {*all_service_classes(), *classes}, config.get("TRANSPORT_OPTIONS"))
+    runner = ServiceRunner(config)
+    for cls in classes:
+        runner.add_service(cls)
+    return runner
+
+
+def run_forever(runner: ServiceRunner) -> None:
+    def shutdown(signum: int, frame: Any) -> None:
+        eventlet.spawn_n(runner.stop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    runner.start()
+    log.info("services running: %s", ", ".join(c.service_name for c in runner.containers))
+    try:
+        runner.wait()
+    except KeyboardInterrupt:
+        runner.stop()
