@@ -19,3 +19,5 @@ def backbone(pg_ctx):
         conn.execute(text("CREATE TABLE test_effects (id serial primary key, n integer not null)"))
         conn.execute(text("CREATE TABLE test_deliveries (id serial primary key, message_id text not null)"))
     yield pg_ctx, PG_URL, BROKER_URL
+    with pg_ctx.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS test_effects, test_deliveries"))
