@@ -112,15 +112,15 @@ def _sim(ctx: Any) -> ErpSimulator:
 
 class ErpService(ServiceBase):
     @rpc(_returns=Array(Product), _body_style="wrapped")
-    def GetProductMaster(ctx):  # noqa: N802 - the WSDL's operation name
+    def GetProductMaster(ctx):  # the WSDL's own operation names
         return _sim(ctx).op_product_master(ctx)
 
     @rpc(Array(Unicode), _returns=Array(StockLine), _body_style="wrapped")
-    def GetWarehouseStock(ctx, Plants):  # noqa: N802, N803
+    def GetWarehouseStock(ctx, Plants):
         return _sim(ctx).op_warehouse_stock(ctx, Plants)
 
     @rpc(SalesOrder, _returns=SalesOrderResult, _body_style="wrapped")
-    def CreateSalesOrder(ctx, Order):  # noqa: N802, N803
+    def CreateSalesOrder(ctx, Order):
         return _sim(ctx).op_create_sales_order(ctx, Order)
 
 
