@@ -20,6 +20,8 @@ class SqlBinder:
 
     def _lookup(self, system: str, kind: str, column: str, value: str) -> Binding | None:
         with self._session_factory() as session:
+            # A lookup may run inside another unit of work's transaction: read without the writer lock.
+            session.connection(execution_options={"read_only": True})
             stmt = select(Binding).where(Binding.system == system, Binding.kind == kind,
                                          getattr(Binding, column) == value)
             return session.execute(stmt).scalar_one_or_none()

@@ -25,6 +25,9 @@ def channel_available(location_available: int, channel_safety_stock: int) -> int
 @consumer("channel_sync.publish_stock")
 def publish_stock(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
     sku, location_id = data["sku"], data["location_id"]
+    location = ctx.config.location(location_id)
+    if location is None or location.kind != "store":
+        return                              # the shop shows per-store stock; warehouses ship express
     for channel in ctx.config.channels:
         if not channel.publish_to:
             continue

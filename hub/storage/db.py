@@ -1,6 +1,7 @@
 """Engine and session set-up for SQLite (embedded) and PostgreSQL (production)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        # One writer at a time, queued in Python: under eventlet a green thread waiting on
+        # SQLite's busy timeout would block the whole process, holder included.
+        writer = threading.RLock()
+
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
+            if conn.get_execution_options().get("read_only"):
+                conn.exec_driver_sql("BEGIN")         # WAL readers never wait for the writer
+                return
+            writer.acquire()
+            conn.info["hub_writer"] = True
             # BEGIN IMMEDIATE takes the write lock up front: a read-then-write on stock
             # can never interleave with another writer (SQLite has no SELECT ... FOR UPDATE).
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        def _release(conn: Any) -> None:
+            if conn.info.pop("hub_writer", False):
+                writer.release()
+
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
