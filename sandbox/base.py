@@ -117,10 +117,13 @@ class Simulator:
             f = self.faults
             if not f.applies_to(path):
                 return None
-            if f.timeout_next > 0:
+            hang = f.timeout_next > 0
+            if hang:
                 f.timeout_next -= 1
-                time.sleep(f.timeout_s)
-                return Response(504, {"error": "simulated timeout"})
+        if hang:
+            time.sleep(f.timeout_s)          # outside the lock: other requests carry on
+            return Response(504, {"error": "simulated timeout"})
+        with self._lock:
             fail = False
             if f.fail_next > 0:
                 f.fail_next -= 1
@@ -184,7 +187,8 @@ class Simulator:
         self._server = ThreadingHTTPServer((self.host, self.port), _Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sim-{self.name}",
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sim-{self.name}",
                                         daemon=True)
         self._thread.start()
         return self
