@@ -263,6 +263,6 @@ def test_wrong_app_secret_is_permanent(sim, make_connector):
 
 
 def test_without_app_credentials_upload_is_refused(sim, make_connector):
-    pay = make_connector("wechat_pay", sim)
+    pay = make_connector("wechat_pay", sim, app_id="", app_secret="")
     with pytest.raises(PermanentError, match="app_id/app_secret"):
         pay.upload_shipping_info(order(), "4200000010", "pickup")
