@@ -49,6 +49,24 @@ def db(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("sandbox")
+def sandbox_cmd(args: argparse.Namespace) -> int:
+    import time
+
+    from sandbox.runner import start_sandbox
+
+    with start_sandbox(callback_base=args.callback_base, fixed_ports=True) as sandbox:
+        for name, sim in sandbox.simulators.items():
+            print(f"{name:<15} {sim.base_url}")
+        print("sandbox running; Ctrl-C stops it", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
 @command("demo")
 def demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
@@ -165,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", nargs="?")
     p.add_argument("--all", action="store_true")
     p.add_argument("--config")
+    p = sub.add_parser("sandbox", help="run every simulator on its fixed port until Ctrl-C")
+    p.add_argument("--callback-base", default="http://127.0.0.1:8000", help="the hub's URL for callbacks")
     p = sub.add_parser("demo", help="play a short scripted day on the embedded mode")
     p.add_argument("--quiet", action="store_true")
     return parser
