@@ -1,0 +1,189 @@
+"""The WSGI application: the route table, authentication, and the one place where
+errors become HTTP answers (like nameko-examples' gateway `mapped_errors`).
+
+    app = build_api(ctx, build_deps(ctx))
+    werkzeug.serving.make_server(host, port, app)    # or: app.handle(request) from nameko
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug import Request, Response
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+from werkzeug.routing import Map, Rule
+
+from connectors.base import ConnectorError, MappingError, SignatureError
+
+from .. import privacy
+from ..bootstrap import HubContext
+from ..errors import (
+    BadInput,
+    HubError,
+    IllegalTransition,
+    InsufficientStock,
+    NoRoute,
+    NotFound,
+    PickupCodeRejected,
+    PickupLocked,
+)
+from ..metrics import REGISTRY, Registry
+from ..orders import IdempotencyConflict
+from ..storage.tables import utcnow
+from . import callbacks, erp, openapi, ops, shop, store
+from .auth import all_secrets, authenticate
+from .http import ApiError, Call, Route, json_response, log
+
+# Callback handlers need these connectors; the others are the workers' business.
+CALLBACK_KINDS = frozenset(callbacks.HANDLERS)
+
+
+@dataclass
+class ApiDeps:
+    """What the API needs beyond the database."""
+
+    connectors: dict[str, Any] = field(default_factory=dict)       # system name -> connector
+    replay_dead_letter: Callable[[int], bool] | None = None
+    now: Callable[[], datetime] = utcnow
+    metrics: Registry = field(default_factory=lambda: REGISTRY)
+
+
+def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | None = None,
+               now: Callable[[], datetime] = utcnow, metrics: Registry | None = None) -> ApiDeps:
+    """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
+    (its callback answers 404) and logged, so a missing module never stops the API."""
+    from connectors.registry import build_connector
+
+    from ..bindings import SqlBinder
+
+    binder = SqlBinder(ctx.session_factory)
+    built: dict[str, Any] = {}
+    for name, system in ctx.config.systems.items():
+        if system.kind not in CALLBACK_KINDS:
+            continue
+        try:
+            built[name] = build_connector(name, system, binder)
+        except Exception as exc:  # not landed yet, or misconfigured: serve everything else
+            log.warning("connector %s (%s) not available to the API: %s", name, system.kind, exc)
+    return ApiDeps(connectors=built, replay_dead_letter=replay_dead_letter, now=now,
+                   metrics=metrics or REGISTRY)
+
+
+ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *erp.ROUTES, *ops.ROUTES, *callbacks.ROUTES, *openapi.ROUTES]
+
+# Domain and connector errors -> (status, error code). Most specific first.
+MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
+    (InsufficientStock, 409, None),
+    (NoRoute, 409, None),
+    (IllegalTransition, 409, None),
+    (IdempotencyConflict, 422, None),
+    (PickupLocked, 423, None),
+    (PickupCodeRejected, 422, None),
+    (NotFound, 404, None),
+    (BadInput, 422, None),               # UnknownSku, UnknownLocation, ...
+    (HubError, 422, None),
+    (SignatureError, 401, "bad_signature"),
+    (MappingError, 422, "unmappable_payload"),
+    (ConnectorError, 502, "upstream_failed"),
+    (StaleDataError, 409, "conflict"),
+    (IntegrityError, 409, "conflict"),
+    (OperationalError, 503, "database_unavailable"),
+]
+
+
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, body, headers) for any exception a handler let out."""
+    if isinstance(exc, ApiError):
+        extra = dict(exc.extra)
+        headers = extra.pop("_headers", {})
+        return exc.status, {"error": exc.error, "message": exc.message, **extra}, headers
+    for kind, status, code in MAPPED_ERRORS:
+        if isinstance(exc, kind):
+            body: dict[str, Any] = {"error": code or getattr(exc, "code", "error"), "message": _message(exc)}
+            if isinstance(exc, InsufficientStock):
+                body["short"] = exc.short
+            elif isinstance(exc, NoRoute):
+                body["reasons"] = exc.reasons
+            elif isinstance(exc, IllegalTransition):
+                body["status"], body["target"] = exc.current, exc.target
+            return status, body, {}
+    return 500, {"error": "internal", "message": "internal error; see the hub's log"}, {}
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, StaleDataError | IntegrityError):
+        return "the resource changed meanwhile; retry the request"
+    if isinstance(exc, OperationalError):
+        return "the database is not reachable"
+    if isinstance(exc, ConnectorError) and not isinstance(exc, SignatureError | MappingError):
+        return f"{exc.system} did not answer as expected"
+    return str(exc)
+
+
+class ApiApp:
+    """A WSGI callable; `handle(request)` serves an already-built werkzeug Request."""
+
+    def __init__(self, ctx: HubContext, deps: ApiDeps, routes: list[Route]):
+        self.ctx, self.deps, self.routes = ctx, deps, routes
+        self.url_map = Map([Rule(r.werkzeug_rule, endpoint=i, methods=[r.method]) for i, r in enumerate(routes)],
+                           strict_slashes=False, merge_slashes=False)
+        secrets = all_secrets(ctx.config)
+        for name in ("hub.api", "werkzeug", "hub.fulfilment", "hub.orders"):
+            privacy.install(name, secrets)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        response = self.handle(Request(environ))
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        adapter = self.url_map.bind_to_environ(request.environ)
+        label, status = "unmatched", 500
+        try:
+            try:
+                index, params = adapter.match()
+            except MethodNotAllowed as exc:
+                raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here",
+                               allowed=sorted(exc.valid_methods or [])) from None
+            except RouteNotFound:
+                raise ApiError(404, "not_found", f"no such path: {request.path}") from None
+            route = self.routes[index]
+            label = route.path
+            caller = authenticate(self.ctx.config, request, route, params)
+            response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))
+        except HTTPException as exc:                  # a werkzeug redirect or the like
+            response = exc.get_response(request.environ)
+        except Exception as exc:  # noqa: BLE001 - every error answers in the same shape
+            status, body, headers = error_body(exc)
+            if status >= 500:
+                log.exception("%s %s failed", request.method, label)
+            elif status in (401, 403):
+                log.warning("%s %s refused: %s", request.method, label, body["message"])
+            elif isinstance(exc, IllegalTransition):
+                log.warning("%s %s refused an illegal transition: %s", request.method, label, exc)
+            response = json_response(body, status, headers)
+            if request.path.startswith("/callbacks/"):
+                response = callbacks.error_reply(self.ctx, request, body, status, headers)
+        status = response.status_code
+        self.deps.metrics.requests.inc(route=label, method=request.method, status=str(status))
+        return response
+
+
+def _as_response(result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        status, body = result
+        return json_response(body, status)
+    return json_response(result)
+
+
+def build_api(ctx: HubContext, deps: ApiDeps | None = None) -> ApiApp:
+    """The API over `ctx`; without deps, the connectors are built from config.yaml."""
+    return ApiApp(ctx, deps if deps is not None else build_deps(ctx), ROUTES)
+
+

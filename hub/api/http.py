@@ -1,0 +1,81 @@
+"""What every endpoint module shares: the route record, the call a handler receives,
+the error it raises, and the one logger (with secrets redacted) the API writes to."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from werkzeug import Request, Response
+
+from ..bootstrap import HubContext
+
+if TYPE_CHECKING:
+    from .app import ApiDeps
+    from .auth import Caller
+    from .schemas import Field
+
+log = logging.getLogger("hub.api")   # app.py installs the redacting filter on it
+
+
+class ApiError(Exception):
+    """An HTTP error with its code and reason; `extra` goes into the body beside them."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.status, self.error, self.message, self.extra = status, error, message, extra
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str = "string"       # OpenAPI type of a query parameter
+    required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """One served path: the handler, who may call it, and what /openapi.json says of it."""
+
+    method: str
+    path: str                  # OpenAPI style: /api/v1/orders/{order_id}
+    handler: Callable[[Call], Any]
+    audience: str              # channel | store | erp | ops | admin | public | callback
+    summary: str
+    query: tuple[Param, ...] = ()
+    body: Field | None = None
+    responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
+    headers: tuple[Param, ...] = ()
+
+    @property
+    def werkzeug_rule(self) -> str:
+        return self.path.replace("{", "<").replace("}", ">")
+
+
+@dataclass
+class Call:
+    """A matched request: what a handler works with."""
+
+    ctx: HubContext
+    deps: ApiDeps
+    request: Request
+    route: Route
+    caller: Caller
+    params: dict[str, str]
+
+    def body(self) -> Any:
+        """The JSON body parsed and validated against the route's schema (400/422 otherwise)."""
+        from .schemas import parse_json
+        return parse_json(self.request.get_data(cache=True), self.route.body)
+
+    def query(self, name: str) -> str | None:
+        value = self.request.args.get(name)
+        return value if value not in (None, "") else None
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Response(payload, status=status, headers=headers, content_type="application/json; charset=utf-8")

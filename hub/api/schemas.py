@@ -1,0 +1,237 @@
+"""Request bodies: one declaration per body, used both to validate what arrives (400 for
+malformed JSON, 422 naming the field and the reason) and to document it in /openapi.json,
+so the two cannot disagree."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .http import ApiError
+
+MAX_BODY = 1_000_000
+
+
+def invalid(path: str, reason: str) -> ApiError:
+    return ApiError(422, "validation_failed", f"{path or 'body'}: {reason}", field=path or "body", reason=reason)
+
+
+@dataclass(frozen=True)
+class Field:
+    required: bool = True
+    description: str = ""
+
+    def parse(self, value: Any, path: str) -> Any:
+        raise NotImplementedError
+
+    def schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _doc(self, s: dict[str, Any]) -> dict[str, Any]:
+        return {**s, "description": self.description} if self.description else s
+
+
+@dataclass(frozen=True)
+class Str(Field):
+    max_len: int = 200
+    min_len: int = 1
+    enum: tuple[str, ...] = ()
+
+    def parse(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise invalid(path, "must be a string")
+        if not self.min_len <= len(value) <= self.max_len:
+            raise invalid(path, f"must be {self.min_len} to {self.max_len} characters")
+        if self.enum and value not in self.enum:
+            raise invalid(path, f"must be one of {', '.join(self.enum)}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"type": "string", "minLength": self.min_len, "maxLength": self.max_len}
+        if self.enum:
+            s["enum"] = list(self.enum)
+        return self._doc(s)
+
+
+@dataclass(frozen=True)
+class Int(Field):
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def parse(self, value: Any, path: str) -> int:
+        # JSON has one number type: 2.0 and true are not the integer 2 here.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise invalid(path, "must be an integer")
+        if self.minimum is not None and value < self.minimum:
+            raise invalid(path, "must be positive" if self.minimum == 1 else f"must be at least {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise invalid(path, f"must be at most {self.maximum}")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"type": "integer"}
+        if self.minimum is not None:
+            s["minimum"] = self.minimum
+        if self.maximum is not None:
+            s["maximum"] = self.maximum
+        return self._doc(s)
+
+
+@dataclass(frozen=True)
+class Num(Field):
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def parse(self, value: Any, path: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise invalid(path, "must be a number")
+        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
+            raise invalid(path, f"must be between {self.minimum} and {self.maximum}")
+        return float(value)
+
+    def schema(self) -> dict[str, Any]:
+        return self._doc({"type": "number", "minimum": self.minimum, "maximum": self.maximum})
+
+
+@dataclass(frozen=True)
+class Time(Field):
+    """ISO-8601 with an offset; a time without one is ambiguous across stores and servers."""
+
+    def parse(self, value: Any, path: str) -> datetime:
+        return parse_time(value, path)
+
+    def schema(self) -> dict[str, Any]:
+        return self._doc({"type": "string", "format": "date-time"})
+
+
+@dataclass(frozen=True)
+class Arr(Field):
+    item: Field = field(default_factory=Str)
+    min_items: int = 0
+    max_items: int = 200
+
+    def parse(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise invalid(path, "must be an array")
+        if not self.min_items <= len(value) <= self.max_items:
+            raise invalid(path, f"must have {self.min_items} to {self.max_items} items")
+        return [self.item.parse(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+    def schema(self) -> dict[str, Any]:
+        return self._doc({"type": "array", "items": self.item.schema(), "minItems": self.min_items,
+                          "maxItems": self.max_items})
+
+
+@dataclass(frozen=True)
+class Obj(Field):
+    fields: dict[str, Field] = field(default_factory=dict)
+
+    def parse(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise invalid(path, "must be an object")
+        unknown = sorted(set(value) - set(self.fields))
+        if unknown:
+            where = f"{path}.{unknown[0]}" if path else unknown[0]
+            raise invalid(where, "unknown field")
+        out: dict[str, Any] = {}
+        for name, spec in self.fields.items():
+            where = f"{path}.{name}" if path else name
+            if value.get(name) is None:
+                if spec.required:
+                    raise invalid(where, "is required")
+                out[name] = None
+                continue
+            out[name] = spec.parse(value[name], where)
+        return out
+
+    def schema(self) -> dict[str, Any]:
+        return self._doc({"type": "object", "additionalProperties": False,
+                          "properties": {n: f.schema() for n, f in self.fields.items()},
+                          "required": [n for n, f in self.fields.items() if f.required]})
+
+
+def parse_time(value: Any, path: str) -> datetime:
+    if not isinstance(value, str):
+        raise invalid(path, "must be an ISO-8601 time string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(path, "is not an ISO-8601 time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise invalid(path, "needs a UTC offset, e.g. 2026-11-25T10:00:00+08:00")
+    return parsed
+
+
+def parse_json(raw: bytes, spec: Field | None) -> Any:
+    """Decode and validate a request body; an empty body is {} (bodies of actions are optional)."""
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"the body may be at most {MAX_BODY} bytes")
+    if not raw.strip():
+        value: Any = {}
+    else:
+        try:
+            value = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    if spec is None:
+        return value
+    if not isinstance(value, dict) and isinstance(spec, Obj):
+        raise ApiError(400, "malformed_body", "the body must be a JSON object")
+    return spec.parse(value, "")
+
+
+def query_number(raw: str | None, name: str, lo: float, hi: float) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid(name, "must be a number") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise invalid(name, f"must be between {lo:g} and {hi:g}")
+    return value
+
+
+def query_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if raw is None:
+        return default
+    if not raw.lstrip("-").isdigit():
+        raise invalid(name, "must be an integer")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise invalid(name, f"must be between {lo} and {hi}")
+    return value
+
+
+# -- the bodies ----------------------------------------------------------------------------------
+
+SKU = Str(max_len=64, description="SKU code from the product master")
+ADDRESS = Obj(required=False, fields={"text": Str(max_len=300), "lat": Num(minimum=-90, maximum=90),
+                      "lng": Num(minimum=-180, maximum=180), "name": Str(required=False, min_len=0, max_len=64),
+                      "phone": Str(required=False, min_len=0, max_len=32)})
+PLACE_ORDER = Obj(fields={
+    "lines": Arr(item=Obj(fields={"sku": SKU, "qty": Int(minimum=1, maximum=9999)}), min_items=1, max_items=100),
+    "buyer": Obj(fields={"id": Str(max_len=64), "name": Str(required=False, min_len=0, max_len=64),
+                         "phone": Str(required=False, min_len=0, max_len=32)}),
+    "fulfillment": Obj(fields={"type": Str(enum=("pickup", "delivery", "express")),
+                               "store_id": Str(required=False, max_len=32), "address": ADDRESS}),
+})
+PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment's id at the payment backend"),
+                        "amount_fen": Int(required=False, minimum=0, description="checked against the total")})
+CANCEL_ORDER = Obj(fields={"reason": Str(required=False, max_len=200)})
+COLLECT = Obj(fields={"pickup_code": Str(max_len=12, description="the code the buyer shows")})
+EMPTY = Obj(fields={})
+SALE = Obj(fields={
+    "receipt_id": Str(max_len=100, description="the POS receipt number: a receipt applies once"),
+    "sold_at": Time(),
+    "lines": Arr(item=Obj(fields={"sku": SKU, "qty": Int(minimum=1, maximum=100000)}), min_items=1, max_items=500),
+})
+COUNT = Obj(fields={
+    "counted_at": Time(),
+    "count_id": Str(required=False, max_len=100, description="the POS's id of the count, if it has one"),
+    "lines": Arr(item=Obj(fields={"sku": SKU, "on_hand": Int(minimum=0, maximum=10_000_000)}), min_items=1,
+                 max_items=5000),
+})
+ERP_ACK = Obj(fields={"order_ids": Arr(item=Str(max_len=40), min_items=1, max_items=500)})

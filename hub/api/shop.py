@@ -1,0 +1,222 @@
+"""The mini-program's endpoints: stock per store, nearby stores, orders and their timeline.
+
+A channel key sees what that channel may sell (location available minus the channel's
+safety stock) and only its own orders; anyone else's order is simply not found."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import inventory, orders
+from ..channel_stock import channel_available
+from ..config import LocationConfig
+from ..errors import NotFound, UnknownSku
+from ..geo import distance_km
+from ..model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from ..routing import is_open
+from ..storage.tables import OrderRow, Shipment, SkuRow, TrackingEventRow
+from ..storage.uow import UnitOfWork
+from . import schemas
+from .http import ApiError, Call, Param, Route, json_response
+
+LAT_LNG = (Param("lat", "number", description="buyer's latitude"),
+           Param("lng", "number", description="buyer's longitude"))
+
+
+def iso(call: Call, when: Any) -> str | None:
+    """Times out in the hub's configured offset."""
+    return orders.local_now(call.ctx.config, when).isoformat(timespec="seconds") if when else None
+
+
+def _position(call: Call, required: bool) -> tuple[float, float] | None:
+    lat = schemas.query_number(call.query("lat"), "lat", -90, 90)
+    lng = schemas.query_number(call.query("lng"), "lng", -180, 180)
+    if (lat is None) != (lng is None) or (required and lat is None):
+        raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
+    return (lat, lng) if lat is not None and lng is not None else None
+
+
+def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[float, float], qty: int) -> dict:
+    """Distance and what the buyer can have from this store now: pickup today, delivery soon."""
+    dist = round(distance_km(pos[0], pos[1], loc.lat, loc.lng), 2)
+    open_now = is_open(loc, orders.local_now(call.ctx.config, call.deps.now()).time())
+    holds = available >= qty
+    return {"distance_km": dist, "open_now": open_now,
+            "pickup": loc.pickup and open_now and holds,
+            "delivery": 0 < loc.delivery_radius_km and dist <= loc.delivery_radius_km and open_now and holds}
+
+
+def stock(call: Call) -> dict:
+    cfg, sku = call.ctx.config, call.params["sku"]
+    channel = cfg.channel(call.caller.id)
+    pos = _position(call, required=False)
+    with call.ctx.uow() as uow:
+        try:
+            levels = inventory.stock_of(uow.session, cfg, sku)
+        except UnknownSku:
+            raise NotFound(f"unknown SKU {sku!r}") from None
+    locations = []
+    for level in levels:
+        loc = cfg.location(level.location_id)
+        available = channel_available(level.available, channel.safety_stock)
+        item: dict[str, Any] = {"location_id": loc.id, "kind": loc.kind, "name": loc.name, "available": available}
+        if pos is not None and loc.is_store:
+            item |= _store_offer(call, loc, available, pos, 1)
+        locations.append(item)
+    if pos is not None:
+        locations.sort(key=lambda x: (x["kind"] != "store", x.get("distance_km", 0.0)))
+    return {"sku": sku, "available": sum(x["available"] for x in locations), "locations": locations}
+
+
+def nearby(call: Call) -> dict:
+    cfg = call.ctx.config
+    pos = _position(call, required=True)
+    sku = call.query("sku")
+    qty = schemas.query_int(call.query("qty"), "qty", 1, 1, 9999)
+    channel = cfg.channel(call.caller.id)
+    held: dict[str, int] = {}
+    if sku:
+        with call.ctx.uow() as uow:
+            held = {s.location_id: channel_available(s.available, channel.safety_stock)
+                    for s in inventory.stock_of(uow.session, cfg, sku)}
+    found = []
+    for loc in cfg.stores:
+        available = held.get(loc.id, 0) if sku else qty
+        offer = _store_offer(call, loc, available, pos, qty)
+        if offer["pickup"] or offer["delivery"]:
+            item = {"store_id": loc.id, "name": loc.name, "address": loc.address, **offer,
+                    "opening_hours": loc.opening_hours.model_dump() if loc.opening_hours else None}
+            if sku:
+                item["available"] = available
+            found.append(item)
+    found.sort(key=lambda x: (x["distance_km"], x["store_id"]))
+    return {"stores": found}
+
+
+# -- orders --------------------------------------------------------------------------------------
+
+def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
+    with call.ctx.uow() as uow:
+        lines = []
+        for i, line in enumerate(body["lines"]):
+            row = uow.session.get(SkuRow, line["sku"])
+            if row is None or not row.active:
+                raise schemas.invalid(f"lines[{i}].sku", f"unknown SKU {line['sku']!r}")
+            if row.price_fen is None:
+                raise schemas.invalid(f"lines[{i}].sku", f"SKU {line['sku']!r} has no price yet")
+            lines.append(OrderLine(line["sku"], line["qty"], row.price_fen))   # the price list's, not the buyer's
+    b, f = body["buyer"], body["fulfillment"]
+    addr = f["address"]
+    return orders.PlaceOrder(
+        channel=call.caller.id, idempotency_key=key, lines=tuple(lines),
+        buyer=Buyer(b["id"], b["name"] or "", b["phone"] or ""),
+        fulfillment=Fulfillment(FulfillmentType(f["type"]), f["store_id"],
+                                Address(addr["text"], addr["lat"], addr["lng"], addr["name"] or "",
+                                        addr["phone"] or "") if addr else None))
+
+
+def _placed(call: Call, order: OrderRow) -> dict:
+    routing = order.routing or {}
+    return {"order_id": order.id, "status": order.status, "total_fen": order.total_fen,
+            "expires_at": iso(call, order.expires_at),
+            "fulfillment": {"type": order.fulfillment_type, "requested": routing.get("requested"),
+                            "store_id": order.location_id if order.fulfillment_type != "express" else None,
+                            "location_id": order.location_id}}
+
+
+def place_order(call: Call) -> Any:
+    key = (call.request.headers.get("Idempotency-Key") or "").strip()
+    if not key or len(key) > 128:
+        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 characters is required")
+    cmd = _command(call, call.body(), key)
+    for attempt in range(2):
+        try:
+            with call.ctx.uow() as uow:
+                order, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
+                body = _placed(call, order)
+                uow.commit()
+            break
+        except IntegrityError:
+            # A concurrent request with the same key committed first: answer with its order.
+            if attempt:
+                raise
+    if created:
+        call.deps.metrics.orders_placed.inc(fulfillment=body["fulfillment"]["type"])
+    return json_response(body, 201 if created else 200, {"Location": f"/api/v1/orders/{body['order_id']}"})
+
+
+def _own(uow: UnitOfWork, call: Call, lock: bool = False) -> OrderRow:
+    order_id = call.params["order_id"]
+    order = uow.session.execute(select(OrderRow).where(OrderRow.id == order_id)).scalar_one_or_none()
+    if order is None or order.channel != call.caller.id:
+        raise NotFound(f"no order {order_id!r}")          # another channel's order does not exist for you
+    return orders.get(uow, order_id, lock=True) if lock else order
+
+
+def pay_order(call: Call) -> dict:
+    body = call.body()
+    with call.ctx.uow() as uow:
+        order = _own(uow, call, lock=True)
+        orders.mark_paid(uow, order, call.caller.id, body["payment_ref"], body["amount_fen"], call.deps.now())
+        uow.commit()
+        return {"order_id": order.id, "status": order.status}
+
+
+def cancel_order(call: Call) -> dict:
+    body = call.body()
+    with call.ctx.uow() as uow:
+        order = _own(uow, call, lock=True)
+        orders.cancel(uow, order, call.caller.id, body["reason"] or "cancelled by the buyer")
+        uow.commit()
+        return {"order_id": order.id, "status": order.status}
+
+
+def timeline(call: Call, uow: UnitOfWork, order: OrderRow) -> list[dict]:
+    """Order transitions and courier reports, merged in time order."""
+    items = [(t.at, 0, t.id, {"status": t.to_status, "source": t.source, "detail": t.detail or ""})
+             for t in order.transitions]
+    tracked = uow.session.execute(
+        select(TrackingEventRow, Shipment.carrier).join(Shipment, Shipment.id == TrackingEventRow.shipment_id)
+        .where(TrackingEventRow.order_id == order.id)).all()
+    items += [(ev.at, 1, ev.id, {"status": ev.status, "source": carrier, "detail": ev.detail or ""})
+              for ev, carrier in tracked]
+    items.sort(key=lambda x: (x[0], x[1], x[2]))
+    return [{"at": iso(call, at), **entry} for at, _, _, entry in items]
+
+
+def get_order(call: Call) -> dict:
+    with call.ctx.uow() as uow:
+        order = _own(uow, call)
+        routing = order.routing or {}
+        return {
+            **_placed(call, order),
+            "pickup_code": order.pickup_code if order.fulfillment_type == "pickup" else None,
+            "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
+            "buyer": order.buyer, "address": order.address,
+            "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
+            "timeline": timeline(call, uow, order),
+            "routing": {"rule": routing.get("rule"), "location_id": routing.get("location_id"),
+                        "candidates": routing.get("candidates", [])},
+        }
+
+
+ORDER = "/api/v1/orders/{order_id}"
+ROUTES = [
+    Route("GET", "/api/v1/stock/{sku}", stock, "channel", "What this channel may sell of a SKU, per location",
+          query=LAT_LNG, responses={200: "stock per location", 404: "unknown SKU"}),
+    Route("GET", "/api/v1/stores/nearby", nearby, "channel", "Stores that can serve, nearest first",
+          query=(Param("lat", "number", True), Param("lng", "number", True), Param("sku"),
+                 Param("qty", "integer")), responses={200: "stores", 422: "bad position or quantity"}),
+    Route("POST", "/api/v1/orders", place_order, "channel", "Place an order (stock reserved, or 409)",
+          body=schemas.PLACE_ORDER, headers=(Param("Idempotency-Key", required=True),),
+          responses={201: "placed", 200: "the same request again: the same order", 400: "malformed",
+                     409: "insufficient stock (short lines) or no route", 422: "invalid or key reused"}),
+    Route("POST", ORDER + "/pay", pay_order, "channel", "Mark paid (backend-confirmed payment)",
+          body=schemas.PAY_ORDER, responses={200: "paid", 404: "unknown order", 409: "illegal transition"}),
+    Route("POST", ORDER + "/cancel", cancel_order, "channel", "Cancel (stock released)",
+          body=schemas.CANCEL_ORDER, responses={200: "cancelled", 404: "unknown order", 409: "illegal transition"}),
+    Route("GET", ORDER, get_order, "channel", "An order with its timeline and routing",
+          responses={200: "the order", 404: "unknown order"}),
+]

@@ -1,0 +1,169 @@
+"""A store's POS: its paid pickup orders, ready and collect, its sales and its counts.
+
+Every write is one unit of work: a request with one bad line changes nothing. A wrong
+pickup code is the one refusal that is committed — the attempt must count."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from .. import inventory, orders
+from ..errors import IllegalTransition, NotFound, PickupCodeRejected, PickupLocked, UnknownSku
+from ..fulfilment import complete
+from ..model import FulfillmentType, StockCount, StockDelta
+from ..order_states import OrderStatus, allowed
+from ..privacy import mask_phone
+from ..storage.tables import OrderRow
+from ..storage.uow import UnitOfWork
+from . import schemas
+from .http import ApiError, Call, Param, Route, json_response
+from .shop import iso
+
+S = OrderStatus
+OPEN_PICKUP = (S.ALLOCATED, S.READY_FOR_PICKUP)
+LISTABLE = (S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.COMPLETED, S.CANCELLED, S.REFUNDED)
+
+
+def _source(call: Call) -> str:
+    return f"pos:{call.caller.id}"
+
+
+def _pickup_order(uow: UnitOfWork, call: Call, lock: bool = True) -> OrderRow:
+    """This store's paid pickup order; anything else is not found here."""
+    order_id = call.params["order_id"]
+    try:
+        order: OrderRow | None = orders.get(uow, order_id, lock=lock)
+    except NotFound:
+        order = None
+    if (order is None or order.location_id != call.caller.id or order.fulfillment_type != FulfillmentType.PICKUP
+            or order.paid_at is None):
+        raise NotFound(f"no pickup order {order_id!r} at this store")
+    return order
+
+
+def _view(call: Call, order: OrderRow) -> dict:
+    buyer = order.buyer or {}
+    return {"order_id": order.id, "status": order.status, "total_fen": order.total_fen,
+            "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
+            "buyer": {"name": buyer.get("name", ""), "phone": mask_phone(buyer.get("phone"))},
+            "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
+            "locked_until": iso(call, order.pickup_locked_until)}
+
+
+def pickup_orders(call: Call) -> dict:
+    status = call.query("status")
+    if status is not None and status not in LISTABLE:
+        raise schemas.invalid("status", f"must be one of {', '.join(LISTABLE)}")
+    wanted = [status] if status else list(OPEN_PICKUP)
+    with call.ctx.uow() as uow:
+        rows = uow.session.execute(
+            select(OrderRow).where(OrderRow.location_id == call.caller.id,
+                                   OrderRow.fulfillment_type == FulfillmentType.PICKUP,
+                                   OrderRow.paid_at.is_not(None), OrderRow.status.in_(wanted))
+            .order_by(OrderRow.paid_at, OrderRow.id).limit(500)).scalars()
+        return {"store_id": call.caller.id, "orders": [_view(call, o) for o in rows]}
+
+
+def ready(call: Call) -> dict:
+    call.body()   # an action body, if any, must still be well-formed
+    with call.ctx.uow() as uow:
+        order = _pickup_order(uow, call)
+        orders.transition(uow, order, S.READY_FOR_PICKUP, _source(call), "ready at the counter", call.deps.now())
+        uow.commit()
+        return {"order_id": order.id, "status": order.status}
+
+
+def collect(call: Call) -> dict:
+    code = call.body()["pickup_code"]
+    cfg, now = call.ctx.config, call.deps.now()
+    with call.ctx.uow() as uow:
+        order = _pickup_order(uow, call)
+        if order.status != S.COLLECTED and not allowed(order.fulfillment_type, order.status, S.COLLECTED):
+            raise IllegalTransition(order.id, order.status, S.COLLECTED, order.fulfillment_type)
+        if order.status == S.READY_FOR_PICKUP:
+            try:
+                orders.check_pickup_code(cfg, order, code, now)
+            except PickupCodeRejected as exc:
+                uow.commit()                       # the failed attempt counts
+                left = cfg.hub.pickup_code_max_attempts - order.pickup_attempts
+                raise ApiError(422, exc.code, str(exc), attempts_left=left) from None
+            except PickupLocked as exc:
+                uow.commit()
+                raise ApiError(423, exc.code, str(exc), locked_until=iso(call, order.pickup_locked_until)) from None
+            orders.transition(uow, order, S.COLLECTED, _source(call), "collected with the pickup code", now)
+        complete(uow, order, _source(call), "handed over", now)
+        uow.commit()
+        return {"order_id": order.id, "status": order.status}
+
+
+def _stock_errors(fn):
+    """An unknown SKU in a stock line is the caller's mistake about this request: 422 naming it."""
+    def wrapped(call: Call):
+        try:
+            return fn(call)
+        except UnknownSku as exc:
+            raise ApiError(422, exc.code, str(exc), field="lines") from None
+    wrapped.__name__ = fn.__name__
+    return wrapped
+
+
+@_stock_errors
+def sales(call: Call):
+    body, store = call.body(), call.caller.id
+    merged: dict[str, int] = {}
+    for line in body["lines"]:
+        merged[line["sku"]] = merged.get(line["sku"], 0) + line["qty"]
+    results = []
+    with call.ctx.uow() as uow:
+        for sku, qty in sorted(merged.items()):
+            r = inventory.apply_delta(uow, StockDelta(_source(call), body["receipt_id"], sku, store, -qty,
+                                                      body["sold_at"], "sale"))
+            results.append({"sku": sku, "qty": -qty, "applied": r.applied, "duplicate": r.duplicate,
+                            "on_hand": r.on_hand, "note": r.reason})
+        uow.commit()
+    applied = sum(1 for r in results if r["applied"])
+    if applied:
+        call.deps.metrics.stock_events.inc(applied, source="pos", kind="delta")
+    duplicate = all(r["duplicate"] for r in results)
+    return json_response({"receipt_id": body["receipt_id"], "duplicate": duplicate, "lines": results},
+                         200 if duplicate else 201)
+
+
+@_stock_errors
+def count(call: Call) -> dict:
+    body, store = call.body(), call.caller.id
+    seen: set[str] = set()
+    for i, line in enumerate(body["lines"]):
+        if line["sku"] in seen:
+            raise schemas.invalid(f"lines[{i}].sku", f"{line['sku']} is counted twice")
+        seen.add(line["sku"])
+    count_id = body["count_id"] or body["counted_at"].isoformat()
+    results = []
+    with call.ctx.uow() as uow:
+        for line in body["lines"]:
+            r = inventory.apply_count(uow, StockCount(_source(call), f"count:{count_id}", line["sku"], store,
+                                                      line["on_hand"], body["counted_at"]))
+            results.append({"sku": line["sku"], "applied": r.applied, "duplicate": r.duplicate,
+                            "on_hand": r.on_hand, "note": r.reason})
+        uow.commit()
+    applied = sum(1 for r in results if r["applied"])
+    if applied:
+        call.deps.metrics.stock_events.inc(applied, source="pos", kind="count")
+    return {"counted_at": iso(call, body["counted_at"]), "lines": results}
+
+
+STORE = "/api/v1/stores/{store_id}"
+ROUTES = [
+    Route("GET", STORE + "/pickup-orders", pickup_orders, "store", "This store's paid pickup orders",
+          query=(Param("status", description="default: allocated and ready_for_pickup"),),
+          responses={200: "orders", 403: "another store's key"}),
+    Route("POST", STORE + "/pickup-orders/{order_id}/ready", ready, "store", "Mark a pickup order ready",
+          body=schemas.EMPTY, responses={200: "ready", 404: "not this store's", 409: "illegal transition"}),
+    Route("POST", STORE + "/pickup-orders/{order_id}/collect", collect, "store",
+          "Hand over against the pickup code (collected, then completed)", body=schemas.COLLECT,
+          responses={200: "completed", 409: "not ready", 422: "wrong code (attempts_left)", 423: "locked"}),
+    Route("POST", STORE + "/sales", sales, "store", "A POS receipt: stock deltas, once per receipt_id",
+          body=schemas.SALE, responses={201: "applied", 200: "the same receipt again (duplicate)",
+                                        422: "invalid, nothing applied"}),
+    Route("PUT", STORE + "/stock", count, "store", "A stock count: absolute on-hand, if newer than the last",
+          body=schemas.COUNT, responses={200: "applied (or stale, per line)", 422: "invalid, nothing applied"}),
+]

@@ -1,0 +1,120 @@
+"""Courier tracking into the order: record every report once, move the order forward
+where the report implies it, never backwards.
+
+A report is stored (and shown on the buyer's timeline) even when it moves nothing: a
+duplicate is dropped silently, an older report arriving late is recorded but cannot undo
+a newer state, and a report for a booking that was cancelled and re-booked moves nothing.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from . import erp_feed, orders
+from .config import HubConfig
+from .errors import NotFound
+from .model import FulfillmentType, TrackingEvent, TrackingStatus
+from .order_states import OrderStatus, allowed
+from .privacy import mask_phone
+from .storage.tables import OrderRow, Shipment, TrackingEventRow, utcnow
+from .storage.uow import UnitOfWork
+from .storage.upsert import insert_ignore
+
+log = logging.getLogger(__name__)
+S, T = OrderStatus, TrackingStatus
+
+# The forward path of each courier-fulfilled order, and where each report takes it.
+PATHS: dict[str, list[S]] = {
+    FulfillmentType.DELIVERY: [S.ALLOCATED, S.DISPATCHED, S.RIDER_ASSIGNED, S.PICKED_UP, S.DELIVERED,
+                               S.COMPLETED],
+    FulfillmentType.EXPRESS: [S.ALLOCATED, S.SHIPPED, S.IN_TRANSIT, S.DELIVERED, S.COMPLETED],
+}
+TARGETS: dict[str, dict[T, S]] = {
+    FulfillmentType.DELIVERY: {T.RIDER_ASSIGNED: S.RIDER_ASSIGNED, T.RIDER_AT_STORE: S.RIDER_ASSIGNED,
+                               T.COLLECTED: S.PICKED_UP, T.IN_TRANSIT: S.PICKED_UP,
+                               T.OUT_FOR_DELIVERY: S.PICKED_UP, T.DELIVERED: S.COMPLETED},
+    FulfillmentType.EXPRESS: {T.COLLECTED: S.IN_TRANSIT, T.IN_TRANSIT: S.IN_TRANSIT,
+                              T.OUT_FOR_DELIVERY: S.IN_TRANSIT, T.DELIVERED: S.COMPLETED},
+}
+COURIER_GAVE_UP = {T.CANCELLED, T.EXPIRED}
+
+
+def timeline_detail(event: TrackingEvent) -> str:
+    """What the buyer sees of a report: the courier's words, the rider with a masked phone."""
+    parts = [event.detail] if event.detail else []
+    if event.rider_name or event.rider_phone:
+        rider = " ".join(p for p in (event.rider_name or "", mask_phone(event.rider_phone)) if p)
+        parts.append(f"rider {rider}")
+    return "; ".join(parts)
+
+
+def complete(uow: UnitOfWork, order: OrderRow, source: str, detail: str | None = None, at=None) -> bool:
+    """Completed, and into the ERP's feed in the same transaction."""
+    changed = orders.transition(uow, order, S.COMPLETED, source, detail, at)
+    erp_feed.add_to_feed(uow, order.id)
+    return changed
+
+
+def _advance(uow: UnitOfWork, order: OrderRow, target: S, source: str, detail: str, at) -> None:
+    """Move towards `target` by the longest legal steps; a target at or behind the order moves nothing."""
+    path = PATHS[order.fulfillment_type]
+    if order.status not in path or target not in path:
+        return
+    there = path.index(target)
+    while (here := path.index(S(order.status))) < there:
+        reachable = [s for s in path[here + 1:there + 1] if allowed(order.fulfillment_type, order.status, s)]
+        if not reachable:
+            return
+        step = reachable[-1]
+        if step == S.COMPLETED:
+            complete(uow, order, source, "delivered", at)
+        else:
+            orders.transition(uow, order, step, source, detail or None, at)
+
+
+def apply_tracking(uow: UnitOfWork, cfg: HubConfig, event: TrackingEvent) -> bool:
+    """Record one courier report and apply it. False for a duplicate; NotFound for an unknown booking."""
+    session = uow.session
+    shipment = session.execute(select(Shipment).where(Shipment.carrier == event.carrier,
+                                                      Shipment.shipment_ref == event.shipment_ref)
+                               .with_for_update()).scalar_one_or_none()
+    if shipment is None:
+        raise NotFound(f"no shipment {event.shipment_ref!r} with {event.carrier}")
+    external_id = event.external_id or f"{event.status}:{event.at.isoformat()}"
+    detail = timeline_detail(event)
+    if not insert_ignore(session, TrackingEventRow, {
+            "shipment_id": shipment.id, "order_id": shipment.order_id, "status": str(event.status), "at": event.at,
+            "detail": detail, "external_id": external_id[:128], "recorded_at": utcnow()}):
+        return False
+    newest = shipment.last_event_at is None or event.at >= shipment.last_event_at
+    if not (newest and shipment.active):
+        log.info("tracking %s for %s recorded only (%s)", event.status, event.shipment_ref,
+                 "booking no longer active" if not shipment.active else "older than the last report")
+        return True
+    shipment.status, shipment.last_event_at = str(event.status), event.at
+    if event.rider_name:
+        shipment.rider_name = event.rider_name
+    if event.rider_phone:
+        shipment.rider_phone = event.rider_phone
+    order = orders.get(uow, shipment.order_id, lock=True)
+    if order.fulfillment_type not in PATHS:
+        return True
+    if event.status in COURIER_GAVE_UP:
+        _rebook(uow, order, shipment, event)
+        return True
+    target = TARGETS[order.fulfillment_type].get(event.status)
+    if target is not None:
+        _advance(uow, order, target, event.carrier, detail, event.at)
+    return True
+
+
+def _rebook(uow: UnitOfWork, order: OrderRow, shipment: Shipment, event: TrackingEvent) -> None:
+    """The courier dropped the booking: back to allocated (stock still held) for a new one."""
+    shipment.active = False
+    if order.status in (S.DISPATCHED, S.RIDER_ASSIGNED):
+        reason = f"{event.carrier} {event.status}" + (f": {event.detail}" if event.detail else "")
+        orders.transition(uow, order, S.ALLOCATED, event.carrier, reason, event.at)
+        uow.emit("shipment.rebook_needed", {"order_id": order.id, "shipment_id": shipment.id,
+                                            "carrier": shipment.carrier, "shipment_ref": shipment.shipment_ref,
+                                            "reason": str(event.status)})
