@@ -1,0 +1,150 @@
+"""A store's POS: pickup orders, ready, collect with the code (and its lockout), sales and counts."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.storage.tables import ErpFeedEntry, OrderRow, StockMovement
+
+from .conftest import POS_KEYS
+
+S1 = POS_KEYS["S001"]
+BASE = "/api/v1/stores/S001"
+
+
+def paid_pickup(api, key="k1", qty=2):
+    oid = api.order(key, qty=qty)
+    api.pay(oid, f"tx-{key}")
+    return oid
+
+
+def code_of(api, oid):
+    return api.get(f"/api/v1/orders/{oid}").json["pickup_code"]
+
+
+def wrong(code: str) -> str:
+    return "000000" if code != "000000" else "111111"
+
+
+def movements(api) -> int:
+    with api.ctx.uow() as uow:
+        return uow.session.execute(select(func.count()).select_from(StockMovement)).scalar_one()
+
+
+def test_pickup_orders_lists_paid_orders_of_this_store_without_codes(api):
+    api.stock(10)
+    unpaid = api.order("k0")
+    oid = paid_pickup(api)
+    r = api.get(f"{BASE}/pickup-orders", key=S1)
+    assert r.status_code == 200
+    [o] = r.json["orders"]
+    assert o["order_id"] == oid and o["status"] == "allocated" and unpaid not in r.get_data(as_text=True)
+    assert o["buyer"] == {"name": "Li Lei", "phone": "138****8000"}
+    assert o["lines"] == [{"sku": "TEA-001", "qty": 2, "unit_price_fen": 12800}]
+    assert "pickup_code" not in o and code_of(api, oid) not in r.get_data(as_text=True)
+    assert api.get("/api/v1/stores/S002/pickup-orders", key=POS_KEYS["S002"]).json["orders"] == []
+    assert api.get(f"{BASE}/pickup-orders?status=completed", key=S1).json["orders"] == []
+    assert api.get(f"{BASE}/pickup-orders?status=bogus", key=S1).status_code == 422
+
+
+def test_ready_then_collect_completes_commits_stock_and_feeds_the_erp(api):
+    api.stock(10)
+    oid = paid_pickup(api)
+    r = api.post(f"{BASE}/pickup-orders/{oid}/ready", key=S1)
+    assert r.status_code == 200 and r.json["status"] == "ready_for_pickup"
+    assert api.get(f"/api/v1/orders/{oid}").json["status"] == "ready_for_pickup"
+    r = api.post(f"{BASE}/pickup-orders/{oid}/collect", {"pickup_code": code_of(api, oid)}, key=S1)
+    assert r.status_code == 200 and r.json["status"] == "completed"
+    level = api.level()
+    assert (level.on_hand, level.reserved) == (8, 0)
+    timeline = [t["status"] for t in api.get(f"/api/v1/orders/{oid}").json["timeline"]]
+    assert timeline[-3:] == ["ready_for_pickup", "collected", "completed"]
+    with api.ctx.uow() as uow:
+        assert uow.session.execute(select(ErpFeedEntry.order_id)).scalars().all() == [oid]
+
+
+def test_collect_before_ready_is_409_and_another_stores_order_is_404(api):
+    api.stock(10)
+    oid = paid_pickup(api)
+    r = api.post(f"{BASE}/pickup-orders/{oid}/collect", {"pickup_code": code_of(api, oid)}, key=S1)
+    assert r.status_code == 409 and r.json["error"] == "illegal_transition"
+    r = api.post(f"/api/v1/stores/S002/pickup-orders/{oid}/ready", key=POS_KEYS["S002"])
+    assert r.status_code == 404
+    assert api.get(f"/api/v1/orders/{oid}").json["status"] == "allocated"
+
+
+def test_wrong_codes_count_lock_after_five_and_the_right_code_waits_for_the_lock(api):
+    api.stock(10)
+    oid = paid_pickup(api)
+    api.post(f"{BASE}/pickup-orders/{oid}/ready", key=S1)
+    code = code_of(api, oid)
+    url = f"{BASE}/pickup-orders/{oid}/collect"
+    for left in (4, 3, 2, 1):
+        r = api.post(url, {"pickup_code": wrong(code)}, key=S1)
+        assert r.status_code == 422 and r.json["attempts_left"] == left, r.json
+    with api.ctx.uow() as uow:            # each failed attempt was committed
+        assert uow.session.get(OrderRow, oid).pickup_attempts == 4
+    r = api.post(url, {"pickup_code": wrong(code)}, key=S1)
+    assert r.status_code == 423 and r.json["error"] == "pickup_locked" and r.json["locked_until"]
+    r = api.post(url, {"pickup_code": code}, key=S1)
+    assert r.status_code == 423
+    assert api.level().reserved == 2 and api.get(f"/api/v1/orders/{oid}").json["status"] == "ready_for_pickup"
+    api.clock.now += timedelta(minutes=31)
+    r = api.post(url, {"pickup_code": code}, key=S1)
+    assert r.status_code == 200 and r.json["status"] == "completed"
+
+
+def test_sale_applies_once_per_receipt_with_lines_merged(api):
+    api.stock(10)
+    sale = {"receipt_id": "R-1001", "sold_at": "2026-11-25T10:05:00+08:00",
+            "lines": [{"sku": "TEA-001", "qty": 1}, {"sku": "CUP-002", "qty": 2}, {"sku": "TEA-001", "qty": 2}]}
+    r = api.post(f"{BASE}/sales", sale, key=S1)
+    assert r.status_code == 201 and r.json["duplicate"] is False
+    assert {x["sku"]: x["on_hand"] for x in r.json["lines"]} == {"TEA-001": 7, "CUP-002": 8}
+    again = api.post(f"{BASE}/sales", sale, key=S1)
+    assert again.status_code == 200 and again.json["duplicate"] is True
+    assert api.level().on_hand == 7 and api.level(sku="CUP-002").on_hand == 8
+    assert api.get("/api/v1/stock/TEA-001").json["locations"][0]["available"] == 6
+    assert api.deps.metrics.stock_events.value(source="pos", kind="delta") == 2
+
+
+@pytest.mark.parametrize("sale,status", [
+    ({"receipt_id": "R-2", "sold_at": "2026-11-25T10:05:00+08:00",
+      "lines": [{"sku": "TEA-001", "qty": 1}, {"sku": "NOPE", "qty": 1}]}, 422),
+    ({"receipt_id": "R-2", "sold_at": "2026-11-25T10:05:00+08:00", "lines": [{"sku": "TEA-001", "qty": -1}]}, 422),
+    ({"receipt_id": "R-2", "sold_at": "2026-11-25T10:05:00+08:00", "lines": [{"sku": "TEA-001", "qty": 0}]}, 422),
+    ({"receipt_id": "R-2", "sold_at": "2026-11-25T10:05:00", "lines": [{"sku": "TEA-001", "qty": 1}]}, 422),
+    ({"receipt_id": "R-2", "sold_at": "yesterday", "lines": [{"sku": "TEA-001", "qty": 1}]}, 422),
+    ({"sold_at": "2026-11-25T10:05:00+08:00", "lines": [{"sku": "TEA-001", "qty": 1}]}, 422),
+    ({"receipt_id": "R-2", "sold_at": "2026-11-25T10:05:00+08:00", "lines": [{"sku": "TEA-001", "qty": 1}],
+      "store": "S002"}, 422),
+])
+def test_bad_sale_changes_nothing(api, sale, status):
+    api.stock(10)
+    before = movements(api)
+    r = api.post(f"{BASE}/sales", sale, key=S1)
+    assert r.status_code == status and r.json["message"]
+    assert movements(api) == before and api.level().on_hand == 10
+
+
+def test_count_sets_on_hand_if_newer_and_bad_counts_change_nothing(api):
+    api.stock(10)
+    count = {"counted_at": "2026-11-25T10:30:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 4},
+                                                                  {"sku": "CUP-002", "on_hand": 0}]}
+    r = api.put(f"{BASE}/stock", count, key=S1)
+    assert r.status_code == 200 and [x["on_hand"] for x in r.json["lines"]] == [4, 0]
+    assert api.level().on_hand == 4
+    older = {"counted_at": "2026-11-25T09:30:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 50}]}
+    r = api.put(f"{BASE}/stock", older, key=S1)
+    assert r.status_code == 200 and r.json["lines"][0]["applied"] is False and api.level().on_hand == 4
+    before = movements(api)
+    for bad in ({"counted_at": "2026-11-25T11:00:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": -1}]},
+                {"counted_at": "2026-11-25T11:00:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 3},
+                                                                      {"sku": "NOPE", "on_hand": 3}]},
+                {"counted_at": "2026-11-25T11:00:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 3},
+                                                                      {"sku": "TEA-001", "on_hand": 2}]},
+                {"lines": [{"sku": "TEA-001", "on_hand": 3}]}):
+        assert api.put(f"{BASE}/stock", bad, key=S1).status_code == 422
+    assert movements(api) == before and api.level().on_hand == 4
