@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 _MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _AUTH_HEADER = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)([^'\",}\r\n]+)")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{12,}")
 # key=..., "secret": "...", signature=..., sign=... in query strings, dict reprs and JSON
 _SECRET_PAIR = re.compile(
     r"(?i)(['\"]?\b[\w-]*(?:key|secret|password|token|signature|sign|checkword|salt)\b['\"]?\s*[:=]\s*['\"]?)"

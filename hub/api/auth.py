@@ -17,7 +17,7 @@ from werkzeug import Request
 from ..config import HubConfig
 from .http import ApiError, Route
 
-UNAUTHORIZED = "a valid key is required in Authorization: Bearer <key>"
+UNAUTHORIZED = "missing or wrong key; send this caller's key as a bearer token"
 
 
 @dataclass(frozen=True)

@@ -58,27 +58,27 @@ def _last_errors(call: Call, session) -> dict[str, str]:
 
 def admin(call: Call) -> Response:
     secrets, cfg = all_secrets(call.ctx.config), call.ctx.config
-    with call.ctx.uow() as uow:
-        recent = list(uow.session.execute(select(OrderRow).order_by(OrderRow.created_at.desc()).limit(20)).scalars())
-        parked = list(uow.session.execute(select(DeadLetter).where(DeadLetter.status == "parked")
-                                          .order_by(DeadLetter.id).limit(200)).scalars())
-        errors = _last_errors(call, uow.session)
 
     def cell(value: object) -> str:
         return f"<td>{escape(redact(str(value if value is not None else ''), secrets))}</td>"
 
+    token = csrf_token(cfg)
+    with call.ctx.uow() as uow:          # rows are read inside: the unit of work expires them on exit
+        recent = uow.session.execute(select(OrderRow).order_by(OrderRow.created_at.desc()).limit(20)).scalars()
+        order_rows = "".join(
+            f"<tr>{cell(o.id)}{cell(o.channel)}{cell(o.fulfillment_type)}{cell(o.location_id)}{cell(o.status)}"
+            f"{cell(o.total_fen)}{cell(iso(call, o.created_at))}</tr>" for o in recent)
+        parked = list(uow.session.execute(select(DeadLetter).where(DeadLetter.status == "parked")
+                                          .order_by(DeadLetter.id).limit(200)).scalars())
+        letters = "".join(
+            f"<tr>{cell(d.id)}{cell(d.target)}{cell(d.attempts)}{cell(iso(call, d.last_failed_at))}"
+            f"{cell(d.error[:300])}<td><form method='post' action='/admin/dead-letters/{d.id}/replay'>"
+            f"<input type='hidden' name='csrf' value='{token}'><button>replay</button></form></td></tr>"
+            for d in parked)
+        errors = _last_errors(call, uow.session)
     connectors = "".join(
         f"<tr>{cell(name)}{cell(system.kind)}{cell('yes' if name in call.deps.connectors else 'no')}"
         f"{cell(errors.get(name, '')[:300])}</tr>" for name, system in cfg.systems.items())
-    order_rows = "".join(
-        f"<tr>{cell(o.id)}{cell(o.channel)}{cell(o.fulfillment_type)}{cell(o.location_id)}{cell(o.status)}"
-        f"{cell(o.total_fen)}{cell(iso(call, o.created_at))}</tr>" for o in recent)
-    token = csrf_token(cfg)
-    letters = "".join(
-        f"<tr>{cell(d.id)}{cell(d.target)}{cell(d.attempts)}{cell(iso(call, d.last_failed_at))}"
-        f"{cell(d.error[:300])}<td><form method='post' action='/admin/dead-letters/{d.id}/replay'>"
-        f"<input type='hidden' name='csrf' value='{token}'><button>replay</button></form></td></tr>"
-        for d in parked)
     note = ""
     if call.query("replayed"):
         ok = call.query("ok") == "1"
