@@ -133,8 +133,12 @@ def apply_count(uow: UnitOfWork, count: StockCount) -> LedgerResult:
 # -- reservations ------------------------------------------------------------------------------
 
 def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterable[tuple[str, str, int]],
-            ttl: timedelta | None) -> list[Reservation]:
-    """Reserve every (sku, location, qty) or nothing; InsufficientStock lists every short line."""
+            ttl: timedelta | None, channel_safety: int = 0) -> list[Reservation]:
+    """Reserve every (sku, location, qty) or nothing; InsufficientStock lists every short line.
+
+    `channel_safety` is what the ordering channel holds back per location on top of the
+    location's own safety stock, so a channel never sells what it does not show.
+    """
     session = uow.session
     wanted: dict[tuple[str, str], int] = {}
     for sku, location_id, qty in allocations:
@@ -147,7 +151,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     short: list[dict] = []
     # A fixed lock order keeps two multi-line orders from deadlocking each other.
     for (sku, location_id), qty in sorted(wanted.items()):
-        safety = cfg.safety_stock(location_id)
+        safety = cfg.safety_stock(location_id) + channel_safety
         result = session.execute(
             update(StockLevel)
             .where(StockLevel.sku == sku, StockLevel.location_id == location_id,
@@ -160,7 +164,8 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     if short:
         savepoint.rollback()
         for line in short:
-            line["available"] = stock_at(session, cfg, line["sku"], line["location_id"]).available
+            held = stock_at(session, cfg, line["sku"], line["location_id"]).available
+            line["available"] = max(held - channel_safety, 0)
         raise InsufficientStock(short)
     rows = []
     for (sku, location_id), qty in sorted(wanted.items()):
@@ -243,12 +248,13 @@ def stock_of(session: Session, cfg: HubConfig, sku: str) -> list[LocationStock]:
     return out
 
 
-def availability(session: Session, cfg: HubConfig, skus: Iterable[str]) -> dict[str, dict[str, int]]:
-    """location_id -> sku -> available, for routing."""
+def availability(session: Session, cfg: HubConfig, skus: Iterable[str],
+                 channel_safety: int = 0) -> dict[str, dict[str, int]]:
+    """location_id -> sku -> available (to a channel holding back `channel_safety`), for routing."""
     skus = list(skus)
     out: dict[str, dict[str, int]] = {loc.id: {s: 0 for s in skus} for loc in cfg.locations}
     for row in session.execute(select(StockLevel).where(StockLevel.sku.in_(skus))).scalars():
         if row.location_id in out:
-            safety = cfg.safety_stock(row.location_id)
+            safety = cfg.safety_stock(row.location_id) + channel_safety
             out[row.location_id][row.sku] = max(row.on_hand - row.reserved - safety, 0)
     return out

@@ -86,9 +86,14 @@ def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
         raise BadInput(f"a {f.type} order needs fulfillment.address")
 
 
+def _channel_safety(cfg: HubConfig, cmd: PlaceOrder) -> int:
+    channel = cfg.channel(cmd.channel)
+    return channel.safety_stock if channel else 0
+
+
 def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> routing.RoutingDecision:
     lines = list(cmd.lines)
-    stock = inventory.availability(uow.session, cfg, {line.sku for line in lines})
+    stock = inventory.availability(uow.session, cfg, {line.sku for line in lines}, _channel_safety(cfg, cmd))
     f = cmd.fulfillment
     if f.type == FulfillmentType.PICKUP:
         return routing.route_pickup(cfg, lines, f.store_id, stock)
@@ -127,7 +132,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     for attempt in range(3):
         decision = _route(uow, cfg, cmd, now)
         try:
-            inventory.reserve(uow, cfg, order_id, decision.allocations, ttl)
+            inventory.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd))
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP:

@@ -216,3 +216,17 @@ def test_pickup_code_locks_after_too_many_wrong_attempts(ctx):
             orders.check_pickup_code(ctx.config, order, order.pickup_code)   # even the right code, for now
         later = utcnow() + timedelta(minutes=ctx.config.hub.pickup_code_lock_minutes + 1)
         orders.check_pickup_code(ctx.config, order, order.pickup_code, now=later)
+
+
+def test_a_channel_cannot_order_what_its_safety_stock_holds_back(ctx):
+    """The mini-program channel holds back 1 unit per location: it sells what it shows, no more."""
+    with ctx.uow() as uow:
+        inventory.apply_count(uow, count("TEA-001", "S001", 3, 0))
+        uow.commit()
+    channel_safety = ctx.config.channel("miniprogram").safety_stock
+    assert channel_safety == 1
+    with pytest.raises(InsufficientStock) as exc:
+        place(ctx, cmd(qty=3))
+    assert exc.value.short == [{"sku": "TEA-001", "location_id": "S001", "wanted": 3, "available": 2}]
+    place(ctx, cmd(qty=2, key="k2"))
+    assert level(ctx).reserved == 2
