@@ -222,6 +222,8 @@ def parse_config(text: str, env: dict[str, str] | None = None, source: str = "co
         for key, var in (("database_url", "HUB_DATABASE_URL"), ("broker_url", "HUB_BROKER_URL")):
             if env.get(var):
                 hub[key] = env[var]
+        if env.get("HUB_HTTP_PORT"):
+            hub["http"] = {**(hub.get("http") or {}), "port": env["HUB_HTTP_PORT"]}
     try:
         cfg = HubConfig.model_validate(data)
     except ValidationError as exc:
