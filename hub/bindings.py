@@ -1,13 +1,30 @@
 """The database-backed binder: external ids <-> canonical ids per (system, kind)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .storage.tables import Binding
 from .storage.upsert import insert_ignore
+
+# A unit of work that makes outbound calls lends its session here, so a binding a connector
+# records (the POS's id for a pushed order) commits with that work. A second writing session
+# would wait on SQLite's write lock, which the unit of work itself holds.
+_writer: ContextVar[Session | None] = ContextVar("hub_binding_writer", default=None)
+
+
+@contextmanager
+def bind_within(session: Session) -> Iterator[None]:
+    """Record bindings made in this block in `session`'s transaction instead of a session of their own."""
+    token = _writer.set(session)
+    try:
+        yield
+    finally:
+        _writer.reset(token)
 
 
 class SqlBinder:
@@ -45,9 +62,15 @@ class SqlBinder:
         return self._to_ext[key]
 
     def bind(self, system: str, kind: str, external_id: str, internal_id: str) -> None:
-        with self._session_factory() as session:
-            insert_ignore(session, Binding, {"system": system, "kind": kind, "external_id": external_id,
-                                             "internal_id": internal_id})
-            session.commit()
+        values = {"system": system, "kind": kind, "external_id": external_id, "internal_id": internal_id}
+        outer = _writer.get()
+        if outer is not None:
+            # Cached before that commit: if it rolls back, the external id is still the system's
+            # own (it exists there), and the retry binds it again.
+            insert_ignore(outer, Binding, values)
+        else:
+            with self._session_factory() as session:
+                insert_ignore(session, Binding, values)
+                session.commit()
         self._to_int[(system, kind, external_id)] = internal_id
         self._to_ext[(system, kind, internal_id)] = external_id

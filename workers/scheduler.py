@@ -6,6 +6,7 @@ import logging
 from nameko.timer import timer
 
 from hub import housekeeping
+from hub.flows import reconcile
 
 from .dependencies import HubCore
 
@@ -27,3 +28,10 @@ class SchedulerService:
         cancelled = housekeeping.cancel_uncollected(self.hub)
         if cancelled:
             log.info("cancelled %d uncollected pickup order(s)", len(cancelled))
+
+    @timer(interval=300)
+    def reconcile_channel_stock(self) -> None:
+        try:
+            reconcile.reconcile_channel_stock(self.hub)     # logs what it repaired
+        except Exception as exc:   # a channel away: the next run checks again
+            log.warning("channel stock reconciliation failed: %s", exc)

@@ -1,0 +1,63 @@
+"""The outbound side of the three O2O flows: idempotent consumers of the core's events.
+
+One module per flow; each consumer is registered with `hub.consumers.consumer` under the
+name of the service that runs it (`fulfilment.*`, `erp_sync.*`), so a dead letter names it.
+
+- pickup.py        order at the store's POS: pushed, PREPARED, COMPLETED, CANCELED
+- delivery.py      local courier: quote + book -> dispatched; re-book after a courier gave up; cancel
+- express.py       waybill + tracking subscription -> shipped (stock committed)
+- shipping_info.py the payment platform's shipping-info upload (pickup, same city, express)
+- completed.py     ERP sales order (+ the feed) and CRM points, as two consumers
+- refunds.py       a refund that is due: logged and counted for an operator
+- erp_pull.py      product master and warehouse stock from the ERP (timer and `hub resync`)
+- reconcile.py     what each channel shows vs what the hub holds, drift repaired
+
+Outbound calls run inside the consumer's unit of work (`handle_once`): when a call fails after
+its retries the transaction rolls back and the event is parked as a dead letter. Every external
+system is idempotent on the hub's order id, so a crash between the call and the commit only
+repeats the call.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..bootstrap import HubContext
+from ..config import HubConfig
+from ..consumers import Handler, Outcome, consumer, handle_once
+
+# consumer name -> which events it wants; the others are skipped without a database write.
+_WANTS: dict[str, Callable[[dict[str, Any]], bool]] = {}
+
+
+def reacts(name: str, *, fulfillment: Iterable[str] | None = None,
+           to: Iterable[str] | None = None) -> Callable[[Handler], Handler]:
+    """Register an order.status_changed consumer for some fulfilment types and target states."""
+    types, targets = set(fulfillment or ()), set(to or ())
+
+    def wants(data: dict[str, Any]) -> bool:
+        return (not types or data.get("fulfillment") in types) and (not targets or data.get("to") in targets)
+
+    def register(fn: Handler) -> Handler:
+        _WANTS[name] = wants
+        return consumer(name)(fn)
+    return register
+
+
+def handle(ctx: HubContext, name: str, envelope: dict[str, Any]) -> Outcome | None:
+    """Run consumer `name` on an event it wants (once, retried, parked on failure); None if skipped."""
+    wants = _WANTS.get(name)
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    if wants is not None and isinstance(data, dict) and not wants(data):
+        return None
+    return handle_once(ctx, name, envelope)
+
+
+def callback_url(cfg: HubConfig, system: str) -> str:
+    """Where a system posts its callbacks to the hub (`/callbacks/{connector}`)."""
+    return f"http://{cfg.hub.http.host}:{cfg.hub.http.port}/callbacks/{system}"
+
+
+def load() -> None:
+    """Import every flow module, registering its consumers (for services and `hub dlq replay`)."""
+    from . import completed, delivery, express, pickup, refunds, shipping_info  # noqa: F401

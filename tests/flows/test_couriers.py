@@ -1,0 +1,107 @@
+"""Flow 3: a local rider booked, re-booked after the courier gives up, cancelled with the
+order; express from the warehouse when no store can serve."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from hub import fulfilment, orders
+from hub.metrics import REGISTRY
+from hub.storage.tables import Reservation, Shipment, StockLevel
+
+from .conftest import HANGZHOU, NEAR_S001
+
+
+def shipments(flow, order_id: str) -> list[Shipment]:
+    with flow.ctx.uow() as uow:
+        rows = list(uow.session.execute(select(Shipment).where(Shipment.order_id == order_id)
+                                        .order_by(Shipment.id)).scalars())
+        uow.session.expunge_all()
+        return rows
+
+
+def dispatched_delivery(flow) -> str:
+    order_id = flow.place("delivery", [("POT-003", 1, 36000)], address=NEAR_S001)
+    flow.pay(order_id)
+    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="allocated")
+    return order_id
+
+
+def test_delivery_is_quoted_booked_dispatched_and_uploaded_as_same_city(flow):
+    order_id = dispatched_delivery(flow)
+    dada = flow.sandbox.local_delivery
+
+    [shipment] = shipments(flow, order_id)
+    assert (shipment.kind, shipment.carrier, shipment.active) == ("local", "local_delivery", True)
+    assert shipment.shipment_ref == dada.deliveries[order_id].delivery_no and dada.deliveries[order_id].booked
+    assert shipment.fee_fen == 600                                       # within 3 km: the base fee
+    assert dada.deliveries[order_id].callback == "http://127.0.0.1:8000/callbacks/local_delivery"
+    assert flow.order(order_id).status == "dispatched"
+
+    flow.deliver("fulfilment.shipping_info", "order.status_changed", order_id=order_id, to="dispatched")
+    [upload] = flow.sandbox.wechat_pay.shipping_uploads
+    assert upload["logistics_type"] == 2
+
+
+def test_courier_cancel_rebooks_once_and_old_booking_goes_inactive(flow):
+    order_id = dispatched_delivery(flow)
+    dada = flow.sandbox.local_delivery
+    first_ref = dada.deliveries[order_id].delivery_no
+    # The rider gives up; the courier's callback (its body, as it would arrive) reaches the hub.
+    [callback] = dada.advance(order_id, 5, cancel_reason="骑士取消订单", cancel_from=1)
+    event = flow.ctx.connectors["local_delivery"].parse_callback(json.dumps(callback.body).encode())
+    with flow.ctx.uow() as uow:
+        fulfilment.apply_tracking(uow, flow.ctx.config, event)
+        uow.commit()
+    assert flow.order(order_id).status == "allocated"
+
+    rebook = flow.deliver("fulfilment.rebook_courier", "shipment.rebook_needed", order_id=order_id)
+    again = flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="allocated")
+
+    assert rebook[0].status == "applied" and [o.status for o in again] == ["duplicate", "applied"]
+    old, new = shipments(flow, order_id)
+    assert (old.shipment_ref, old.active) == (first_ref, False)
+    assert new.active and new.shipment_ref == dada.deliveries[order_id].delivery_no != first_ref
+    assert dada.deliveries[order_id].booked and flow.order(order_id).status == "dispatched"
+
+
+def test_cancelling_the_order_cancels_the_booking_and_notes_the_refund(flow):
+    order_id = dispatched_delivery(flow)
+    refunds_before = REGISTRY.counter("hub_refunds_due_total", "", ("channel",)).value(channel="miniprogram")
+    with flow.ctx.uow() as uow:
+        orders.cancel(uow, orders.get(uow, order_id, lock=True), "miniprogram", "buyer cancelled")
+        uow.commit()
+
+    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancelled")
+    flow.deliver("fulfilment.refund_due", "order.refund_due", order_id=order_id)
+
+    assert flow.sandbox.local_delivery.status_of(order_id) == 5
+    [shipment] = shipments(flow, order_id)
+    assert (shipment.active, shipment.status) == (False, "cancelled")
+    refunds = REGISTRY.counter("hub_refunds_due_total", "", ("channel",)).value(channel="miniprogram")
+    assert refunds == refunds_before + 1
+
+
+def test_express_gets_a_waybill_a_subscription_ships_and_commits_the_stock(flow):
+    order_id = flow.place("express", [("SET-004", 3, 19900)], address=HANGZHOU)
+    tx = flow.pay(order_id)
+    assert flow.order(order_id).location_id == "WH01"
+
+    flow.deliver("fulfilment.express", "order.status_changed", order_id=order_id, to="allocated")
+    flow.deliver("fulfilment.shipping_info", "order.status_changed", order_id=order_id, to="shipped")
+
+    express = flow.sandbox.express
+    waybill = express.orders[order_id]
+    assert express.subscriptions[waybill].callback_url == "http://127.0.0.1:8000/callbacks/express"
+    [shipment] = shipments(flow, order_id)
+    assert (shipment.kind, shipment.carrier, shipment.shipment_ref) == ("express", "express", waybill)
+    assert flow.order(order_id).status == "shipped"
+    with flow.ctx.uow() as uow:
+        level = uow.session.get(StockLevel, ("SET-004", "WH01"))
+        assert (level.on_hand, level.reserved) == (7, 0)
+        assert {r.status for r in uow.session.execute(
+            select(Reservation).where(Reservation.order_id == order_id)).scalars()} == {"committed"}
+    [upload] = flow.sandbox.wechat_pay.shipping_uploads
+    assert upload["logistics_type"] == 1 and upload["order_key"]["transaction_id"] == tx
+    assert upload["shipping_list"][0]["tracking_no"] == waybill

@@ -1,0 +1,114 @@
+"""Completed orders to the ERP and the CRM; the ERP's product master and warehouse stock in;
+channel stock reconciled."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from connectors.base import RetryPolicy
+from hub import consumers, fulfilment, orders
+from hub.consumers import handle_once
+from hub.flows import erp_pull
+from hub.flows.reconcile import reconcile_channel_stock
+from hub.storage.tables import DeadLetter, ErpFeedEntry, SkuRow, StockLevel
+from sandbox.erp_soap import ErpItem
+from sandbox.wechat_shop import STORE_WAREHOUSES, shop_ids
+from tests.support import T0
+
+
+def completed_pickup(flow, key: str = "done") -> str:
+    order_id = flow.place("pickup", [("TEA-001", 2, 12800), ("CUP-002", 1, 4500)], store_id="S001", key=key)
+    flow.pay(order_id)
+    flow.move(order_id, "ready_for_pickup", "collected")
+    with flow.ctx.uow() as uow:
+        fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
+        uow.commit()
+    return order_id
+
+
+def feed_entry(flow, order_id: str) -> ErpFeedEntry:
+    with flow.ctx.uow() as uow:
+        entry = uow.session.execute(select(ErpFeedEntry).where(ErpFeedEntry.order_id == order_id)).scalar_one()
+        uow.session.expunge(entry)
+        return entry
+
+
+def test_completed_order_gets_its_erp_document_and_crm_points_once(flow):
+    order_id = completed_pickup(flow)
+    for _ in range(2):                       # the event delivered twice
+        flow.deliver("erp_sync.sales_order", "order.status_changed", order_id=order_id, to="completed")
+        flow.deliver("erp_sync.crm_points", "order.status_changed", order_id=order_id, to="completed")
+    # and re-sent under a new message id: the ERP and the CRM dedupe on the order id
+    envelope = flow.events("order.status_changed", order_id=order_id, to="completed")[0]
+    for name in ("erp_sync.sales_order", "erp_sync.crm_points"):
+        assert handle_once(flow.ctx, name, {**envelope, "id": "resent"}).status == "applied"
+
+    erp, crm = flow.sandbox.erp, flow.sandbox.crm
+    assert feed_entry(flow, order_id).erp_document_no == erp.document_for(order_id) is not None
+    assert len(erp.calls_to("CreateSalesOrder")) == 1       # the resent one found the number already held
+    [sent] = [o for o in erp.received_orders if o["ExternalRef"] == order_id]
+    assert sent["Plant"] == "1101"
+    member = crm.member_by_ref("oBuyer001")
+    assert member.points == (2 * 12800 + 4500) // 100
+    assert len([p for p in crm.point_entries if order_id in str(p)]) == 1
+
+
+def test_erp_down_parks_the_sales_order_crm_unaffected_replay_after_recovery(flow):
+    order_id = completed_pickup(flow)
+    erp = flow.sandbox.erp
+    flow.ctx.connectors["erp"].retry = RetryPolicy(attempts=2, initial=0.01, jitter=0)
+    erp.faults.http_error_next = 1000                         # the ERP's front answers 503 to everything
+    envelope = flow.events("order.status_changed", order_id=order_id, to="completed")[0]
+
+    parked = handle_once(flow.ctx, "erp_sync.sales_order", envelope, sleep=lambda s: None)
+    points = handle_once(flow.ctx, "erp_sync.crm_points", envelope, sleep=lambda s: None)
+
+    assert parked.status == "parked" and "503" in parked.error and points.status == "applied"
+    [letter] = consumers.dead_letters(flow.ctx)
+    assert letter.target == "erp_sync.sales_order" and letter.payload["id"] == envelope["id"]
+    assert feed_entry(flow, order_id).erp_document_no is None      # still in the pull feed meanwhile
+    assert flow.sandbox.crm.member_by_ref("oBuyer001").points == 301
+
+    assert not consumers.replay(flow.ctx, letter.id)           # still down: kept
+    erp.faults.http_error_next = 0
+    assert consumers.replay(flow.ctx, letter.id)
+    assert feed_entry(flow, order_id).erp_document_no == erp.document_for(order_id) is not None
+    with flow.ctx.uow() as uow:
+        assert uow.session.get(DeadLetter, letter.id) is None
+
+
+def test_resync_pulls_products_and_warehouse_stock_once(flow):
+    erp = flow.sandbox.erp
+    erp.catalogue.append(ErpItem("MUG-005", "6901234567005", "Enamel mug", "EA", Decimal("39.90")))
+    try:
+        erp.set_stock("1000", "TEA-001", 42, as_of=T0 + timedelta(days=1))
+        erp.set_stock("1000", "MUG-005", 7, as_of=T0 + timedelta(days=1))
+        assert erp_pull.pull_products(flow.ctx) == 1
+        applied = erp_pull.pull_warehouse_stock(flow.ctx)
+        assert (erp_pull.pull_products(flow.ctx), erp_pull.pull_warehouse_stock(flow.ctx)) == (0, 0)
+    finally:
+        erp.catalogue.pop()
+    assert applied == 2              # the other lines are older than the counts the hub holds
+    with flow.ctx.uow() as uow:
+        assert uow.session.get(SkuRow, "MUG-005").price_fen == 3990
+        assert uow.session.get(StockLevel, ("TEA-001", "WH01")).on_hand == 42
+        assert uow.session.get(StockLevel, ("MUG-005", "WH01")).on_hand == 7
+        assert uow.session.get(StockLevel, ("TEA-001", "S001")).on_hand == 10   # the ERP's store plants: ignored
+
+
+def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
+    shop = flow.sandbox.wechat_shop
+    first = reconcile_channel_stock(flow.ctx)       # the shop starts empty: S001 and S002's stock is set
+    assert {(r["location_id"], r["shown"], r["expected"]) for r in first} == {("S001", 0, 9), ("S002", 0, 9)}
+    assert len(first) == 4 * 2 and reconcile_channel_stock(flow.ctx) == []   # S003 holds none: 0 is right
+    assert shop.stock_of("TEA-001", "S001") == 9              # 10 on hand, channel safety stock 1
+    product_id, sku_id = shop_ids("TEA-001")
+    shop.stock[(product_id, sku_id, STORE_WAREHOUSES["S001"])] = 3     # someone edits the shop's back office
+
+    repaired = reconcile_channel_stock(flow.ctx)
+
+    assert repaired == [{"channel": "miniprogram", "sku": "TEA-001", "location_id": "S001", "shown": 3,
+                         "expected": 9}]
+    assert shop.stock_of("TEA-001", "S001") == 9 and reconcile_channel_stock(flow.ctx) == []
