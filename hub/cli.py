@@ -164,6 +164,20 @@ def dlq(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+@command("resync")
+def resync(args: argparse.Namespace) -> int:
+    from .bootstrap import build_context
+    from .config import load_config
+    from .flows import erp_pull
+
+    ctx = build_context(load_config(args.config))
+    products = erp_pull.pull_products(ctx)
+    print(f"products: {products} SKU(s) added or changed")
+    counts = erp_pull.pull_warehouse_stock(ctx)
+    print(f"warehouse stock: {counts} count(s) applied")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="O2O Hub: stock and orders in sync")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("id", nargs="?")
     p.add_argument("--all", action="store_true")
+    p.add_argument("--config")
+    p = sub.add_parser("resync", help="pull the ERP's product master and warehouse stock now")
     p.add_argument("--config")
     p = sub.add_parser("sandbox", help="run every simulator on its fixed port until Ctrl-C")
     p.add_argument("--callback-base", default="http://127.0.0.1:8000", help="the hub's URL for callbacks")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sandbox.runner import Sandbox, start_sandbox
 from tests.support import CATALOG, T0, config_env, count
 
 SKUS = [s.code for s in CATALOG]
+ERP_EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
 NEAR_S001 = Address("88 Changde Road, Jing'an, Shanghai", 31.2301, 121.4456, "Han Mei", "13900139000")
 HANGZHOU = Address("1 Lakeside Road, Hangzhou", 30.2741, 120.1551, "Li Lei", "13700137000")
 BUYER = Buyer("oBuyer001", "Han Mei", "13800138000")
@@ -96,6 +98,8 @@ class Flow:
 @pytest.fixture
 def flow(ctx, sandbox) -> Flow:
     sandbox.reset()
+    for i, sku in enumerate(SKUS):             # the ERP's warehouse lines as it starts (older than the hub's)
+        sandbox.erp.set_stock("1000", sku, 100 + 10 * i, ERP_EPOCH)
     fctx = sandbox_ctx(ctx, sandbox)
     seed_sandbox_bindings(SqlBinder(fctx.session_factory), SKUS)
     prepare_simulators(sandbox, SKUS)

@@ -112,3 +112,23 @@ def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
     assert repaired == [{"channel": "miniprogram", "sku": "TEA-001", "location_id": "S001", "shown": 3,
                          "expected": 9}]
     assert shop.stock_of("TEA-001", "S001") == 9 and reconcile_channel_stock(flow.ctx) == []
+
+
+def test_hub_resync_command_runs_both_pulls_and_prints_what_changed(flow, monkeypatch, capsys):
+    from hub.cli import main
+    from tests.support import config_env
+
+    for name, value in {**config_env(), **flow.sandbox.env(),
+                        "HUB_DATABASE_URL": flow.ctx.config.hub.database_url}.items():
+        monkeypatch.setenv(name, value)
+    erp = flow.sandbox.erp
+    erp.catalogue.append(ErpItem("MUG-006", "6901234567006", "Travel mug", "EA", Decimal("59.00")))
+    erp.set_stock("1000", "MUG-006", 12, as_of=T0 + timedelta(days=2))
+    try:
+        assert main(["resync"]) == 0
+    finally:
+        erp.catalogue.pop()
+    out = capsys.readouterr().out
+    assert "products: 1 SKU(s) added or changed" in out and "warehouse stock: 1 count(s) applied" in out
+    with flow.ctx.uow() as uow:
+        assert uow.session.get(StockLevel, ("MUG-006", "WH01")).on_hand == 12
