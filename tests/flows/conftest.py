@@ -95,8 +95,7 @@ class Flow:
         return [o for o in (flows.handle(self.ctx, consumer, e) for e in envelopes) if o is not None]
 
 
-@pytest.fixture
-def flow(ctx, sandbox) -> Flow:
+def make_flow(ctx: HubContext, sandbox: Sandbox) -> Flow:
     sandbox.reset()
     for i, sku in enumerate(SKUS):             # the ERP's warehouse lines as it starts (older than the hub's)
         sandbox.erp.set_stock("1000", sku, 100 + 10 * i, ERP_EPOCH)
@@ -110,3 +109,14 @@ def flow(ctx, sandbox) -> Flow:
         uow.commit()
     flows.load()
     return Flow(fctx, sandbox)
+
+
+@pytest.fixture
+def flow(ctx, sandbox) -> Flow:
+    """SQLite, and PostgreSQL when configured."""
+    return make_flow(ctx, sandbox)
+
+
+@pytest.fixture
+def pg_flow(pg_ctx, sandbox) -> Flow:
+    return make_flow(pg_ctx, sandbox)
