@@ -1,0 +1,163 @@
+"""The three O2O flows end to end through the HTTP API, the services and the simulators."""
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from hub import consumers, housekeeping
+from hub.flows.erp_pull import pull_products, pull_warehouse_stock
+from workers.launcher import wait_for
+
+NEAR_S002 = {"text": "Tianyaoqiao Road 1", "lat": 31.1930, "lng": 121.4390, "name": "Han Meimei",
+             "phone": "13900001111"}
+FAR_AWAY = {"text": "Songze Avenue 1, Qingpu", "lat": 31.1500, "lng": 121.1200, "name": "Han Meimei",
+            "phone": "13900001111"}
+BUYER = {"id": "u-42", "name": "Han Meimei", "phone": "13900001111"}
+
+
+def now_iso(minutes: float = 0) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+def count(hub, store: str, sku: str, on_hand: int) -> None:
+    r = hub.call("PUT", f"/api/v1/stores/{store}/stock", key=store,
+                 json={"counted_at": now_iso(-1), "lines": [{"sku": sku, "on_hand": on_hand}]})
+    assert r.status_code == 200, r.text
+
+
+def place(hub, lines, fulfillment, key: str | None = None):
+    return hub.call("POST", "/api/v1/orders", headers={"Idempotency-Key": key or uuid.uuid4().hex},
+                    json={"lines": lines, "buyer": BUYER, "fulfillment": fulfillment})
+
+
+def pay(hub, order_id: str) -> None:
+    total = hub.order(order_id)["total_fen"]
+    r = hub.sandbox.wechat_pay.notify(f"{hub.base}/callbacks/wechat_pay", order_id, total)
+    assert r.status_code == 200 and r.json() == {"code": "SUCCESS"}, r.text
+
+
+def test_store_pickup_end_to_end(hub):
+    count(hub, "S001", "TEA-001", 5)
+    r = place(hub, [{"sku": "TEA-001", "qty": 2}], {"type": "pickup", "store_id": "S001"})
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_id"]
+    code = hub.order(order_id)["pickup_code"]
+    pay(hub, order_id)
+    pos = hub.sandbox.pos
+    wait_for(lambda: pos.order_for(order_id) is not None, 30, "the order at the store's POS")
+    listed = hub.call("GET", "/api/v1/stores/S001/pickup-orders", key="S001").json()["orders"]
+    assert [o["order_id"] for o in listed] == [order_id]
+    assert hub.call("GET", "/api/v1/stores/S001/pickup-orders", key="S002").status_code == 403
+    assert hub.call("POST", f"/api/v1/stores/S001/pickup-orders/{order_id}/ready", key="S001").status_code == 200
+    wait_for(lambda: pos.pickup_state(order_id) == "PREPARED", 30, "PREPARED at the POS")
+    wait_for(lambda: any(u.get("logistics_type") == 4 for u in hub.sandbox.wechat_pay.shipping_uploads), 30,
+             "a self-pickup shipping-info upload")
+    wrong = hub.call("POST", f"/api/v1/stores/S001/pickup-orders/{order_id}/collect", key="S001",
+                     json={"pickup_code": "000000" if code != "000000" else "111111"})
+    assert wrong.status_code == 422
+    right = hub.call("POST", f"/api/v1/stores/S001/pickup-orders/{order_id}/collect", key="S001",
+                     json={"pickup_code": code})
+    assert right.status_code == 200, right.text
+    assert hub.wait_status(order_id, "completed")["status"] == "completed"
+    # The ERP sees it exactly once in its feed, and receives the SOAP sales order; the CRM adds points.
+    feed = hub.call("GET", "/api/v1/erp/orders?limit=50", key="erp").json()
+    assert [o["order_id"] for o in feed["orders"]] == [order_id]
+    assert hub.call("POST", "/api/v1/erp/orders/ack", key="erp", json={"order_ids": [order_id]}).status_code == 200
+    assert hub.call("GET", "/api/v1/erp/orders?limit=50", key="erp").json()["orders"] == []
+    wait_for(lambda: any(o.get("ExternalRef") == order_id for o in hub.sandbox.erp.received_orders), 30,
+             "the ERP sales order")
+    wait_for(lambda: any(e["order_no"] == order_id for e in hub.sandbox.crm.point_entries), 30, "CRM points")
+    stock = hub.call("GET", "/api/v1/stock/TEA-001").json()
+    s001 = next(loc for loc in stock["locations"] if loc["location_id"] == "S001")
+    assert s001["available"] == 5 - 2 - 1          # channel safety stock 1
+    wait_for(lambda: hub.sandbox.wechat_shop.stock_of("TEA-001", "S001") == 2, 30, "the shop's figure")
+
+
+def test_nearby_delivery_end_to_end_with_duplicate_and_reordered_callbacks(hub):
+    count(hub, "S002", "CUP-002", 4)
+    hub.sandbox.local_delivery.faults.duplicate_callbacks = True
+    r = place(hub, [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002})
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_id"]
+    order = hub.order(order_id)
+    assert order["fulfillment"]["store_id"] == "S002" or order["routing"]["location_id"] == "S002"
+    reasons = {c["location_id"]: c["reason"] for c in order["routing"]["candidates"]}
+    assert reasons["S001"].startswith("short of CUP-002")
+    pay(hub, order_id)
+    done = hub.wait_status(order_id, "completed", timeout=60)
+    statuses = [e["status"] for e in done["timeline"]]
+    for expected in ("paid", "allocated", "dispatched", "picked_up", "delivered", "completed"):
+        assert expected in statuses
+    rider = [e for e in done["timeline"] if "****" in (e.get("detail") or "")]
+    assert rider, "the rider's masked phone is on the timeline"
+    assert "13900001111" not in str(done["timeline"])
+
+
+def test_express_fallback_from_the_warehouse(hub):
+    assert pull_products(hub.ctx) >= 0
+    assert pull_warehouse_stock(hub.ctx) > 0           # the ERP's plant 1000 is the hub's WH01
+    r = place(hub, [{"sku": "POT-003", "qty": 1}], {"type": "delivery", "address": FAR_AWAY})
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_id"]
+    order = hub.order(order_id)
+    assert order["fulfillment"]["type"] == "express" and order["routing"]["location_id"] == "WH01"
+    pay(hub, order_id)
+    wait_for(lambda: hub.sandbox.express.orders.get(order_id) is not None, 30, "a waybill")
+    done = hub.wait_status(order_id, "completed", timeout=60)
+    assert "shipped" in [e["status"] for e in done["timeline"]]
+
+
+def test_100_concurrent_orders_for_the_last_10_units_across_two_stores(hub):
+    # 6 on hand at each store, the channel holds back 1 per store: 10 units are for sale.
+    count(hub, "S001", "SET-004", 6)
+    count(hub, "S002", "SET-004", 6)
+
+    def attempt(i: int) -> int:
+        store = "S001" if i % 2 else "S002"
+        return place(hub, [{"sku": "SET-004", "qty": 1}], {"type": "pickup", "store_id": store}).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        codes = list(pool.map(attempt, range(100)))
+    assert codes.count(201) == 10 and codes.count(409) == 90
+    stock = hub.call("GET", "/api/v1/stock/SET-004").json()
+    assert stock["available"] == 0
+    shop = hub.sandbox.wechat_shop
+    wait_for(lambda: shop.stock_of("SET-004", "S001") == 0 and shop.stock_of("SET-004", "S002") == 0, 30,
+             "the shop to show 0 at both stores")
+    # Unpaid orders expire and give their units back; the shop shows them again.
+    expired = housekeeping.expire_unpaid(hub.ctx, now=datetime.now(UTC) + timedelta(hours=1))
+    assert len(expired) == 10
+    wait_for(lambda: shop.stock_of("SET-004", "S001") == 5 and shop.stock_of("SET-004", "S002") == 5, 30,
+             "released stock on the shop")
+
+
+def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
+    count(hub, "S002", "CUP-002", 4)
+    courier = hub.sandbox.local_delivery
+    courier.faults.error_rate, courier.faults.error_status = 1.0, 503
+    order_id = place(hub, [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002}).json()["order_id"]
+    pay(hub, order_id)
+
+    def parked():
+        return consumers.dead_letters(hub.ctx)
+
+    wait_for(lambda: len(parked()) == 1, 90, "a dead letter for the booking", interval=0.5)
+    assert hub.order(order_id)["status"] == "allocated"
+    courier.faults.error_rate = 0.0
+    letter = parked()[0]
+    assert "503" in letter.error and letter.attempts >= 1
+    r = hub.call("POST", f"/admin/dead-letters/{letter.id}/replay", key="ops")
+    assert r.status_code == 200, r.text
+    hub.wait_status(order_id, "dispatched")
+    assert parked() == []
+
+
+def test_bad_signature_is_rejected_and_changes_nothing(hub):
+    count(hub, "S001", "TEA-001", 5)
+    order_id = place(hub, [{"sku": "TEA-001", "qty": 1}], {"type": "pickup", "store_id": "S001"}).json()["order_id"]
+    pay_sim = hub.sandbox.wechat_pay
+    pay_sim.knobs.bad_signature = True
+    r = pay_sim.notify(f"{hub.base}/callbacks/wechat_pay", order_id, hub.order(order_id)["total_fen"])
+    assert r.status_code == 401
+    assert hub.order(order_id)["status"] == "pending_payment"
