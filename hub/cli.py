@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
+    if args.command in ("run", "demo"):
         _green()                      # before pydantic, SQLAlchemy or kombu are imported
     from .config import ConfigError
 

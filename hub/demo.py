@@ -1,81 +1,261 @@
 """`hub demo`: the embedded mode playing a short scripted day, told in plain words.
 
-Runs on a fresh SQLite file with the sandbox's credentials; nothing to install or start.
+One process: every simulator, every nameko service on the in-memory broker, a fresh SQLite
+file. The script plays the mini-program, the store staff and the ERP through the public HTTP
+API, and the simulators play the payment platform, the shop, the POS, the ERP, the CRM and
+both couriers. Stores are treated as open all day so the script reads the same at any hour.
 """
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+import re
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from . import inventory, orders
-from .bootstrap import build_context, upsert_skus
-from .config import load_config
-from .errors import HubError
-from .model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, Sku, StockCount, StockDelta
-from .storage.tables import utcnow
+import requests
 
-CATALOG = [Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800),
-           Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500)]
+from .privacy import mask_phone
+
+BUYER = {"id": "u-1001", "name": "Han Meimei", "phone": "13900001111"}
+NEAR_S002 = {"text": "1 Tianyaoqiao Road", "lat": 31.1930, "lng": 121.4390, "name": "Han Meimei",
+             "phone": "13900001111"}
+QINGPU = {"text": "1 Songze Avenue, Qingpu", "lat": 31.1500, "lng": 121.1200, "name": "Li Lei",
+          "phone": "13800002222"}
 
 
-def _say(verbose: bool, text: str) -> None:
-    if verbose:
-        print(text)
+class DemoFailed(Exception):
+    pass
+
+
+class Script:
+    def __init__(self, base: str, keys: dict[str, str], say: Callable[[str], None]):
+        self.base, self.keys, self.say = base, keys, say
+
+    def call(self, method: str, path: str, key: str = "channel", **kw: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.keys[key]}", **kw.pop("headers", {})}
+        return requests.request(method, self.base + path, headers=headers, timeout=30, **kw)
+
+    def order(self, order_id: str) -> dict:
+        return self.call("GET", f"/api/v1/orders/{order_id}").json()
+
+    def wait(self, what: str, predicate: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise DemoFailed(f"timed out waiting for {what}")
+
+    def wait_status(self, order_id: str, status: str, timeout: float = 40) -> dict:
+        self.wait(f"order {order_id} to be {status}", lambda: self.order(order_id)["status"] == status, timeout)
+        return self.order(order_id)
+
+    def place(self, label: str, lines: list[dict], fulfillment: dict) -> str | None:
+        r = self.call("POST", "/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
+                      json={"lines": lines, "buyer": BUYER, "fulfillment": fulfillment})
+        body = r.json()
+        if r.status_code != 201:
+            self.say(f"  {label}: refused ({r.status_code} {body.get('error')}: {body.get('message')})")
+            return None
+        order = self.order(body["order_id"])
+        routing = order["routing"]
+        self.say(f"  {label}: order {order['order_id']} -> {order['fulfillment']['type']} from "
+                 f"{routing.get('location_id')} ({routing.get('rule')})")
+        for c in routing.get("candidates", []):
+            self.say(f"      {c['location_id']}: {'chosen' if c['accepted'] else 'passed over'} — {c['reason']}")
+        return order["order_id"]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_demo(verbose: bool = True, workdir: str | os.PathLike[str] = "var") -> int:
-    from sandbox.credentials import sandbox_env
+    say = print if verbose else (lambda _text: None)
+    try:
+        _run(say, Path(workdir))
+    except DemoFailed as exc:
+        print(f"demo failed: {exc}")
+        return 1
+    return 0
 
-    for k, v in sandbox_env().items():
-        os.environ.setdefault(k, v)
-    db = Path(workdir) / "demo.sqlite"
+
+def _run(say: Callable[[str], None], workdir: Path) -> None:
+    from hub import consumers, inventory
+    from hub.bindings import SqlBinder
+    from hub.bootstrap import build_context
+    from hub.config import DEFAULT_CONFIG_PATH, load_config
+    from hub.flows.erp_pull import pull_products, pull_warehouse_stock
+    from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+    from sandbox.credentials import sandbox_env
+    from sandbox.runner import start_sandbox
+    from workers import SERVICES
+    from workers.runner import build_runner
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "demo.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    config_file = workdir / "demo-config.yaml"
+    config_file.write_text(re.sub(r"\n\s*opening_hours: \{[^}]*\}", "", DEFAULT_CONFIG_PATH.read_text()))
+    for k, v in sandbox_env().items():
+        os.environ.setdefault(k, v)
+    sandbox = start_sandbox()
+    # The configured port if it is free, else any: chosen after the simulators took theirs.
+    port = load_config(config_file).hub.http.port
+    port = port if _port_free(port) else _free_port()
+    base = f"http://127.0.0.1:{port}"
+    sandbox.local_delivery.step_s = 0.4
+    sandbox.express.auto_step_s = 0.4
+    os.environ.update({**sandbox.env(), "HUB_DATABASE_URL": f"sqlite:///{db}", "HUB_BROKER_URL": "memory://",
+                       "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file)})
     cfg = load_config()
-    ctx = build_context(cfg, f"sqlite:///{db}")
-    say = lambda text: _say(verbose, text)  # noqa: E731
-    now = utcnow()
-    say(f"O2O Hub demo — embedded mode, database {db}")
+    ctx = build_context(cfg)
+    runner = build_runner(list(SERVICES), "memory://", http_address=f"127.0.0.1:{port}")
+    runner.start()
+    keys = {"channel": cfg.channel("miniprogram").key, "erp": cfg.systems["erp"].get("key"), "ops": cfg.hub.ops_key,
+            **{s.id: s.pos_key for s in cfg.stores}}
+    s = Script(base, keys, say)
+    try:
+        s.wait("the gateway", lambda: _up(base))
+        say(f"O2O Hub demo — embedded mode: one process, SQLite at {db}, in-memory broker, "
+            f"{len(SERVICES)} services, {len(sandbox.simulators)} simulators")
+        say("(stores are treated as open all day, so the script reads the same at any hour)\n")
+
+        # The sandbox's systems know the hub's SKUs and stores by their own ids: bind them first.
+        skus = ["TEA-001", "CUP-002", "POT-003", "SET-004"]
+        seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
+        prepare_simulators(sandbox, skus)
+        say("06:00  ERP pull (SOAP): product master and warehouse stock")
+        say(f"  {pull_products(ctx)} products, {pull_warehouse_stock(ctx)} warehouse stock lines applied")
+
+        say("09:00  Stores open: stock counts from the POS")
+        counted = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+        for store, qty in (("S001", 8), ("S002", 5)):
+            r = s.call("PUT", f"/api/v1/stores/{store}/stock", key=store, json={
+                "counted_at": counted, "lines": [{"sku": sku, "on_hand": qty} for sku in skus[:2]]})
+            say(f"  {store}: {qty} of TEA-001 and CUP-002 counted ({r.status_code})")
+
+        say("10:00  Sales at the tills")
+        for store, receipt, sku, qty in (("S001", "R-1001", "TEA-001", 2), ("S002", "R-2001", "CUP-002", 1)):
+            body = {"receipt_id": receipt, "sold_at": datetime.now(UTC).isoformat(),
+                    "lines": [{"sku": sku, "qty": qty}]}
+            s.call("POST", f"/api/v1/stores/{store}/sales", key=store, json=body)
+            again = s.call("POST", f"/api/v1/stores/{store}/sales", key=store, json=body).json()
+            say(f"  {store} receipt {receipt}: {qty} x {sku}; sent again -> duplicate={again.get('duplicate')}")
+
+        say("11:00  Store pickup at S001")
+        pickup = s.place("pickup", [{"sku": "TEA-001", "qty": 1}], {"type": "pickup", "store_id": "S001"})
+        code = s.order(pickup)["pickup_code"]
+        _pay(s, sandbox, pickup, say)
+        s.wait("the order at S001's POS", lambda: sandbox.pos.order_for(pickup) is not None)
+        say(f"  the POS at S001 received it (state {sandbox.pos.pickup_state(pickup)})")
+        s.call("POST", f"/api/v1/stores/S001/pickup-orders/{pickup}/ready", key="S001")
+        s.wait("PREPARED at the POS", lambda: sandbox.pos.pickup_state(pickup) == "PREPARED")
+        say("  staff marked it ready; POS shows PREPARED; shipping info uploaded as self-pickup")
+        wrong = s.call("POST", f"/api/v1/stores/S001/pickup-orders/{pickup}/collect", key="S001",
+                       json={"pickup_code": "000000" if code != "000000" else "111111"}).json()
+        say(f"  a wrong pickup code is refused: {wrong.get('message')}")
+        s.call("POST", f"/api/v1/stores/S001/pickup-orders/{pickup}/collect", key="S001", json={"pickup_code": code})
+        s.wait_status(pickup, "completed")
+        say("  collected with the right code -> completed")
+
+        say("12:00  Nearby delivery (the courier fails once, and is retried)")
+        sandbox.local_delivery.faults.fail_next = 1
+        delivery = s.place("delivery", [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002})
+        _pay(s, sandbox, delivery, say)
+        done = s.wait_status(delivery, "completed", timeout=60)
+        rider = next((e["detail"] for e in done["timeline"] if e["status"] == "rider_assigned"), "")
+        say(f"  rider booked, picked up, delivered -> completed ({rider})")
+
+        say("13:00  Delivery to Qingpu: no store is near, express from the warehouse")
+        express = s.place("far delivery", [{"sku": "POT-003", "qty": 1}], {"type": "delivery", "address": QINGPU})
+        _pay(s, sandbox, express, say)
+        s.wait_status(express, "completed", timeout=60)
+        waybill = sandbox.express.orders.get(express)
+        say(f"  waybill {waybill} created, tracking pushes followed -> completed")
+
+        say("14:00  A forged payment notification")
+        victim = s.place("pickup to be forged", [{"sku": "CUP-002", "qty": 1}], {"type": "pickup", "store_id": "S001"})
+        sandbox.wechat_pay.knobs.bad_signature = True
+        r = sandbox.wechat_pay.notify(f"{base}/callbacks/wechat_pay", victim, s.order(victim)["total_fen"])
+        sandbox.wechat_pay.knobs.bad_signature = False
+        say(f"  rejected with {r.status_code}; the order stays {s.order(victim)['status']}")
+
+        say("15:00  The buyer cancels it")
+        s.call("POST", f"/api/v1/orders/{victim}/cancel")
+        say(f"  order {victim} is {s.order(victim)['status']}; its reservation is released")
+
+        s.wait("the outbox to drain and the shop to catch up", lambda: _drained(ctx), timeout=30)
+        time.sleep(0.5)
+        say("\nWhat each system received")
+        say(f"  POS: {len(sandbox.pos.orders)} pickup order(s), {len(sandbox.pos.state_changes)} state change(s)")
+        say(f"  mini-program shop: {len(sandbox.wechat_shop.stock_updates)} per-store stock update(s)")
+        say(f"  WeChat Pay: {len(sandbox.wechat_pay.shipping_uploads)} shipping-info upload(s)")
+        say(f"  ERP: {len(sandbox.erp.received_orders)} sales order(s) over SOAP")
+        say(f"  CRM: {len(sandbox.crm.point_entries)} points entr(y/ies)")
+        say(f"  local courier: {len(sandbox.local_delivery.deliveries)} booking(s); "
+            f"express: {len(sandbox.express.orders)} waybill(s)")
+        feed = s.call("GET", "/api/v1/erp/orders?limit=50", key="erp").json()
+        say(f"  ERP order feed: {len(feed['orders'])} completed order(s) waiting for the ERP")
+        say(f"  dead letters: {len(consumers.dead_letters(ctx))}")
+
+        say("\nOrder timelines")
+        for order_id in (pickup, delivery, express, victim):
+            o = s.order(order_id)
+            say(f"  {order_id} ({o['fulfillment']['type']}):")
+            for e in o["timeline"]:
+                say(f"    {e['at'][11:19]}  {e['status']:<16} {e['source']:<15} {(e.get('detail') or '')[:70]}")
+
+        say("\nFinal stock per location (on hand / reserved / available; the mini-program is shown")
+        say("available minus its own safety stock)")
+        with ctx.uow() as uow:
+            for sku in skus:
+                cells = [f"{x.location_id} {x.on_hand}/{x.reserved}/{x.available}"
+                         for x in inventory.stock_of(uow.session, cfg, sku)]
+                say(f"  {sku}: " + ", ".join(cells))
+        say(f"\nBuyer's phone in logs and timelines appears only masked, e.g. {mask_phone(BUYER['phone'])}")
+    finally:
+        runner.stop()
+        sandbox.stop()
+        ctx.engine.dispose()
+
+
+def _pay(s: Script, sandbox: Any, order_id: str | None, say: Callable[[str], None]) -> None:
+    if order_id is None:
+        raise DemoFailed("an order the script needs was refused")
+    total = s.order(order_id)["total_fen"]
+    r = sandbox.wechat_pay.notify(f"{s.base}/callbacks/wechat_pay", order_id, total)
+    say(f"  paid {total / 100:.2f} yuan; WeChat Pay's signed notification -> {r.json().get('code')}")
+
+
+def _up(base: str) -> bool:
+    try:
+        return requests.get(base + "/health", timeout=1).status_code in (200, 503)
+    except requests.RequestException:
+        return False
+
+
+def _drained(ctx: Any) -> bool:
+    from sqlalchemy import func, select
+
+    from hub.storage.tables import OutboxMessage
+
     with ctx.uow() as uow:
-        upsert_skus(uow, CATALOG)
-        for loc, qty in (("S001", 6), ("S002", 3), ("WH01", 100)):
-            for sku in ("TEA-001", "CUP-002"):
-                inventory.apply_count(uow, StockCount("pos" if loc != "WH01" else "erp", f"open-{loc}-{sku}",
-                                                      sku, loc, qty, now - timedelta(hours=2)))
-        uow.commit()
-    say("Opening counts: S001 6, S002 3, WH01 100 of each SKU")
-    with ctx.uow() as uow:
-        inventory.apply_delta(uow, StockDelta("pos", "R-1001", "TEA-001", "S001", -2, now - timedelta(hours=1), "sale"))
-        dup = inventory.apply_delta(uow, StockDelta("pos", "R-1001", "TEA-001", "S001", -2,
-                                                    now - timedelta(hours=1), "sale"))
-        uow.commit()
-    say(f"POS sale R-1001 at S001: 2 x TEA-001; the same receipt again is {'ignored' if dup.duplicate else 'APPLIED'}")
-    buyer = Buyer("u-1", "Han Meimei", "13900001111")
-    home = Address("88 Yanping Road", 31.2295, 121.4420, "Han Meimei", "13900001111")
-    far = Address("1 Songze Avenue, Qingpu", 31.1500, 121.1200, "Han Meimei", "13900001111")
-    plans = [("pickup", Fulfillment(FulfillmentType.PICKUP, "S001"), 1),
-             ("delivery", Fulfillment(FulfillmentType.DELIVERY, address=home), 2),
-             ("delivery far away", Fulfillment(FulfillmentType.DELIVERY, address=far), 1),
-             ("pickup, too many", Fulfillment(FulfillmentType.PICKUP, "S002"), 9)]
-    for i, (label, f, qty) in enumerate(plans):
-        cmd = orders.PlaceOrder("miniprogram", f"demo-{i}", (OrderLine("TEA-001", qty, 12800),), buyer, f)
-        try:
-            with ctx.uow() as uow:
-                order, _ = orders.place(uow, cfg, cmd)
-                orders.mark_paid(uow, order, "wechat_pay", f"tx-{i}")
-                uow.commit()
-            say(f"Order ({label}): {order.id} -> {order.fulfillment_type} from {order.location_id}; "
-                f"{order.transitions[0].detail}")
-            for c in order.routing["candidates"]:
-                say(f"    {c['location_id']}: {'chosen' if c['accepted'] else 'passed over'} — {c['reason']}")
-        except HubError as exc:
-            say(f"Order ({label}) refused: {exc}")
-    say("\nFinal stock (on hand / reserved / available):")
-    with ctx.uow() as uow:
-        for sku in ("TEA-001", "CUP-002"):
-            cells = [f"{s.location_id} {s.on_hand}/{s.reserved}/{s.available}"
-                     for s in inventory.stock_of(uow.session, cfg, sku)]
-            say(f"  {sku}: " + ", ".join(cells))
-    ctx.engine.dispose()
-    return 0
+        return uow.session.execute(select(func.count()).where(OutboxMessage.sent_at.is_(None))).scalar_one() == 0

@@ -16,7 +16,7 @@ from .config import HubConfig
 from .errors import NotFound
 from .model import FulfillmentType, TrackingEvent, TrackingStatus
 from .order_states import OrderStatus, allowed
-from .privacy import mask_phone
+from .privacy import mask_phone, mask_phones_in
 from .storage.tables import OrderRow, Shipment, TrackingEventRow, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore
@@ -42,7 +42,8 @@ COURIER_GAVE_UP = {T.CANCELLED, T.EXPIRED}
 
 def timeline_detail(event: TrackingEvent) -> str:
     """What the buyer sees of a report: the courier's words, the rider with a masked phone."""
-    parts = [event.detail] if event.detail else []
+    # Couriers write phone numbers into their free text ("call 139…"): mask those too.
+    parts = [mask_phones_in(event.detail)] if event.detail else []
     if event.rider_name or event.rider_phone:
         rider = " ".join(p for p in (event.rider_name or "", mask_phone(event.rider_phone)) if p)
         parts.append(f"rider {rider}")

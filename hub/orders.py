@@ -215,9 +215,11 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
         transition(uow, order, S.REFUNDED, source, "paid after the order was cancelled; refund due", at)
         uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": payment_ref})
         return True
-    transition(uow, order, S.PAID, source, f"payment {payment_ref}", at)
+    # The history records when the hub applied the payment; the platform's own time (often
+    # second-resolution, so "before" the order was placed) is kept as paid_at.
+    transition(uow, order, S.PAID, source, f"payment {payment_ref}")
     order.paid_at, order.payment_ref, order.expires_at = at or utcnow(), payment_ref, None
-    transition(uow, order, S.ALLOCATED, "hub", f"stock held at {order.location_id or 'warehouses'}", at)
+    transition(uow, order, S.ALLOCATED, "hub", f"stock held at {order.location_id or 'warehouses'}")
     return True
 
 
