@@ -185,6 +185,10 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
         log.warning("refused transition of order %s from %s to %s (source %s)", order.id, current, target, source)
         raise IllegalTransition(order.id, current, target, order.fulfillment_type)
     at = at or utcnow()
+    if order.transitions and at < order.transitions[-1].at:
+        # A reporter's clock (a payment platform's second-resolution time, a courier's) can be
+        # behind ours: the history stays in the order things were applied.
+        at = order.transitions[-1].at
     if target in COMMITS_STOCK:
         inventory.commit(uow, order.id)
     elif target == S.CANCELLED:
@@ -215,11 +219,9 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
         transition(uow, order, S.REFUNDED, source, "paid after the order was cancelled; refund due", at)
         uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": payment_ref})
         return True
-    # The history records when the hub applied the payment; the platform's own time (often
-    # second-resolution, so "before" the order was placed) is kept as paid_at.
-    transition(uow, order, S.PAID, source, f"payment {payment_ref}")
+    transition(uow, order, S.PAID, source, f"payment {payment_ref}", at)
     order.paid_at, order.payment_ref, order.expires_at = at or utcnow(), payment_ref, None
-    transition(uow, order, S.ALLOCATED, "hub", f"stock held at {order.location_id or 'warehouses'}")
+    transition(uow, order, S.ALLOCATED, "hub", f"stock held at {order.location_id or 'warehouses'}", at)
     return True
 
 

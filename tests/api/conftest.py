@@ -18,7 +18,7 @@ from hub.metrics import Registry
 from hub.model import StockCount
 from sandbox.credentials import STATIC, sandbox_env
 from tests.conftest import _BACKENDS, PG_URL, _truncate_pg
-from tests.support import T0, at, seed_catalog
+from tests.support import T0, always_open, at, seed_catalog
 
 CHANNEL_KEY = STATIC["HUB_CHANNEL_MINIPROGRAM_KEY"]
 POS_KEYS = {"S001": STATIC["HUB_POS_S001_KEY"], "S002": STATIC["HUB_POS_S002_KEY"],
@@ -33,7 +33,7 @@ _pg_ready = False
 
 
 def sandbox_config(url: str):
-    return parse_config(DEFAULT_CONFIG_PATH.read_text(), env={**sandbox_env(), "HUB_DATABASE_URL": url})
+    return parse_config(always_open(DEFAULT_CONFIG_PATH.read_text()), env={**sandbox_env(), "HUB_DATABASE_URL": url})
 
 
 def api_ctx(backend: str, tmp_path) -> HubContext:

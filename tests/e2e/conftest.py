@@ -2,7 +2,6 @@
 every simulator on loopback, driven through the public HTTP API."""
 from __future__ import annotations
 
-import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -20,15 +19,11 @@ from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
 from sandbox.runner import start_sandbox
 from tests.backbone.harness import hub_env, purge_hub_queues
 from tests.conftest import BROKER_URL, PG_URL
-from tests.support import CATALOG, config_env
+from tests.support import CATALOG, always_open, config_env
 from workers import SERVICES
 from workers.launcher import HubProcess, wait_for
 
 SKUS = [s.code for s in CATALOG]
-
-
-def always_open(config_text: str) -> str:
-    return re.sub(r"\n\s*opening_hours: \{[^}]*\}", "", config_text)
 
 
 def _free_port() -> int:

@@ -18,7 +18,7 @@ from hub.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
 from hub.storage.tables import OrderRow, OutboxMessage
 from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
 from sandbox.runner import Sandbox, start_sandbox
-from tests.support import CATALOG, T0, config_env, count
+from tests.support import CATALOG, T0, always_open, config_env, count
 
 SKUS = [s.code for s in CATALOG]
 ERP_EPOCH = datetime(2024, 5, 1, tzinfo=UTC)
@@ -38,7 +38,7 @@ def sandbox():
 
 def sandbox_ctx(ctx: HubContext, sandbox: Sandbox) -> HubContext:
     """The test's database, with config.yaml's systems pointed at the running simulators."""
-    text = Path(DEFAULT_CONFIG_PATH).read_text()
+    text = always_open(Path(DEFAULT_CONFIG_PATH).read_text())
     cfg = parse_config(text, env={**config_env(text), **sandbox.env(),
                                   "HUB_DATABASE_URL": ctx.config.hub.database_url})
     return HubContext(cfg, ctx.engine)

@@ -10,7 +10,7 @@ from hub.model import Address, FulfillmentType, OrderLine
 from hub.routing import route_delivery, route_express, route_pickup
 from tests.support import make_config
 
-CFG = make_config()
+CFG = make_config(open_all_day=False)
 SH = timezone(timedelta(hours=8))
 NOON = datetime(2026, 11, 25, 12, 0, tzinfo=SH)
 NEAR_S001 = Address("Near Jing'an temple", 31.2250, 121.4450, "Li Lei", "13800138000")
