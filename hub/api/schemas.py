@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,15 +20,17 @@ def invalid(path: str, reason: str) -> ApiError:
 
 
 @dataclass(frozen=True)
-class Field:
+class Field(ABC):
+    """One field of a request body: parses and validates a value, and documents itself."""
+
     required: bool = True
     description: str = ""
 
-    def parse(self, value: Any, path: str) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def parse(self, value: Any, path: str) -> Any: ...
 
-    def schema(self) -> dict[str, Any]:
-        raise NotImplementedError
+    @abstractmethod
+    def schema(self) -> dict[str, Any]: ...
 
     def _doc(self, s: dict[str, Any]) -> dict[str, Any]:
         return {**s, "description": self.description} if self.description else s
