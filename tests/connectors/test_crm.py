@@ -23,7 +23,7 @@ def _reset(sim):
 
 @pytest.fixture
 def crm(make_connector, sim):
-    return make_connector("crm", sim, timeout=0.3)
+    return make_connector("crm", sim, timeout=1.0)
 
 
 def test_upsert_creates_then_updates_the_same_member(sim, crm):
@@ -100,7 +100,7 @@ def test_transient_faults_retried_to_success(sim, crm, status, retry_after):
 
 
 def test_timeout_retried(sim, crm):
-    sim.faults.timeout_next, sim.faults.timeout_s = 1, 0.5
+    sim.faults.timeout_next, sim.faults.timeout_s = 1, 3.0   # well past the 1 s client timeout
     assert crm.upsert_member(Buyer("B-8")).startswith("M")
     assert len(sim.requests_to("/v1/members/B-8")) == 2
 

@@ -170,9 +170,10 @@ def test_unreachable_erp_is_transient(binder):
 
 
 def test_latency_beyond_the_timeout_is_transient(erp, binder):
-    conn = connector(erp, binder, attempts=1, timeout=0.2)
+    # Timeout and latency far apart, so a busy machine cannot blur them.
+    conn = connector(erp, binder, attempts=1, timeout=1.5)
     conn.fetch_products()                  # WSDL loaded before the ERP slows down
-    erp.faults.latency_s = 0.5
+    erp.faults.latency_s = 3.0
     with pytest.raises(TransientError, match="GetProductMaster"):
         conn.fetch_products()
 

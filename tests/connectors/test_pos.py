@@ -32,7 +32,7 @@ def binder():
 
 @pytest.fixture
 def pos(make_connector, sim, binder):
-    return make_connector("pos", sim, binder=binder, timeout=0.3)
+    return make_connector("pos", sim, binder=binder, timeout=1.0)
 
 
 def pickup(order_id="O-100", store="S001", lines=(("SKU-A", 2, 1990), ("SKU-B", 1, 500))) -> OrderSnapshot:
@@ -134,7 +134,7 @@ def test_transient_faults_retried_to_success(sim, pos, status, retry_after):
 
 
 def test_timeout_retried_without_a_duplicate_order(sim, pos):
-    sim.faults.timeout_next, sim.faults.timeout_s = 1, 0.5
+    sim.faults.timeout_next, sim.faults.timeout_s = 1, 3.0   # well past the 1 s client timeout
     pos.push_pickup_order(pickup())
     assert len(sim.orders) == 1 and len(sim.requests_to("/v2/orders")) == 2
 

@@ -32,7 +32,7 @@ def binder():
 
 @pytest.fixture
 def shop(make_connector, sim, binder):
-    return make_connector("wechat_shop", sim, binder=binder, timeout=0.3)
+    return make_connector("wechat_shop", sim, binder=binder, timeout=1.0)
 
 
 def test_sandbox_ids_differ_from_the_hubs():
@@ -215,7 +215,7 @@ def test_transient_faults_retried_to_success(sim, shop, status, body, retry_afte
 
 def test_timeout_retried(sim, shop):
     sim.faults.only_paths = ("/channels/ec/warehouse/stock/update",)
-    sim.faults.timeout_next, sim.faults.timeout_s = 1, 0.5
+    sim.faults.timeout_next, sim.faults.timeout_s = 1, 3.0   # well past the 1 s client timeout
     shop.update_store_stock("SKU-A", "S001", 4)
     assert sim.stock_of("SKU-A", "S001") == 4
     assert len(sim.requests_to("/channels/ec/warehouse/stock/update")) == 2
