@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -73,6 +72,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         groups = [["gateway"], ["relay"], ["channel_sync"]]
     else:
         db, broker = f"sqlite:///{workdir}/bench.sqlite", "memory://"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{workdir}/bench.sqlite{suffix}").unlink(missing_ok=True)
         groups = [["gateway", "relay", "channel_sync"]]
     os.environ["HUB_DATABASE_URL"] = env["HUB_DATABASE_URL"] = db
     os.environ["HUB_BROKER_URL"] = env["HUB_BROKER_URL"] = broker
@@ -134,9 +135,10 @@ def main() -> None:
     for k, v in sandbox_env().items():
         os.environ.setdefault(k, v)
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for mode in args.modes.split(","):
-            results[mode] = run_mode(mode, args, Path(tmp))
+    workdir = Path("var/bench")                  # logs of the hub processes stay here for a look afterwards
+    workdir.mkdir(parents=True, exist_ok=True)
+    for mode in args.modes.split(","):
+        results[mode] = run_mode(mode, args, workdir)
     print("\nmode        sales/s  sync p50   p95    p99 (ms)  orders/s  broker raw msg/s  sales/broker")
     for mode, r in results.items():
         share = r["ingest_per_s"] / r["broker_raw_per_s"]

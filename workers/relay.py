@@ -119,10 +119,11 @@ def relay_once(ctx: HubContext, publisher: OutboxPublisher, batch_size: int = 50
 class OutboxRelay(DependencyProvider):
     """Runs the relay loop in a managed thread of the container that declares it."""
 
-    def __init__(self, idle_sleep: float = 0.05, batch_size: int | None = None):
+    def __init__(self, idle_sleep: float | None = None, batch_size: int | None = None):
         import os
 
-        self.idle_sleep = idle_sleep
+        # An idle relay polls the outbox: 10 ms keeps sync latency low for one indexed query.
+        self.idle_sleep = idle_sleep or float(os.environ.get("HUB_RELAY_IDLE_MS", "10")) / 1000
         self.batch_size = batch_size or int(os.environ.get("HUB_RELAY_BATCH_SIZE", "500"))
 
     def setup(self) -> None:

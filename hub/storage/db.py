@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -16,16 +17,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Opening a SQLite file is cheap, and a bounded pool can deadlock here: workers
+            # queued for the writer lock would hold every pooled connection while the writer
+            # needs one more for a read.
+            kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
+
+        wal_set: list[bool] = []
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             # Let SQLAlchemy, not pysqlite, decide when transactions begin.
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            if not wal_set:
+                # Persistent in the file: set once. Asking again on every connect takes a lock,
+                # and SQLite's busy wait would then stall the whole eventlet process.
+                cur.execute("PRAGMA journal_mode=WAL")
+                wal_set.append(True)
+            # WAL + NORMAL survives a crash of the process (not of the machine's power) without an
+            # fsync per commit: the embedded mode's trade, production runs on PostgreSQL.
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
         # One writer at a time, queued in Python: under eventlet a green thread waiting on
