@@ -20,7 +20,7 @@ from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder
 from workers.launcher import HubProcess, wait_for
 
-from . import scenario
+from . import backbone, scenario
 from .broker_raw import raw_rate
 
 PG_URL = os.environ.get("HUB_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/hub_bench")
@@ -90,7 +90,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         broker_rate = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
         print(f"[{mode}] ingesting {args.sales} POS sales ...", flush=True)
         ingest = scenario.ingest(base, store_keys, SKUS, args.sales)
-        wait_for(lambda: _quiet(shop), 120, "channel sync to catch up", interval=0.5)
+        wait_for(lambda: _synced(db), 300, "channel sync to catch up", interval=0.5)
         print(f"[{mode}] sync latency, {args.samples} samples ...", flush=True)
         latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
                                         channel.safety_stock, args.samples)
@@ -99,10 +99,16 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         fig = scenario.Figures(ingest, latency, orders_per_s, refused)
         out = scenario.summary(fig)
         out["broker_raw_per_s"] = broker_rate
-        return out
     finally:
         for p in procs:
             p.stop()
+    try:
+        print(f"[{mode}] 1000 events through outbox, relay and an idempotent consumer ...", flush=True)
+        env["HUB_EXTRA_SERVICES"] = backbone.SERVICE
+        ping_groups = [["relay"], [backbone.SERVICE]] if mode == "production" else [["relay", backbone.SERVICE]]
+        out["events_1000_s"] = backbone.events_end_to_end(env, ping_groups, workdir)
+        return out
+    finally:
         sandbox.stop()
 
 
@@ -113,14 +119,18 @@ def _up(requests: object, base: str) -> bool:
         return False
 
 
-_last = [-1]
-
-
-def _quiet(shop: object) -> bool:
-    """No new shop update since the last look: the sync has drained."""
-    n = len(shop.stock_updates)
-    quiet, _last[0] = n == _last[0], n
-    return quiet
+def _synced(database_url: str) -> bool:
+    """Every stock change so far has been relayed and handled by channel sync."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            changes = conn.execute(text("select count(*) from outbox where event_type = 'stock.changed'")).scalar()
+            handled = conn.execute(text("select count(*) from processed_messages "
+                                        "where consumer = 'channel_sync.publish_stock'")).scalar()
+            parked = conn.execute(text("select count(*) from dead_letters")).scalar()
+        return handled + parked >= changes
+    finally:
+        engine.dispose()
 
 
 def main() -> None:
@@ -144,6 +154,9 @@ def main() -> None:
         share = r["ingest_per_s"] / r["broker_raw_per_s"]
         print(f"{mode:<11} {r['ingest_per_s']:7.0f}  {r['p50']:7.1f} {r['p95']:6.1f} {r['p99']:6.1f}      "
               f"{r['orders_per_s']:7.0f}  {r['broker_raw_per_s']:15.0f}  {share:11.3f}")
+    for mode, r in results.items():
+        print(f"{mode}: 1000 events committed -> relayed -> applied once in {r['events_1000_s']:.2f} s "
+              f"({1000 / r['events_1000_s']:.0f} events/s)")
     if {"production", "embedded"} <= results.keys():
         p, e = results["production"], results["embedded"]
         print(f"\nembedded / production: sales {e['ingest_per_s'] / p['ingest_per_s']:.2f}x, "
