@@ -84,3 +84,20 @@ def sink(module_sink):
     module_sink.reset()
     module_sink.handler = lambda req: Response(200, {"ok": True})
     return module_sink
+
+
+def simulator(cls: type) -> Any:
+    """A module-scoped `sim` fixture running `cls` with the sandbox credentials; reset before each test."""
+    @pytest.fixture(scope="module")
+    def sim(credentials):
+        running = cls.from_env(credentials).start()
+        yield running
+        running.stop()
+    return sim
+
+
+@pytest.fixture(autouse=True)
+def _reset_simulator(request):
+    """Each test starts from a clean simulator (records cleared, fault knobs off)."""
+    if "sim" in request.fixturenames:
+        request.getfixturevalue("sim").reset()

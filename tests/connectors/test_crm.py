@@ -7,18 +7,9 @@ from connectors.base import MappingError, PermanentError, TransientError
 from connectors.crm import crm_signature
 from hub.model import Buyer
 from sandbox.crm import CrmSimulator
+from tests.connectors.conftest import simulator
 
-
-@pytest.fixture(scope="module")
-def sim(credentials):
-    sim = CrmSimulator.from_env(credentials).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(sim):
-    sim.reset()
+sim = simulator(CrmSimulator)
 
 
 @pytest.fixture

@@ -9,20 +9,12 @@ from connectors.base import MappingError, MemoryBinder, PermanentError, Transien
 from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, StockCount, StockDelta
 from sandbox.base import Response
 from sandbox.pos import POS_LOCATIONS, PosSimulator, catalog_id, seed_binder
+from tests.connectors.conftest import simulator
 
 SKUS = ["SKU-A", "SKU-B"]
 
 
-@pytest.fixture(scope="module")
-def sim(credentials):
-    sim = PosSimulator.from_env(credentials).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(sim):
-    sim.reset()
+sim = simulator(PosSimulator)
 
 
 @pytest.fixture

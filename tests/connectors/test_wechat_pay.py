@@ -11,18 +11,9 @@ import pytest
 from connectors.base import MappingError, PermanentError, SignatureError, TransientError
 from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
 from sandbox.wechat_pay import WeChatPaySimulator
+from tests.connectors.conftest import simulator
 
-
-@pytest.fixture(scope="module")
-def sim(credentials):
-    sim = WeChatPaySimulator.from_env(credentials).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(sim):
-    sim.reset()
+sim = simulator(WeChatPaySimulator)
 
 
 @pytest.fixture

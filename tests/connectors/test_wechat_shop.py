@@ -9,20 +9,12 @@ from connectors.base import MappingError, MemoryBinder, PermanentError, Signatur
 from hub.model import FulfillmentType
 from sandbox.base import Response
 from sandbox.wechat_shop import STORE_WAREHOUSES, WeChatShopSimulator, seed_binder, shop_ids
+from tests.connectors.conftest import simulator
 
 SKUS = ["SKU-A", "SKU-B"]
 
 
-@pytest.fixture(scope="module")
-def sim(credentials):
-    sim = WeChatShopSimulator.from_env(credentials).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture(autouse=True)
-def _reset(sim):
-    sim.reset()
+sim = simulator(WeChatShopSimulator)
 
 
 @pytest.fixture
