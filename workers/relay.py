@@ -8,6 +8,7 @@ whole batch — not one round trip per event.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -120,8 +121,6 @@ class OutboxRelay(DependencyProvider):
     """Runs the relay loop in a managed thread of the container that declares it."""
 
     def __init__(self, idle_sleep: float | None = None, batch_size: int | None = None):
-        import os
-
         # An idle relay polls the outbox: 10 ms keeps sync latency low for one indexed query.
         self.idle_sleep = idle_sleep or float(os.environ.get("HUB_RELAY_IDLE_MS", "10")) / 1000
         self.batch_size = batch_size or int(os.environ.get("HUB_RELAY_BATCH_SIZE", "500"))
