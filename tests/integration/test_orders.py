@@ -230,3 +230,20 @@ def test_a_channel_cannot_order_what_its_safety_stock_holds_back(ctx):
     assert exc.value.short == [{"sku": "TEA-001", "location_id": "S001", "wanted": 3, "available": 2}]
     place(ctx, cmd(qty=2, key="k2"))
     assert level(ctx).reserved == 2
+
+
+def test_uncollected_paid_pickup_is_cancelled_refunded_and_restocked(ctx):
+    from hub import housekeeping
+
+    stock_up(ctx)
+    oid, _ = place(ctx, cmd(qty=3))
+    pay(ctx, oid)
+    step(ctx, oid, S.READY_FOR_PICKUP)
+    assert level(ctx).reserved == 3
+    assert housekeeping.cancel_uncollected(ctx, now=utcnow() + timedelta(days=1)) == []   # not yet due
+    later = utcnow() + timedelta(days=ctx.config.hub.pickup_uncollected_days, minutes=1)
+    assert housekeeping.cancel_uncollected(ctx, now=later) == [oid]
+    with ctx.uow() as uow:
+        order = orders.get(uow, oid)
+        assert [t.to_status for t in order.transitions][-2:] == [S.CANCELLED, S.REFUNDED]
+    assert (level(ctx).on_hand, level(ctx).reserved) == (10, 0)
