@@ -101,16 +101,22 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sandbox = None
-    cfg = load_config(args.config)
-    if cfg.hub.broker_url.startswith("memory://") and not args.no_sandbox:
+    embedded = _broker_of(args.config).startswith("memory://") and not args.no_sandbox
+    if embedded:
+        from sandbox.credentials import sandbox_env
         from sandbox.runner import start_sandbox
 
-        # Embedded default: the simulators run alongside, on their fixed ports.
-        sandbox = start_sandbox(callback_base=f"http://{cfg.hub.http.host}:{cfg.hub.http.port}", fixed_ports=True)
+        # Embedded default: the simulators run alongside on their fixed ports, with their own credentials.
+        for k, v in sandbox_env().items():
+            os.environ.setdefault(k, v)
+        sandbox = start_sandbox(fixed_ports=True)
         for k, v in sandbox.env().items():
             os.environ.setdefault(k, v)
-        cfg = load_config(args.config)
-    build_context(cfg).engine.dispose()          # migrate once, before any service starts
+    cfg = load_config(args.config)
+    ctx = build_context(cfg)                       # migrate once, before any service starts
+    if embedded:
+        _bind_sandbox(ctx, sandbox)
+    ctx.engine.dispose()
     names = args.services or list(SERVICES)
     runner = build_runner(names, cfg.hub.broker_url, config_path=args.config,
                           http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
@@ -121,6 +127,35 @@ def run(args: argparse.Namespace) -> int:
         if sandbox:
             sandbox.stop()
     return 0
+
+
+def _broker_of(config_path: str | None) -> str:
+    """The broker URL, read before the config is validated (the sandbox's secrets may be needed first)."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    from .config import DEFAULT_CONFIG_PATH
+
+    if os.environ.get("HUB_BROKER_URL"):
+        return os.environ["HUB_BROKER_URL"]
+    raw = yaml.safe_load(Path(config_path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
+    return str(((raw or {}).get("hub") or {}).get("broker_url", ""))
+
+
+def _bind_sandbox(ctx: object, sandbox: object) -> None:
+    """Bind the simulators' ids and take the ERP's catalogue and warehouse stock, so a first try has data."""
+    from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+
+    from .bindings import SqlBinder
+    from .flows.erp_pull import pull_products, pull_warehouse_stock
+
+    skus = [item.item_no for item in sandbox.erp.catalogue]
+    seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
+    prepare_simulators(sandbox, skus)
+    print(f"hub: sandbox ready; {pull_products(ctx)} products and {pull_warehouse_stock(ctx)} warehouse "
+          "stock lines pulled from the ERP simulator", flush=True)
 
 
 @command("broker")
