@@ -10,7 +10,10 @@ from sqlalchemy import text
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet")
 
-from hub.bootstrap import HubContext, build_context  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+from hub.bootstrap import HubContext, build_context, sync_locations  # noqa: E402
+from hub.config import HubConfig  # noqa: E402
 from hub.storage.tables import Base  # noqa: E402
 
 from .support import make_config, seed_catalog  # noqa: E402
@@ -28,16 +31,16 @@ def _truncate_pg(ctx: HubContext) -> None:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
 
 
-def make_ctx(backend: str, tmp_path) -> HubContext:
+def make_ctx(backend: str, tmp_path, config: Callable[[str], HubConfig] = make_config) -> HubContext:
+    """A migrated, empty database with the test catalogue; `config` builds the config for its URL."""
     global _pg_migrated
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path}/hub.sqlite"
-        ctx = build_context(make_config(url), url)
+        ctx = build_context(config(url), url)
     else:
-        ctx = build_context(make_config(PG_URL), PG_URL, upgrade=not _pg_migrated)
+        ctx = build_context(config(PG_URL), PG_URL, upgrade=not _pg_migrated)
         _pg_migrated = True
         _truncate_pg(ctx)
-        from hub.bootstrap import sync_locations
         sync_locations(ctx)
     seed_catalog(ctx)
     return ctx

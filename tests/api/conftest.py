@@ -12,13 +12,13 @@ from werkzeug.test import Client
 
 from hub import inventory
 from hub.api.app import ApiApp, ApiDeps, build_api, build_deps
-from hub.bootstrap import HubContext, build_context, sync_locations
+from hub.bootstrap import HubContext
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.metrics import Registry
 from hub.model import StockCount
 from sandbox.credentials import STATIC, sandbox_env
-from tests.conftest import _BACKENDS, PG_URL, _truncate_pg
-from tests.support import T0, always_open, at, seed_catalog
+from tests.conftest import _BACKENDS, make_ctx
+from tests.support import T0, always_open, at
 
 CHANNEL_KEY = STATIC["HUB_CHANNEL_MINIPROGRAM_KEY"]
 POS_KEYS = {"S001": STATIC["HUB_POS_S001_KEY"], "S002": STATIC["HUB_POS_S002_KEY"],
@@ -29,25 +29,12 @@ BUYER = {"id": "oBuyer1", "name": "Li Lei", "phone": "13800138000"}
 ADDRESS = {"text": "Near Jing'an temple, 100 Huashan Road", "lat": 31.2250, "lng": 121.4450, "name": "Li Lei",
            "phone": "13800138000"}
 
-_pg_ready = False
-
-
 def sandbox_config(url: str):
     return parse_config(always_open(DEFAULT_CONFIG_PATH.read_text()), env={**sandbox_env(), "HUB_DATABASE_URL": url})
 
 
 def api_ctx(backend: str, tmp_path) -> HubContext:
-    global _pg_ready
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path}/api.sqlite"
-        ctx = build_context(sandbox_config(url), url)
-    else:
-        ctx = build_context(sandbox_config(PG_URL), PG_URL, upgrade=not _pg_ready)
-        _pg_ready = True
-        _truncate_pg(ctx)
-        sync_locations(ctx)
-    seed_catalog(ctx)
-    return ctx
+    return make_ctx(backend, tmp_path, config=sandbox_config)
 
 
 class Clock:
