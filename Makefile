@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 export HUB_TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_test
-export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_test
 
 .PHONY: install demo test lint services bench sandbox
 

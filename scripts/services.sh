@@ -15,7 +15,17 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   for _ in $(seq 1 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 fi
 
-db=hub_test
+# The test run's own database and RabbitMQ vhost (from HUB_TEST_DATABASE_URL / HUB_TEST_BROKER_URL), so a run
+# that truncates tables or purges queues cannot disturb another run on the same machine.
+db_url=${HUB_TEST_DATABASE_URL:-postgresql+psycopg2://postgres@127.0.0.1:5432/hub_test}
+db=${db_url##*/}
+db=${db%%\?*}
+broker_url=${HUB_TEST_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672/hub_test}
+vhost=${broker_url##*/}
+if [ -n "${vhost}" ] && ! rabbitmqctl -q list_vhosts 2>/dev/null | grep -qx "${vhost}"; then
+  rabbitmqctl -q add_vhost "${vhost}" >/dev/null
+  rabbitmqctl -q set_permissions -p "${vhost}" guest ".*" ".*" ".*" >/dev/null
+fi
 if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='${db}'" | grep -q 1; then
   psql -h 127.0.0.1 -U postgres -qc "create database ${db}"
 fi
