@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import HubConfig, load_config
+from .flash_gate import AdmissionGate, MemoryGate
 from .model import Sku
 from .storage import migrate
 from .storage.db import make_engine, make_session_factory
@@ -31,6 +32,11 @@ class HubContext:
     def connectors(self) -> ConnectorSet:
         """The adapters to the external systems (built on first use, like cosmicpython's bootstrap)."""
         return ConnectorSet(self)
+
+    @cached_property
+    def gate(self) -> AdmissionGate:
+        """The flash-sale gate: in-process unless the workers wire Redis (HUB_REDIS_URL) in its place."""
+        return MemoryGate()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)

@@ -40,6 +40,7 @@ class HttpConfig(_Strict):
 class HubSection(_Strict):
     database_url: str
     broker_url: str
+    redis_url: str | None = None          # the flash-sale gate in Redis (production); absent: in-process
     http: HttpConfig = HttpConfig()
     timezone: str = "+08:00"
     reservation_ttl_minutes: int = Field(15, gt=0)
@@ -219,7 +220,8 @@ def parse_config(text: str, env: dict[str, str] | None = None, source: str = "co
     data = _resolve(raw, "", env, problems)
     hub = data.get("hub") if isinstance(data.get("hub"), dict) else None
     if hub is not None:
-        for key, var in (("database_url", "HUB_DATABASE_URL"), ("broker_url", "HUB_BROKER_URL")):
+        for key, var in (("database_url", "HUB_DATABASE_URL"), ("broker_url", "HUB_BROKER_URL"),
+                         ("redis_url", "HUB_REDIS_URL")):
             if env.get(var):
                 hub[key] = env[var]
         if env.get("HUB_HTTP_PORT"):

@@ -47,6 +47,7 @@ class PlaceOrder:
     buyer: Buyer
     fulfillment: Fulfillment
     external_id: str | None = None
+    flash_sale_id: str | None = None          # admitted by this flash sale's gate
 
     def fingerprint(self) -> str:
         body = json.dumps({"lines": [asdict(x) for x in self.lines], "buyer": asdict(self.buyer),
@@ -124,7 +125,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(f.type),
         address=asdict(f.address) if f.address else None, buyer=asdict(cmd.buyer),
         total_fen=sum(x.qty * x.unit_price_fen for x in cmd.lines), created_at=now, updated_at=now,
-        expires_at=now + ttl,
+        expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id,
     )
     uow.session.add(order)
     uow.session.flush()                  # reservations point at the order row

@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
-# Start PostgreSQL and RabbitMQ if they are down and create the test database.
+# Start PostgreSQL, RabbitMQ and Redis if they are down and create the test database.
 # Commands are the machine's own (see the env skill's python-svc page).
 set -euo pipefail
+
+# Redis holds the flash-sale gate in production; `hub up` can call this too (`source scripts/services.sh`
+# defines it; HUB_SERVICES_ONLY_DEFINE=1 stops there).
+start_redis() {
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+}
+if [ "${HUB_SERVICES_ONLY_DEFINE:-0}" = "1" ]; then return 0 2>/dev/null || exit 0; fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "starting PostgreSQL"
@@ -14,6 +26,8 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   rabbitmq-server -detached
   for _ in $(seq 1 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done
 fi
+
+start_redis
 
 # The test run's own database and RabbitMQ vhost (from HUB_TEST_DATABASE_URL / HUB_TEST_BROKER_URL), so a run
 # that truncates tables or purges queues cannot disturb another run on the same machine.
@@ -38,4 +52,4 @@ if [ "${max}" -lt 300 ]; then
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
   max=$(psql -h 127.0.0.1 -U postgres -tAc "show max_connections")
 fi
-echo "PostgreSQL up (max_connections=${max}); RabbitMQ up"
+echo "PostgreSQL up (max_connections=${max}); RabbitMQ up; Redis up"

@@ -24,7 +24,13 @@ def context_from_config(config: dict[str, Any]) -> HubContext:
         if key not in _contexts:
             cfg = load_config(key[0])
             # Services never migrate on start: `hub db upgrade` (or `hub run`'s start-up) does.
-            _contexts[key] = build_context(cfg, key[1], upgrade=False)
+            ctx = build_context(cfg, key[1], upgrade=False)
+            if cfg.hub.redis_url:
+                # Every replica shares the gate in Redis; without it the in-process gate serves one process.
+                from connectors.redis_gate import RedisGate
+
+                ctx.gate = RedisGate.from_url(cfg.hub.redis_url)
+            _contexts[key] = ctx
         return _contexts[key]
 
 

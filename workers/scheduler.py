@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from nameko.events import event_handler
 from nameko.timer import timer
 
-from hub import housekeeping
+from hub import flash_sales, flows, housekeeping
 from hub.flows import reconcile
 
+from . import EVENT_SOURCE
 from .dependencies import HubCore
 
 log = logging.getLogger(__name__)
@@ -35,3 +38,7 @@ class SchedulerService:
             reconcile.reconcile_channel_stock(self.hub)     # logs what it repaired
         except Exception as exc:   # a channel away: the next run checks again
             log.warning("channel stock reconciliation failed: %s", exc)
+
+    @event_handler(EVENT_SOURCE, "order.status_changed")
+    def flash_sale_give_back(self, envelope: dict[str, Any]) -> None:
+        flows.handle(self.hub, flash_sales.GIVE_BACK, envelope)

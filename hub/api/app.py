@@ -35,7 +35,7 @@ from ..errors import (
 from ..metrics import REGISTRY, Registry
 from ..orders import IdempotencyConflict
 from ..storage.tables import utcnow
-from . import callbacks, erp, openapi, ops, shop, store
+from . import callbacks, erp, flash_sales, openapi, ops, shop, store
 from .auth import all_secrets, authenticate
 from .http import ApiError, Call, Route, json_response, log
 
@@ -74,7 +74,8 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
                    metrics=metrics or REGISTRY)
 
 
-ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *erp.ROUTES, *ops.ROUTES, *callbacks.ROUTES, *openapi.ROUTES]
+ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *flash_sales.ROUTES, *erp.ROUTES, *ops.ROUTES, *callbacks.ROUTES,
+                       *openapi.ROUTES]
 
 # Domain and connector errors -> (status, error code). Most specific first.
 MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [

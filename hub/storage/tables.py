@@ -133,6 +133,7 @@ class OrderRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     paid_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    flash_sale_id: Mapped[str | None] = mapped_column(String(40), index=True)   # admitted by that sale's gate
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     lines: Mapped[list[OrderLineRow]] = relationship(
@@ -289,3 +290,22 @@ class ChannelStockPublished(Base):
     location_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     available: Mapped[int] = mapped_column(Integer)
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlashSaleRow(Base):
+    """A flash sale (秒杀) operations armed: a quota of one SKU at one location, for a while."""
+
+    __tablename__ = "flash_sales"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.code"))
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"))
+    quota: Mapped[int] = mapped_column(Integer)
+    per_buyer_limit: Mapped[int] = mapped_column(Integer)
+    min_interval_ms: Mapped[int] = mapped_column(Integer)      # a buyer's attempts at most this often
+    price_fen: Mapped[int | None] = mapped_column(Integer)      # the sale price; the price list's when absent
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="armed")   # armed | ended
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    result: Mapped[dict | None]                                 # gate and ledger at the end

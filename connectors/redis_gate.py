@@ -1,0 +1,95 @@
+"""The flash-sale admission gate in Redis: one Lua script per attempt, so quota, the buyer's limit and
+the buyer's pace are decided atomically however many gateway replicas race (`hub.flash_gate`'s port).
+
+Keys of one sale share a hash tag (`{fs:<id>}`), so a Redis Cluster keeps them on one node:
+  <prefix>{fs:ID}        hash: quota, left, limit, interval, starts, ends, ended
+  <prefix>{fs:ID}:buyer  hash: buyer -> units held
+  <prefix>{fs:ID}:held   hash: attempt key -> "qty|buyer" (what give_back returns, once)
+  <prefix>{fs:ID}:pace   hash: buyer -> when (epoch ms) the buyer's last paced attempt came
+"""
+from __future__ import annotations
+
+import redis
+
+from hub.flash_gate import GateState, SaleTerms, Verdict
+
+_ADMIT = """
+local s = redis.call('HMGET', KEYS[1], 'left', 'limit', 'interval', 'starts', 'ends', 'ended')
+if not s[1] then return 'unknown' end
+local now, qty = tonumber(ARGV[4]), tonumber(ARGV[3])
+if s[6] == '1' or now >= tonumber(s[5]) then return 'ended' end
+if now < tonumber(s[4]) then return 'not_started' end
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 'again' end
+if tonumber(s[1]) < qty then return 'sold_out' end
+local interval = tonumber(s[3])
+if interval > 0 then
+  local last = redis.call('HGET', KEYS[4], ARGV[2])
+  if last and now - tonumber(last) < interval then return 'too_fast' end
+  redis.call('HSET', KEYS[4], ARGV[2], now)
+end
+local had = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if had + qty > tonumber(s[2]) then return 'over_limit' end
+redis.call('HINCRBY', KEYS[1], 'left', -qty)
+redis.call('HINCRBY', KEYS[2], ARGV[2], qty)
+redis.call('HSET', KEYS[3], ARGV[1], qty .. '|' .. ARGV[2])
+return 'admitted'
+"""
+
+_GIVE_BACK = """
+local v = redis.call('HGET', KEYS[3], ARGV[1])
+if not v then return 0 end
+local sep = string.find(v, '|', 1, true)
+local qty, buyer = tonumber(string.sub(v, 1, sep - 1)), string.sub(v, sep + 1)
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'left', qty)
+redis.call('HINCRBY', KEYS[2], buyer, -qty)
+return qty
+"""
+
+
+class RedisGate:
+    """`RedisGate.from_url("redis://127.0.0.1:6379/0", prefix="hub:")`."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "hub:"):
+        self.client, self.prefix = client, prefix
+        self._admit = client.register_script(_ADMIT)
+        self._give_back = client.register_script(_GIVE_BACK)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "hub:") -> RedisGate:
+        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=5), prefix)
+
+    def _keys(self, sale_id: str) -> tuple[str, str, str, str]:
+        base = f"{self.prefix}{{fs:{sale_id}}}"
+        return base, f"{base}:buyer", f"{base}:held", f"{base}:pace"
+
+    def arm(self, terms: SaleTerms) -> None:
+        sale, buyers, held, pace = self._keys(terms.sale_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(sale, buyers, held, pace)
+        pipe.hset(sale, mapping={"quota": terms.quota, "left": terms.quota, "limit": terms.per_buyer_limit,
+                                 "interval": terms.min_interval_ms, "starts": terms.starts_ms,
+                                 "ends": terms.ends_ms, "ended": 0})
+        pipe.execute()
+
+    def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict:
+        return Verdict(self._admit(keys=self._keys(sale_id), args=[attempt, buyer, qty, now_ms]))
+
+    def give_back(self, sale_id: str, attempt: str) -> int:
+        return int(self._give_back(keys=self._keys(sale_id), args=[attempt]))
+
+    def end(self, sale_id: str) -> None:
+        sale = self._keys(sale_id)[0]
+        if self.client.exists(sale):
+            self.client.hset(sale, "ended", 1)
+
+    def state(self, sale_id: str) -> GateState | None:
+        sale, _, held, _ = self._keys(sale_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(sale)
+        pipe.hgetall(held)
+        fields, holding = pipe.execute()
+        if not fields:
+            return None
+        return GateState(int(fields["quota"]), int(fields["left"]),
+                         {k: int(v.split("|", 1)[0]) for k, v in holding.items()}, fields.get("ended") == "1")

@@ -1,0 +1,151 @@
+"""Flash sales over HTTP: operations arm, list and end them (`/admin/api/flash-sales`, ops key); the
+mini-program orders through the gate (`POST /api/v1/flash-sales/{sale_id}/orders`).
+
+An attempt is answered by the gate before the order database is touched: sold out (409), over the
+buyer's limit or too fast (429 with the reason), not running (409). Only an admitted attempt opens a
+unit of work; if placing its order fails, its unit goes back to the gate.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from .. import flash_sales, orders
+from ..flash_gate import Verdict
+from ..model import Buyer, Fulfillment, FulfillmentType, OrderLine
+from ..storage.tables import FlashSaleRow, SkuRow
+from . import schemas
+from .http import ApiError, Call, Param, Route, json_response
+from .shop import _placed, iso
+
+ARM = schemas.Obj(fields={
+    "sku": schemas.SKU,
+    "location_id": schemas.Str(max_len=32, description="a pickup store: flash-sale orders are collected there"),
+    "quota": schemas.Int(minimum=1, maximum=1_000_000, description="units on sale"),
+    "per_buyer_limit": schemas.Int(minimum=1, maximum=1000),
+    "starts_at": schemas.Time(),
+    "ends_at": schemas.Time(),
+    "min_interval_ms": schemas.Int(required=False, minimum=0, maximum=3_600_000,
+                                   description="a buyer's attempts at most this often (default 1000)"),
+    "price_fen": schemas.Int(required=False, minimum=0, description="the sale price; the price list's if absent"),
+})
+FLASH_ORDER = schemas.Obj(fields={
+    "qty": schemas.Int(required=False, minimum=1, maximum=1000, description="default 1"),
+    "buyer": schemas.Obj(fields={"id": schemas.Str(max_len=64), "name": schemas.Str(required=False, min_len=0,
+                                                                                    max_len=64),
+                                 "phone": schemas.Str(required=False, min_len=0, max_len=32)}),
+})
+
+# What the gate says -> (status, error, message) for an attempt that is not admitted.
+REFUSALS: dict[Verdict, tuple[int, str, str]] = {
+    Verdict.SOLD_OUT: (409, "sold_out", "sold out"),
+    Verdict.OVER_LIMIT: (429, "over_limit", "this buyer already holds the most this sale allows"),
+    Verdict.TOO_FAST: (429, "too_fast", "too many attempts from this buyer; wait a moment"),
+    Verdict.NOT_STARTED: (409, "sale_not_started", "the flash sale has not started yet"),
+    Verdict.ENDED: (409, "sale_ended", "the flash sale has ended"),
+    Verdict.UNKNOWN: (404, "not_found", "no such flash sale"),
+}
+
+
+def _view(call: Call, sale: FlashSaleRow) -> dict[str, Any]:
+    state = call.ctx.gate.state(sale.id)
+    return {"sale_id": sale.id, "sku": sale.sku, "location_id": sale.location_id, "quota": sale.quota,
+            "per_buyer_limit": sale.per_buyer_limit, "min_interval_ms": sale.min_interval_ms,
+            "price_fen": sale.price_fen, "starts_at": iso(call, sale.starts_at), "ends_at": iso(call, sale.ends_at),
+            "status": sale.status, "ended_at": iso(call, sale.ended_at), "result": sale.result,
+            "gate": None if state is None else {"left": state.left, "held": state.taken, "closed": state.ended}}
+
+
+def create(call: Call) -> Any:
+    b = call.body()
+    sale = flash_sales.arm(call.ctx, flash_sales.ArmSale(
+        sku=b["sku"], location_id=b["location_id"], quota=b["quota"], per_buyer_limit=b["per_buyer_limit"],
+        starts_at=b["starts_at"], ends_at=b["ends_at"],
+        min_interval_ms=1000 if b["min_interval_ms"] is None else b["min_interval_ms"], price_fen=b["price_fen"]),
+        now=call.deps.now())
+    return json_response(_view(call, sale), 201, {"Location": f"/admin/api/flash-sales/{sale.id}"})
+
+
+def listing(call: Call) -> dict:
+    with call.ctx.uow() as uow:
+        rows = uow.session.execute(select(FlashSaleRow).order_by(FlashSaleRow.created_at.desc()).limit(200))
+        return {"flash_sales": [_view(call, s) for s in rows.scalars()]}
+
+
+def show(call: Call) -> dict:
+    with call.ctx.uow() as uow:
+        return _view(call, flash_sales.get(uow, call.params["sale_id"]))
+
+
+def end(call: Call) -> dict:
+    call.body()
+    result = flash_sales.end(call.ctx, call.params["sale_id"], call.deps.now())
+    return {"sale_id": call.params["sale_id"], "status": "ended", "result": result}
+
+
+def order(call: Call) -> Any:
+    """One attempt in the rush: the gate first, the order database only when admitted."""
+    key = (call.request.headers.get("Idempotency-Key") or "").strip()
+    if not key or len(key) > 128:
+        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 characters is required")
+    body, sale_id, channel = call.body(), call.params["sale_id"], call.caller.id
+    qty, buyer = body["qty"] or 1, body["buyer"]
+    attempt = flash_sales.attempt_key(channel, key)
+    verdict = call.ctx.gate.admit(sale_id, attempt, f"{channel}:{buyer['id']}", qty,
+                                  flash_sales.epoch_ms(call.deps.now()))
+    call.deps.metrics.counter("hub_flash_attempts_total", "Flash-sale attempts by the gate's verdict",
+                              ("verdict",)).inc(verdict=str(verdict))
+    if verdict in REFUSALS:
+        status, error, message = REFUSALS[verdict]
+        headers = {"Retry-After": "1"} if verdict == Verdict.TOO_FAST else {}
+        return json_response({"error": error, "message": message, "sale_id": sale_id}, status, headers)
+    try:
+        return _place(call, sale_id, key, qty, buyer)
+    except BaseException:
+        if verdict == Verdict.ADMITTED:        # nothing was committed for this attempt: its unit goes back
+            call.ctx.gate.give_back(sale_id, attempt)
+        raise
+
+
+def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict) -> Any:
+    for attempt in range(2):
+        try:
+            with call.ctx.uow() as uow:
+                sale = flash_sales.get(uow, sale_id)
+                price = sale.price_fen
+                if price is None:
+                    price = uow.session.execute(select(SkuRow.price_fen).where(SkuRow.code == sale.sku)).scalar()
+                cmd = orders.PlaceOrder(
+                    channel=call.caller.id, idempotency_key=key, lines=(OrderLine(sale.sku, qty, price or 0),),
+                    buyer=Buyer(buyer["id"], buyer["name"] or "", buyer["phone"] or ""),
+                    fulfillment=Fulfillment(FulfillmentType.PICKUP, sale.location_id, None), flash_sale_id=sale_id)
+                placed, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
+                out = _placed(call, placed) | {"flash_sale_id": sale_id}
+                uow.commit()
+            break
+        except IntegrityError:
+            if attempt:          # the same attempt raced itself; the second look finds the first's order
+                raise
+    if created:
+        call.deps.metrics.orders_placed.inc(fulfillment="pickup")
+    return json_response(out, 201 if created else 200, {"Location": f"/api/v1/orders/{out['order_id']}"})
+
+
+SALE = "/admin/api/flash-sales/{sale_id}"
+ROUTES = [
+    Route("GET", "/admin/api/flash-sales", listing, "ops", "Flash sales, newest first, with the gate's counts",
+          responses={200: "flash sales"}),
+    Route("POST", "/admin/api/flash-sales", create, "ops", "Arm a flash sale of a SKU at a pickup store",
+          body=ARM, responses={201: "armed", 409: "the store does not hold the quota", 422: "invalid"}),
+    Route("GET", SALE, show, "ops", "A flash sale with the gate's counts", responses={200: "the sale", 404: "unknown"}),
+    Route("POST", SALE + "/end", end, "ops", "End a flash sale: close the gate, compare it with the ledger",
+          body=schemas.EMPTY, responses={200: "ended, with gate and ledger counts", 404: "unknown"}),
+    Route("POST", "/api/v1/flash-sales/{sale_id}/orders", order, "channel",
+          "An attempt in a flash sale: admitted and placed as a pickup order, or refused by the gate",
+          body=FLASH_ORDER, headers=(Param("Idempotency-Key", required=True),),
+          responses={201: "admitted and placed", 200: "the same attempt again: the same order",
+                     404: "unknown sale", 409: "sold out, not running, or the store ran out",
+                     429: "over the buyer's limit or too fast (reason in `error`)"}),
+]

@@ -1,0 +1,133 @@
+"""The flash-sale admission gate: the port the core calls, and the in-process gate of embedded mode.
+
+A rush of attempts is answered here, without the order database: quota left, the buyer's limit,
+the buyer's pace. An admitted attempt holds a unit until its order is placed (or fails and gives it
+back); a cancelled or expired order gives its unit back once, by the attempt's key. Production uses
+the Redis gate (`connectors/redis_gate.py`), shared by every gateway replica; both pass the same
+tests (`tests/integration/test_flash_gate.py`).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class Verdict(StrEnum):
+    ADMITTED = "admitted"
+    AGAIN = "again"                  # this attempt was admitted before (a retried request)
+    SOLD_OUT = "sold_out"
+    OVER_LIMIT = "over_limit"        # the buyer already holds the per-buyer limit
+    TOO_FAST = "too_fast"            # the buyer tried again sooner than the sale allows
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+    UNKNOWN = "unknown"              # no such sale armed in the gate
+
+
+@dataclass(frozen=True)
+class SaleTerms:
+    """What the gate enforces for one sale; times in epoch milliseconds."""
+
+    sale_id: str
+    quota: int
+    per_buyer_limit: int
+    min_interval_ms: int
+    starts_ms: int
+    ends_ms: int
+
+
+@dataclass(frozen=True)
+class GateState:
+    quota: int
+    left: int
+    held: dict[str, int]             # attempt key -> units held by an admitted attempt
+    ended: bool
+
+    @property
+    def taken(self) -> int:
+        return sum(self.held.values())
+
+
+class AdmissionGate(Protocol):
+    """One atomic decision per attempt; `give_back` is idempotent per attempt key."""
+
+    def arm(self, terms: SaleTerms) -> None: ...
+
+    def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict: ...
+
+    def give_back(self, sale_id: str, attempt: str) -> int: ...
+
+    def end(self, sale_id: str) -> None: ...
+
+    def state(self, sale_id: str) -> GateState | None: ...
+
+
+@dataclass
+class _Sale:
+    terms: SaleTerms
+    left: int
+    ended: bool = False
+    by_buyer: dict[str, int] = field(default_factory=dict)
+    held: dict[str, tuple[str, int]] = field(default_factory=dict)      # attempt -> (buyer, qty)
+    last_try: dict[str, int] = field(default_factory=dict)              # buyer -> epoch ms
+
+
+class MemoryGate:
+    """The gate of embedded mode: one process, so a lock around plain dicts is the atomic script."""
+
+    def __init__(self) -> None:
+        self._sales: dict[str, _Sale] = {}
+        self._lock = threading.Lock()
+
+    def arm(self, terms: SaleTerms) -> None:
+        with self._lock:
+            self._sales[terms.sale_id] = _Sale(terms, terms.quota)
+
+    def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict:
+        with self._lock:
+            sale = self._sales.get(sale_id)
+            if sale is None:
+                return Verdict.UNKNOWN
+            t = sale.terms
+            if sale.ended or now_ms >= t.ends_ms:
+                return Verdict.ENDED
+            if now_ms < t.starts_ms:
+                return Verdict.NOT_STARTED
+            if attempt in sale.held:
+                return Verdict.AGAIN
+            if sale.left < qty:
+                return Verdict.SOLD_OUT
+            last = sale.last_try.get(buyer)
+            if t.min_interval_ms > 0:
+                if last is not None and now_ms - last < t.min_interval_ms:
+                    return Verdict.TOO_FAST
+                sale.last_try[buyer] = now_ms
+            if sale.by_buyer.get(buyer, 0) + qty > t.per_buyer_limit:
+                return Verdict.OVER_LIMIT
+            sale.left -= qty
+            sale.by_buyer[buyer] = sale.by_buyer.get(buyer, 0) + qty
+            sale.held[attempt] = (buyer, qty)
+            return Verdict.ADMITTED
+
+    def give_back(self, sale_id: str, attempt: str) -> int:
+        with self._lock:
+            sale = self._sales.get(sale_id)
+            if sale is None or attempt not in sale.held:
+                return 0
+            buyer, qty = sale.held.pop(attempt)
+            sale.left += qty
+            sale.by_buyer[buyer] -= qty
+            return qty
+
+    def end(self, sale_id: str) -> None:
+        with self._lock:
+            if sale_id in self._sales:
+                self._sales[sale_id].ended = True
+
+    def state(self, sale_id: str) -> GateState | None:
+        with self._lock:
+            sale = self._sales.get(sale_id)
+            if sale is None:
+                return None
+            return GateState(sale.terms.quota, sale.left, {k: q for k, (_, q) in sale.held.items()}, sale.ended)

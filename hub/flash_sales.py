@@ -1,0 +1,158 @@
+"""Flash sales (秒杀): arm, place an admitted order, give a unit back, end with gate and ledger compared.
+
+The gate (`flash_gate.AdmissionGate`) answers the rush; the ledger stays the last word: an admitted
+attempt still reserves its unit with the conditional UPDATE, so a till sale that ate the units
+meanwhile is refused (409) and the attempt's unit goes back to the gate. An order of a sale that is
+cancelled or expires gives its unit back through the `order.status_changed` event (outbox, once).
+At the end, units the gate still holds for attempts with no live order (a gateway that died between
+admission and commit) are given back, and the result says what each side counted.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from . import inventory
+from .bootstrap import HubContext
+from .errors import BadInput, InsufficientStock, NotFound, UnknownLocation, UnknownSku
+from .flash_gate import SaleTerms
+from .flows import reacts
+from .storage.tables import FlashSaleRow, LocationRow, OrderRow, Reservation, SkuRow, utcnow
+from .storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+LIVE_RESERVATIONS = ("open", "committed")      # units an order of the sale really holds or took
+GIVE_BACK = "scheduler.flash_sale_give_back"     # the consumer's name (a dead letter's target)
+
+
+@dataclass(frozen=True)
+class ArmSale:
+    sku: str
+    location_id: str
+    quota: int
+    per_buyer_limit: int
+    starts_at: datetime
+    ends_at: datetime
+    min_interval_ms: int = 1000
+    price_fen: int | None = None
+
+
+def epoch_ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def terms(sale: FlashSaleRow) -> SaleTerms:
+    return SaleTerms(sale.id, sale.quota, sale.per_buyer_limit, sale.min_interval_ms, epoch_ms(sale.starts_at),
+                     epoch_ms(sale.ends_at))
+
+
+def attempt_key(channel: str, idempotency_key: str) -> str:
+    """One attempt = one channel's Idempotency-Key: a retried request is the same attempt."""
+    return f"{channel}:{idempotency_key}"
+
+
+def arm(ctx: HubContext, cmd: ArmSale, now: datetime | None = None) -> FlashSaleRow:
+    """Record the sale, then open the gate. The location must hold the quota now."""
+    now = now or utcnow()
+    if cmd.ends_at <= cmd.starts_at or cmd.ends_at <= now:
+        raise BadInput("a flash sale must end after it starts, and in the future")
+    if cmd.per_buyer_limit > cmd.quota:
+        raise BadInput("the per-buyer limit cannot exceed the quota")
+    cfg = ctx.config
+    with ctx.uow() as uow:
+        session = uow.session
+        if session.get(SkuRow, cmd.sku) is None:
+            raise UnknownSku(f"unknown SKU {cmd.sku!r}")
+        location = cfg.location(cmd.location_id)
+        if location is None or session.get(LocationRow, cmd.location_id) is None:
+            raise UnknownLocation(f"unknown location {cmd.location_id!r}")
+        if not location.is_store or not location.pickup:
+            raise BadInput(f"{cmd.location_id} is not a pickup store; flash-sale orders are collected there")
+        held = inventory.stock_at(session, cfg, cmd.sku, cmd.location_id).available
+        if held < cmd.quota:
+            raise InsufficientStock([{"sku": cmd.sku, "location_id": cmd.location_id, "wanted": cmd.quota,
+                                      "available": held}])
+        sale = FlashSaleRow(id=f"FS{now:%y%m%d}{secrets.token_hex(4).upper()}", sku=cmd.sku,
+                            location_id=cmd.location_id, quota=cmd.quota, per_buyer_limit=cmd.per_buyer_limit,
+                            min_interval_ms=cmd.min_interval_ms, price_fen=cmd.price_fen, starts_at=cmd.starts_at,
+                            ends_at=cmd.ends_at, status="armed", created_at=now)
+        session.add(sale)
+        uow.commit()
+        session.refresh(sale)
+        session.expunge(sale)
+    ctx.gate.arm(terms(sale))
+    log.info("flash sale %s armed: %d x %s at %s", sale.id, sale.quota, sale.sku, sale.location_id)
+    return sale
+
+
+def get(uow: UnitOfWork, sale_id: str) -> FlashSaleRow:
+    sale = uow.session.get(FlashSaleRow, sale_id)
+    if sale is None:
+        raise NotFound(f"no flash sale {sale_id!r}")
+    return sale
+
+
+def units_in_ledger(uow: UnitOfWork, sale_id: str) -> int:
+    """Units the sale's orders hold (open reservations) or took (committed) in the ledger."""
+    total = uow.session.execute(
+        select(func.coalesce(func.sum(Reservation.qty), 0)).join(OrderRow, OrderRow.id == Reservation.order_id)
+        .where(OrderRow.flash_sale_id == sale_id, Reservation.status.in_(LIVE_RESERVATIONS))).scalar_one()
+    return int(total)
+
+
+def _live_attempts(uow: UnitOfWork, sale_id: str) -> set[str]:
+    rows = uow.session.execute(
+        select(OrderRow.channel, OrderRow.idempotency_key).join(Reservation, Reservation.order_id == OrderRow.id)
+        .where(OrderRow.flash_sale_id == sale_id, Reservation.status.in_(LIVE_RESERVATIONS))).all()
+    return {attempt_key(channel, key) for channel, key in rows}
+
+
+def reconcile(ctx: HubContext, sale_id: str) -> dict[str, Any]:
+    """Gate against ledger: units the gate holds for attempts without a live order go back."""
+    with ctx.uow() as uow:
+        sale = get(uow, sale_id)
+        quota = sale.quota
+        live = _live_attempts(uow, sale_id)
+        sold = units_in_ledger(uow, sale_id)
+    state = ctx.gate.state(sale_id)
+    stranded = 0
+    if state is not None:
+        for attempt in set(state.held) - live:
+            stranded += ctx.gate.give_back(sale_id, attempt)
+        state = ctx.gate.state(sale_id)
+    taken = state.taken if state is not None else None
+    return {"quota": quota, "sold_in_ledger": sold, "held_by_gate": taken,
+            "left_in_gate": state.left if state is not None else None, "stranded_given_back": stranded,
+            "oversold": max(sold - quota, 0), "agree": taken == sold}
+
+
+def end(ctx: HubContext, sale_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """Close the gate, then compare it with the ledger and keep the result on the sale."""
+    with ctx.uow() as uow:
+        get(uow, sale_id)
+    ctx.gate.end(sale_id)
+    result = reconcile(ctx, sale_id)
+    with ctx.uow() as uow:
+        sale = get(uow, sale_id)
+        if sale.status != "ended":
+            sale.status, sale.ended_at = "ended", now or utcnow()
+        sale.result = result
+        uow.commit()
+    log.info("flash sale %s ended: %s", sale_id, result)
+    return result
+
+
+@reacts(GIVE_BACK, to=["cancelled"])
+def give_back(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
+    """A cancelled (or expired) order of a flash sale hands its unit back to the gate, once per attempt."""
+    order = uow.session.get(OrderRow, data["order_id"])
+    if order is None or not order.flash_sale_id:
+        return
+    returned = ctx.gate.give_back(order.flash_sale_id, attempt_key(order.channel, order.idempotency_key))
+    if returned:
+        log.info("order %s cancelled: %d unit(s) back to flash sale %s", order.id, returned, order.flash_sale_id)
