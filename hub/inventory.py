@@ -47,6 +47,12 @@ class LocationStock:
         return max(self.on_hand - self.reserved - self.safety_stock, 0)
 
 
+def stock_changed(uow: UnitOfWork, sku: str, location_id: str, cause: str) -> None:
+    """One event per (SKU, location) per transaction: the consumer reads the figure as it is then."""
+    uow.emit("stock.changed", {"sku": sku, "location_id": location_id, "cause": cause},
+             once_per=("stock.changed", sku, location_id))
+
+
 def _check_refs(session: Session, sku: str, location_id: str) -> None:
     if session.get(SkuRow, sku) is None:
         raise UnknownSku(f"unknown SKU {sku!r}")
@@ -92,8 +98,7 @@ def apply_delta(uow: UnitOfWork, delta: StockDelta) -> LedgerResult:
     result = _apply_change(uow.session, "delta", delta.sku, delta.location_id, delta.qty, delta.source,
                            delta.external_id, delta.occurred_at, delta.reason)
     if result.applied:
-        uow.emit("stock.changed", {"sku": delta.sku, "location_id": delta.location_id,
-                                   "cause": f"{delta.source}:{delta.reason}"})
+        stock_changed(uow, delta.sku, delta.location_id, f"{delta.source}:{delta.reason}")
     return result
 
 
@@ -125,8 +130,7 @@ def apply_count(uow: UnitOfWork, count: StockCount) -> LedgerResult:
     changed = on_hand != level.on_hand
     level.on_hand, level.last_counted_at, level.updated_at = on_hand, count.counted_at, utcnow()
     if changed:
-        uow.emit("stock.changed", {"sku": count.sku, "location_id": count.location_id,
-                                   "cause": f"{count.source}:count"})
+        stock_changed(uow, count.sku, count.location_id, f"{count.source}:count")
     return LedgerResult(True, False, on_hand)
 
 
@@ -177,7 +181,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
                 external_id=f"order:{order_id}:reserve", occurred_at=now, applied=True, note=None)
     savepoint.commit()
     for sku, location_id in sorted(wanted):
-        uow.emit("stock.changed", {"sku": sku, "location_id": location_id, "cause": "reservation"})
+        stock_changed(uow, sku, location_id, "reservation")
     return rows
 
 
@@ -195,7 +199,7 @@ def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
         res.status, res.closed_at = "released", now
         _record(session, sku=res.sku, location_id=res.location_id, kind="release", qty=res.qty, source="hub",
                 external_id=f"order:{order_id}:release", occurred_at=now, applied=True, note=reason[:200])
-        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "release"})
+        stock_changed(uow, res.sku, res.location_id, "release")
         total += res.qty
     return total
 
@@ -209,7 +213,7 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
         level = _locked_level(session, res.sku, res.location_id)
         level.reserved = max(level.reserved - res.qty, 0)
         res.status, res.closed_at = "committed", now
-        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "fulfilment"})
+        stock_changed(uow, res.sku, res.location_id, "fulfilment")
         total += res.qty
     return total
 
@@ -221,7 +225,7 @@ def return_to_stock(uow: UnitOfWork, order_id: str) -> int:
         _apply_change(session, "return", res.sku, res.location_id, res.qty, "hub",
                       f"order:{order_id}:return", now, "refund")
         res.status = "returned"
-        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "return"})
+        stock_changed(uow, res.sku, res.location_id, "return")
         total += res.qty
     return total
 

@@ -231,6 +231,8 @@ SALE = Obj(fields={
     "sold_at": Time(),
     "lines": Arr(item=Obj(fields={"sku": SKU, "qty": Int(minimum=1, maximum=100000)}), min_items=1, max_items=500),
 })
+SALE_BATCH = Obj(fields={"receipts": Arr(item=SALE, min_items=1, max_items=500,
+                                         description="receipts a till sends at once, each applied once")})
 COUNT = Obj(fields={
     "counted_at": Time(),
     "count_id": Str(required=False, max_len=100, description="the POS's id of the count, if it has one"),

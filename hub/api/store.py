@@ -4,12 +4,14 @@ Every write is one unit of work: a request with one bad line changes nothing. A 
 pickup code is the one refusal that is committed — the attempt must count."""
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
-from .. import inventory, orders
+from .. import inventory, orders, till_sales
 from ..errors import IllegalTransition, NotFound, PickupCodeRejected, PickupLocked, UnknownSku
 from ..fulfilment import complete
-from ..model import FulfillmentType, StockCount, StockDelta
+from ..model import FulfillmentType, StockCount
 from ..order_states import OrderStatus, allowed
 from ..privacy import mask_phone
 from ..storage.tables import OrderRow
@@ -106,26 +108,55 @@ def _stock_errors(fn):
     return wrapped
 
 
-@_stock_errors
+class _SaleOrBatch(schemas.Field):
+    """One receipt, or `{receipts: [...]}` from a till that was offline or a busy store."""
+
+    def parse(self, value: Any, path: str) -> Any:
+        if isinstance(value, dict) and "receipts" in value:
+            return schemas.SALE_BATCH.parse(value, path)
+        return schemas.SALE.parse(value, path)
+
+    def schema(self) -> dict[str, Any]:
+        return {"oneOf": [schemas.SALE.schema(), schemas.SALE_BATCH.schema()]}
+
+
+SALE_BODY = _SaleOrBatch(description="a receipt, or up to 500 of them as {receipts: [...]}")
+
+
+def _receipt(raw: dict) -> till_sales.Receipt:
+    return till_sales.Receipt(raw["receipt_id"], raw["sold_at"], [(x["sku"], x["qty"]) for x in raw["lines"]])
+
+
 def sales(call: Call):
     body, store = call.body(), call.caller.id
-    merged: dict[str, int] = {}
-    for line in body["lines"]:
-        merged[line["sku"]] = merged.get(line["sku"], 0) + line["qty"]
-    results = []
+    if "receipts" in body:
+        return _batch(call, store, [_receipt(r) for r in body["receipts"]])
     with call.ctx.uow() as uow:
-        for sku, qty in sorted(merged.items()):
-            r = inventory.apply_delta(uow, StockDelta(_source(call), body["receipt_id"], sku, store, -qty,
-                                                      body["sold_at"], "sale"))
-            results.append({"sku": sku, "qty": -qty, "applied": r.applied, "duplicate": r.duplicate,
-                            "on_hand": r.on_hand, "note": r.reason})
+        (outcome,) = till_sales.apply_receipts(uow, store, [_receipt(body)], now=call.deps.now())
+        if outcome.status == "refused":
+            raise ApiError(422, "unknown_sku" if outcome.reason.startswith("unknown SKU") else "validation_failed",
+                           outcome.reason, field="lines" if outcome.reason.startswith("unknown") else "sold_at")
         uow.commit()
-    applied = sum(1 for r in results if r["applied"])
+    applied = sum(1 for r in outcome.lines if r["applied"])
     if applied:
         call.deps.metrics.stock_events.inc(applied, source="pos", kind="delta")
-    duplicate = all(r["duplicate"] for r in results)
-    return json_response({"receipt_id": body["receipt_id"], "duplicate": duplicate, "lines": results},
+    duplicate = outcome.status == "duplicate"
+    return json_response({"receipt_id": body["receipt_id"], "duplicate": duplicate, "lines": outcome.lines},
                          200 if duplicate else 201)
+
+
+def _batch(call: Call, store: str, receipts: list[till_sales.Receipt]) -> dict:
+    """Many receipts in one transaction, answered per receipt."""
+    with call.ctx.uow() as uow:
+        outcomes = till_sales.apply_receipts(uow, store, receipts, now=call.deps.now())
+        uow.commit()
+    applied = sum(1 for o in outcomes for line in o.lines if line["applied"])
+    if applied:
+        call.deps.metrics.stock_events.inc(applied, source="pos", kind="delta")
+    tally = {k: sum(1 for o in outcomes if o.status == k) for k in ("applied", "duplicate", "refused")}
+    return {**tally, "receipts": [{"receipt_id": o.receipt_id, "status": o.status,
+                                   **({"reason": o.reason} if o.reason else {}), "lines": o.lines}
+                                  for o in outcomes]}
 
 
 @_stock_errors
@@ -161,9 +192,11 @@ ROUTES = [
     Route("POST", STORE + "/pickup-orders/{order_id}/collect", collect, "store",
           "Hand over against the pickup code (collected, then completed)", body=schemas.COLLECT,
           responses={200: "completed", 409: "not ready", 422: "wrong code (attempts_left)", 423: "locked"}),
-    Route("POST", STORE + "/sales", sales, "store", "A POS receipt: stock deltas, once per receipt_id",
-          body=schemas.SALE, responses={201: "applied", 200: "the same receipt again (duplicate)",
-                                        422: "invalid, nothing applied"}),
+    Route("POST", STORE + "/sales", sales, "store",
+          "A POS receipt, or {receipts: [...]} (up to 500): stock deltas, once per receipt_id",
+          body=SALE_BODY, responses={201: "applied", 200: "the same receipt again (duplicate); for a batch, "
+                                     "each receipt's outcome: applied, duplicate, or refused with the reason",
+                                     422: "invalid, nothing applied"}),
     Route("PUT", STORE + "/stock", count, "store", "A stock count: absolute on-hand, if newer than the last",
           body=schemas.COUNT, responses={200: "applied (or stale, per line)", 422: "invalid, nothing applied"}),
 ]

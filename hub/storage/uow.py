@@ -6,7 +6,7 @@ as the change that caused them, so a change and its events commit or vanish toge
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -21,27 +21,37 @@ class UnitOfWork:
         self._session_factory = session_factory
         self.session: Session
         self.emitted: list[tuple[str, str, dict[str, Any]]] = []
+        self._once: dict[Hashable, str] = {}
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
-        self.emitted = []
+        self.emitted, self._once = [], {}
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.session.rollback()
         self.session.close()
 
-    def emit(self, event_type: str, data: dict[str, Any]) -> str:
-        """Queue an event; it reaches the outbox with this transaction's commit."""
+    def emit(self, event_type: str, data: dict[str, Any], once_per: Hashable | None = None) -> str:
+        """Queue an event; it reaches the outbox with this transaction's commit.
+
+        Events with the same `once_per` key coalesce into the first: "stock of this SKU here changed"
+        needs saying once per transaction, however many lines or receipts moved it.
+        """
+        if once_per is not None and once_per in self._once:
+            return self._once[once_per]
         message_id = str(uuid.uuid4())
         envelope = {"id": message_id, "type": event_type, "occurred_at": utcnow().isoformat(), "data": data}
         self.session.add(OutboxMessage(message_id=message_id, event_type=event_type, payload=envelope))
         self.emitted.append((message_id, event_type, data))
+        if once_per is not None:
+            self._once[once_per] = message_id
         return message_id
 
     def commit(self) -> None:
         self.session.commit()
+        self._once = {}
 
     def rollback(self) -> None:
         self.session.rollback()
-        self.emitted = []
+        self.emitted, self._once = [], {}

@@ -1,0 +1,127 @@
+"""Receipts from a store's till, one or hundreds at a time, applied to the ledger in one transaction.
+
+The same rules as `inventory.apply_delta` (once per source + receipt + SKU + location; a sale older
+than the last count is recorded but already inside that count), written as a few Core statements
+for the whole batch instead of some seven ORM round trips per line: look up the SKUs, create missing
+stock rows, lock the rows in SKU order (two batches never deadlock), find receipts already held,
+insert the new ledger rows, update each stock row once, and emit one `stock.changed` per SKU.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .errors import UnknownLocation
+from .inventory import stock_changed
+from .storage.tables import LocationRow, SkuRow, StockLevel, StockMovement, utcnow
+from .storage.uow import UnitOfWork
+
+# A till's clock this far ahead of ours is wrong; its sale must not freeze the ledger's order.
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    receipt_id: str
+    sold_at: datetime
+    lines: Sequence[tuple[str, int]]          # (sku, units sold), positive
+
+
+@dataclass
+class ReceiptOutcome:
+    receipt_id: str
+    status: str                               # applied | duplicate | refused
+    reason: str = ""
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _insert(session: Any, table: Any) -> Any:
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
+def _merged(lines: Sequence[tuple[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for sku, qty in lines:
+        out[sku] = out.get(sku, 0) + qty
+    return out
+
+
+def apply_receipts(uow: UnitOfWork, store_id: str, receipts: Sequence[Receipt],
+                   now: datetime | None = None) -> list[ReceiptOutcome]:
+    """Apply each receipt once; a receipt with an unknown SKU or a time from the future is refused alone."""
+    session, now = uow.session, now or utcnow()
+    source = f"pos:{store_id}"
+    if session.get(LocationRow, store_id) is None:
+        raise UnknownLocation(f"unknown location {store_id!r}")
+    wanted = {sku for r in receipts for sku, _ in r.lines}
+    known = set(session.execute(select(SkuRow.code).where(SkuRow.code.in_(wanted))).scalars()) if wanted else set()
+    outcomes: list[ReceiptOutcome] = []
+    good: list[tuple[ReceiptOutcome, Receipt, dict[str, int]]] = []
+    seen: set[str] = set()
+    for r in receipts:
+        outcome = ReceiptOutcome(r.receipt_id, "refused")
+        outcomes.append(outcome)
+        unknown = sorted({sku for sku, _ in r.lines} - known)
+        if unknown:
+            outcome.reason = f"unknown SKU {unknown[0]!r}"
+        elif r.sold_at > now + MAX_CLOCK_AHEAD:
+            outcome.reason = "sold_at is more than 5 minutes ahead of the hub's clock"
+        elif r.receipt_id in seen:
+            outcome.status, outcome.reason = "duplicate", "twice in this batch"
+        else:
+            seen.add(r.receipt_id)
+            good.append((outcome, r, _merged(r.lines)))
+    if not good:
+        return outcomes
+    skus = sorted({sku for _, _, merged in good for sku in merged})
+    session.execute(_insert(session, StockLevel).values(
+        [{"sku": s, "location_id": store_id, "on_hand": 0, "reserved": 0, "updated_at": now} for s in skus])
+        .on_conflict_do_nothing())
+    levels = {row.sku: row for row in session.execute(
+        select(StockLevel.sku, StockLevel.on_hand, StockLevel.last_counted_at)
+        .where(StockLevel.location_id == store_id, StockLevel.sku.in_(skus))
+        .order_by(StockLevel.sku).with_for_update())}
+    held = set(session.execute(
+        select(StockMovement.external_id, StockMovement.sku)
+        .where(StockMovement.source == source, StockMovement.location_id == store_id,
+               StockMovement.external_id.in_([r.receipt_id for _, r, _ in good]))).all())
+    on_hand = {s: levels[s].on_hand for s in skus}
+    ledger: list[dict[str, Any]] = []
+    moved: set[str] = set()
+    for outcome, r, merged in good:
+        fresh = False
+        for sku, qty in sorted(merged.items()):
+            if (r.receipt_id, sku) in held:
+                outcome.lines.append({"sku": sku, "qty": -qty, "applied": False, "duplicate": True,
+                                      "on_hand": on_hand[sku], "note": "duplicate"})
+                continue
+            fresh = True
+            last_count = levels[sku].last_counted_at
+            counts = last_count is None or r.sold_at > last_count
+            if counts:
+                on_hand[sku] -= qty
+                moved.add(sku)
+            ledger.append({"sku": sku, "location_id": store_id, "kind": "delta", "qty": -qty, "source": source,
+                           "external_id": r.receipt_id, "occurred_at": r.sold_at, "recorded_at": now,
+                           "applied": counts, "on_hand_after": on_hand[sku], "note": "sale"})
+            outcome.lines.append({"sku": sku, "qty": -qty, "applied": counts, "duplicate": False,
+                                  "on_hand": on_hand[sku], "note": "" if counts else "older than the last count"})
+        outcome.status = "applied" if fresh else "duplicate"
+    if ledger:
+        session.execute(_insert(session, StockMovement).values(ledger))
+    if moved:
+        session.execute(
+            update(StockLevel.__table__)
+            .where(and_(StockLevel.sku == bindparam("s_sku"), StockLevel.location_id == store_id))
+            .values(on_hand=bindparam("s_on_hand"), updated_at=now),
+            [{"s_sku": s, "s_on_hand": on_hand[s]} for s in sorted(moved)])
+        for sku in sorted(moved):
+            stock_changed(uow, sku, store_id, f"{source}:sale")
+    return outcomes
+
