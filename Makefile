@@ -32,7 +32,9 @@ services:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The bench's own database and vhost (HUB_BENCH_*); wrk drives the gateway, pgbench gives the database's limit.
 bench: $(STAMP) services
+	@command -v wrk >/dev/null || apt-get install -y -q wrk
 	$(BIN)/python -m bench
 
 sandbox: $(STAMP)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+import subprocess
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -20,13 +22,18 @@ from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder
 from workers.launcher import HubProcess, wait_for
 
-from . import backbone, scenario
+from . import backbone, report, scale, scenario
 from .broker_raw import raw_rate
+from .load import PacedLoad
+from .pgbench import sale_tps
 
 PG_URL = os.environ.get("HUB_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/hub_bench")
-AMQP_URL = os.environ.get("HUB_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+AMQP_URL = os.environ.get("HUB_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/hub_bench")
+SCALE_URL = os.environ.get("HUB_BENCH_SCALE_DATABASE_URL", PG_URL + "_scale")
+REDIS_URL = os.environ.get("HUB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SKUS = [f"BENCH-{i:03d}" for i in range(40)]
 LATENCY_SKU = "BENCH-LAT"
+RUSH_SKU = "BENCH-RUSH"
 START = 1_000_000
 
 
@@ -39,6 +46,21 @@ def _ensure_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def _ensure_vhost(url: str) -> None:
+    vhost = make_url(url.replace("amqp://", "postgresql://", 1)).database or "/"
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True).stdout.split()
+    if vhost not in listed:
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True,
+                       capture_output=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _prepare(database_url: str, shop: object) -> None:
     cfg = load_config()
     ctx = build_context(cfg, database_url)
@@ -48,7 +70,7 @@ def _prepare(database_url: str, shop: object) -> None:
             conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         from hub.bootstrap import sync_locations
         sync_locations(ctx)
-    codes = [*SKUS, LATENCY_SKU]
+    codes = [*SKUS, LATENCY_SKU, RUSH_SKU]
     with ctx.uow() as uow:
         upsert_skus(uow, [Sku(c, f"bench item {c}", price_fen=1000) for c in codes])
         now = utcnow()
@@ -68,10 +90,13 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
     os.environ.update(sandbox.env())
     if mode == "production":
         _ensure_pg_database(PG_URL)
+        _ensure_vhost(AMQP_URL)
         db, broker = PG_URL, AMQP_URL
+        env["HUB_REDIS_URL"] = REDIS_URL
         groups = [["gateway"], ["relay"], ["channel_sync"]]
     else:
         db, broker = f"sqlite:///{workdir}/bench.sqlite", "memory://"
+        env.pop("HUB_REDIS_URL", None)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{workdir}/bench.sqlite{suffix}").unlink(missing_ok=True)
         groups = [["gateway", "relay", "channel_sync"]]
@@ -82,23 +107,30 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
     base = f"http://{cfg.hub.http.host}:{cfg.hub.http.port}"
     store_keys = {s.id: s.pos_key for s in cfg.stores if s.id in ("S001", "S002")}
     channel = cfg.channel("miniprogram")
+    out: dict[str, float] = {}
+    if mode == "production":
+        print(f"[{mode}] pgbench: the sale-shaped transaction on PostgreSQL itself ...", flush=True)
+        out["pgbench_tps"] = sale_tps(db, seconds=args.seconds)
     procs = [HubProcess(g, env, workdir / f"{mode}-{'-'.join(g)}.log") for g in groups]
     try:
         import requests
         wait_for(lambda: _up(requests, base), 30, "the gateway")
         print(f"[{mode}] broker raw rate ...", flush=True)
-        broker_rate = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
-        print(f"[{mode}] ingesting {args.sales} POS sales ...", flush=True)
-        ingest = scenario.ingest(base, store_keys, SKUS, args.sales)
-        wait_for(lambda: _synced(db), 300, "channel sync to catch up", interval=0.5)
-        print(f"[{mode}] sync latency, {args.samples} samples ...", flush=True)
-        latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
-                                        channel.safety_stock, args.samples)
+        out["broker_raw_per_s"] = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
+        out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode)
+        print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
+        out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db)
+        print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
+              flush=True)
+        with PacedLoad(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
+                       rate_per_s=args.load_rate) as load:
+            latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
+                                            channel.safety_stock, args.samples)
+        out["load_per_s"] = load.sent / load.seconds
+        out["load_errors"] = load.errors
         print(f"[{mode}] {args.orders} pickup orders ...", flush=True)
         orders_per_s, refused = scenario.orders(base, channel.key, SKUS, "S002", args.orders)
-        fig = scenario.Figures(ingest, latency, orders_per_s, refused)
-        out = scenario.summary(fig)
-        out["broker_raw_per_s"] = broker_rate
+        out |= scenario.summary(scenario.Figures(0, latency, orders_per_s, refused))
     finally:
         for p in procs:
             p.stop()
@@ -119,48 +151,30 @@ def _up(requests: object, base: str) -> bool:
         return False
 
 
-def _synced(database_url: str) -> bool:
-    """Every stock change so far has been relayed and handled by channel sync."""
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            changes = conn.execute(text("select count(*) from outbox where event_type = 'stock.changed'")).scalar()
-            handled = conn.execute(text("select count(*) from processed_messages "
-                                        "where consumer = 'channel_sync.publish_stock'")).scalar()
-            parked = conn.execute(text("select count(*) from dead_letters")).scalar()
-        return handled + parked >= changes
-    finally:
-        engine.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--modes", default="production,embedded")
-    parser.add_argument("--sales", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each wrk and pgbench run")
+    parser.add_argument("--attempts", type=int, default=10_000, help="flash-sale attempts in the rush")
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--load-rate", type=float, default=200, help="sales/s flowing during the sync figure")
     parser.add_argument("--orders", type=int, default=800)
     parser.add_argument("--raw", type=int, default=10000)
+    parser.add_argument("--scale", default="1000x10000", help="stores x SKUs for the stock query ('' skips)")
     args = parser.parse_args()
     from sandbox.credentials import sandbox_env
     for k, v in sandbox_env().items():
         os.environ.setdefault(k, v)
+    os.environ.setdefault("HUB_HTTP_PORT", str(_free_port()))    # 8000 may be another hub's
     results = {}
     workdir = Path("var/bench")                  # logs of the hub processes stay here for a look afterwards
     workdir.mkdir(parents=True, exist_ok=True)
     for mode in args.modes.split(","):
         results[mode] = run_mode(mode, args, workdir)
-    print("\nmode        sales/s  sync p50   p95    p99 (ms)  orders/s  broker raw msg/s  sales/broker")
-    for mode, r in results.items():
-        share = r["ingest_per_s"] / r["broker_raw_per_s"]
-        print(f"{mode:<11} {r['ingest_per_s']:7.0f}  {r['p50']:7.1f} {r['p95']:6.1f} {r['p99']:6.1f}      "
-              f"{r['orders_per_s']:7.0f}  {r['broker_raw_per_s']:15.0f}  {share:11.3f}")
-    for mode, r in results.items():
-        print(f"{mode}: 1000 events committed -> relayed -> applied once in {r['events_1000_s']:.2f} s "
-              f"({1000 / r['events_1000_s']:.0f} events/s)")
-    if {"production", "embedded"} <= results.keys():
-        p, e = results["production"], results["embedded"]
-        print(f"\nembedded / production: sales {e['ingest_per_s'] / p['ingest_per_s']:.2f}x, "
-              f"orders {e['orders_per_s'] / p['orders_per_s']:.2f}x, sync p50 {e['p50'] / p['p50']:.2f}x")
+    if args.scale and "production" in results:
+        stores, skus = (int(x) for x in args.scale.split("x"))
+        results["production"] |= scale.stock_query(SCALE_URL, stores, skus, args.seconds, workdir)
+    report.print_table(results)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 import requests
+from sqlalchemy import create_engine, text
 
 from workers.launcher import wait_for
+
+from . import wrk
 
 
 @dataclass
@@ -39,9 +42,74 @@ def _sale(session: requests.Session, base: str, store_key: str, store: str, sku:
 
 
 def _now() -> str:
-    from datetime import datetime
-
     return datetime.now(UTC).isoformat()
+
+
+def now_iso() -> str:
+    return _now()
+
+
+def synced(database_url: str) -> bool:
+    """Every stock change so far has been relayed and handled by channel sync."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            changes = conn.execute(text("select count(*) from outbox where event_type = 'stock.changed'")).scalar()
+            handled = conn.execute(text("select count(*) from processed_messages "
+                                        "where consumer = 'channel_sync.publish_stock'")).scalar()
+            parked = conn.execute(text("select count(*) from dead_letters")).scalar()
+        return handled + parked >= changes
+    finally:
+        engine.dispose()
+
+
+def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int, db: str,
+             mode: str) -> dict[str, float]:
+    """Stock events/s through the API, one receipt per request and 100 per request (wrk), and the batched
+    figure end to end: from the first request until channel sync has handled every stock event."""
+    out: dict[str, float] = {}
+    for label, batch, conns in (("single", 0, 8), ("batched", 100, 4)):
+        print(f"[{mode}] stock events, {label} receipts, wrk {seconds}s x {conns} connections ...", flush=True)
+        started = time.perf_counter()
+        r = wrk.run(base, "sales.lua", [store, store_key, str(sku_count), str(batch), f"{label}{uuid.uuid4().hex[:6]}",
+                                        _now()], seconds=seconds, connections=conns)
+        ok = r.statuses.get("201" if batch == 0 else "200", 0)
+        events = ok * max(batch, 1)
+        out[f"{label}_events_per_s"] = events / r.seconds
+        out[f"{label}_p99_ms"] = r.p99_ms
+        out[f"{label}_failed"] = r.requests - ok + r.errors
+        wait_for(lambda: synced(db), 600, "channel sync to catch up", interval=0.2)
+        out[f"{label}_e2e_events_per_s"] = events / (time.perf_counter() - started)
+    return out
+
+
+def rush(base: str, ops_key: str, channel_key: str, sku: str, attempts: int, db: str,
+         quota: int = 100) -> dict[str, float]:
+    """A flash sale of `quota` units and `attempts` attempts from wrk, each its own buyer and key."""
+    start = datetime.now(UTC)
+    sale = requests.post(f"{base}/admin/api/flash-sales", timeout=30, headers={"Authorization": f"Bearer {ops_key}"},
+                         json={"sku": sku, "location_id": "S001", "quota": quota, "per_buyer_limit": 1,
+                               "min_interval_ms": 0, "starts_at": (start - timedelta(seconds=5)).isoformat(),
+                               "ends_at": (start + timedelta(hours=1)).isoformat()})
+    sale.raise_for_status()
+    sale_id = sale.json()["sale_id"]
+    threads = 2
+    r = wrk.run(base, "rush.lua", [sale_id, channel_key, str(attempts // threads), uuid.uuid4().hex[:6]],
+                seconds=300, connections=64, threads=threads)
+    ended = requests.post(f"{base}/admin/api/flash-sales/{sale_id}/end", json={}, timeout=60,
+                          headers={"Authorization": f"Bearer {ops_key}"})
+    ended.raise_for_status()
+    result = ended.json()["result"]
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        orders = conn.execute(text("select count(*) from orders where flash_sale_id = :s"), {"s": sale_id}).scalar()
+    engine.dispose()
+    admitted = r.statuses.get("201", 0)
+    return {"rush_attempts": r.requests, "rush_per_s": r.per_s, "rush_p50_ms": r.p50_ms, "rush_p99_ms": r.p99_ms,
+            "rush_admitted": admitted, "rush_orders": orders, "rush_sold_out": r.statuses.get("409", 0),
+            "rush_other": r.requests - admitted - r.statuses.get("409", 0) + r.errors,
+            "rush_oversold": max(result["sold_in_ledger"] - quota, 0, orders - quota, admitted - quota),
+            "rush_gate_agrees": float(bool(result["agree"]))}
 
 
 def ingest(base: str, store_keys: dict[str, str], skus: list[str], n: int, clients: int = 8) -> float:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from . import inventory
 from .bootstrap import HubContext
-from .consumers import consumer
+from .consumers import batch_consumer, consumer
 from .storage.tables import ChannelStockPublished, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore
@@ -24,7 +24,17 @@ def channel_available(location_available: int, channel_safety_stock: int) -> int
 
 @consumer("channel_sync.publish_stock")
 def publish_stock(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
-    sku, location_id = data["sku"], data["location_id"]
+    _publish(ctx, uow, data["sku"], data["location_id"])
+
+
+@batch_consumer("channel_sync.publish_stock")
+def publish_stock_many(ctx: HubContext, uow: UnitOfWork, events: list[dict[str, Any]]) -> None:
+    """Many stock events, one push per (SKU, location): each push carries the figure as it is now."""
+    for sku, location_id in sorted({(d["sku"], d["location_id"]) for d in events}):
+        _publish(ctx, uow, sku, location_id)
+
+
+def _publish(ctx: HubContext, uow: UnitOfWork, sku: str, location_id: str) -> None:
     location = ctx.config.location(location_id)
     if location is None or location.kind != "store":
         return                              # the shop shows per-store stock; warehouses ship express

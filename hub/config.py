@@ -140,11 +140,20 @@ class HubConfig(_Strict):
         return self
 
     # Lookups the core uses all the time.
+    def _index(self, name: str, items: list[Any]) -> dict[str, Any]:
+        """Looked up on every request and per location in a stock answer: indexed once, not searched each
+        time. Keyed on the list itself, so a `model_copy(update=...)` with other locations re-indexes."""
+        cached = self.__dict__.get(f"_index_{name}")
+        if cached is None or cached[0] is not items:
+            cached = (items, {x.id: x for x in items})
+            self.__dict__[f"_index_{name}"] = cached
+        return cached[1]
+
     def location(self, location_id: str) -> LocationConfig | None:
-        return next((loc for loc in self.locations if loc.id == location_id), None)
+        return self._index("locations", self.locations).get(location_id)
 
     def channel(self, channel_id: str) -> ChannelConfig | None:
-        return next((ch for ch in self.channels if ch.id == channel_id), None)
+        return self._index("channels", self.channels).get(channel_id)
 
     @property
     def stores(self) -> list[LocationConfig]:

@@ -25,12 +25,23 @@ log = logging.getLogger(__name__)
 # consumer name -> function(ctx, uow, data); the same function runs on delivery and on replay.
 Handler = Callable[[HubContext, UnitOfWork, dict[str, Any]], None]
 HANDLERS: dict[str, Handler] = {}
+# consumer name -> function(ctx, uow, [data, ...]) that applies many events at once (same effect as one by one).
+BatchHandler = Callable[[HubContext, UnitOfWork, list[dict[str, Any]]], None]
+BATCH_HANDLERS: dict[str, BatchHandler] = {}
 
 
 def consumer(name: str) -> Callable[[Handler], Handler]:
     """Register a consumer under a stable name (the dead letters' `target`)."""
     def register(fn: Handler) -> Handler:
         HANDLERS[name] = fn
+        return fn
+    return register
+
+
+def batch_consumer(name: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register how consumer `name` applies a batch (it must also be registered one by one)."""
+    def register(fn: BatchHandler) -> BatchHandler:
+        BATCH_HANDLERS[name] = fn
         return fn
     return register
 
@@ -72,6 +83,46 @@ def handle_once(ctx: HubContext, name: str, envelope: dict[str, Any], *, attempt
                 sleep(backoff * 2 ** (attempt - 1))
     park(ctx, name, envelope, error, attempts)
     return Outcome("parked", attempts, error)
+
+
+def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) -> list[Outcome]:
+    """Apply many events in one transaction: each marked processed with the effect, duplicates skipped.
+
+    If the batch fails, each event is tried on its own (`handle_once`: retried, then parked), so one
+    bad event parks only itself. Either way every event's effect or dead letter is committed on return.
+    """
+    batch = BATCH_HANDLERS.get(name)
+    good = [e for e in envelopes if isinstance(e, dict) and "id" in e]
+    if batch is None or len(good) < 2:
+        return [handle_once(ctx, name, e) for e in envelopes]
+    try:
+        with ctx.uow() as uow:
+            fresh = []
+            seen: set[str] = set()
+            for envelope in good:
+                if envelope["id"] in seen:
+                    continue
+                seen.add(envelope["id"])
+                if insert_ignore(uow.session, ProcessedMessage, {"consumer": name, "message_id": envelope["id"],
+                                                                 "processed_at": utcnow()}):
+                    fresh.append(envelope)
+            if fresh:
+                batch(ctx, uow, [e.get("data") or {} for e in fresh])
+            uow.commit()
+    except Exception as exc:  # fall back to one by one: retries, and a dead letter for the one that fails
+        log.warning("consumer %s failed on a batch of %d, applying them one by one: %s", name, len(good), exc)
+        return [handle_once(ctx, name, e) for e in envelopes]
+    fresh_ids = {e["id"] for e in fresh}
+    outcomes = []
+    for e in envelopes:
+        if not (isinstance(e, dict) and "id" in e):
+            outcomes.append(handle_once(ctx, name, e))        # malformed: parked as before
+        elif e["id"] in fresh_ids:
+            fresh_ids.discard(e["id"])                        # a second copy in the batch is a duplicate
+            outcomes.append(Outcome("applied"))
+        else:
+            outcomes.append(Outcome("duplicate"))
+    return outcomes
 
 
 def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, attempts: int) -> int:

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.events import event_handler
-
 from hub import channel_stock  # noqa: F401  (registers the consumer)
-from hub.consumers import handle_once
+from hub.consumers import handle_batch
 
 from . import EVENT_SOURCE
+from .batching import batch_event_handler
 from .dependencies import HubCore
 
 
@@ -16,6 +15,7 @@ class ChannelSyncService:
     name = "channel_sync"
     hub = HubCore()
 
-    @event_handler(EVENT_SOURCE, "stock.changed")
-    def on_stock_changed(self, envelope: dict[str, Any]) -> None:
-        handle_once(self.hub, "channel_sync.publish_stock", envelope)
+    # A burst of stock events is applied in one transaction, one push per (SKU, store) in it.
+    @batch_event_handler(EVENT_SOURCE, "stock.changed")
+    def on_stock_changed(self, envelopes: list[dict[str, Any]]) -> None:
+        handle_batch(self.hub, "channel_sync.publish_stock", envelopes)

@@ -1,0 +1,68 @@
+"""Steady background load for the sync-latency figure: POS sales and pickup orders at a fixed pace."""
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+import uuid
+
+import requests
+
+_ids = itertools.count()
+
+
+class PacedLoad:
+    """`rate_per_s` sales (and `orders_per_s` pickup orders) at `store` until stopped."""
+
+    def __init__(self, base: str, store: str, store_key: str, channel_key: str, skus: list[str], sold_at: str,
+                 rate_per_s: float = 200, orders_per_s: float = 10, threads: int = 4):
+        self.base, self.store, self.skus, self.sold_at = base, store, skus, sold_at
+        self.store_key, self.channel_key = store_key, channel_key
+        self.stop_flag = threading.Event()
+        self.sent = self.errors = 0
+        self._threads = [threading.Thread(target=self._sales, args=(rate_per_s / threads,), daemon=True)
+                         for _ in range(threads)]
+        self._threads.append(threading.Thread(target=self._orders, args=(orders_per_s,), daemon=True))
+
+    def __enter__(self) -> PacedLoad:
+        self.started = time.perf_counter()
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_flag.set()
+        for t in self._threads:
+            t.join(10)
+        self.seconds = time.perf_counter() - self.started
+
+    def _paced(self, rate: float, send) -> None:
+        session, interval, next_at = requests.Session(), 1.0 / rate, time.perf_counter()
+        while not self.stop_flag.is_set():
+            try:
+                ok = send(session).status_code < 300
+            except requests.RequestException:
+                ok = False
+            self.sent += 1
+            self.errors += 0 if ok else 1
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+
+    def _sales(self, rate: float) -> None:
+        def send(session: requests.Session) -> requests.Response:
+            body = {"receipt_id": f"L{uuid.uuid4().hex[:10]}-{next(_ids)}", "sold_at": self.sold_at,
+                    "lines": [{"sku": random.choice(self.skus), "qty": 1}]}
+            return session.post(f"{self.base}/api/v1/stores/{self.store}/sales", json=body, timeout=30,
+                                headers={"Authorization": f"Bearer {self.store_key}"})
+        self._paced(rate, send)
+
+    def _orders(self, rate: float) -> None:
+        def send(session: requests.Session) -> requests.Response:
+            body = {"lines": [{"sku": random.choice(self.skus), "qty": 1}],
+                    "buyer": {"id": f"load-{uuid.uuid4().hex[:6]}", "name": "Load", "phone": "13800000000"},
+                    "fulfillment": {"type": "pickup", "store_id": self.store}}
+            return session.post(f"{self.base}/api/v1/orders", json=body, timeout=30,
+                                headers={"Authorization": f"Bearer {self.channel_key}",
+                                         "Idempotency-Key": uuid.uuid4().hex})
+        self._paced(rate, send)

@@ -1,0 +1,47 @@
+"""The bench table: each figure beside the limit measured in the same run, and the target."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(r: dict[str, Any], key: str, fmt: str = "{:.0f}") -> str:
+    return fmt.format(r[key]) if key in r else "-"
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    for mode, r in results.items():
+        print(f"\n== {mode} ==")
+        pg = r.get("pgbench_tps")
+        limit = f"pgbench sale tx/s {pg:.0f}" if pg else "-"
+        rows = [
+            ("stock events/s, single receipts", _f(r, "single_events_per_s"), limit, ">= 400"),
+            ("  p99 ms / not 201", f"{_f(r, 'single_p99_ms', '{:.1f}')} / {_f(r, 'single_failed')}", "", ""),
+            ("stock events/s, batched (100 per request)", _f(r, "batched_events_per_s"), limit, ""),
+            ("  batched, end to end to the shop", _f(r, "batched_e2e_events_per_s"), limit, ">= 1,500"),
+            ("  p99 ms / not 200", f"{_f(r, 'batched_p99_ms', '{:.1f}')} / {_f(r, 'batched_failed')}", "", ""),
+            ("flash rush attempts/s answered", _f(r, "rush_per_s"),
+             f"{_f(r, 'rush_attempts')} attempts, 64 connections", ">= 2,000"),
+            ("  rush p50 / p99 ms", f"{_f(r, 'rush_p50_ms', '{:.1f}')} / {_f(r, 'rush_p99_ms', '{:.1f}')}", "",
+             "p99 < 250"),
+            ("  admitted / orders / sold out / other", f"{_f(r, 'rush_admitted')} / {_f(r, 'rush_orders')} / "
+             f"{_f(r, 'rush_sold_out')} / {_f(r, 'rush_other')}", "quota 100", ""),
+            ("  oversold (gate = ledger at the end)", f"{_f(r, 'rush_oversold')} "
+             f"({'yes' if r.get('rush_gate_agrees') else 'NO'})", "", "0"),
+            ("sync latency p50 / p95 / p99 ms", f"{_f(r, 'p50', '{:.1f}')} / {_f(r, 'p95', '{:.1f}')} / "
+             f"{_f(r, 'p99', '{:.1f}')}", f"under {_f(r, 'load_per_s')}/s sales+orders "
+             f"({_f(r, 'load_errors')} failed)", "p99 < 250"),
+            ("pickup orders/s", _f(r, "orders_per_s"), "", ""),
+            ("broker raw publish->consume msg/s", _f(r, "broker_raw_per_s"), "", ""),
+            ("1,000 events outbox->relay->consumer /s",
+             f"{1000 / r['events_1000_s']:.0f}" if "events_1000_s" in r else "-", "", ""),
+        ]
+        if "stock_query_p99_ms" in r:
+            rows += [("stock query p50 / p99 ms", f"{_f(r, 'stock_query_p50_ms', '{:.1f}')} / "
+                      f"{_f(r, 'stock_query_p99_ms', '{:.1f}')}",
+                      f"{r['scale_stores']} stores, {r['scale_stock_rows']:,} stock rows, "
+                      f"{r['scale_ledger_rows']:,} ledger rows", "p99 < 20"),
+                     ("  stock queries/s (4 connections)", _f(r, "stock_query_per_s"), "", "")]
+        width = max(len(x[0]) for x in rows)
+        print(f"{'figure':<{width}}  {'hub':>18}  {'limit / conditions':<48} target")
+        for name, value, lim, target in rows:
+            print(f"{name:<{width}}  {value:>18}  {lim:<48} {target}")
