@@ -114,7 +114,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
     procs = [HubProcess(g, env, workdir / f"{mode}-{'-'.join(g)}.log") for g in groups]
     try:
         import requests
-        wait_for(lambda: _up(requests, base), 30, "the gateway")
+        wait_for(lambda: _up(requests, base), 90, "the gateway")
         print(f"[{mode}] broker raw rate ...", flush=True)
         out["broker_raw_per_s"] = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
         out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode)

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .config import HubConfig
 from .errors import UnknownLocation
 from .inventory import stock_changed
-from .storage.tables import LocationRow, SkuRow, StockLevel, StockMovement, utcnow
+from .storage.tables import SkuRow, StockLevel, StockMovement, utcnow
 from .storage.uow import UnitOfWork
 
 # A till's clock this far ahead of ours is wrong; its sale must not freeze the ledger's order.
@@ -52,12 +53,20 @@ def _merged(lines: Sequence[tuple[str, int]]) -> dict[str, int]:
     return out
 
 
-def apply_receipts(uow: UnitOfWork, store_id: str, receipts: Sequence[Receipt],
+def _lock_levels(session: Any, store_id: str, skus: list[str]) -> dict[str, Any]:
+    """The stock rows of these SKUs here, locked in SKU order (so two batches never deadlock)."""
+    return {row.sku: row for row in session.execute(
+        select(StockLevel.sku, StockLevel.on_hand, StockLevel.last_counted_at)
+        .where(StockLevel.location_id == store_id, StockLevel.sku.in_(skus))
+        .order_by(StockLevel.sku).with_for_update())}
+
+
+def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Sequence[Receipt],
                    now: datetime | None = None) -> list[ReceiptOutcome]:
     """Apply each receipt once; a receipt with an unknown SKU or a time from the future is refused alone."""
     session, now = uow.session, now or utcnow()
     source = f"pos:{store_id}"
-    if session.get(LocationRow, store_id) is None:
+    if cfg.location(store_id) is None:            # the locations table mirrors the config (bootstrap)
         raise UnknownLocation(f"unknown location {store_id!r}")
     wanted = {sku for r in receipts for sku, _ in r.lines}
     known = set(session.execute(select(SkuRow.code).where(SkuRow.code.in_(wanted))).scalars()) if wanted else set()
@@ -80,13 +89,13 @@ def apply_receipts(uow: UnitOfWork, store_id: str, receipts: Sequence[Receipt],
     if not good:
         return outcomes
     skus = sorted({sku for _, _, merged in good for sku in merged})
-    session.execute(_insert(session, StockLevel).values(
-        [{"sku": s, "location_id": store_id, "on_hand": 0, "reserved": 0, "updated_at": now} for s in skus])
-        .on_conflict_do_nothing())
-    levels = {row.sku: row for row in session.execute(
-        select(StockLevel.sku, StockLevel.on_hand, StockLevel.last_counted_at)
-        .where(StockLevel.location_id == store_id, StockLevel.sku.in_(skus))
-        .order_by(StockLevel.sku).with_for_update())}
+    levels = _lock_levels(session, store_id, skus)
+    missing = [s for s in skus if s not in levels]
+    if missing:                                   # a SKU never held here before: its row starts at 0
+        session.execute(_insert(session, StockLevel).values(
+            [{"sku": s, "location_id": store_id, "on_hand": 0, "reserved": 0, "updated_at": now} for s in missing])
+            .on_conflict_do_nothing())
+        levels = _lock_levels(session, store_id, skus)
     held = set(session.execute(
         select(StockMovement.external_id, StockMovement.sku)
         .where(StockMovement.source == source, StockMovement.location_id == store_id,

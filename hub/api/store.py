@@ -132,7 +132,7 @@ def sales(call: Call):
     if "receipts" in body:
         return _batch(call, store, [_receipt(r) for r in body["receipts"]])
     with call.ctx.uow() as uow:
-        (outcome,) = till_sales.apply_receipts(uow, store, [_receipt(body)], now=call.deps.now())
+        (outcome,) = till_sales.apply_receipts(uow, call.ctx.config, store, [_receipt(body)], now=call.deps.now())
         if outcome.status == "refused":
             raise ApiError(422, "unknown_sku" if outcome.reason.startswith("unknown SKU") else "validation_failed",
                            outcome.reason, field="lines" if outcome.reason.startswith("unknown") else "sold_at")
@@ -148,7 +148,7 @@ def sales(call: Call):
 def _batch(call: Call, store: str, receipts: list[till_sales.Receipt]) -> dict:
     """Many receipts in one transaction, answered per receipt."""
     with call.ctx.uow() as uow:
-        outcomes = till_sales.apply_receipts(uow, store, receipts, now=call.deps.now())
+        outcomes = till_sales.apply_receipts(uow, call.ctx.config, store, receipts, now=call.deps.now())
         uow.commit()
     applied = sum(1 for o in outcomes for line in o.lines if line["applied"])
     if applied:
