@@ -12,11 +12,12 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hub import inventory
-from hub.bindings import SqlBinder
+from connectors.registry import build_connector
 from hub.bootstrap import build_context, upsert_skus
 from hub.config import load_config
-from hub.model import Sku, StockCount
+from hub.domain.model import Sku, StockCount
+from hub.services import inventory
+from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base, utcnow
 from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder
@@ -63,7 +64,7 @@ def _free_port() -> int:
 
 def _prepare(database_url: str, shop: object) -> None:
     cfg = load_config()
-    ctx = build_context(cfg, database_url)
+    ctx = build_context(cfg, database_url, connectors=build_connector)
     if ctx.engine.dialect.name == "postgresql":
         names = ", ".join(t.name for t in Base.metadata.sorted_tables)
         with ctx.engine.begin() as conn:

@@ -21,7 +21,7 @@ from urllib.parse import quote_plus
 import requests
 
 from hub.config import LocationConfig, SystemConfig
-from hub.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
+from hub.domain.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
 from mappings.engine import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_call
@@ -137,6 +137,10 @@ class ExpressConnector:
         if not isinstance(last, dict):
             raise MappingError(self.mapping.system, "lastResult", None, "missing required field")
         return self._events(last)
+
+    def company_code(self) -> str:
+        """The courier company's code as tracking services name it (the payment platform asks for it)."""
+        return self.mapping.operation("k100_company")
 
     def push_reply(self, accepted: bool = True) -> dict[str, Any]:
         """The JSON body Kuaidi100 expects back; a refusal makes it push again later."""

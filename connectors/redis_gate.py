@@ -1,5 +1,5 @@
 """The flash-sale admission gate in Redis: one Lua script per attempt, so quota, the buyer's limit and
-the buyer's pace are decided atomically however many gateway replicas race (`hub.flash_gate`'s port).
+the buyer's pace are decided atomically however many gateway replicas race (`hub.ports.AdmissionGate`).
 
 Keys of one sale share a hash tag (`{fs:<id>}`), so a Redis Cluster keeps them on one node:
   <prefix>{fs:ID}        hash: quota, left, limit, interval, starts, ends, ended
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import redis
 
-from hub.flash_gate import GateState, SaleTerms, Verdict
+from hub.domain.flash_sale import GateState, SaleTerms, Verdict
 
 _ADMIT = """
 local s = redis.call('HMGET', KEYS[1], 'left', 'limit', 'interval', 'starts', 'ends', 'ended')

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub import channel_stock  # noqa: F401  (registers the consumer)
 from hub.consumers import handle_batch
+from hub.flows import channel_stock  # noqa: F401  (registers the consumer)
 
 from . import EVENT_SOURCE
 from .batching import batch_event_handler

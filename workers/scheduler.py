@@ -7,8 +7,9 @@ from typing import Any
 from nameko.events import event_handler
 from nameko.timer import timer
 
-from hub import flash_sales, flows, housekeeping
+from hub import flows
 from hub.flows import reconcile
+from hub.services import flash_sales, housekeeping
 
 from . import EVENT_SOURCE
 from .dependencies import HubCore

@@ -18,11 +18,12 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
-from connectors.base import ConnectorError, MappingError, SignatureError
-
-from .. import privacy
-from ..bootstrap import HubContext
-from ..errors import (
+from hub import privacy
+from hub.api import callbacks, erp, flash_sales, openapi, ops, shop, store
+from hub.api.auth import all_secrets, authenticate
+from hub.api.http import ApiError, Call, Route, json_response, log
+from hub.bootstrap import HubContext
+from hub.domain.errors import (
     BadInput,
     HubError,
     IllegalTransition,
@@ -32,12 +33,10 @@ from ..errors import (
     PickupCodeRejected,
     PickupLocked,
 )
-from ..metrics import REGISTRY, Registry
-from ..orders import IdempotencyConflict
-from ..storage.tables import utcnow
-from . import callbacks, erp, flash_sales, openapi, ops, shop, store
-from .auth import all_secrets, authenticate
-from .http import ApiError, Call, Route, json_response, log
+from hub.metrics import REGISTRY, Registry
+from hub.ports import ConnectorError, MappingError, SignatureError
+from hub.services.orders import IdempotencyConflict
+from hub.storage.tables import utcnow
 
 # Callback handlers need these connectors; the others are the workers' business.
 CALLBACK_KINDS = frozenset(callbacks.HANDLERS)
@@ -57,17 +56,12 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
                now: Callable[[], datetime] = utcnow, metrics: Registry | None = None) -> ApiDeps:
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
     (its callback answers 404) and logged, so a missing module never stops the API."""
-    from connectors.registry import build_connector
-
-    from ..bindings import SqlBinder
-
-    binder = SqlBinder(ctx.session_factory)
     built: dict[str, Any] = {}
     for name, system in ctx.config.systems.items():
         if system.kind not in CALLBACK_KINDS:
             continue
         try:
-            built[name] = build_connector(name, system, binder)
+            built[name] = ctx.connectors[name]
         except Exception as exc:  # not landed yet, or misconfigured: serve everything else
             log.warning("connector %s (%s) not available to the API: %s", name, system.kind, exc)
     return ApiDeps(connectors=built, replay_dead_letter=replay_dead_letter, now=now,
@@ -134,7 +128,7 @@ class ApiApp:
         self.url_map = Map([Rule(r.werkzeug_rule, endpoint=i, methods=[r.method]) for i, r in enumerate(routes)],
                            strict_slashes=False, merge_slashes=False)
         secrets = all_secrets(ctx.config)
-        for name in ("hub.api", "werkzeug", "hub.fulfilment", "hub.orders"):
+        for name in ("hub.api", "werkzeug", "hub.services.tracking", "hub.services.orders"):
             privacy.install(name, secrets)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:

@@ -12,13 +12,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import flash_sales, orders
-from ..flash_gate import Verdict
-from ..model import Buyer, Fulfillment, FulfillmentType, OrderLine
-from ..storage.tables import FlashSaleRow, SkuRow
-from . import schemas
-from .http import ApiError, Call, Param, Route, json_response
-from .shop import _placed, iso
+from hub.api import schemas
+from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api.shop import _placed, iso
+from hub.domain.flash_sale import Verdict
+from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.services import flash_sales, orders
+from hub.storage.tables import FlashSaleRow, SkuRow
 
 ARM = schemas.Obj(fields={
     "sku": schemas.SKU,

@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .. import inventory
-from ..bootstrap import HubContext
-from ..channel_stock import channel_available
-from ..storage.tables import ChannelStockPublished, SkuRow, utcnow
-from ..storage.upsert import insert_ignore
+from hub.bootstrap import HubContext
+from hub.flows.channel_stock import channel_available
+from hub.services import inventory
+from hub.storage.tables import ChannelStockPublished, SkuRow, utcnow
+from hub.storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def reconcile_channel_stock(ctx: HubContext) -> list[dict[str, Any]]:
     for channel in ctx.config.channels:
         if not channel.publish_to:
             continue
-        shop = ctx.connectors[channel.publish_to]
+        shop = ctx.connectors.channel(channel.publish_to)
         for store in ctx.config.stores:
             for sku in skus:
                 try:

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from hub import flash_sales, flows, orders
+from hub import flows
+from hub.services import flash_sales, orders
 from hub.storage.tables import OutboxMessage
 from tests.redis_support import redis_gate
 from tests.support import at

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from hub import inventory
-from hub.model import StockDelta
+from hub.domain.model import StockDelta
+from hub.services import inventory
 from hub.storage.tables import OutboxMessage, StockMovement
 from tests.conftest import PG_URL
 from tests.support import at

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub import flows, inventory, orders
-from hub.bindings import SqlBinder
+from hub import flows
 from hub.bootstrap import HubContext
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.consumers import Outcome
-from hub.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.services import inventory, orders
+from hub.storage.bindings import SqlBinder
 from hub.storage.tables import OrderRow, OutboxMessage
 from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
 from sandbox.runner import Sandbox, start_sandbox
@@ -41,7 +42,7 @@ def sandbox_ctx(ctx: HubContext, sandbox: Sandbox) -> HubContext:
     text = always_open(Path(DEFAULT_CONFIG_PATH).read_text())
     cfg = parse_config(text, env={**config_env(text), **sandbox.env(),
                                   "HUB_DATABASE_URL": ctx.config.hub.database_url})
-    return HubContext(cfg, ctx.engine)
+    return HubContext(cfg, ctx.engine, ctx.connector_factory)
 
 
 @dataclass

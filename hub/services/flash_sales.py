@@ -17,13 +17,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from . import inventory
-from .bootstrap import HubContext
-from .errors import BadInput, InsufficientStock, NotFound, UnknownLocation, UnknownSku
-from .flash_gate import SaleTerms
-from .flows import reacts
-from .storage.tables import FlashSaleRow, LocationRow, OrderRow, Reservation, SkuRow, utcnow
-from .storage.uow import UnitOfWork
+from hub.bootstrap import HubContext
+from hub.domain.errors import BadInput, InsufficientStock, NotFound, UnknownLocation, UnknownSku
+from hub.domain.flash_sale import SaleTerms
+from hub.flows import reacts
+from hub.services import inventory
+from hub.storage.tables import FlashSaleRow, LocationRow, OrderRow, Reservation, SkuRow, utcnow
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 LIVE_RESERVATIONS = ("open", "committed")      # units an order of the sale really holds or took

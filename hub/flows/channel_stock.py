@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import inventory
-from .bootstrap import HubContext
-from .consumers import batch_consumer, consumer
-from .storage.tables import ChannelStockPublished, utcnow
-from .storage.uow import UnitOfWork
-from .storage.upsert import insert_ignore
+from hub.bootstrap import HubContext
+from hub.consumers import batch_consumer, consumer
+from hub.services import inventory
+from hub.storage.tables import ChannelStockPublished, utcnow
+from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 
 def channel_available(location_available: int, channel_safety_stock: int) -> int:
@@ -53,5 +53,5 @@ def _publish(ctx: HubContext, uow: UnitOfWork, sku: str, location_id: str) -> No
         figure = channel_available(level.available, channel.safety_stock)
         if published.available == figure:
             continue
-        ctx.connectors[channel.publish_to].update_store_stock(sku, location_id, figure)
+        ctx.connectors.channel(channel.publish_to).update_store_stock(sku, location_id, figure)
         published.available, published.published_at = figure, utcnow()

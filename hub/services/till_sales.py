@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .config import HubConfig
-from .errors import UnknownLocation
-from .inventory import stock_changed
-from .storage.tables import SkuRow, StockLevel, StockMovement, utcnow
-from .storage.uow import UnitOfWork
+from hub.config import HubConfig
+from hub.domain.errors import UnknownLocation
+from hub.services.inventory import stock_changed
+from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
+from hub.storage.uow import UnitOfWork
 
 # A till's clock this far ahead of ours is wrong; its sale must not freeze the ledger's order.
 MAX_CLOCK_AHEAD = timedelta(minutes=5)

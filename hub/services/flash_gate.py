@@ -1,4 +1,4 @@
-"""The flash-sale admission gate: the port the core calls, and the in-process gate of embedded mode.
+"""The flash-sale admission gate of embedded mode (the port is `hub.ports.AdmissionGate`).
 
 A rush of attempts is answered here, without the order database: quota left, the buyer's limit,
 the buyer's pace. An admitted attempt holds a unit until its order is placed (or fails and gives it
@@ -10,57 +10,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Protocol
 
-
-class Verdict(StrEnum):
-    ADMITTED = "admitted"
-    AGAIN = "again"                  # this attempt was admitted before (a retried request)
-    SOLD_OUT = "sold_out"
-    OVER_LIMIT = "over_limit"        # the buyer already holds the per-buyer limit
-    TOO_FAST = "too_fast"            # the buyer tried again sooner than the sale allows
-    NOT_STARTED = "not_started"
-    ENDED = "ended"
-    UNKNOWN = "unknown"              # no such sale armed in the gate
-
-
-@dataclass(frozen=True)
-class SaleTerms:
-    """What the gate enforces for one sale; times in epoch milliseconds."""
-
-    sale_id: str
-    quota: int
-    per_buyer_limit: int
-    min_interval_ms: int
-    starts_ms: int
-    ends_ms: int
-
-
-@dataclass(frozen=True)
-class GateState:
-    quota: int
-    left: int
-    held: dict[str, int]             # attempt key -> units held by an admitted attempt
-    ended: bool
-
-    @property
-    def taken(self) -> int:
-        return sum(self.held.values())
-
-
-class AdmissionGate(Protocol):
-    """One atomic decision per attempt; `give_back` is idempotent per attempt key."""
-
-    def arm(self, terms: SaleTerms) -> None: ...
-
-    def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict: ...
-
-    def give_back(self, sale_id: str, attempt: str) -> int: ...
-
-    def end(self, sale_id: str) -> None: ...
-
-    def state(self, sale_id: str) -> GateState | None: ...
+from hub.domain.flash_sale import GateState, SaleTerms, Verdict
 
 
 @dataclass

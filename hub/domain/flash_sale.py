@@ -1,0 +1,40 @@
+"""A flash sale's terms and the admission gate's answers: plain values, no I/O."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    ADMITTED = "admitted"
+    AGAIN = "again"                  # this attempt was admitted before (a retried request)
+    SOLD_OUT = "sold_out"
+    OVER_LIMIT = "over_limit"        # the buyer already holds the per-buyer limit
+    TOO_FAST = "too_fast"            # the buyer tried again sooner than the sale allows
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+    UNKNOWN = "unknown"              # no such sale armed in the gate
+
+
+@dataclass(frozen=True)
+class SaleTerms:
+    """What the gate enforces for one sale; times in epoch milliseconds."""
+
+    sale_id: str
+    quota: int
+    per_buyer_limit: int
+    min_interval_ms: int
+    starts_ms: int
+    ends_ms: int
+
+
+@dataclass(frozen=True)
+class GateState:
+    quota: int
+    left: int
+    held: dict[str, int]             # attempt key -> units held by an admitted attempt
+    ended: bool
+
+    @property
+    def taken(self) -> int:
+        return sum(self.held.values())
