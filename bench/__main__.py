@@ -118,9 +118,10 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         wait_for(lambda: _up(requests, base), 90, "the gateway")
         print(f"[{mode}] broker raw rate ...", flush=True)
         out["broker_raw_per_s"] = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
-        out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode)
+        gateway_pid = [procs[0].proc.pid]                 # the gateway (first group) answers every request
+        out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid)
         print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
-        out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db)
+        out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
         print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
               flush=True)
         with PacedLoad(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),

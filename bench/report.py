@@ -16,13 +16,16 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
         rows = [
             ("stock events/s, single receipts", _f(r, "single_events_per_s"), limit, ">= 400"),
             ("  p99 ms / not 201", f"{_f(r, 'single_p99_ms', '{:.1f}')} / {_f(r, 'single_failed')}", "", ""),
+            ("  gateway CPU ms per event", _f(r, "single_cpu_ms_per_event", "{:.2f}"), "2 cores: 2000 ms/s", ""),
             ("stock events/s, batched (100 per request)", _f(r, "batched_events_per_s"), limit, ""),
             ("  batched, end to end to the shop", _f(r, "batched_e2e_events_per_s"), limit, ">= 1,500"),
             ("  p99 ms / not 200", f"{_f(r, 'batched_p99_ms', '{:.1f}')} / {_f(r, 'batched_failed')}", "", ""),
+            ("  gateway CPU ms per event", _f(r, "batched_cpu_ms_per_event", "{:.3f}"), "", ""),
             ("flash rush attempts/s answered", _f(r, "rush_per_s"),
              f"{_f(r, 'rush_attempts')} attempts, 64 connections", ">= 2,000"),
             ("  rush p50 / p99 ms", f"{_f(r, 'rush_p50_ms', '{:.1f}')} / {_f(r, 'rush_p99_ms', '{:.1f}')}", "",
              "p99 < 250"),
+            ("  gateway CPU ms per attempt", _f(r, "rush_cpu_ms_per_attempt", "{:.2f}"), "", ""),
             ("  admitted / orders / sold out / other", f"{_f(r, 'rush_admitted')} / {_f(r, 'rush_orders')} / "
              f"{_f(r, 'rush_sold_out')} / {_f(r, 'rush_other')}", "quota 100", ""),
             ("  oversold (gate = ledger at the end)", f"{_f(r, 'rush_oversold')} "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import statistics
 import time
@@ -63,14 +64,25 @@ def synced(database_url: str) -> bool:
         engine.dispose()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the hub's processes have used so far: a cost that a busy machine does not
+    inflate the way it inflates latency."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])           # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int, db: str,
-             mode: str) -> dict[str, float]:
+             mode: str, pids: list[int]) -> dict[str, float]:
     """Stock events/s through the API, one receipt per request and 100 per request (wrk), and the batched
     figure end to end: from the first request until channel sync has handled every stock event."""
     out: dict[str, float] = {}
     for label, batch, conns in (("single", 0, 8), ("batched", 100, 4)):
         print(f"[{mode}] stock events, {label} receipts, wrk {seconds}s x {conns} connections ...", flush=True)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds(pids)
         r = wrk.run(base, "sales.lua", [store, store_key, str(sku_count), str(batch), f"{label}{uuid.uuid4().hex[:6]}",
                                         _now()], seconds=seconds, connections=conns)
         ok = r.statuses.get("201" if batch == 0 else "200", 0)
@@ -80,10 +92,11 @@ def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int
         out[f"{label}_failed"] = r.requests - ok + r.errors
         wait_for(lambda: synced(db), 600, "channel sync to catch up", interval=0.2)
         out[f"{label}_e2e_events_per_s"] = events / (time.perf_counter() - started)
+        out[f"{label}_cpu_ms_per_event"] = (cpu_seconds(pids) - cpu) * 1000 / max(events, 1)
     return out
 
 
-def rush(base: str, ops_key: str, channel_key: str, sku: str, attempts: int, db: str,
+def rush(base: str, ops_key: str, channel_key: str, sku: str, attempts: int, db: str, pids: list[int],
          quota: int = 100) -> dict[str, float]:
     """A flash sale of `quota` units and `attempts` attempts from wrk, each its own buyer and key."""
     start = datetime.now(UTC)
@@ -93,9 +106,10 @@ def rush(base: str, ops_key: str, channel_key: str, sku: str, attempts: int, db:
                                "ends_at": (start + timedelta(hours=1)).isoformat()})
     sale.raise_for_status()
     sale_id = sale.json()["sale_id"]
-    threads = 2
+    threads, cpu = 2, cpu_seconds(pids)
     r = wrk.run(base, "rush.lua", [sale_id, channel_key, str(attempts // threads), uuid.uuid4().hex[:6]],
                 seconds=300, connections=64, threads=threads)
+    cpu_ms = (cpu_seconds(pids) - cpu) * 1000 / max(r.requests, 1)
     ended = requests.post(f"{base}/admin/api/flash-sales/{sale_id}/end", json={}, timeout=60,
                           headers={"Authorization": f"Bearer {ops_key}"})
     ended.raise_for_status()
@@ -109,7 +123,7 @@ def rush(base: str, ops_key: str, channel_key: str, sku: str, attempts: int, db:
             "rush_admitted": admitted, "rush_orders": orders, "rush_sold_out": r.statuses.get("409", 0),
             "rush_other": r.requests - admitted - r.statuses.get("409", 0) + r.errors,
             "rush_oversold": max(result["sold_in_ledger"] - quota, 0, orders - quota, admitted - quota),
-            "rush_gate_agrees": float(bool(result["agree"]))}
+            "rush_gate_agrees": float(bool(result["agree"])), "rush_cpu_ms_per_attempt": cpu_ms}
 
 
 def ingest(base: str, store_keys: dict[str, str], skus: list[str], n: int, clients: int = 8) -> float:
