@@ -76,7 +76,7 @@ class MappingConfigError(Exception):
 def _to_int(v: Any) -> int:
     if isinstance(v, bool):
         raise ValueError("a boolean is not a number")
-    if isinstance(v, float) and not v.is_integer():
+    if isinstance(v, (float, Decimal)) and v != int(v):
         raise ValueError("not a whole number")
     if isinstance(v, str):
         v = v.strip()

@@ -1,0 +1,173 @@
+"""The HTTP side of the SAP- and NAV-style ERP simulators: several spyne SOAP services on one
+server, each at its own path with its own WSDL (GET on the path), behind an HTTP login.
+
+Logins: HTTP Basic (SAP NetWeaver, NAV with NavUserPassword over Basic) and NTLM (NAV with
+Windows login). The NTLM acceptor is pyspnego's own NTLM implementation; it reads accepted
+users from the file named by NTLM_USER_FILE (DOMAIN:USER:PASSWORD per line), which this
+module writes for the simulator's user — a process-wide setting, fine for a sandbox.
+NTLM authenticates a TCP connection, so the handshake is tracked per client address:port.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from spyne import Application
+from spyne.protocol.soap import Soap11
+from spyne.server.wsgi import WsgiApplication
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+StartResponse = Callable[..., Any]
+Hook = Callable[[str], "tuple[str, bytes] | None"]
+
+
+class BasicLogin:
+    scheme = "basic"
+
+    def __init__(self, username: str, password: str, realm: str):
+        self.username, self.password, self.realm = username, password, realm
+
+    def check(self, environ: dict[str, Any]) -> tuple[str | None, list[tuple[str, str]]]:
+        """(the user, headers for a 401) — the user is None when the login fails."""
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if header[:6].lower() == "basic ":
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                user, password = "", ""
+            if user == self.username and password == self.password:
+                return user, []
+        return None, [("WWW-Authenticate", f'Basic realm="{self.realm}"')]
+
+
+class NtlmLogin:
+    """NTLM over HTTP: Negotiate → 401 with the challenge → Authenticate on the same connection."""
+
+    scheme = "ntlm"
+
+    def __init__(self, username: str, password: str, domain: str = "CRONUS"):
+        import spnego  # the same library requests-ntlm uses on the client side
+
+        self._spnego = spnego
+        self.username, self.domain = username, domain
+        fd, self._user_file = tempfile.mkstemp(prefix="sandbox-ntlm-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{domain}:{username}:{password}\n")
+        os.environ["NTLM_USER_FILE"] = self._user_file
+        self._contexts: dict[tuple[str, str], Any] = {}
+        self._authenticated: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def check(self, environ: dict[str, Any]) -> tuple[str | None, list[tuple[str, str]]]:
+        conn = (environ.get("REMOTE_ADDR", ""), str(environ.get("REMOTE_PORT", "")))
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        with self._lock:
+            if not header and conn in self._authenticated:
+                return self.username, []           # a later request on an authenticated connection
+            if header[:5].lower() != "ntlm ":
+                return None, [("WWW-Authenticate", "NTLM")]
+            token = base64.b64decode(header[5:])
+            ctx = self._contexts.get(conn)
+            if ctx is None or token[8:12] == b"\x01\x00\x00\x00":     # a new Negotiate message
+                ctx = self._spnego.server(protocol="ntlm")
+                self._contexts[conn] = ctx
+            try:
+                answer = ctx.step(token)
+            except Exception:     # a wrong password surfaces as a pyspnego error: refuse, start over
+                self._contexts.pop(conn, None)
+                return None, [("WWW-Authenticate", "NTLM")]
+            if not ctx.complete:
+                return None, [("WWW-Authenticate", "NTLM " + base64.b64encode(answer or b"").decode())]
+            self._contexts.pop(conn, None)
+            self._authenticated.add(conn)
+            return ctx.client_principal or self.username, []
+
+    def close(self) -> None:
+        try:
+            os.unlink(self._user_file)
+        except OSError:
+            pass
+
+
+def soap_app(services: Iterable[type], tns: str, name: str, simulator: Any) -> WsgiApplication:
+    app = Application(list(services), tns=tns, name=name,
+                      in_protocol=Soap11(validator="lxml"), out_protocol=Soap11())
+    app.simulator = simulator
+    return WsgiApplication(app)
+
+
+class SoapHttpServer:
+    """Serves {path: spyne WSGI app} behind a login. Fault knobs at the HTTP front:
+    `before_call(path)` may answer instead of the service, `after_call(path)` may replace
+    the service's answer after it ran (an answer lost on the way back)."""
+
+    def __init__(self, routes: dict[str, WsgiApplication], login: BasicLogin | NtlmLogin,
+                 before_call: Hook | None = None, after_call: Hook | None = None,
+                 host: str = "127.0.0.1", port: int = 0):
+        self.routes, self.login = routes, login
+        self.before_call, self.after_call = before_call, after_call
+        self.host, self.port = host, port
+        self.logins: list[str | None] = []          # who each request logged in as (None: refused)
+        self._server: Any = None
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Any:
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        app = self.routes.get(path)
+        if app is None:
+            return _answer(start_response, "404 Not Found", b"not found")
+        user, challenge = self.login.check(environ)
+        self.logins.append(user)
+        if user is None:
+            return _answer(start_response, "401 Unauthorized", b"<html><body>401 Unauthorized</body></html>",
+                           challenge)
+        if environ.get("REQUEST_METHOD") == "GET":
+            environ["QUERY_STRING"] = "wsdl"         # the service URL itself answers with its WSDL
+        elif self.before_call is not None:
+            canned = self.before_call(path)
+            if canned is not None:
+                return _answer(start_response, *canned)
+        if environ.get("REQUEST_METHOD") == "POST" and self.after_call is not None:
+            held: list[Any] = []
+            body = b"".join(app(environ, lambda status, headers, exc_info=None: held.extend([status, headers])))
+            replaced = self.after_call(path)
+            if replaced is not None:
+                return _answer(start_response, *replaced)
+            start_response(*held)
+            return [body]
+        return app(environ, start_response)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> SoapHttpServer:
+        self._server = make_server(self.host, self.port, self, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.server_port
+        threading.Thread(target=self._server.serve_forever, name="sim-soap", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if isinstance(self.login, NtlmLogin):
+            self.login.close()
+
+
+def _answer(start_response: StartResponse, status: str, body: bytes,
+            headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    # Content-Length keeps the connection open for the next leg of an NTLM handshake.
+    start_response(status, [("Content-Type", "text/html"), ("Content-Length", str(len(body))), *headers])
+    return [body]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"        # NTLM needs the connection kept between its legs
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:  # keep test output quiet
+        pass
