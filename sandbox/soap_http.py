@@ -10,16 +10,19 @@ NTLM authenticates a TCP connection, so the handshake is tracked per client addr
 from __future__ import annotations
 
 import base64
+import io
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from spyne import Application
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 StartResponse = Callable[..., Any]
 Hook = Callable[[str], "tuple[str, bytes] | None"]
@@ -86,6 +89,11 @@ class NtlmLogin:
             self._authenticated.add(conn)
             return ctx.client_principal or self.username, []
 
+    def forget(self, addr: str, port: str) -> None:
+        with self._lock:
+            self._authenticated.discard((addr, port))
+            self._contexts.pop((addr, port), None)
+
     def close(self) -> None:
         try:
             os.unlink(self._user_file)
@@ -145,8 +153,9 @@ class SoapHttpServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> SoapHttpServer:
-        self._server = make_server(self.host, self.port, self, threaded=True, request_handler=_QuietHandler)
-        self.port = self._server.server_port
+        self._server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="sim-soap", daemon=True).start()
         return self
 
@@ -166,8 +175,55 @@ def _answer(start_response: StartResponse, status: str, body: bytes,
     return [body]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"        # NTLM needs the connection kept between its legs
+def _handler_for(app: Callable[..., Any]) -> type[BaseHTTPRequestHandler]:
+    """A keep-alive HTTP/1.1 front for a WSGI app. Werkzeug's and wsgiref's servers close
+    every connection, and NTLM authenticates a connection, not a request."""
 
-    def log_request(self, *args: Any, **kwargs: Any) -> None:  # keep test output quiet
-        pass
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            url = urlsplit(self.path)
+            environ = {
+                "REQUEST_METHOD": self.command, "PATH_INFO": url.path, "QUERY_STRING": url.query,
+                "SERVER_NAME": self.server.server_address[0], "SERVER_PORT": str(self.server.server_address[1]),
+                "SERVER_PROTOCOL": self.request_version, "REMOTE_ADDR": self.client_address[0],
+                "REMOTE_PORT": str(self.client_address[1]), "CONTENT_LENGTH": str(len(body)),
+                "CONTENT_TYPE": self.headers.get("Content-Type", ""), "wsgi.version": (1, 0),
+                "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
+                "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+            }
+            for key, value in self.headers.items():
+                name = "HTTP_" + key.upper().replace("-", "_")
+                if name not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                    environ[name] = value
+            started: list[Any] = []
+            chunks = app(environ, lambda status, headers, exc_info=None: started.extend([status, headers]))
+            try:
+                payload = b"".join(chunks)
+            finally:
+                getattr(chunks, "close", lambda: None)()
+            status, headers = started
+            self.send_response(int(status.split()[0]), status.partition(" ")[2])
+            for key, value in headers:
+                if key.lower() != "content-length":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = _serve
+
+        def finish(self) -> None:
+            super().finish()
+            forget = getattr(getattr(app, "login", None), "forget", None)
+            if forget is not None:     # a closed connection's NTLM login ends with it
+                forget(self.client_address[0], str(self.client_address[1]))
+
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+    return Handler
