@@ -13,6 +13,7 @@ and a 429 are TransientErrors; a refused login is a PermanentError, at the WSDL 
 """
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import logging
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ logging.getLogger("zeep.transports").setLevel(logging.INFO)
 
 LOCATION = "location"          # binder kind of a warehouse or store code
 AUTH_KINDS = ("wsse", "basic", "ntlm")
+JOBS = ("product_master", "warehouse_stock", "create_sales_order")   # the calls every ERP mapping names
 MAX_PAGES = 10_000             # a system that ignores the page argument must not loop forever
 
 
@@ -71,6 +73,41 @@ class ErpSoapConnector:
                    password_digest=bool(system.get("password_digest", False)),
                    auth=system.get("auth", "wsse"), endpoint=system.get("endpoint"),
                    services=system.get("services"))
+
+    @classmethod
+    def check_config(cls, system: SystemConfig) -> list[tuple[str, str]]:
+        """Problems with this system's block (key, message), for `hub check-config`."""
+        problems: list[tuple[str, str]] = []
+        auth = system.get("auth", "wsse")
+        if auth not in AUTH_KINDS:
+            problems.append(("auth", f"must be one of {', '.join(AUTH_KINDS)}, not {auth!r}"))
+        elif auth == "ntlm" and importlib.util.find_spec("requests_ntlm") is None:
+            problems.append(("auth", "ntlm needs the requests-ntlm package (make install)"))
+        wsdl = system.get("wsdl")
+        if not wsdl:
+            problems.append(("wsdl", "required: the ERP's WSDL URL, or the base URL of its per-call WSDLs"))
+        try:
+            mapping = load_mapping(mapping_name(system.get("mapping", "erp_soap")))
+        except MappingConfigError as exc:
+            return [*problems, ("mapping", str(exc))]
+        for job in JOBS:
+            if not mapping.has_call(job):
+                problems.append(("mapping", f"{mapping.source} has no calls.{job}"))
+        relative = [c for c in JOBS if mapping.has_call(c) and mapping.call(c).wsdl
+                    and not urlsplit(mapping.call(c).wsdl).scheme]
+        if relative and wsdl and not urlsplit(wsdl).path.endswith("/"):
+            problems.append(("wsdl", f"must end in / : {mapping.source} names WSDLs relative to it "
+                                     f"({mapping.call(relative[0]).wsdl})"))
+        services = system.get("services") or {}
+        if not isinstance(services, dict):
+            problems.append(("services", "must map a call name to {wsdl, endpoint}"))
+            services = {}
+        for call, where in services.items():
+            if not mapping.has_call(call):
+                problems.append((f"services.{call}", f"no call {call!r} in {mapping.source}"))
+            elif not isinstance(where, dict) or set(where) - {"wsdl", "endpoint"}:
+                problems.append((f"services.{call}", "must be {wsdl: URL, endpoint: URL}"))
+        return problems
 
     # -- the three jobs ------------------------------------------------------------------
     def fetch_products(self) -> list[Sku]:
@@ -259,20 +296,23 @@ class ErpSoapConnector:
                   if str(row.get(table.type) or "").strip() in table.fail_on]
         if not errors:
             return
-        kinds = []
-        for row in errors:
-            msg_id = " ".join(str(row.get(f) or "").strip() for f in table.id).strip()
-            try:
-                kinds.append(self.mapping.value(table.kinds, msg_id) if table.kinds else "permanent")
-            except MappingError:
-                kinds.append("permanent")
+        kinds = [self._message_kind(table.kinds, " ".join(str(row.get(f) or "").strip() for f in table.id))
+                 for row in errors]
         text = "; ".join(f"{row.get(table.type)} " + " ".join(str(row.get(f) or "").strip() for f in table.id)
                          + (f": {row.get(table.text)}" if table.text and row.get(table.text) else "")
                          for row in errors)
         message = f"{spec.operation} answered with errors: {text}"
-        if all(k == "transient" for k in kinds):
+        # A follow-up message ("V4 219 document not changed") says nothing of the cause.
+        causes = [k for k in kinds if k != "consequence"] or kinds
+        if all(k == "transient" for k in causes):
             raise TransientError(self.name, message)
         raise PermanentError(self.name, message)
+
+    def _message_kind(self, value_map: str | None, msg_id: str) -> str:
+        try:
+            return str(self.mapping.value(value_map, msg_id)) if value_map else "permanent"
+        except MappingError:
+            return "permanent"
 
     def _fault_error(self, operation: str, fault: zeep.exceptions.Fault) -> ConnectorError:
         code = (fault.code or "").split(":", 1)[-1]      # drop the soap-env prefix

@@ -27,9 +27,14 @@ def check_config(args: argparse.Namespace) -> int:
 
     problems: list[tuple[str, str]] = []
     try:
-        load_config(args.file)
+        cfg = load_config(args.file)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    else:
+        from connectors.registry import check_system  # each connector checks its own block
+
+        for name, system in cfg.systems.items():
+            problems.extend(check_system(name, system))
     problems.extend(validate_mappings())
     for path, message in problems:
         print(f"{path}: {message}")
