@@ -26,7 +26,8 @@ fixed value to send) and `direction` (`in`, `out` or `both`).
 
 Outbound extras: `path` may be a list (one canonical value written to several system
 fields; inbound reads the first); `canonical: name` lets a second entry read a field
-another entry already maps (e.g. `lines` feeding both SAP's items and schedule lines);
+another entry already maps (e.g. `lines` feeding both SAP's items and schedule lines;
+such an entry is outbound only, the field's own entry reads it back);
 inside `children`, a canonical name `^.location_id` reads the enclosing order's field
 (the plant on every line); `position: {start: 10, step: 10, format: "{:06d}"}` writes the
 line's position (SAP item numbers 000010, 000020). The YAML is read with YAML 1.2 scalars
@@ -567,8 +568,8 @@ def _build_fields(spec: Any, source: str, key: str, values: dict[str, _ValueMap]
         if any(p[-1].is_list != path[-1].is_list for p in also):
             raise MappingConfigError(source, f"{fkey}.path", "every path of a list field ends in []")
         path, *also = [p[:-1] + (_Seg(p[-1].name),) if p[-1].is_list else p for p in (path, *also)]
-        if (from_parent or position) and direction == "both":
-            direction = "out"          # neither can be read back from one line
+        if (from_parent or position or "canonical" in fspec) and direction == "both":
+            direction = "out"          # none can be read back: a line has no parent, a second feed no owner
         fields.append(_Field(
             canonical=canonical, path=path, convert=convert, value_map=vmap, xref=xref,
             required=required, default=fspec.get("default", _MISSING),
