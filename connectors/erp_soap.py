@@ -30,7 +30,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from hub.config import SystemConfig
-from hub.model import OrderSnapshot, Sku, StockCount
+from hub.domain.model import OrderSnapshot, Sku, StockCount
 from mappings.calls import CallSpec, render
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 

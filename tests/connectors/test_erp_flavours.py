@@ -13,7 +13,7 @@ from connectors.base import MemoryBinder, PermanentError, RetryPolicy, Transient
 from connectors.erp_soap import ErpSoapConnector
 from connectors.registry import build_connector, check_system
 from hub.config import SystemConfig, load_config
-from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, Sku
+from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, Sku
 from sandbox.credentials import sandbox_env
 from sandbox.erp_nav import NavSimulator
 from sandbox.erp_sap import SapSimulator
