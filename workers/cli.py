@@ -22,6 +22,7 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 @command("check-config")
 def check_config(args: argparse.Namespace) -> int:
+    from connectors.registry import check_system
     from hub.config import ConfigError, load_config
     from mappings.validation import validate_mappings
 
@@ -31,9 +32,7 @@ def check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         problems.extend(exc.problems)
     else:
-        from connectors.registry import check_system  # each connector checks its own block
-
-        for name, system in cfg.systems.items():
+        for name, system in cfg.systems.items():    # each connector checks its own block
             problems.extend(check_system(name, system))
     problems.extend(validate_mappings())
     for path, message in problems:
