@@ -45,7 +45,8 @@ def wechat_pay(call: Call, connector: Any) -> Response:
     with call.ctx.uow() as uow:
         order = orders.get(uow, notice.order_ref, lock=True)
         if notice.event == "paid":
-            orders.mark_paid(uow, order, source, notice.transaction_id, notice.amount_fen, notice.at)
+            orders.mark_paid(uow, order, source, notice.transaction_id, notice.amount_fen, notice.at,
+                             payer_id=notice.payer_id)
         elif notice.event == "refunded":
             _refund(uow, order, source, f"refund of payment {notice.transaction_id}")
         else:

@@ -77,6 +77,7 @@ class Buyer:
     id: str
     name: str = ""
     phone: str = ""
+    openid: str = ""           # the payer's id at the payment platform, from its notification
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class PaymentNotice:
     amount_fen: int
     at: datetime
     external_id: str = ""      # the notification's own id, for duplicate suppression
+    payer_id: str = ""         # the payer's openid, kept on the order for the shipping-info upload
 
 
 @dataclass(frozen=True)

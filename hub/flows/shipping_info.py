@@ -34,12 +34,12 @@ def upload_shipping_info(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any])
         shipment = active_shipment(uow, order.id)
         if shipment is None:
             raise LookupError(f"order {order.id} shipped without an active waybill")
-        tracking_no, company = shipment.shipment_ref, express_company(ctx, shipment.carrier)
+        tracking_no, company = shipment.shipment_ref, courier_name(ctx, shipment.carrier)
     ctx.connectors[PLATFORM].upload_shipping_info(orders.snapshot(order), order.payment_ref, logistics,
                                                   tracking_no, company)
     log.info("order %s: shipping info uploaded (%s)", order.id, logistics)
 
 
-def express_company(ctx: HubContext, carrier: str) -> str:
-    """The courier company's code, as the carrier's mapping names it for tracking."""
-    return ctx.connectors[carrier].mapping.operation("k100_company")
+def courier_name(ctx: HubContext, carrier: str) -> str:
+    """The hub's name for the carrier's courier company (`sf`): each platform maps it to its own code."""
+    return ctx.connectors[carrier].mapping.operation("courier")

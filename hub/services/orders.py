@@ -208,8 +208,11 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
 
 
 def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, amount_fen: int | None = None,
-              at: datetime | None = None) -> bool:
-    """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose)."""
+              at: datetime | None = None, payer_id: str = "") -> bool:
+    """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose).
+    `payer_id` (the payer's openid) is kept on the buyer: the shipping-info upload must name it."""
+    if payer_id and order.buyer.get("openid") != payer_id:
+        order.buyer = {**order.buyer, "openid": payer_id}
     if order.payment_ref == payment_ref and order.paid_at is not None:
         return False                                   # the same payment reported again
     if amount_fen is not None and amount_fen != order.total_fen:

@@ -65,8 +65,10 @@ class Flow:
         tx = f"4200{order_id}"
         with self.ctx.uow() as uow:
             order = orders.get(uow, order_id, lock=True)
-            self.sandbox.wechat_pay.notification_body(order_id, order.total_fen, transaction_id=tx)
-            orders.mark_paid(uow, order, "wechat_pay", tx)
+            # The payer's openid comes with the notification; the shipping upload must name it.
+            self.sandbox.wechat_pay.notification_body(order_id, order.total_fen, transaction_id=tx,
+                                                      payer_openid=f"oPayer-{order_id}")
+            orders.mark_paid(uow, order, "wechat_pay", tx, payer_id=f"oPayer-{order_id}")
             uow.commit()
         return tx
 
