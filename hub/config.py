@@ -94,6 +94,7 @@ class LocationConfig(_Strict):
     opening_hours: OpeningHours | None = None
     safety_stock: int = Field(0, ge=0)
     pos_key: str | None = None
+    phone: str = Field("", pattern=r"^[0-9+\- ]*$")     # the sender's phone on waybills (couriers want one)
 
     @model_validator(mode="after")
     def _store_needs(self) -> LocationConfig:
