@@ -14,7 +14,6 @@ with NAV's exception names as fault codes. Knobs: `lock_next` (a locked table on
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -25,7 +24,7 @@ from spyne import Decimal as XsDecimal
 from spyne.model.fault import Fault
 
 from .erp_soap import DEFAULT_CATALOGUE, ErpItem
-from .soap_http import BasicLogin, NtlmLogin, SoapHttpServer, soap_app
+from .soap_http import BasicLogin, NtlmLogin, SoapErpSimulator, soap_app
 
 BASE_PATH = "/DynamicsNAV/WS/CRONUS/"
 DEFAULT_USER = "hub"
@@ -142,61 +141,30 @@ class Lagerabfrage(ServiceBase):
 
 
 @dataclass
-class NavFaults:
-    lock_next: int = 0           # Create fails with a lock timeout this many times
-    lose_answer_next: int = 0    # the order is created, then the answer is lost (HTTP 504)
+class NavSimulator(SoapErpSimulator):
+    """Knobs (`faults`): lock_next fails Create with a lock timeout; lose_answer_next creates, then 504s.
+    `auth` is basic (NavUserPassword) or ntlm (Windows)."""
 
-
-@dataclass
-class NavSimulator:
-    host: str = "127.0.0.1"
-    port: int = 0
     username: str = DEFAULT_USER
     password: str = DEFAULT_PASSWORD
-    auth: str = "basic"                                # basic | ntlm
+    auth: str = "basic"
     catalogue: list[ErpItem] = field(default_factory=lambda: list(DEFAULT_CATALOGUE))
-    faults: NavFaults = field(default_factory=NavFaults)
-    calls: list[str] = field(default_factory=list)     # "Page/Artikel.ReadMultiple", ...
-    received_orders: list[dict[str, Any]] = field(default_factory=list)
+    first_plant: str = LOCATIONS[0]
     name: str = "erp_nav"
 
     def __post_init__(self) -> None:
-        self._lock = threading.RLock()
-        self._stock: dict[tuple[str, str], Decimal] = {}
+        super().__post_init__()
         self.orders: dict[str, dict[str, Any]] = {}        # Nr -> the order as created
         self._next_no = 1001
-        self._lose_after = False
-        self._http: SoapHttpServer | None = None
-        for i, item in enumerate(self.catalogue):
-            self._stock[(item.item_no, LOCATIONS[0])] = Decimal(100 + 10 * i)
 
     @classmethod
     def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> NavSimulator:
         return cls(port=port, username=env.get("HUB_ERP_USER", DEFAULT_USER),
                    password=env.get("HUB_ERP_PASSWORD", DEFAULT_PASSWORD))
 
-    # -- controls ----------------------------------------------------------------------
-    def set_stock(self, location: str, item_no: str, qty: int) -> None:
-        with self._lock:
-            self._stock[(item_no, location)] = Decimal(qty)
-
     def orders_for(self, external_no: str) -> list[str]:
         with self._lock:
             return [nr for nr, o in self.orders.items() if o["Externe_Belegnummer"] == external_no]
-
-    def calls_to(self, call: str) -> list[str]:
-        with self._lock:
-            return [c for c in self.calls if c == call]
-
-    def reset(self) -> None:
-        with self._lock:
-            self.calls.clear()
-            self.received_orders.clear()
-            self.faults = NavFaults()
-
-    @property
-    def logins(self) -> list[str | None]:
-        return self._http.logins if self._http else []
 
     # -- pages and codeunit ------------------------------------------------------------
     def _records(self, page: str) -> list[Any]:
@@ -206,7 +174,7 @@ class NavSimulator:
                     for i in self.catalogue]
         if page == "Lagerbestand":
             return [Lagerbestand(Key=f"27;{item};{loc}", Artikelnr=item, Lagerortcode=loc, Lagerbestand=qty)
-                    for (item, loc), qty in sorted(self._stock.items())]
+                    for (loc, item), qty in sorted(self._stock.items())]
         return [self._order_record(nr, o) for nr, o in sorted(self.orders.items())]
 
     def read(self, page: str, nr: str) -> Any:
@@ -236,8 +204,8 @@ class NavSimulator:
             if item_no not in {i.item_no for i in self.catalogue}:
                 raise Fault(NOT_FOUND, f"Artikel Nr.='{item_no}' ist nicht vorhanden.")
             if location:
-                return self._stock.get((item_no, location), Decimal(0))
-            return sum((q for (i, _), q in self._stock.items() if i == item_no), Decimal(0))
+                return self._stock.get((location, item_no), Decimal(0))
+            return sum((q for (_, i), q in self._stock.items() if i == item_no), Decimal(0))
 
     def create(self, order: Verkaufsauftrag | None) -> Verkaufsauftrag:
         with self._lock:
@@ -258,9 +226,7 @@ class NavSimulator:
             nr = f"AB{self._next_no:06d}"
             self._next_no += 1
             self.orders[nr] = record
-            if self.faults.lose_answer_next > 0:
-                self.faults.lose_answer_next -= 1
-                self._lose_after = True
+            self._saved()
             return self._order_record(nr, record)
 
     def _validate(self, record: dict[str, Any]) -> None:
@@ -274,7 +240,7 @@ class NavSimulator:
                 raise Fault(NOT_FOUND, f"Artikel Nr.='{ln['Nr']}' ist nicht vorhanden.")
             if not ln["Menge"] or ln["Menge"] <= 0:
                 raise Fault(VALIDATION, f"Menge in Zeile {ln['Zeilennr']} muss positiv sein.")
-            if ln["Lagerortcode"] not in {loc for _, loc in self._stock}:
+            if ln["Lagerortcode"] not in {loc for loc, _ in self._stock}:
                 raise Fault(NOT_FOUND, f"Lagerort Code='{ln['Lagerortcode']}' ist nicht vorhanden.")
 
     @staticmethod
@@ -286,23 +252,9 @@ class NavSimulator:
                                Verkaufszeilen=Verkaufszeilen(Verkaufsauftrag_Zeile=lines))
 
     # -- lifecycle -------------------------------------------------------------------
-    def _after_call(self, path: str) -> tuple[str, bytes] | None:
-        with self._lock:
-            lost, self._lose_after = self._lose_after, False
-        return ("504 Gateway Timeout", b"<html><body>504 Gateway Timeout</body></html>") if lost else None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def wsdl_url(self) -> str:
-        """The company's web-service base: the NAV mapping's Page/… and Codeunit/… hang from it."""
-        return self.base_url + BASE_PATH
-
-    def start(self) -> NavSimulator:
+    def routes(self) -> dict[str, Any]:
         p = BASE_PATH.rstrip("/")
-        routes = {
+        return {
             f"{p}/Page/Artikel": soap_app([_page_service("Artikel", Artikel, ArtikelFilter)], NS_ITEM,
                                           "Artikel_Service", self),
             f"{p}/Page/Lagerbestand": soap_app([_page_service("Lagerbestand", Lagerbestand, LagerFilter)],
@@ -312,22 +264,16 @@ class NavSimulator:
                                                   NS_ORDER, "Verkaufsauftrag_Service", self),
             f"{p}/Codeunit/Lagerabfrage": soap_app([Lagerabfrage], NS_QUERY, "Lagerabfrage", self),
         }
-        login = (NtlmLogin(self.username, self.password, DOMAIN) if self.auth == "ntlm"
-                 else BasicLogin(self.username, self.password, "Microsoft Dynamics NAV"))
-        self._http = SoapHttpServer(routes, login, None, self._after_call, self.host, self.port).start()
-        self.port = self._http.port
-        return self
 
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
+    def login(self) -> BasicLogin | NtlmLogin:
+        if self.auth == "ntlm":
+            return NtlmLogin(self.username, self.password, DOMAIN)
+        return BasicLogin(self.username, self.password, "Microsoft Dynamics NAV")
 
-    def __enter__(self) -> NavSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @property
+    def wsdl_url(self) -> str:
+        """The company's web-service base: the NAV mapping's Page/… and Codeunit/… hang from it."""
+        return self.base_url + BASE_PATH
 
 
 def _matches(value: Any, criteria: str | None) -> bool:

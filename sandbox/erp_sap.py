@@ -21,7 +21,6 @@ them. Knobs: `lock_next` (V1 042: the document is being processed by another use
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,7 +29,7 @@ from spyne import ComplexModel, Integer, ServiceBase, Unicode, rpc
 from spyne import Decimal as XsDecimal
 
 from .erp_soap import DEFAULT_CATALOGUE, ErpItem
-from .soap_http import BasicLogin, SoapHttpServer, soap_app
+from .soap_http import BasicLogin, SoapErpSimulator, soap_app
 
 NS = "urn:sap-com:document:sap:rfc:functions"
 DEFAULT_USER = "HUB_RFC"
@@ -203,53 +202,28 @@ class SalesOrderService(ServiceBase):
 # -- state, knobs, record -------------------------------------------------------------------
 
 @dataclass
-class SapFaults:
-    lock_next: int = 0           # BAPI_SALESORDER_CREATEFROMDAT2 answers E V1 042 (locked) this many times
-    lose_answer_next: int = 0    # the order is saved, then the gateway answers 504 instead
-    gateway_error_next: int = 0  # HTTP 503 before any service runs
+class SapSimulator(SoapErpSimulator):
+    """Knobs (`faults`): lock_next answers E V1 042 on create; lose_answer_next saves, then 504s."""
 
-
-@dataclass
-class SapSimulator:
-    host: str = "127.0.0.1"
-    port: int = 0
     username: str = DEFAULT_USER
     password: str = DEFAULT_PASSWORD
     catalogue: list[ErpItem] = field(default_factory=lambda: list(DEFAULT_CATALOGUE))
-    faults: SapFaults = field(default_factory=SapFaults)
-    calls: list[str] = field(default_factory=list)                 # operation names, in order
-    received_orders: list[dict[str, Any]] = field(default_factory=list)
+    first_plant: str = PLANTS[0]
     name: str = "erp_sap"
 
     def __post_init__(self) -> None:
-        self._lock = threading.RLock()
-        self._stock: dict[tuple[str, str], Decimal] = {}
+        super().__post_init__()
         self.documents: dict[str, dict[str, Any]] = {}            # SALESDOCUMENT -> the order as saved
         self._next_doc = 10001
-        self._lose_after: bool = False
-        self._http: SoapHttpServer | None = None
-        for i, item in enumerate(self.catalogue):
-            self._stock[(PLANTS[0], item.item_no)] = Decimal(100 + 10 * i)
 
     @classmethod
     def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> SapSimulator:
         return cls(port=port, username=env.get("HUB_ERP_USER", DEFAULT_USER),
                    password=env.get("HUB_ERP_PASSWORD", DEFAULT_PASSWORD))
 
-    # -- controls ----------------------------------------------------------------------
-    def set_stock(self, plant: str, material: str, qty: int) -> None:
-        with self._lock:
-            self._stock[(plant, material)] = Decimal(qty)
-
     def documents_for(self, purch_no: str) -> list[str]:
         with self._lock:
             return [doc for doc, o in self.documents.items() if o["PURCH_NO_C"] == purch_no]
-
-    def reset(self) -> None:
-        with self._lock:
-            self.calls.clear()
-            self.received_orders.clear()
-            self.faults = SapFaults()
 
     # -- the function modules ------------------------------------------------------------
     def op_material_list(self, page: int | None, size: int | None) -> tuple[list[Material], list[Bapiret2]]:
@@ -289,9 +263,7 @@ class SapSimulator:
             doc = f"{self._next_doc:010d}"
             self._next_doc += 1
             self.documents[doc] = record
-            if self.faults.lose_answer_next > 0:
-                self.faults.lose_answer_next -= 1
-                self._lose_after = True
+            self._saved()
             return doc, _ret(("S", "V1", "311", f"Standard Order {doc} has been saved"))
 
     def _check(self, header: Any, items: list[Any], schedules: list[Any]) -> list[tuple[str, ...]]:
@@ -328,59 +300,22 @@ class SapSimulator:
                     if (not purch_no or o["PURCH_NO_C"] == purch_no) for it in o["items"]]
         return {"item": rows}, Bapireturn1(TYPE="", ID="", NUMBER="")
 
-    def _record(self, operation: str) -> None:
-        with self._lock:
-            self.calls.append(operation)
-
-    def calls_to(self, operation: str) -> list[str]:
-        with self._lock:
-            return [c for c in self.calls if c == operation]
-
     # -- lifecycle -------------------------------------------------------------------
-    def _before_call(self, path: str) -> tuple[str, bytes] | None:
-        with self._lock:
-            if self.faults.gateway_error_next > 0:
-                self.faults.gateway_error_next -= 1
-                return "503 Service Unavailable", b"<html><body>ICM: service unavailable</body></html>"
-        return None
-
-    def _after_call(self, path: str) -> tuple[str, bytes] | None:
-        # The order is saved; the caller never hears of it (a gateway timeout on the way back).
-        with self._lock:
-            lost, self._lose_after = self._lose_after, False
-        return ("504 Gateway Timeout", b"<html><body>504 Gateway Timeout</body></html>") if lost else None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def wsdl_url(self) -> str:
-        """The base the SAP mapping's relative WSDL paths hang from."""
-        return f"{self.base_url}/sap/bc/srt/rfc/sap/"
-
-    def start(self) -> SapSimulator:
-        routes = {
+    def routes(self) -> dict[str, Any]:
+        return {
             service_path("zhub_material_list"): soap_app([MaterialListService], NS, "ZHUB_MATERIAL_LIST", self),
             service_path("bapi_material_availability"):
                 soap_app([AvailabilityService], NS, "BAPI_MATERIAL_AVAILABILITY", self),
             service_path("zsd_salesorder"): soap_app([SalesOrderService], NS, "ZSD_SALESORDER", self),
         }
-        login = BasicLogin(self.username, self.password, "SAP NetWeaver Application Server")
-        self._http = SoapHttpServer(routes, login, self._before_call, self._after_call, self.host, self.port).start()
-        self.port = self._http.port
-        return self
 
-    def stop(self) -> None:
-        if self._http is not None:
-            self._http.stop()
-            self._http = None
+    def login(self) -> BasicLogin:
+        return BasicLogin(self.username, self.password, "SAP NetWeaver Application Server")
 
-    def __enter__(self) -> SapSimulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @property
+    def wsdl_url(self) -> str:
+        """The base the SAP mapping's relative WSDL paths hang from."""
+        return f"{self.base_url}/sap/bc/srt/rfc/sap/"
 
 
 _NOT_SAVED = ("E", "V4", "219", "Sales document was not changed")

@@ -16,8 +16,10 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from spyne import Application
@@ -227,3 +229,96 @@ def _handler_for(app: Callable[..., Any]) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+@dataclass
+class ErpFaultKnobs:
+    """Knobs both BAPI- and page-style ERPs have: a lock on create, an answer lost after saving."""
+
+    lock_next: int = 0           # the create fails as locked this many times
+    lose_answer_next: int = 0    # the order is saved, then the gateway answers 504 instead
+
+
+@dataclass
+class SoapErpSimulator:
+    """What the SAP- and NAV-style simulators share: login, stock per (plant, item), a record of
+    calls and orders, the fault knobs, and the lifecycle. Subclasses give `routes()` and `login()`."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    username: str = ""
+    password: str = ""
+    catalogue: list[Any] = field(default_factory=list)
+    faults: ErpFaultKnobs = field(default_factory=ErpFaultKnobs)
+    calls: list[str] = field(default_factory=list)                  # operation names, in order
+    received_orders: list[dict[str, Any]] = field(default_factory=list)
+    first_plant: str = ""                                           # where the catalogue's stock sits
+
+    def __post_init__(self) -> None:
+        self._lock = threading.RLock()
+        self._stock: dict[tuple[str, str], Decimal] = {}             # (plant, item) -> on hand
+        self._lose_after = False
+        self._http: SoapHttpServer | None = None
+        for i, item in enumerate(self.catalogue):
+            self._stock[(self.first_plant, item.item_no)] = Decimal(100 + 10 * i)
+
+    def routes(self) -> dict[str, WsgiApplication]:
+        raise NotImplementedError
+
+    def login(self) -> BasicLogin | NtlmLogin:
+        raise NotImplementedError
+
+    # -- controls ----------------------------------------------------------------------
+    def set_stock(self, plant: str, item_no: str, qty: int) -> None:
+        with self._lock:
+            self._stock[(plant, item_no)] = Decimal(qty)
+
+    def calls_to(self, operation: str) -> list[str]:
+        with self._lock:
+            return [c for c in self.calls if c == operation]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.received_orders.clear()
+            self.faults = ErpFaultKnobs()
+
+    @property
+    def logins(self) -> list[str | None]:
+        return self._http.logins if self._http else []
+
+    def _record(self, operation: str) -> None:
+        with self._lock:
+            self.calls.append(operation)
+
+    def _saved(self) -> None:
+        """An order was just saved: lose its answer if the knob says so (call under the lock)."""
+        if self.faults.lose_answer_next > 0:
+            self.faults.lose_answer_next -= 1
+            self._lose_after = True
+
+    def _after_call(self, path: str) -> tuple[str, bytes] | None:
+        with self._lock:
+            lost, self._lose_after = self._lose_after, False
+        return ("504 Gateway Timeout", b"<html><body>504 Gateway Timeout</body></html>") if lost else None
+
+    # -- lifecycle -------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Self:
+        self._http = SoapHttpServer(self.routes(), self.login(), None, self._after_call, self.host, self.port).start()
+        self.port = self._http.port
+        return self
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
