@@ -153,6 +153,11 @@ class ExpressConnector:
             raise MappingError(self.mapping.system, "lastResult", None, "missing required field")
         return self._events(last)
 
+    def company_code(self) -> str:
+        """The hub's name for the courier company (`sf`): the payment platform maps it to its own
+        delivery_id, Kuaidi100's code (`k100_company`) is this connector's business."""
+        return self.mapping.operation("courier")
+
     def push_reply(self, accepted: bool = True) -> dict[str, Any]:
         """The JSON body Kuaidi100 expects back; a refusal makes it push again later."""
         return dict(PUSH_REPLY_OK if accepted else PUSH_REPLY_FAILED)

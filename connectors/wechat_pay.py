@@ -138,22 +138,22 @@ class WeChatPayConnector:
 
     # -- outbound: shipping info ------------------------------------------------------------
     def upload_shipping_info(self, order: OrderSnapshot, transaction_id: str, logistics_type: str,
-                             tracking_no: str | None = None, courier: str | None = None) -> None:
+                             tracking_no: str | None = None, express_company: str | None = None) -> None:
         """Tell WeChat the order shipped (express), left with a rider (same_city) or was picked up.
 
-        `courier` is the hub's name for the express company (`sf`); WeChat wants its own
+        `express_company` is the hub's name for the courier (`sf`); WeChat wants its own
         delivery_id (`SF`), and for some couriers (SF) a masked contact phone. The payer is the
         openid the payment notification named (kept on the buyer), else the buyer's id."""
         if self._api is None:
             raise PermanentError(self.name, "app_id/app_secret not configured: the shipping-info upload "
                                             "needs the mini-program's credentials")
-        if logistics_type == "express" and not (tracking_no and courier):
+        if logistics_type == "express" and not (tracking_no and express_company):
             raise MappingError(self.name, "tracking_no", tracking_no,
                                "express shipping needs a tracking number and an express company")
         item_desc = ", ".join(f"{line.sku} x{line.qty}" for line in order.lines)[:120]
         shipment: dict[str, object] = {"item_desc": item_desc}
-        if tracking_no and courier:
-            delivery_id = self.mapping.value("delivery_id", courier)
+        if tracking_no and express_company:
+            delivery_id = self.mapping.value("delivery_id", express_company)
             shipment |= {"tracking_no": tracking_no, "express_company": delivery_id}
             if self._needs_contact(delivery_id):
                 phone = (order.fulfillment.address.phone if order.fulfillment.address else "") or order.buyer.phone

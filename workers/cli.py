@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import os
 
+    from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
     from workers import SERVICES
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         for k, v in sandbox.env().items():
             os.environ.setdefault(k, v)
     cfg = load_config(args.config)
-    ctx = build_context(cfg)                       # migrate once, before any service starts
+    ctx = build_context(cfg, connectors=build_connector)   # migrate once, before any service starts
     if embedded:
         _bind_sandbox(ctx, sandbox)
     ctx.engine.dispose()
@@ -176,13 +177,14 @@ def broker(args: argparse.Namespace) -> int:
 @command("dlq")
 def dlq(args: argparse.Namespace) -> int:
     import workers.runner  # noqa: F401  (importing the services registers their consumers)
+    from connectors.registry import build_connector
     from hub import consumers
     from hub.bootstrap import build_context
     from hub.config import load_config
     from workers.runner import all_service_classes
 
     all_service_classes()
-    ctx = build_context(load_config(args.config))
+    ctx = build_context(load_config(args.config), connectors=build_connector)
     if args.action == "list":
         rows = consumers.dead_letters(ctx)
         for r in rows:
@@ -201,11 +203,12 @@ def dlq(args: argparse.Namespace) -> int:
 
 @command("resync")
 def resync(args: argparse.Namespace) -> int:
+    from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
     from hub.flows import erp_pull
 
-    ctx = build_context(load_config(args.config))
+    ctx = build_context(load_config(args.config), connectors=build_connector)
     products = erp_pull.pull_products(ctx)
     print(f"products: {products} SKU(s) added or changed")
     counts = erp_pull.pull_warehouse_stock(ctx)

@@ -180,7 +180,7 @@ def test_nonce_memory_is_bounded(sim, make_connector):
 
 def test_upload_shipping_info_express(sim, pay):
     sim.notification_body("O-1001", 1900, transaction_id="4200000010")   # the platform knows the payment
-    pay.upload_shipping_info(order(), "4200000010", "express", tracking_no="SF100", courier="sf")
+    pay.upload_shipping_info(order(), "4200000010", "express", tracking_no="SF100", express_company="sf")
     [upload] = sim.shipping_uploads
     assert upload["order_key"] == {"order_number_type": 2, "transaction_id": "4200000010"}
     assert upload["logistics_type"] == 1 and upload["delivery_mode"] == 1
@@ -251,17 +251,17 @@ def test_a_payment_the_platform_never_saw_fails_after_the_retries(sim, pay):
 def test_express_company_is_wechats_delivery_id_not_kuaidi100s(sim, pay):
     """The flow used to send Kuaidi100's code (shunfeng), which WeChat refuses."""
     sim.notification_body("O-1001", 1900, transaction_id="4200000017")
-    pay.upload_shipping_info(order(), "4200000017", "express", tracking_no="ZT1", courier="zto")
+    pay.upload_shipping_info(order(), "4200000017", "express", tracking_no="ZT1", express_company="zto")
     assert sim.shipping_uploads[-1]["shipping_list"][0]["express_company"] == "ZTO"
     assert "contact" not in sim.shipping_uploads[-1]["shipping_list"][0]        # only SF needs one
     with pytest.raises(MappingError, match="delivery_id"):
-        pay.upload_shipping_info(order(), "4200000017", "express", tracking_no="X1", courier="shunfeng")
+        pay.upload_shipping_info(order(), "4200000017", "express", tracking_no="X1", express_company="shunfeng")
 
 
 def test_sf_without_a_contact_phone_is_refused_before_calling(sim, pay):
     sim.notification_body("O-1001", 1900, transaction_id="4200000018")
     with pytest.raises(MappingError, match="receiver's phone"):
-        pay.upload_shipping_info(order(phone=""), "4200000018", "express", tracking_no="SF2", courier="sf")
+        pay.upload_shipping_info(order(phone=""), "4200000018", "express", tracking_no="SF2", express_company="sf")
     assert sim.requests_to("/wxa/sec/order/upload_shipping_info") == []
 
 
