@@ -14,12 +14,13 @@ from hub.config import HubConfig, LocationConfig, SystemConfig
 from hub.domain.model import (
     Booking,
     Buyer,
-    ChannelOrder,
     DeliveryQuote,
     OrderSnapshot,
     PaymentNotice,
+    PlaceOrder,
     Sku,
     StockCount,
+    StockDelta,
     TrackingEvent,
 )
 
@@ -84,7 +85,7 @@ class ChannelStockPublisher(Protocol):
 
     def parse_push(self, query: Mapping[str, str], body: bytes) -> dict[str, Any]: ...
 
-    def get_order(self, external_order_id: str) -> ChannelOrder: ...
+    def get_order(self, external_order_id: str) -> PlaceOrder: ...
 
 
 @runtime_checkable
@@ -97,6 +98,8 @@ class PointOfSale(Protocol):
     def push_pickup_order(self, order: OrderSnapshot) -> str: ...
 
     def update_pickup_state(self, order: OrderSnapshot, state: str) -> None: ...
+
+    def parse_inventory_changes(self, payload: Any, store_id: str) -> list[StockDelta | StockCount]: ...
 
 
 @runtime_checkable

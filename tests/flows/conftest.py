@@ -17,7 +17,7 @@ from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, Order
 from hub.services import inventory, orders
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import OrderRow, OutboxMessage
-from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+from sandbox.bindings import bind_sandbox
 from sandbox.runner import Sandbox, start_sandbox
 from tests.support import CATALOG, T0, always_open, config_env, count
 
@@ -103,8 +103,7 @@ def make_flow(ctx: HubContext, sandbox: Sandbox) -> Flow:
     for i, sku in enumerate(SKUS):             # the ERP's warehouse lines as it starts (older than the hub's)
         sandbox.erp.set_stock("1000", sku, 100 + 10 * i, ERP_EPOCH)
     fctx = sandbox_ctx(ctx, sandbox)
-    seed_sandbox_bindings(SqlBinder(fctx.session_factory), SKUS)
-    prepare_simulators(sandbox, SKUS)
+    bind_sandbox(SqlBinder(fctx.session_factory), sandbox, SKUS)
     with fctx.uow() as uow:
         for location in ("S001", "S002", "WH01"):
             for sku in SKUS:

@@ -110,3 +110,10 @@ def test_check_config_cli_checks_the_erps_flavour():
     assert bad.returncode != 0
     assert "systems.erp.auth: must be one of wsse, basic, ntlm, not 'kerberos'" in bad.stdout
     assert "systems.erp.wsdl: must end in /" in bad.stdout
+
+
+def test_split_express_is_refused_because_fulfilment_books_one_waybill():
+    # Accepted before, every split order then became a dead letter at the express flow.
+    text = TEXT.replace("allow_split_express: false", "allow_split_express: true")
+    found = problems(text, config_env())
+    assert any(path == "routing.allow_split_express" and "not supported" in why for path, why in found)
