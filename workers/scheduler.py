@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from nameko.events import event_handler
 from nameko.timer import timer
 
-from hub import flows
 from hub.flows import reconcile
 from hub.services import flash_sales, housekeeping
 
-from . import EVENT_SOURCE
 from .dependencies import HubCore
+from .subscribe import consume
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +37,4 @@ class SchedulerService:
         except Exception as exc:   # a channel away: the next run checks again
             log.warning("channel stock reconciliation failed: %s", exc)
 
-    @event_handler(EVENT_SOURCE, "order.status_changed")
-    def flash_sale_give_back(self, envelope: dict[str, Any]) -> None:
-        flows.handle(self.hub, flash_sales.GIVE_BACK, envelope)
+    flash_sale_give_back = consume(flash_sales.GIVE_BACK)

@@ -31,8 +31,11 @@ def ship_express(ctx: HubContext, uow: UnitOfWork, order: OrderRow) -> Shipment 
     if origin is None:
         raise LookupError(f"order {order.id}: one origin warehouse needed, have {sorted(origin_ids)}")
     courier = ctx.connectors.express_courier()
-    booking = courier.create_waybill(orders.snapshot(order), origin)
-    courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name))
+    snapshot = orders.snapshot(order)
+    booking = courier.create_waybill(snapshot, origin)
+    address = snapshot.fulfillment.address
+    courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name),
+                               phone=(address.phone if address else "") or snapshot.buyer.phone)
     shipment = Shipment(order_id=order.id, kind="express", carrier=booking.carrier,
                         shipment_ref=booking.shipment_ref, status="booked", fee_fen=booking.fee_fen, active=True,
                         created_at=utcnow())

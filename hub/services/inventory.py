@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from hub import events
 from hub.config import HubConfig
 from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
 from hub.domain.model import StockCount, StockDelta
@@ -49,8 +50,8 @@ class LocationStock:
 
 def stock_changed(uow: UnitOfWork, sku: str, location_id: str, cause: str) -> None:
     """One event per (SKU, location) per transaction: the consumer reads the figure as it is then."""
-    uow.emit("stock.changed", {"sku": sku, "location_id": location_id, "cause": cause},
-             once_per=("stock.changed", sku, location_id))
+    uow.emit(events.STOCK_CHANGED, {"sku": sku, "location_id": location_id, "cause": cause},
+             once_per=(events.STOCK_CHANGED, sku, location_id))
 
 
 def _check_refs(session: Session, sku: str, location_id: str) -> None:
