@@ -241,15 +241,16 @@ def stock_at(session: Session, cfg: HubConfig, sku: str, location_id: str) -> Lo
 
 def stock_of(session: Session, cfg: HubConfig, sku: str) -> list[LocationStock]:
     """Stock of one SKU at every configured location (zero where nothing is held)."""
-    if session.get(SkuRow, sku) is None:
+    if session.execute(select(SkuRow.code).where(SkuRow.code == sku)).first() is None:
         raise UnknownSku(f"unknown SKU {sku!r}")
-    held = session.execute(select(StockLevel).where(StockLevel.sku == sku)).scalars()
-    rows = {r.location_id: r for r in held}
+    # Plain rows, not ORM objects: with a thousand stores, loading entities costs more than the query.
+    held = session.execute(select(StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
+                           .where(StockLevel.sku == sku))
+    rows = {location_id: (on_hand, reserved) for location_id, on_hand, reserved in held}
     out = []
     for loc in cfg.locations:
-        row = rows.get(loc.id)
-        out.append(LocationStock(sku, loc.id, row.on_hand if row else 0, row.reserved if row else 0,
-                                 loc.safety_stock))
+        on_hand, reserved = rows.get(loc.id, (0, 0))
+        out.append(LocationStock(sku, loc.id, on_hand, reserved, loc.safety_stock))
     return out
 
 
