@@ -54,7 +54,9 @@ class ConnectorSet:
             system = self._ctx.config.systems.get(name)
             if system is None:
                 raise KeyError(f"no system {name!r} in config.yaml")
-            self._built[name] = build_connector(name, system, SqlBinder(self._ctx.session_factory))
+            from .metered import Metered
+
+            self._built[name] = Metered(name, build_connector(name, system, SqlBinder(self._ctx.session_factory)))
         return self._built[name]
 
     def __contains__(self, name: str) -> bool:

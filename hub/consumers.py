@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from .bootstrap import HubContext
+from .metrics import METRICS
 from .storage.tables import DeadLetter, ProcessedMessage, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore
@@ -55,6 +56,15 @@ def _apply_once(ctx: HubContext, name: str, envelope: dict[str, Any], handler: H
 def handle_once(ctx: HubContext, name: str, envelope: dict[str, Any], *, attempts: int = 3,
                 backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> Outcome:
     """Apply `envelope` with consumer `name` exactly once, or park it after `attempts` failures."""
+    started = time.perf_counter()
+    outcome = _handle_once(ctx, name, envelope, attempts, backoff, sleep)
+    METRICS.consumer_seconds.labels(name).observe(time.perf_counter() - started)
+    METRICS.consumer_messages.labels(name, outcome.status).inc()
+    return outcome
+
+
+def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backoff: float,
+                 sleep: Callable[[float], None]) -> Outcome:
     handler = HANDLERS[name]
     if not isinstance(envelope, dict) or "id" not in envelope:
         park(ctx, name, envelope if isinstance(envelope, dict) else {"raw": repr(envelope)},
@@ -66,6 +76,7 @@ def handle_once(ctx: HubContext, name: str, envelope: dict[str, Any], *, attempt
             return Outcome("applied" if _apply_once(ctx, name, envelope, handler) else "duplicate", attempt)
         except Exception as exc:  # any failure: retry, then park; never lose the event
             error = f"{type(exc).__name__}: {exc}"
+            METRICS.consumer_failures.labels(name).inc()
             log.warning("consumer %s failed on %s (attempt %d/%d): %s", name, envelope["id"], attempt, attempts,
                         error)
             if attempt < attempts:
@@ -92,6 +103,7 @@ def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, atte
             row.attempts += attempts
             row.error, row.last_failed_at = error[:4000], now
         uow.commit()
+        METRICS.dead_letters_parked.labels(target).inc()
         log.error("parked dead letter %s for %s: %s", row.id, target, error)
         return row.id
 
@@ -122,8 +134,10 @@ def replay(ctx: HubContext, dead_letter_id: int) -> bool:
             row.attempts += 1
             row.error, row.last_failed_at = f"{type(exc).__name__}: {exc}"[:4000], utcnow()
             uow.commit()
+        METRICS.dead_letters_replayed.labels("failed").inc()
         return False
     with ctx.uow() as uow:
         uow.session.delete(uow.session.get(DeadLetter, dead_letter_id))
         uow.commit()
+    METRICS.dead_letters_replayed.labels("ok").inc()
     return True

@@ -6,6 +6,7 @@ errors become HTTP answers (like nameko-examples' gateway `mapped_errors`).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,13 +33,14 @@ from ..errors import (
     PickupCodeRejected,
     PickupLocked,
 )
-from ..metrics import REGISTRY, Registry
+from ..metrics import METRICS, HubMetrics
 from ..orders import IdempotencyConflict
 from ..storage.tables import utcnow
 from . import callbacks, erp, openapi, ops, shop, store
 from .auth import all_secrets, authenticate
 from .http import ApiError, Call, Route, json_response, log
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Callback handlers need these connectors; the others are the workers' business.
 CALLBACK_KINDS = frozenset(callbacks.HANDLERS)
 
@@ -50,11 +52,13 @@ class ApiDeps:
     connectors: dict[str, Any] = field(default_factory=dict)       # system name -> connector
     replay_dead_letter: Callable[[int], bool] | None = None
     now: Callable[[], datetime] = utcnow
-    metrics: Registry = field(default_factory=lambda: REGISTRY)
+    metrics: HubMetrics = field(default_factory=lambda: METRICS)
+    queue_depths: Callable[[], dict[str, int]] | None = None     # broker queue -> messages ready (the gateway's)
 
 
 def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | None = None,
-               now: Callable[[], datetime] = utcnow, metrics: Registry | None = None) -> ApiDeps:
+               now: Callable[[], datetime] = utcnow, metrics: HubMetrics | None = None,
+               queue_depths: Callable[[], dict[str, int]] | None = None) -> ApiDeps:
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
     (its callback answers 404) and logged, so a missing module never stops the API."""
     from connectors.registry import build_connector
@@ -71,7 +75,7 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
         except Exception as exc:  # not landed yet, or misconfigured: serve everything else
             log.warning("connector %s (%s) not available to the API: %s", name, system.kind, exc)
     return ApiDeps(connectors=built, replay_dead_letter=replay_dead_letter, now=now,
-                   metrics=metrics or REGISTRY)
+                   metrics=metrics or METRICS, queue_depths=queue_depths)
 
 
 ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *erp.ROUTES, *ops.ROUTES, *callbacks.ROUTES, *openapi.ROUTES]
@@ -142,21 +146,24 @@ class ApiApp:
 
     def handle(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
-        label, status = "unmatched", 500
+        label, status, started = "unmatched", 500, time.perf_counter()
         try:
             try:
                 index, params = adapter.match()
             except MethodNotAllowed as exc:
-                raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here",
-                               allowed=sorted(exc.valid_methods or [])) from None
+                allowed = sorted(exc.valid_methods or [])
+                raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", allowed=allowed,
+                               _headers={"Allow": ", ".join(allowed)}) from None
             except RouteNotFound:
                 raise ApiError(404, "not_found", f"no such path: {request.path}") from None
             route = self.routes[index]
             label = route.path
             caller = authenticate(self.ctx.config, request, route, params)
             response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))
-        except HTTPException as exc:                  # a werkzeug redirect or the like
-            response = exc.get_response(request.environ)
+        except HTTPException as exc:                  # werkzeug's own (a bad request line...): JSON like the rest
+            code = exc.code or 500
+            response = json_response({"error": (exc.name or "error").lower().replace(" ", "_"),
+                                      "message": exc.description or exc.name}, code)
         except Exception as exc:  # noqa: BLE001 - every error answers in the same shape
             status, body, headers = error_body(exc)
             if status >= 500:
@@ -168,8 +175,9 @@ class ApiApp:
             response = json_response(body, status, headers)
             if request.path.startswith("/callbacks/"):
                 response = callbacks.error_reply(self.ctx, request, body, status, headers)
-        status = response.status_code
-        self.deps.metrics.requests.inc(route=label, method=request.method, status=str(status))
+        method = request.method if request.method in KNOWN_METHODS else "other"   # bound the label's values
+        self.deps.metrics.requests.labels(label, method, str(response.status_code)).inc()
+        self.deps.metrics.request_seconds.labels(label, method).observe(time.perf_counter() - started)
         return response
 
 

@@ -8,6 +8,7 @@ from html import escape
 from sqlalchemy import func, select, text
 from werkzeug import Response
 
+from ..metrics import CONTENT_TYPE, gauge
 from ..privacy import redact
 from ..storage.tables import DeadLetter, OrderRow, OutboxMessage
 from .auth import all_secrets, csrf_token
@@ -37,11 +38,23 @@ def health(call: Call) -> Response:
 
 def metrics(call: Call) -> Response:
     unsent, parked = _backlog(call)
-    body = call.deps.metrics.render([
-        ("hub_outbox_unsent", "Outbox events not yet confirmed by the broker", unsent),
-        ("hub_dead_letters_parked", "Failed work parked for an operator", parked),
-    ])
-    return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")
+    gauges = [gauge("hub_outbox_unsent", "Outbox events not yet confirmed by the broker", unsent),
+              gauge("hub_dead_letters_parked", "Failed work parked for an operator now", parked)]
+    depths = queue_depths(call)
+    if depths:
+        gauges.append(gauge("hub_queue_messages", "Messages waiting in each broker queue", depths, "queue"))
+    return Response(call.deps.metrics.render(gauges), content_type=CONTENT_TYPE)
+
+
+def queue_depths(call: Call) -> dict[str, int]:
+    """The broker's queues as the gateway sees them; empty when it cannot tell (no broker wired, or down)."""
+    if call.deps.queue_depths is None:
+        return {}
+    try:
+        return call.deps.queue_depths()
+    except Exception as exc:  # noqa: BLE001 - a broker hiccup must not fail the scrape
+        log.warning("queue depths unavailable: %s", exc)
+        return {}
 
 
 def _last_errors(call: Call, session) -> dict[str, str]:

@@ -122,7 +122,7 @@ def sales(call: Call):
         uow.commit()
     applied = sum(1 for r in results if r["applied"])
     if applied:
-        call.deps.metrics.stock_events.inc(applied, source="pos", kind="delta")
+        call.deps.metrics.stock_events.labels("pos", "delta").inc(applied)
     duplicate = all(r["duplicate"] for r in results)
     return json_response({"receipt_id": body["receipt_id"], "duplicate": duplicate, "lines": results},
                          200 if duplicate else 201)
@@ -147,7 +147,7 @@ def count(call: Call) -> dict:
         uow.commit()
     applied = sum(1 for r in results if r["applied"])
     if applied:
-        call.deps.metrics.stock_events.inc(applied, source="pos", kind="count")
+        call.deps.metrics.stock_events.labels("pos", "count").inc(applied)
     return {"counted_at": iso(call, body["counted_at"]), "lines": results}
 
 

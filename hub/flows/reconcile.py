@@ -15,6 +15,7 @@ from sqlalchemy import select
 from .. import inventory
 from ..bootstrap import HubContext
 from ..channel_stock import channel_available
+from ..metrics import METRICS
 from ..storage.tables import ChannelStockPublished, SkuRow, utcnow
 from ..storage.upsert import insert_ignore
 
@@ -63,7 +64,9 @@ def _check(ctx: HubContext, shop: Any, channel: str, safety: int, sku: str, stor
                 published.available = expected     # the shop is right; remember it as told
                 uow.commit()
             return None
+        METRICS.reconciliation_drift.labels(channel).inc()
         shop.update_store_stock(sku, store_id, expected)
         published.available, published.published_at = expected, utcnow()
         uow.commit()
+        METRICS.reconciliation_repaired.labels(channel).inc()
     return {"channel": channel, "sku": sku, "location_id": store_id, "shown": shown, "expected": expected}

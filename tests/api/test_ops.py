@@ -51,11 +51,15 @@ def test_metrics_in_prometheus_text(api):
     r = api.get("/metrics", key=OPS_KEY)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = r.get_data(as_text=True)
-    assert 'hub_orders_placed_total{fulfillment="pickup"} 1' in text
-    assert 'hub_stock_events_applied_total{source="pos",kind="delta"} 1' in text
-    assert 'hub_http_requests_total{route="/api/v1/stock/{sku}",method="GET",status="404"} 1' in text
-    assert re.search(r"^hub_outbox_unsent \d+$", text, re.M) and "hub_dead_letters_parked 0" in text
+    assert 'hub_orders_placed_total{fulfillment="pickup"} 1.0' in text
+    assert 'hub_stock_events_applied_total{kind="delta",source="pos"} 1.0' in text
+    assert 'hub_http_requests_total{method="GET",route="/api/v1/stock/{sku}",status="404"} 1.0' in text
+    # latency per route template, not per raw path
+    assert 'hub_http_request_duration_seconds_count{method="GET",route="/api/v1/stock/{sku}"} 1.0' in text
+    assert "/api/v1/stock/NOPE" not in text
+    assert re.search(r"^hub_outbox_unsent \d+\.0$", text, re.M) and "hub_dead_letters_parked 0.0" in text
     assert "# TYPE hub_http_requests_total counter" in text
+    assert "# TYPE hub_http_request_duration_seconds histogram" in text
 
 
 def test_console_lists_connectors_orders_and_dead_letters_and_replays(api):
@@ -95,7 +99,8 @@ def test_every_route_is_documented_and_every_documented_operation_is_served(api)
                           path)
         r = api.call(method, concrete, key=None, json={})
         # the router matched it: the request is counted under the documented path, not "unmatched"
-        assert api.deps.metrics.requests.value(route=path, method=method, status=str(r.status_code)) >= 1, \
+        assert api.deps.metrics.registry.get_sample_value(
+            "hub_http_requests_total", {"route": path, "method": method, "status": str(r.status_code)}) >= 1, \
             (method, path, r.status_code)
     order = doc["paths"]["/api/v1/orders"]["post"]
     assert order["requestBody"]["content"]["application/json"]["schema"]["properties"]["lines"]["minItems"] == 1
