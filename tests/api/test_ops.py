@@ -104,7 +104,9 @@ def test_every_route_is_documented_and_every_documented_operation_is_served(api)
             (method, path, r.status_code)
     order = doc["paths"]["/api/v1/orders"]["post"]
     assert order["requestBody"]["content"]["application/json"]["schema"]["properties"]["lines"]["minItems"] == 1
-    assert {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}} \
+    assert {"name": "Idempotency-Key", "in": "header", "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$",
+                       "description": "the client's key for this request"}} \
         in order["parameters"]
 
 
@@ -113,6 +115,47 @@ def test_unknown_path_and_wrong_method(api):
     assert r.status_code == 404 and r.json["error"] == "not_found"
     r = api.call("DELETE", "/api/v1/orders")
     assert r.status_code == 405 and r.json["error"] == "method_not_allowed"
+    assert r.headers["Allow"] == "POST"                       # RFC 9110: a 405 names what is allowed
+    r = api.call("PATCH", "/api/v1/stock/TEA-001")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+    r = api.get("/callbacks/local_delivery", key=None)        # a connector that takes POST only
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+
+
+def test_the_document_lists_every_status_served_and_the_limits_validated(api):
+    doc = api.get("/openapi.json", key=None).json
+    stock = doc["paths"]["/api/v1/stock/{sku}"]["get"]
+    assert "422" in stock["responses"]                         # lat without lng
+    lat = next(p for p in stock["parameters"] if p["name"] == "lat")
+    assert lat["schema"] == {"type": "number", "minimum": -90, "maximum": 90}
+    nearby = doc["paths"]["/api/v1/stores/nearby"]["get"]
+    qty = next(p for p in nearby["parameters"] if p["name"] == "qty")
+    assert qty["schema"]["minimum"] == 1 and qty["schema"]["maximum"] == 9999
+    callback = doc["paths"]["/callbacks/{connector}"]
+    assert "404" in callback["get"]["responses"] and "404" in callback["post"]["responses"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if path.startswith("/api/v1/stores/{store_id}"):
+                assert "403" in op["responses"], (method, path)
+            if "requestBody" in op:
+                assert {"400", "413", "422"} <= set(op["responses"]), (method, path)
+    feed = doc["paths"]["/api/v1/erp/orders"]["get"]
+    assert next(p for p in feed["parameters"] if p["name"] == "limit")["schema"]["minimum"] == 1
+    # what the document says is what the API does: qty 0 is refused, the boundary accepted
+    api.stock(10)
+    assert api.get("/api/v1/stores/nearby?lat=31.2&lng=121.4&qty=0").status_code == 422
+    assert api.get("/api/v1/stores/nearby?lat=31.2&lng=121.4&qty=1").status_code == 200
+    assert api.get("/api/v1/stock/TEA-001?lng=121.4").status_code == 422
+
+
+def test_every_error_is_json(api):
+    r = api.call("GET", "/api/v1/stock/TEA-001", key=CHANNEL_KEY, headers={"Content-Length": "-1"})
+    assert r.headers["Content-Type"].startswith("application/json")
+    for method, path in [("GET", "/nothing"), ("PATCH", "/api/v1/orders"), ("OPTIONS", "/health"),
+                         ("GET", "/callbacks/nope")]:
+        r = api.call(method, path, key=None)
+        assert r.status_code in (404, 405) and r.headers["Content-Type"].startswith("application/json"), path
+        assert r.json["error"] and r.json["message"]
 
 
 def test_served_on_a_real_loopback_port(api):
