@@ -23,6 +23,7 @@ from connectors.base import ConnectorError, MappingError, SignatureError
 
 from .. import privacy
 from ..bootstrap import HubContext
+from ..connector_health import ConnectorHealth
 from ..errors import (
     BadInput,
     HubError,
@@ -36,7 +37,7 @@ from ..errors import (
 from ..metrics import METRICS, HubMetrics
 from ..orders import IdempotencyConflict
 from ..storage.tables import utcnow
-from . import callbacks, erp, openapi, ops, shop, store
+from . import callbacks, console, erp, openapi, ops, shop, store
 from .auth import all_secrets, authenticate
 from .http import ApiError, Call, Route, json_response, log
 
@@ -54,6 +55,11 @@ class ApiDeps:
     now: Callable[[], datetime] = utcnow
     metrics: HubMetrics = field(default_factory=lambda: METRICS)
     queue_depths: Callable[[], dict[str, int]] | None = None     # broker queue -> messages ready (the gateway's)
+    health: ConnectorHealth | None = None                          # built over `metrics` when not given
+
+    def __post_init__(self) -> None:
+        if self.health is None:
+            self.health = ConnectorHealth(self.metrics)
 
 
 def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | None = None,
@@ -78,7 +84,8 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
                    metrics=metrics or METRICS, queue_depths=queue_depths)
 
 
-ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *erp.ROUTES, *ops.ROUTES, *callbacks.ROUTES, *openapi.ROUTES]
+ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *erp.ROUTES, *ops.ROUTES, *console.ROUTES, *callbacks.ROUTES,
+                       *openapi.ROUTES]
 
 # Domain and connector errors -> (status, error code). Most specific first.
 MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
