@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HUB_TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_test
 export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_test
 
-.PHONY: install demo test lint services bench sandbox
+.PHONY: install demo test lint services browser bench sandbox
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,16 @@ demo: $(STAMP)
 	$(BIN)/hub demo
 
 ## Quick start 2: the whole suite, on SQLite and on PostgreSQL + RabbitMQ (started if down)
-test: $(STAMP) services
+test: $(STAMP) services browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 services:
 	bash scripts/services.sh
+
+## Debian's chromium (and a CJK font) for the console's browser test; skipped when present
+browser:
+	bash scripts/browser.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

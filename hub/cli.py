@@ -89,7 +89,6 @@ def _green() -> None:
 
 @command("run")
 def run(args: argparse.Namespace) -> int:
-    import logging
     import os
 
     from workers import SERVICES
@@ -97,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
 
     from .bootstrap import build_context
     from .config import load_config
+    from .logs import configure as configure_logging
 
-    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()            # HUB_LOG_LEVEL, HUB_LOG_FORMAT=text|json
     sandbox = None
     embedded = _broker_of(args.config).startswith("memory://") and not args.no_sandbox
     if embedded:
@@ -191,25 +190,46 @@ def dlq(args: argparse.Namespace) -> int:
         print(f"{len(rows)} dead letter(s)")
         return 0
     ids = [r.id for r in consumers.dead_letters(ctx)] if args.all else [int(args.id)]
-    failed = 0
-    for i in ids:
-        ok = consumers.replay(ctx, i)
-        failed += not ok
-        print(f"{i}: {'replayed and removed' if ok else 'still failing (kept)'}")
+    failed: list[int] = []
+    with _bar(len(ids), "replaying", "letter") as bar:
+        for i in ids:
+            if not consumers.replay(ctx, i):
+                failed.append(i)
+            bar.update(1)
+            bar.set_postfix(failed=len(failed))
+    print(f"{len(ids) - len(failed)} replayed and removed, {len(failed)} still failing (kept)"
+          + (f": {', '.join(map(str, failed[:20]))}" if failed else ""))
     return 1 if failed else 0
+
+
+def _bar(total: int, what: str, unit: str):
+    """A progress bar on stderr (drawn only on a terminal; a summary line is printed either way)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit=unit, disable=None, file=sys.stderr)
 
 
 @command("resync")
 def resync(args: argparse.Namespace) -> int:
+    import time
+
     from .bootstrap import build_context
     from .config import load_config
     from .flows import erp_pull
 
+    started = time.monotonic()
     ctx = build_context(load_config(args.config))
+    print("products: pulling the ERP's product master…", file=sys.stderr, flush=True)
     products = erp_pull.pull_products(ctx)
-    print(f"products: {products} SKU(s) added or changed")
-    counts = erp_pull.pull_warehouse_stock(ctx)
-    print(f"warehouse stock: {counts} count(s) applied")
+    with _bar(0, "warehouse stock", "line") as bar:
+        def step(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        counts = erp_pull.pull_warehouse_stock(ctx, progress=step)
+        lines = bar.n
+    print(f"resync done in {time.monotonic() - started:.1f} s: {products} SKU(s) added or changed; "
+          f"{lines} warehouse stock line(s) read, {counts} count(s) applied")
     return 0
 
 

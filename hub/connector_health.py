@@ -32,7 +32,8 @@ class ConnectorHealth:
         self.metrics, self.clock = metrics, clock
         self._snapshots: deque[tuple[float, dict[str, Totals]]] = deque()
         self._lock = threading.Lock()
-        self._take(self.clock())
+        # Counters start at zero with their processes (the launcher empties the multiprocess directory).
+        self._snapshots.append((self.clock(), {}))
 
     def _totals(self) -> dict[str, Totals]:
         out: dict[str, dict[str, float]] = {}
@@ -60,7 +61,8 @@ class ConnectorHealth:
         return {labels["system"]: value for labels, value in self.metrics.samples(name)}
 
     def report(self, systems: Iterable[str]) -> list[dict[str, Any]]:
-        """Per system: calls, errors, error rate and mean latency in the window; last success and failure."""
+        """Per system: calls, errors, error rate and mean latency in the window; last success and failure
+        (datetimes, or None)."""
         now = self.clock()
         current = self._take(now)
         with self._lock:
@@ -75,10 +77,10 @@ class ConnectorHealth:
                 "system": system, "window_s": round(now - since), "calls": int(calls), "errors": int(errors),
                 "error_rate": round(errors / calls, 4) if calls else None,
                 "latency_ms_avg": round(seconds / calls * 1000, 1) if calls else None,
-                "last_success_at": _iso(ok.get(system)), "last_failure_at": _iso(failed.get(system)),
+                "last_success_at": _when(ok.get(system)), "last_failure_at": _when(failed.get(system)),
             })
         return rows
 
 
-def _iso(ts: float | None) -> str | None:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+def _when(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts else None

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from .bootstrap import HubContext
+from .logs import log_context
 from .metrics import METRICS
 from .storage.tables import DeadLetter, ProcessedMessage, utcnow
 from .storage.uow import UnitOfWork
@@ -57,10 +58,17 @@ def handle_once(ctx: HubContext, name: str, envelope: dict[str, Any], *, attempt
                 backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> Outcome:
     """Apply `envelope` with consumer `name` exactly once, or park it after `attempts` failures."""
     started = time.perf_counter()
-    outcome = _handle_once(ctx, name, envelope, attempts, backoff, sleep)
+    with log_context(consumer=name, message_id=envelope.get("id") if isinstance(envelope, dict) else None,
+                     order_id=_order_of(envelope)):
+        outcome = _handle_once(ctx, name, envelope, attempts, backoff, sleep)
     METRICS.consumer_seconds.labels(name).observe(time.perf_counter() - started)
     METRICS.consumer_messages.labels(name, outcome.status).inc()
     return outcome
+
+
+def _order_of(envelope: Any) -> str | None:
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    return data.get("order_id") if isinstance(data, dict) else None
 
 
 def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backoff: float,
@@ -127,7 +135,8 @@ def replay(ctx: HubContext, dead_letter_id: int) -> bool:
     if handler is None:
         raise KeyError(f"no consumer {target!r} is registered in this process")
     try:
-        _apply_once(ctx, target, payload, handler)
+        with log_context(consumer=target, message_id=payload.get("id"), order_id=_order_of(payload)):
+            _apply_once(ctx, target, payload, handler)
     except Exception as exc:
         with ctx.uow() as uow:
             row = uow.session.get(DeadLetter, dead_letter_id)

@@ -3,13 +3,11 @@ is timed per system and operation, and a failure counted by its kind, whatever p
 connector speaks (REST, SOAP) — so the console and /metrics see all of them alike."""
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
+from .logs import log_context
 from .metrics import METRICS, HubMetrics
-
-log = logging.getLogger(__name__)
 
 
 class Metered:
@@ -38,7 +36,8 @@ def _timed(system: str, operation: str, fn: Any, metrics: HubMetrics) -> Any:
     def call(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            result = fn(*args, **kwargs)
+            with log_context(system=system):
+                result = fn(*args, **kwargs)
         except Exception as exc:
             metrics.connector_seconds.labels(system, operation).observe(time.perf_counter() - started)
             metrics.connector_errors.labels(system, operation, type(exc).__name__).inc()

@@ -34,6 +34,7 @@ from ..errors import (
     PickupCodeRejected,
     PickupLocked,
 )
+from ..logs import log_context
 from ..metrics import METRICS, HubMetrics
 from ..orders import IdempotencyConflict
 from ..storage.tables import utcnow
@@ -165,8 +166,9 @@ class ApiApp:
                 raise ApiError(404, "not_found", f"no such path: {request.path}") from None
             route = self.routes[index]
             label = route.path
-            caller = authenticate(self.ctx.config, request, route, params)
-            response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))
+            with log_context(route=label, order_id=params.get("order_id")):
+                caller = authenticate(self.ctx.config, request, route, params)
+                response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))
         except HTTPException as exc:                  # werkzeug's own (a bad request line...): JSON like the rest
             code = exc.code or 500
             response = json_response({"error": (exc.name or "error").lower().replace(" ", "_"),

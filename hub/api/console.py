@@ -48,6 +48,8 @@ def connectors(call: Call) -> dict:
     health = call.deps.health.report(cfg.systems)
     for row in health:
         row["kind"] = cfg.systems[row["system"]].kind
+        row["last_success_at"], row["last_failure_at"] = iso(call, row["last_success_at"]), iso(call,
+                                                                                              row["last_failure_at"])
         row["last_error"] = errors.get(row["system"], "")
     return {"connectors": health}
 

@@ -11,17 +11,23 @@ from werkzeug.test import Client
 
 from hub import consumers, inventory
 from hub.api.app import build_api, build_deps
+from hub.bindings import SqlBinder
 from hub.bootstrap import HubContext, build_context
+from hub.config import DEFAULT_CONFIG_PATH, parse_config
+from hub.flows.reconcile import reconcile_channel_stock
 from hub.model import StockCount, StockDelta
-from tests.api.conftest import CHANNEL_KEY, sandbox_config
-from tests.support import T0, at, seed_catalog
+from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+from sandbox.runner import Sandbox, start_sandbox
+from tests.api.conftest import CHANNEL_KEY
+from tests.support import CATALOG, T0, always_open, at, seed_catalog
 
 STOCK = {("TEA-001", "S001"): 20, ("TEA-001", "S002"): 8, ("TEA-001", "WH01"): 100, ("CUP-002", "S001"): 5}
 
 
-def build(workdir: Path) -> HubContext:
+def build(workdir: Path, sandbox: Sandbox) -> HubContext:
     url = f"sqlite:///{workdir}/hub.sqlite"
-    ctx = build_context(sandbox_config(url), url)
+    text = always_open(DEFAULT_CONFIG_PATH.read_text())
+    ctx = build_context(parse_config(text, env={**sandbox.env(), "HUB_DATABASE_URL": url}), url)
     seed_catalog(ctx)
     with ctx.uow() as uow:
         for (sku, loc), qty in STOCK.items():
@@ -36,19 +42,33 @@ def _noted(ctx: HubContext, uow: object, data: dict) -> None:
     """A consumer that succeeds: a letter parked for it replays cleanly (the browser test replays one)."""
 
 
-def scenery(ctx: HubContext) -> None:
-    """What an operator would find: sales and an order in the ledger, two parked dead letters."""
+def scenery(ctx: HubContext, sandbox: Sandbox) -> None:
+    """What an operator would find: sales and an order in the ledger, two parked dead letters, and a
+    reconciliation against the shop simulator (one call failing) — connector health and drift to show."""
+    skus = [s.code for s in CATALOG]
+    seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
+    prepare_simulators(sandbox, skus)
     with ctx.uow() as uow:
         inventory.apply_delta(uow, StockDelta("pos:S001", "R-1001", "TEA-001", "S001", -2, at(5), "sale"))
         uow.commit()
     for n in (1, 2):
         consumers.park(ctx, "console_check.noted", {"id": f"evt-{n}", "type": "stock.changed", "data": {}},
                        "TransientError: wechat_shop: HTTP 503 from the shop", 3)
+    sandbox.wechat_shop.faults.fail_next = 5          # the first pair's look-up fails after its retries
+    reconcile_channel_stock(ctx)
 
 
 def main(workdir: str) -> None:
-    ctx = build(Path(workdir))
-    scenery(ctx)
+    sandbox = start_sandbox(only=["wechat_shop"])
+    try:
+        serve(workdir, sandbox)
+    finally:
+        sandbox.stop()
+
+
+def serve(workdir: str, sandbox: Sandbox) -> None:
+    ctx = build(Path(workdir), sandbox)
+    scenery(ctx, sandbox)
     app = build_api(ctx, build_deps(ctx, replay_dead_letter=lambda i: consumers.replay(ctx, i)))
     order = {"lines": [{"sku": "TEA-001", "qty": 1}], "buyer": {"id": "b1", "name": "Li Lei", "phone": "13800138000"},
              "fulfillment": {"type": "pickup", "store_id": "S001"}}
