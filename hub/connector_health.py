@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .metrics import METRICS, HubMetrics
+from hub.metrics import METRICS, HubMetrics
 
 WINDOW_S = 3600
 SNAPSHOT_EVERY_S = 60

@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hub.logs import log_context
+from hub.metrics import METRICS
+
 from .bootstrap import HubContext
-from .logs import log_context
-from .metrics import METRICS
 from .storage.tables import DeadLetter, ProcessedMessage, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .logs import log_context
-from .metrics import METRICS, HubMetrics
+from hub.logs import log_context
+from hub.metrics import METRICS, HubMetrics
 
 
 class Metered:

@@ -5,8 +5,8 @@ from typing import Any
 
 from nameko.events import event_handler
 
-from hub import channel_stock  # noqa: F401  (registers the consumer)
 from hub.consumers import handle_once
+from hub.flows import channel_stock  # noqa: F401  (registers the consumer)
 
 from . import EVENT_SOURCE
 from .dependencies import HubCore

@@ -12,16 +12,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .. import inventory
-from ..errors import UnknownSku
-from ..order_states import OrderStatus
-from ..privacy import mask_phone, redact
-from ..storage.tables import DeadLetter, OrderRow, OutboxMessage, ProcessedMessage, SkuRow, StockMovement, utcnow
-from . import schemas
-from .auth import all_secrets, csrf_token
-from .http import ApiError, Call, Param, Route, log
-from .ops import queue_depths
-from .shop import iso, timeline
+from hub.api import schemas
+from hub.api.auth import all_secrets, csrf_token
+from hub.api.http import ApiError, Call, Param, Route, log
+from hub.api.ops import queue_depths
+from hub.api.shop import iso, timeline
+from hub.domain.errors import UnknownSku
+from hub.domain.order_states import OrderStatus
+from hub.privacy import mask_phone, redact
+from hub.services import inventory
+from hub.storage.tables import DeadLetter, OrderRow, OutboxMessage, ProcessedMessage, SkuRow, StockMovement, utcnow
 
 HISTORY = 50          # ledger rows shown per lookup
 STATUSES = tuple(str(s) for s in OrderStatus)

@@ -77,13 +77,13 @@ class Call:
         return parse_json(self.request.get_data(cache=True), self.route.body)
 
     def query(self, name: str) -> Any:
-        """A declared query parameter, parsed and checked by its spec; None when absent or empty."""
+        """A declared query parameter, parsed and checked by its spec; None when absent."""
         from .schemas import parse_query
         raw = self.request.args.get(name)
-        if raw in (None, ""):
-            return None
         spec = next((p.spec for p in self.route.query if p.name == name), None)
-        return parse_query(raw, name, spec) if spec is not None else raw
+        if raw is None or spec is None:
+            return raw or None
+        return parse_query(raw, name, spec)      # an empty value is a value: its spec says if it may be
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from werkzeug import Response
 
-from ..metrics import CONTENT_TYPE, gauge
-from ..order_states import OrderStatus
-from ..storage.tables import DeadLetter, OutboxMessage
-from .auth import csrf_token
-from .http import ApiError, Call, Route, json_response, log
+from hub.api.auth import csrf_token
+from hub.api.http import ApiError, Call, Route, json_response, log
+from hub.domain.order_states import OrderStatus
+from hub.metrics import CONTENT_TYPE, gauge
+from hub.storage.tables import DeadLetter, OutboxMessage
 
 
 def _backlog(call: Call) -> tuple[int, int]:

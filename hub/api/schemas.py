@@ -162,8 +162,19 @@ class Obj(Field):
 
     def schema(self) -> dict[str, Any]:
         return self._doc({"type": "object", "additionalProperties": False,
-                          "properties": {n: f.schema() for n, f in self.fields.items()},
+                          "properties": {n: f.schema() if f.required else _nullable(f.schema())
+                                         for n, f in self.fields.items()},
                           "required": [n for n, f in self.fields.items() if f.required]})
+
+
+def _nullable(s: dict[str, Any]) -> dict[str, Any]:
+    """An optional field may also be sent as null (read as absent): the document says so."""
+    s = dict(s)
+    if "type" in s:
+        s["type"] = [s["type"], "null"]
+    if "enum" in s:
+        s["enum"] = [*s["enum"], None]
+    return s
 
 
 def parse_time(value: Any, path: str) -> datetime:

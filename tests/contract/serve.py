@@ -9,13 +9,14 @@ from pathlib import Path
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
-from hub import consumers, inventory
+from hub import consumers
 from hub.api.app import build_api, build_deps
-from hub.bindings import SqlBinder
 from hub.bootstrap import HubContext, build_context
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
+from hub.domain.model import StockCount, StockDelta
 from hub.flows.reconcile import reconcile_channel_stock
-from hub.model import StockCount, StockDelta
+from hub.services import inventory
+from hub.storage.bindings import SqlBinder
 from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
 from sandbox.runner import Sandbox, start_sandbox
 from tests.api.conftest import CHANNEL_KEY
