@@ -6,16 +6,15 @@ Everything here is read-only except replay. A browser that holds the console's b
 must also send the console's token in `X-Console-Token` to replay, so no other site can post here."""
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from hub.api import schemas
-from hub.api.auth import all_secrets, csrf_token
+from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
-from hub.api.ops import queue_depths
+from hub.api.ops import may_replay, queue_depths
 from hub.api.shop import iso, timeline
 from hub.domain.errors import UnknownSku
 from hub.domain.order_states import OrderStatus
@@ -196,16 +195,6 @@ def dead_letters(call: Call) -> dict:
     return {"dead_letters": letters, "targets": targets}
 
 
-def _console_post(call: Call) -> None:
-    """A browser with basic credentials proves it loaded the console (a cross-site form cannot set headers)."""
-    if call.caller.via_basic:
-        sent = call.request.headers.get("X-Console-Token", "")
-        if not hmac.compare_digest(sent.encode(), csrf_token(call.ctx.config).encode()):
-            raise ApiError(403, "forbidden", "send the console's token in X-Console-Token")
-    if call.deps.replay_dead_letter is None:
-        raise ApiError(503, "replay_unavailable", "replay is not wired in this process")
-
-
 def _replay(call: Call, ids: list[int]) -> list[dict]:
     results = []
     for i in ids:
@@ -221,7 +210,7 @@ def _replay(call: Call, ids: list[int]) -> list[dict]:
 
 def replay_one(call: Call) -> dict:
     call.body()
-    _console_post(call)
+    may_replay(call, call.request.headers.get("X-Console-Token", ""))
     raw = call.params["dead_letter_id"]
     with call.ctx.uow() as uow:
         row = uow.session.get(DeadLetter, int(raw)) if raw.isdigit() and len(raw) < 19 else None
@@ -232,7 +221,7 @@ def replay_one(call: Call) -> dict:
 
 def replay_many(call: Call) -> dict:
     body = call.body()
-    _console_post(call)
+    may_replay(call, call.request.headers.get("X-Console-Token", ""))
     stmt = select(DeadLetter.id).where(DeadLetter.status == "parked")
     if body["ids"] is not None:
         stmt = stmt.where(DeadLetter.id.in_(body["ids"]))

@@ -73,17 +73,20 @@ def admin(call: Call) -> Response:
                                                         "style-src 'unsafe-inline'; frame-ancestors 'none'"})
 
 
+def may_replay(call: Call, token: str) -> None:
+    """403 unless a browser holding basic credentials also sent the console's token (which another site's
+    page cannot know); 503 when this process cannot replay."""
+    if call.caller.via_basic and not hmac.compare_digest(token.encode(), csrf_token(call.ctx.config).encode()):
+        raise ApiError(403, "forbidden", "replay from the console: its token is missing or wrong")
+    if call.deps.replay_dead_letter is None:
+        raise ApiError(503, "replay_unavailable", "replay is not wired in this process")
+
+
 def replay(call: Call) -> Response:
     raw = call.params["dead_letter_id"]
     if not raw.isdigit():
         raise ApiError(404, "not_found", f"no dead letter {raw!r}")
-    if call.caller.via_basic:
-        # A browser re-sends basic credentials to any page that posts here: ask for the console's token.
-        sent = call.request.form.get("csrf", "")
-        if not hmac.compare_digest(sent.encode(), csrf_token(call.ctx.config).encode()):
-            raise ApiError(403, "forbidden", "post this from the console (missing or wrong form token)")
-    if call.deps.replay_dead_letter is None:
-        raise ApiError(503, "replay_unavailable", "replay is not wired in this process")
+    may_replay(call, call.request.form.get("csrf", ""))
     dead_letter_id = int(raw)
     with call.ctx.uow() as uow:
         row = uow.session.get(DeadLetter, dead_letter_id)

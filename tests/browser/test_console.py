@@ -4,14 +4,13 @@ opens its timeline, and replays a dead letter. A screenshot is kept in artifacts
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.api.conftest import OPS_KEY
-from workers.launcher import ROOT, wait_for
+from tests.contract.serve import served
+from workers.launcher import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -20,18 +19,8 @@ ARTIFACTS = ROOT / "artifacts"
 
 @pytest.fixture(scope="module")
 def hub_url(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("console")
-    log = workdir / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.contract.serve", str(workdir)], cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: b"port " in log.read_bytes() or proc.poll() is not None, 60, "the hub to listen")
-        assert proc.poll() is None, log.read_text()
-        yield f"http://127.0.0.1:{log.read_text().split('port ')[1].split()[0]}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with served(tmp_path_factory.mktemp("hub")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,10 @@ configured with the sandbox's credentials: what the contract run (schemathesis) 
 talk to. `python -m tests.contract.serve DIR` prints `port N` once it listens, then serves until killed."""
 from __future__ import annotations
 
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from werkzeug.serving import make_server
@@ -21,6 +24,7 @@ from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
 from sandbox.runner import Sandbox, start_sandbox
 from tests.api.conftest import CHANNEL_KEY
 from tests.support import CATALOG, T0, always_open, at, seed_catalog
+from workers.launcher import ROOT, wait_for
 
 STOCK = {("TEA-001", "S001"): 20, ("TEA-001", "S002"): 8, ("TEA-001", "WH01"): 100, ("CUP-002", "S001"): 5}
 
@@ -78,6 +82,22 @@ def serve(workdir: str, sandbox: Sandbox) -> None:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     print(f"port {server.server_port}", flush=True)
     server.serve_forever()
+
+
+@contextmanager
+def served(workdir: Path) -> Iterator[str]:
+    """This module in a child process; yields the hub's base URL."""
+    log = workdir / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.contract.serve", str(workdir)], cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"port " in log.read_bytes() or proc.poll() is not None, 60, "the hub to listen")
+        assert proc.poll() is None, log.read_text()
+        yield f"http://127.0.0.1:{log.read_text().split('port ')[1].split()[0]}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 if __name__ == "__main__":

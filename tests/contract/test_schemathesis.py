@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import CHANNEL_KEY, ERP_KEY, OPS_KEY, POS_KEYS
-from workers.launcher import ROOT, wait_for
+from tests.contract.serve import served
 
 HERE = Path(__file__).parent
 MAX_EXAMPLES = int(os.environ.get("HUB_CONTRACT_EXAMPLES", "25"))   # bounded for CI; raise it for a deep run
@@ -28,19 +28,8 @@ AUDIENCES = {
 
 @pytest.fixture(scope="module")
 def hub_url(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("contract")
-    log = workdir / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.contract.serve", str(workdir)], cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: b"port " in log.read_bytes() or proc.poll() is not None, 60, "the hub to listen")
-        assert proc.poll() is None, log.read_text()
-        port = int(log.read_text().split("port ")[1].split()[0])
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with served(tmp_path_factory.mktemp("hub")) as url:
+        yield url
 
 
 @pytest.mark.parametrize("audience", list(AUDIENCES))
