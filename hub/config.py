@@ -60,6 +60,15 @@ class RoutingSection(_Strict):
     tie_break: list[Literal["distance", "stock", "priority"]] = ["distance", "stock", "priority"]
     allow_split_express: bool = False
 
+    @field_validator("allow_split_express")
+    @classmethod
+    def _one_waybill(cls, v: bool) -> bool:
+        # Routing could split an express order, but fulfilment books one waybill from one
+        # warehouse: a split order would only ever become a dead letter.
+        if v:
+            raise ValueError("split express shipments are not supported: one waybill ships from one warehouse")
+        return v
+
 
 class ChannelConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_\-]+$")

@@ -9,6 +9,10 @@ from typing import Any
 from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
 
+# Methods that read what a system sent us or answer it, with no call out: a forged callback is not
+# the system failing, and a local parse is not call latency.
+LOCAL = ("parse_", "verify", "echo", "callback_reply", "push_reply", "company_code", "close", "from_config")
+
 
 class Metered:
     """A connector seen through its metrics; everything else passes through."""
@@ -20,7 +24,7 @@ class Metered:
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._connector, name)
-        if name.startswith("_") or not callable(value):
+        if name.startswith(("_", *LOCAL)) or not callable(value):
             return value
         return _timed(self._system, name, value, self._metrics)
 

@@ -91,6 +91,7 @@ def _green() -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
     from hub.logs import configure as configure_logging
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         for k, v in sandbox.env().items():
             os.environ.setdefault(k, v)
     cfg = load_config(args.config)
-    ctx = build_context(cfg)                       # migrate once, before any service starts
+    ctx = build_context(cfg, connectors=build_connector)   # migrate once, before any service starts
     if embedded:
         _bind_sandbox(ctx, sandbox)
     ctx.engine.dispose()
@@ -171,13 +172,14 @@ def broker(args: argparse.Namespace) -> int:
 @command("dlq")
 def dlq(args: argparse.Namespace) -> int:
     import workers.runner  # noqa: F401  (importing the services registers their consumers)
+    from connectors.registry import build_connector
     from hub import consumers
     from hub.bootstrap import build_context
     from hub.config import load_config
     from workers.runner import all_service_classes
 
     all_service_classes()
-    ctx = build_context(load_config(args.config))
+    ctx = build_context(load_config(args.config), connectors=build_connector)
     if args.action == "list":
         rows = consumers.dead_letters(ctx)
         for r in rows:
@@ -209,12 +211,13 @@ def _bar(total: int, what: str, unit: str):
 def resync(args: argparse.Namespace) -> int:
     import time
 
+    from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
     from hub.flows import erp_pull
 
     started = time.monotonic()
-    ctx = build_context(load_config(args.config))
+    ctx = build_context(load_config(args.config), connectors=build_connector)
     print("products: pulling the ERP's product master…", file=sys.stderr, flush=True)
     products = erp_pull.pull_products(ctx)
     with _bar(0, "warehouse stock", "line") as bar:

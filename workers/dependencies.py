@@ -10,6 +10,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
+from connectors.registry import build_connector
 from hub.bootstrap import HubContext, build_context
 from hub.config import load_config
 
@@ -24,7 +25,7 @@ def context_from_config(config: dict[str, Any]) -> HubContext:
         if key not in _contexts:
             cfg = load_config(key[0])
             # Services never migrate on start: `hub db upgrade` (or `hub run`'s start-up) does.
-            _contexts[key] = build_context(cfg, key[1], upgrade=False)
+            _contexts[key] = build_context(cfg, key[1], upgrade=False, connectors=build_connector)
         return _contexts[key]
 
 

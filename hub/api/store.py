@@ -9,14 +9,12 @@ from sqlalchemy import select
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route, json_response
 from hub.api.shop import iso
-from hub.domain.errors import IllegalTransition, NotFound, PickupCodeRejected, PickupLocked, UnknownSku
+from hub.domain.errors import PickupCodeRejected, PickupLocked, UnknownSku
 from hub.domain.model import FulfillmentType, StockCount, StockDelta
-from hub.domain.order_states import OrderStatus, allowed
+from hub.domain.order_states import OrderStatus
 from hub.privacy import mask_phone
-from hub.services import inventory, orders
-from hub.services.tracking import complete
+from hub.services import inventory, pickup
 from hub.storage.tables import OrderRow
-from hub.storage.uow import UnitOfWork
 
 S = OrderStatus
 OPEN_PICKUP = (S.ALLOCATED, S.READY_FOR_PICKUP)
@@ -25,19 +23,6 @@ LISTABLE = (S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.COMPLETED, S.CANCELL
 
 def _source(call: Call) -> str:
     return f"pos:{call.caller.id}"
-
-
-def _pickup_order(uow: UnitOfWork, call: Call, lock: bool = True) -> OrderRow:
-    """This store's paid pickup order; anything else is not found here."""
-    order_id = call.params["order_id"]
-    try:
-        order: OrderRow | None = orders.get(uow, order_id, lock=lock)
-    except NotFound:
-        order = None
-    if (order is None or order.location_id != call.caller.id or order.fulfillment_type != FulfillmentType.PICKUP
-            or order.paid_at is None):
-        raise NotFound(f"no pickup order {order_id!r} at this store")
-    return order
 
 
 def _view(call: Call, order: OrderRow) -> dict:
@@ -64,31 +49,21 @@ def pickup_orders(call: Call) -> dict:
 def ready(call: Call) -> dict:
     call.body()   # an action body, if any, must still be well-formed
     with call.ctx.uow() as uow:
-        order = _pickup_order(uow, call)
-        orders.transition(uow, order, S.READY_FOR_PICKUP, _source(call), "ready at the counter", call.deps.now())
+        order = pickup.ready(uow, call.caller.id, call.params["order_id"], _source(call), call.deps.now())
         uow.commit()
         return {"order_id": order.id, "status": order.status}
 
 
 def collect(call: Call) -> dict:
     code = call.body()["pickup_code"]
-    cfg, now = call.ctx.config, call.deps.now()
     with call.ctx.uow() as uow:
-        order = _pickup_order(uow, call)
-        if order.status != S.COLLECTED and not allowed(order.fulfillment_type, order.status, S.COLLECTED):
-            raise IllegalTransition(order.id, order.status, S.COLLECTED, order.fulfillment_type)
-        if order.status == S.READY_FOR_PICKUP:
-            try:
-                orders.check_pickup_code(cfg, order, code, now)
-            except PickupCodeRejected as exc:
-                uow.commit()                       # the failed attempt counts
-                left = cfg.hub.pickup_code_max_attempts - order.pickup_attempts
-                raise ApiError(422, exc.code, str(exc), attempts_left=left) from None
-            except PickupLocked as exc:
-                uow.commit()
-                raise ApiError(423, exc.code, str(exc), locked_until=iso(call, order.pickup_locked_until)) from None
-            orders.transition(uow, order, S.COLLECTED, _source(call), "collected with the pickup code", now)
-        complete(uow, order, _source(call), "handed over", now)
+        try:
+            order = pickup.collect(uow, call.ctx.config, call.caller.id, call.params["order_id"], code,
+                                   _source(call), call.deps.now())
+        except PickupCodeRejected as exc:
+            raise ApiError(422, exc.code, str(exc), attempts_left=exc.attempts_left) from None
+        except PickupLocked as exc:
+            raise ApiError(423, exc.code, str(exc), locked_until=iso(call, exc.locked_until)) from None
         uow.commit()
         return {"order_id": order.id, "status": order.status}
 

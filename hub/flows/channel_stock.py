@@ -43,5 +43,5 @@ def publish_stock(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> Non
         figure = channel_available(level.available, channel.safety_stock)
         if published.available == figure:
             continue
-        ctx.connectors[channel.publish_to].update_store_stock(sku, location_id, figure)
+        ctx.connectors.channel(channel.publish_to).update_store_stock(sku, location_id, figure)
         published.available, published.published_at = figure, utcnow()

@@ -27,23 +27,23 @@ def push_sales_order(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> 
     """Into the ERP's pull feed (once), and pushed over SOAP where the ERP takes pushes."""
     order = orders.get(uow, data["order_id"])
     erp_feed.add_to_feed(uow, order.id)
-    erp = ctx.config.systems.get("erp")
+    erp = ctx.config.systems.get(ctx.connectors.system_for("erp") or "")
     if erp is None or not erp.get("push_orders"):
         return
     entry = uow.session.execute(select(ErpFeedEntry).where(ErpFeedEntry.order_id == order.id)).scalar_one()
     if entry.erp_document_no:
         return
-    entry.erp_document_no = ctx.connectors["erp"].push_sales_order(orders.snapshot(order))
+    entry.erp_document_no = ctx.connectors.erp().push_sales_order(orders.snapshot(order))
     log.info("order %s is ERP document %s", order.id, entry.erp_document_no)
 
 
 @reacts("erp_sync.crm_points", to=[S.COMPLETED])
 def award_points(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
     """One point per yuan spent, to the buyer's CRM member (created on the first order)."""
-    if "crm" not in ctx.connectors:
+    if not ctx.connectors.has("crm"):
         return
     order = orders.get(uow, data["order_id"])
-    crm = ctx.connectors["crm"]
+    crm = ctx.connectors.crm()
     member = crm.upsert_member(Buyer(**order.buyer))
     points = order.total_fen // 100
     if points > 0:

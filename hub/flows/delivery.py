@@ -22,7 +22,6 @@ from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-COURIER = "local_delivery"
 
 
 def active_shipment(uow: UnitOfWork, order_id: str) -> Shipment | None:
@@ -38,7 +37,7 @@ def book_rider(ctx: HubContext, uow: UnitOfWork, order: OrderRow) -> Shipment | 
     store = ctx.config.location(order.location_id or "")
     if store is None:
         raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
-    courier = ctx.connectors[COURIER]
+    courier = ctx.connectors.local_courier()
     quote = courier.quote(orders.snapshot(order), store, callback_url(ctx.config, courier.name))
     # A crash after `book` and before the commit leaves a booking the hub does not know; the
     # courier then refuses a new quote for the order (already booked) and the retry is parked

@@ -12,12 +12,11 @@ from hub.domain.errors import BadInput
 from hub.services import inventory
 
 log = logging.getLogger(__name__)
-ERP = "erp"
 
 
 def pull_products(ctx: HubContext) -> int:
     """Upsert the ERP's product master; how many SKUs were added or changed."""
-    skus = ctx.connectors[ERP].fetch_products()
+    skus = ctx.connectors.erp().fetch_products()
     with ctx.uow() as uow:
         changed = upsert_skus(uow, skus)
         uow.commit()
@@ -36,7 +35,7 @@ def pull_warehouse_stock(ctx: HubContext, progress: Callable[[int, int], None] |
     if not warehouses:
         return 0
     applied = 0
-    lines = list(ctx.connectors[ERP].fetch_warehouse_stock(warehouses))
+    lines = list(ctx.connectors.erp().fetch_warehouse_stock(warehouses))
     for done, count in enumerate(lines, 1):
         if progress is not None:
             progress(done, len(lines))

@@ -18,7 +18,6 @@ from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-COURIER = "express"
 
 
 def ship_express(ctx: HubContext, uow: UnitOfWork, order: OrderRow) -> Shipment | None:
@@ -31,7 +30,7 @@ def ship_express(ctx: HubContext, uow: UnitOfWork, order: OrderRow) -> Shipment 
     origin = ctx.config.location(next(iter(origin_ids))) if len(origin_ids) == 1 else None
     if origin is None:
         raise LookupError(f"order {order.id}: one origin warehouse needed, have {sorted(origin_ids)}")
-    courier = ctx.connectors[COURIER]
+    courier = ctx.connectors.express_courier()
     booking = courier.create_waybill(orders.snapshot(order), origin)
     courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name))
     shipment = Shipment(order_id=order.id, kind="express", carrier=booking.carrier,

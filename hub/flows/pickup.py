@@ -18,7 +18,6 @@ from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-POS = "pos"
 
 # the POS state each hub state asks for, and the hub states in which that still holds
 _POS_STATE = {S.READY_FOR_PICKUP: "ready", S.COLLECTED: "collected", S.CANCELLED: "cancelled"}
@@ -33,7 +32,7 @@ def sync_pickup_to_pos(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -
     if order.status not in _STILL[target]:
         log.info("pickup %s: %s is past (now %s); POS left as it is", order.id, target, order.status)
         return
-    pos = ctx.connectors[POS]
+    pos = ctx.connectors.pos()
     snap = orders.snapshot(order)
     with bind_within(uow.session):          # the POS's order id binds in this transaction
         if target == S.ALLOCATED:

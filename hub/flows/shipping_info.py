@@ -18,15 +18,14 @@ from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-PLATFORM = "wechat_pay"
 LOGISTICS = {S.READY_FOR_PICKUP: "pickup", S.DISPATCHED: "same_city", S.SHIPPED: "express"}
 
 
 @reacts("fulfilment.shipping_info", to=list(LOGISTICS))
 def upload_shipping_info(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
     order = orders.get(uow, data["order_id"])
-    if not order.payment_ref or PLATFORM not in ctx.connectors:
-        log.info("order %s: no %s payment to attach shipping info to", order.id, PLATFORM)
+    if not order.payment_ref or not ctx.connectors.has("payment"):
+        log.info("order %s: no platform payment to attach shipping info to", order.id)
         return
     logistics = LOGISTICS[S(data["to"])]
     tracking_no = company = None
@@ -35,11 +34,11 @@ def upload_shipping_info(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any])
         if shipment is None:
             raise LookupError(f"order {order.id} shipped without an active waybill")
         tracking_no, company = shipment.shipment_ref, express_company(ctx, shipment.carrier)
-    ctx.connectors[PLATFORM].upload_shipping_info(orders.snapshot(order), order.payment_ref, logistics,
-                                                  tracking_no, company)
+    ctx.connectors.payment().upload_shipping_info(orders.snapshot(order), order.payment_ref, logistics,
+                                                 tracking_no, company)
     log.info("order %s: shipping info uploaded (%s)", order.id, logistics)
 
 
 def express_company(ctx: HubContext, carrier: str) -> str:
     """The courier company's code, as the carrier's mapping names it for tracking."""
-    return ctx.connectors[carrier].mapping.operation("k100_company")
+    return ctx.connectors[carrier].company_code()

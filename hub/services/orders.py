@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from hub import events
 from hub.config import HubConfig
 from hub.domain import routing
 from hub.domain.errors import (
@@ -148,8 +149,6 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
                                         location_id=by_sku.get(line.sku)))
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
                                              source=cmd.channel, detail=_routing_summary(decision)))
-    uow.emit("order.placed", {"order_id": order_id, "fulfillment": str(decision.fulfillment),
-                              "location_id": decision.location_id})
     return order, True
 
 
@@ -201,7 +200,7 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
     order.status, order.updated_at = target, utcnow()
     order.transitions.append(OrderTransition(from_status=current, to_status=target, at=at, source=source,
                                              detail=detail))
-    uow.emit("order.status_changed", {"order_id": order.id, "from": current, "to": target,
+    uow.emit(events.ORDER_STATUS_CHANGED, {"order_id": order.id, "from": current, "to": target,
                                       "fulfillment": order.fulfillment_type, "location_id": order.location_id,
                                       "source": source})
     return True
@@ -218,7 +217,7 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
         # Paid after it expired: the money must go back; the stock is already released.
         order.paid_at, order.payment_ref = at or utcnow(), payment_ref
         transition(uow, order, S.REFUNDED, source, "paid after the order was cancelled; refund due", at)
-        uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": payment_ref})
+        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": payment_ref})
         return True
     transition(uow, order, S.PAID, source, f"payment {payment_ref}", at)
     order.paid_at, order.payment_ref, order.expires_at = at or utcnow(), payment_ref, None
@@ -230,7 +229,7 @@ def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str) -> bool:
     """Cancel (stock released); a paid order then needs its refund."""
     changed = transition(uow, order, S.CANCELLED, source, reason)
     if changed and order.paid_at is not None:
-        uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": order.payment_ref})
+        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": order.payment_ref})
     return changed
 
 
@@ -241,7 +240,8 @@ def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime 
     """
     now = now or utcnow()
     if order.pickup_locked_until and order.pickup_locked_until > now:
-        raise PickupLocked(f"too many wrong codes; locked until {order.pickup_locked_until.isoformat()}")
+        raise PickupLocked(f"too many wrong codes; locked until {order.pickup_locked_until.isoformat()}",
+                           order.pickup_locked_until)
     if order.pickup_code and hmac.compare_digest(order.pickup_code, str(code)):
         order.pickup_attempts = 0
         return
@@ -249,9 +249,10 @@ def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime 
     if order.pickup_attempts >= cfg.hub.pickup_code_max_attempts:
         order.pickup_locked_until = now + timedelta(minutes=cfg.hub.pickup_code_lock_minutes)
         order.pickup_attempts = 0
-        raise PickupLocked(f"wrong pickup code; too many attempts, locked for {cfg.hub.pickup_code_lock_minutes} min")
+        raise PickupLocked(f"wrong pickup code; too many attempts, locked for {cfg.hub.pickup_code_lock_minutes} min",
+                           order.pickup_locked_until)
     left = cfg.hub.pickup_code_max_attempts - order.pickup_attempts
-    raise PickupCodeRejected(f"wrong pickup code ({left} attempts left)")
+    raise PickupCodeRejected(f"wrong pickup code ({left} attempts left)", left)
 
 
 def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
+from connectors.registry import build_connector
 from hub import consumers
 from hub.api.app import build_api, build_deps
 from hub.bootstrap import HubContext, build_context
@@ -32,7 +33,8 @@ STOCK = {("TEA-001", "S001"): 20, ("TEA-001", "S002"): 8, ("TEA-001", "WH01"): 1
 def build(workdir: Path, sandbox: Sandbox) -> HubContext:
     url = f"sqlite:///{workdir}/hub.sqlite"
     text = always_open(DEFAULT_CONFIG_PATH.read_text())
-    ctx = build_context(parse_config(text, env={**sandbox.env(), "HUB_DATABASE_URL": url}), url)
+    ctx = build_context(parse_config(text, env={**sandbox.env(), "HUB_DATABASE_URL": url}), url,
+                        connectors=build_connector)
     seed_catalog(ctx)
     with ctx.uow() as uow:
         for (sku, loc), qty in STOCK.items():

@@ -99,3 +99,10 @@ def test_check_config_cli_accepts_the_repository_config():
     result = _hub_cli("check-config", env=config_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok" in result.stdout.lower()
+
+
+def test_split_express_is_refused_because_fulfilment_books_one_waybill():
+    # Accepted before, every split order then became a dead letter at the express flow.
+    text = TEXT.replace("allow_split_express: false", "allow_split_express: true")
+    found = problems(text, config_env())
+    assert any(path == "routing.allow_split_express" and "not supported" in why for path, why in found)
