@@ -35,6 +35,10 @@ class HubContext:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
 
+    def reader(self) -> UnitOfWork:
+        """A unit of work that only reads: never waits for (nor holds up) a writer."""
+        return UnitOfWork(self.session_factory, read_only=True)
+
 
 class ConnectorSet:
     """Connectors by system name, built from config.yaml's `systems` on first use."""

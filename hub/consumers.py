@@ -97,7 +97,7 @@ def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, atte
 
 
 def dead_letters(ctx: HubContext, status: str = "parked") -> list[DeadLetter]:
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         stmt = select(DeadLetter).where(DeadLetter.status == status).order_by(DeadLetter.id)
         rows = list(uow.session.execute(stmt).scalars())
         uow.session.expunge_all()       # plain records for the caller, not tied to this session

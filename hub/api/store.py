@@ -54,7 +54,7 @@ def pickup_orders(call: Call) -> dict:
     if status is not None and status not in LISTABLE:
         raise schemas.invalid("status", f"must be one of {', '.join(LISTABLE)}")
     wanted = [status] if status else list(OPEN_PICKUP)
-    with call.ctx.uow() as uow:
+    with call.ctx.reader() as uow:
         rows = uow.session.execute(
             select(OrderRow).where(OrderRow.location_id == call.caller.id,
                                    OrderRow.fulfillment_type == FulfillmentType.PICKUP,
