@@ -3,12 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.events import event_handler
-
 from hub import channel_stock  # noqa: F401  (registers the consumer)
 from hub.consumers import handle_once
 
-from . import EVENT_SOURCE
+from . import on_event
 from .dependencies import HubCore
 
 
@@ -16,6 +14,6 @@ class ChannelSyncService:
     name = "channel_sync"
     hub = HubCore()
 
-    @event_handler(EVENT_SOURCE, "stock.changed")
+    @on_event("stock.changed")
     def on_stock_changed(self, envelope: dict[str, Any]) -> None:
         handle_once(self.hub, "channel_sync.publish_stock", envelope)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from nameko.events import event_handler
 from nameko.timer import timer
 
 from hub import flows
 from hub.flows import completed, erp_pull  # noqa: F401  (register consumers)
 
-from . import EVENT_SOURCE
+from . import on_event
 from .dependencies import HubCore
 
 log = logging.getLogger(__name__)
@@ -22,11 +21,11 @@ class ErpSyncService:
     name = "erp_sync"
     hub = HubCore()
 
-    @event_handler(EVENT_SOURCE, "order.status_changed")
+    @on_event("order.status_changed")
     def sales_order(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "erp_sync.sales_order", envelope)
 
-    @event_handler(EVENT_SOURCE, "order.status_changed")
+    @on_event("order.status_changed")
     def crm_points(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "erp_sync.crm_points", envelope)
 

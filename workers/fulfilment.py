@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nameko.events import event_handler
-
 from hub import flows
 from hub.flows import delivery, express, pickup, refunds, shipping_info  # noqa: F401  (register consumers)
 
-from . import EVENT_SOURCE
+from . import on_event
 from .dependencies import HubCore
 
 
@@ -18,26 +16,26 @@ class FulfilmentService:
     name = "fulfilment"
     hub = HubCore()
 
-    @event_handler(EVENT_SOURCE, "order.status_changed")
+    @on_event("order.status_changed")
     def pickup_at_pos(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "fulfilment.pickup_pos", envelope)
 
-    @event_handler(EVENT_SOURCE, "order.status_changed")
+    @on_event("order.status_changed")
     def local_delivery(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "fulfilment.local_delivery", envelope)
 
-    @event_handler(EVENT_SOURCE, "order.status_changed")
+    @on_event("order.status_changed")
     def express_waybill(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "fulfilment.express", envelope)
 
-    @event_handler(EVENT_SOURCE, "order.status_changed")
+    @on_event("order.status_changed")
     def shipping_info(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "fulfilment.shipping_info", envelope)
 
-    @event_handler(EVENT_SOURCE, "shipment.rebook_needed")
+    @on_event("shipment.rebook_needed")
     def rebook_courier(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "fulfilment.rebook_courier", envelope)
 
-    @event_handler(EVENT_SOURCE, "order.refund_due")
+    @on_event("order.refund_due")
     def refund_due(self, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, "fulfilment.refund_due", envelope)

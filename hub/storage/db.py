@@ -10,7 +10,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-
 # One writer lock per SQLite file per process, shared by every engine on that file: the demo's
 # script, `hub run`'s start-up and the services each build their own engine, and two engines
 # with a lock each would let two BEGIN IMMEDIATE meet in SQLite's busy wait — which blocks the
