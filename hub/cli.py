@@ -118,11 +118,12 @@ def run(args: argparse.Namespace) -> int:
         _bind_sandbox(ctx, sandbox)
     ctx.engine.dispose()
     names = args.services or list(SERVICES)
-    runner = build_runner(names, cfg.hub.broker_url, config_path=args.config,
-                          http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
-    print(f"hub: running {', '.join(names)} on {cfg.hub.broker_url.split('@')[-1]}", flush=True)
+    def make_runner() -> object:
+        return build_runner(names, cfg.hub.broker_url, config_path=args.config,
+                            http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
+
     try:
-        run_forever(runner)
+        run_forever(make_runner, f"hub: running {', '.join(names)} on {cfg.hub.broker_url.split('@')[-1]}")
     finally:
         if sandbox:
             sandbox.stop()
