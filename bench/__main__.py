@@ -10,11 +10,11 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hub import inventory
-from hub.bindings import SqlBinder
 from hub.bootstrap import build_context, upsert_skus
 from hub.config import load_config
-from hub.model import Sku, StockCount
+from hub.domain.model import Sku, StockCount
+from hub.services import inventory
+from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base, utcnow
 from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder

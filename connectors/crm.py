@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 
 from hub.config import SystemConfig
-from hub.model import Buyer
+from hub.domain.model import Buyer
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, http_call

@@ -19,7 +19,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from hub.config import SystemConfig
-from hub.model import OrderSnapshot, Sku, StockCount
+from hub.domain.model import OrderSnapshot, Sku, StockCount
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, TransientError

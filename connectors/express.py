@@ -21,7 +21,7 @@ from urllib.parse import quote_plus
 import requests
 
 from hub.config import LocationConfig, SystemConfig
-from hub.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
+from hub.domain.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
 from mappings.engine import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_call

@@ -17,7 +17,7 @@ from typing import Any, Self
 import requests
 
 from hub.config import LocationConfig, SystemConfig
-from hub.model import Booking, DeliveryQuote, OrderSnapshot, TrackingEvent, TrackingStatus
+from hub.domain.model import Booking, DeliveryQuote, OrderSnapshot, TrackingEvent, TrackingStatus
 from mappings.engine import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_call

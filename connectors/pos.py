@@ -13,7 +13,7 @@ from urllib.parse import quote
 import requests
 
 from hub.config import SystemConfig
-from hub.model import OrderSnapshot, StockCount, StockDelta
+from hub.domain.model import OrderSnapshot, StockCount, StockDelta
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, http_call

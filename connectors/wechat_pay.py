@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hub.config import SystemConfig
-from hub.model import OrderSnapshot, PaymentNotice
+from hub.domain.model import OrderSnapshot, PaymentNotice
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError

@@ -15,7 +15,7 @@ from collections.abc import Mapping as Query
 from typing import Any, Self
 
 from hub.config import SystemConfig
-from hub.model import Address, Buyer, ChannelOrder, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.model import Address, Buyer, ChannelOrder, Fulfillment, FulfillmentType, OrderLine
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, SignatureError

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .config import HubConfig, load_config
-from .model import Sku
-from .storage import migrate
-from .storage.db import make_engine, make_session_factory
-from .storage.tables import LocationRow, SkuRow, utcnow
-from .storage.uow import UnitOfWork
+from hub.config import HubConfig, load_config
+from hub.domain.model import Sku
+from hub.storage import migrate
+from hub.storage.db import make_engine, make_session_factory
+from hub.storage.tables import LocationRow, SkuRow, utcnow
+from hub.storage.uow import UnitOfWork
 
 
 @dataclass
@@ -52,8 +52,7 @@ class ConnectorSet:
             return self.overrides[name]
         if name not in self._built:
             from connectors.registry import build_connector
-
-            from .bindings import SqlBinder
+            from hub.storage.bindings import SqlBinder
 
             system = self._ctx.config.systems.get(name)
             if system is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hub.bootstrap import HubContext, upsert_skus
 from hub.config import DEFAULT_CONFIG_PATH, HubConfig, parse_config
-from hub.model import Sku, StockCount
+from hub.domain.model import Sku, StockCount
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)   # 10:00 in Shanghai: every store is open
 

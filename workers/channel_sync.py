@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub import channel_stock  # noqa: F401  (registers the consumer)
 from hub.consumers import handle_once
+from hub.flows import channel_stock  # noqa: F401  (registers the consumer)
 
 from . import on_event
 from .dependencies import HubCore

@@ -26,7 +26,7 @@ class HubProcess:
     def __init__(self, services: list[str], env: dict[str, str], log_path: Path, ready_timeout: float = 60):
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "run", "--no-sandbox", *services], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "workers.cli", "run", "--no-sandbox", *services], cwd=ROOT,
                                      env=env, stdout=self._log, stderr=subprocess.STDOUT)
         wait_for(lambda: b"hub: running" in log_path.read_bytes() or self.proc.poll() is not None, ready_timeout,
                  "services to start")

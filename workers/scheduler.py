@@ -5,8 +5,8 @@ import logging
 
 from nameko.timer import timer
 
-from hub import housekeeping
 from hub.flows import reconcile
+from hub.services import housekeeping
 
 from .dependencies import HubCore
 

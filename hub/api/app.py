@@ -19,10 +19,12 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from connectors.base import ConnectorError, MappingError, SignatureError
-
-from .. import privacy
-from ..bootstrap import HubContext
-from ..errors import (
+from hub import privacy
+from hub.api import callbacks, erp, openapi, ops, shop, store
+from hub.api.auth import all_secrets, authenticate
+from hub.api.http import ApiError, Call, Route, json_response, log
+from hub.bootstrap import HubContext
+from hub.domain.errors import (
     BadInput,
     HubError,
     IllegalTransition,
@@ -32,12 +34,9 @@ from ..errors import (
     PickupCodeRejected,
     PickupLocked,
 )
-from ..metrics import REGISTRY, Registry
-from ..orders import IdempotencyConflict
-from ..storage.tables import utcnow
-from . import callbacks, erp, openapi, ops, shop, store
-from .auth import all_secrets, authenticate
-from .http import ApiError, Call, Route, json_response, log
+from hub.metrics import REGISTRY, Registry
+from hub.services.orders import IdempotencyConflict
+from hub.storage.tables import utcnow
 
 # Callback handlers need these connectors; the others are the workers' business.
 CALLBACK_KINDS = frozenset(callbacks.HANDLERS)
@@ -58,8 +57,7 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
     (its callback answers 404) and logged, so a missing module never stops the API."""
     from connectors.registry import build_connector
-
-    from ..bindings import SqlBinder
+    from hub.storage.bindings import SqlBinder
 
     binder = SqlBinder(ctx.session_factory)
     built: dict[str, Any] = {}
@@ -133,7 +131,7 @@ class ApiApp:
         self.url_map = Map([Rule(r.werkzeug_rule, endpoint=i, methods=[r.method]) for i, r in enumerate(routes)],
                            strict_slashes=False, merge_slashes=False)
         secrets = all_secrets(ctx.config)
-        for name in ("hub.api", "werkzeug", "hub.fulfilment", "hub.orders"):
+        for name in ("hub.api", "werkzeug", "hub.services.tracking", "hub.services.orders"):
             privacy.install(name, secrets)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:

@@ -11,15 +11,15 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from .. import orders
-from ..bootstrap import HubContext
-from ..errors import IllegalTransition
-from ..fulfilment import apply_tracking
-from ..model import PaymentNotice
-from ..order_states import OrderStatus, allowed
-from ..storage.tables import OrderRow
-from ..storage.uow import UnitOfWork
-from .http import ApiError, Call, Route, json_response, log
+from hub.api.http import ApiError, Call, Route, json_response, log
+from hub.bootstrap import HubContext
+from hub.domain.errors import IllegalTransition
+from hub.domain.model import PaymentNotice
+from hub.domain.order_states import OrderStatus, allowed
+from hub.services import orders
+from hub.services.tracking import apply_tracking
+from hub.storage.tables import OrderRow
+from hub.storage.uow import UnitOfWork
 
 S = OrderStatus
 PAID_IN_SHOP = {"paid", "shipped", "completed"}

@@ -1,12 +1,12 @@
 """The ERP's pull feed of completed orders: pages by cursor, then acknowledges."""
 from __future__ import annotations
 
-from .. import erp_feed
-from ..privacy import mask_phone
-from ..storage.tables import ErpFeedEntry, OrderRow
-from . import schemas
-from .http import Call, Param, Route
-from .shop import iso
+from hub.api import schemas
+from hub.api.http import Call, Param, Route
+from hub.api.shop import iso
+from hub.privacy import mask_phone
+from hub.services import erp_feed
+from hub.storage.tables import ErpFeedEntry, OrderRow
 
 
 def _order(call: Call, entry: ErpFeedEntry, order: OrderRow) -> dict:

@@ -9,17 +9,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from .. import inventory, orders
-from ..channel_stock import channel_available
-from ..config import LocationConfig
-from ..errors import NotFound, UnknownSku
-from ..geo import distance_km
-from ..model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
-from ..routing import is_open
-from ..storage.tables import OrderRow, Shipment, SkuRow, TrackingEventRow
-from ..storage.uow import UnitOfWork
-from . import schemas
-from .http import ApiError, Call, Param, Route, json_response
+from hub.api import schemas
+from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.config import LocationConfig
+from hub.domain.errors import NotFound, UnknownSku
+from hub.domain.geo import distance_km
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.routing import is_open
+from hub.flows.channel_stock import channel_available
+from hub.services import inventory, orders
+from hub.storage.tables import OrderRow, Shipment, SkuRow, TrackingEventRow
+from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", "number", description="buyer's latitude"),
            Param("lng", "number", description="buyer's longitude"))

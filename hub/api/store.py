@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from .. import inventory, orders
-from ..errors import IllegalTransition, NotFound, PickupCodeRejected, PickupLocked, UnknownSku
-from ..fulfilment import complete
-from ..model import FulfillmentType, StockCount, StockDelta
-from ..order_states import OrderStatus, allowed
-from ..privacy import mask_phone
-from ..storage.tables import OrderRow
-from ..storage.uow import UnitOfWork
-from . import schemas
-from .http import ApiError, Call, Param, Route, json_response
-from .shop import iso
+from hub.api import schemas
+from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api.shop import iso
+from hub.domain.errors import IllegalTransition, NotFound, PickupCodeRejected, PickupLocked, UnknownSku
+from hub.domain.model import FulfillmentType, StockCount, StockDelta
+from hub.domain.order_states import OrderStatus, allowed
+from hub.privacy import mask_phone
+from hub.services import inventory, orders
+from hub.services.tracking import complete
+from hub.storage.tables import OrderRow
+from hub.storage.uow import UnitOfWork
 
 S = OrderStatus
 OPEN_PICKUP = (S.ALLOCATED, S.READY_FOR_PICKUP)

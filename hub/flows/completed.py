@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .. import erp_feed, orders
-from ..bootstrap import HubContext
-from ..model import Buyer
-from ..order_states import OrderStatus
-from ..storage.tables import ErpFeedEntry
-from ..storage.uow import UnitOfWork
-from . import reacts
+from hub.bootstrap import HubContext
+from hub.domain.model import Buyer
+from hub.domain.order_states import OrderStatus
+from hub.flows import reacts
+from hub.services import erp_feed, orders
+from hub.storage.tables import ErpFeedEntry
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus

@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .. import orders
-from ..bootstrap import HubContext
-from ..consumers import consumer
-from ..order_states import OrderStatus
-from ..storage.tables import OrderRow, Shipment, utcnow
-from ..storage.uow import UnitOfWork
-from . import callback_url, reacts
+from hub.bootstrap import HubContext
+from hub.consumers import consumer
+from hub.domain.order_states import OrderStatus
+from hub.flows import callback_url, reacts
+from hub.services import orders
+from hub.storage.tables import OrderRow, Shipment, utcnow
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus

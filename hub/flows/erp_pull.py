@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from .. import inventory
-from ..bootstrap import HubContext, upsert_skus
-from ..errors import BadInput
+from hub.bootstrap import HubContext, upsert_skus
+from hub.domain.errors import BadInput
+from hub.services import inventory
 
 log = logging.getLogger(__name__)
 ERP = "erp"

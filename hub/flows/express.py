@@ -8,13 +8,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import orders
-from ..bootstrap import HubContext
-from ..order_states import OrderStatus
-from ..storage.tables import OrderRow, Shipment, utcnow
-from ..storage.uow import UnitOfWork
-from . import callback_url, reacts
-from .delivery import active_shipment
+from hub.bootstrap import HubContext
+from hub.domain.order_states import OrderStatus
+from hub.flows import callback_url, reacts
+from hub.flows.delivery import active_shipment
+from hub.services import orders
+from hub.storage.tables import OrderRow, Shipment, utcnow
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus

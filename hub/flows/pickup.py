@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import orders
-from ..bindings import bind_within
-from ..bootstrap import HubContext
-from ..order_states import OrderStatus
-from ..storage.uow import UnitOfWork
-from . import reacts
+from hub.bootstrap import HubContext
+from hub.domain.order_states import OrderStatus
+from hub.flows import reacts
+from hub.services import orders
+from hub.storage.bindings import bind_within
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus

@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from .. import inventory
-from ..bootstrap import HubContext
-from ..channel_stock import channel_available
-from ..storage.tables import ChannelStockPublished, SkuRow, utcnow
-from ..storage.upsert import insert_ignore
+from hub.bootstrap import HubContext
+from hub.flows.channel_stock import channel_available
+from hub.services import inventory
+from hub.storage.tables import ChannelStockPublished, SkuRow, utcnow
+from hub.storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 

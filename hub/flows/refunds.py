@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import orders
-from ..bootstrap import HubContext
-from ..consumers import consumer
-from ..metrics import REGISTRY
-from ..storage.uow import UnitOfWork
+from hub.bootstrap import HubContext
+from hub.consumers import consumer
+from hub.metrics import REGISTRY
+from hub.services import orders
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 REFUNDS_DUE = REGISTRY.counter("hub_refunds_due_total", "Refunds due to buyers, by channel", ("channel",))

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from hub import inventory
 from hub.api.app import ApiApp, ApiDeps, build_api, build_deps
 from hub.bootstrap import HubContext
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
+from hub.domain.model import StockCount
 from hub.metrics import Registry
-from hub.model import StockCount
+from hub.services import inventory
 from sandbox.credentials import STATIC, sandbox_env
 from tests.conftest import _BACKENDS, make_ctx
 from tests.support import T0, always_open, at

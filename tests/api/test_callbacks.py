@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from connectors.base import MemoryBinder
 from connectors.registry import build_connector
-from hub import orders
 from hub.config import SystemConfig
-from hub.order_states import OrderStatus
+from hub.domain.order_states import OrderStatus
+from hub.services import orders
 from hub.storage.tables import OrderTransition, OutboxMessage, Shipment, TrackingEventRow
 from sandbox.credentials import sandbox_env
 from sandbox.express import k100_sign

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from hub import erp_feed
+from hub.services import erp_feed
 from hub.storage.tables import OrderRow
 from tests.support import T0
 

@@ -145,6 +145,6 @@ def _ctx_with(ctx, sandbox):
 
 
 def _crm_member(ctx, sandbox) -> str:
-    from hub.model import Buyer
+    from hub.domain.model import Buyer
 
     return _ctx_with(ctx, sandbox).connectors["crm"].upsert_member(Buyer("b-77", "Li Lei", "13800138000"))

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from hub import inventory
-from hub.bindings import SqlBinder
-from hub.model import StockDelta
+from hub.domain.model import StockDelta
+from hub.services import inventory
+from hub.storage.bindings import SqlBinder
 from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder
 from tests.conftest import BROKER_URL, PG_URL, make_ctx

@@ -5,7 +5,7 @@ import pytest
 
 from connectors.base import MappingError, PermanentError, TransientError
 from connectors.crm import crm_signature
-from hub.model import Buyer
+from hub.domain.model import Buyer
 from sandbox.crm import CrmSimulator
 from tests.connectors.conftest import simulator
 

@@ -10,7 +10,7 @@ from connectors.base import MappingError, MemoryBinder, PermanentError, RetryPol
 from connectors.erp_soap import ErpSoapConnector
 from connectors.registry import build_connector
 from hub.config import SystemConfig
-from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, Sku
+from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, Sku
 from mappings.engine import load_mapping
 from sandbox.credentials import sandbox_env
 from sandbox.erp_soap import ErpSimulator, seed_binder

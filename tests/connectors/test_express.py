@@ -12,7 +12,7 @@ from connectors.base import MappingError, MemoryBinder, PermanentError, RetryPol
 from connectors.express import ExpressConnector
 from connectors.registry import build_connector
 from hub.config import LocationConfig
-from hub.model import (
+from hub.domain.model import (
     Address,
     Buyer,
     Fulfillment,

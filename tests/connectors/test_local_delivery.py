@@ -13,7 +13,7 @@ from connectors.binding import SystemBinder
 from connectors.local_delivery import LocalDeliveryConnector, mask_phone
 from connectors.registry import build_connector
 from hub.config import LocationConfig
-from hub.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, TrackingStatus
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, TrackingStatus
 from mappings.engine import load_mapping
 from sandbox.base import Response
 from sandbox.credentials import sandbox_env

@@ -186,7 +186,7 @@ def test_operation(shop):
 
 
 def test_outbound_accepts_objects():
-    from hub.model import Buyer
+    from hub.domain.model import Buyer
     m = parse_mapping("entities: {member: {id: {path: memberId, required: true}, phone: mobile}}", "x")
     assert m.outbound("member", Buyer(id="B1", phone="139")) == {"memberId": "B1", "mobile": "139"}
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.base import MappingError, MemoryBinder, PermanentError, TransientError
-from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, StockCount, StockDelta
+from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, StockCount, StockDelta
 from sandbox.base import Response
 from sandbox.pos import POS_LOCATIONS, PosSimulator, catalog_id, seed_binder
 from tests.connectors.conftest import simulator

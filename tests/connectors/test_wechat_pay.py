@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from connectors.base import MappingError, PermanentError, SignatureError, TransientError
-from hub.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
+from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
 from sandbox.wechat_pay import WeChatPaySimulator
 from tests.connectors.conftest import simulator
 

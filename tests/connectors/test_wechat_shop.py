@@ -6,7 +6,7 @@ import time
 import pytest
 
 from connectors.base import MappingError, MemoryBinder, PermanentError, SignatureError, TransientError
-from hub.model import FulfillmentType
+from hub.domain.model import FulfillmentType
 from sandbox.base import Response
 from sandbox.wechat_shop import STORE_WAREHOUSES, WeChatShopSimulator, seed_binder, shop_ids
 from tests.connectors.conftest import simulator

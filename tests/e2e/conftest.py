@@ -11,9 +11,9 @@ import requests
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from hub.bindings import SqlBinder
 from hub.bootstrap import HubContext, build_context, sync_locations, upsert_skus
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
+from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base
 from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
 from sandbox.runner import start_sandbox

@@ -5,8 +5,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from hub import consumers, housekeeping
+from hub import consumers
 from hub.flows.erp_pull import pull_products, pull_warehouse_stock
+from hub.services import housekeeping
 from workers.launcher import wait_for
 
 NEAR_S002 = {"text": "Tianyaoqiao Road 1", "lat": 31.1930, "lng": 121.4390, "name": "Han Meimei",

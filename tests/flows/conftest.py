@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from hub import flows, inventory, orders
-from hub.bindings import SqlBinder
+from hub import flows
 from hub.bootstrap import HubContext
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.consumers import Outcome
-from hub.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.services import inventory, orders
+from hub.storage.bindings import SqlBinder
 from hub.storage.tables import OrderRow, OutboxMessage
 from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
 from sandbox.runner import Sandbox, start_sandbox

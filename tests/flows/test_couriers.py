@@ -6,8 +6,9 @@ import json
 
 from sqlalchemy import select
 
-from hub import fulfilment, orders
 from hub.metrics import REGISTRY
+from hub.services import orders
+from hub.services import tracking as fulfilment
 from hub.storage.tables import Reservation, Shipment, StockLevel
 
 from .conftest import HANGZHOU, NEAR_S001

@@ -8,10 +8,12 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from connectors.base import RetryPolicy
-from hub import consumers, fulfilment, orders
+from hub import consumers
 from hub.consumers import handle_once
 from hub.flows import erp_pull
 from hub.flows.reconcile import reconcile_channel_stock
+from hub.services import orders
+from hub.services import tracking as fulfilment
 from hub.storage.tables import DeadLetter, ErpFeedEntry, SkuRow, StockLevel
 from sandbox.erp_soap import ErpItem
 from sandbox.wechat_shop import STORE_WAREHOUSES, shop_ids
@@ -115,8 +117,8 @@ def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
 
 
 def test_hub_resync_command_runs_both_pulls_and_prints_what_changed(flow, monkeypatch, capsys):
-    from hub.cli import main
     from tests.support import config_env
+    from workers.cli import main
 
     for name, value in {**config_env(), **flow.sandbox.env(),
                         "HUB_DATABASE_URL": flow.ctx.config.hub.database_url}.items():

@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 
-from hub import consumers, inventory
-from hub.channel_stock import channel_available
+from hub import consumers
+from hub.flows.channel_stock import channel_available
+from hub.services import inventory
 from hub.storage.tables import utcnow
 from tests.backbone.harness import HubProcess, hub_env, purge_hub_queues, wait_for
 from tests.conftest import BROKER_URL, PG_URL

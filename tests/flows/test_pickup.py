@@ -1,8 +1,8 @@
 """Flow 2 at the store: the POS and the shipping-info upload follow the order."""
 from __future__ import annotations
 
-from hub import orders
 from hub.consumers import handle_once
+from hub.services import orders
 
 
 def test_pickup_reaches_the_pos_once_even_when_the_event_comes_twice(flow):

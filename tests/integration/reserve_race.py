@@ -10,8 +10,8 @@ import time
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from hub import inventory
-from hub.errors import InsufficientStock
+from hub.domain.errors import InsufficientStock
+from hub.services import inventory
 from hub.storage.db import make_engine
 from hub.storage.uow import UnitOfWork
 from tests.support import make_config

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from hub import inventory
-from hub.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
-from hub.model import StockDelta
+from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
+from hub.domain.model import StockDelta
+from hub.services import inventory
 from hub.storage.tables import StockMovement
 from tests.support import at, count
 

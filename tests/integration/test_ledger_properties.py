@@ -6,9 +6,9 @@ import itertools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub import inventory
 from hub.bootstrap import upsert_skus
-from hub.model import Sku, StockCount, StockDelta
+from hub.domain.model import Sku, StockCount, StockDelta
+from hub.services import inventory
 from tests.support import at
 
 _ids = itertools.count()

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from hub import inventory, orders
-from hub.errors import IllegalTransition, InsufficientStock, PickupCodeRejected, PickupLocked
-from hub.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
-from hub.order_states import TRANSITIONS, OrderStatus
+from hub.domain.errors import IllegalTransition, InsufficientStock, PickupCodeRejected, PickupLocked
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.order_states import TRANSITIONS, OrderStatus
+from hub.services import inventory, orders
 from hub.storage.tables import OrderTransition, utcnow
 from tests.support import count
 
@@ -233,7 +233,7 @@ def test_a_channel_cannot_order_what_its_safety_stock_holds_back(ctx):
 
 
 def test_uncollected_paid_pickup_is_cancelled_refunded_and_restocked(ctx):
-    from hub import housekeeping
+    from hub.services import housekeeping
 
     stock_up(ctx)
     oid, _ = place(ctx, cmd(qty=3))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from hub import inventory
+from hub.services import inventory
 from hub.storage.tables import Reservation
 from tests.support import count, make_order_row
 

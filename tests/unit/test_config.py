@@ -79,7 +79,7 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 
 def _hub_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hub.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", **env}, timeout=60)
 
 

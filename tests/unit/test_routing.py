@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub.errors import InsufficientStock, NoRoute, UnknownLocation
-from hub.model import Address, FulfillmentType, OrderLine
-from hub.routing import route_delivery, route_express, route_pickup
+from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
+from hub.domain.model import Address, FulfillmentType, OrderLine
+from hub.domain.routing import route_delivery, route_express, route_pickup
 from tests.support import make_config
 
 CFG = make_config(open_all_day=False)

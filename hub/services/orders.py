@@ -12,9 +12,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from . import inventory, routing
-from .config import HubConfig
-from .errors import (
+from hub.config import HubConfig
+from hub.domain import routing
+from hub.domain.errors import (
     BadInput,
     HubError,
     IllegalTransition,
@@ -24,10 +24,11 @@ from .errors import (
     PickupLocked,
     UnknownSku,
 )
-from .model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
-from .order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
-from .storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
-from .storage.uow import UnitOfWork
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
+from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
+from hub.services import inventory
+from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus

@@ -8,8 +8,8 @@ from contextvars import ContextVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .storage.tables import Binding
-from .storage.upsert import insert_ignore
+from hub.storage.tables import Binding
+from hub.storage.upsert import insert_ignore
 
 # A unit of work that makes outbound calls lends its session here, so a binding a connector
 # records (the POS's id for a pushed order) commits with that work. A second writing session

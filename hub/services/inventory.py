@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from .config import HubConfig
-from .errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
-from .model import StockCount, StockDelta
-from .storage.tables import LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
-from .storage.uow import UnitOfWork
-from .storage.upsert import insert_ignore
+from hub.config import HubConfig
+from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
+from hub.domain.model import StockCount, StockDelta
+from hub.storage.tables import LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
+from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 # Ledger kinds that move on-hand by their qty, and so are summed after a count.
 DELTA_KINDS = ("delta", "commit", "return")

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm.exc import StaleDataError
 
-from . import orders
-from .bootstrap import HubContext
-from .errors import HubError
-from .order_states import OrderStatus
-from .storage.tables import utcnow
+from hub.bootstrap import HubContext
+from hub.domain.errors import HubError
+from hub.domain.order_states import OrderStatus
+from hub.services import orders
+from hub.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 

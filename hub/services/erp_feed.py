@@ -12,9 +12,9 @@ from datetime import datetime
 
 from sqlalchemy import select, text, update
 
-from .storage.tables import ErpFeedEntry, OrderRow, utcnow
-from .storage.uow import UnitOfWork
-from .storage.upsert import insert_ignore
+from hub.storage.tables import ErpFeedEntry, OrderRow, utcnow
+from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 MAX_PAGE = 500
 

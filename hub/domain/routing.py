@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time
 
-from .config import HubConfig, LocationConfig
-from .errors import InsufficientStock, NoRoute, UnknownLocation
-from .geo import distance_km
-from .model import Address, FulfillmentType, OrderLine
+from hub.config import HubConfig, LocationConfig
+from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
+from hub.domain.geo import distance_km
+from hub.domain.model import Address, FulfillmentType, OrderLine
 
 
 @dataclass

@@ -11,15 +11,15 @@ import logging
 
 from sqlalchemy import select
 
-from . import erp_feed, orders
-from .config import HubConfig
-from .errors import NotFound
-from .model import FulfillmentType, TrackingEvent, TrackingStatus
-from .order_states import OrderStatus, allowed
-from .privacy import mask_phone, mask_phones_in
-from .storage.tables import OrderRow, Shipment, TrackingEventRow, utcnow
-from .storage.uow import UnitOfWork
-from .storage.upsert import insert_ignore
+from hub.config import HubConfig
+from hub.domain.errors import NotFound
+from hub.domain.model import FulfillmentType, TrackingEvent, TrackingStatus
+from hub.domain.order_states import OrderStatus, allowed
+from hub.privacy import mask_phone, mask_phones_in
+from hub.services import erp_feed, orders
+from hub.storage.tables import OrderRow, Shipment, TrackingEventRow, utcnow
+from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 S, T = OrderStatus, TrackingStatus

@@ -22,8 +22,8 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 @command("check-config")
 def check_config(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_config
-    from .validation import validate_mappings
+    from hub.config import ConfigError, load_config
+    from mappings.validation import validate_mappings
 
     problems: list[tuple[str, str]] = []
     try:
@@ -42,7 +42,7 @@ def check_config(args: argparse.Namespace) -> int:
 
 @command("db")
 def db(args: argparse.Namespace) -> int:
-    from .bootstrap import build_context
+    from hub.bootstrap import build_context
 
     ctx = build_context(upgrade=True)
     print(f"database at head: {ctx.engine.url.render_as_string(hide_password=True)}")
@@ -69,7 +69,7 @@ def sandbox_cmd(args: argparse.Namespace) -> int:
 
 @command("demo")
 def demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from sandbox.demo import run_demo
 
     return run_demo(verbose=not args.quiet)
 
@@ -92,11 +92,10 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import os
 
+    from hub.bootstrap import build_context
+    from hub.config import load_config
     from workers import SERVICES
     from workers.runner import build_runner, run_forever
-
-    from .bootstrap import build_context
-    from .config import load_config
 
     logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -137,7 +136,7 @@ def _broker_of(config_path: str | None) -> str:
 
     import yaml
 
-    from .config import DEFAULT_CONFIG_PATH
+    from hub.config import DEFAULT_CONFIG_PATH
 
     if os.environ.get("HUB_BROKER_URL"):
         return os.environ["HUB_BROKER_URL"]
@@ -147,10 +146,9 @@ def _broker_of(config_path: str | None) -> str:
 
 def _bind_sandbox(ctx: object, sandbox: object) -> None:
     """Bind the simulators' ids and take the ERP's catalogue and warehouse stock, so a first try has data."""
+    from hub.flows.erp_pull import pull_products, pull_warehouse_stock
+    from hub.storage.bindings import SqlBinder
     from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
-
-    from .bindings import SqlBinder
-    from .flows.erp_pull import pull_products, pull_warehouse_stock
 
     skus = [item.item_no for item in sandbox.erp.catalogue]
     seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
@@ -161,11 +159,10 @@ def _bind_sandbox(ctx: object, sandbox: object) -> None:
 
 @command("broker")
 def broker(args: argparse.Namespace) -> int:
+    from hub.config import load_config
     from workers.broker import declare_all
     from workers.embedded import nameko_config
     from workers.runner import all_service_classes
-
-    from .config import load_config
 
     url = load_config(args.config).hub.broker_url
     n = declare_all(url, all_service_classes(), nameko_config(url).get("TRANSPORT_OPTIONS"))
@@ -176,11 +173,10 @@ def broker(args: argparse.Namespace) -> int:
 @command("dlq")
 def dlq(args: argparse.Namespace) -> int:
     import workers.runner  # noqa: F401  (importing the services registers their consumers)
+    from hub import consumers
+    from hub.bootstrap import build_context
+    from hub.config import load_config
     from workers.runner import all_service_classes
-
-    from . import consumers
-    from .bootstrap import build_context
-    from .config import load_config
 
     all_service_classes()
     ctx = build_context(load_config(args.config))
@@ -202,9 +198,9 @@ def dlq(args: argparse.Namespace) -> int:
 
 @command("resync")
 def resync(args: argparse.Namespace) -> int:
-    from .bootstrap import build_context
-    from .config import load_config
-    from .flows import erp_pull
+    from hub.bootstrap import build_context
+    from hub.config import load_config
+    from hub.flows import erp_pull
 
     ctx = build_context(load_config(args.config))
     products = erp_pull.pull_products(ctx)
@@ -246,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("run", "demo"):
         _green()                      # before pydantic, SQLAlchemy or kombu are imported
-    from .config import ConfigError
+    from hub.config import ConfigError
 
     try:
         return COMMANDS[args.command](args)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .model import FulfillmentType
+from hub.domain.model import FulfillmentType
 
 
 class OrderStatus(StrEnum):

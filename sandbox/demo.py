@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from .privacy import mask_phone
+from hub.privacy import mask_phone
 
 BUYER = {"id": "u-1001", "name": "Han Meimei", "phone": "13900001111"}
 NEAR_S002 = {"text": "1 Tianyaoqiao Road", "lat": 31.1930, "lng": 121.4390, "name": "Han Meimei",
@@ -97,11 +97,12 @@ def run_demo(verbose: bool = True, workdir: str | os.PathLike[str] = "var") -> i
 
 
 def _run(say: Callable[[str], None], workdir: Path) -> None:
-    from hub import consumers, inventory
-    from hub.bindings import SqlBinder
+    from hub import consumers
     from hub.bootstrap import build_context
     from hub.config import DEFAULT_CONFIG_PATH, load_config
     from hub.flows.erp_pull import pull_products, pull_warehouse_stock
+    from hub.services import inventory
+    from hub.storage.bindings import SqlBinder
     from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
     from sandbox.credentials import sandbox_env
     from sandbox.runner import start_sandbox

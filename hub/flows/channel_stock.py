@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from . import inventory
-from .bootstrap import HubContext
-from .consumers import consumer
-from .storage.tables import ChannelStockPublished, utcnow
-from .storage.uow import UnitOfWork
-from .storage.upsert import insert_ignore
+from hub.bootstrap import HubContext
+from hub.consumers import consumer
+from hub.services import inventory
+from hub.storage.tables import ChannelStockPublished, utcnow
+from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 
 def channel_available(location_available: int, channel_safety_stock: int) -> int:
