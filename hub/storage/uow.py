@@ -32,7 +32,9 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.session.rollback()
+        if not self.read_only:
+            self.session.rollback()
+        # A reader's rows stay readable after the block (closed, not expired): it changed nothing.
         self.session.close()
 
     def emit(self, event_type: str, data: dict[str, Any]) -> str:
