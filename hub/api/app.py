@@ -36,6 +36,7 @@ from hub.domain.errors import (
 )
 from hub.metrics import REGISTRY, Registry
 from hub.services.orders import IdempotencyConflict
+from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
 
 # Callback handlers need these connectors; the others are the workers' business.
@@ -100,6 +101,9 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]
         extra = dict(exc.extra)
         headers = extra.pop("_headers", {})
         return exc.status, {"error": exc.error, "message": exc.message, **extra}, headers
+    if is_outage(exc):          # our database away or contended: the same request will work shortly
+        return 503, {"error": "database_unavailable", "message": "the database is not reachable; retry shortly"}, \
+            {"Retry-After": "1"}
     for kind, status, code in MAPPED_ERRORS:
         if isinstance(exc, kind):
             body: dict[str, Any] = {"error": code or getattr(exc, "code", "error"), "message": _message(exc)}
@@ -157,7 +161,9 @@ class ApiApp:
             response = exc.get_response(request.environ)
         except Exception as exc:  # noqa: BLE001 - every error answers in the same shape
             status, body, headers = error_body(exc)
-            if status >= 500:
+            if status == 503:
+                log.warning("%s %s: %s", request.method, label, body["message"])
+            elif status >= 500:
                 log.exception("%s %s failed", request.method, label)
             elif status in (401, 403):
                 log.warning("%s %s refused: %s", request.method, label, body["message"])
