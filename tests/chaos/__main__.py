@@ -270,6 +270,11 @@ def _healthy(base: str) -> bool:
         return False
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"chaos: stopped by signal {signum}")     # runs the clean-up: hub down, database allowed
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     threading.excepthook = lambda a: print(f"chaos: a thread failed: {a.exc_value!r}", file=sys.stderr)
     sys.exit(main())
