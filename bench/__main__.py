@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from connectors.registry import build_connector
 from hub.bootstrap import build_context, upsert_skus
 from hub.config import load_config
 from hub.domain.model import Sku, StockCount
@@ -41,7 +42,7 @@ def _ensure_pg_database(url: str) -> None:
 
 def _prepare(database_url: str, shop: object) -> None:
     cfg = load_config()
-    ctx = build_context(cfg, database_url)
+    ctx = build_context(cfg, database_url, connectors=build_connector)
     if ctx.engine.dialect.name == "postgresql":
         names = ", ".join(t.name for t in Base.metadata.sorted_tables)
         with ctx.engine.begin() as conn:

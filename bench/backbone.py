@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from connectors.registry import build_connector
 from hub.bootstrap import build_context
 from hub.config import load_config
 from hub.storage.tables import ProcessedMessage
@@ -16,7 +17,7 @@ SERVICE = "bench.ping_service:PingService"
 
 def events_end_to_end(env: dict[str, str], groups: list[list[str]], workdir: Path, n: int = 1000) -> float:
     """Seconds from committing `n` events to the consumer having applied all of them."""
-    ctx = build_context(load_config(), env["HUB_DATABASE_URL"])
+    ctx = build_context(load_config(), env["HUB_DATABASE_URL"], connectors=build_connector)
     procs = [HubProcess(g, env, workdir / f"backbone-{'-'.join(g).replace(':', '_')}.log") for g in groups]
     try:
         time.sleep(1.0)                       # consumers attached

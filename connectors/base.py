@@ -6,55 +6,22 @@ import email.utils
 import random
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+# The errors and the binder port belong to the core, which must understand them; connectors use them from here.
+from hub.ports import (  # noqa: F401  (re-exported)
+    Binder,
+    ConnectorError,
+    MappingError,
+    PermanentError,
+    SignatureError,
+    TransientError,
+)
+
 T = TypeVar("T")
-
-
-class ConnectorError(Exception):
-    """A call to an external system failed. `system` names it."""
-
-    def __init__(self, system: str, message: str, *, status: int | None = None):
-        self.system, self.status = system, status
-        super().__init__(f"{system}: {message}")
-
-
-class TransientError(ConnectorError):
-    """Worth retrying: timeout, connection error, 5xx, rate limit. `retry_after` in seconds if given."""
-
-    def __init__(self, system: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None):
-        super().__init__(system, message, status=status)
-        self.retry_after = retry_after
-
-
-class PermanentError(ConnectorError):
-    """Not worth retrying: the system refused the request (validation error, other 4xx, SOAP fault)."""
-
-
-class SignatureError(ConnectorError):
-    """What a system sent us does not verify: bad or missing signature, stale timestamp, replay."""
-
-
-class MappingError(ConnectorError):
-    """A payload does not map: unknown status code, missing required field, unmapped SKU."""
-
-    def __init__(self, system: str, field: str, value: Any, message: str):
-        self.field, self.value = field, value
-        super().__init__(system, f"{message} (field {field!r}, value {value!r})")
-
-
-class Binder(Protocol):
-    """External id <-> canonical id, per system and entity kind (OCA's binder)."""
-
-    def to_internal(self, system: str, kind: str, external_id: str) -> str | None: ...
-
-    def to_external(self, system: str, kind: str, internal_id: str) -> str | None: ...
-
-    def bind(self, system: str, kind: str, external_id: str, internal_id: str) -> None: ...
 
 
 class MemoryBinder:

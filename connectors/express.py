@@ -138,6 +138,10 @@ class ExpressConnector:
             raise MappingError(self.mapping.system, "lastResult", None, "missing required field")
         return self._events(last)
 
+    def company_code(self) -> str:
+        """The courier company's code as tracking services name it (the payment platform asks for it)."""
+        return self.mapping.operation("k100_company")
+
     def push_reply(self, accepted: bool = True) -> dict[str, Any]:
         """The JSON body Kuaidi100 expects back; a refusal makes it push again later."""
         return dict(PUSH_REPLY_OK if accepted else PUSH_REPLY_FAILED)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import HubConfig, load_config
 from hub.domain.model import Sku
+from hub.ports import ConnectorFactory, ConnectorRegistry
 from hub.storage import migrate
+from hub.storage.bindings import SqlBinder
 from hub.storage.db import make_engine, make_session_factory
 from hub.storage.tables import LocationRow, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -22,15 +23,16 @@ class HubContext:
 
     config: HubConfig
     engine: Engine
+    connector_factory: ConnectorFactory | None = None   # wired in by the entrypoint (connectors.registry)
 
     @cached_property
     def session_factory(self) -> sessionmaker[Session]:
         return make_session_factory(self.engine)
 
     @cached_property
-    def connectors(self) -> ConnectorSet:
+    def connectors(self) -> ConnectorRegistry:
         """The adapters to the external systems (built on first use, like cosmicpython's bootstrap)."""
-        return ConnectorSet(self)
+        return ConnectorRegistry(self.config, lambda: SqlBinder(self.session_factory), self.connector_factory)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
@@ -40,36 +42,13 @@ class HubContext:
         return UnitOfWork(self.session_factory, read_only=True)
 
 
-class ConnectorSet:
-    """Connectors by system name, built from config.yaml's `systems` on first use."""
-
-    def __init__(self, ctx: HubContext):
-        self._ctx, self._built = ctx, {}
-        self.overrides: dict[str, Any] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        if name in self.overrides:
-            return self.overrides[name]
-        if name not in self._built:
-            from connectors.registry import build_connector
-            from hub.storage.bindings import SqlBinder
-
-            system = self._ctx.config.systems.get(name)
-            if system is None:
-                raise KeyError(f"no system {name!r} in config.yaml")
-            self._built[name] = build_connector(name, system, SqlBinder(self._ctx.session_factory))
-        return self._built[name]
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._ctx.config.systems or name in self.overrides
-
-
 def build_context(config: HubConfig | None = None, database_url: str | None = None, *,
-                  upgrade: bool = True) -> HubContext:
-    """Load config, connect, migrate (unless told not to) and mirror the configured locations."""
+                  upgrade: bool = True, connectors: ConnectorFactory | None = None) -> HubContext:
+    """Load config, connect, migrate (unless told not to) and mirror the configured locations.
+    `connectors` builds a system's connector (the entrypoints pass `connectors.registry.build_connector`)."""
     cfg = config or load_config()
     engine = make_engine(database_url or cfg.hub.database_url)
-    ctx = HubContext(cfg, engine)
+    ctx = HubContext(cfg, engine, connectors)
     if upgrade:
         migrate.upgrade(engine)
     sync_locations(ctx)

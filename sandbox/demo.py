@@ -97,6 +97,7 @@ def run_demo(verbose: bool = True, workdir: str | os.PathLike[str] = "var") -> i
 
 
 def _run(say: Callable[[str], None], workdir: Path) -> None:
+    from connectors.registry import build_connector
     from hub import consumers
     from hub.bootstrap import build_context
     from hub.config import DEFAULT_CONFIG_PATH, load_config
@@ -127,7 +128,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
     os.environ.update({**sandbox.env(), "HUB_DATABASE_URL": f"sqlite:///{db}", "HUB_BROKER_URL": "memory://",
                        "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file)})
     cfg = load_config()
-    ctx = build_context(cfg)
+    ctx = build_context(cfg, connectors=build_connector)
     runner = build_runner(list(SERVICES), "memory://", http_address=f"127.0.0.1:{port}")
     runner.start()
     keys = {"channel": cfg.channel("miniprogram").key, "erp": cfg.systems["erp"].get("key"), "ops": cfg.hub.ops_key,

@@ -12,6 +12,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet"
 
 from collections.abc import Callable  # noqa: E402
 
+from connectors.registry import build_connector  # noqa: E402
 from hub.bootstrap import HubContext, build_context, sync_locations  # noqa: E402
 from hub.config import HubConfig  # noqa: E402
 from hub.storage.tables import Base  # noqa: E402
@@ -36,9 +37,9 @@ def make_ctx(backend: str, tmp_path, config: Callable[[str], HubConfig] = make_c
     global _pg_migrated
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path}/hub.sqlite"
-        ctx = build_context(config(url), url)
+        ctx = build_context(config(url), url, connectors=build_connector)
     else:
-        ctx = build_context(config(PG_URL), PG_URL, upgrade=not _pg_migrated)
+        ctx = build_context(config(PG_URL), PG_URL, upgrade=not _pg_migrated, connectors=build_connector)
         _pg_migrated = True
         _truncate_pg(ctx)
         sync_locations(ctx)

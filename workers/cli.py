@@ -104,12 +104,13 @@ def _sandbox_alongside(fixed_ports: bool = True) -> object:
 
 def _migrated_context(config_path: str | None, sandbox: object | None) -> object:
     """Migrate once before any service starts (waiting for the database if it is away); bind the sandbox."""
+    from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
     from hub.consumers import wait_out_outage
 
     cfg = load_config(config_path)
-    ctx = wait_out_outage("connecting to the database", lambda: build_context(cfg))
+    ctx = wait_out_outage("connecting to the database", lambda: build_context(cfg, connectors=build_connector))
     if sandbox is not None:
         _bind_sandbox(ctx, sandbox)
     ctx.engine.dispose()
@@ -234,13 +235,14 @@ def broker(args: argparse.Namespace) -> int:
 @command("dlq")
 def dlq(args: argparse.Namespace) -> int:
     import workers.runner  # noqa: F401  (importing the services registers their consumers)
+    from connectors.registry import build_connector
     from hub import consumers
     from hub.bootstrap import build_context
     from hub.config import load_config
     from workers.runner import all_service_classes
 
     all_service_classes()
-    ctx = build_context(load_config(args.config))
+    ctx = build_context(load_config(args.config), connectors=build_connector)
     if args.action == "list":
         rows = consumers.dead_letters(ctx)
         for r in rows:
@@ -259,11 +261,12 @@ def dlq(args: argparse.Namespace) -> int:
 
 @command("resync")
 def resync(args: argparse.Namespace) -> int:
+    from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
     from hub.flows import erp_pull
 
-    ctx = build_context(load_config(args.config))
+    ctx = build_context(load_config(args.config), connectors=build_connector)
     products = erp_pull.pull_products(ctx)
     print(f"products: {products} SKU(s) added or changed")
     counts = erp_pull.pull_warehouse_stock(ctx)

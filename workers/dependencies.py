@@ -10,6 +10,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
+from connectors.registry import build_connector
 from hub.bootstrap import HubContext, build_context
 from hub.config import load_config
 from hub.consumers import wait_out_outage
@@ -26,7 +27,8 @@ def context_from_config(config: dict[str, Any]) -> HubContext:
             cfg = load_config(key[0])
             # Services never migrate on start: `hub db upgrade` (or `hub run`'s start-up) does.
             # A service starting while the database is away waits for it rather than dying.
-            _contexts[key] = wait_out_outage("starting a service", lambda: build_context(cfg, key[1], upgrade=False))
+            _contexts[key] = wait_out_outage("starting a service", lambda: build_context(cfg, key[1], upgrade=False,
+                                                                        connectors=build_connector))
         return _contexts[key]
 
 

@@ -18,7 +18,6 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
-from connectors.base import ConnectorError, MappingError, SignatureError
 from hub import privacy
 from hub.api import callbacks, erp, openapi, ops, shop, store
 from hub.api.auth import all_secrets, authenticate
@@ -35,6 +34,7 @@ from hub.domain.errors import (
     PickupLocked,
 )
 from hub.metrics import REGISTRY, Registry
+from hub.ports import ConnectorError, MappingError, SignatureError
 from hub.services.orders import IdempotencyConflict
 from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
@@ -57,16 +57,12 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
                now: Callable[[], datetime] = utcnow, metrics: Registry | None = None) -> ApiDeps:
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
     (its callback answers 404) and logged, so a missing module never stops the API."""
-    from connectors.registry import build_connector
-    from hub.storage.bindings import SqlBinder
-
-    binder = SqlBinder(ctx.session_factory)
     built: dict[str, Any] = {}
     for name, system in ctx.config.systems.items():
         if system.kind not in CALLBACK_KINDS:
             continue
         try:
-            built[name] = build_connector(name, system, binder)
+            built[name] = ctx.connectors[name]
         except Exception as exc:  # not landed yet, or misconfigured: serve everything else
             log.warning("connector %s (%s) not available to the API: %s", name, system.kind, exc)
     return ApiDeps(connectors=built, replay_dead_letter=replay_dead_letter, now=now,

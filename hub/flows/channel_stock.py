@@ -76,5 +76,5 @@ def publish_stock(ctx: HubContext, data: dict[str, Any]) -> None:
         return                              # the shop shows per-store stock; warehouses ship express
     for channel in ctx.config.channels:
         if channel.publish_to:
-            publish_figure(ctx, ctx.connectors[channel.publish_to], channel.id, channel.safety_stock, sku,
+            publish_figure(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, sku,
                            location_id)

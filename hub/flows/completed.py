@@ -32,14 +32,14 @@ def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
         erp_feed.add_to_feed(uow, order.id)
         snap = orders.snapshot(order)
         uow.commit()
-    erp = ctx.config.systems.get("erp")
+    erp = ctx.config.systems.get(ctx.connectors.system_for("erp") or "")
     if erp is None or not erp.get("push_orders"):
         return
     with ctx.reader() as uow:
         if uow.session.execute(select(ErpFeedEntry.erp_document_no)
                                .where(ErpFeedEntry.order_id == snap.order_id)).scalar_one():
             return
-    document_no = ctx.connectors["erp"].push_sales_order(snap)       # the ERP dedupes on the order id
+    document_no = ctx.connectors.erp().push_sales_order(snap)       # the ERP dedupes on the order id
     with ctx.uow() as uow:
         uow.session.execute(update(ErpFeedEntry).where(ErpFeedEntry.order_id == snap.order_id,
                                                        ErpFeedEntry.erp_document_no.is_(None))
@@ -51,12 +51,12 @@ def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
 @reacts("erp_sync.crm_points", to=[S.COMPLETED], calls_out=True)
 def award_points(ctx: HubContext, data: dict[str, Any]) -> None:
     """One point per yuan spent, to the buyer's CRM member (created on the first order)."""
-    if "crm" not in ctx.connectors:
+    if not ctx.connectors.has("crm"):
         return
     with ctx.reader() as uow:
         order = orders.get(uow, data["order_id"])
         order_id, buyer, points = order.id, Buyer(**order.buyer), order.total_fen // 100
-    crm = ctx.connectors["crm"]
+    crm = ctx.connectors.crm()
     member = crm.upsert_member(buyer)
     if points > 0:
         crm.add_points(member, order_id, points)         # the CRM dedupes on the order id

@@ -23,7 +23,6 @@ from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-COURIER = "local_delivery"
 
 
 def active_shipment(uow: UnitOfWork, order_id: str) -> Shipment | None:
@@ -45,7 +44,7 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         if store is None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
         snap = orders.snapshot(order)
-    courier = ctx.connectors[COURIER]
+    courier = ctx.connectors.local_courier()
     quote = courier.quote(snap, store, callback_url(ctx.config, courier.name))
     # A crash after `book` and before the record leaves a booking the hub does not know; the
     # courier then refuses a new quote for the order (already booked) and the retry is parked

@@ -11,12 +11,11 @@ from hub.domain.errors import BadInput
 from hub.services import inventory
 
 log = logging.getLogger(__name__)
-ERP = "erp"
 
 
 def pull_products(ctx: HubContext) -> int:
     """Upsert the ERP's product master; how many SKUs were added or changed."""
-    skus = ctx.connectors[ERP].fetch_products()
+    skus = ctx.connectors.erp().fetch_products()
     with ctx.uow() as uow:
         changed = upsert_skus(uow, skus)
         uow.commit()
@@ -34,7 +33,7 @@ def pull_warehouse_stock(ctx: HubContext) -> int:
     if not warehouses:
         return 0
     applied = 0
-    for count in ctx.connectors[ERP].fetch_warehouse_stock(warehouses):
+    for count in ctx.connectors.erp().fetch_warehouse_stock(warehouses):
         if count.location_id not in warehouses:
             continue                  # a store's on-hand is its POS's business, never the ERP's
         try:

@@ -17,7 +17,6 @@ from hub.services import orders
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-POS = "pos"
 
 # the POS state each hub state asks for, and the hub states in which that still holds
 _POS_STATE = {S.READY_FOR_PICKUP: "ready", S.COLLECTED: "collected", S.CANCELLED: "cancelled"}
@@ -47,7 +46,7 @@ def sync_pickup_to_pos(ctx: HubContext, data: dict[str, Any]) -> None:
     if status not in _STILL[target]:
         log.info("pickup %s: %s is past (now %s); POS left as it is", data["order_id"], target, status)
         return
-    pos = ctx.connectors[POS]
+    pos = ctx.connectors.pos()
     for _ in range(MAX_ROUNDS):
         _set_at_pos(pos, snap, target)
         status, snap = _read(ctx, data["order_id"])

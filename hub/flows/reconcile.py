@@ -32,7 +32,7 @@ def reconcile_channel_stock(ctx: HubContext) -> list[dict[str, Any]]:
     for channel in ctx.config.channels:
         if not channel.publish_to:
             continue
-        shop = ctx.connectors[channel.publish_to]
+        shop = ctx.connectors.channel(channel.publish_to)
         for store in ctx.config.stores:
             for sku in skus:
                 try:

@@ -17,7 +17,6 @@ from hub.services import orders
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-PLATFORM = "wechat_pay"
 LOGISTICS = {S.READY_FOR_PICKUP: "pickup", S.DISPATCHED: "same_city", S.SHIPPED: "express"}
 
 
@@ -25,8 +24,8 @@ LOGISTICS = {S.READY_FOR_PICKUP: "pickup", S.DISPATCHED: "same_city", S.SHIPPED:
 def upload_shipping_info(ctx: HubContext, data: dict[str, Any]) -> None:
     with ctx.reader() as uow:
         order = orders.get(uow, data["order_id"])
-        if not order.payment_ref or PLATFORM not in ctx.connectors:
-            log.info("order %s: no %s payment to attach shipping info to", order.id, PLATFORM)
+        if not order.payment_ref or not ctx.connectors.has("payment"):
+            log.info("order %s: no platform payment to attach shipping info to", order.id)
             return
         logistics = LOGISTICS[S(data["to"])]
         tracking_no = carrier = None
@@ -37,10 +36,10 @@ def upload_shipping_info(ctx: HubContext, data: dict[str, Any]) -> None:
             tracking_no, carrier = shipment.shipment_ref, shipment.carrier
         snap, payment_ref = orders.snapshot(order), order.payment_ref
     company = express_company(ctx, carrier) if carrier else None
-    ctx.connectors[PLATFORM].upload_shipping_info(snap, payment_ref, logistics, tracking_no, company)
+    ctx.connectors.payment().upload_shipping_info(snap, payment_ref, logistics, tracking_no, company)
     log.info("order %s: shipping info uploaded (%s)", snap.order_id, logistics)
 
 
 def express_company(ctx: HubContext, carrier: str) -> str:
     """The courier company's code, as the carrier's mapping names it for tracking."""
-    return ctx.connectors[carrier].mapping.operation("k100_company")
+    return ctx.connectors[carrier].company_code()

@@ -141,7 +141,7 @@ def _ctx_with(ctx, sandbox):
     from tests.support import config_env
 
     cfg = parse_config(open(DEFAULT_CONFIG_PATH).read(), env={**config_env(), **sandbox.env()})
-    return HubContext(cfg, ctx.engine)
+    return HubContext(cfg, ctx.engine, ctx.connector_factory)
 
 
 def _crm_member(ctx, sandbox) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 import requests
 from sqlalchemy import func, select, text
 
+from connectors.registry import build_connector
 from hub.bootstrap import build_context, sync_locations
 from hub.config import DEFAULT_CONFIG_PATH, load_config
 from hub.flows.channel_stock import channel_available
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
            "HUB_LOG_LEVEL": os.environ.get("HUB_LOG_LEVEL", "WARNING"), "PYTHONUNBUFFERED": "1"}
     os.environ.update({k: v for k, v in env.items() if k.startswith("HUB_")})
     cfg = load_config(config_file)
-    ctx = build_context(cfg, db_url)
+    ctx = build_context(cfg, db_url, connectors=build_connector)
     hub = None
     faults = Faults()
     try:

@@ -11,6 +11,7 @@ import requests
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from connectors.registry import build_connector
 from hub.bootstrap import HubContext, build_context, sync_locations, upsert_skus
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.storage.bindings import SqlBinder
@@ -67,7 +68,7 @@ def running_hub(tmp_path_factory):
     sandbox.express.auto_step_s = 0.3
     env = hub_env(PG_URL, BROKER_URL, {**sandbox.env(), "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file)})
     cfg = parse_config(config_file.read_text(), env={**config_env(), **env})
-    ctx = build_context(cfg, PG_URL)
+    ctx = build_context(cfg, PG_URL, connectors=build_connector)
     purge_hub_queues(BROKER_URL)
     procs = []
     try:

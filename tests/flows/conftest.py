@@ -42,7 +42,7 @@ def sandbox_ctx(ctx: HubContext, sandbox: Sandbox) -> HubContext:
     text = always_open(Path(DEFAULT_CONFIG_PATH).read_text())
     cfg = parse_config(text, env={**config_env(text), **sandbox.env(),
                                   "HUB_DATABASE_URL": ctx.config.hub.database_url})
-    return HubContext(cfg, ctx.engine)
+    return HubContext(cfg, ctx.engine, ctx.connector_factory)
 
 
 @dataclass

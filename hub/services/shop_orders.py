@@ -1,0 +1,37 @@
+"""Orders a sales channel takes itself (the mini-program shop's own checkout), kept in step with it.
+
+The shop pushes only "this order changed"; the hub acts on the order as the shop holds it now,
+so pushes arriving twice or out of order cannot move the hub's order backwards.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.config import HubConfig
+from hub.domain.model import ChannelOrder
+from hub.domain.order_states import OrderStatus
+from hub.services import orders
+from hub.services.payments import refunded
+from hub.storage.uow import UnitOfWork
+
+S = OrderStatus
+PAID_IN_SHOP = {"paid", "shipped", "completed"}
+
+
+def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: ChannelOrder, now: datetime) -> None:
+    """Place the shop's order in the hub (once), then follow its payment, cancellation or refund."""
+    key = f"{system}:{shop_order.external_id}"
+    order = orders.find_by_idempotency(uow, shop_order.channel, key)
+    if order is None:
+        if shop_order.status in ("cancelled", "refunded"):
+            return                      # never reached the hub
+        cmd = orders.PlaceOrder(shop_order.channel, key, shop_order.lines, shop_order.buyer,
+                                shop_order.fulfillment, external_id=shop_order.external_id)
+        order, _ = orders.place(uow, cfg, cmd, now=now)
+    if shop_order.status in PAID_IN_SHOP and order.paid_at is None and order.status == S.PENDING_PAYMENT:
+        # The shop's total may include freight or discounts: its word on the amount stands.
+        orders.mark_paid(uow, order, system, key, None, now)
+    elif shop_order.status == "cancelled" and order.status not in (S.CANCELLED, S.REFUNDED):
+        orders.cancel(uow, order, system, "cancelled in the shop")
+    elif shop_order.status == "refunded":
+        refunded(uow, order, system, "refunded in the shop")

@@ -1,0 +1,117 @@
+"""The core's shape, checked: what it may import, no import cycles, every connector fits its port."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from connectors.registry import CONNECTOR_KINDS, connector_class
+from hub.config import load_config
+from hub.ports import PORTS, ROLE_OF_KIND
+from sandbox.credentials import sandbox_env
+
+CORE = Path(__file__).resolve().parents[2] / "hub"
+# Transports, HTTP/SOAP clients and the code around the core: the core reaches them through ports.
+FORBIDDEN = {"nameko", "kombu", "requests", "zeep", "workers", "sandbox", "connectors"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(CORE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """(every module imported anywhere in the file, the ones imported when the module loads)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    every: set[str] = set()
+    at_load: set[str] = set()
+
+    def targets(node: ast.Import | ast.ImportFrom) -> set[str]:
+        if isinstance(node, ast.Import):
+            return {a.name for a in node.names}
+        base = node.module or ""
+        if node.level:
+            parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join(parts + ([base] if base else []))
+        return {base} | {f"{base}.{a.name}" for a in node.names}
+
+    def walk(nodes: list[ast.stmt], loading: bool) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                found = targets(node)
+                every.update(found)
+                if loading:
+                    at_load.update(found)
+            elif isinstance(node, ast.If) and _is_type_checking(node):
+                walk(node.orelse, loading)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                walk(node.body, False)
+            else:
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    walk([n for n in getattr(node, field, []) if isinstance(n, ast.AST)], loading)
+
+    walk(ast.parse(path.read_text()).body, True)
+    return every, at_load
+
+
+MODULES = {_module_name(p): p for p in CORE.rglob("*.py") if "versions" not in p.parts}
+
+
+def test_the_core_imports_no_transport_client_or_outer_package():
+    offences = sorted(f"{name} imports {target}" for name, path in MODULES.items()
+                      for target in _imports(path)[0] if target.split(".")[0] in FORBIDDEN)
+    assert offences == []
+
+
+def test_no_import_cycles_among_core_modules():
+    graph = {name: {t for t in _imports(path)[1] if t in MODULES and t != name} for name, path in MODULES.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}              # 1 on the current path, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_the_graph_walk_sees_a_forbidden_import(tmp_path):
+    # the check above must be able to fail: a module importing requests inside a function is caught
+    bad = CORE / "_probe_forbidden.py"
+    bad.write_text("def f():\n    import requests\n    return requests\n")
+    try:
+        assert "requests" in _imports(bad)[0]
+    finally:
+        bad.unlink()
+
+
+SYSTEMS = load_config(env=sandbox_env()).systems    # config.yaml as shipped, with the sandbox's credentials
+
+
+@pytest.mark.parametrize("name", sorted(SYSTEMS))
+def test_each_configured_connector_satisfies_its_port(name):
+    system = SYSTEMS[name]
+    role = ROLE_OF_KIND[system.kind]
+    cls = connector_class(system.kind)
+    port = PORTS[role]
+    missing = [m for m in dir(port) if not m.startswith("_") and callable(getattr(port, m))
+               and not callable(getattr(cls, m, None))]
+    assert missing == [], f"{cls.__name__} lacks {missing} of {port.__name__}"
+
+
+def test_every_connector_kind_plays_a_role():
+    assert set(CONNECTOR_KINDS) == set(ROLE_OF_KIND)
