@@ -18,6 +18,7 @@ import requests
 
 from hub.config import LocationConfig, SystemConfig
 from hub.domain.model import Booking, DeliveryQuote, OrderSnapshot, TrackingEvent, TrackingStatus
+from hub.privacy import mask_phone
 from mappings.engine import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_call
@@ -139,7 +140,3 @@ def _signature(params: dict[str, str], secret: str) -> str:
     text = "".join(f"{k}{params[k]}" for k in sorted(params) if k != "signature")
     return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
 
-
-def mask_phone(phone: str) -> str:
-    """138****2222: enough to tell riders apart in a log, not enough to call them."""
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 8 else "****" if phone else ""

@@ -71,6 +71,15 @@ class RoutingSection(_Strict):
     tie_break: list[Literal["distance", "stock", "priority"]] = ["distance", "stock", "priority"]
     allow_split_express: bool = False
 
+    @field_validator("allow_split_express")
+    @classmethod
+    def _one_waybill(cls, v: bool) -> bool:
+        # Routing could split an express order, but fulfilment books one waybill from one
+        # warehouse: a split order would only ever become a dead letter.
+        if v:
+            raise ValueError("split express shipments are not supported: one waybill ships from one warehouse")
+        return v
+
 
 class ChannelConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_\-]+$")
@@ -105,6 +114,7 @@ class LocationConfig(_Strict):
     opening_hours: OpeningHours | None = None
     safety_stock: int = Field(0, ge=0)
     pos_key: str | None = None
+    phone: str = Field("", pattern=r"^[0-9+\- ]*$")     # the sender's phone on waybills (couriers want one)
 
     @model_validator(mode="after")
     def _store_needs(self) -> LocationConfig:

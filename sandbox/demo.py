@@ -104,7 +104,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
     from hub.flows.erp_pull import pull_products, pull_warehouse_stock
     from hub.services import inventory
     from hub.storage.bindings import SqlBinder
-    from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+    from sandbox.bindings import bind_sandbox
     from sandbox.credentials import sandbox_env
     from sandbox.runner import start_sandbox
     from workers import SERVICES
@@ -142,8 +142,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
 
         # The sandbox's systems know the hub's SKUs and stores by their own ids: bind them first.
         skus = ["TEA-001", "CUP-002", "POT-003", "SET-004"]
-        seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
-        prepare_simulators(sandbox, skus)
+        bind_sandbox(SqlBinder(ctx.session_factory), sandbox, skus)
         say("06:00  ERP pull (SOAP): product master and warehouse stock")
         say(f"  {pull_products(ctx)} products, {pull_warehouse_stock(ctx)} warehouse stock lines applied")
 

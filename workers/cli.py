@@ -22,14 +22,18 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 @command("check-config")
 def check_config(args: argparse.Namespace) -> int:
+    from connectors.registry import check_system
     from hub.config import ConfigError, load_config
     from mappings.validation import validate_mappings
 
     problems: list[tuple[str, str]] = []
     try:
-        load_config(args.file)
+        cfg = load_config(args.file)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    else:
+        for name, system in cfg.systems.items():    # each connector checks its own block
+            problems.extend(check_system(name, system))
     problems.extend(validate_mappings())
     for path, message in problems:
         print(f"{path}: {message}")
@@ -210,11 +214,10 @@ def _bind_sandbox(ctx: object, sandbox: object) -> None:
     """Bind the simulators' ids and take the ERP's catalogue and warehouse stock, so a first try has data."""
     from hub.flows.erp_pull import pull_products, pull_warehouse_stock
     from hub.storage.bindings import SqlBinder
-    from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+    from sandbox.bindings import bind_sandbox
 
     skus = [item.item_no for item in sandbox.erp.catalogue]
-    seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
-    prepare_simulators(sandbox, skus)
+    bind_sandbox(SqlBinder(ctx.session_factory), sandbox, skus)
     print(f"hub: sandbox ready; {pull_products(ctx)} products and {pull_warehouse_stock(ctx)} warehouse "
           "stock lines pulled from the ERP simulator", flush=True)
 

@@ -3,15 +3,13 @@ warehouse stock pulled on a timer."""
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from nameko.timer import timer
 
-from hub import flows
 from hub.flows import completed, erp_pull  # noqa: F401  (register consumers)
 
-from . import on_event
 from .dependencies import HubCore
+from .subscribe import consume
 
 log = logging.getLogger(__name__)
 PULL_INTERVAL_S = 300
@@ -21,13 +19,8 @@ class ErpSyncService:
     name = "erp_sync"
     hub = HubCore()
 
-    @on_event("order.status_changed")
-    def sales_order(self, envelope: dict[str, Any]) -> None:
-        flows.handle(self.hub, "erp_sync.sales_order", envelope)
-
-    @on_event("order.status_changed")
-    def crm_points(self, envelope: dict[str, Any]) -> None:
-        flows.handle(self.hub, "erp_sync.crm_points", envelope)
+    sales_order = consume("erp_sync.sales_order")
+    crm_points = consume("erp_sync.crm_points")
 
     @timer(interval=PULL_INTERVAL_S)
     def pull_erp(self) -> None:

@@ -11,74 +11,31 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from hub.api.http import ApiError, Call, Route, json_response, log
+from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
-from hub.domain.errors import IllegalTransition
-from hub.domain.model import PaymentNotice
-from hub.domain.order_states import OrderStatus, allowed
-from hub.services import orders
+from hub.ports import ChannelStockPublisher, ExpressCourier, LocalCourier, PaymentPlatform
+from hub.services import payments, shop_orders
 from hub.services.tracking import apply_tracking
-from hub.storage.tables import OrderRow
-from hub.storage.uow import UnitOfWork
-
-S = OrderStatus
-PAID_IN_SHOP = {"paid", "shipped", "completed"}
 
 
-def _refund(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
-    """The platform refunded: cancel first if the goods never left, then refunded. Once."""
-    if order.status == S.REFUNDED:
-        return
-    if order.status != S.CANCELLED and not allowed(order.fulfillment_type, order.status, S.REFUNDED):
-        if not allowed(order.fulfillment_type, order.status, S.CANCELLED):
-            raise IllegalTransition(order.id, order.status, S.REFUNDED, order.fulfillment_type)
-        # Not orders.cancel: that would ask for a refund the platform has already made.
-        orders.transition(uow, order, S.CANCELLED, source, detail)
-    if order.paid_at is None:
-        return                         # never paid: cancelled is as far as it goes
-    orders.transition(uow, order, S.REFUNDED, source, detail)
-
-
-def wechat_pay(call: Call, connector: Any) -> Response:
-    notice: PaymentNotice = connector.parse_notification(dict(call.request.headers), call.request.get_data())
-    source = call.params["connector"]
+def wechat_pay(call: Call, connector: PaymentPlatform) -> Response:
+    notice = connector.parse_notification(dict(call.request.headers), call.request.get_data())
     with call.ctx.uow() as uow:
-        order = orders.get(uow, notice.order_ref, lock=True)
-        if notice.event == "paid":
-            orders.mark_paid(uow, order, source, notice.transaction_id, notice.amount_fen, notice.at)
-        elif notice.event == "refunded":
-            _refund(uow, order, source, f"refund of payment {notice.transaction_id}")
-        else:
-            log.info("%s: ignored notification %s for order %s", source, notice.event, order.id)
+        payments.apply_notice(uow, notice, call.params["connector"])
         uow.commit()
     return json_response({"code": "SUCCESS"})
 
 
-def wechat_shop(call: Call, connector: Any) -> Response:
-    name, cfg = call.params["connector"], call.ctx.config
+def wechat_shop(call: Call, connector: ChannelStockPublisher) -> Response:
     push = connector.parse_push(call.request.args, call.request.get_data())
     shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
-    key = f"{name}:{shop_order.external_id}"
     with call.ctx.uow() as uow:
-        order = orders.find_by_idempotency(uow, shop_order.channel, key)
-        if order is None:
-            if shop_order.status in ("cancelled", "refunded"):
-                return Response("success", content_type="text/plain")   # never reached the hub
-            cmd = orders.PlaceOrder(shop_order.channel, key, shop_order.lines, shop_order.buyer,
-                                    shop_order.fulfillment, external_id=shop_order.external_id)
-            order, _ = orders.place(uow, cfg, cmd, now=call.deps.now())
-        if shop_order.status in PAID_IN_SHOP and order.paid_at is None and order.status == S.PENDING_PAYMENT:
-            # The shop's total may include freight or discounts: its word on the amount stands.
-            orders.mark_paid(uow, order, name, key, None, call.deps.now())
-        elif shop_order.status == "cancelled" and order.status not in (S.CANCELLED, S.REFUNDED):
-            orders.cancel(uow, order, name, "cancelled in the shop")
-        elif shop_order.status == "refunded":
-            _refund(uow, order, name, "refunded in the shop")
+        shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now())
         uow.commit()
     return Response("success", content_type="text/plain")
 
 
-def express(call: Call, connector: Any) -> Response:
+def express(call: Call, connector: ExpressCourier) -> Response:
     events = connector.parse_tracking_push(call.request.form)
     with call.ctx.uow() as uow:
         for event in sorted(events, key=lambda e: e.at):      # a push carries the history, newest first
@@ -87,7 +44,7 @@ def express(call: Call, connector: Any) -> Response:
     return json_response(connector.push_reply(True))
 
 
-def local_delivery(call: Call, connector: Any) -> Response:
+def local_delivery(call: Call, connector: LocalCourier) -> Response:
     event = connector.parse_callback(call.request.get_data())
     with call.ctx.uow() as uow:
         apply_tracking(uow, call.ctx.config, event)

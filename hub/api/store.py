@@ -9,14 +9,12 @@ from sqlalchemy import select
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route, json_response
 from hub.api.shop import iso
-from hub.domain.errors import IllegalTransition, NotFound, PickupCodeRejected, PickupLocked, UnknownSku
+from hub.domain.errors import PickupCodeRejected, PickupLocked, UnknownSku
 from hub.domain.model import FulfillmentType, StockCount, StockDelta
-from hub.domain.order_states import OrderStatus, allowed
+from hub.domain.order_states import OrderStatus
 from hub.privacy import mask_phone
-from hub.services import inventory, orders
-from hub.services.tracking import complete
+from hub.services import inventory, pickup
 from hub.storage.tables import OrderRow
-from hub.storage.uow import UnitOfWork
 
 S = OrderStatus
 OPEN_PICKUP = (S.ALLOCATED, S.READY_FOR_PICKUP)
@@ -25,19 +23,6 @@ LISTABLE = (S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.COMPLETED, S.CANCELL
 
 def _source(call: Call) -> str:
     return f"pos:{call.caller.id}"
-
-
-def _pickup_order(uow: UnitOfWork, call: Call, lock: bool = True) -> OrderRow:
-    """This store's paid pickup order; anything else is not found here."""
-    order_id = call.params["order_id"]
-    try:
-        order: OrderRow | None = orders.get(uow, order_id, lock=lock)
-    except NotFound:
-        order = None
-    if (order is None or order.location_id != call.caller.id or order.fulfillment_type != FulfillmentType.PICKUP
-            or order.paid_at is None):
-        raise NotFound(f"no pickup order {order_id!r} at this store")
-    return order
 
 
 def _view(call: Call, order: OrderRow) -> dict:
@@ -66,31 +51,21 @@ def pickup_orders(call: Call) -> dict:
 def ready(call: Call) -> dict:
     call.body()   # an action body, if any, must still be well-formed
     with call.ctx.uow() as uow:
-        order = _pickup_order(uow, call)
-        orders.transition(uow, order, S.READY_FOR_PICKUP, _source(call), "ready at the counter", call.deps.now())
+        order = pickup.ready(uow, call.caller.id, call.params["order_id"], _source(call), call.deps.now())
         uow.commit()
         return {"order_id": order.id, "status": order.status}
 
 
 def collect(call: Call) -> dict:
     code = call.body()["pickup_code"]
-    cfg, now = call.ctx.config, call.deps.now()
     with call.ctx.uow() as uow:
-        order = _pickup_order(uow, call)
-        if order.status != S.COLLECTED and not allowed(order.fulfillment_type, order.status, S.COLLECTED):
-            raise IllegalTransition(order.id, order.status, S.COLLECTED, order.fulfillment_type)
-        if order.status == S.READY_FOR_PICKUP:
-            try:
-                orders.check_pickup_code(cfg, order, code, now)
-            except PickupCodeRejected as exc:
-                uow.commit()                       # the failed attempt counts
-                left = cfg.hub.pickup_code_max_attempts - order.pickup_attempts
-                raise ApiError(422, exc.code, str(exc), attempts_left=left) from None
-            except PickupLocked as exc:
-                uow.commit()
-                raise ApiError(423, exc.code, str(exc), locked_until=iso(call, order.pickup_locked_until)) from None
-            orders.transition(uow, order, S.COLLECTED, _source(call), "collected with the pickup code", now)
-        complete(uow, order, _source(call), "handed over", now)
+        try:
+            order = pickup.collect(uow, call.ctx.config, call.caller.id, call.params["order_id"], code,
+                                   _source(call), call.deps.now())
+        except PickupCodeRejected as exc:
+            raise ApiError(422, exc.code, str(exc), attempts_left=exc.attempts_left) from None
+        except PickupLocked as exc:
+            raise ApiError(423, exc.code, str(exc), locked_until=iso(call, exc.locked_until)) from None
         uow.commit()
         return {"order_id": order.id, "status": order.status}
 
@@ -151,6 +126,21 @@ def count(call: Call) -> dict:
     return {"counted_at": iso(call, body["counted_at"]), "lines": results}
 
 
+@_stock_errors
+def inventory_changes(call: Call) -> dict:
+    """The POS's own inventory webhook for this store: its adjustments and counts, each applied once.
+    The connector maps the POS's format and refuses the whole batch if one change is bad (422)."""
+    entries = call.ctx.connectors.pos().parse_inventory_changes(call.body(), call.caller.id)
+    results = []
+    with call.ctx.uow() as uow:
+        for e in entries:
+            r = inventory.apply_delta(uow, e) if isinstance(e, StockDelta) else inventory.apply_count(uow, e)
+            results.append({"sku": e.sku, "change_id": e.external_id, "applied": r.applied,
+                            "duplicate": r.duplicate, "on_hand": r.on_hand, "note": r.reason})
+        uow.commit()
+    return {"changes": results}
+
+
 STORE = "/api/v1/stores/{store_id}"
 ROUTES = [
     Route("GET", STORE + "/pickup-orders", pickup_orders, "store", "This store's paid pickup orders",
@@ -164,6 +154,9 @@ ROUTES = [
     Route("POST", STORE + "/sales", sales, "store", "A POS receipt: stock deltas, once per receipt_id",
           body=schemas.SALE, responses={201: "applied", 200: "the same receipt again (duplicate)",
                                         422: "invalid, nothing applied"}),
+    Route("POST", STORE + "/inventory-changes", inventory_changes, "store",
+          "The POS's inventory webhook (its own format): adjustments and counts, once per change id",
+          responses={200: "applied (or already seen)", 422: "a change does not map; nothing applied"}),
     Route("PUT", STORE + "/stock", count, "store", "A stock count: absolute on-hand, if newer than the last",
           body=schemas.COUNT, responses={200: "applied (or stale, per line)", 422: "invalid, nothing applied"}),
 ]

@@ -1,6 +1,8 @@
 """Domain errors. Each says what is wrong in words an operator or caller can act on."""
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class HubError(Exception):
     """Base of every error the core raises on purpose."""
@@ -60,6 +62,14 @@ class NoRoute(HubError):
 class PickupCodeRejected(HubError):
     code = "pickup_code_rejected"
 
+    def __init__(self, message: str, attempts_left: int):
+        self.attempts_left = attempts_left
+        super().__init__(message)
+
 
 class PickupLocked(HubError):
     code = "pickup_locked"
+
+    def __init__(self, message: str, locked_until: datetime | None):
+        self.locked_until = locked_until
+        super().__init__(message)

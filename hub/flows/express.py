@@ -34,7 +34,9 @@ def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
         raise LookupError(f"order {order_id}: one origin warehouse needed, have {sorted(origin_ids)}")
     courier = ctx.connectors.express_courier()
     booking = courier.create_waybill(snap, origin)           # deduped on the hub's order id
-    courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name))
+    address = snap.fulfillment.address
+    courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name),
+                               phone=(address.phone if address else "") or snap.buyer.phone)
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
         if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:

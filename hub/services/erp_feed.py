@@ -21,10 +21,7 @@ MAX_PAGE = 500
 
 def add_to_feed(uow: UnitOfWork, order_id: str, at: datetime | None = None) -> bool:
     """Put a completed order in the feed (once). Returns True if it was added now."""
-    added = insert_ignore(uow.session, ErpFeedEntry, {"order_id": order_id, "added_at": at or utcnow()})
-    if added:
-        uow.emit("erp.order_ready", {"order_id": order_id})
-    return added
+    return insert_ignore(uow.session, ErpFeedEntry, {"order_id": order_id, "added_at": at or utcnow()})
 
 
 def page(uow: UnitOfWork, after: int = 0, limit: int = 50) -> tuple[list[tuple[ErpFeedEntry, OrderRow]], int | None]:

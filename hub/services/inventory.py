@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from hub import events
 from hub.config import HubConfig
 from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
 from hub.domain.model import StockCount, StockDelta
@@ -92,7 +93,7 @@ def apply_delta(uow: UnitOfWork, delta: StockDelta) -> LedgerResult:
     result = _apply_change(uow.session, "delta", delta.sku, delta.location_id, delta.qty, delta.source,
                            delta.external_id, delta.occurred_at, delta.reason)
     if result.applied:
-        uow.emit("stock.changed", {"sku": delta.sku, "location_id": delta.location_id,
+        uow.emit(events.STOCK_CHANGED, {"sku": delta.sku, "location_id": delta.location_id,
                                    "cause": f"{delta.source}:{delta.reason}"})
     return result
 
@@ -125,7 +126,7 @@ def apply_count(uow: UnitOfWork, count: StockCount) -> LedgerResult:
     changed = on_hand != level.on_hand
     level.on_hand, level.last_counted_at, level.updated_at = on_hand, count.counted_at, utcnow()
     if changed:
-        uow.emit("stock.changed", {"sku": count.sku, "location_id": count.location_id,
+        uow.emit(events.STOCK_CHANGED, {"sku": count.sku, "location_id": count.location_id,
                                    "cause": f"{count.source}:count"})
     return LedgerResult(True, False, on_hand)
 
@@ -177,7 +178,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
                 external_id=f"order:{order_id}:reserve", occurred_at=now, applied=True, note=None)
     savepoint.commit()
     for sku, location_id in sorted(wanted):
-        uow.emit("stock.changed", {"sku": sku, "location_id": location_id, "cause": "reservation"})
+        uow.emit(events.STOCK_CHANGED, {"sku": sku, "location_id": location_id, "cause": "reservation"})
     return rows
 
 
@@ -195,7 +196,7 @@ def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
         res.status, res.closed_at = "released", now
         _record(session, sku=res.sku, location_id=res.location_id, kind="release", qty=res.qty, source="hub",
                 external_id=f"order:{order_id}:release", occurred_at=now, applied=True, note=reason[:200])
-        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "release"})
+        uow.emit(events.STOCK_CHANGED, {"sku": res.sku, "location_id": res.location_id, "cause": "release"})
         total += res.qty
     return total
 
@@ -209,7 +210,7 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
         level = _locked_level(session, res.sku, res.location_id)
         level.reserved = max(level.reserved - res.qty, 0)
         res.status, res.closed_at = "committed", now
-        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "fulfilment"})
+        uow.emit(events.STOCK_CHANGED, {"sku": res.sku, "location_id": res.location_id, "cause": "fulfilment"})
         total += res.qty
     return total
 
@@ -221,7 +222,7 @@ def return_to_stock(uow: UnitOfWork, order_id: str) -> int:
         _apply_change(session, "return", res.sku, res.location_id, res.qty, "hub",
                       f"order:{order_id}:return", now, "refund")
         res.status = "returned"
-        uow.emit("stock.changed", {"sku": res.sku, "location_id": res.location_id, "cause": "return"})
+        uow.emit(events.STOCK_CHANGED, {"sku": res.sku, "location_id": res.location_id, "cause": "return"})
         total += res.qty
     return total
 

@@ -2,16 +2,15 @@
 payment, pickup codes and expiry. Every function works inside the caller's unit of work."""
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
+from hub import events
 from hub.config import HubConfig
 from hub.domain import routing
 from hub.domain.errors import (
@@ -24,7 +23,15 @@ from hub.domain.errors import (
     PickupLocked,
     UnknownSku,
 )
-from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
+from hub.domain.model import (  # PlaceOrder: the request orders.place takes
+    Address,
+    Buyer,
+    Fulfillment,
+    FulfillmentType,
+    OrderLine,
+    OrderSnapshot,
+    PlaceOrder,
+)
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
 from hub.services import inventory
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
@@ -36,23 +43,6 @@ S = OrderStatus
 
 class IdempotencyConflict(HubError):
     code = "idempotency_conflict"
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    """A channel's request for an order."""
-
-    channel: str
-    idempotency_key: str
-    lines: tuple[OrderLine, ...]
-    buyer: Buyer
-    fulfillment: Fulfillment
-    external_id: str | None = None
-
-    def fingerprint(self) -> str:
-        body = json.dumps({"lines": [asdict(x) for x in self.lines], "buyer": asdict(self.buyer),
-                           "fulfillment": asdict(self.fulfillment)}, sort_keys=True, default=str)
-        return hashlib.sha256(body.encode()).hexdigest()
 
 
 def local_now(cfg: HubConfig, now: datetime | None = None) -> datetime:
@@ -148,8 +138,6 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
                                         location_id=by_sku.get(line.sku)))
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
                                              source=cmd.channel, detail=_routing_summary(decision)))
-    uow.emit("order.placed", {"order_id": order_id, "fulfillment": str(decision.fulfillment),
-                              "location_id": decision.location_id})
     return order, True
 
 
@@ -201,15 +189,18 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
     order.status, order.updated_at = target, utcnow()
     order.transitions.append(OrderTransition(from_status=current, to_status=target, at=at, source=source,
                                              detail=detail))
-    uow.emit("order.status_changed", {"order_id": order.id, "from": current, "to": target,
+    uow.emit(events.ORDER_STATUS_CHANGED, {"order_id": order.id, "from": current, "to": target,
                                       "fulfillment": order.fulfillment_type, "location_id": order.location_id,
                                       "source": source})
     return True
 
 
 def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, amount_fen: int | None = None,
-              at: datetime | None = None) -> bool:
-    """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose)."""
+              at: datetime | None = None, payer_id: str = "") -> bool:
+    """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose).
+    `payer_id` (the payer's openid) is kept on the buyer: the shipping-info upload must name it."""
+    if payer_id and order.buyer.get("openid") != payer_id:
+        order.buyer = {**order.buyer, "openid": payer_id}
     if order.payment_ref == payment_ref and order.paid_at is not None:
         return False                                   # the same payment reported again
     if amount_fen is not None and amount_fen != order.total_fen:
@@ -218,7 +209,7 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
         # Paid after it expired: the money must go back; the stock is already released.
         order.paid_at, order.payment_ref = at or utcnow(), payment_ref
         transition(uow, order, S.REFUNDED, source, "paid after the order was cancelled; refund due", at)
-        uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": payment_ref})
+        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": payment_ref})
         return True
     transition(uow, order, S.PAID, source, f"payment {payment_ref}", at)
     order.paid_at, order.payment_ref, order.expires_at = at or utcnow(), payment_ref, None
@@ -230,7 +221,7 @@ def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str) -> bool:
     """Cancel (stock released); a paid order then needs its refund."""
     changed = transition(uow, order, S.CANCELLED, source, reason)
     if changed and order.paid_at is not None:
-        uow.emit("order.refund_due", {"order_id": order.id, "payment_ref": order.payment_ref})
+        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": order.payment_ref})
     return changed
 
 
@@ -241,7 +232,8 @@ def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime 
     """
     now = now or utcnow()
     if order.pickup_locked_until and order.pickup_locked_until > now:
-        raise PickupLocked(f"too many wrong codes; locked until {order.pickup_locked_until.isoformat()}")
+        raise PickupLocked(f"too many wrong codes; locked until {order.pickup_locked_until.isoformat()}",
+                           order.pickup_locked_until)
     if order.pickup_code and hmac.compare_digest(order.pickup_code, str(code)):
         order.pickup_attempts = 0
         return
@@ -249,9 +241,10 @@ def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime 
     if order.pickup_attempts >= cfg.hub.pickup_code_max_attempts:
         order.pickup_locked_until = now + timedelta(minutes=cfg.hub.pickup_code_lock_minutes)
         order.pickup_attempts = 0
-        raise PickupLocked(f"wrong pickup code; too many attempts, locked for {cfg.hub.pickup_code_lock_minutes} min")
+        raise PickupLocked(f"wrong pickup code; too many attempts, locked for {cfg.hub.pickup_code_lock_minutes} min",
+                           order.pickup_locked_until)
     left = cfg.hub.pickup_code_max_attempts - order.pickup_attempts
-    raise PickupCodeRejected(f"wrong pickup code ({left} attempts left)")
+    raise PickupCodeRejected(f"wrong pickup code ({left} attempts left)", left)
 
 
 def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[str]:

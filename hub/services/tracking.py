@@ -11,6 +11,7 @@ import logging
 
 from sqlalchemy import select
 
+from hub import events
 from hub.config import HubConfig
 from hub.domain.errors import NotFound
 from hub.domain.model import FulfillmentType, TrackingEvent, TrackingStatus
@@ -116,6 +117,6 @@ def _rebook(uow: UnitOfWork, order: OrderRow, shipment: Shipment, event: Trackin
     if order.status in (S.DISPATCHED, S.RIDER_ASSIGNED):
         reason = f"{event.carrier} {event.status}" + (f": {event.detail}" if event.detail else "")
         orders.transition(uow, order, S.ALLOCATED, event.carrier, reason, event.at)
-        uow.emit("shipment.rebook_needed", {"order_id": order.id, "shipment_id": shipment.id,
+        uow.emit(events.SHIPMENT_REBOOK_NEEDED, {"order_id": order.id, "shipment_id": shipment.id,
                                             "carrier": shipment.carrier, "shipment_ref": shipment.shipment_ref,
                                             "reason": str(event.status)})

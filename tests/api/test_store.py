@@ -164,3 +164,23 @@ def test_a_sale_while_the_database_is_away_is_a_503_to_retry_and_applies_once_af
     assert api.post(f"{BASE}/sales", sale, key=S1).status_code == 201          # the till's retry
     assert api.post(f"{BASE}/sales", sale, key=S1).json["duplicate"] is True
     assert api.level().on_hand == 7
+
+
+def test_pos_inventory_webhook_reaches_the_ledger_once(api):
+    # The POS connector's webhook parser had no route; the simulator's webhook now lands in the ledger.
+    from hub.storage.bindings import SqlBinder
+    from sandbox import pos as pos_sim
+    pos_sim.seed_binder(SqlBinder(api.ctx.session_factory), ["TEA-001"])
+    api.stock(10)
+    sim = pos_sim.PosSimulator(api_key="unused")
+    payload = {"changes": [sim.adjustment("TEA-001", 2, "S001", change_id="ADJ-1")]}
+    path = "/api/v1/stores/S001/inventory-changes"
+    first = api.post(path, payload, key=POS_KEYS["S001"])
+    again = api.post(path, payload, key=POS_KEYS["S001"])
+    assert first.status_code == 200 and first.json["changes"][0]["applied"] is True
+    assert again.status_code == 200 and again.json["changes"][0]["duplicate"] is True
+    assert api.level().on_hand == 8
+    bad = {"changes": [sim.adjustment("TEA-001", 1, "S002", change_id="ADJ-2")]}   # another store's change
+    assert api.post(path, bad, key=POS_KEYS["S001"]).status_code == 422
+    assert api.post(path, payload, key=POS_KEYS["S002"]).status_code == 403     # another store's key
+    assert api.level().on_hand == 8

@@ -32,7 +32,7 @@ from hub.flows.erp_pull import pull_products
 from hub.services import inventory
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base, DeadLetter, OutboxMessage
-from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+from sandbox.bindings import bind_sandbox
 from sandbox.credentials import sandbox_env
 from sandbox.runner import start_sandbox
 from tests.backbone.harness import purge_hub_queues
@@ -62,8 +62,7 @@ def prepare(ctx: Any, sandbox: Any) -> None:
     with ctx.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     sync_locations(ctx)
-    seed_sandbox_bindings(SqlBinder(ctx.session_factory), SKUS)
-    prepare_simulators(sandbox, SKUS)
+    bind_sandbox(SqlBinder(ctx.session_factory), sandbox, SKUS)
     pull_products(ctx)
     with ctx.uow() as uow:
         for store in STORES:
