@@ -1,28 +1,40 @@
 """The ERP over SOAP (zeep): pull the product master and warehouse stock, push sales orders.
 
-Operation, argument and element names come from the mapping (mappings/erp_soap.yaml by
-default, `mapping:` in config.yaml to pick another), so another ERP's WSDL is a new
-mapping file, not a new connector. A SOAP Fault becomes a PermanentError (a TransientError
-for the fault codes the mapping lists as transient); a transport failure a TransientError.
+Which operation does each job, with which arguments, paging and fan-out, from which WSDL,
+and how errors inside an answer read, is the mapping's `calls:` (mappings/calls.py); the
+mapping file is picked by `mapping:` in config.yaml (erp_soap, erp_nav, erp_sap), so another
+ERP is a new mapping file, not a new connector. config.yaml gives the site: `wsdl` (the WSDL,
+or the base a mapping's relative WSDL paths hang from), `endpoint` (where calls go when the
+WSDL names another host), `services` (a WSDL/endpoint per call), `auth` (wsse | basic | ntlm).
+
+Failures are classified: a SOAP Fault or an error row in the answer's message table is a
+PermanentError unless the mapping lists its code as transient; a transport failure, a 5xx
+and a 429 are TransientErrors; a refused login is a PermanentError, at the WSDL as at a call.
 """
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import zeep
 import zeep.exceptions
+from lxml.etree import XMLSyntaxError
 from zeep.helpers import serialize_object
+from zeep.proxy import ServiceProxy
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from hub.config import SystemConfig
 from hub.domain.model import OrderSnapshot, Sku, StockCount
+from mappings.calls import CallSpec, render
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 
-from .base import Binder, MappingError, PermanentError, RetryPolicy, TransientError
+from .base import Binder, ConnectorError, MappingError, PermanentError, RetryPolicy, TransientError
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
@@ -30,90 +42,230 @@ log = logging.getLogger(__name__)
 logging.getLogger("zeep.transports").setLevel(logging.INFO)
 
 LOCATION = "location"          # binder kind of a warehouse or store code
+AUTH_KINDS = ("wsse", "basic", "ntlm")
+JOBS = ("product_master", "warehouse_stock", "create_sales_order")   # the calls every ERP mapping names
+MAX_PAGES = 10_000             # a system that ignores the page argument must not loop forever
 
 
 class ErpSoapConnector:
     def __init__(self, name: str, wsdl: str, username: str, password: str, binder: Binder,
                  retry: RetryPolicy, mapping: Mapping | None = None, *, timeout: float = 10.0,
-                 password_digest: bool = False):
-        self.name, self.wsdl = name, wsdl
+                 password_digest: bool = False, auth: str = "wsse", endpoint: str | None = None,
+                 services: dict[str, dict[str, str]] | None = None):
+        if auth not in AUTH_KINDS:
+            raise ValueError(f"auth must be one of {AUTH_KINDS}, not {auth!r}")
+        self.name, self.wsdl, self.endpoint, self.auth = name, wsdl, endpoint or None, auth
         self.binder = SystemBinder(binder, name)
         self.retry = retry
         self.mapping = mapping or load_mapping("erp_soap")
-        self._wsse = UsernameToken(username, password, use_digest=password_digest)
+        self.services = services or {}
+        self._wsse = UsernameToken(username, password, use_digest=password_digest) if auth == "wsse" else None
+        self._session = _session(auth, username, password)
         self._timeout = timeout
-        self._client: zeep.Client | None = None
+        self._clients: dict[str, zeep.Client] = {}          # WSDL URL -> client
+        self._proxies: dict[str, ServiceProxy] = {}         # call name -> bound service
 
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:
         return cls(name, system.get("wsdl"), system.get("username"), system.get("password"),
-                   binder, retry, load_mapping(system.get("mapping", "erp_soap")),
+                   binder, retry, load_mapping(mapping_name(system.get("mapping", "erp_soap"))),
                    timeout=float(system.get("timeout", 10.0)),
-                   password_digest=bool(system.get("password_digest", False)))
+                   password_digest=bool(system.get("password_digest", False)),
+                   auth=system.get("auth", "wsse"), endpoint=system.get("endpoint"),
+                   services=system.get("services"))
+
+    @classmethod
+    def check_config(cls, system: SystemConfig) -> list[tuple[str, str]]:
+        """Problems with this system's block (key, message), for `hub check-config`."""
+        problems: list[tuple[str, str]] = []
+        auth = system.get("auth", "wsse")
+        if auth not in AUTH_KINDS:
+            problems.append(("auth", f"must be one of {', '.join(AUTH_KINDS)}, not {auth!r}"))
+        elif auth == "ntlm" and importlib.util.find_spec("requests_ntlm") is None:
+            problems.append(("auth", "ntlm needs the requests-ntlm package (make install)"))
+        wsdl = system.get("wsdl")
+        if not wsdl:
+            problems.append(("wsdl", "required: the ERP's WSDL URL, or the base URL of its per-call WSDLs"))
+        try:
+            mapping = load_mapping(mapping_name(system.get("mapping", "erp_soap")))
+        except MappingConfigError as exc:
+            return [*problems, ("mapping", str(exc))]
+        for job in JOBS:
+            if not mapping.has_call(job):
+                problems.append(("mapping", f"{mapping.source} has no calls.{job}"))
+        relative = [c for c in JOBS if mapping.has_call(c) and mapping.call(c).wsdl
+                    and not urlsplit(mapping.call(c).wsdl).scheme]
+        if relative and wsdl and not urlsplit(wsdl).path.endswith("/"):
+            problems.append(("wsdl", f"must end in / : {mapping.source} names WSDLs relative to it "
+                                     f"({mapping.call(relative[0]).wsdl})"))
+        services = system.get("services") or {}
+        if not isinstance(services, dict):
+            problems.append(("services", "must map a call name to {wsdl, endpoint}"))
+            services = {}
+        for call, where in services.items():
+            if not mapping.has_call(call):
+                problems.append((f"services.{call}", f"no call {call!r} in {mapping.source}"))
+            elif not isinstance(where, dict) or set(where) - {"wsdl", "endpoint"}:
+                problems.append((f"services.{call}", "must be {wsdl: URL, endpoint: URL}"))
+        return problems
 
     # -- the three jobs ------------------------------------------------------------------
     def fetch_products(self) -> list[Sku]:
         """The ERP's product master as canonical SKUs (prices in fen)."""
-        result = self.retry.call(self._invoke, self.mapping.operation("product_master"), {})
         skus = []
-        for item in self._items(result, "product_master_items"):
+        for item in self._records(self.mapping.call("product_master"), {}):
             d = self.mapping.inbound("product", item, self.binder)
             skus.append(Sku(code=d["code"], name=d["name"], barcode=d["barcode"],
                             unit=d["unit"] or "pcs", price_fen=d["price_fen"]))
         return skus
 
     def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None) -> list[StockCount]:
-        """On-hand per (warehouse, SKU) as counts, each as of the ERP's own posting time."""
-        args: dict[str, Any] = {}
-        if warehouse_ids:
-            plants = []
-            for wid in warehouse_ids:
-                plant = self.binder.to_external(self.name, LOCATION, wid)
-                if plant is None:
-                    raise MappingError(self.mapping.system, "location_id", wid,
-                                       f"unmapped location (no binding for {self.name})")
-                plants.append(plant)
-            args[self.mapping.operation("warehouse_stock_filter")] = plants
-        result = self.retry.call(self._invoke, self.mapping.operation("warehouse_stock"), args)
+        """On-hand per (warehouse, SKU) as counts, each as of the ERP's own posting time (or, for
+        a system that gives none, the time of the call)."""
+        spec = self.mapping.call("warehouse_stock")
+        plants = [self._plant(wid) for wid in warehouse_ids or []]
+        if "plant" in spec.fan_out and not plants:
+            raise PermanentError(self.name, f"{spec.operation} is asked per plant: name the warehouses")
+        variables: dict[str, Any] = {"plants": plants or None, "plant": plants}
+        if "item" in spec.fan_out:
+            # One call per item: the item numbers are the product master's (the hub's SKU codes).
+            variables["item"] = [sku.code for sku in self.fetch_products()]
         counts = []
-        for line in self._items(result, "warehouse_stock_items"):
+        for line in self._records(spec, variables):
             d = self.mapping.inbound("stock_line", line, self.binder)
             at = d["counted_at"]
             if not isinstance(at, datetime) or at.tzinfo is None:
-                raise MappingError(self.mapping.system, "AsOf", at, "not a time with a UTC offset")
+                raise MappingError(self.mapping.system, "counted_at", at, "not a time with a UTC offset")
             counts.append(StockCount(
                 source=self.name, external_id=f"{self.name}:{d['location_id']}:{d['sku']}:{at.isoformat()}",
                 sku=d["sku"], location_id=d["location_id"], on_hand=d["on_hand"], counted_at=at))
         return counts
 
     def push_sales_order(self, order: OrderSnapshot) -> str:
-        """Create the sales order; the ERP's document number. Safe to repeat: the ERP dedupes
-        on the hub's order id, so a retry after a lost answer gets the same number back."""
-        args = self.mapping.outbound("sales_order", order, self.binder)
-        result = self.retry.call(self._invoke, self.mapping.operation("create_sales_order"), args)
-        if not isinstance(result, dict):
-            result = {"DocumentNo": result}   # an operation that answers the bare number
-        doc = self.mapping.inbound("sales_order_result", result)["document_no"]
+        """Create the sales order; the ERP's document number. Safe to repeat: when the mapping
+        names a lookup, every attempt first asks the ERP for an order carrying the hub's order
+        id, so a retry after a lost answer finds the first order instead of making a second."""
+        spec = self.mapping.call("create_sales_order")
+        doc = self.retry.call(self._find_or_create, spec, order)
         log.info("%s: order %s is ERP document %s", self.name, order.order_id, doc)
         return doc
 
-    # -- SOAP ------------------------------------------------------------------------------
-    def _soap(self) -> zeep.Client:
-        if self._client is None:
-            session = requests.Session()
-            transport = _Transport(session=session, timeout=self._timeout, operation_timeout=self._timeout)
-            self._client = zeep.Client(self.wsdl, wsse=self._wsse, transport=transport)
-        return self._client
+    def _find_or_create(self, spec: CallSpec, order: OrderSnapshot) -> str:
+        if spec.lookup:
+            found = self._find_order(self.mapping.call(spec.lookup), order)
+            if found:
+                log.info("%s: order %s already in the ERP as %s", self.name, order.order_id, found)
+                return found
+        args = self._args(spec, {"order": order}, order)
+        answer = self._invoke(spec, args)
+        if not isinstance(answer, dict):
+            answer = {"DocumentNo": answer}   # an operation that answers the bare number
+        return self.mapping.inbound(spec.result or "sales_order_result", answer)["document_no"]
 
-    def _invoke(self, operation: str, args: dict[str, Any]) -> Any:
-        """One SOAP call, every failure classified; the answer as plain dicts and lists."""
+    def _find_order(self, spec: CallSpec, order: OrderSnapshot) -> str | None:
+        for record in self._records(spec, {"order": order}, retry=False):
+            found = self.mapping.inbound(spec.result or "sales_order_result", record)
+            # Trust the ERP's filter only as far as the record says which order it is.
+            if found.get("order_id") not in (None, order.order_id):
+                continue
+            return found["document_no"]
+        return None
+
+    # -- calls: arguments, fan-out, paging -----------------------------------------------
+    def _records(self, spec: CallSpec, variables: dict[str, Any], *, retry: bool = True) -> list[dict[str, Any]]:
+        """Every record the call yields, over its fan-out and its pages. Each record carries
+        `_call` (the fan-out values and the time of the call) for the mapping to read."""
+        ask = (lambda s, a: self.retry.call(self._invoke, s, a)) if retry else self._invoke
+        out: list[dict[str, Any]] = []
+        fans = [[(var, value) for value in variables.get(var) or []] for var in spec.fan_out]
+        for combo in itertools.product(*fans):
+            given = {**variables, **dict(combo)}
+            page, bookmark = (spec.paging.first_page if spec.paging else 1), None
+            for _ in range(MAX_PAGES):
+                paged = {**given, "page": page, "bookmark": bookmark,
+                         "page_size": spec.paging.size if spec.paging else None}
+                answer = ask(spec, self._args(spec, paged, given.get("order")))
+                records = [self._annotate(r, dict(combo)) for r in self._items(answer, spec.items)]
+                out.extend(records)
+                if spec.paging is None or len(records) < spec.paging.size:
+                    break
+                if spec.paging.bookmark:
+                    nxt = records[-1].get(spec.paging.bookmark)
+                    if not nxt or nxt == bookmark:
+                        raise PermanentError(self.name, f"{spec.operation}: no new bookmark in "
+                                                        f"{spec.paging.bookmark!r} to read the next page")
+                    bookmark = nxt
+                page += 1
+            else:
+                raise PermanentError(self.name, f"{spec.operation}: more than {MAX_PAGES} pages")
+        return out
+
+    def _args(self, spec: CallSpec, variables: dict[str, Any], order: OrderSnapshot | None) -> dict[str, Any]:
+        args = render(spec.args, variables)
+        if spec.entity:
+            args = _merge(args, self.mapping.outbound(spec.entity, order, self.binder))
+        return args
+
+    @staticmethod
+    def _annotate(record: Any, fan: dict[str, Any]) -> dict[str, Any]:
+        row = dict(record) if isinstance(record, dict) else {"value": record}
+        row["_call"] = {**fan, "at": datetime.now(UTC).replace(microsecond=0)}
+        return row
+
+    def _plant(self, location_id: str) -> str:
+        plant = self.binder.to_external(self.name, LOCATION, location_id)
+        if plant is None:
+            raise MappingError(self.mapping.system, "location_id", location_id,
+                               f"unmapped location (no binding for {self.name})")
+        return plant
+
+    # -- SOAP ------------------------------------------------------------------------------
+    def _service(self, spec: CallSpec) -> ServiceProxy:
+        """The bound service for a call: its WSDL read once, its address from the config."""
+        proxy = self._proxies.get(spec.name)
+        if proxy is not None:
+            return proxy
+        override = self.services.get(spec.name) or {}
+        wsdl = override.get("wsdl") or (urljoin(self.wsdl, spec.wsdl) if spec.wsdl else self.wsdl)
+        client = self._clients.get(wsdl)
+        if client is None:
+            client = self._read_wsdl(wsdl)
+            self._clients[wsdl] = client
+        address = override.get("endpoint")
+        if not address and self.endpoint:
+            address = urljoin(self.endpoint, _drop_query(spec.endpoint or spec.wsdl or ""))
+        if not address and spec.endpoint:
+            address = urljoin(wsdl, spec.endpoint)
+        if address:
+            port = next(p for s in client.wsdl.services.values() for p in s.ports.values())
+            proxy = client.create_service(str(port.binding.name), address)
+        else:
+            proxy = client.service
+        self._proxies[spec.name] = proxy
+        return proxy
+
+    def _read_wsdl(self, wsdl: str) -> zeep.Client:
         try:
-            client = self._soap()
-            method = client.service[operation]
+            transport = _Transport(session=self._session, timeout=self._timeout, operation_timeout=self._timeout)
+            return zeep.Client(wsdl, wsse=self._wsse, transport=transport)
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise TransientError(self.name, f"cannot read the WSDL at {self.wsdl}: {exc}") from exc
+            raise TransientError(self.name, f"cannot read the WSDL at {wsdl}: {exc}") from exc
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            hint = " (check auth, username and password)" if status in (401, 403) else ""
+            cls = TransientError if status == 429 or status >= 500 else PermanentError
+            raise cls(self.name, f"cannot read the WSDL at {wsdl}: HTTP {status}{hint}", status=status) from exc
         except zeep.exceptions.TransportError as exc:
-            raise self._http_error(exc, "reading the WSDL") from exc
+            raise self._http_error(exc, f"reading the WSDL at {wsdl}") from exc
+        except (XMLSyntaxError, zeep.exceptions.Error) as exc:
+            raise PermanentError(self.name, f"the WSDL at {wsdl} does not read: {exc}") from exc
+
+    def _invoke(self, spec: CallSpec, args: dict[str, Any]) -> Any:
+        """One SOAP call, every failure classified; the answer as plain dicts and lists."""
+        operation = spec.operation
+        service = self._service(spec)
+        try:
+            method = service[operation]
         except AttributeError as exc:
             raise PermanentError(self.name, f"the WSDL has no operation {operation!r}") from exc
         try:
@@ -130,9 +282,39 @@ class ErpSoapConnector:
                                             f"(check mapping {self.mapping.system}): {exc}") from exc
         except zeep.exceptions.Error as exc:
             raise PermanentError(self.name, f"{operation}: unreadable answer: {exc}") from exc
-        return serialize_object(result, target_cls=dict)
+        answer = serialize_object(result, target_cls=dict)
+        self._check_messages(spec, answer)
+        return answer
 
-    def _fault_error(self, operation: str, fault: zeep.exceptions.Fault) -> Exception:
+    def _check_messages(self, spec: CallSpec, answer: Any) -> None:
+        """An error row in the answer's message table (BAPIRET2) fails the call: transient when
+        the mapping lists its message id so (a lock), else permanent (master data, validation)."""
+        table = spec.errors
+        if table is None:
+            return
+        errors = [row for row in self._items(answer, table.table)
+                  if str(row.get(table.type) or "").strip() in table.fail_on]
+        if not errors:
+            return
+        kinds = [self._message_kind(table.kinds, " ".join(str(row.get(f) or "").strip() for f in table.id))
+                 for row in errors]
+        text = "; ".join(f"{row.get(table.type)} " + " ".join(str(row.get(f) or "").strip() for f in table.id)
+                         + (f": {row.get(table.text)}" if table.text and row.get(table.text) else "")
+                         for row in errors)
+        message = f"{spec.operation} answered with errors: {text}"
+        # A follow-up message ("V4 219 document not changed") says nothing of the cause.
+        causes = [k for k in kinds if k != "consequence"] or kinds
+        if all(k == "transient" for k in causes):
+            raise TransientError(self.name, message)
+        raise PermanentError(self.name, message)
+
+    def _message_kind(self, value_map: str | None, msg_id: str) -> str:
+        try:
+            return str(self.mapping.value(value_map, msg_id)) if value_map else "permanent"
+        except MappingError:
+            return "permanent"
+
+    def _fault_error(self, operation: str, fault: zeep.exceptions.Fault) -> ConnectorError:
         code = (fault.code or "").split(":", 1)[-1]      # drop the soap-env prefix
         message = f"SOAP Fault from {operation}: {code}: {fault.message}"
         try:
@@ -143,35 +325,59 @@ class ErpSoapConnector:
             return TransientError(self.name, message)
         return PermanentError(self.name, message)
 
-    def _http_error(self, exc: zeep.exceptions.TransportError, what: str) -> Exception:
+    def _http_error(self, exc: zeep.exceptions.TransportError, what: str) -> ConnectorError:
         status = exc.status_code
         message = f"{what}: HTTP {status}"
+        if status in (401, 403):
+            message += " (check auth, username and password)"
         if status == 429 or status >= 500:
             return TransientError(self.name, message, status=status)
         return PermanentError(self.name, message, status=status)
 
-    def _items(self, result: Any, where_key: str) -> list[dict[str, Any]]:
+    def _items(self, result: Any, path: str | None) -> list[Any]:
         """The list of records in an answer: the answer itself, or at the path the mapping names."""
-        try:
-            path = self.mapping.operation(where_key)
-        except MappingConfigError:
-            path = ""
         node = result
-        for part in filter(None, path.split(".")):
+        for part in filter(None, (path or "").split(".")):
             node = node.get(part) if isinstance(node, dict) else None
         if node is None:
             return []
-        if isinstance(node, dict):
-            node = [node]             # a single record where the schema allows many
         if not isinstance(node, list):
-            raise MappingError(self.mapping.system, path or "(answer)", type(node).__name__,
-                               "expected a list of records")
+            node = [node]             # a single record (or a bare value) where the schema allows many
         return node
 
 
+def mapping_name(value: str) -> str:
+    """`erp_nav.yaml` or `erp_nav`: the mapping's name."""
+    return str(value).removesuffix(".yaml")
+
+
+def _session(auth: str, username: str, password: str) -> requests.Session:
+    """The HTTP session for the WSDL download and every call, logged in as the ERP wants."""
+    session = requests.Session()
+    if auth == "basic":
+        session.auth = requests.auth.HTTPBasicAuth(username, password)
+    elif auth == "ntlm":
+        from requests_ntlm import HttpNtlmAuth  # only a NAV on Windows login needs it
+
+        session.auth = HttpNtlmAuth(username, password)
+    return session
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _drop_query(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
 class _Transport(Transport):
-    """An HTTP error that is not a SOAP answer (a proxy's 503 page) is a transport error;
-    zeep would otherwise read well-formed HTML as an "Unknown fault"."""
+    """An HTTP error that is not a SOAP answer (a proxy's 503 page, a 401 from the login) is a
+    transport error; zeep would otherwise read well-formed HTML as an "Unknown fault"."""
 
     def post(self, address: str, message: Any, headers: dict[str, str]) -> requests.Response:
         response = super().post(address, message, headers)

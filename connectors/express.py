@@ -63,8 +63,9 @@ class ExpressConnector:
                                "an express order needs a delivery address")
         shipment = {
             "order_id": order.order_id,
-            "sender": {"company": origin.name, "name": origin.name, "phone": self.sender_phone or None,
-                       "address": origin.address},
+            # SF wants a phone for each contact: the sending store's or warehouse's own (config.yaml).
+            "sender": {"company": origin.name, "name": origin.name,
+                       "phone": origin.phone or self.sender_phone or None, "address": origin.address},
             "receiver": {"name": address.name or order.buyer.name, "phone": address.phone or order.buyer.phone,
                          "address": address.text},
             "declared_fen": order.total_fen,
@@ -104,11 +105,25 @@ class ExpressConnector:
             raise PermanentError(self.name, f"{service_code}: apiResultData is not JSON") from exc
 
     # -- tracking (Kuaidi100) -------------------------------------------------------------------
-    def subscribe_tracking(self, waybill_no: str, callback_url: str) -> None:
-        """Ask for pushes to `callback_url`; subscribing twice is fine."""
+    def subscribe_tracking(self, waybill_no: str, callback_url: str, phone: str = "") -> None:
+        """Ask for pushes to `callback_url`; subscribing twice is fine. `phone` is the receiver's (or
+        sender's): Kuaidi100 needs it for the couriers that check it (SF, ZTO)."""
+        parameters = {"callbackurl": callback_url, "salt": self._salt, "resultv2": "1"}
         param = {"company": self.mapping.operation("k100_company"), "number": waybill_no, "key": self._key,
-                 "parameters": {"callbackurl": callback_url, "salt": self._salt, "resultv2": "1"}}
+                 "parameters": parameters | self._phone(waybill_no, phone)}
         self.retry.call(self._subscribe, param)
+
+    def _phone(self, waybill_no: str, phone: str) -> dict[str, str]:
+        """{"phone": …} when given or when the courier requires it (a MappingError if missing)."""
+        company = self.mapping.operation("k100_company")
+        if phone:
+            return {"phone": phone}
+        try:
+            self.mapping.value("k100_phone_required", company)
+        except MappingError:
+            return {}
+        raise MappingError(self.mapping.system, "phone", None,
+                           f"Kuaidi100 needs a phone for {company} waybill {waybill_no}")
 
     def _subscribe(self, param: dict[str, Any]) -> None:
         form = {"schema": "json", "param": json.dumps(param, ensure_ascii=False)}
@@ -139,20 +154,21 @@ class ExpressConnector:
         return self._events(last)
 
     def company_code(self) -> str:
-        """The courier company's code as tracking services name it (the payment platform asks for it)."""
-        return self.mapping.operation("k100_company")
+        """The hub's name for the courier company (`sf`): the payment platform maps it to its own
+        delivery_id, Kuaidi100's code (`k100_company`) is this connector's business."""
+        return self.mapping.operation("courier")
 
     def push_reply(self, accepted: bool = True) -> dict[str, Any]:
         """The JSON body Kuaidi100 expects back; a refusal makes it push again later."""
         return dict(PUSH_REPLY_OK if accepted else PUSH_REPLY_FAILED)
 
-    def poll_tracking(self, waybill_no: str) -> list[TrackingEvent]:
+    def poll_tracking(self, waybill_no: str, phone: str = "") -> list[TrackingEvent]:
         """Ask for the history where no push arrives; [] while the courier has nothing yet."""
-        return self.retry.call(self._query, waybill_no)
+        return self.retry.call(self._query, waybill_no, phone)
 
-    def _query(self, waybill_no: str) -> list[TrackingEvent]:
-        param = json.dumps({"com": self.mapping.operation("k100_company"), "num": waybill_no, "resultv2": "1"},
-                           separators=(",", ":"))
+    def _query(self, waybill_no: str, phone: str = "") -> list[TrackingEvent]:
+        param = json.dumps({"com": self.mapping.operation("k100_company"), "num": waybill_no, "resultv2": "1",
+                            **self._phone(waybill_no, phone)}, separators=(",", ":"))
         sign = hashlib.md5((param + self._key + self.customer).encode()).hexdigest().upper()
         resp = http_call(self.name, self.session, "POST", self.base_url + self.mapping.operation("k100_query"),
                          data={"customer": self.customer, "sign": sign, "param": param}, timeout=self.timeout)

@@ -35,3 +35,13 @@ def connector_class(kind: str) -> type:
 def build_connector(name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy | None = None) -> Any:
     """Build the connector for the system block `name` of config.yaml."""
     return connector_class(system.kind).from_config(name, system, binder, retry or RetryPolicy())
+
+
+def check_system(name: str, system: SystemConfig) -> list[tuple[str, str]]:
+    """(key path, problem) for one system block, from its connector's own `check_config` if it has one."""
+    try:
+        cls = connector_class(system.kind)
+    except KeyError as exc:
+        return [(f"systems.{name}.kind", str(exc.args[0]))]
+    check = getattr(cls, "check_config", None)
+    return [(f"systems.{name}.{key}", msg) for key, msg in check(system)] if check else []

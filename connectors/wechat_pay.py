@@ -1,7 +1,8 @@
 """WeChat Pay v3: verify and decrypt payment notifications; upload shipping info after dispatch.
 
 A notification is trusted only when its RSA-SHA256 signature over
-`timestamp\\nnonce\\nbody\\n` verifies with the platform key whose serial we hold, its
+`timestamp\\nnonce\\nbody\\n` verifies with the platform key named by its `Wechatpay-Serial`
+(connectors/wechat_keys.py: certificate serials and public-key ids side by side), its
 timestamp is within 300 s, and its nonce has not been seen; then `resource` is decrypted
 with AEAD_AES_256_GCM under the APIv3 key and mapped to a PaymentNotice.
 """
@@ -17,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Self
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hub.config import SystemConfig
@@ -27,25 +28,26 @@ from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError
 from .wechat_api import WeChatApi
+from .wechat_keys import PlatformKeys
 
 CLOCK_WINDOW_S = 300
 NONCE_MEMORY = 10_000
 
 
 class WeChatPayConnector:
-    def __init__(self, name: str, mapping: Mapping, *, mch_id: str, api_v3_key: str, serial: str,
-                 platform_public_key: str, api: WeChatApi | None, retry: RetryPolicy,
+    def __init__(self, name: str, mapping: Mapping, *, mch_id: str, api_v3_key: str,
+                 platform_keys: list[tuple[str, str]], api: WeChatApi | None, retry: RetryPolicy,
                  nonce_memory: int = NONCE_MEMORY):
         self.name, self.mapping, self.retry = name, mapping, retry
-        self._mch_id, self._serial = mch_id, serial
+        self._mch_id = mch_id
         key = api_v3_key.encode()
         if len(key) != 32:
             raise ValueError(f"{name}: api_v3_key must be 32 bytes for AES-256-GCM")
         self._aead = AESGCM(key)
-        public = serialization.load_pem_public_key(platform_public_key.encode())
-        if not isinstance(public, rsa.RSAPublicKey):
-            raise ValueError(f"{name}: platform_public_key is not an RSA public key")
-        self._public = public
+        try:
+            self._keys = PlatformKeys(platform_keys)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
         self._api = api
         self._nonces: OrderedDict[str, None] = OrderedDict()
         self._nonce_cap = nonce_memory
@@ -60,9 +62,11 @@ class WeChatPayConnector:
             api = WeChatApi(name, mapping, system.get("api_base_url") or system.get("base_url"),
                             system.get("app_id"), system.get("app_secret"),
                             timeout=float(system.get("timeout", 5.0)))
+        keys = [(system.get("platform_cert_serial"), system.get("platform_public_key"))]
+        # During the platform's switch-over: further keys by certificate serial or public key id.
+        keys += [(k["serial"], k["public_key"]) for k in system.get("platform_keys") or []]
         return cls(name, mapping, mch_id=str(system.get("mch_id")), api_v3_key=system.get("api_v3_key"),
-                   serial=system.get("platform_cert_serial"),
-                   platform_public_key=system.get("platform_public_key"), api=api, retry=retry)
+                   platform_keys=[(str(s), p) for s, p in keys if s and p], api=api, retry=retry)
 
     # -- inbound: payment notifications -----------------------------------------------------
     def parse_notification(self, headers: Headers[str, str], body: bytes,
@@ -85,7 +89,8 @@ class WeChatPayConnector:
             raise MappingError(self.name, "amount", fields["amount_fen"], "negative amount")
         return PaymentNotice(event=event, order_ref=fields["order_ref"],
                              transaction_id=fields["transaction_id"], amount_fen=fields["amount_fen"],
-                             at=fields["at"], external_id=note["external_id"])
+                             at=fields["at"], external_id=note["external_id"],
+                             payer_id=fields.get("payer_openid") or "")
 
     def _verify(self, headers: Headers[str, str], body: bytes, now: datetime) -> None:
         h = {k.lower(): v for k, v in headers.items()}
@@ -94,7 +99,8 @@ class WeChatPayConnector:
         if missing:
             raise SignatureError(self.name, f"missing signature header(s): {', '.join(missing)}")
         timestamp, nonce, signature = h["wechatpay-timestamp"], h["wechatpay-nonce"], h["wechatpay-signature"]
-        if h["wechatpay-serial"] != self._serial:
+        public = self._keys.get(h["wechatpay-serial"])
+        if public is None:
             raise SignatureError(self.name, "unknown platform certificate serial "
                                             f"{h['wechatpay-serial']!r}")
         if signature.startswith(self.mapping.operation("signature_probe_prefix")):
@@ -108,7 +114,7 @@ class WeChatPayConnector:
                                             f"{CLOCK_WINDOW_S} s)")
         message = timestamp.encode() + b"\n" + nonce.encode() + b"\n" + body + b"\n"
         try:
-            self._public.verify(base64.b64decode(signature, validate=True), message,
+            public.verify(base64.b64decode(signature, validate=True), message,
                                 padding.PKCS1v15(), hashes.SHA256())
         except (InvalidSignature, binascii.Error, ValueError):
             raise SignatureError(self.name, "bad signature") from None
@@ -133,7 +139,11 @@ class WeChatPayConnector:
     # -- outbound: shipping info ------------------------------------------------------------
     def upload_shipping_info(self, order: OrderSnapshot, transaction_id: str, logistics_type: str,
                              tracking_no: str | None = None, express_company: str | None = None) -> None:
-        """Tell WeChat the order shipped (express), left with a rider (same_city) or was picked up."""
+        """Tell WeChat the order shipped (express), left with a rider (same_city) or was picked up.
+
+        `express_company` is the hub's name for the courier (`sf`); WeChat wants its own
+        delivery_id (`SF`), and for some couriers (SF) a masked contact phone. The payer is the
+        openid the payment notification named (kept on the buyer), else the buyer's id."""
         if self._api is None:
             raise PermanentError(self.name, "app_id/app_secret not configured: the shipping-info upload "
                                             "needs the mini-program's credentials")
@@ -141,16 +151,37 @@ class WeChatPayConnector:
             raise MappingError(self.name, "tracking_no", tracking_no,
                                "express shipping needs a tracking number and an express company")
         item_desc = ", ".join(f"{line.sku} x{line.qty}" for line in order.lines)[:120]
-        shipment = {"item_desc": item_desc}
-        if tracking_no:
-            shipment |= {"tracking_no": tracking_no, "express_company": express_company}
+        shipment: dict[str, object] = {"item_desc": item_desc}
+        if tracking_no and express_company:
+            delivery_id = self.mapping.value("delivery_id", express_company)
+            shipment |= {"tracking_no": tracking_no, "express_company": delivery_id}
+            if self._needs_contact(delivery_id):
+                phone = (order.fulfillment.address.phone if order.fulfillment.address else "") or order.buyer.phone
+                if not phone:
+                    raise MappingError(self.name, "receiver_contact", None,
+                                       f"{delivery_id} needs the receiver's phone (masked) and the order has none")
+                shipment["receiver_contact"] = mask_phone(phone)
         body = self.mapping.outbound("shipping_info", {
             "transaction_id": transaction_id, "logistics_type": logistics_type, "shipments": [shipment],
-            "upload_time": datetime.now(UTC), "payer_openid": order.buyer.id,
+            "upload_time": datetime.now(UTC), "payer_openid": order.buyer.openid or order.buyer.id,
         })
         self.retry.call(self._api.post, "upload_shipping_info", body)
+
+    def _needs_contact(self, delivery_id: str) -> bool:
+        try:
+            return self.mapping.value("contact_required", delivery_id) == "receiver"
+        except MappingError:
+            return False
 
     def close(self) -> None:
         if self._api is not None:
             self._api.session.close()
 
+
+
+def mask_phone(phone: str) -> str:
+    """WeChat's form for a contact phone: the middle four digits hidden (138****1111)."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) < 7:
+        return "*" * len(digits)
+    return f"{digits[:3]}****{digits[-4:]}"

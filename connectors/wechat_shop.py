@@ -15,7 +15,7 @@ from collections.abc import Mapping as Query
 from typing import Any, Self
 
 from hub.config import SystemConfig
-from hub.domain.model import Address, Buyer, ChannelOrder, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, SignatureError
@@ -75,7 +75,7 @@ class WeChatShopConnector:
         return self.mapping.inbound("push", payload)
 
     # -- orders ---------------------------------------------------------------------------------
-    def get_order(self, external_order_id: str) -> ChannelOrder:
+    def get_order(self, external_order_id: str) -> PlaceOrder:
         answer = self.retry.call(self.api.post, "order_get", {"order_id": external_order_id})
         if not isinstance(answer.get("order"), dict):
             raise MappingError(self.name, "order", None, "order/get answered without an order")
@@ -92,11 +92,12 @@ class WeChatShopConnector:
             raise MappingError(self.name, "order_detail.ext_info.o2o_store_id", None,
                                "a pickup order names no store")
         address = self._address(f["address"], kind)
-        return ChannelOrder(channel=self.channel, external_id=f["external_id"], lines=lines,
-                            buyer=Buyer(id=f["buyer"]["id"], name=f["buyer"]["name"] or "",
-                                        phone=f["buyer"]["phone"] or ""),
-                            fulfillment=Fulfillment(kind, store_id=store_id, address=address),
-                            status=f["status"], total_fen=f["total_fen"])
+        return PlaceOrder(channel=self.channel, idempotency_key=f"{self.name}:{f['external_id']}",
+                          external_id=f["external_id"], lines=lines,
+                          buyer=Buyer(id=f["buyer"]["id"], name=f["buyer"]["name"] or "",
+                                      phone=f["buyer"]["phone"] or ""),
+                          fulfillment=Fulfillment(kind, store_id=store_id, address=address),
+                          status=f["status"], total_fen=f["total_fen"])
 
     def _address(self, a: dict[str, Any], kind: FulfillmentType) -> Address | None:
         text = "".join(a[k] or "" for k in ("province", "city", "county", "detail"))

@@ -14,12 +14,13 @@ from hub.config import HubConfig, LocationConfig, SystemConfig
 from hub.domain.model import (
     Booking,
     Buyer,
-    ChannelOrder,
     DeliveryQuote,
     OrderSnapshot,
     PaymentNotice,
+    PlaceOrder,
     Sku,
     StockCount,
+    StockDelta,
     TrackingEvent,
 )
 
@@ -84,7 +85,7 @@ class ChannelStockPublisher(Protocol):
 
     def parse_push(self, query: Mapping[str, str], body: bytes) -> dict[str, Any]: ...
 
-    def get_order(self, external_order_id: str) -> ChannelOrder: ...
+    def get_order(self, external_order_id: str) -> PlaceOrder: ...
 
 
 @runtime_checkable
@@ -97,6 +98,8 @@ class PointOfSale(Protocol):
     def push_pickup_order(self, order: OrderSnapshot) -> str: ...
 
     def update_pickup_state(self, order: OrderSnapshot, state: str) -> None: ...
+
+    def parse_inventory_changes(self, payload: Any, store_id: str) -> list[StockDelta | StockCount]: ...
 
 
 @runtime_checkable
@@ -124,13 +127,15 @@ class ExpressCourier(Protocol):
 
     def create_waybill(self, order: OrderSnapshot, origin: LocationConfig) -> Booking: ...
 
-    def subscribe_tracking(self, waybill_no: str, callback_url: str) -> None: ...
+    def subscribe_tracking(self, waybill_no: str, callback_url: str, phone: str = "") -> None: ...
 
     def parse_tracking_push(self, form: Mapping[str, str]) -> list[TrackingEvent]: ...
 
     def push_reply(self, accepted: bool = True) -> dict[str, Any]: ...
 
-    def company_code(self) -> str: ...
+    def company_code(self) -> str:
+        """The hub's name for the courier company (`sf`); each platform maps it to its own code."""
+        ...
 
 
 @runtime_checkable

@@ -24,6 +24,18 @@ system -> canonical; the reverse is applied outbound), `map` (a value map), `xre
 (a binder kind: `sku`, `store`), `required`, `default`, `const` (outbound only: a
 fixed value to send) and `direction` (`in`, `out` or `both`).
 
+Outbound extras: `path` may be a list (one canonical value written to several system
+fields; inbound reads the first); `canonical: name` lets a second entry read a field
+another entry already maps (e.g. `lines` feeding both SAP's items and schedule lines;
+such an entry is outbound only, the field's own entry reads it back);
+inside `children`, a canonical name `^.location_id` reads the enclosing order's field
+(the plant on every line); `position: {start: 10, step: 10, format: "{:06d}"}` writes the
+line's position (SAP item numbers 000010, 000020). The YAML is read with YAML 1.2 scalars
+(mappings/yaml_text.py): `No`, `On`, `000010` stay text.
+
+`calls:` (mappings/calls.py) describes a SOAP system's operations: WSDL, argument
+templates, paging, fan-out and error tables.
+
 Inbound applies convert, then map, then xref; outbound the reverse. Anything that
 does not map raises MappingError naming the system, the field and the value.
 """
@@ -41,10 +53,14 @@ import yaml
 
 from connectors.base import Binder, MappingError
 
+from . import yaml_text
+from .calls import CallSpec, parse_calls
+
 MAPPINGS_DIR = Path(__file__).resolve().parent
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-@:]*)(?:\[(\d*)\])?$")
 _FIELD_KEYS = {"path", "convert", "map", "xref", "required", "default", "const", "direction",
-               "children", "format", "tz"}
+               "children", "format", "tz", "canonical", "position"}
+_PARENT = "^."                  # a child field's canonical name that reads the enclosing record
 _MISSING = object()
 
 
@@ -61,7 +77,7 @@ class MappingConfigError(Exception):
 def _to_int(v: Any) -> int:
     if isinstance(v, bool):
         raise ValueError("a boolean is not a number")
-    if isinstance(v, float) and not v.is_integer():
+    if isinstance(v, (float, Decimal)) and v != int(v):
         raise ValueError("not a whole number")
     if isinstance(v, str):
         v = v.strip()
@@ -269,6 +285,9 @@ class _Field:
     children: tuple[_Field, ...] | None = None
     fmt: str | None = None
     tz: timezone | None = None
+    also: tuple[tuple[_Seg, ...], ...] = ()          # further system paths fed the same value (outbound)
+    from_parent: bool = False                        # canonical is the enclosing record's field
+    position: tuple[int, int, str] | None = None     # (start, step, format): the line's number
 
 
 @dataclass
@@ -281,9 +300,11 @@ class Mapping:
     """One system's mapping. Build it with `load_mapping(system)`."""
 
     def __init__(self, system: str, operations: dict[str, str], values: dict[str, _ValueMap],
-                 entities: dict[str, tuple[_Field, ...]], source: str):
+                 entities: dict[str, tuple[_Field, ...]], source: str,
+                 calls: dict[str, CallSpec] | None = None):
         self.system, self.source = system, source
         self._operations, self._values, self._entities = operations, values, entities
+        self._calls = calls or {}
 
     @property
     def entities(self) -> list[str]:
@@ -295,6 +316,16 @@ class Mapping:
             return self._operations[name]
         except KeyError:
             raise MappingConfigError(self.source, f"operations.{name}", "not defined") from None
+
+    def call(self, name: str) -> CallSpec:
+        """A described SOAP call (`calls:`)."""
+        try:
+            return self._calls[name]
+        except KeyError:
+            raise MappingConfigError(self.source, f"calls.{name}", "not defined") from None
+
+    def has_call(self, name: str) -> bool:
+        return name in self._calls
 
     def value(self, map_name: str, code: Any, direction: str = "in") -> Any:
         """Look a code up in a value map: 'in' system code -> canonical, 'out' the reverse."""
@@ -327,7 +358,7 @@ class Mapping:
                    prefix: str) -> dict:
         out: dict = {}
         for f in fields:
-            if f.direction == "out" or f.path is None:
+            if f.direction == "out" or f.path is None or f.from_parent or f.position:
                 continue
             where = prefix + _fmt(f.path)
             raw = _get(payload, f.path)
@@ -363,22 +394,26 @@ class Mapping:
     # -- outbound: canonical -> system payload -----------------------------------------------
     def outbound(self, entity: str, canonical: dict, binder: Binder | None = None) -> dict:
         """Map canonical values (a dict, or an object with attributes) to a system payload."""
-        return self._out_fields(self._entity(entity), canonical, binder, "")
+        return self._out_fields(self._entity(entity), canonical, binder, "", None, 0)
 
     def _out_fields(self, fields: tuple[_Field, ...], canonical: Any, binder: Binder | None,
-                    prefix: str) -> dict:
+                    prefix: str, parent: Any, index: int) -> dict:
         out: dict = {}
         for f in fields:
             if f.direction == "in" or f.path is None:
                 continue
-            where = prefix + _fmt(f.canonical)
+            where = prefix + ("^." if f.from_parent else "") + _fmt(f.canonical)
             if f.const is not _MISSING:
-                _set(out, f.path, f.const)
+                self._put(out, f, f.const)
                 continue
-            value = _get(canonical, f.canonical)
+            if f.position is not None:
+                start, step, fmt = f.position
+                self._put(out, f, fmt.format(start + step * index))
+                continue
+            value = _get(parent if f.from_parent else canonical, f.canonical)
             if value is _MISSING:
                 if f.default is not _MISSING:
-                    _set(out, f.path, f.default)
+                    self._put(out, f, f.default)
                     continue
                 if f.required:
                     raise MappingError(self.system, where, None, "missing required field")
@@ -386,11 +421,16 @@ class Mapping:
             if f.children is not None:
                 if not isinstance(value, (list, tuple)):
                     raise MappingError(self.system, where, type(value).__name__, "expected a list")
-                _set(out, f.path, [self._out_fields(f.children, item, binder, f"{where}[{i}].")
+                self._put(out, f, [self._out_fields(f.children, item, binder, f"{where}[{i}].", canonical, i)
                                    for i, item in enumerate(value)])
                 continue
-            _set(out, f.path, self._out_value(f, value, binder, where))
+            self._put(out, f, self._out_value(f, value, binder, where))
         return out
+
+    @staticmethod
+    def _put(out: dict, f: _Field, value: Any) -> None:
+        for path in (f.path, *f.also):
+            _set(out, path, value)
 
     def _out_value(self, f: _Field, value: Any, binder: Binder | None, where: str) -> Any:
         original = value
@@ -444,9 +484,23 @@ def _code_key(code: Any) -> str:
     return str(code)
 
 
+def _position(spec: Any, source: str, key: str) -> tuple[int, int, str]:
+    if not isinstance(spec, dict) or set(spec) - {"start", "step", "format"}:
+        raise MappingConfigError(source, key, "must be {start: N, step: N, format: '{:06d}'}")
+    start, step, fmt = spec.get("start", 1), spec.get("step", 1), spec.get("format", "{}")
+    if not isinstance(start, int) or not isinstance(step, int) or isinstance(start, bool):
+        raise MappingConfigError(source, key, "start and step must be whole numbers")
+    try:
+        str(fmt).format(start)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise MappingConfigError(source, f"{key}.format", f"not a format for a number: {exc}") from None
+    return start, step, str(fmt)
+
+
 # -- loading and validation ---------------------------------------------------------------
 
-def _build_fields(spec: Any, source: str, key: str, values: dict[str, _ValueMap]) -> tuple[_Field, ...]:
+def _build_fields(spec: Any, source: str, key: str, values: dict[str, _ValueMap],
+                  nested: bool = False) -> tuple[_Field, ...]:
     if not isinstance(spec, dict) or not spec:
         raise MappingConfigError(source, key, "must be a non-empty mapping of canonical field -> spec")
     fields = []
@@ -460,17 +514,23 @@ def _build_fields(spec: Any, source: str, key: str, values: dict[str, _ValueMap]
         if unknown:
             raise MappingConfigError(source, fkey, f"unknown keys {sorted(unknown)}; "
                                                    f"allowed: {sorted(_FIELD_KEYS)}")
+        canonical_text = str(fspec.get("canonical", name))
+        from_parent = canonical_text.startswith(_PARENT)
+        if from_parent and not nested:
+            raise MappingConfigError(source, fkey, f"{_PARENT}name reads the enclosing record: only under children")
         try:
-            canonical = _parse_path(str(name))
+            canonical = _parse_path(canonical_text.removeprefix(_PARENT))
         except ValueError as exc:
             raise MappingConfigError(source, fkey, f"bad canonical name: {exc}") from None
-        path_text = fspec.get("path")
-        if not isinstance(path_text, str) or not path_text:
-            raise MappingConfigError(source, f"{fkey}.path", "required, a dotted path string")
+        path_spec = fspec.get("path")
+        path_texts = path_spec if isinstance(path_spec, list) else [path_spec]
+        if not path_texts or not all(isinstance(p, str) and p for p in path_texts):
+            raise MappingConfigError(source, f"{fkey}.path", "required, a dotted path string (or a list of them)")
         try:
-            path = _parse_path(path_text)
+            path, *also = [_parse_path(p) for p in path_texts]
         except ValueError as exc:
             raise MappingConfigError(source, f"{fkey}.path", str(exc)) from None
+        position = _position(fspec["position"], source, f"{fkey}.position") if "position" in fspec else None
         convert = fspec.get("convert")
         if convert is not None and convert not in CONVERSIONS and convert != _LOCAL:
             raise MappingConfigError(source, f"{fkey}.convert",
@@ -484,7 +544,8 @@ def _build_fields(spec: Any, source: str, key: str, values: dict[str, _ValueMap]
             raise MappingConfigError(source, f"{fkey}.xref", "must be a binder kind such as sku or store")
         required = fspec.get("required", False)
         if not isinstance(required, bool):
-            raise MappingConfigError(source, f"{fkey}.required", "must be true or false")
+            raise MappingConfigError(source, f"{fkey}.required",
+                                     "must be true or false" + yaml_text.bool_hint(required))
         direction = fspec.get("direction", "both")
         if direction not in ("in", "out", "both"):
             raise MappingConfigError(source, f"{fkey}.direction", "must be in, out or both")
@@ -499,18 +560,21 @@ def _build_fields(spec: Any, source: str, key: str, values: dict[str, _ValueMap]
             if not path[-1].is_list:
                 raise MappingConfigError(source, f"{fkey}.path", "a field with children needs a path "
                                                                  "ending in [] (a list)")
-            children = _build_fields(fspec["children"], source, f"{fkey}.children", values)
+            children = _build_fields(fspec["children"], source, f"{fkey}.children", values, nested=True)
             if convert or vmap or xref:
                 raise MappingConfigError(source, fkey, "a list of children takes no convert/map/xref")
         elif path[-1].is_list:
             raise MappingConfigError(source, f"{fkey}.path", "a path ending in [] needs children")
-        if path[-1].is_list:
-            path = path[:-1] + (_Seg(path[-1].name),)
+        if any(p[-1].is_list != path[-1].is_list for p in also):
+            raise MappingConfigError(source, f"{fkey}.path", "every path of a list field ends in []")
+        path, *also = [p[:-1] + (_Seg(p[-1].name),) if p[-1].is_list else p for p in (path, *also)]
+        if (from_parent or position or "canonical" in fspec) and direction == "both":
+            direction = "out"          # none can be read back: a line has no parent, a second feed no owner
         fields.append(_Field(
             canonical=canonical, path=path, convert=convert, value_map=vmap, xref=xref,
             required=required, default=fspec.get("default", _MISSING),
             const=fspec.get("const", _MISSING), direction=direction, children=children,
-            fmt=fspec.get("format"), tz=tz))
+            fmt=fspec.get("format"), tz=tz, also=tuple(also), from_parent=from_parent, position=position))
     return tuple(fields)
 
 
@@ -538,13 +602,13 @@ def _build_values(spec: Any, source: str) -> dict[str, _ValueMap]:
 def parse_mapping(text: str, system: str, source: str = "<mapping>") -> Mapping:
     """Parse and validate mapping YAML text."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_text.load(text)
     except yaml.YAMLError as exc:
         raise MappingConfigError(source, "(file)", f"not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise MappingConfigError(source, "(file)", "must be a mapping with system, operations, values, "
                                                    "entities")
-    unknown = set(raw) - {"system", "operations", "values", "entities", "description"}
+    unknown = set(raw) - {"system", "operations", "values", "entities", "description", "calls"}
     if unknown:
         raise MappingConfigError(source, "(top level)", f"unknown keys {sorted(unknown)}")
     declared = raw.get("system", system)
@@ -562,7 +626,8 @@ def parse_mapping(text: str, system: str, source: str = "<mapping>") -> Mapping:
         raise MappingConfigError(source, "entities", "must be a mapping of entity -> fields")
     entities = {str(name): _build_fields(spec, source, f"entities.{name}", values)
                 for name, spec in entities_raw.items()}
-    return Mapping(system, dict(operations), values, entities, source)
+    calls = parse_calls(raw.get("calls"), source, entities, values, MappingConfigError)
+    return Mapping(system, dict(operations), values, entities, source, calls)
 
 
 def load_mapping(system: str, directory: str | Path | None = None) -> Mapping:

@@ -26,6 +26,14 @@ def seed_sandbox_bindings(binder: Any, skus: Iterable[str]) -> Any:
     return binder
 
 
+def bind_sandbox(binder: Any, sandbox: Any, skus: Iterable[str]) -> None:
+    """The hub's ids bound to the simulators' and the simulators set up to match: the step the
+    demo, `hub run` on the embedded default and the tests take once the sandbox is up."""
+    skus = list(skus)
+    seed_sandbox_bindings(binder, skus)
+    prepare_simulators(sandbox, skus)
+
+
 def prepare_simulators(sandbox: Any, skus: Iterable[str]) -> None:
     """Simulator-side set-up matching the bindings: the shop lists the SKUs, the ERP knows the
     store plants (it refuses a sales order for a plant it holds no stock line for)."""

@@ -27,7 +27,7 @@ STATIC: dict[str, str] = {
     "HUB_CRM_API_KEY": "sandbox-crm-hmac-secret-0001",
     "HUB_WECHAT_MCH_ID": "1900000001",
     "HUB_WECHAT_API_V3_KEY": "SandboxApiV3Key0123456789abcdef0",   # exactly 32 bytes (AES-256)
-    "HUB_WECHAT_SERIAL": "SANDBOXSERIAL0001",
+    "HUB_WECHAT_SERIAL": "3F1B7C2A9E0D4B6C8A5E2F1D0C9B8A7E6D5C4B3A",   # 40 hex digits, like a real platform cert
     "HUB_WECHAT_APP_ID": "wxsandbox0001",
     "HUB_WECHAT_APP_SECRET": "sandbox-wechat-app-secret",
     "HUB_WECHAT_PUSH_TOKEN": "sandboxpushtoken",

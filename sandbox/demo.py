@@ -104,7 +104,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
     from hub.flows.erp_pull import pull_products, pull_warehouse_stock
     from hub.services import inventory
     from hub.storage.bindings import SqlBinder
-    from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+    from sandbox.bindings import bind_sandbox
     from sandbox.credentials import sandbox_env
     from sandbox.runner import start_sandbox
     from workers import SERVICES
@@ -142,8 +142,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
 
         # The sandbox's systems know the hub's SKUs and stores by their own ids: bind them first.
         skus = ["TEA-001", "CUP-002", "POT-003", "SET-004"]
-        seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
-        prepare_simulators(sandbox, skus)
+        bind_sandbox(SqlBinder(ctx.session_factory), sandbox, skus)
         say("06:00  ERP pull (SOAP): product master and warehouse stock")
         say(f"  {pull_products(ctx)} products, {pull_warehouse_stock(ctx)} warehouse stock lines applied")
 
@@ -227,7 +226,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
 
         say("\nFinal stock per location (on hand / reserved / available; the mini-program is shown")
         say("available minus its own safety stock)")
-        with ctx.uow() as uow:
+        with ctx.reader() as uow:
             for sku in skus:
                 cells = [f"{x.location_id} {x.on_hand}/{x.reserved}/{x.available}"
                          for x in inventory.stock_of(uow.session, cfg, sku)]
@@ -259,5 +258,5 @@ def _drained(ctx: Any) -> bool:
 
     from hub.storage.tables import OutboxMessage
 
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         return uow.session.execute(select(func.count()).where(OutboxMessage.sent_at.is_(None))).scalar_one() == 0

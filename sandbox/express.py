@@ -36,7 +36,8 @@ CST = timezone(timedelta(hours=8))
 COMPANY = "shunfeng"
 # Kuaidi100 state -> the status word each history entry carries (resultv2=1), and a line of text.
 STATE_NAMES = {0: "在途", 1: "揽收", 2: "疑难", 3: "签收", 4: "退签", 5: "派件", 6: "退回",
-               7: "转投", 8: "清关", 14: "拒签"}
+               7: "转投", 8: "清关", 10: "待清关", 11: "清关中", 12: "已清关", 13: "清关异常", 14: "拒签"}
+PHONE_REQUIRED = {"shunfeng", "zhongtong"}   # Kuaidi100 tracks these only with a matching phone
 CONTEXTS = {
     0: "[上海市]快件已从上海嘉定集散中心发出",
     1: "[上海市]顺丰速运 已收取快件",
@@ -164,6 +165,7 @@ class ExpressSimulator(Simulator):
         sender, receiver = contacts.get(1) or {}, contacts.get(2) or {}
         for code, text, ok in (("1010", "寄件地址不能为空", sender.get("address")),
                                ("1011", "寄件联系人不能为空", sender.get("contact")),
+                               ("1012", "寄件电话不能为空", sender.get("tel") or sender.get("mobile")),
                                ("1014", "到件地址不能为空", receiver.get("address")),
                                ("1015", "到件联系人不能为空", receiver.get("contact")),
                                ("1016", "到件电话不能为空", receiver.get("mobile") or receiver.get("tel")),
@@ -207,6 +209,9 @@ class ExpressSimulator(Simulator):
             return Response(200, _k100(False, "700", "订阅方的订阅数据存在错误（如不支持的快递公司、单号为空）"))
         if company != COMPANY:
             return Response(200, _k100(False, "701", "拒绝订阅的快递公司"))
+        refused = self._phone_refused(company, number, params.get("phone"))
+        if refused:
+            return Response(200, _k100(False, "700", refused))
         with self._lock:
             if number in self.subscriptions:
                 return Response(200, _k100(False, "501", "重复订阅"))
@@ -227,11 +232,29 @@ class ExpressSimulator(Simulator):
             param = json.loads(param_text)
         except ValueError:
             return Response(200, _k100(False, "400", "提交的数据不完整"))
+        refused = self._phone_refused(str(param.get("com") or ""), str(param.get("num") or ""), param.get("phone"))
+        if refused:
+            return Response(200, _k100(False, "400", refused))
         with self._lock:
             parcel = self.parcels.get(str(param.get("num") or ""))
             if parcel is None or not parcel.history:
                 return Response(200, _k100(False, "500", "查询无结果，请隔段时间再查"))
             return Response(200, {**self._last_result(parcel), "message": "ok", "status": "200"})
+
+    def _phone_refused(self, company: str, number: str, phone: Any) -> str | None:
+        """SF and ZTO tracking needs the receiver's or sender's phone, and it must be theirs."""
+        if company not in PHONE_REQUIRED:
+            return None
+        if not phone:
+            return f"{company} 单号需要提供收、寄件人的电话号码 (phone)"
+        with self._lock:
+            parcel = self.parcels.get(number)
+        if parcel is not None:
+            contacts = parcel.request.get("contactInfoList") or []
+            known = {_digits(c.get(k)) for c in contacts for k in ("tel", "mobile") if c.get(k)}
+            if _digits(phone) not in known:
+                return "电话号码与运单不符"
+        return None
 
     # -- moving a parcel and pushing -------------------------------------------------------------
     def advance(self, waybill_no: str, state: int, context: str | None = None,
@@ -292,6 +315,10 @@ class ExpressSimulator(Simulator):
                 known = number in self.parcels
             if known:
                 self.advance(number, state)
+
+
+def _digits(phone: Any) -> str:
+    return "".join(ch for ch in str(phone or "") if ch.isdigit())
 
 
 def _number(form: dict[str, str]) -> str:

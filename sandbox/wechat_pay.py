@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 import time
@@ -21,6 +22,10 @@ from .credentials import platform_private_key_pem
 from .wechat_tokens import TokenIssuer
 
 CST = timezone(timedelta(hours=8))
+# WeChat's own express company ids (get_delivery_list), a few of them; Kuaidi100's codes are not these.
+DELIVERY_IDS = {"SF", "ZTO", "YTO", "STO", "YD", "JD", "EMS", "JTSD", "DBL", "BEST"}
+CONTACT_REQUIRED = {"SF"}            # SF shipments need a contact phone, masked
+_MASKED_PHONE = re.compile(r"^\d{3}\*{4}\d{4}$")
 
 
 @dataclass
@@ -28,6 +33,7 @@ class PayKnobs:
     bad_signature: bool = False      # sign, then flip the signature
     stale_timestamp: bool = False    # a timestamp ten minutes old
     wrong_serial: bool = False       # a serial the hub does not hold
+    payment_invisible_next: int = 0  # shipping uploads answer 10060001 (payment not yet visible) this often
 
 
 @dataclass
@@ -81,7 +87,8 @@ class WeChatPaySimulator(Simulator):
             return f"{prefix}{int(time.time())}{self._seq:06d}"
 
     def notification_body(self, order_ref: str, amount_fen: int, event: str = "TRANSACTION.SUCCESS",
-                          transaction_id: str | None = None, notification_id: str | None = None) -> bytes:
+                          transaction_id: str | None = None, notification_id: str | None = None,
+                          payer_openid: str = "oSandboxPayer") -> bytes:
         """The notification body exactly as the platform would send it (resource encrypted)."""
         transaction_id = transaction_id or self._next_id("4200")
         now = datetime.now(CST).replace(microsecond=0).isoformat()
@@ -90,11 +97,12 @@ class WeChatPaySimulator(Simulator):
                 "mchid": self.mch_id, "appid": self.app_id, "out_trade_no": order_ref,
                 "transaction_id": transaction_id, "trade_type": "JSAPI", "trade_state": "SUCCESS",
                 "trade_state_desc": "支付成功", "bank_type": "OTHERS", "attach": "", "success_time": now,
-                "payer": {"openid": "oSandboxPayer"},
+                "payer": {"openid": payer_openid},
                 "amount": {"total": amount_fen, "payer_total": amount_fen, "currency": "CNY",
                            "payer_currency": "CNY"}}
             with self._lock:
-                self.transactions[transaction_id] = {"order_ref": order_ref, "amount_fen": amount_fen}
+                self.transactions[transaction_id] = {"order_ref": order_ref, "amount_fen": amount_fen,
+                                                     "payer_openid": payer_openid}
         elif event == "REFUND.SUCCESS":
             kind, resource = "refund", {
                 "mchid": self.mch_id, "out_trade_no": order_ref, "transaction_id": transaction_id,
@@ -134,10 +142,10 @@ class WeChatPaySimulator(Simulator):
                 "Content-Type": "application/json"}
 
     def notify(self, url: str, order_ref: str, amount_fen: int, event: str = "TRANSACTION.SUCCESS",
-               transaction_id: str | None = None) -> requests.Response:
+               transaction_id: str | None = None, payer_openid: str = "oSandboxPayer") -> requests.Response:
         """Post a signed, encrypted notification to `url`. With faults.duplicate_callbacks the very
         same request goes twice (the second should be refused as a replay); returns the first answer."""
-        body = self.notification_body(order_ref, amount_fen, event, transaction_id)
+        body = self.notification_body(order_ref, amount_fen, event, transaction_id, payer_openid=payer_openid)
         return self.post_signed(url, body)
 
     def post_signed(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
@@ -165,7 +173,13 @@ class WeChatPaySimulator(Simulator):
         transaction_id = key.get("transaction_id")
         if key.get("order_number_type") != 2 or not transaction_id:
             return Response(200, {"errcode": 47001, "errmsg": "data format error: order_key"})
-        if transaction_id not in self.transactions:
+        with self._lock:
+            paid = self.transactions.get(transaction_id)
+            invisible = paid is not None and self.knobs.payment_invisible_next > 0
+            if invisible:
+                self.knobs.payment_invisible_next -= 1
+        if paid is None or invisible:
+            # Also what a payment just confirmed answers for a few seconds: not yet visible here.
             return Response(200, {"errcode": 10060001, "errmsg": "支付单不存在"})
         if body.get("logistics_type") not in (1, 2, 3, 4) or body.get("delivery_mode") not in (1, 2):
             return Response(200, {"errcode": 47001, "errmsg": "data format error: logistics_type"})
@@ -175,8 +189,21 @@ class WeChatPaySimulator(Simulator):
         if body["logistics_type"] == 1 and not all(s.get("tracking_no") and s.get("express_company")
                                                    for s in shipments):
             return Response(200, {"errcode": 47001, "errmsg": "express needs tracking_no and express_company"})
+        if body["logistics_type"] == 1:
+            for s in shipments:
+                if s["express_company"] not in DELIVERY_IDS:
+                    return Response(200, {"errcode": 47001, "errmsg": f"invalid express_company "
+                                                                      f"{s['express_company']!r}"})
+                contact = s.get("contact") or {}
+                phones = [contact.get("receiver_contact"), contact.get("consignor_contact")]
+                if s["express_company"] in CONTACT_REQUIRED and not any(
+                        p and _MASKED_PHONE.match(p) for p in phones):
+                    return Response(200, {"errcode": 47001, "errmsg": "contact is required for SF "
+                                                                      "(a masked phone, 138****0000)"})
         if not (body.get("payer") or {}).get("openid") or not body.get("upload_time"):
             return Response(200, {"errcode": 47001, "errmsg": "data format error: payer/upload_time"})
+        if body["payer"]["openid"] != paid["payer_openid"]:
+            return Response(200, {"errcode": 47001, "errmsg": "payer openid does not match the payment"})
         with self._lock:
             self.shipping_uploads.append(body)
         return Response(200, {"errcode": 0, "errmsg": "ok"})

@@ -20,11 +20,15 @@ CATALOG = [
 
 
 def config_env(text: str | None = None) -> dict[str, str]:
-    """A value for every ${VAR} the config references (secrets included), like an operator would set."""
+    """A value for every ${VAR} the config references (secrets included), like an operator would set;
+    a choice with a default (the ERP's mapping, auth, endpoint) keeps its default."""
     text = text if text is not None else Path(DEFAULT_CONFIG_PATH).read_text()
     env = {name: f"test-{name.lower()}-value" for name in re.findall(r"\$\{([A-Z0-9_]+)(?::-[^}]*)?\}", text)
-           if "URL" not in name and "WSDL" not in name}
+           if "URL" not in name and "WSDL" not in name and name not in CHOICES}
     return env
+
+
+CHOICES = {"HUB_ERP_MAPPING", "HUB_ERP_AUTH", "HUB_ERP_ENDPOINT"}
 
 
 def always_open(config_text: str) -> str:

@@ -1,4 +1,4 @@
-"""The one command line: `hub run|demo|db upgrade|check-config|resync|dlq|sandbox|broker setup`."""
+"""The one command line: `hub run|up|demo|db upgrade|check-config|resync|dlq|sandbox|broker setup`."""
 from __future__ import annotations
 
 import argparse
@@ -22,14 +22,18 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 @command("check-config")
 def check_config(args: argparse.Namespace) -> int:
+    from connectors.registry import check_system
     from hub.config import ConfigError, load_config
     from mappings.validation import validate_mappings
 
     problems: list[tuple[str, str]] = []
     try:
-        load_config(args.file)
+        cfg = load_config(args.file)
     except ConfigError as exc:
         problems.extend(exc.problems)
+    else:
+        for name, system in cfg.systems.items():    # each connector checks its own block
+            problems.extend(check_system(name, system))
     problems.extend(validate_mappings())
     for path, message in problems:
         print(f"{path}: {message}")
@@ -87,43 +91,104 @@ def _green() -> None:
         pass
 
 
-@command("run")
-def run(args: argparse.Namespace) -> int:
+def _sandbox_alongside(fixed_ports: bool = True) -> object:
+    """The simulators in this process, with their own credentials exported for the hub (and its children)."""
     import os
 
+    from sandbox.credentials import sandbox_env
+    from sandbox.runner import start_sandbox
+
+    for k, v in sandbox_env().items():
+        os.environ.setdefault(k, v)
+    sandbox = start_sandbox(fixed_ports=fixed_ports)
+    for k, v in sandbox.env().items():
+        os.environ.setdefault(k, v)
+    return sandbox
+
+
+def _migrated_context(config_path: str | None, sandbox: object | None) -> object:
+    """Migrate once before any service starts (waiting for the database if it is away); bind the sandbox."""
     from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
-    from hub.logs import configure as configure_logging
+    from hub.consumers import wait_out_outage
+
+    cfg = load_config(config_path)
+    ctx = wait_out_outage("connecting to the database", lambda: build_context(cfg, connectors=build_connector))
+    if sandbox is not None:
+        _bind_sandbox(ctx, sandbox)
+    ctx.engine.dispose()
+    return ctx
+
+
+def _logging() -> None:
+    from hub.logs import configure
+
+    configure()            # HUB_LOG_LEVEL, HUB_LOG_FORMAT=text|json
+
+
+@command("run")
+def run(args: argparse.Namespace) -> int:
     from workers import SERVICES
     from workers.runner import build_runner, run_forever
 
-    configure_logging()            # HUB_LOG_LEVEL, HUB_LOG_FORMAT=text|json
-    sandbox = None
+    _logging()
     embedded = _broker_of(args.config).startswith("memory://") and not args.no_sandbox
-    if embedded:
-        from sandbox.credentials import sandbox_env
-        from sandbox.runner import start_sandbox
-
-        # Embedded default: the simulators run alongside on their fixed ports, with their own credentials.
-        for k, v in sandbox_env().items():
-            os.environ.setdefault(k, v)
-        sandbox = start_sandbox(fixed_ports=True)
-        for k, v in sandbox.env().items():
-            os.environ.setdefault(k, v)
-    cfg = load_config(args.config)
-    ctx = build_context(cfg, connectors=build_connector)   # migrate once, before any service starts
-    if embedded:
-        _bind_sandbox(ctx, sandbox)
-    ctx.engine.dispose()
+    # Embedded default: the simulators run alongside on their fixed ports, with their own credentials.
+    sandbox = _sandbox_alongside() if embedded else None
+    cfg = _migrated_context(args.config, sandbox).config
     names = args.services or list(SERVICES)
-    runner = build_runner(names, cfg.hub.broker_url, config_path=args.config,
-                          http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
-    print(f"hub: running {', '.join(names)} on {cfg.hub.broker_url.split('@')[-1]}", flush=True)
+
+    def make_runner() -> object:
+        return build_runner(names, cfg.hub.broker_url, config_path=args.config,
+                            http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
+
     try:
-        run_forever(runner)
+        run_forever(make_runner, f"hub: running {', '.join(names)} on {cfg.hub.broker_url.split('@')[-1]}")
     finally:
         if sandbox:
+            sandbox.stop()
+    return 0
+
+
+@command("up")
+def up(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from workers import SERVICES
+    from workers.supervisor import Supervisor, parse_replicas
+
+    _logging()
+    if _broker_of(args.config).startswith("memory://"):
+        print("hub up runs every service in its own process, which needs RabbitMQ: set HUB_BROKER_URL=amqp://… "
+              "(and HUB_DATABASE_URL=postgresql+psycopg2://…); `hub run` is the one-process embedded mode",
+              file=sys.stderr)
+        return 2
+    sandbox = _sandbox_alongside(fixed_ports=not args.sandbox_free_ports) if args.sandbox else None
+    try:
+        cfg = _migrated_context(args.config, sandbox).config
+        names = args.services or list(SERVICES)
+        unknown = [n for n in names if n not in SERVICES]
+        try:
+            extra = parse_replicas(args.replicas or "")
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        unknown += [n for n in extra if n not in SERVICES]
+        if unknown:
+            print(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(SERVICES)}", file=sys.stderr)
+            return 2
+        replicas = {n: extra.get(n, cfg.hub.replicas.get(n, 1)) for n in names}
+        log_dir = Path(args.log_dir) if args.log_dir else None
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        supervisor = Supervisor(replicas, dict(os.environ), config_path=args.config, log_dir=log_dir)
+        print("hub: up: " + ", ".join(f"{n} x{k}" for n, k in replicas.items() if k) +
+              f" on {cfg.hub.broker_url.split('@')[-1]}", flush=True)
+        supervisor.run()
+    finally:
+        if sandbox is not None:
             sandbox.stop()
     return 0
 
@@ -147,11 +212,10 @@ def _bind_sandbox(ctx: object, sandbox: object) -> None:
     """Bind the simulators' ids and take the ERP's catalogue and warehouse stock, so a first try has data."""
     from hub.flows.erp_pull import pull_products, pull_warehouse_stock
     from hub.storage.bindings import SqlBinder
-    from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+    from sandbox.bindings import bind_sandbox
 
     skus = [item.item_no for item in sandbox.erp.catalogue]
-    seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
-    prepare_simulators(sandbox, skus)
+    bind_sandbox(SqlBinder(ctx.session_factory), sandbox, skus)
     print(f"hub: sandbox ready; {pull_products(ctx)} products and {pull_warehouse_stock(ctx)} warehouse "
           "stock lines pulled from the ERP simulator", flush=True)
 
@@ -243,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("services", nargs="*", help="service names (default: all)")
     p.add_argument("--config", help="config file")
     p.add_argument("--no-sandbox", action="store_true", help="embedded mode without the simulators")
+    p = sub.add_parser("up", help="production: every service in its own supervised process (RabbitMQ + PostgreSQL)")
+    p.add_argument("services", nargs="*", help="service names (default: all)")
+    p.add_argument("--config", help="config file")
+    p.add_argument("--replicas", help="processes per service, e.g. gateway=2,relay=2 (default: hub.replicas, else 1)")
+    p.add_argument("--sandbox", action="store_true", help="the simulators alongside, bound and seeded")
+    p.add_argument("--sandbox-free-ports", action="store_true", help="simulators on free ports, not 8701-8707")
+    p.add_argument("--log-dir", help="one log file per process here (default: this terminal / the journal)")
     p = sub.add_parser("broker", help="declare the exchange and every durable queue")
     p.add_argument("action", choices=["setup"])
     p.add_argument("--config")

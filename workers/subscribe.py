@@ -12,9 +12,13 @@ from . import EVENT_SOURCE
 
 
 def consume(consumer: str) -> Callable[[Any, dict[str, Any]], None]:
-    """A nameko event handler that runs flow consumer `consumer` on the event the catalogue gives it."""
+    """A nameko event handler that runs flow consumer `consumer` on the event the catalogue gives it.
+
+    nameko acks a failed worker's message by default; `flows.handle` returns only once the effect or
+    the dead letter is committed, so anything escaping it (a bug) puts the message back on its queue
+    (`requeue_on_error`) instead of losing it."""
     def handle(self: Any, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, consumer, envelope)
     handle.__doc__ = f"{events.event_of(consumer)} -> {consumer}"
     handle.consumer = consumer          # type: ignore[attr-defined]  (read by the catalogue test)
-    return event_handler(EVENT_SOURCE, events.event_of(consumer))(handle)
+    return event_handler(EVENT_SOURCE, events.event_of(consumer), requeue_on_error=True)(handle)

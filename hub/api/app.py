@@ -39,6 +39,7 @@ from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
 from hub.ports import ConnectorError, MappingError, SignatureError
 from hub.services.orders import IdempotencyConflict
+from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -108,6 +109,9 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]
         extra = dict(exc.extra)
         headers = extra.pop("_headers", {})
         return exc.status, {"error": exc.error, "message": exc.message, **extra}, headers
+    if is_outage(exc):          # our database away or contended: the same request will work shortly
+        return 503, {"error": "database_unavailable", "message": "the database is not reachable; retry shortly"}, \
+            {"Retry-After": "1"}
     for kind, status, code in MAPPED_ERRORS:
         if isinstance(exc, kind):
             body: dict[str, Any] = {"error": code or getattr(exc, "code", "error"), "message": _message(exc)}
@@ -169,7 +173,9 @@ class ApiApp:
                                       "message": exc.description or exc.name}, code)
         except Exception as exc:  # noqa: BLE001 - every error answers in the same shape
             status, body, headers = error_body(exc)
-            if status >= 500:
+            if status == 503:
+                log.warning("%s %s: %s", request.method, label, body["message"])
+            elif status >= 500:
                 log.exception("%s %s failed", request.method, label)
             elif status in (401, 403):
                 log.warning("%s %s refused: %s", request.method, label, body["message"])

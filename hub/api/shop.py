@@ -52,7 +52,7 @@ def stock(call: Call) -> dict:
     cfg, sku = call.ctx.config, call.params["sku"]
     channel = cfg.channel(call.caller.id)
     pos = _position(call, required=False)
-    with call.ctx.uow() as uow:
+    with call.ctx.reader() as uow:
         try:
             levels = inventory.stock_of(uow.session, cfg, sku)
         except UnknownSku:
@@ -190,7 +190,7 @@ def timeline(call: Call, uow: UnitOfWork, order: OrderRow) -> list[dict]:
 
 
 def get_order(call: Call) -> dict:
-    with call.ctx.uow() as uow:
+    with call.ctx.reader() as uow:
         order = _own(uow, call)
         routing = order.routing or {}
         return {

@@ -37,7 +37,7 @@ def _view(call: Call, order: OrderRow) -> dict:
 def pickup_orders(call: Call) -> dict:
     status = call.query("status")
     wanted = [status] if status else list(OPEN_PICKUP)
-    with call.ctx.uow() as uow:
+    with call.ctx.reader() as uow:
         rows = uow.session.execute(
             select(OrderRow).where(OrderRow.location_id == call.caller.id,
                                    OrderRow.fulfillment_type == FulfillmentType.PICKUP,
@@ -124,6 +124,21 @@ def count(call: Call) -> dict:
     return {"counted_at": iso(call, body["counted_at"]), "lines": results}
 
 
+@_stock_errors
+def inventory_changes(call: Call) -> dict:
+    """The POS's own inventory webhook for this store: its adjustments and counts, each applied once.
+    The connector maps the POS's format and refuses the whole batch if one change is bad (422)."""
+    entries = call.ctx.connectors.pos().parse_inventory_changes(call.body(), call.caller.id)
+    results = []
+    with call.ctx.uow() as uow:
+        for e in entries:
+            r = inventory.apply_delta(uow, e) if isinstance(e, StockDelta) else inventory.apply_count(uow, e)
+            results.append({"sku": e.sku, "change_id": e.external_id, "applied": r.applied,
+                            "duplicate": r.duplicate, "on_hand": r.on_hand, "note": r.reason})
+        uow.commit()
+    return {"changes": results}
+
+
 STORE = "/api/v1/stores/{store_id}"
 ROUTES = [
     Route("GET", STORE + "/pickup-orders", pickup_orders, "store", "This store's paid pickup orders",
@@ -138,6 +153,9 @@ ROUTES = [
     Route("POST", STORE + "/sales", sales, "store", "A POS receipt: stock deltas, once per receipt_id",
           body=schemas.SALE, responses={201: "applied", 200: "the same receipt again (duplicate)",
                                         422: "invalid, nothing applied"}),
+    Route("POST", STORE + "/inventory-changes", inventory_changes, "store",
+          "The POS's inventory webhook (its own format): adjustments and counts, once per change id",
+          responses={200: "applied (or already seen)", 422: "a change does not map; nothing applied"}),
     Route("PUT", STORE + "/stock", count, "store", "A stock count: absolute on-hand, if newer than the last",
           body=schemas.COUNT, responses={200: "applied (or stale, per line)", 422: "invalid, nothing applied"}),
 ]

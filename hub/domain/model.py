@@ -5,7 +5,9 @@ quantities integers, times timezone-aware datetimes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -14,11 +16,6 @@ class FulfillmentType(StrEnum):
     PICKUP = "pickup"
     DELIVERY = "delivery"
     EXPRESS = "express"
-
-
-class LocationKind(StrEnum):
-    STORE = "store"
-    WAREHOUSE = "warehouse"
 
 
 class TrackingStatus(StrEnum):
@@ -77,6 +74,7 @@ class Buyer:
     id: str
     name: str = ""
     phone: str = ""
+    openid: str = ""           # the payer's id at the payment platform, from its notification
 
 
 @dataclass(frozen=True)
@@ -103,16 +101,24 @@ class Fulfillment:
 
 
 @dataclass(frozen=True)
-class ChannelOrder:
-    """An order as a sales channel (the mini-program shop) sends it."""
+class PlaceOrder:
+    """A channel's request for an order: through the hub's API, or from the channel's own checkout
+    (then `external_id` is the channel's order id and `status` how the channel holds it now)."""
 
     channel: str
-    external_id: str
+    idempotency_key: str
     lines: tuple[OrderLine, ...]
     buyer: Buyer
     fulfillment: Fulfillment
+    external_id: str | None = None
     status: str = "pending_payment"
     total_fen: int = 0
+
+    def fingerprint(self) -> str:
+        """What a repeat with the same idempotency key must match (the channel's status may move on)."""
+        body = json.dumps({"lines": [asdict(x) for x in self.lines], "buyer": asdict(self.buyer),
+                           "fulfillment": asdict(self.fulfillment)}, sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ class PaymentNotice:
     amount_fen: int
     at: datetime
     external_id: str = ""      # the notification's own id, for duplicate suppression
+    payer_id: str = ""         # the payer's openid, kept on the order for the shipping-info upload
 
 
 @dataclass(frozen=True)
@@ -158,14 +165,6 @@ class Booking:
     shipment_ref: str
     fee_fen: int = 0
     extra: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Member:
-    id: str
-    name: str = ""
-    phone: str = ""
-    external_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,3 @@ def allowed(fulfillment: FulfillmentType | str, current: str, target: str) -> bo
         return S(target) in table.get(S(current), set())
     except ValueError:
         return False
-
-
-def legal_targets(fulfillment: FulfillmentType | str, current: str) -> set[str]:
-    return {str(s) for s in TRANSITIONS[FulfillmentType(fulfillment)].get(S(current), set())}

@@ -2,12 +2,10 @@
 payment, pickup codes and expiry. Every function works inside the caller's unit of work."""
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
@@ -25,7 +23,15 @@ from hub.domain.errors import (
     PickupLocked,
     UnknownSku,
 )
-from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
+from hub.domain.model import (  # PlaceOrder: the request orders.place takes
+    Address,
+    Buyer,
+    Fulfillment,
+    FulfillmentType,
+    OrderLine,
+    OrderSnapshot,
+    PlaceOrder,
+)
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
 from hub.services import inventory
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
@@ -37,23 +43,6 @@ S = OrderStatus
 
 class IdempotencyConflict(HubError):
     code = "idempotency_conflict"
-
-
-@dataclass(frozen=True)
-class PlaceOrder:
-    """A channel's request for an order."""
-
-    channel: str
-    idempotency_key: str
-    lines: tuple[OrderLine, ...]
-    buyer: Buyer
-    fulfillment: Fulfillment
-    external_id: str | None = None
-
-    def fingerprint(self) -> str:
-        body = json.dumps({"lines": [asdict(x) for x in self.lines], "buyer": asdict(self.buyer),
-                           "fulfillment": asdict(self.fulfillment)}, sort_keys=True, default=str)
-        return hashlib.sha256(body.encode()).hexdigest()
 
 
 def local_now(cfg: HubConfig, now: datetime | None = None) -> datetime:
@@ -207,8 +196,11 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
 
 
 def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, amount_fen: int | None = None,
-              at: datetime | None = None) -> bool:
-    """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose)."""
+              at: datetime | None = None, payer_id: str = "") -> bool:
+    """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose).
+    `payer_id` (the payer's openid) is kept on the buyer: the shipping-info upload must name it."""
+    if payer_id and order.buyer.get("openid") != payer_id:
+        order.buyer = {**order.buyer, "openid": payer_id}
     if order.payment_ref == payment_ref and order.paid_at is not None:
         return False                                   # the same payment reported again
     if amount_fen is not None and amount_fen != order.total_fen:

@@ -32,7 +32,8 @@ def apply_notice(uow: UnitOfWork, notice: PaymentNotice, source: str) -> None:
     """A verified notification from the payment platform, applied to its order (a repeat changes nothing)."""
     order = orders.get(uow, notice.order_ref, lock=True)
     if notice.event == "paid":
-        orders.mark_paid(uow, order, source, notice.transaction_id, notice.amount_fen, notice.at)
+        orders.mark_paid(uow, order, source, notice.transaction_id, notice.amount_fen, notice.at,
+                         payer_id=notice.payer_id)
     elif notice.event == "refunded":
         refunded(uow, order, source, f"refund of payment {notice.transaction_id}")
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hub.config import HubConfig
-from hub.domain.model import ChannelOrder
+from hub.domain.model import PlaceOrder
 from hub.domain.order_states import OrderStatus
 from hub.services import orders
 from hub.services.payments import refunded
@@ -18,16 +18,14 @@ S = OrderStatus
 PAID_IN_SHOP = {"paid", "shipped", "completed"}
 
 
-def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: ChannelOrder, now: datetime) -> None:
+def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, now: datetime) -> None:
     """Place the shop's order in the hub (once), then follow its payment, cancellation or refund."""
-    key = f"{system}:{shop_order.external_id}"
+    key = shop_order.idempotency_key
     order = orders.find_by_idempotency(uow, shop_order.channel, key)
     if order is None:
         if shop_order.status in ("cancelled", "refunded"):
             return                      # never reached the hub
-        cmd = orders.PlaceOrder(shop_order.channel, key, shop_order.lines, shop_order.buyer,
-                                shop_order.fulfillment, external_id=shop_order.external_id)
-        order, _ = orders.place(uow, cfg, cmd, now=now)
+        order, _ = orders.place(uow, cfg, shop_order, now=now)
     if shop_order.status in PAID_IN_SHOP and order.paid_at is None and order.status == S.PENDING_PAYMENT:
         # The shop's total may include freight or discounts: its word on the amount stands.
         orders.mark_paid(uow, order, system, key, None, now)

@@ -51,10 +51,13 @@ def notify(api, sim, body: bytes, headers=None):
 def test_signed_payment_notification_marks_the_order_paid(api, pay_sim):
     api.stock(10)
     oid = api.order()
-    r = notify(api, pay_sim, pay_sim.notification_body(oid, 25600, transaction_id="4200000001"))
+    r = notify(api, pay_sim, pay_sim.notification_body(oid, 25600, transaction_id="4200000001",
+                                                      payer_openid="oPayer-From-WeChat"))
     assert r.status_code == 200 and r.json == {"code": "SUCCESS"}
     assert status(api, oid) == "allocated"
     assert transitions(api, oid) == ["pending_payment", "paid", "allocated"]
+    with api.ctx.uow() as uow:          # kept for the shipping-info upload, which must name the payer
+        assert orders.get(uow, oid).buyer["openid"] == "oPayer-From-WeChat"
 
 
 def test_tampered_notification_is_401_and_changes_nothing(api, pay_sim):

@@ -149,3 +149,39 @@ def test_count_sets_on_hand_if_newer_and_bad_counts_change_nothing(api):
                 {"lines": [{"sku": "TEA-001", "on_hand": 3}]}):
         assert api.put(f"{BASE}/stock", bad, key=S1).status_code == 422
     assert movements(api) == before and api.level().on_hand == 4
+
+
+def test_a_sale_while_the_database_is_away_is_a_503_to_retry_and_applies_once_after(api):
+    from tests.conftest import PG_URL
+    from tests.faults import database_down
+
+    if api.ctx.engine.dialect.name != "postgresql":
+        pytest.skip("the outage is made on PostgreSQL (SQLite has no server to refuse connections)")
+    api.stock(10)
+    sale = {"receipt_id": "R-OUTAGE-1", "sold_at": "2026-11-25T10:05:00+08:00", "lines": [{"sku": "TEA-001", "qty": 3}]}
+    with database_down(PG_URL):
+        r = api.post(f"{BASE}/sales", sale, key=S1)
+    assert r.status_code == 503 and r.json["error"] == "database_unavailable" and r.headers["Retry-After"] == "1"
+    assert api.post(f"{BASE}/sales", sale, key=S1).status_code == 201          # the till's retry
+    assert api.post(f"{BASE}/sales", sale, key=S1).json["duplicate"] is True
+    assert api.level().on_hand == 7
+
+
+def test_pos_inventory_webhook_reaches_the_ledger_once(api):
+    # The POS connector's webhook parser had no route; the simulator's webhook now lands in the ledger.
+    from hub.storage.bindings import SqlBinder
+    from sandbox import pos as pos_sim
+    pos_sim.seed_binder(SqlBinder(api.ctx.session_factory), ["TEA-001"])
+    api.stock(10)
+    sim = pos_sim.PosSimulator(api_key="unused")
+    payload = {"changes": [sim.adjustment("TEA-001", 2, "S001", change_id="ADJ-1")]}
+    path = "/api/v1/stores/S001/inventory-changes"
+    first = api.post(path, payload, key=POS_KEYS["S001"])
+    again = api.post(path, payload, key=POS_KEYS["S001"])
+    assert first.status_code == 200 and first.json["changes"][0]["applied"] is True
+    assert again.status_code == 200 and again.json["changes"][0]["duplicate"] is True
+    assert api.level().on_hand == 8
+    bad = {"changes": [sim.adjustment("TEA-001", 1, "S002", change_id="ADJ-2")]}   # another store's change
+    assert api.post(path, bad, key=POS_KEYS["S001"]).status_code == 422
+    assert api.post(path, payload, key=POS_KEYS["S002"]).status_code == 403     # another store's key
+    assert api.level().on_hand == 8

@@ -34,7 +34,8 @@ FAST = dict(initial=0.01, maximum=0.05, jitter=0.0)
 ENV = sandbox_env()
 SALT = ENV["HUB_KUAIDI100_SALT"]
 WH01 = LocationConfig(id="WH01", kind="warehouse", name="Jiading Warehouse",
-                      address="99 Logistics Park, Jiading, Shanghai", lat=31.38, lng=121.27)
+                      address="99 Logistics Park, Jiading, Shanghai", lat=31.38, lng=121.27, phone="021-59990001")
+PHONE = "13700002222"                    # the receiver's, as Kuaidi100 wants it for SF
 
 @pytest.fixture(scope="module")
 def module_sim():
@@ -122,17 +123,17 @@ def hub_side(conn: ExpressConnector, got: list[TrackingEvent]):
 
 def subscribed(sim, sink, conn, order_id):
     booking = conn.create_waybill(order(order_id), WH01)
-    conn.subscribe_tracking(booking.shipment_ref, sink.url("express"))
+    conn.subscribe_tracking(booking.shipment_ref, sink.url("express"), phone=PHONE)
     return booking.shipment_ref
 
 def test_subscribe_registers_the_callback_and_is_idempotent(sim, sink):
     conn = connector(sim)
     waybill = subscribed(sim, sink, conn, "O-7101")
-    conn.subscribe_tracking(waybill, sink.url("express"))       # 501 duplicate: still fine
+    conn.subscribe_tracking(waybill, sink.url("express"), phone=PHONE)     # 501 duplicate: still fine
     sub = sim.subscriptions[waybill]
     assert (sub.callback_url, sub.salt, sub.company) == (sink.url("express"), SALT, "shunfeng")
     with pytest.raises(PermanentError, match="returnCode 600"):
-        connector(sim, key="wrong").subscribe_tracking(waybill, sink.url("express"))
+        connector(sim, key="wrong").subscribe_tracking(waybill, sink.url("express"), phone=PHONE)
 
 def test_pushes_are_verified_and_carry_the_history(sim, sink):
     conn, got = connector(sim), []
@@ -200,16 +201,16 @@ def test_unknown_state_or_bad_payload_is_a_mapping_error(sim):
 def test_poll_returns_the_same_events_as_a_push(sim, sink):
     conn = connector(sim)
     waybill = conn.create_waybill(order("O-7105"), WH01).shipment_ref
-    assert conn.poll_tracking(waybill) == []                 # nothing scanned yet: "no result"
+    assert conn.poll_tracking(waybill, PHONE) == []          # nothing scanned yet: "no result"
     sim.advance(waybill, 1, at=at(0))
     sim.advance(waybill, 4, at=at(59))
-    events = conn.poll_tracking(waybill)
+    events = conn.poll_tracking(waybill, PHONE)
     assert [(e.status, e.at) for e in events] == [(TrackingStatus.RETURNED, at(59)),
                                                  (TrackingStatus.COLLECTED, at(0))]
     sim.faults.fail_next = 2
-    assert conn.poll_tracking(waybill) == events             # 503s retried, same ids again
+    assert conn.poll_tracking(waybill, PHONE) == events      # 503s retried, same ids again
     with pytest.raises(PermanentError, match="returnCode 503"):
-        connector(sim, key="wrong").poll_tracking(waybill)
+        connector(sim, key="wrong").poll_tracking(waybill, PHONE)
 
 def test_push_reply_is_what_kuaidi100_expects(sim):
     assert connector(sim).push_reply() == {"result": True, "returnCode": "200", "message": "成功"}
@@ -244,3 +245,56 @@ def test_tracking_mapping_round_trips():
              "events": [{"at": at(5), "detail": "signed", "status": "delivered"},
                         {"at": at(1), "detail": "picked", "status": "collected"}]}
     assert m.inbound("tracking", m.outbound("tracking", track)) == track
+
+
+# -- phones and customs (issue 12) ---------------------------------------------------------------
+
+def test_sf_sender_contact_carries_the_locations_phone(sim):
+    connector(sim).create_waybill(order("O-7201"), WH01)
+    sender = next(c for c in msg_data(sim.received[-1])["contactInfoList"] if c["contactType"] == 1)
+    assert sender["tel"] == "021-59990001"
+
+
+def test_sf_refuses_a_sender_without_a_phone(sim):
+    no_phone = WH01.model_copy(update={"phone": ""})
+    with pytest.raises(PermanentError, match="1012"):
+        connector(sim).create_waybill(order("O-7202"), no_phone)
+
+
+def test_kuaidi100_subscribe_and_query_send_the_phone_sf_requires(sim, sink):
+    conn = connector(sim)
+    waybill = subscribed(sim, sink, conn, "O-7203")
+    sim.advance(waybill, 1, at=at(0))
+    assert [e.status for e in conn.poll_tracking(waybill, PHONE)] == [TrackingStatus.COLLECTED]
+    subscribe = json.loads(sim.requests_to("/poll")[-1].form()["param"])
+    query = json.loads(sim.requests_to("/poll/query.do")[-1].form()["param"])
+    assert subscribe["parameters"]["phone"] == PHONE and query["phone"] == PHONE
+
+
+def test_without_a_phone_sf_tracking_fails_before_calling(sim, sink):
+    conn = connector(sim)
+    waybill = conn.create_waybill(order("O-7204"), WH01).shipment_ref
+    with pytest.raises(MappingError, match="needs a phone for shunfeng"):
+        conn.subscribe_tracking(waybill, sink.url("express"))
+    with pytest.raises(MappingError, match="needs a phone"):
+        conn.poll_tracking(waybill)
+    assert sim.requests_to("/poll") == [] and sim.requests_to("/poll/query.do") == []
+
+
+def test_kuaidi100_refuses_a_phone_that_is_not_the_waybills(sim, sink):
+    conn = connector(sim)
+    waybill = conn.create_waybill(order("O-7205"), WH01).shipment_ref
+    with pytest.raises(PermanentError, match="returnCode 700"):
+        conn.subscribe_tracking(waybill, sink.url("express"), phone="13900000000")
+    conn.subscribe_tracking(waybill, sink.url("express"), phone="021-59990001")   # the sender's also counts
+
+
+@pytest.mark.parametrize("state,status", [(10, TrackingStatus.IN_TRANSIT), (11, TrackingStatus.IN_TRANSIT),
+                                          (12, TrackingStatus.IN_TRANSIT), (13, TrackingStatus.PROBLEM)])
+def test_customs_states_10_to_13_are_mapped(sim, sink, state, status):
+    conn = connector(sim)
+    waybill = conn.create_waybill(order(f"O-73{state}"), WH01).shipment_ref
+    sim.advance(waybill, 1, at=at(0))
+    sim.advance(waybill, state, context="[上海市]海关", at=at(30))
+    events = conn.poll_tracking(waybill, PHONE)
+    assert [(e.status, e.at) for e in events] == [(status, at(30)), (TrackingStatus.COLLECTED, at(0))]

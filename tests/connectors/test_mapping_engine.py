@@ -261,3 +261,100 @@ def test_local_time_round_trip(when):
     m = parse_mapping(SHOP, "shop")
     back = m.inbound("waybill", m.outbound("waybill", {"tracking_no": "T", "picked_at": when}))
     assert back["picked_at"] == when
+
+
+# -- YAML scalars, line positions, parent fields, one field to many (issue 12) -------------------
+
+def test_yaml_yes_no_on_and_leading_zeros_stay_text():
+    """YAML 1.1 read `No`, `On`, `Yes` as booleans and `000010` as octal 8: codes changed silently."""
+    m = parse_mapping("""
+values:
+  flag: {No: open, Yes: blocked, On: active, "X": flagged}
+  item: {000010: first}
+entities:
+  e: {f: {path: F, map: flag}}
+""", "x")
+    assert m.value("flag", "No") == "open" and m.value("flag", "Yes") == "blocked"
+    assert m.value("flag", "On") == "active"
+    assert m.value("item", "000010") == "first"
+    with pytest.raises(MappingError):
+        m.value("flag", False)       # a boolean is not the code No
+
+
+def test_a_flag_written_as_yes_is_refused_with_a_message_to_write_true():
+    with pytest.raises(MappingConfigError) as err:
+        parse_mapping("entities: {e: {f: {path: F, required: yes}}}", "x", source="mappings/x.yaml")
+    assert err.value.key == "entities.e.f.required"
+    assert "'yes' is read as text here: write true or false" in str(err.value)
+
+
+ORDER_MAPPING = """
+entities:
+  order:
+    order_id: {path: [HEADER.PURCH_NO, HEADER.REF_1], required: true}
+    lines:
+      path: ITEMS.item[]
+      children:
+        item_no: {path: ITM_NUMBER, position: {start: 10, step: 10, format: "{:06d}"}}
+        sku: {path: MATERIAL, required: true}
+        ^.location_id: {path: PLANT, xref: location, required: true}
+        qty: {path: TARGET_QTY, convert: int}
+    schedules:
+      canonical: lines
+      path: SCHEDULES.item[]
+      children:
+        item_no: {path: ITM_NUMBER, position: {start: 10, step: 10, format: "{:06d}"}}
+        qty: {path: REQ_QTY, convert: int}
+"""
+
+
+def test_line_positions_parent_fields_and_one_field_feeding_two_system_fields():
+    m = parse_mapping(ORDER_MAPPING, "sap")
+    b = MemoryBinder()
+    b.bind("sap", "location", "1000", "WH01")
+    order = {"order_id": "O-1", "location_id": "WH01",
+             "lines": [{"sku": "A", "qty": 2}, {"sku": "B", "qty": 5}, {"sku": "C", "qty": 1}]}
+    out = m.outbound("order", order, b)
+    assert out["HEADER"] == {"PURCH_NO": "O-1", "REF_1": "O-1"}
+    assert out["ITEMS"]["item"] == [
+        {"ITM_NUMBER": "000010", "MATERIAL": "A", "PLANT": "1000", "TARGET_QTY": 2},
+        {"ITM_NUMBER": "000020", "MATERIAL": "B", "PLANT": "1000", "TARGET_QTY": 5},
+        {"ITM_NUMBER": "000030", "MATERIAL": "C", "PLANT": "1000", "TARGET_QTY": 1}]
+    assert out["SCHEDULES"]["item"] == [{"ITM_NUMBER": "000010", "REQ_QTY": 2}, {"ITM_NUMBER": "000020", "REQ_QTY": 5},
+                                        {"ITM_NUMBER": "000030", "REQ_QTY": 1}]
+    back = m.inbound("order", out, b)            # positions and parent fields are outbound only
+    assert back["order_id"] == "O-1" and back["lines"][1] == {"sku": "B", "qty": 5}
+
+
+def test_a_missing_parent_field_names_where():
+    m = parse_mapping(ORDER_MAPPING, "sap")
+    with pytest.raises(MappingError, match=r"lines\[0\]\.\^\.location_id"):
+        m.outbound("order", {"order_id": "O-1", "lines": [{"sku": "A", "qty": 1}]}, MemoryBinder())
+
+
+@pytest.mark.parametrize("text,key,problem", [
+    ("entities: {e: {^.x: {path: X}}}", "entities.e.^.x", "only under children"),
+    ("entities: {e: {n: {path: N, position: {start: a}}}}", "entities.e.n.position", "whole numbers"),
+    ("entities: {e: {n: {path: N, position: {format: '{:q}'}}}}", "entities.e.n.position.format", "format"),
+    ("entities: {e: {n: {path: [N, '']}}}", "entities.e.n.path", "list of them"),
+    ("calls: {c: {args: {}}}", "calls.c.operation", "required"),
+    ("calls: {c: {operation: Op, args: {a: '${what}'}}}", "calls.c.args", "unknown placeholder ${what}"),
+    ("calls: {c: {operation: Op, args: {p: '${page}'}}}", "calls.c.paging", "needs a paging block"),
+    ("calls: {c: {operation: Op, paging: {size: 10, bookmark: Key}}}", "calls.c.paging", "${bookmark}"),
+    ("calls: {c: {operation: Op, lookup: d}}", "calls.c.lookup", "no call 'd'"),
+    ("calls: {c: {operation: Op, result: nope}}", "calls.c.result", "no entity 'nope'"),
+    ("calls: {c: {operation: Op, errors: {table: R, type: T, id: [I], kinds: nope}}}", "calls.c.errors.kinds",
+     "no value map"),
+])
+def test_broken_calls_and_field_extras_name_the_key(text, key, problem):
+    with pytest.raises(MappingConfigError) as err:
+        parse_mapping(text, "x", source="mappings/x.yaml")
+    assert err.value.key == key and problem in err.value.problem
+
+
+def test_call_templates_fill_placeholders_and_leave_absent_arguments_out():
+    from mappings.calls import render
+    args = {"filter": [{"Field": "No", "Criteria": "${order.order_id}"}], "setSize": "${page_size}",
+            "bookmarkKey": "${bookmark}", "note": "order ${order.order_id} p${page}"}
+    assert render(args, {"order": {"order_id": "O-9"}, "page_size": 50, "bookmark": None, "page": 2}) == {
+        "filter": [{"Field": "No", "Criteria": "O-9"}], "setSize": 50, "note": "order O-9 p2"}

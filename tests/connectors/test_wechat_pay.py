@@ -66,11 +66,11 @@ def hub(pay):
     h.close()
 
 
-def order(buyer_id="oSandboxPayer") -> OrderSnapshot:
+def order(buyer_id="oSandboxPayer", openid="", phone="13800001111") -> OrderSnapshot:
     return OrderSnapshot(order_id="O-1001", channel="miniprogram", status="shipped",
                          fulfillment=Fulfillment(FulfillmentType.EXPRESS),
                          lines=(OrderLine("SKU-A", 2, 500), OrderLine("SKU-B", 1, 900)),
-                         buyer=Buyer(buyer_id), total_fen=1900, location_id="WH01",
+                         buyer=Buyer(buyer_id, phone=phone, openid=openid), total_fen=1900, location_id="WH01",
                          created_at=datetime(2024, 5, 1, tzinfo=UTC))
 
 
@@ -180,12 +180,13 @@ def test_nonce_memory_is_bounded(sim, make_connector):
 
 def test_upload_shipping_info_express(sim, pay):
     sim.notification_body("O-1001", 1900, transaction_id="4200000010")   # the platform knows the payment
-    pay.upload_shipping_info(order(), "4200000010", "express", tracking_no="SF100", express_company="SF")
+    pay.upload_shipping_info(order(), "4200000010", "express", tracking_no="SF100", express_company="sf")
     [upload] = sim.shipping_uploads
     assert upload["order_key"] == {"order_number_type": 2, "transaction_id": "4200000010"}
     assert upload["logistics_type"] == 1 and upload["delivery_mode"] == 1
     assert upload["shipping_list"] == [{"tracking_no": "SF100", "express_company": "SF",
-                                        "item_desc": "SKU-A x2, SKU-B x1"}]
+                                        "item_desc": "SKU-A x2, SKU-B x1",
+                                        "contact": {"receiver_contact": "138****1111"}}]
     assert upload["payer"] == {"openid": "oSandboxPayer"}
     datetime.fromisoformat(upload["upload_time"])
 
@@ -232,10 +233,58 @@ def test_rate_limit_exhausts_retries(sim, pay):
     assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 4   # the policy's attempts
 
 
-def test_unknown_payment_is_permanent_and_not_retried(sim, pay):
-    with pytest.raises(PermanentError, match="10060001"):
+def test_payment_not_yet_visible_10060001_is_retried_not_parked(sim, pay):
+    """10060001 used to be permanent: every upload right after a payment became a dead letter."""
+    sim.notification_body("O-1001", 1900, transaction_id="4200000016")
+    sim.knobs.payment_invisible_next = 2
+    pay.upload_shipping_info(order(), "4200000016", "pickup")
+    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 3
+    assert len(sim.shipping_uploads) == 1
+
+
+def test_a_payment_the_platform_never_saw_fails_after_the_retries(sim, pay):
+    with pytest.raises(TransientError, match="10060001"):
         pay.upload_shipping_info(order(), "4200009999", "pickup")
-    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 1
+    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 4   # then the consumer parks it
+
+
+def test_express_company_is_wechats_delivery_id_not_kuaidi100s(sim, pay):
+    """The flow used to send Kuaidi100's code (shunfeng), which WeChat refuses."""
+    sim.notification_body("O-1001", 1900, transaction_id="4200000017")
+    pay.upload_shipping_info(order(), "4200000017", "express", tracking_no="ZT1", express_company="zto")
+    assert sim.shipping_uploads[-1]["shipping_list"][0]["express_company"] == "ZTO"
+    assert "contact" not in sim.shipping_uploads[-1]["shipping_list"][0]        # only SF needs one
+    with pytest.raises(MappingError, match="delivery_id"):
+        pay.upload_shipping_info(order(), "4200000017", "express", tracking_no="X1", express_company="shunfeng")
+
+
+def test_sf_without_a_contact_phone_is_refused_before_calling(sim, pay):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000018")
+    with pytest.raises(MappingError, match="receiver's phone"):
+        pay.upload_shipping_info(order(phone=""), "4200000018", "express", tracking_no="SF2", express_company="sf")
+    assert sim.requests_to("/wxa/sec/order/upload_shipping_info") == []
+
+
+def test_simulator_refuses_sf_without_contact_and_kuaidi100_codes(sim, pay):
+    sim.notification_body("O-1001", 1900, transaction_id="4200000019")
+    body = {"order_key": {"order_number_type": 2, "transaction_id": "4200000019"}, "logistics_type": 1,
+            "delivery_mode": 1, "upload_time": "2026-11-25T10:00:00+08:00", "payer": {"openid": "oSandboxPayer"},
+            "shipping_list": [{"tracking_no": "SF3", "express_company": "SF", "item_desc": "x"}]}
+    with pytest.raises(PermanentError, match="contact is required for SF"):
+        pay._api.post("upload_shipping_info", body)
+    body["shipping_list"][0]["express_company"] = "shunfeng"
+    with pytest.raises(PermanentError, match="invalid express_company"):
+        pay._api.post("upload_shipping_info", body)
+
+
+def test_upload_names_the_payer_the_notification_named(sim, pay):
+    body = sim.notification_body("O-1001", 1900, transaction_id="4200000020", payer_openid="oPayerFromWeChat")
+    notice = pay.parse_notification(sim.sign(body), body)
+    assert notice.payer_id == "oPayerFromWeChat"
+    pay.upload_shipping_info(order(buyer_id="U-77", openid=notice.payer_id), "4200000020", "pickup")
+    assert sim.shipping_uploads[-1]["payer"] == {"openid": "oPayerFromWeChat"}
+    with pytest.raises(PermanentError, match="payer openid does not match"):
+        pay.upload_shipping_info(order(buyer_id="U-77"), "4200000020", "pickup")
 
 
 def test_express_needs_a_waybill(sim, pay):
@@ -257,3 +306,55 @@ def test_without_app_credentials_upload_is_refused(sim, make_connector):
     pay = make_connector("wechat_pay", sim, app_id="", app_secret="")
     with pytest.raises(PermanentError, match="app_id/app_secret"):
         pay.upload_shipping_info(order(), "4200000010", "pickup")
+
+
+# -- platform keys as WeChat rotates them -------------------------------------------------------
+
+def _other_platform(credentials, serial: str) -> WeChatPaySimulator:
+    """A second platform key pair (a new certificate, or a public key with its id)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
+    key = rsa_keys.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    return WeChatPaySimulator(mch_id=credentials["HUB_WECHAT_MCH_ID"], app_id=credentials["HUB_WECHAT_APP_ID"],
+                              app_secret=credentials["HUB_WECHAT_APP_SECRET"],
+                              api_v3_key=credentials["HUB_WECHAT_API_V3_KEY"], serial=serial, private_key_pem=pem)
+
+
+def _public_pem(sim: WeChatPaySimulator) -> str:
+    from cryptography.hazmat.primitives import serialization
+    return sim._key.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def test_sandbox_serial_has_the_real_format(sim):
+    assert len(sim.serial) == 40 and int(sim.serial, 16) > 0
+
+
+def test_certificate_serial_is_compared_as_a_number_so_case_does_not_matter(sim, make_connector):
+    pay = make_connector("wechat_pay", sim, platform_cert_serial=sim.serial.lower())
+    body = sim.notification_body("O-2001", 100)
+    assert pay.parse_notification(sim.sign(body), body).order_ref == "O-2001"
+
+
+def test_old_certificate_and_new_public_key_id_verify_side_by_side(sim, make_connector, credentials):
+    """During the platform's switch-over notifications come signed with either key."""
+    new = _other_platform(credentials, "PUB_KEY_ID_0114232134912410000000000000")
+    pay = make_connector("wechat_pay", sim, platform_keys=[
+        {"serial": new.serial, "public_key": _public_pem(new)}])
+    old_body, new_body = sim.notification_body("O-2002", 100), new.notification_body("O-2003", 100)
+    assert pay.parse_notification(sim.sign(old_body), old_body).order_ref == "O-2002"
+    assert pay.parse_notification(new.sign(new_body), new_body).order_ref == "O-2003"
+    # A key is used only for its own serial: the new key's signature under the old serial fails.
+    body = new.notification_body("O-2004", 100)
+    forged = new.sign(body) | {"Wechatpay-Serial": sim.serial}
+    with pytest.raises(SignatureError, match="bad signature"):
+        pay.parse_notification(forged, body)
+
+
+def test_a_key_id_the_hub_does_not_hold_is_refused(sim, pay, credentials):
+    other = _other_platform(credentials, "PUB_KEY_ID_0999999999999999999999999999")
+    body = other.notification_body("O-2005", 100)
+    with pytest.raises(SignatureError, match="unknown platform certificate serial"):
+        pay.parse_notification(other.sign(body), body)

@@ -17,7 +17,7 @@ from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.metrics import prepare_multiproc_dir
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base
-from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+from sandbox.bindings import bind_sandbox
 from sandbox.runner import start_sandbox
 from tests.backbone.harness import hub_env, purge_hub_queues
 from tests.conftest import BROKER_URL, PG_URL
@@ -129,6 +129,5 @@ def hub(running_hub):
         uow.commit()
     h.sandbox.reset()
     h.sandbox.local_delivery.step_s = 0.3
-    seed_sandbox_bindings(SqlBinder(h.ctx.session_factory), SKUS)
-    prepare_simulators(h.sandbox, SKUS)
+    bind_sandbox(SqlBinder(h.ctx.session_factory), h.sandbox, SKUS)
     return h

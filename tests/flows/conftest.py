@@ -17,7 +17,7 @@ from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, Order
 from hub.services import inventory, orders
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import OrderRow, OutboxMessage
-from sandbox.bindings import prepare_simulators, seed_sandbox_bindings
+from sandbox.bindings import bind_sandbox
 from sandbox.runner import Sandbox, start_sandbox
 from tests.support import CATALOG, T0, always_open, config_env, count
 
@@ -65,8 +65,10 @@ class Flow:
         tx = f"4200{order_id}"
         with self.ctx.uow() as uow:
             order = orders.get(uow, order_id, lock=True)
-            self.sandbox.wechat_pay.notification_body(order_id, order.total_fen, transaction_id=tx)
-            orders.mark_paid(uow, order, "wechat_pay", tx)
+            # The payer's openid comes with the notification; the shipping upload must name it.
+            self.sandbox.wechat_pay.notification_body(order_id, order.total_fen, transaction_id=tx,
+                                                      payer_openid=f"oPayer-{order_id}")
+            orders.mark_paid(uow, order, "wechat_pay", tx, payer_id=f"oPayer-{order_id}")
             uow.commit()
         return tx
 
@@ -101,8 +103,7 @@ def make_flow(ctx: HubContext, sandbox: Sandbox) -> Flow:
     for i, sku in enumerate(SKUS):             # the ERP's warehouse lines as it starts (older than the hub's)
         sandbox.erp.set_stock("1000", sku, 100 + 10 * i, ERP_EPOCH)
     fctx = sandbox_ctx(ctx, sandbox)
-    seed_sandbox_bindings(SqlBinder(fctx.session_factory), SKUS)
-    prepare_simulators(sandbox, SKUS)
+    bind_sandbox(SqlBinder(fctx.session_factory), sandbox, SKUS)
     with fctx.uow() as uow:
         for location in ("S001", "S002", "WH01"):
             for sku in SKUS:

@@ -106,6 +106,10 @@ def test_express_gets_a_waybill_a_subscription_ships_and_commits_the_stock(flow)
     [upload] = flow.sandbox.wechat_pay.shipping_uploads
     assert upload["logistics_type"] == 1 and upload["order_key"]["transaction_id"] == tx
     assert upload["shipping_list"][0]["tracking_no"] == waybill
+    # WeChat's own code for SF (not Kuaidi100's "shunfeng"), its masked contact, the notified payer.
+    assert upload["shipping_list"][0]["express_company"] == "SF"
+    assert upload["shipping_list"][0]["contact"] == {"receiver_contact": "137****7000"}
+    assert upload["payer"] == {"openid": f"oPayer-{order_id}"}
 
 
 def refunds_due() -> float:

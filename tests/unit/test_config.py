@@ -101,6 +101,17 @@ def test_check_config_cli_accepts_the_repository_config():
     assert "ok" in result.stdout.lower()
 
 
+def test_check_config_cli_checks_the_erps_flavour():
+    ok = _hub_cli("check-config", env={**config_env(), "HUB_ERP_MAPPING": "erp_sap.yaml", "HUB_ERP_AUTH": "basic",
+                                       "HUB_ERP_WSDL": "https://sap.example/sap/bc/srt/rfc/sap/"})
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    bad = _hub_cli("check-config", env={**config_env(), "HUB_ERP_MAPPING": "erp_nav.yaml", "HUB_ERP_AUTH": "kerberos",
+                                        "HUB_ERP_WSDL": "https://nav.example/DynamicsNAV/WS/CRONUS"})
+    assert bad.returncode != 0
+    assert "systems.erp.auth: must be one of wsse, basic, ntlm, not 'kerberos'" in bad.stdout
+    assert "systems.erp.wsdl: must end in /" in bad.stdout
+
+
 def test_split_express_is_refused_because_fulfilment_books_one_waybill():
     # Accepted before, every split order then became a dead letter at the express flow.
     text = TEXT.replace("allow_split_express: false", "allow_split_express: true")
