@@ -6,8 +6,10 @@ STAMP := $(VENV)/.installed
 
 export HUB_TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_test
 export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_test
+export HUB_CHAOS_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_chaos
+export HUB_CHAOS_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_chaos
 
-.PHONY: install demo test lint services bench sandbox
+.PHONY: install demo test lint services browser bench sandbox chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +24,16 @@ demo: $(STAMP)
 	$(BIN)/hub demo
 
 ## Quick start 2: the whole suite, on SQLite and on PostgreSQL + RabbitMQ (started if down)
-test: $(STAMP) services
+test: $(STAMP) services browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 services:
 	bash scripts/services.sh
+
+## Debian's chromium (and a CJK font) for the console's browser test; skipped when present
+browser:
+	bash scripts/browser.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -39,3 +45,9 @@ bench: $(STAMP) services
 
 sandbox: $(STAMP)
 	$(BIN)/hub sandbox
+
+## The chaos suite: hub up under load while services are killed, the database and RabbitMQ go away
+## (stops RabbitMQ for 12 s for the whole machine; CHAOS_ARGS=--no-broker-stop leaves that out)
+chaos: $(STAMP) services
+	HUB_TEST_DATABASE_URL=$(HUB_CHAOS_DATABASE_URL) HUB_TEST_BROKER_URL=$(HUB_CHAOS_BROKER_URL) bash scripts/services.sh
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)

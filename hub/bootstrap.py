@@ -44,6 +44,10 @@ class HubContext:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
 
+    def reader(self) -> UnitOfWork:
+        """A unit of work that only reads: never waits for (nor holds up) a writer."""
+        return UnitOfWork(self.session_factory, read_only=True)
+
 
 def build_context(config: HubConfig | None = None, database_url: str | None = None, *,
                   upgrade: bool = True, connectors: ConnectorFactory | None = None) -> HubContext:

@@ -48,6 +48,17 @@ class HubSection(_Strict):
     pickup_code_max_attempts: int = Field(5, gt=0)
     pickup_code_lock_minutes: int = Field(30, gt=0)
     ops_key: str = Field(min_length=8)
+    reconcile_interval_s: int = Field(300, ge=10)     # channel stock reconciliation, the safety net
+    # `hub up`: processes per service (competing consumers); a service not named runs once
+    replicas: dict[str, int] = {}
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = [f"{name}={n}" for name, n in v.items() if n < 0]
+        if bad:
+            raise ValueError(f"replica counts must be 0 or more: {', '.join(bad)}")
+        return v
 
     @field_validator("timezone")
     @classmethod

@@ -1,9 +1,19 @@
 """Idempotent consumers and dead letters, independent of the transport.
 
 A consumer applies an event once: its (consumer, message id) row is written in the same
-transaction as its effect, so a redelivered or re-sent event has no second effect. A
-consumer that keeps failing is retried a bounded number of times with backoff, then the
-event is parked as a dead letter that an operator can list and replay. Nothing is dropped.
+transaction as its effect, so a redelivered or re-sent event has no second effect.
+
+Two kinds of failure, two answers:
+- our own database away (refusing connections, a cut connection, a deadlock): the event is
+  fine, so it is waited out with bounded backoff, never counted as an attempt, never parked —
+  the broker message stays unacknowledged on its queue meanwhile;
+- the work itself failing (an external system refusing, a mapping error): retried a bounded
+  number of times with backoff, then parked as a dead letter an operator can list and replay.
+`handle_once` returns only when the effect or the dead letter is committed, so the caller may
+acknowledge the message then, and only then.
+
+A consumer that calls an external system registers with `calls_out=True` and opens its own
+short transactions (read, commit, call, record): no transaction stays open across the call.
 """
 from __future__ import annotations
 
@@ -11,35 +21,51 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from hub.logs import log_context
+from hub.metrics import METRICS
+
 from .bootstrap import HubContext
+from .storage.outage import is_outage
 from .storage.tables import DeadLetter, ProcessedMessage, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # consumer name -> function(ctx, uow, data); the same function runs on delivery and on replay.
 Handler = Callable[[HubContext, UnitOfWork, dict[str, Any]], None]
-HANDLERS: dict[str, Handler] = {}
-# consumer name -> function(ctx, uow, [data, ...]) that applies many events at once (same effect as one by one).
-BatchHandler = Callable[[HubContext, UnitOfWork, list[dict[str, Any]]], None]
+# a consumer that calls out: function(ctx, data), opening its own short units of work.
+CallingHandler = Callable[[HubContext, dict[str, Any]], None]
+HANDLERS: dict[str, Handler | CallingHandler] = {}
+CALLS_OUT: set[str] = set()
+# consumer name -> function(ctx, [data, ...]) that calls out for many events at once (same effect as one by one).
+BatchHandler = Callable[[HubContext, list[dict[str, Any]]], None]
 BATCH_HANDLERS: dict[str, BatchHandler] = {}
 
+# Waiting out our own outage: first pause, and the longest pause between two tries.
+OUTAGE_FIRST_WAIT_S = 0.2
+OUTAGE_MAX_WAIT_S = 5.0
 
-def consumer(name: str) -> Callable[[Handler], Handler]:
+
+def consumer(name: str, *, calls_out: bool = False) -> Callable[[T], T]:
     """Register a consumer under a stable name (the dead letters' `target`)."""
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
+    def register(fn: T) -> T:
+        HANDLERS[name] = fn  # type: ignore[assignment]
+        if calls_out:
+            CALLS_OUT.add(name)
+        else:
+            CALLS_OUT.discard(name)
         return fn
     return register
 
 
 def batch_consumer(name: str) -> Callable[[BatchHandler], BatchHandler]:
-    """Register how consumer `name` applies a batch (it must also be registered one by one)."""
+    """Register how calling-out consumer `name` handles a batch (it is registered one by one too)."""
     def register(fn: BatchHandler) -> BatchHandler:
         BATCH_HANDLERS[name] = fn
         return fn
@@ -53,75 +79,127 @@ class Outcome:
     error: str = ""
 
 
-def _apply_once(ctx: HubContext, name: str, envelope: dict[str, Any], handler: Handler) -> bool:
-    with ctx.uow() as uow:
-        if not insert_ignore(uow.session, ProcessedMessage, {"consumer": name, "message_id": envelope["id"],
-                                                             "processed_at": utcnow()}):
+def wait_out_outage(what: str, fn: Callable[[], T], sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run `fn` until it does not fail for an outage of our database; other failures are raised."""
+    delay = OUTAGE_FIRST_WAIT_S
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("%s: our database is unavailable (%s); trying again in %.1fs", what,
+                        type(exc).__name__, delay)
+            sleep(delay)
+            delay = min(delay * 2, OUTAGE_MAX_WAIT_S)
+
+
+def _apply_once(ctx: HubContext, name: str, envelope: dict[str, Any]) -> bool:
+    handler = HANDLERS[name]
+    data = envelope.get("data") or {}
+    key = {"consumer": name, "message_id": envelope["id"]}
+    if name in CALLS_OUT:
+        with ctx.reader() as uow:
+            seen = uow.session.execute(select(ProcessedMessage.message_id).filter_by(**key)).first()
+        if seen is not None:
             return False
-        handler(ctx, uow, envelope.get("data") or {})
+        handler(ctx, data)                              # its own short transactions
+        with ctx.uow() as uow:
+            added = insert_ignore(uow.session, ProcessedMessage, {**key, "processed_at": utcnow()})
+            uow.commit()
+        return added
+    with ctx.uow() as uow:
+        if not insert_ignore(uow.session, ProcessedMessage, {**key, "processed_at": utcnow()}):
+            return False
+        handler(ctx, uow, data)
         uow.commit()
     return True
 
 
 def handle_once(ctx: HubContext, name: str, envelope: dict[str, Any], *, attempts: int = 3,
                 backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> Outcome:
-    """Apply `envelope` with consumer `name` exactly once, or park it after `attempts` failures."""
-    handler = HANDLERS[name]
+    """Apply `envelope` with consumer `name` exactly once, or park it after `attempts` failures of the work.
+
+    Returns only once the effect or the dead letter is committed; an outage of our database is
+    waited out in between, however long it lasts.
+    """
+    started = time.perf_counter()
+    with log_context(consumer=name, message_id=envelope.get("id") if isinstance(envelope, dict) else None,
+                     order_id=_order_of(envelope)):
+        outcome = _handle_once(ctx, name, envelope, attempts, backoff, sleep)
+    METRICS.consumer_seconds.labels(name).observe(time.perf_counter() - started)
+    METRICS.consumer_messages.labels(name, outcome.status).inc()
+    return outcome
+
+
+def _order_of(envelope: Any) -> str | None:
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    return data.get("order_id") if isinstance(data, dict) else None
+
+
+def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backoff: float,
+                 sleep: Callable[[float], None]) -> Outcome:
     if not isinstance(envelope, dict) or "id" not in envelope:
-        park(ctx, name, envelope if isinstance(envelope, dict) else {"raw": repr(envelope)},
-             "malformed event: no id", 1)
+        payload = envelope if isinstance(envelope, dict) else {"raw": repr(envelope)}
+        wait_out_outage(f"parking a malformed event for {name}",
+                        lambda: park(ctx, name, payload, "malformed event: no id", 1), sleep)
         return Outcome("parked", 1, "malformed event")
-    error = ""
-    for attempt in range(1, attempts + 1):
+    error, attempt, delay = "", 0, OUTAGE_FIRST_WAIT_S
+    while attempt < attempts:
         try:
-            return Outcome("applied" if _apply_once(ctx, name, envelope, handler) else "duplicate", attempt)
-        except Exception as exc:  # any failure: retry, then park; never lose the event
+            return Outcome("applied" if _apply_once(ctx, name, envelope) else "duplicate", attempt + 1)
+        except Exception as exc:
+            if is_outage(exc):        # not the event's fault: wait, and do not count it
+                log.warning("consumer %s: our database is unavailable (%s); %s waits %.1fs on its queue", name,
+                            type(exc).__name__, envelope["id"], delay)
+                sleep(delay)
+                delay = min(delay * 2, OUTAGE_MAX_WAIT_S)
+                continue
+            attempt += 1
             error = f"{type(exc).__name__}: {exc}"
+            METRICS.consumer_failures.labels(name).inc()
             log.warning("consumer %s failed on %s (attempt %d/%d): %s", name, envelope["id"], attempt, attempts,
                         error)
             if attempt < attempts:
                 sleep(backoff * 2 ** (attempt - 1))
-    park(ctx, name, envelope, error, attempts)
+    wait_out_outage(f"parking {envelope['id']} for {name}", lambda: park(ctx, name, envelope, error, attempts),
+                    sleep)
     return Outcome("parked", attempts, error)
 
 
 def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) -> list[Outcome]:
-    """Apply many events in one transaction: each marked processed with the effect, duplicates skipped.
+    """Handle many events of a calling-out consumer at once: the unseen ones go to its batch handler
+    (which opens its own short transactions around its calls), then all are marked processed together.
 
-    If the batch fails, each event is tried on its own (`handle_once`: retried, then parked), so one
-    bad event parks only itself. Either way every event's effect or dead letter is committed on return.
+    If anything fails — the work or our database — each event goes through `handle_once` on its own
+    (outages waited out, the work retried, then parked), so on return every event's effect or dead
+    letter is committed and the messages may be acknowledged.
     """
     batch = BATCH_HANDLERS.get(name)
     good = [e for e in envelopes if isinstance(e, dict) and "id" in e]
-    if batch is None or len(good) < 2:
+    if batch is None or name not in CALLS_OUT or len(good) < 2 or len(good) < len(envelopes):
         return [handle_once(ctx, name, e) for e in envelopes]
+    ids = list(dict.fromkeys(e["id"] for e in good))
     try:
-        with ctx.uow() as uow:
-            fresh = []
-            seen: set[str] = set()
-            for envelope in good:
-                if envelope["id"] in seen:
-                    continue
-                seen.add(envelope["id"])
-                if insert_ignore(uow.session, ProcessedMessage, {"consumer": name, "message_id": envelope["id"],
-                                                                 "processed_at": utcnow()}):
-                    fresh.append(envelope)
-            if fresh:
-                batch(ctx, uow, [e.get("data") or {} for e in fresh])
-            uow.commit()
-    except Exception as exc:  # fall back to one by one: retries, and a dead letter for the one that fails
-        log.warning("consumer %s failed on a batch of %d, applying them one by one: %s", name, len(good), exc)
+        with ctx.reader() as uow:
+            seen = set(uow.session.execute(select(ProcessedMessage.message_id).where(
+                ProcessedMessage.consumer == name, ProcessedMessage.message_id.in_(ids))).scalars())
+        fresh = {e["id"]: e for e in good if e["id"] not in seen}
+        if fresh:
+            batch(ctx, [e.get("data") or {} for e in fresh.values()])
+            with ctx.uow() as uow:
+                for message_id in fresh:
+                    insert_ignore(uow.session, ProcessedMessage, {"consumer": name, "message_id": message_id,
+                                                                  "processed_at": utcnow()})
+                uow.commit()
+    except Exception as exc:  # one by one: outages waited out, retries, a dead letter for the one that fails
+        log.warning("consumer %s failed on a batch of %d, handling them one by one: %s", name, len(good), exc)
         return [handle_once(ctx, name, e) for e in envelopes]
-    fresh_ids = {e["id"] for e in fresh}
+    METRICS.consumer_messages.labels(name, "applied").inc(len(fresh))
     outcomes = []
     for e in envelopes:
-        if not (isinstance(e, dict) and "id" in e):
-            outcomes.append(handle_once(ctx, name, e))        # malformed: parked as before
-        elif e["id"] in fresh_ids:
-            fresh_ids.discard(e["id"])                        # a second copy in the batch is a duplicate
-            outcomes.append(Outcome("applied"))
-        else:
-            outcomes.append(Outcome("duplicate"))
+        applied = fresh.pop(e["id"], None) is not None       # a second copy in the batch is a duplicate
+        outcomes.append(Outcome("applied" if applied else "duplicate"))
     return outcomes
 
 
@@ -143,12 +221,13 @@ def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, atte
             row.attempts += attempts
             row.error, row.last_failed_at = error[:4000], now
         uow.commit()
+        METRICS.dead_letters_parked.labels(target).inc()
         log.error("parked dead letter %s for %s: %s", row.id, target, error)
         return row.id
 
 
 def dead_letters(ctx: HubContext, status: str = "parked") -> list[DeadLetter]:
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         stmt = select(DeadLetter).where(DeadLetter.status == status).order_by(DeadLetter.id)
         rows = list(uow.session.execute(stmt).scalars())
         uow.session.expunge_all()       # plain records for the caller, not tied to this session
@@ -162,19 +241,21 @@ def replay(ctx: HubContext, dead_letter_id: int) -> bool:
         if row is None or row.status != "parked":
             return False
         target, payload = row.target, row.payload
-    handler = HANDLERS.get(target)
-    if handler is None:
+    if target not in HANDLERS:
         raise KeyError(f"no consumer {target!r} is registered in this process")
     try:
-        _apply_once(ctx, target, payload, handler)
+        with log_context(consumer=target, message_id=payload.get("id"), order_id=_order_of(payload)):
+            _apply_once(ctx, target, payload)
     except Exception as exc:
         with ctx.uow() as uow:
             row = uow.session.get(DeadLetter, dead_letter_id)
             row.attempts += 1
             row.error, row.last_failed_at = f"{type(exc).__name__}: {exc}"[:4000], utcnow()
             uow.commit()
+        METRICS.dead_letters_replayed.labels("failed").inc()
         return False
     with ctx.uow() as uow:
         uow.session.delete(uow.session.get(DeadLetter, dead_letter_id))
         uow.commit()
+    METRICS.dead_letters_replayed.labels("ok").inc()
     return True

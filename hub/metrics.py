@@ -1,74 +1,154 @@
-"""A tiny thread-safe metrics registry rendered in the Prometheus text format (0.0.4).
+"""Every metric the hub exports, defined in this one module (prometheus_client).
 
-Counters only live in this process; gauges that describe the database (outbox backlog,
-dead letters) are read at scrape time and passed to `render`."""
+Processes record into `METRICS` (or a `HubMetrics` on a registry of their own, in tests). With
+PROMETHEUS_MULTIPROC_DIR set — the process launcher sets it, one empty directory shared by every
+replica — each process writes its values to files there and `/metrics` aggregates them, so counters
+from all replicas add up and survive a replica's restart. Figures that describe the database
+(outbox backlog, dead letters parked now) and the broker's queues are read at scrape time.
+
+Names (each counter also as `…_total`):
+  hub_http_requests, hub_http_request_duration_seconds                      route template, method (status)
+  hub_consumer_duration_seconds, hub_consumer_messages, hub_consumer_failures   consumer (outcome)
+  hub_connector_call_duration_seconds, hub_connector_errors                 system, operation (kind)
+  hub_connector_last_success_timestamp_seconds, …_last_failure_…            system
+  hub_dead_letters_parked_events, hub_dead_letters_replayed                 consumer / outcome
+  hub_reconciliation_drift, hub_reconciliation_repaired                     channel
+  hub_flash_sale_admissions                                                  outcome (admitted, sold_out, …)
+  hub_orders_placed, hub_stock_events_applied, hub_refunds_due
+  scrape time: hub_outbox_unsent, hub_dead_letters_parked, hub_queue_messages{queue}
+  process_* and python_* (the serving process; per process in multiprocess mode is not aggregated)
+"""
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+disable_created_metrics()          # `_created` series double the output and no dashboard reads them
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Seconds: an HTTP answer, a consumer's work and an outbound call all sit between 1 ms and 30 s.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# the gate's verdicts (hub.domain.flash_sale.Verdict), and units handed back
+FLASH_SALE_OUTCOMES = ("admitted", "again", "sold_out", "over_limit", "too_fast", "not_started", "ended", "unknown",
+                       "released")
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class HubMetrics:
+    """The hub's metric objects on one registry."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY):
+        self.registry = registry
+        r = registry
+        self.requests = Counter("hub_http_requests", "HTTP requests by route template, method and status",
+                                ("route", "method", "status"), registry=r)
+        self.request_seconds = Histogram("hub_http_request_duration_seconds", "HTTP answer time by route template",
+                                         ("route", "method"), buckets=LATENCY_BUCKETS, registry=r)
+        self.orders_placed = Counter("hub_orders_placed", "Orders placed by fulfilment type", ("fulfillment",),
+                                     registry=r)
+        self.stock_events = Counter("hub_stock_events_applied", "Stock deltas and counts applied to the ledger",
+                                    ("source", "kind"), registry=r)
+        self.consumer_seconds = Histogram("hub_consumer_duration_seconds",
+                                          "Time a consumer spent on one event, retries included", ("consumer",),
+                                          buckets=LATENCY_BUCKETS, registry=r)
+        self.consumer_messages = Counter("hub_consumer_messages", "Events handled by consumer and outcome "
+                                         "(applied, duplicate, parked)", ("consumer", "outcome"), registry=r)
+        self.consumer_failures = Counter("hub_consumer_failures", "Failed attempts of a consumer (each retry counts)",
+                                         ("consumer",), registry=r)
+        self.connector_seconds = Histogram("hub_connector_call_duration_seconds",
+                                           "Outbound call time by external system and operation",
+                                           ("system", "operation"), buckets=LATENCY_BUCKETS, registry=r)
+        self.connector_errors = Counter("hub_connector_errors", "Failed outbound calls by system, operation and "
+                                        "error kind", ("system", "operation", "kind"), registry=r)
+        self.connector_last_success = Gauge("hub_connector_last_success_timestamp_seconds",
+                                            "Unix time of the last successful call to the system", ("system",),
+                                            multiprocess_mode="max", registry=r)
+        self.connector_last_failure = Gauge("hub_connector_last_failure_timestamp_seconds",
+                                            "Unix time of the last failed call to the system", ("system",),
+                                            multiprocess_mode="max", registry=r)
+        self.dead_letters_parked = Counter("hub_dead_letters_parked_events", "Events parked as dead letters",
+                                           ("consumer",), registry=r)
+        self.dead_letters_replayed = Counter("hub_dead_letters_replayed", "Dead-letter replays by outcome "
+                                             "(ok, failed)", ("outcome",), registry=r)
+        self.reconciliation_drift = Counter("hub_reconciliation_drift", "Channel stock figures found different "
+                                            "from what the hub would publish", ("channel",), registry=r)
+        self.reconciliation_repaired = Counter("hub_reconciliation_repaired", "Drifted channel stock figures "
+                                               "repaired with an absolute update", ("channel",), registry=r)
+        self.refunds_due = Counter("hub_refunds_due", "Refunds due to buyers, by channel", ("channel",), registry=r)
+        self.flash_sale_admissions = Counter("hub_flash_sale_admissions", "Flash-sale gate answers by outcome: "
+                                             + ", ".join(FLASH_SALE_OUTCOMES), ("outcome",), registry=r)
+
+    # -- exposition ------------------------------------------------------------------------------
+    def collecting_registry(self) -> CollectorRegistry:
+        """What a scrape reads: every process's files in multiprocess mode, else this registry."""
+        if not os.environ.get(MULTIPROC_ENV) or self.registry is not REGISTRY:
+            return self.registry
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        ProcessCollector(registry=merged)       # the serving process's own CPU, memory and file descriptors
+        return merged
+
+    def samples(self, name: str) -> Iterable[tuple[dict[str, str], float]]:
+        """(labels, value) of every sample called `name` (e.g. hub_connector_errors_total), all processes."""
+        for family in self.collecting_registry().collect():
+            for sample in family.samples:
+                if sample.name == name:
+                    yield sample.labels, sample.value
+
+    def render(self, gauges: Iterable[Metric] = ()) -> bytes:
+        """The exposition text: recorded metrics, then the figures read just now (`gauges`)."""
+        scrape = CollectorRegistry(auto_describe=False)
+        scrape.register(_Fixed(list(gauges)))
+        return generate_latest(self.collecting_registry()) + generate_latest(scrape)
 
 
-def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    if not names:
-        return ""
-    return "{" + ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)) + "}"
+class _Fixed:
+    def __init__(self, metrics: list[Metric]):
+        self.metrics = metrics
+
+    def collect(self) -> list[Metric]:
+        return self.metrics
 
 
-class Counter:
-    def __init__(self, name: str, help_text: str, labels: tuple[str, ...] = ()):
-        self.name, self.help, self.label_names = name, help_text, labels
-        self._values: dict[tuple[str, ...], float] = {}
-        self._lock = threading.Lock()
-
-    def inc(self, amount: float = 1, **labels: str) -> None:
-        key = tuple(str(labels[n]) for n in self.label_names)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0) + amount
-
-    def value(self, **labels: str) -> float:
-        key = tuple(str(labels[n]) for n in self.label_names)
-        with self._lock:
-            return self._values.get(key, 0)
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        out = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
-        out += [f"{self.name}{_labels(self.label_names, k)} {v:g}" for k, v in items]
-        return out
+def gauge(name: str, help_text: str, value: float | Mapping[str, float], label: str = "") -> Metric:
+    """A gauge read at scrape time: one value, or one per `label` value."""
+    if isinstance(value, Mapping):
+        family = GaugeMetricFamily(name, help_text, labels=[label])
+        for key, v in sorted(value.items()):
+            family.add_metric([key], v)
+        return family
+    return GaugeMetricFamily(name, help_text, value=value)
 
 
-class Registry:
-    def __init__(self) -> None:
-        self._counters: dict[str, Counter] = {}
-        self._lock = threading.Lock()
-        self.requests = self.counter("hub_http_requests_total", "HTTP requests by route, method and status",
-                                     ("route", "method", "status"))
-        self.orders_placed = self.counter("hub_orders_placed_total", "Orders placed by fulfilment type",
-                                          ("fulfillment",))
-        self.stock_events = self.counter("hub_stock_events_applied_total",
-                                         "Stock deltas and counts applied to the ledger", ("source", "kind"))
-
-    def counter(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> Counter:
-        with self._lock:
-            if name not in self._counters:
-                self._counters[name] = Counter(name, help_text, labels)
-            return self._counters[name]
-
-    def render(self, gauges: Iterable[tuple[str, str, float]] = ()) -> str:
-        """The exposition text; `gauges` are (name, help, value) read just now."""
-        with self._lock:
-            counters = list(self._counters.values())
-        lines: list[str] = []
-        for c in counters:
-            lines += c.lines()
-        for name, help_text, value in gauges:
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value:g}"]
-        return "\n".join(lines) + "\n"
+def prepare_multiproc_dir(path: str | Path) -> Path:
+    """An empty directory for PROMETHEUS_MULTIPROC_DIR: the launcher calls it once, before any replica
+    starts (files left by an earlier run would add old counts to new ones)."""
+    target = Path(path)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    return target
 
 
-REGISTRY = Registry()   # the process-wide default
+def process_exited(pid: int) -> None:
+    """Tell multiprocess mode a replica is gone, so its live-only gauges stop counting."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)
+
+
+METRICS = HubMetrics()   # the process-wide default

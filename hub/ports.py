@@ -238,7 +238,9 @@ class ConnectorRegistry:
                 raise KeyError(f"no system {name!r} in config.yaml")
             if self.factory is None:
                 raise LookupError("no connector factory wired into this HubContext (see build_context)")
-            self._built[name] = self.factory(name, system, self._binder())
+            from hub.metered import Metered  # every outbound call timed and counted per system
+
+            self._built[name] = Metered(name, self.factory(name, system, self._binder()))
         return self._built[name]
 
     def __contains__(self, name: str) -> bool:

@@ -226,7 +226,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
 
         say("\nFinal stock per location (on hand / reserved / available; the mini-program is shown")
         say("available minus its own safety stock)")
-        with ctx.uow() as uow:
+        with ctx.reader() as uow:
             for sku in skus:
                 cells = [f"{x.location_id} {x.on_hand}/{x.reserved}/{x.available}"
                          for x in inventory.stock_of(uow.session, cfg, sku)]
@@ -258,5 +258,5 @@ def _drained(ctx: Any) -> bool:
 
     from hub.storage.tables import OutboxMessage
 
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         return uow.session.execute(select(func.count()).where(OutboxMessage.sent_at.is_(None))).scalar_one() == 0

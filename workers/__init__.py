@@ -12,3 +12,4 @@ SERVICES: dict[str, str] = {
 }
 
 EVENT_SOURCE = "hub"   # events from the outbox are published as if dispatched by service "hub"
+

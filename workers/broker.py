@@ -39,3 +39,19 @@ def declare_all(broker_url: str, service_classes: Iterable[type], transport_opti
         for q in queues:
             q(channel).declare()
     return len(queues)
+
+
+def queue_depths(broker_url: str, service_classes: Iterable[type], transport_options: dict | None = None,
+                 ) -> dict[str, int]:
+    """Messages ready in each event queue (a passive declare: nothing is created), for the console and /metrics."""
+    depths: dict[str, int] = {}
+    with Connection(broker_url, transport_options=transport_options or {}, connect_timeout=2) as conn:
+        channel = conn.default_channel
+        for q in event_queues(service_classes):
+            try:
+                _, count, _ = channel.queue_declare(q.name, passive=True)
+            except Exception:  # noqa: BLE001 - a queue not declared yet has no backlog to show
+                channel = conn.channel()
+                continue
+            depths[q.name.split("--", 1)[-1]] = int(count)
+    return depths

@@ -1,4 +1,4 @@
-"""The one command line: `hub run|demo|db upgrade|check-config|resync|dlq|sandbox|broker setup`."""
+"""The one command line: `hub run|up|demo|db upgrade|check-config|resync|dlq|sandbox|broker setup`."""
 from __future__ import annotations
 
 import argparse
@@ -91,44 +91,104 @@ def _green() -> None:
         pass
 
 
-@command("run")
-def run(args: argparse.Namespace) -> int:
-    import logging
+def _sandbox_alongside(fixed_ports: bool = True) -> object:
+    """The simulators in this process, with their own credentials exported for the hub (and its children)."""
     import os
 
+    from sandbox.credentials import sandbox_env
+    from sandbox.runner import start_sandbox
+
+    for k, v in sandbox_env().items():
+        os.environ.setdefault(k, v)
+    sandbox = start_sandbox(fixed_ports=fixed_ports)
+    for k, v in sandbox.env().items():
+        os.environ.setdefault(k, v)
+    return sandbox
+
+
+def _migrated_context(config_path: str | None, sandbox: object | None) -> object:
+    """Migrate once before any service starts (waiting for the database if it is away); bind the sandbox."""
     from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
+    from hub.consumers import wait_out_outage
+
+    cfg = load_config(config_path)
+    ctx = wait_out_outage("connecting to the database", lambda: build_context(cfg, connectors=build_connector))
+    if sandbox is not None:
+        _bind_sandbox(ctx, sandbox)
+    ctx.engine.dispose()
+    return ctx
+
+
+def _logging() -> None:
+    from hub.logs import configure
+
+    configure()            # HUB_LOG_LEVEL, HUB_LOG_FORMAT=text|json
+
+
+@command("run")
+def run(args: argparse.Namespace) -> int:
     from workers import SERVICES
     from workers.runner import build_runner, run_forever
 
-    logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sandbox = None
+    _logging()
     embedded = _broker_of(args.config).startswith("memory://") and not args.no_sandbox
-    if embedded:
-        from sandbox.credentials import sandbox_env
-        from sandbox.runner import start_sandbox
-
-        # Embedded default: the simulators run alongside on their fixed ports, with their own credentials.
-        for k, v in sandbox_env().items():
-            os.environ.setdefault(k, v)
-        sandbox = start_sandbox(fixed_ports=True)
-        for k, v in sandbox.env().items():
-            os.environ.setdefault(k, v)
-    cfg = load_config(args.config)
-    ctx = build_context(cfg, connectors=build_connector)   # migrate once, before any service starts
-    if embedded:
-        _bind_sandbox(ctx, sandbox)
-    ctx.engine.dispose()
+    # Embedded default: the simulators run alongside on their fixed ports, with their own credentials.
+    sandbox = _sandbox_alongside() if embedded else None
+    cfg = _migrated_context(args.config, sandbox).config
     names = args.services or list(SERVICES)
-    runner = build_runner(names, cfg.hub.broker_url, config_path=args.config,
-                          http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
-    print(f"hub: running {', '.join(names)} on {cfg.hub.broker_url.split('@')[-1]}", flush=True)
+
+    def make_runner() -> object:
+        return build_runner(names, cfg.hub.broker_url, config_path=args.config,
+                            http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
+
     try:
-        run_forever(runner)
+        run_forever(make_runner, f"hub: running {', '.join(names)} on {cfg.hub.broker_url.split('@')[-1]}")
     finally:
         if sandbox:
+            sandbox.stop()
+    return 0
+
+
+@command("up")
+def up(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from workers import SERVICES
+    from workers.supervisor import Supervisor, parse_replicas
+
+    _logging()
+    if _broker_of(args.config).startswith("memory://"):
+        print("hub up runs every service in its own process, which needs RabbitMQ: set HUB_BROKER_URL=amqp://… "
+              "(and HUB_DATABASE_URL=postgresql+psycopg2://…); `hub run` is the one-process embedded mode",
+              file=sys.stderr)
+        return 2
+    sandbox = _sandbox_alongside(fixed_ports=not args.sandbox_free_ports) if args.sandbox else None
+    try:
+        cfg = _migrated_context(args.config, sandbox).config
+        names = args.services or list(SERVICES)
+        unknown = [n for n in names if n not in SERVICES]
+        try:
+            extra = parse_replicas(args.replicas or "")
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        unknown += [n for n in extra if n not in SERVICES]
+        if unknown:
+            print(f"unknown service(s): {', '.join(unknown)}; known: {', '.join(SERVICES)}", file=sys.stderr)
+            return 2
+        replicas = {n: extra.get(n, cfg.hub.replicas.get(n, 1)) for n in names}
+        log_dir = Path(args.log_dir) if args.log_dir else None
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        supervisor = Supervisor(replicas, dict(os.environ), config_path=args.config, log_dir=log_dir)
+        print("hub: up: " + ", ".join(f"{n} x{k}" for n, k in replicas.items() if k) +
+              f" on {cfg.hub.broker_url.split('@')[-1]}", flush=True)
+        supervisor.run()
+    finally:
+        if sandbox is not None:
             sandbox.stop()
     return 0
 
@@ -192,26 +252,47 @@ def dlq(args: argparse.Namespace) -> int:
         print(f"{len(rows)} dead letter(s)")
         return 0
     ids = [r.id for r in consumers.dead_letters(ctx)] if args.all else [int(args.id)]
-    failed = 0
-    for i in ids:
-        ok = consumers.replay(ctx, i)
-        failed += not ok
-        print(f"{i}: {'replayed and removed' if ok else 'still failing (kept)'}")
+    failed: list[int] = []
+    with _bar(len(ids), "replaying", "letter") as bar:
+        for i in ids:
+            if not consumers.replay(ctx, i):
+                failed.append(i)
+            bar.update(1)
+            bar.set_postfix(failed=len(failed))
+    print(f"{len(ids) - len(failed)} replayed and removed, {len(failed)} still failing (kept)"
+          + (f": {', '.join(map(str, failed[:20]))}" if failed else ""))
     return 1 if failed else 0
+
+
+def _bar(total: int, what: str, unit: str):
+    """A progress bar on stderr (drawn only on a terminal; a summary line is printed either way)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit=unit, disable=None, file=sys.stderr)
 
 
 @command("resync")
 def resync(args: argparse.Namespace) -> int:
+    import time
+
     from connectors.registry import build_connector
     from hub.bootstrap import build_context
     from hub.config import load_config
     from hub.flows import erp_pull
 
+    started = time.monotonic()
     ctx = build_context(load_config(args.config), connectors=build_connector)
+    print("products: pulling the ERP's product master…", file=sys.stderr, flush=True)
     products = erp_pull.pull_products(ctx)
-    print(f"products: {products} SKU(s) added or changed")
-    counts = erp_pull.pull_warehouse_stock(ctx)
-    print(f"warehouse stock: {counts} count(s) applied")
+    with _bar(0, "warehouse stock", "line") as bar:
+        def step(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        counts = erp_pull.pull_warehouse_stock(ctx, progress=step)
+        lines = bar.n
+    print(f"resync done in {time.monotonic() - started:.1f} s: {products} SKU(s) added or changed; "
+          f"{lines} warehouse stock line(s) read, {counts} count(s) applied")
     return 0
 
 
@@ -226,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("services", nargs="*", help="service names (default: all)")
     p.add_argument("--config", help="config file")
     p.add_argument("--no-sandbox", action="store_true", help="embedded mode without the simulators")
+    p = sub.add_parser("up", help="production: every service in its own supervised process (RabbitMQ + PostgreSQL)")
+    p.add_argument("services", nargs="*", help="service names (default: all)")
+    p.add_argument("--config", help="config file")
+    p.add_argument("--replicas", help="processes per service, e.g. gateway=2,relay=2 (default: hub.replicas, else 1)")
+    p.add_argument("--sandbox", action="store_true", help="the simulators alongside, bound and seeded")
+    p.add_argument("--sandbox-free-ports", action="store_true", help="simulators on free ports, not 8701-8707")
+    p.add_argument("--log-dir", help="one log file per process here (default: this terminal / the journal)")
     p = sub.add_parser("broker", help="declare the exchange and every durable queue")
     p.add_argument("action", choices=["setup"])
     p.add_argument("--config")

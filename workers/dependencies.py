@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 from connectors.registry import build_connector
 from hub.bootstrap import HubContext, build_context
 from hub.config import load_config
+from hub.consumers import wait_out_outage
 
 _contexts: dict[tuple[str | None, str | None], HubContext] = {}
 _lock = threading.Lock()
@@ -25,7 +26,9 @@ def context_from_config(config: dict[str, Any]) -> HubContext:
         if key not in _contexts:
             cfg = load_config(key[0])
             # Services never migrate on start: `hub db upgrade` (or `hub run`'s start-up) does.
-            ctx = build_context(cfg, key[1], upgrade=False, connectors=build_connector)
+            # A service starting while the database is away waits for it rather than dying.
+            ctx = wait_out_outage("starting a service", lambda: build_context(cfg, key[1], upgrade=False,
+                                                                              connectors=build_connector))
             if cfg.hub.redis_url:
                 # Every replica shares the gate in Redis; without it the in-process gate serves one process.
                 from connectors.redis_gate import RedisGate

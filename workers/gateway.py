@@ -9,6 +9,8 @@ from werkzeug import Request, Response
 
 from .dependencies import context_from_config
 
+METHODS = "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,TRACE"
+
 
 class HubApi(DependencyProvider):
     """Builds the WSGI API once per container; workers get its `handle(request)`."""
@@ -17,8 +19,15 @@ class HubApi(DependencyProvider):
         from hub import consumers
         from hub.api.app import build_api, build_deps
 
-        ctx = context_from_config(self.container.config)
-        self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=lambda i: consumers.replay(ctx, i)))
+        from .broker import queue_depths
+        from .embedded import transport_options
+        from .runner import all_service_classes
+
+        config = self.container.config
+        ctx = context_from_config(config)
+        url, options = config["AMQP_URI"], transport_options(config)
+        self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=lambda i: consumers.replay(ctx, i),
+                                             queue_depths=lambda: queue_depths(url, all_service_classes(), options)))
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self.app
@@ -28,10 +37,11 @@ class GatewayService:
     name = "gateway"
     api = HubApi()
 
-    @http("GET,POST,PUT,DELETE", "/")
+    # Every method reaches the API, so an unsupported one is its JSON 405 with Allow, not nameko's HTML page.
+    @http(METHODS, "/")
     def root(self, request: Request) -> Response:
         return self.api.handle(request)
 
-    @http("GET,POST,PUT,DELETE", "/<path:path>")
+    @http(METHODS, "/<path:path>")
     def any_path(self, request: Request, path: str) -> Response:
         return self.api.handle(request)

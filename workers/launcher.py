@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hub.metrics import process_exited
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,6 +38,7 @@ class HubProcess:
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        process_exited(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -44,4 +47,5 @@ class HubProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+        process_exited(self.proc.pid)        # its live-only gauges stop counting in multiprocess mode
         self._log.close()

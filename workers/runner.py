@@ -9,6 +9,8 @@ import importlib
 import logging
 import os
 import signal
+import time
+from collections.abc import Callable
 from typing import Any
 
 import eventlet
@@ -19,6 +21,12 @@ from .broker import declare_all
 from .embedded import nameko_config
 
 log = logging.getLogger(__name__)
+
+# Restarting services that died: first pause, longest pause, and how long a run must last to
+# count as healthy again (the pause then starts over from the first).
+RESTART_FIRST_WAIT_S = 1.0
+RESTART_MAX_WAIT_S = 30.0
+STABLE_AFTER_S = 60.0
 
 
 def service_class(name: str) -> type:
@@ -51,14 +59,48 @@ def build_runner(names: list[str], broker_url: str, *, database_url: str | None 
     return runner
 
 
-def run_forever(runner: ServiceRunner) -> None:
+def run_forever(make_runner: Callable[[], ServiceRunner], announce: str = "") -> None:
+    """Run the services until SIGTERM or Ctrl-C; when one dies (a nameko container dies with its
+    broker connection), stop the rest and start them all again, with backoff."""
+    stopping = False
+    current: ServiceRunner | None = None
+
     def shutdown(signum: int, frame: Any) -> None:
-        eventlet.spawn_n(runner.stop)
+        nonlocal stopping
+        stopping = True
+        if current is not None:
+            eventlet.spawn_n(current.stop)
 
     signal.signal(signal.SIGTERM, shutdown)
-    runner.start()
-    log.info("services running: %s", ", ".join(c.service_name for c in runner.containers))
-    try:
-        runner.wait()
-    except KeyboardInterrupt:
-        runner.stop()
+    delay, announced = RESTART_FIRST_WAIT_S, False
+    while not stopping:
+        started = time.monotonic()
+        try:
+            current = make_runner()         # declares the queues: needs the broker
+            current.start()
+        except Exception as exc:           # broker (or database) not there yet: wait, try again
+            log.warning("services could not start (%s: %s); trying again in %.0fs", type(exc).__name__, exc, delay)
+        else:
+            if not announced:
+                log.info("services running: %s", ", ".join(c.service_name for c in current.containers))
+                if announce:
+                    print(announce, flush=True)
+                announced = True
+            try:
+                current.wait()
+                if stopping:
+                    break
+                log.error("services stopped without being asked; starting them again")
+            except KeyboardInterrupt:
+                stopping = True
+                current.stop()
+                break
+            except Exception as exc:
+                if stopping:
+                    break
+                log.error("a service died (%s: %s); restarting this process's services in %.0fs",
+                          type(exc).__name__, exc, delay)
+        if time.monotonic() - started > STABLE_AFTER_S:
+            delay = RESTART_FIRST_WAIT_S
+        eventlet.sleep(delay)
+        delay = min(delay * 2, RESTART_MAX_WAIT_S)

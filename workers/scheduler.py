@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from nameko.timer import timer
 
@@ -12,6 +13,8 @@ from .dependencies import HubCore
 from .subscribe import consume
 
 log = logging.getLogger(__name__)
+RECONCILE_TICK_S = 5
+_last_reconcile: dict[int, float] = {}     # per hub context: when reconciliation last ran
 
 
 class SchedulerService:
@@ -30,11 +33,18 @@ class SchedulerService:
         if cancelled:
             log.info("cancelled %d uncollected pickup order(s)", len(cancelled))
 
-    @timer(interval=300)
+    # nameko fixes a timer's interval when the class is defined; config.yaml's
+    # hub.reconcile_interval_s is honoured by a short tick that runs when the interval is up.
+    @timer(interval=RECONCILE_TICK_S)
     def reconcile_channel_stock(self) -> None:
+        now = time.monotonic()
+        last = _last_reconcile.setdefault(id(self.hub), now)      # the first run one interval after start
+        if now - last < self.hub.config.hub.reconcile_interval_s:
+            return
+        _last_reconcile[id(self.hub)] = now
         try:
-            reconcile.reconcile_channel_stock(self.hub)     # logs what it repaired
-        except Exception as exc:   # a channel away: the next run checks again
+            reconcile.reconcile_channel_stock(self.hub)     # logs and counts what it repaired
+        except Exception as exc:   # a channel (or our database) away: the next run checks again
             log.warning("channel stock reconciliation failed: %s", exc)
 
     flash_sale_give_back = consume(flash_sales.GIVE_BACK)

@@ -6,6 +6,7 @@ errors become HTTP answers (like nameko-examples' gateway `mapped_errors`).
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,10 +20,11 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from hub import privacy
-from hub.api import callbacks, erp, flash_sales, openapi, ops, shop, store
+from hub.api import callbacks, console, erp, flash_sales, openapi, ops, shop, store
 from hub.api.auth import all_secrets, authenticate
 from hub.api.http import ApiError, Call, Route, json_response, log
 from hub.bootstrap import HubContext
+from hub.connector_health import ConnectorHealth
 from hub.domain.errors import (
     BadInput,
     HubError,
@@ -33,11 +35,14 @@ from hub.domain.errors import (
     PickupCodeRejected,
     PickupLocked,
 )
-from hub.metrics import REGISTRY, Registry
+from hub.logs import log_context
+from hub.metrics import METRICS, HubMetrics
 from hub.ports import ConnectorError, MappingError, SignatureError
 from hub.services.orders import IdempotencyConflict
+from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Callback handlers need these connectors; the others are the workers' business.
 CALLBACK_KINDS = frozenset(callbacks.HANDLERS)
 
@@ -49,11 +54,18 @@ class ApiDeps:
     connectors: dict[str, Any] = field(default_factory=dict)       # system name -> connector
     replay_dead_letter: Callable[[int], bool] | None = None
     now: Callable[[], datetime] = utcnow
-    metrics: Registry = field(default_factory=lambda: REGISTRY)
+    metrics: HubMetrics = field(default_factory=lambda: METRICS)
+    queue_depths: Callable[[], dict[str, int]] | None = None     # broker queue -> messages ready (the gateway's)
+    health: ConnectorHealth | None = None                          # built over `metrics` when not given
+
+    def __post_init__(self) -> None:
+        if self.health is None:
+            self.health = ConnectorHealth(self.metrics)
 
 
 def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | None = None,
-               now: Callable[[], datetime] = utcnow, metrics: Registry | None = None) -> ApiDeps:
+               now: Callable[[], datetime] = utcnow, metrics: HubMetrics | None = None,
+               queue_depths: Callable[[], dict[str, int]] | None = None) -> ApiDeps:
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
     (its callback answers 404) and logged, so a missing module never stops the API."""
     built: dict[str, Any] = {}
@@ -65,11 +77,11 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
         except Exception as exc:  # not landed yet, or misconfigured: serve everything else
             log.warning("connector %s (%s) not available to the API: %s", name, system.kind, exc)
     return ApiDeps(connectors=built, replay_dead_letter=replay_dead_letter, now=now,
-                   metrics=metrics or REGISTRY)
+                   metrics=metrics or METRICS, queue_depths=queue_depths)
 
 
-ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *flash_sales.ROUTES, *erp.ROUTES, *ops.ROUTES, *callbacks.ROUTES,
-                       *openapi.ROUTES]
+ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *flash_sales.ROUTES, *erp.ROUTES, *ops.ROUTES, *console.ROUTES,
+                       *callbacks.ROUTES, *openapi.ROUTES]
 
 # Domain and connector errors -> (status, error code). Most specific first.
 MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
@@ -97,6 +109,9 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]
         extra = dict(exc.extra)
         headers = extra.pop("_headers", {})
         return exc.status, {"error": exc.error, "message": exc.message, **extra}, headers
+    if is_outage(exc):          # our database away or contended: the same request will work shortly
+        return 503, {"error": "database_unavailable", "message": "the database is not reachable; retry shortly"}, \
+            {"Retry-After": "1"}
     for kind, status, code in MAPPED_ERRORS:
         if isinstance(exc, kind):
             body: dict[str, Any] = {"error": code or getattr(exc, "code", "error"), "message": _message(exc)}
@@ -137,24 +152,30 @@ class ApiApp:
 
     def handle(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
-        label, status = "unmatched", 500
+        label, status, started = "unmatched", 500, time.perf_counter()
         try:
             try:
                 index, params = adapter.match()
             except MethodNotAllowed as exc:
-                raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here",
-                               allowed=sorted(exc.valid_methods or [])) from None
+                allowed = sorted(exc.valid_methods or [])
+                raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", allowed=allowed,
+                               _headers={"Allow": ", ".join(allowed)}) from None
             except RouteNotFound:
                 raise ApiError(404, "not_found", f"no such path: {request.path}") from None
             route = self.routes[index]
             label = route.path
-            caller = authenticate(self.ctx.config, request, route, params)
-            response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))
-        except HTTPException as exc:                  # a werkzeug redirect or the like
-            response = exc.get_response(request.environ)
+            with log_context(route=label, order_id=params.get("order_id")):
+                caller = authenticate(self.ctx.config, request, route, params)
+                response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))
+        except HTTPException as exc:                  # werkzeug's own (a bad request line...): JSON like the rest
+            code = exc.code or 500
+            response = json_response({"error": (exc.name or "error").lower().replace(" ", "_"),
+                                      "message": exc.description or exc.name}, code)
         except Exception as exc:  # noqa: BLE001 - every error answers in the same shape
             status, body, headers = error_body(exc)
-            if status >= 500:
+            if status == 503:
+                log.warning("%s %s: %s", request.method, label, body["message"])
+            elif status >= 500:
                 log.exception("%s %s failed", request.method, label)
             elif status in (401, 403):
                 log.warning("%s %s refused: %s", request.method, label, body["message"])
@@ -163,8 +184,9 @@ class ApiApp:
             response = json_response(body, status, headers)
             if request.path.startswith("/callbacks/"):
                 response = callbacks.error_reply(self.ctx, request, body, status, headers)
-        status = response.status_code
-        self.deps.metrics.requests.inc(route=label, method=request.method, status=str(status))
+        method = request.method if request.method in KNOWN_METHODS else "other"   # bound the label's values
+        self.deps.metrics.requests.labels(label, method, str(response.status_code)).inc()
+        self.deps.metrics.request_seconds.labels(label, method).observe(time.perf_counter() - started)
         return response
 
 

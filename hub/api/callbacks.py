@@ -79,7 +79,8 @@ def verify_address(call: Call) -> Response:
     """WeChat's server-address check: GET with echostr, answered with echostr once verified."""
     kind, connector = _connector(call)
     if not hasattr(connector, "echo"):
-        raise ApiError(405, "method_not_allowed", "this connector takes POST only")
+        raise ApiError(405, "method_not_allowed", "this connector takes POST only", allowed=["POST"],
+                       _headers={"Allow": "POST"})
     return Response(connector.echo(call.request.args), content_type="text/plain")
 
 
@@ -100,7 +101,10 @@ ROUTES = [
     Route("POST", "/callbacks/{connector}", receive, "callback",
           "A system's own push (payment notification, shop order event, courier tracking), signature-verified",
           responses={200: "accepted (in the system's reply format)", 401: "bad signature, nothing changed",
-                     404: "unknown connector or order", 422: "payload does not map"}),
+                     404: "unknown connector or order", 409: "the order cannot move that way",
+                     422: "payload does not map", 502: "the system's query API did not answer"}),
     Route("GET", "/callbacks/{connector}", verify_address, "callback",
-          "WeChat's server-address check (echostr)", responses={200: "echostr", 401: "bad signature"}),
+          "WeChat's server-address check (echostr)",
+          responses={200: "echostr", 401: "bad signature", 404: "unknown connector",
+                     405: "this connector takes POST only"}),
 ]

@@ -22,8 +22,8 @@ def _order(call: Call, entry: ErpFeedEntry, order: OrderRow) -> dict:
 
 
 def feed(call: Call) -> dict:
-    after = schemas.query_int(call.query("after"), "after", 0, 0, 2**62)
-    limit = schemas.query_int(call.query("limit"), "limit", 50, 1, erp_feed.MAX_PAGE)
+    after = call.query("after") or 0
+    limit = call.query("limit") or 50
     with call.ctx.uow() as uow:
         rows, nxt = erp_feed.page(uow, after, limit)
         body = {"orders": [_order(call, e, o) for e, o in rows], "next": nxt}
@@ -43,9 +43,10 @@ def ack(call: Call) -> dict:
 
 ROUTES = [
     Route("GET", "/api/v1/erp/orders", feed, "erp", "Completed orders not yet acknowledged, by cursor",
-          query=(Param("after", "integer", description="the `next` of the previous page; 0 to start"),
-                 Param("limit", "integer", description=f"1 to {erp_feed.MAX_PAGE}, default 50")),
-          responses={200: "{orders, next}; next is null at the end"}),
+          query=(Param("after", schemas.Int(required=False, minimum=0, maximum=2**62),
+                       "the `next` of the previous page; 0 to start"),
+                 Param("limit", schemas.Int(required=False, minimum=1, maximum=erp_feed.MAX_PAGE), "default 50")),
+          responses={200: "{orders, next}; next is null at the end", 422: "bad cursor or limit"}),
     Route("POST", "/api/v1/erp/orders/ack", ack, "erp", "Acknowledge orders taken (never returned again)",
           body=schemas.ERP_ACK, responses={200: "acked", 422: "an id not in the feed; nothing acked"}),
 ]

@@ -95,8 +95,7 @@ def order(call: Call) -> Any:
     attempt = flash_sales.attempt_key(channel, key)
     verdict = call.ctx.gate.admit(sale_id, attempt, f"{channel}:{buyer['id']}", qty,
                                   flash_sales.epoch_ms(call.deps.now()))
-    call.deps.metrics.counter("hub_flash_attempts_total", "Flash-sale attempts by the gate's verdict",
-                              ("verdict",)).inc(verdict=str(verdict))
+    call.deps.metrics.flash_sale_admissions.labels(str(verdict)).inc()
     if verdict in REFUSALS:
         status, error, message = REFUSALS[verdict]
         headers = {"Retry-After": "1"} if verdict == Verdict.TOO_FAST else {}
@@ -129,7 +128,7 @@ def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict) -> Any:
             if attempt:          # the same attempt raced itself; the second look finds the first's order
                 raise
     if created:
-        call.deps.metrics.orders_placed.inc(fulfillment="pickup")
+        call.deps.metrics.orders_placed.labels("pickup").inc()
     return json_response(out, 201 if created else 200, {"Location": f"/api/v1/orders/{out['order_id']}"})
 
 

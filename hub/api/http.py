@@ -30,10 +30,15 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Param:
+    """A query or header parameter: `spec` both validates it (422 naming it) and documents it."""
+
     name: str
-    type: str = "string"       # OpenAPI type of a query parameter
-    required: bool = False
+    spec: Field
     description: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.spec.required
 
 
 @dataclass(frozen=True)
@@ -71,9 +76,14 @@ class Call:
         from .schemas import parse_json
         return parse_json(self.request.get_data(cache=True), self.route.body)
 
-    def query(self, name: str) -> str | None:
-        value = self.request.args.get(name)
-        return value if value not in (None, "") else None
+    def query(self, name: str) -> Any:
+        """A declared query parameter, parsed and checked by its spec; None when absent."""
+        from .schemas import parse_query
+        raw = self.request.args.get(name)
+        spec = next((p.spec for p in self.route.query if p.name == name), None)
+        if raw is None or spec is None:
+            return raw or None
+        return parse_query(raw, name, spec)      # an empty value is a value: its spec says if it may be
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

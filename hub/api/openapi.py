@@ -16,26 +16,52 @@ ERROR = {"type": "object", "required": ["error", "message"],
          "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
 
 
+# What any route of a kind may answer besides its own statuses, so the document lists every status served.
+AUDIENCE_STATUSES: dict[str, dict[int, str]] = {
+    "channel": {401: "missing or wrong key"}, "erp": {401: "missing or wrong key"},
+    "ops": {401: "missing or wrong key"}, "admin": {401: "missing or wrong key"},
+    "store": {401: "missing or wrong key", 403: "another store's key"},
+}
+BODY_STATUSES = {400: "malformed JSON, or not an object", 413: "body too large", 422: "invalid field (named)"}
+
+
+def statuses(route: Route) -> dict[int, str]:
+    """Every status `route` can answer: its own, its audience's, and its inputs' validation."""
+    out = dict(AUDIENCE_STATUSES.get(route.audience, {}))
+    if route.body is not None:
+        out |= BODY_STATUSES
+    if route.query:
+        out.setdefault(422, "invalid query parameter (named)")
+    if any(p.required for p in route.headers):
+        out.setdefault(400, "missing or malformed header")
+    return out | route.responses
+
+
+def _response(code: int, text: str) -> dict[str, Any]:
+    if code >= 400:
+        return {"description": text, "content": {"application/json": {"schema": ERROR}}}
+    return {"description": text}
+
+
 def _operation(route: Route) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
         for name in re.findall(r"{(\w+)}", route.path)]
-    params += [{"name": p.name, "in": "query", "required": p.required, "schema": {"type": p.type},
+    params += [{"name": p.name, "in": "query", "required": p.required, "schema": p.spec.schema(),
                 **({"description": p.description} if p.description else {})} for p in route.query]
-    params += [{"name": p.name, "in": "header", "required": p.required, "schema": {"type": "string"}}
+    params += [{"name": p.name, "in": "header", "required": p.required, "schema": p.spec.schema()}
                for p in route.headers]
     op: dict[str, Any] = {
         "operationId": f"{route.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', route.path.lower()).strip('_')}",
         "summary": route.summary, "tags": [route.audience], "security": SECURITY[route.audience],
         "parameters": params,
-        "responses": {str(code): ({"description": text, "content": {"application/json": {"schema": ERROR}}}
-                                  if code >= 400 else {"description": text})
-                      for code, text in sorted(route.responses.items())},
+        "responses": {str(code): _response(code, text) for code, text in sorted(statuses(route).items())},
     }
-    if route.audience not in ("public", "callback"):
-        op["responses"].setdefault("401", {"description": "missing or wrong key"})
     if route.body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body.schema()}}}
+        schema = route.body.schema()
+        # An empty body reads as {}: it may be left out when no field is required (an action's reason, say).
+        op["requestBody"] = {"required": bool(schema.get("required")),
+                             "content": {"application/json": {"schema": schema}}}
     return op
 
 

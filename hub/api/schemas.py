@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +42,7 @@ class Str(Field):
     max_len: int = 200
     min_len: int = 1
     enum: tuple[str, ...] = ()
+    pattern: str = ""          # a regular expression the whole value matches
 
     def parse(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
@@ -49,12 +51,16 @@ class Str(Field):
             raise invalid(path, f"must be {self.min_len} to {self.max_len} characters")
         if self.enum and value not in self.enum:
             raise invalid(path, f"must be one of {', '.join(self.enum)}")
+        if self.pattern and not re.fullmatch(self.pattern, value):
+            raise invalid(path, f"must match {self.pattern}")
         return value
 
     def schema(self) -> dict[str, Any]:
         s: dict[str, Any] = {"type": "string", "minLength": self.min_len, "maxLength": self.max_len}
         if self.enum:
             s["enum"] = list(self.enum)
+        if self.pattern:
+            s["pattern"] = f"^{self.pattern}$"
         return self._doc(s)
 
 
@@ -95,7 +101,12 @@ class Num(Field):
         return float(value)
 
     def schema(self) -> dict[str, Any]:
-        return self._doc({"type": "number", "minimum": self.minimum, "maximum": self.maximum})
+        s: dict[str, Any] = {"type": "number"}
+        if self.minimum is not None:
+            s["minimum"] = self.minimum
+        if self.maximum is not None:
+            s["maximum"] = self.maximum
+        return self._doc(s)
 
 
 @dataclass(frozen=True)
@@ -151,8 +162,19 @@ class Obj(Field):
 
     def schema(self) -> dict[str, Any]:
         return self._doc({"type": "object", "additionalProperties": False,
-                          "properties": {n: f.schema() for n, f in self.fields.items()},
+                          "properties": {n: f.schema() if f.required else _nullable(f.schema())
+                                         for n, f in self.fields.items()},
                           "required": [n for n, f in self.fields.items() if f.required]})
+
+
+def _nullable(s: dict[str, Any]) -> dict[str, Any]:
+    """An optional field may also be sent as null (read as absent): the document says so."""
+    s = dict(s)
+    if "type" in s:
+        s["type"] = [s["type"], "null"]
+    if "enum" in s:
+        s["enum"] = [*s["enum"], None]
+    return s
 
 
 def parse_time(value: Any, path: str) -> datetime:
@@ -185,28 +207,28 @@ def parse_json(raw: bytes, spec: Field | None) -> Any:
     return spec.parse(value, "")
 
 
-def query_number(raw: str | None, name: str, lo: float, hi: float) -> float | None:
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise invalid(name, "must be a number") from None
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise invalid(name, f"must be between {lo:g} and {hi:g}")
-    return value
+def parse_query(raw: str, name: str, spec: Field) -> Any:
+    """A query string value read as its spec's type, then checked by the spec like a body field."""
+    value: Any = raw
+    if isinstance(spec, Int):
+        if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+            raise invalid(name, "must be an integer")
+        value = int(raw)
+    elif isinstance(spec, Num):
+        try:
+            value = float(raw)
+        except ValueError:
+            raise invalid(name, "must be a number") from None
+    return spec.parse(value, name)
 
 
-def query_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
-    if raw is None:
-        return default
-    if not raw.lstrip("-").isdigit():
-        raise invalid(name, "must be an integer")
-    value = int(raw)
-    if not lo <= value <= hi:
-        raise invalid(name, f"must be between {lo} and {hi}")
-    return value
+# -- query parameters and headers ------------------------------------------------------------------
 
+LAT = Num(required=False, minimum=-90, maximum=90)
+LNG = Num(required=False, minimum=-180, maximum=180)
+QTY = Int(required=False, minimum=1, maximum=9999)
+# Visible ASCII only: an HTTP header carries no more, and a key must survive proxies unchanged.
+IDEMPOTENCY_KEY = Str(max_len=128, pattern=r"[!-~]+", description="the client's key for this request")
 
 # -- the bodies ----------------------------------------------------------------------------------
 
@@ -215,7 +237,8 @@ ADDRESS = Obj(required=False, fields={"text": Str(max_len=300), "lat": Num(minim
                       "lng": Num(minimum=-180, maximum=180), "name": Str(required=False, min_len=0, max_len=64),
                       "phone": Str(required=False, min_len=0, max_len=32)})
 PLACE_ORDER = Obj(fields={
-    "lines": Arr(item=Obj(fields={"sku": SKU, "qty": Int(minimum=1, maximum=9999)}), min_items=1, max_items=100),
+    "lines": Arr(item=Obj(fields={"sku": SKU, "qty": Int(minimum=1, maximum=9999)}), min_items=1,
+                 max_items=100),
     "buyer": Obj(fields={"id": Str(max_len=64), "name": Str(required=False, min_len=0, max_len=64),
                          "phone": Str(required=False, min_len=0, max_len=32)}),
     "fulfillment": Obj(fields={"type": Str(enum=("pickup", "delivery", "express")),

@@ -4,6 +4,7 @@ A channel key sees what that channel may sell (location available minus the chan
 safety stock) and only its own orders; anyone else's order is simply not found."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -21,8 +22,8 @@ from hub.services import inventory, orders
 from hub.storage.tables import OrderRow, Shipment, SkuRow, TrackingEventRow
 from hub.storage.uow import UnitOfWork
 
-LAT_LNG = (Param("lat", "number", description="buyer's latitude"),
-           Param("lng", "number", description="buyer's longitude"))
+LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
+           Param("lng", schemas.LNG, "buyer's longitude (with lat)"))
 
 
 def iso(call: Call, when: Any) -> str | None:
@@ -31,8 +32,7 @@ def iso(call: Call, when: Any) -> str | None:
 
 
 def _position(call: Call, required: bool) -> tuple[float, float] | None:
-    lat = schemas.query_number(call.query("lat"), "lat", -90, 90)
-    lng = schemas.query_number(call.query("lng"), "lng", -180, 180)
+    lat, lng = call.query("lat"), call.query("lng")
     if (lat is None) != (lng is None) or (required and lat is None):
         raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
     return (lat, lng) if lat is not None and lng is not None else None
@@ -52,7 +52,7 @@ def stock(call: Call) -> dict:
     cfg, sku = call.ctx.config, call.params["sku"]
     channel = cfg.channel(call.caller.id)
     pos = _position(call, required=False)
-    with call.ctx.uow() as uow:
+    with call.ctx.reader() as uow:
         try:
             levels = inventory.stock_of(uow.session, cfg, sku)
         except UnknownSku:
@@ -74,7 +74,7 @@ def nearby(call: Call) -> dict:
     cfg = call.ctx.config
     pos = _position(call, required=True)
     sku = call.query("sku")
-    qty = schemas.query_int(call.query("qty"), "qty", 1, 1, 9999)
+    qty = call.query("qty") or 1
     channel = cfg.channel(call.caller.id)
     held: dict[str, int] = {}
     if sku:
@@ -127,9 +127,12 @@ def _placed(call: Call, order: OrderRow) -> dict:
 
 
 def place_order(call: Call) -> Any:
-    key = (call.request.headers.get("Idempotency-Key") or "").strip()
-    if not key or len(key) > 128:
-        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 characters is required")
+    key = call.request.headers.get("Idempotency-Key") or ""
+    try:
+        schemas.IDEMPOTENCY_KEY.parse(key, "Idempotency-Key")
+    except ApiError:
+        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 visible ASCII "
+                       "characters is required") from None
     cmd = _command(call, call.body(), key)
     for attempt in range(2):
         try:
@@ -143,7 +146,7 @@ def place_order(call: Call) -> Any:
             if attempt:
                 raise
     if created:
-        call.deps.metrics.orders_placed.inc(fulfillment=body["fulfillment"]["type"])
+        call.deps.metrics.orders_placed.labels(body["fulfillment"]["type"]).inc()
     return json_response(body, 201 if created else 200, {"Location": f"/api/v1/orders/{body['order_id']}"})
 
 
@@ -187,7 +190,7 @@ def timeline(call: Call, uow: UnitOfWork, order: OrderRow) -> list[dict]:
 
 
 def get_order(call: Call) -> dict:
-    with call.ctx.uow() as uow:
+    with call.ctx.reader() as uow:
         order = _own(uow, call)
         routing = order.routing or {}
         return {
@@ -207,10 +210,12 @@ ROUTES = [
     Route("GET", "/api/v1/stock/{sku}", stock, "channel", "What this channel may sell of a SKU, per location",
           query=LAT_LNG, responses={200: "stock per location", 404: "unknown SKU"}),
     Route("GET", "/api/v1/stores/nearby", nearby, "channel", "Stores that can serve, nearest first",
-          query=(Param("lat", "number", True), Param("lng", "number", True), Param("sku"),
-                 Param("qty", "integer")), responses={200: "stores", 422: "bad position or quantity"}),
+          query=(Param("lat", replace(schemas.LAT, required=True), "buyer's latitude"),
+                 Param("lng", replace(schemas.LNG, required=True), "buyer's longitude"),
+                 Param("sku", replace(schemas.SKU, required=False)), Param("qty", schemas.QTY, "default 1")),
+          responses={200: "stores", 422: "bad position or quantity"}),
     Route("POST", "/api/v1/orders", place_order, "channel", "Place an order (stock reserved, or 409)",
-          body=schemas.PLACE_ORDER, headers=(Param("Idempotency-Key", required=True),),
+          body=schemas.PLACE_ORDER, headers=(Param("Idempotency-Key", schemas.IDEMPOTENCY_KEY),),
           responses={201: "placed", 200: "the same request again: the same order", 400: "malformed",
                      409: "insufficient stock (short lines) or no route", 422: "invalid or key reused"}),
     Route("POST", ORDER + "/pay", pay_order, "channel", "Mark paid (backend-confirmed payment)",

@@ -12,10 +12,11 @@ name of the service that runs it (`fulfilment.*`, `erp_sync.*`), so a dead lette
 - erp_pull.py      product master and warehouse stock from the ERP (timer and `hub resync`)
 - reconcile.py     what each channel shows vs what the hub holds, drift repaired
 
-Outbound calls run inside the consumer's unit of work (`handle_once`): when a call fails after
-its retries the transaction rolls back and the event is parked as a dead letter. Every external
-system is idempotent on the hub's order id, so a crash between the call and the commit only
-repeats the call.
+No transaction stays open while an external system is called: a consumer that calls out
+(`calls_out=True`) reads what the call needs and commits, calls, then records the result in a
+new short transaction that re-reads the state first (another replica may have moved it). Every
+external system is idempotent on the hub's order id (or takes absolute figures), so a crash at
+any point only repeats a call. A call that fails after its retries parks the event.
 """
 from __future__ import annotations
 
@@ -24,23 +25,23 @@ from typing import Any
 
 from ..bootstrap import HubContext
 from ..config import HubConfig
-from ..consumers import Handler, Outcome, consumer, handle_once
+from ..consumers import Outcome, T, consumer, handle_once
 
 # consumer name -> which events it wants; the others are skipped without a database write.
 _WANTS: dict[str, Callable[[dict[str, Any]], bool]] = {}
 
 
-def reacts(name: str, *, fulfillment: Iterable[str] | None = None,
-           to: Iterable[str] | None = None) -> Callable[[Handler], Handler]:
+def reacts(name: str, *, fulfillment: Iterable[str] | None = None, to: Iterable[str] | None = None,
+           calls_out: bool = False) -> Callable[[T], T]:
     """Register an order.status_changed consumer for some fulfilment types and target states."""
     types, targets = set(fulfillment or ()), set(to or ())
 
     def wants(data: dict[str, Any]) -> bool:
         return (not types or data.get("fulfillment") in types) and (not targets or data.get("to") in targets)
 
-    def register(fn: Handler) -> Handler:
+    def register(fn: T) -> T:
         _WANTS[name] = wants
-        return consumer(name)(fn)
+        return consumer(name, calls_out=calls_out)(fn)
     return register
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
 from hub.domain.model import Buyer
@@ -16,36 +16,48 @@ from hub.domain.order_states import OrderStatus
 from hub.flows import reacts
 from hub.services import erp_feed, orders
 from hub.storage.tables import ErpFeedEntry
-from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
 
 
-@reacts("erp_sync.sales_order", to=[S.COMPLETED])
-def push_sales_order(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
-    """Into the ERP's pull feed (once), and pushed over SOAP where the ERP takes pushes."""
-    order = orders.get(uow, data["order_id"])
-    erp_feed.add_to_feed(uow, order.id)
+@reacts("erp_sync.sales_order", to=[S.COMPLETED], calls_out=True)
+def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
+    """Into the ERP's pull feed (once), and pushed over SOAP where the ERP takes pushes.
+
+    The feed row is committed before the ERP is called, and the document number recorded after
+    with one short UPDATE: no lock on `erp_feed` is held while the ERP answers."""
+    with ctx.uow() as uow:
+        order = orders.get(uow, data["order_id"])
+        erp_feed.add_to_feed(uow, order.id)
+        snap = orders.snapshot(order)
+        uow.commit()
     erp = ctx.config.systems.get(ctx.connectors.system_for("erp") or "")
     if erp is None or not erp.get("push_orders"):
         return
-    entry = uow.session.execute(select(ErpFeedEntry).where(ErpFeedEntry.order_id == order.id)).scalar_one()
-    if entry.erp_document_no:
-        return
-    entry.erp_document_no = ctx.connectors.erp().push_sales_order(orders.snapshot(order))
-    log.info("order %s is ERP document %s", order.id, entry.erp_document_no)
+    with ctx.reader() as uow:
+        if uow.session.execute(select(ErpFeedEntry.erp_document_no)
+                               .where(ErpFeedEntry.order_id == snap.order_id)).scalar_one():
+            return
+    document_no = ctx.connectors.erp().push_sales_order(snap)       # the ERP dedupes on the order id
+    with ctx.uow() as uow:
+        uow.session.execute(update(ErpFeedEntry).where(ErpFeedEntry.order_id == snap.order_id,
+                                                       ErpFeedEntry.erp_document_no.is_(None))
+                            .values(erp_document_no=document_no))
+        uow.commit()
+    log.info("order %s is ERP document %s", snap.order_id, document_no)
 
 
-@reacts("erp_sync.crm_points", to=[S.COMPLETED])
-def award_points(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
+@reacts("erp_sync.crm_points", to=[S.COMPLETED], calls_out=True)
+def award_points(ctx: HubContext, data: dict[str, Any]) -> None:
     """One point per yuan spent, to the buyer's CRM member (created on the first order)."""
     if not ctx.connectors.has("crm"):
         return
-    order = orders.get(uow, data["order_id"])
+    with ctx.reader() as uow:
+        order = orders.get(uow, data["order_id"])
+        order_id, buyer, points = order.id, Buyer(**order.buyer), order.total_fen // 100
     crm = ctx.connectors.crm()
-    member = crm.upsert_member(Buyer(**order.buyer))
-    points = order.total_fen // 100
+    member = crm.upsert_member(buyer)
     if points > 0:
-        crm.add_points(member, order.id, points)
-    log.info("order %s: %d point(s) to member %s", order.id, points, member)
+        crm.add_points(member, order_id, points)         # the CRM dedupes on the order id
+    log.info("order %s: %d point(s) to member %s", order_id, points, member)

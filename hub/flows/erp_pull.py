@@ -5,6 +5,7 @@ and by `hub resync`. Each step is idempotent, so pulling twice changes nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from hub.bootstrap import HubContext, upsert_skus
 from hub.domain.errors import BadInput
@@ -23,8 +24,9 @@ def pull_products(ctx: HubContext) -> int:
     return changed
 
 
-def pull_warehouse_stock(ctx: HubContext) -> int:
+def pull_warehouse_stock(ctx: HubContext, progress: Callable[[int, int], None] | None = None) -> int:
     """Apply the ERP's on-hand per warehouse as counts; how many changed the ledger.
+    `progress(done, total)` is told after each line (the CLI draws a bar with it).
 
     A count the ledger already holds (same ERP posting time) is a duplicate, an older one is
     stale: neither counts. Each count is its own transaction, so one bad line stops nothing else.
@@ -33,7 +35,10 @@ def pull_warehouse_stock(ctx: HubContext) -> int:
     if not warehouses:
         return 0
     applied = 0
-    for count in ctx.connectors.erp().fetch_warehouse_stock(warehouses):
+    lines = list(ctx.connectors.erp().fetch_warehouse_stock(warehouses))
+    for done, count in enumerate(lines, 1):
+        if progress is not None:
+            progress(done, len(lines))
         if count.location_id not in warehouses:
             continue                  # a store's on-hand is its POS's business, never the ERP's
         try:

@@ -13,38 +13,46 @@ from hub.domain.order_states import OrderStatus
 from hub.flows import callback_url, reacts
 from hub.flows.delivery import active_shipment
 from hub.services import orders
-from hub.storage.tables import OrderRow, Shipment, utcnow
-from hub.storage.uow import UnitOfWork
+from hub.storage.tables import Shipment, utcnow
 
 log = logging.getLogger(__name__)
 S = OrderStatus
 
 
-def ship_express(ctx: HubContext, uow: UnitOfWork, order: OrderRow) -> Shipment | None:
+def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
     """Book the waybill and mark the order shipped. None when it is not (or no longer) due."""
-    if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:
-        return None
-    # Routing names the warehouse; a split shipment (if allowed) would need one waybill per origin.
-    origin_ids = {order.location_id} if order.location_id else {line.location_id for line in order.lines}
-    origin_ids.discard(None)
+    with ctx.reader() as uow:
+        order = orders.get(uow, order_id)
+        if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:
+            return None
+        # Routing names the warehouse; a split shipment (if allowed) would need one waybill per origin.
+        origin_ids = {order.location_id} if order.location_id else {line.location_id for line in order.lines}
+        origin_ids.discard(None)
+        snap = orders.snapshot(order)
     origin = ctx.config.location(next(iter(origin_ids))) if len(origin_ids) == 1 else None
     if origin is None:
-        raise LookupError(f"order {order.id}: one origin warehouse needed, have {sorted(origin_ids)}")
+        raise LookupError(f"order {order_id}: one origin warehouse needed, have {sorted(origin_ids)}")
     courier = ctx.connectors.express_courier()
-    snapshot = orders.snapshot(order)
-    booking = courier.create_waybill(snapshot, origin)
-    address = snapshot.fulfillment.address
+    booking = courier.create_waybill(snap, origin)           # deduped on the hub's order id
+    address = snap.fulfillment.address
     courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name),
-                               phone=(address.phone if address else "") or snapshot.buyer.phone)
-    shipment = Shipment(order_id=order.id, kind="express", carrier=booking.carrier,
-                        shipment_ref=booking.shipment_ref, status="booked", fee_fen=booking.fee_fen, active=True,
-                        created_at=utcnow())
-    uow.session.add(shipment)
-    orders.transition(uow, order, S.SHIPPED, booking.carrier, f"waybill {booking.shipment_ref} from {origin.name}")
-    log.info("express %s shipped from %s as waybill %s", order.id, origin.id, booking.shipment_ref)
+                               phone=(address.phone if address else "") or snap.buyer.phone)
+    with ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:
+            log.info("express %s: now %s; waybill %s not recorded again", order_id, order.status,
+                     booking.shipment_ref)
+            return None
+        shipment = Shipment(order_id=order.id, kind="express", carrier=booking.carrier,
+                            shipment_ref=booking.shipment_ref, status="booked", fee_fen=booking.fee_fen, active=True,
+                            created_at=utcnow())
+        uow.session.add(shipment)
+        orders.transition(uow, order, S.SHIPPED, booking.carrier, f"waybill {booking.shipment_ref} from {origin.name}")
+        uow.commit()
+    log.info("express %s shipped from %s as waybill %s", order_id, origin.id, booking.shipment_ref)
     return shipment
 
 
-@reacts("fulfilment.express", fulfillment=["express"], to=[S.ALLOCATED])
-def on_express_allocated(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
-    ship_express(ctx, uow, orders.get(uow, data["order_id"], lock=True))
+@reacts("fulfilment.express", fulfillment=["express"], to=[S.ALLOCATED], calls_out=True)
+def on_express_allocated(ctx: HubContext, data: dict[str, Any]) -> None:
+    ship_express(ctx, data["order_id"])

@@ -2,8 +2,10 @@
 publish now, drift repaired with an absolute update. Catches pushes lost or overwritten
 outside the hub (an operator editing stock in the shop's back office).
 
-Each pair is checked under the same lock `channel_stock.publish_stock` takes, so a repair and
-a live publish never interleave.
+A repair goes the way of a live publish (`channel_stock.publish_figure`: push outside any
+transaction, then re-check under the lock on what the channel was told), so the two never
+leave an older figure standing. Each repair counts in `hub_reconciliation_drift_total` and
+`hub_reconciliation_repaired_total`.
 """
 from __future__ import annotations
 
@@ -13,17 +15,16 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext
-from hub.flows.channel_stock import channel_available
-from hub.services import inventory
-from hub.storage.tables import ChannelStockPublished, SkuRow, utcnow
-from hub.storage.upsert import insert_ignore
+from hub.flows.channel_stock import publish_figure, told_row
+from hub.metrics import METRICS
+from hub.storage.tables import SkuRow, utcnow
 
 log = logging.getLogger(__name__)
 
 
 def reconcile_channel_stock(ctx: HubContext) -> list[dict[str, Any]]:
     """Check every (channel, SKU, store); returns the repairs: channel, sku, location_id, shown, expected."""
-    with ctx.uow() as uow:
+    with ctx.reader() as uow:
         skus = list(uow.session.execute(select(SkuRow.code).where(SkuRow.active.is_(True))
                                         .order_by(SkuRow.code)).scalars())
     repaired = []
@@ -48,22 +49,15 @@ def reconcile_channel_stock(ctx: HubContext) -> list[dict[str, Any]]:
 
 
 def _check(ctx: HubContext, shop: Any, channel: str, safety: int, sku: str, store_id: str) -> dict[str, Any] | None:
-    with ctx.uow() as uow:
-        insert_ignore(uow.session, ChannelStockPublished, {"channel": channel, "sku": sku, "location_id": store_id,
-                                                           "available": -1, "published_at": utcnow()})
-        published = uow.session.execute(
-            select(ChannelStockPublished).where(ChannelStockPublished.channel == channel,
-                                                ChannelStockPublished.sku == sku,
-                                                ChannelStockPublished.location_id == store_id)
-            .with_for_update().execution_options(populate_existing=True)).scalar_one()
-        expected = channel_available(inventory.stock_at(uow.session, ctx.config, sku, store_id).available, safety)
-        shown = shop.get_store_stock(sku, store_id)
-        if shown == expected:
-            if published.available != expected:
-                published.available = expected     # the shop is right; remember it as told
+    shown = shop.get_store_stock(sku, store_id)          # asked outside any transaction
+    pushed = publish_figure(ctx, shop, channel, safety, sku, store_id, shown=shown)
+    if pushed is None:
+        with ctx.uow() as uow:                             # the shop is right: remember it as told
+            row = told_row(uow, channel, sku, store_id)
+            if row.available != shown:
+                row.available, row.published_at = shown, utcnow()
                 uow.commit()
-            return None
-        shop.update_store_stock(sku, store_id, expected)
-        published.available, published.published_at = expected, utcnow()
-        uow.commit()
-    return {"channel": channel, "sku": sku, "location_id": store_id, "shown": shown, "expected": expected}
+        return None
+    METRICS.reconciliation_drift.labels(channel).inc()       # found wrong...
+    METRICS.reconciliation_repaired.labels(channel).inc()    # ...and repaired by the push just made
+    return {"channel": channel, "sku": sku, "location_id": store_id, "shown": shown, "expected": pushed}

@@ -12,12 +12,11 @@ from typing import Any
 
 from hub.bootstrap import HubContext
 from hub.consumers import consumer
-from hub.metrics import REGISTRY
+from hub.metrics import METRICS
 from hub.services import orders
 from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-REFUNDS_DUE = REGISTRY.counter("hub_refunds_due_total", "Refunds due to buyers, by channel", ("channel",))
 
 
 @consumer("fulfilment.refund_due")
@@ -25,4 +24,4 @@ def note_refund_due(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> N
     order = orders.get(uow, data["order_id"])
     log.warning("refund due: order %s (%s, %d fen), payment %s", order.id, order.status, order.total_fen,
                 data.get("payment_ref") or order.payment_ref)
-    REFUNDS_DUE.inc(channel=order.channel)
+    METRICS.refunds_due.labels(order.channel).inc()

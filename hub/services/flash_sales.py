@@ -21,6 +21,7 @@ from hub.bootstrap import HubContext
 from hub.domain.errors import BadInput, InsufficientStock, NotFound, UnknownLocation, UnknownSku
 from hub.domain.flash_sale import SaleTerms
 from hub.flows import reacts
+from hub.metrics import METRICS
 from hub.services import inventory
 from hub.storage.tables import FlashSaleRow, LocationRow, OrderRow, Reservation, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -155,4 +156,5 @@ def give_back(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
         return
     returned = ctx.gate.give_back(order.flash_sale_id, attempt_key(order.channel, order.idempotency_key))
     if returned:
+        METRICS.flash_sale_admissions.labels("released").inc(returned)
         log.info("order %s cancelled: %d unit(s) back to flash sale %s", order.id, returned, order.flash_sale_id)

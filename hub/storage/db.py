@@ -10,6 +10,24 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+# One writer lock per SQLite file per process, shared by every engine on that file: the demo's
+# script, `hub run`'s start-up and the services each build their own engine, and two engines
+# with a lock each would let two BEGIN IMMEDIATE meet in SQLite's busy wait — which blocks the
+# whole eventlet process, lock holder included, until "database is locked" after 30 s.
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_guard = threading.Lock()
+_owners: dict[int, int] = {}      # id(lock) -> the thread (green thread under eventlet) holding it
+
+
+class NestedWriter(RuntimeError):
+    """A writing transaction was begun while this thread already holds the SQLite writer lock."""
+
+
+def _writer_lock(database: str) -> threading.Lock:
+    key = str(Path(database).resolve()) if database and database != ":memory:" else f"memory:{id(object())}"
+    with _writer_locks_guard:
+        return _writer_locks.setdefault(key, threading.Lock())
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and serialised writers."""
@@ -44,21 +62,32 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         # One writer at a time, queued in Python: under eventlet a green thread waiting on
         # SQLite's busy timeout would block the whole process, holder included.
-        writer = threading.RLock()
+        writer = _writer_lock(parsed.database or "")
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             if conn.get_execution_options().get("read_only"):
                 conn.exec_driver_sql("BEGIN")         # WAL readers never wait for the writer
                 return
+            if _owners.get(id(writer)) == threading.get_ident():
+                # A second connection cannot write while this thread's first holds the lock:
+                # waiting would deadlock, so say where instead.
+                raise NestedWriter("a writing transaction was begun inside another one on the same SQLite file; "
+                                   "use the outer unit of work's session")
             writer.acquire()
+            _owners[id(writer)] = threading.get_ident()
             conn.info["hub_writer"] = True
             # BEGIN IMMEDIATE takes the write lock up front: a read-then-write on stock
             # can never interleave with another writer (SQLite has no SELECT ... FOR UPDATE).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except Exception:
+                _release(conn)
+                raise
 
         def _release(conn: Any) -> None:
             if conn.info.pop("hub_writer", False):
+                _owners.pop(id(writer), None)
                 writer.release()
 
         event.listen(engine, "commit", _release)

@@ -17,8 +17,9 @@ from .tables import OutboxMessage, utcnow
 class UnitOfWork:
     """`with UnitOfWork(factory) as uow: ...; uow.commit()` — rolls back unless committed."""
 
-    def __init__(self, session_factory: Callable[[], Session]):
+    def __init__(self, session_factory: Callable[[], Session], *, read_only: bool = False):
         self._session_factory = session_factory
+        self.read_only = read_only
         self.session: Session
         self.emitted: list[tuple[str, str, dict[str, Any]]] = []
         self._once: dict[Hashable, str] = {}
@@ -26,10 +27,15 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
         self.emitted, self._once = [], {}
+        if self.read_only:
+            # On SQLite a reader begins a plain (deferred) transaction: WAL readers never queue for the writer.
+            self.session.connection(execution_options={"read_only": True})
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.session.rollback()
+        if not self.read_only:
+            self.session.rollback()
+        # A reader's rows stay readable after the block (closed, not expired): it changed nothing.
         self.session.close()
 
     def emit(self, event_type: str, data: dict[str, Any], once_per: Hashable | None = None) -> str:

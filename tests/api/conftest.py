@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from werkzeug.test import Client
 
 from hub.api.app import ApiApp, ApiDeps, build_api, build_deps
 from hub.bootstrap import HubContext
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.domain.model import StockCount
-from hub.metrics import Registry
+from hub.metrics import HubMetrics
 from hub.services import inventory
 from sandbox.credentials import STATIC, sandbox_env
 from tests.conftest import _BACKENDS, make_ctx
@@ -111,7 +112,7 @@ def order_body(kind: str = "pickup", qty: int = 2, store: str = "S001", sku: str
 def api(request, tmp_path):
     ctx = api_ctx(request.param, tmp_path)
     clock = Clock()
-    deps = build_deps(ctx, now=clock, metrics=Registry())
+    deps = build_deps(ctx, now=clock, metrics=HubMetrics(CollectorRegistry()))
     yield Api(ctx, deps, build_api(ctx, deps), clock)
     for connector in deps.connectors.values():
         close = getattr(connector, "close", None)

@@ -51,25 +51,28 @@ def test_metrics_in_prometheus_text(api):
     r = api.get("/metrics", key=OPS_KEY)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = r.get_data(as_text=True)
-    assert 'hub_orders_placed_total{fulfillment="pickup"} 1' in text
-    assert 'hub_stock_events_applied_total{source="pos",kind="delta"} 1' in text
-    assert 'hub_http_requests_total{route="/api/v1/stock/{sku}",method="GET",status="404"} 1' in text
-    assert re.search(r"^hub_outbox_unsent \d+$", text, re.M) and "hub_dead_letters_parked 0" in text
+    assert 'hub_orders_placed_total{fulfillment="pickup"} 1.0' in text
+    assert 'hub_stock_events_applied_total{kind="delta",source="pos"} 1.0' in text
+    assert 'hub_http_requests_total{method="GET",route="/api/v1/stock/{sku}",status="404"} 1.0' in text
+    # latency per route template, not per raw path
+    assert 'hub_http_request_duration_seconds_count{method="GET",route="/api/v1/stock/{sku}"} 1.0' in text
+    assert "/api/v1/stock/NOPE" not in text
+    assert re.search(r"^hub_outbox_unsent \d+\.0$", text, re.M) and "hub_dead_letters_parked 0.0" in text
     assert "# TYPE hub_http_requests_total counter" in text
+    assert "# TYPE hub_http_request_duration_seconds histogram" in text
 
 
-def test_console_lists_connectors_orders_and_dead_letters_and_replays(api):
-    api.stock(10)
-    oid = api.order()
+def test_console_page_carries_its_token_and_pick_lists_and_the_form_replay_still_works(api):
     dl = park(api)
     replayed: list[int] = []
     api.deps.replay_dead_letter = lambda i: replayed.append(i) or True
-    page = api.get("/admin", key=OPS_KEY)
+    page = api.get("/admin", key=None, headers=api.basic(OPS_KEY))
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert oid in html and "wechat_shop: HTTP 503" in html and "local_delivery" in html
-    assert f"/admin/dead-letters/{dl}/replay" in html
-    # from the console (basic auth): the form token is required
+    assert csrf_token(api.ctx.config) in html and '"S001"' in html and "库存查询 Stock lookup" in html
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert api.get("/admin", key=None, headers=api.basic("wrong")).status_code == 401
+    # a plain form with basic credentials: the form token is required
     basic = api.basic(OPS_KEY)
     r = api.call("POST", f"/admin/dead-letters/{dl}/replay", key=None, headers=basic, data={"csrf": "forged"})
     assert r.status_code == 403 and replayed == []
@@ -95,11 +98,14 @@ def test_every_route_is_documented_and_every_documented_operation_is_served(api)
                           path)
         r = api.call(method, concrete, key=None, json={})
         # the router matched it: the request is counted under the documented path, not "unmatched"
-        assert api.deps.metrics.requests.value(route=path, method=method, status=str(r.status_code)) >= 1, \
+        assert api.deps.metrics.registry.get_sample_value(
+            "hub_http_requests_total", {"route": path, "method": method, "status": str(r.status_code)}) >= 1, \
             (method, path, r.status_code)
     order = doc["paths"]["/api/v1/orders"]["post"]
     assert order["requestBody"]["content"]["application/json"]["schema"]["properties"]["lines"]["minItems"] == 1
-    assert {"name": "Idempotency-Key", "in": "header", "required": True, "schema": {"type": "string"}} \
+    assert {"name": "Idempotency-Key", "in": "header", "required": True,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$",
+                       "description": "the client's key for this request"}} \
         in order["parameters"]
 
 
@@ -108,6 +114,47 @@ def test_unknown_path_and_wrong_method(api):
     assert r.status_code == 404 and r.json["error"] == "not_found"
     r = api.call("DELETE", "/api/v1/orders")
     assert r.status_code == 405 and r.json["error"] == "method_not_allowed"
+    assert r.headers["Allow"] == "POST"                       # RFC 9110: a 405 names what is allowed
+    r = api.call("PATCH", "/api/v1/stock/TEA-001")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+    r = api.get("/callbacks/local_delivery", key=None)        # a connector that takes POST only
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+
+
+def test_the_document_lists_every_status_served_and_the_limits_validated(api):
+    doc = api.get("/openapi.json", key=None).json
+    stock = doc["paths"]["/api/v1/stock/{sku}"]["get"]
+    assert "422" in stock["responses"]                         # lat without lng
+    lat = next(p for p in stock["parameters"] if p["name"] == "lat")
+    assert lat["schema"] == {"type": "number", "minimum": -90, "maximum": 90}
+    nearby = doc["paths"]["/api/v1/stores/nearby"]["get"]
+    qty = next(p for p in nearby["parameters"] if p["name"] == "qty")
+    assert qty["schema"]["minimum"] == 1 and qty["schema"]["maximum"] == 9999
+    callback = doc["paths"]["/callbacks/{connector}"]
+    assert "404" in callback["get"]["responses"] and "404" in callback["post"]["responses"]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if path.startswith("/api/v1/stores/{store_id}"):
+                assert "403" in op["responses"], (method, path)
+            if "requestBody" in op:
+                assert {"400", "413", "422"} <= set(op["responses"]), (method, path)
+    feed = doc["paths"]["/api/v1/erp/orders"]["get"]
+    assert next(p for p in feed["parameters"] if p["name"] == "limit")["schema"]["minimum"] == 1
+    # what the document says is what the API does: qty 0 is refused, the boundary accepted
+    api.stock(10)
+    assert api.get("/api/v1/stores/nearby?lat=31.2&lng=121.4&qty=0").status_code == 422
+    assert api.get("/api/v1/stores/nearby?lat=31.2&lng=121.4&qty=1").status_code == 200
+    assert api.get("/api/v1/stock/TEA-001?lng=121.4").status_code == 422
+
+
+def test_every_error_is_json(api):
+    r = api.call("GET", "/api/v1/stock/TEA-001", key=CHANNEL_KEY, headers={"Content-Length": "-1"})
+    assert r.headers["Content-Type"].startswith("application/json")
+    for method, path in [("GET", "/nothing"), ("PATCH", "/api/v1/orders"), ("OPTIONS", "/health"),
+                         ("GET", "/callbacks/nope")]:
+        r = api.call(method, path, key=None)
+        assert r.status_code in (404, 405) and r.headers["Content-Type"].startswith("application/json"), path
+        assert r.json["error"] and r.json["message"]
 
 
 def test_served_on_a_real_loopback_port(api):

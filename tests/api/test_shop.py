@@ -70,7 +70,7 @@ def test_place_pickup_order_reserves_at_the_store_with_master_prices(api):
                                      "location_id": "S001"}
     assert r.headers["Location"] == f"/api/v1/orders/{r.json['order_id']}"
     assert api.level().reserved == 2
-    assert api.deps.metrics.orders_placed.value(fulfillment="pickup") == 1
+    assert api.deps.metrics.registry.get_sample_value("hub_orders_placed_total", {"fulfillment": "pickup"}) == 1
 
 
 def test_same_idempotency_key_gives_the_same_order(api):

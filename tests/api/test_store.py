@@ -107,7 +107,8 @@ def test_sale_applies_once_per_receipt_with_lines_merged(api):
     assert again.status_code == 200 and again.json["duplicate"] is True
     assert api.level().on_hand == 7 and api.level(sku="CUP-002").on_hand == 8
     assert api.get("/api/v1/stock/TEA-001").json["locations"][0]["available"] == 6
-    assert api.deps.metrics.stock_events.value(source="pos", kind="delta") == 2
+    assert api.deps.metrics.registry.get_sample_value("hub_stock_events_applied_total",
+                                                      {"source": "pos", "kind": "delta"}) == 2
 
 
 @pytest.mark.parametrize("sale,status", [
@@ -148,6 +149,22 @@ def test_count_sets_on_hand_if_newer_and_bad_counts_change_nothing(api):
                 {"lines": [{"sku": "TEA-001", "on_hand": 3}]}):
         assert api.put(f"{BASE}/stock", bad, key=S1).status_code == 422
     assert movements(api) == before and api.level().on_hand == 4
+
+
+def test_a_sale_while_the_database_is_away_is_a_503_to_retry_and_applies_once_after(api):
+    from tests.conftest import PG_URL
+    from tests.faults import database_down
+
+    if api.ctx.engine.dialect.name != "postgresql":
+        pytest.skip("the outage is made on PostgreSQL (SQLite has no server to refuse connections)")
+    api.stock(10)
+    sale = {"receipt_id": "R-OUTAGE-1", "sold_at": "2026-11-25T10:05:00+08:00", "lines": [{"sku": "TEA-001", "qty": 3}]}
+    with database_down(PG_URL):
+        r = api.post(f"{BASE}/sales", sale, key=S1)
+    assert r.status_code == 503 and r.json["error"] == "database_unavailable" and r.headers["Retry-After"] == "1"
+    assert api.post(f"{BASE}/sales", sale, key=S1).status_code == 201          # the till's retry
+    assert api.post(f"{BASE}/sales", sale, key=S1).json["duplicate"] is True
+    assert api.level().on_hand == 7
 
 
 def test_pos_inventory_webhook_reaches_the_ledger_once(api):

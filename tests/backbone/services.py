@@ -1,9 +1,12 @@
 """Services used only by the backbone tests: real nameko consumers whose effects are countable."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import eventlet
 from nameko.events import event_handler
+from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from sqlalchemy import text
 
@@ -40,3 +43,27 @@ class EffectService:
     @rpc
     def echo(self, value: Any) -> Any:
         return value
+
+
+class _DiesOnce(DependencyProvider):
+    """Kills its container once (as a lost broker connection does): a managed thread that raises."""
+
+    def start(self) -> None:
+        marker = os.environ.get("HUB_TEST_DIE_ONCE_MARKER")
+        if marker and not os.path.exists(marker):
+            open(marker, "w").close()
+            self.container.spawn_managed_thread(self._die)
+
+    @staticmethod
+    def _die() -> None:
+        eventlet.sleep(1.0)
+        raise ConnectionError("the broker connection went away")
+
+
+class DiesOnceService:
+    name = "dies_once"
+    fate = _DiesOnce()
+
+    @rpc
+    def ping(self) -> str:
+        return "pong"

@@ -148,3 +148,20 @@ def _crm_member(ctx, sandbox) -> str:
     from hub.domain.model import Buyer
 
     return _ctx_with(ctx, sandbox).connectors["crm"].upsert_member(Buyer("b-77", "Li Lei", "13800138000"))
+
+
+def test_hub_run_starts_its_services_again_when_one_dies(backbone, tmp_path):
+    """A nameko container dies with its broker connection; the process starts its services again."""
+    ctx, db, broker = backbone
+    marker = tmp_path / "died"
+    env = hub_env(db, broker, {"HUB_TEST_DIE_ONCE_MARKER": str(marker), "HUB_LOG_LEVEL": "INFO"})
+    hub = HubProcess([EFFECTS, "tests.backbone.services:DiesOnceService", "relay"], env, tmp_path / "hub.log")
+    try:
+        wait_for(lambda: b"a service died" in (tmp_path / "hub.log").read_bytes(), 30, "the container to die")
+        emit_pings(ctx, 3)
+        wait_for(lambda: scalar(ctx, "select count(*) from test_effects") == 3, 60, "3 effects after the restart")
+        assert hub.proc.poll() is None
+    finally:
+        hub.stop()
+    assert marker.exists()
+    assert "restarting this process's services" in (tmp_path / "hub.log").read_text()

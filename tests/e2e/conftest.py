@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from connectors.registry import build_connector
 from hub.bootstrap import HubContext, build_context, sync_locations, upsert_skus
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
+from hub.metrics import prepare_multiproc_dir
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base
 from sandbox.bindings import bind_sandbox
@@ -66,7 +67,10 @@ def running_hub(tmp_path_factory):
     sandbox = start_sandbox(callback_base=base)
     sandbox.local_delivery.step_s = 0.3
     sandbox.express.auto_step_s = 0.3
-    env = hub_env(PG_URL, BROKER_URL, {**sandbox.env(), "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file)})
+    # Metrics from every service process add up in one directory, as a launcher of replicas sets it up.
+    metrics_dir = prepare_multiproc_dir(logs / "metrics")
+    env = hub_env(PG_URL, BROKER_URL, {**sandbox.env(), "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file),
+                                       "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
     cfg = parse_config(config_file.read_text(), env={**config_env(), **env})
     ctx = build_context(cfg, PG_URL, connectors=build_connector)
     purge_hub_queues(BROKER_URL)

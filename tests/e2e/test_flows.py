@@ -73,6 +73,14 @@ def test_store_pickup_end_to_end(hub):
     s001 = next(loc for loc in stock["locations"] if loc["location_id"] == "S001")
     assert s001["available"] == 5 - 2 - 1          # channel safety stock 1
     wait_for(lambda: hub.sandbox.wechat_shop.stock_of("TEA-001", "S001") == 2, 30, "the shop's figure")
+    # Operations see it from the gateway, though other processes did the work: metrics add up across them.
+    pos_health = next(c for c in hub.call("GET", "/admin/api/connectors", key="ops").json()["connectors"]
+                      if c["system"] == "pos")
+    assert pos_health["calls"] >= 2 and pos_health["last_success_at"]
+    text = hub.call("GET", "/metrics", key="ops").text
+    assert 'hub_consumer_messages_total{consumer="channel_sync.publish_stock",outcome="applied"}' in text
+    assert 'hub_connector_call_duration_seconds_bucket{' in text and "process_resident_memory_bytes" in text
+    assert hub.call("GET", "/admin/api/flow", key="ops").json()["queues"]      # RabbitMQ's depths, read passively
 
 
 def test_nearby_delivery_end_to_end_with_duplicate_and_reordered_callbacks(hub):

@@ -131,6 +131,14 @@ def test_hub_resync_command_runs_both_pulls_and_prints_what_changed(flow, monkey
     finally:
         erp.catalogue.pop()
     out = capsys.readouterr().out
-    assert "products: 1 SKU(s) added or changed" in out and "warehouse stock: 1 count(s) applied" in out
+    assert "1 SKU(s) added or changed" in out and "1 count(s) applied" in out and "resync done in" in out
     with flow.ctx.uow() as uow:
         assert uow.session.get(StockLevel, ("MUG-006", "WH01")).on_hand == 12
+
+
+def test_warehouse_pull_reports_progress_line_by_line(flow):
+    from hub.flows.erp_pull import pull_warehouse_stock
+
+    seen: list[tuple[int, int]] = []
+    pull_warehouse_stock(flow.ctx, progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == list(range(1, len(seen) + 1))

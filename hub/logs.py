@@ -1,0 +1,70 @@
+"""Log lines, as text or as JSON (`HUB_LOG_FORMAT=json`), carrying what the hub is working on.
+
+`log_context(order_id=…, message_id=…, consumer=…, system=…)` marks the work in hand; every record
+logged inside it carries those fields (a context variable: each green thread and each thread has its
+own). Masking is unchanged: the redacting filters of `hub/privacy.py` rewrite a record's message
+before any formatter sees it, and the context holds ids only — never a phone, an address or a key.
+"""
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+CONTEXT_FIELDS = ("order_id", "message_id", "consumer", "system", "route")
+_context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("hub_log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Add `fields` (None values ignored) to every record logged inside the block."""
+    added = {k: str(v) for k, v in fields.items() if v is not None and v != ""}
+    token = _context.set({**(_context.get() or {}), **added})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current() -> dict[str, str]:
+    return dict(_context.get() or {})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the work's context, the exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }
+        entry.update(_context.get() or {})
+        for name in CONTEXT_FIELDS:                  # `extra={"order_id": ...}` on a single call
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = str(value)
+        if record.exc_text:                           # already redacted by the privacy filter
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(level: str | None = None, fmt: str | None = None) -> None:
+    """The process's root handler: HUB_LOG_LEVEL (INFO) and HUB_LOG_FORMAT (text | json)."""
+    fmt = (fmt or os.environ.get("HUB_LOG_FORMAT") or "text").lower()
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level or os.environ.get("HUB_LOG_LEVEL", "INFO"))

@@ -1,0 +1,43 @@
+"""`hub up`: each service in its own process, replicas as asked, a killed one started again."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from tests.faults import child_pids, command_line
+
+from .harness import ROOT, hub_env, wait_for
+
+
+def _children(pid: int, service: str) -> list[int]:
+    return [c for c in child_pids(pid) if command_line(c)[-1:] == [service]]
+
+
+def test_hub_up_runs_replicas_and_restarts_one_killed(backbone, tmp_path):
+    ctx, db, broker = backbone
+    env = hub_env(db, broker)
+    logs = tmp_path / "logs"
+    out = open(tmp_path / "up.log", "wb")
+    up = subprocess.Popen([sys.executable, "-m", "workers.cli", "up", "relay", "channel_sync",
+                           "--replicas", "channel_sync=2", "--log-dir", str(logs)], cwd=ROOT, env=env,
+                          stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(_children(up.pid, "channel_sync")) == 2 and len(_children(up.pid, "relay")) == 1, 60,
+                 "one relay and two channel_sync processes")
+        wait_for(lambda: all(b"hub: running" in p.read_bytes() for p in logs.glob("*.log")), 60, "them to start")
+        victim = _children(up.pid, "channel_sync")[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(_children(up.pid, "channel_sync")) == 2 and victim not in _children(up.pid,
+                                                                                                "channel_sync"),
+                 60, "the killed channel_sync to be started again")
+    finally:
+        children = child_pids(up.pid)
+        up.send_signal(signal.SIGTERM)
+        up.wait(30)
+        out.close()
+    text = (tmp_path / "up.log").read_text()
+    assert "hub: up: relay x1, channel_sync x2" in text
+    assert f"(pid {victim}) killed by SIGKILL" in text
+    assert not [c for c in children if os.path.exists(f"/proc/{c}") and command_line(c)], "a child outlived hub up"

@@ -1,0 +1,1 @@
+"""The chaos suite: production mode under load while services, the broker and the database fail."""
