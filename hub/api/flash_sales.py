@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from hub.api import schemas
-from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api import schemas, shop
+from hub.api.http import Call, Param, Route, json_response
 from hub.api.shop import _placed, iso
 from hub.domain.flash_sale import Verdict
 from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine
@@ -87,9 +87,7 @@ def end(call: Call) -> dict:
 
 def order(call: Call) -> Any:
     """One attempt in the rush: the gate first, the order database only when admitted."""
-    key = (call.request.headers.get("Idempotency-Key") or "").strip()
-    if not key or len(key) > 128:
-        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 characters is required")
+    key = shop.idempotency_key(call)
     body, sale_id, channel = call.body(), call.params["sale_id"], call.caller.id
     qty, buyer = body["qty"] or 1, body["buyer"]
     attempt = flash_sales.attempt_key(channel, key)
@@ -143,7 +141,7 @@ ROUTES = [
           body=schemas.EMPTY, responses={200: "ended, with gate and ledger counts", 404: "unknown"}),
     Route("POST", "/api/v1/flash-sales/{sale_id}/orders", order, "channel",
           "An attempt in a flash sale: admitted and placed as a pickup order, or refused by the gate",
-          body=FLASH_ORDER, headers=(Param("Idempotency-Key", required=True),),
+          body=FLASH_ORDER, headers=(Param("Idempotency-Key", schemas.IDEMPOTENCY_KEY),),
           responses={201: "admitted and placed", 200: "the same attempt again: the same order",
                      404: "unknown sale", 409: "sold out, not running, or the store ran out",
                      429: "over the buyer's limit or too fast (reason in `error`)"}),

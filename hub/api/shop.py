@@ -126,13 +126,19 @@ def _placed(call: Call, order: OrderRow) -> dict:
                             "location_id": order.location_id}}
 
 
-def place_order(call: Call) -> Any:
+def idempotency_key(call: Call) -> str:
+    """The request's Idempotency-Key header, or a 400 saying what it must be."""
     key = call.request.headers.get("Idempotency-Key") or ""
     try:
         schemas.IDEMPOTENCY_KEY.parse(key, "Idempotency-Key")
     except ApiError:
         raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 visible ASCII "
                        "characters is required") from None
+    return key
+
+
+def place_order(call: Call) -> Any:
+    key = idempotency_key(call)
     cmd = _command(call, call.body(), key)
     for attempt in range(2):
         try:
