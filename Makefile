@@ -40,7 +40,7 @@ lint: $(STAMP)
 
 # The bench's own database and vhost (HUB_BENCH_*); wrk drives the gateway, pgbench gives the database's limit.
 bench: $(STAMP) services
-	@command -v wrk >/dev/null || apt-get install -y -q wrk
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q wrk)
 	$(BIN)/python -m bench
 
 sandbox: $(STAMP)

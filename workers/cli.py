@@ -167,6 +167,16 @@ def up(args: argparse.Namespace) -> int:
         return 2
     sandbox = _sandbox_alongside(fixed_ports=not args.sandbox_free_ports) if args.sandbox else None
     try:
+        from hub.config import load_config
+        from hub.metrics import MULTIPROC_ENV, prepare_multiproc_dir
+        from workers.local_services import ensure_local_services
+
+        hub_cfg = load_config(args.config).hub
+        # PostgreSQL, RabbitMQ and Redis on this machine are started if they are down (remote ones never).
+        ensure_local_services(hub_cfg.database_url, hub_cfg.broker_url, hub_cfg.redis_url)
+        # One metrics directory shared by every replica, emptied before the first starts: /metrics adds them up.
+        os.environ.setdefault(MULTIPROC_ENV, str(Path("var/prometheus").resolve()))
+        prepare_multiproc_dir(os.environ[MULTIPROC_ENV])
         cfg = _migrated_context(args.config, sandbox).config
         names = args.services or list(SERVICES)
         unknown = [n for n in names if n not in SERVICES]
