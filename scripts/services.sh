@@ -3,8 +3,7 @@
 # Commands are the machine's own (see the env skill's python-svc page).
 set -euo pipefail
 
-# Redis holds the flash-sale gate in production; `hub up` can call this too (`source scripts/services.sh`
-# defines it; HUB_SERVICES_ONLY_DEFINE=1 stops there).
+# Redis holds the flash-sale gate in production (`hub up` starts it the same way: workers/local_services.py).
 start_redis() {
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     echo "starting Redis"
@@ -13,7 +12,6 @@ start_redis() {
     for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
   fi
 }
-if [ "${HUB_SERVICES_ONLY_DEFINE:-0}" = "1" ]; then return 0 2>/dev/null || exit 0; fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "starting PostgreSQL"
