@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from hub.metrics import process_exited
-
 from .launcher import ROOT
 
 log = logging.getLogger(__name__)
@@ -90,7 +88,6 @@ class Supervisor:
                     child.delay = RESTART_FIRST_WAIT_S
                 log.error("%s (pid %d) %s after %.0fs; restarting in %.1fs", child.name, child.proc.pid, why(code),
                           now - child.started_at, child.delay)
-                process_exited(child.proc.pid)     # its live-only gauges stop counting in /metrics
                 child.proc, child.restart_at = None, now + child.delay
                 child.delay = min(child.delay * 2, RESTART_MAX_WAIT_S)
             if child.proc is None and not self._stopping and now >= child.restart_at:
