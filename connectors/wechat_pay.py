@@ -1,32 +1,41 @@
-"""WeChat Pay v3: verify and decrypt payment notifications; upload shipping info after dispatch.
+"""WeChat Pay v3: verify and decrypt payment and refund notifications; ask for refunds; upload
+shipping info after dispatch.
 
 A notification is trusted only when its RSA-SHA256 signature over
 `timestamp\\nnonce\\nbody\\n` verifies with the platform key named by its `Wechatpay-Serial`
 (connectors/wechat_keys.py: certificate serials and public-key ids side by side), its
 timestamp is within 300 s, and its nonce has not been seen; then `resource` is decrypted
 with AEAD_AES_256_GCM under the APIv3 key and mapped to a PaymentNotice.
+
+A refund (`POST /v3/refund/domestic/refunds`) is signed WECHATPAY2-SHA256-RSA2048 over
+`METHOD\nPATH\ntimestamp\nnonce\nbody\n` with the merchant's API key, and its answer is trusted
+only when signed by the platform like a notification (the official SDK refuses an unsigned 2xx).
+The platform pays a refund once per out_refund_no: asking again answers the same refund.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping as Headers
 from datetime import UTC, datetime
 from typing import Self
 
+import requests
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hub.config import SystemConfig
-from hub.domain.model import OrderSnapshot, PaymentNotice
+from hub.domain.model import OrderSnapshot, PaymentNotice, RefundAnswer, RefundRequest
 from mappings import Mapping, load_mapping
 
-from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError
+from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError
 from .wechat_api import WeChatApi
 from .wechat_keys import PlatformKeys
 
@@ -37,9 +46,23 @@ NONCE_MEMORY = 10_000
 class WeChatPayConnector:
     def __init__(self, name: str, mapping: Mapping, *, mch_id: str, api_v3_key: str,
                  platform_keys: list[tuple[str, str]], api: WeChatApi | None, retry: RetryPolicy,
-                 nonce_memory: int = NONCE_MEMORY):
+                 nonce_memory: int = NONCE_MEMORY, pay_base_url: str = "", merchant_serial: str = "",
+                 merchant_private_key: str = "", timeout: float = 10.0):
         self.name, self.mapping, self.retry = name, mapping, retry
         self._mch_id = mch_id
+        self._pay_base = pay_base_url.rstrip("/")
+        self._merchant_serial = merchant_serial
+        self._merchant_key: rsa.RSAPrivateKey | None = None
+        if merchant_private_key:
+            try:
+                key = serialization.load_pem_private_key(merchant_private_key.encode(), password=None)
+            except ValueError:
+                raise ValueError(f"{name}: merchant_private_key is not a PEM private key") from None
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise ValueError(f"{name}: merchant_private_key must be an RSA key (apiclient_key.pem)")
+            self._merchant_key = key
+        self._timeout = timeout
+        self._pay_session = requests.Session()
         key = api_v3_key.encode()
         if len(key) != 32:
             raise ValueError(f"{name}: api_v3_key must be 32 bytes for AES-256-GCM")
@@ -66,7 +89,11 @@ class WeChatPayConnector:
         # During the platform's switch-over: further keys by certificate serial or public key id.
         keys += [(k["serial"], k["public_key"]) for k in system.get("platform_keys") or []]
         return cls(name, mapping, mch_id=str(system.get("mch_id")), api_v3_key=system.get("api_v3_key"),
-                   platform_keys=[(str(s), p) for s, p in keys if s and p], api=api, retry=retry)
+                   platform_keys=[(str(s), p) for s, p in keys if s and p], api=api, retry=retry,
+                   pay_base_url=system.get("pay_base_url") or system.get("base_url") or "",
+                   merchant_serial=str(system.get("merchant_serial") or ""),
+                   merchant_private_key=system.get("merchant_private_key") or "",
+                   timeout=float(system.get("timeout", 10.0)))
 
     # -- inbound: payment notifications -----------------------------------------------------
     def parse_notification(self, headers: Headers[str, str], body: bytes,
@@ -87,12 +114,19 @@ class WeChatPayConnector:
             raise MappingError(self.name, "mchid", fields["mch_id"], "notification is for another merchant")
         if fields["amount_fen"] < 0:
             raise MappingError(self.name, "amount", fields["amount_fen"], "negative amount")
+        if entity == "refund":
+            return PaymentNotice(event=event, order_ref=fields["order_ref"], transaction_id=fields["transaction_id"],
+                                 amount_fen=fields["amount_fen"],
+                                 at=fields.get("at") or note.get("created_at") or datetime.now(UTC),
+                                 external_id=note["external_id"], refund_no=fields["refund_no"],
+                                 refund_id=fields["refund_id"], refund_status=fields["state"],
+                                 paid_fen=fields["paid_fen"])
         return PaymentNotice(event=event, order_ref=fields["order_ref"],
                              transaction_id=fields["transaction_id"], amount_fen=fields["amount_fen"],
                              at=fields["at"], external_id=note["external_id"],
                              payer_id=fields.get("payer_openid") or "")
 
-    def _verify(self, headers: Headers[str, str], body: bytes, now: datetime) -> None:
+    def _verify(self, headers: Headers[str, str], body: bytes, now: datetime, what: str = "notification") -> None:
         h = {k.lower(): v for k, v in headers.items()}
         wanted = ("wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial")
         missing = [name for name in wanted if not h.get(name)]
@@ -120,7 +154,7 @@ class WeChatPayConnector:
             raise SignatureError(self.name, "bad signature") from None
         with self._lock:
             if nonce in self._nonces:
-                raise SignatureError(self.name, "replayed notification (nonce already seen)")
+                raise SignatureError(self.name, f"replayed {what} (nonce already seen)")
             self._nonces[nonce] = None
             while len(self._nonces) > self._nonce_cap:
                 self._nonces.popitem(last=False)
@@ -135,6 +169,69 @@ class WeChatPayConnector:
         except (InvalidTag, binascii.Error, ValueError):
             raise MappingError(self.name, "resource.ciphertext", "<encrypted>",
                                "cannot decrypt resource (wrong APIv3 key or tampered)") from None
+
+    # -- outbound: refunds -----------------------------------------------------------------
+    def request_refund(self, refund: RefundRequest) -> RefundAnswer:
+        """Ask the platform to pay `refund.amount_fen` of a payment back; the same refund_no is the same refund.
+
+        Transport failures, 5xx, 429 and the platform's passing errors (SYSTEM_ERROR, FREQUENCY_LIMITED,
+        NOT_ENOUGH) are TransientError and retried by the same number; a refusal is PermanentError;
+        an answer without the platform's signature is SignatureError."""
+        if self._merchant_key is None or not self._merchant_serial or not self._pay_base:
+            raise PermanentError(self.name, "merchant_private_key, merchant_serial and base_url are needed to "
+                                            "ask for refunds")
+        body = self.mapping.outbound("refund_request", {
+            "refund_no": refund.refund_no, "payment_ref": refund.payment_ref, "reason": refund.reason or None,
+            "notify_url": refund.notify_url, "amount_fen": refund.amount_fen, "paid_fen": refund.paid_fen})
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        answer = self.retry.call(self._post_signed, "refund", raw)
+        fields = self.mapping.inbound("refund_answer", answer)
+        if fields["refund_no"] != refund.refund_no:
+            raise MappingError(self.name, "out_refund_no", fields["refund_no"], "the answer is for another refund")
+        return RefundAnswer(refund_no=fields["refund_no"], refund_id=fields["refund_id"], status=fields["status"],
+                            amount_fen=fields["amount_fen"], at=fields.get("at"))
+
+    def authorization(self, method: str, path: str, body: bytes, timestamp: int | None = None,
+                      nonce: str | None = None) -> str:
+        """The `Authorization` header of a merchant API call (WECHATPAY2-SHA256-RSA2048)."""
+        assert self._merchant_key is not None
+        ts = str(timestamp if timestamp is not None else int(time.time()))
+        nonce = nonce or secrets.token_hex(16).upper()
+        message = f"{method}\n{path}\n{ts}\n{nonce}\n".encode() + body + b"\n"
+        signature = base64.b64encode(self._merchant_key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
+        return (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._mch_id}",nonce_str="{nonce}",signature="{signature}",'
+                f'timestamp="{ts}",serial_no="{self._merchant_serial}"')
+
+    def _post_signed(self, operation: str, body: bytes) -> dict:
+        path = self.mapping.operation(operation)
+        headers = {"Authorization": self.authorization("POST", path, body), "Accept": "application/json",
+                   "Content-Type": "application/json"}
+        try:
+            resp = self._pay_session.post(self._pay_base + path, data=body, headers=headers, timeout=self._timeout)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientError(self.name, f"{operation}: {type(exc).__name__}: {exc}") from exc
+        if 200 <= resp.status_code < 300:
+            # The answer is the platform's only if it signed it (a proxy's or an attacker's 200 is not).
+            self._verify(resp.headers, resp.content, datetime.now(UTC), "answer")
+            try:
+                return resp.json()
+            except ValueError:
+                raise TransientError(self.name, f"{operation}: answer is not JSON") from None
+        try:
+            error = resp.json()
+        except ValueError:
+            error = {}
+        code, message = str(error.get("code") or ""), str(error.get("message") or resp.text[:200])
+        text = f"{operation}: HTTP {resp.status_code} {code}: {message}"
+        if resp.status_code == 429 or resp.status_code >= 500 or self._passing(code):
+            raise TransientError(self.name, text, status=resp.status_code)
+        raise PermanentError(self.name, text, status=resp.status_code)
+
+    def _passing(self, code: str) -> bool:
+        try:
+            return self.mapping.value("refund_error", code) == "transient"
+        except MappingError:
+            return False
 
     # -- outbound: shipping info ------------------------------------------------------------
     def upload_shipping_info(self, order: OrderSnapshot, transaction_id: str, logistics_type: str,
@@ -174,6 +271,7 @@ class WeChatPayConnector:
             return False
 
     def close(self) -> None:
+        self._pay_session.close()
         if self._api is not None:
             self._api.session.close()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,6 +47,15 @@ CALLS_OUT: set[str] = set()
 # consumer name -> function(ctx, [data, ...]) that calls out for many events at once (same effect as one by one).
 BatchHandler = Callable[[HubContext, list[dict[str, Any]]], None]
 BATCH_HANDLERS: dict[str, BatchHandler] = {}
+
+# The id of the event a consumer is handling (delivery, retry and replay alike): work a calling-out
+# consumer starts that must keep one name across them (a refund's number) is keyed by it.
+_MESSAGE_ID: ContextVar[str | None] = ContextVar("hub_consumer_message_id", default=None)
+
+
+def current_message_id() -> str | None:
+    return _MESSAGE_ID.get()
+
 
 # Waiting out our own outage: first pause, and the longest pause between two tries.
 OUTAGE_FIRST_WAIT_S = 0.2
@@ -103,7 +113,11 @@ def _apply_once(ctx: HubContext, name: str, envelope: dict[str, Any]) -> bool:
             seen = uow.session.execute(select(ProcessedMessage.message_id).filter_by(**key)).first()
         if seen is not None:
             return False
-        handler(ctx, data)                              # its own short transactions
+        token = _MESSAGE_ID.set(envelope["id"])
+        try:
+            handler(ctx, data)                          # its own short transactions
+        finally:
+            _MESSAGE_ID.reset(token)
         with ctx.uow() as uow:
             added = insert_ignore(uow.session, ProcessedMessage, {**key, "processed_at": utcnow()})
             uow.commit()

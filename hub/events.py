@@ -22,6 +22,7 @@ class EventType:
     payload: tuple[str, ...]        # the keys of the event's `data`
     meaning: str
     consumers: tuple[str, ...]      # consumer names (`service.consumer`), each run once per event
+    optional: tuple[str, ...] = ()  # keys an emitter may add; consumers do without them
 
 
 CATALOGUE: tuple[EventType, ...] = (
@@ -36,8 +37,12 @@ CATALOGUE: tuple[EventType, ...] = (
               "a courier cancelled or let a booking expire; the order is back to allocated",
               ("fulfilment.rebook_courier",)),
     EventType(ORDER_REFUND_DUE, ("order_id", "payment_ref"),
-              "a paid order was cancelled and the payment platform has not refunded it yet",
-              ("fulfilment.refund_due",)),
+              "money is owed back on a payment (paid order cancelled, paid after cancellation, paid twice, not "
+              "collected, refund asked for, delivery returned): ask the payment platform for it",
+              ("fulfilment.refund_due",),
+              # amount_fen: default what was paid minus what is refunded or on its way; refund_no: the refund
+              # row the emitter recorded (services/money_owed.py), else the consumer records one per event
+              optional=("amount_fen", "reason", "refund_no")),
 )
 
 EVENTS: dict[str, EventType] = {e.name: e for e in CATALOGUE}

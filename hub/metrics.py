@@ -14,8 +14,8 @@ Names (each counter also as `…_total`):
   hub_dead_letters_parked_events, hub_dead_letters_replayed                 consumer / outcome
   hub_reconciliation_drift, hub_reconciliation_repaired                     channel
   hub_flash_sale_admissions                                                  outcome (admitted, sold_out, …)
-  hub_orders_placed, hub_stock_events_applied, hub_refunds_due
-  scrape time: hub_outbox_unsent, hub_dead_letters_parked, hub_queue_messages{queue}
+  hub_orders_placed, hub_stock_events_applied
+  scrape time: hub_outbox_unsent, hub_dead_letters_parked, hub_queue_messages{queue}, hub_refunds{status}
   process_* and python_* (the serving process; per process in multiprocess mode is not aggregated)
 """
 from __future__ import annotations
@@ -89,7 +89,6 @@ class HubMetrics:
                                             "from what the hub would publish", ("channel",), registry=r)
         self.reconciliation_repaired = Counter("hub_reconciliation_repaired", "Drifted channel stock figures "
                                                "repaired with an absolute update", ("channel",), registry=r)
-        self.refunds_due = Counter("hub_refunds_due", "Refunds due to buyers, by channel", ("channel",), registry=r)
         self.flash_sale_admissions = Counter("hub_flash_sale_admissions", "Flash-sale gate answers by outcome: "
                                              + ", ".join(FLASH_SALE_OUTCOMES), ("outcome",), registry=r)
 

@@ -19,6 +19,8 @@ from hub.domain.model import (
     OrderSnapshot,
     PaymentNotice,
     PlaceOrder,
+    RefundAnswer,
+    RefundRequest,
     Sku,
     StockCount,
     StockDelta,
@@ -141,11 +143,15 @@ class ExpressCourier(Protocol):
 
 @runtime_checkable
 class PaymentPlatform(Protocol):
-    """Where buyers pay: signed payment notifications in, shipping info out."""
+    """Where buyers pay: signed payment and refund notifications in, refunds and shipping info out."""
 
     name: str
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentNotice: ...
+
+    def request_refund(self, refund: RefundRequest) -> RefundAnswer:
+        """Ask for a refund; asking again with the same `refund_no` is the same refund, paid once."""
+        ...
 
     def upload_shipping_info(self, order: OrderSnapshot, transaction_id: str, logistics_type: str,
                              tracking_no: str | None = None, express_company: str | None = None) -> None: ...

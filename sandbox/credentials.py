@@ -30,6 +30,7 @@ STATIC: dict[str, str] = {
     "HUB_WECHAT_SERIAL": "3F1B7C2A9E0D4B6C8A5E2F1D0C9B8A7E6D5C4B3A",   # 40 hex digits, like a real platform cert
     "HUB_WECHAT_APP_ID": "wxsandbox0001",
     "HUB_WECHAT_APP_SECRET": "sandbox-wechat-app-secret",
+    "HUB_WECHAT_MERCHANT_SERIAL": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",   # the merchant's API certificate
     "HUB_WECHAT_PUSH_TOKEN": "sandboxpushtoken",
     "HUB_POS_API_KEY": "sandbox-pos-api-key-0001",
     "HUB_KUAIDI100_CUSTOMER": "SANDBOXCUSTOMER",
@@ -46,7 +47,23 @@ assert len(STATIC["HUB_WECHAT_API_V3_KEY"].encode()) == 32
 
 def platform_private_key_pem() -> bytes:
     """The simulated WeChat Pay platform's private key (PEM), generated on first use."""
-    path = SANDBOX_DIR / "wechat_platform_key.pem"
+    return _cached_key("wechat_platform_key.pem")
+
+
+def merchant_private_key_pem() -> bytes:
+    """The merchant's API key (apiclient_key.pem) the hub signs WeChat Pay requests with; the
+    simulator verifies them with its public half, as the platform does with the uploaded certificate."""
+    return _cached_key("wechat_merchant_key.pem")
+
+
+def merchant_public_key_pem() -> bytes:
+    key = serialization.load_pem_private_key(merchant_private_key_pem(), password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _cached_key(name: str) -> bytes:
+    path = SANDBOX_DIR / name
     if path.exists():
         return path.read_bytes()
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -73,4 +90,5 @@ def platform_public_key_pem() -> str:
 
 def sandbox_env() -> dict[str, str]:
     """Every credential config.yaml asks for, with the sandbox's values."""
-    return {**STATIC, "HUB_WECHAT_PLATFORM_PUBLIC_KEY": platform_public_key_pem()}
+    return {**STATIC, "HUB_WECHAT_PLATFORM_PUBLIC_KEY": platform_public_key_pem(),
+            "HUB_WECHAT_MERCHANT_PRIVATE_KEY": merchant_private_key_pem().decode()}

@@ -1,5 +1,7 @@
-"""WeChat Pay simulator: signs and encrypts payment notifications and posts them to the hub,
-and serves the mini-program shipping-info upload (with its access token)."""
+"""WeChat Pay simulator: signs and encrypts payment notifications and posts them to the hub, serves
+refunds as the platform does (the merchant's signature checked, one refund per out_refund_no, answers
+signed with the platform key, then a REFUND.* notification to the request's notify_url), and the
+mini-program shipping-info upload (with its access token)."""
 from __future__ import annotations
 
 import base64
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .base import Request, Response, Simulator
-from .credentials import platform_private_key_pem
+from .credentials import merchant_public_key_pem, platform_private_key_pem
 from .wechat_tokens import TokenIssuer
 
 CST = timezone(timedelta(hours=8))
@@ -26,6 +28,10 @@ CST = timezone(timedelta(hours=8))
 DELIVERY_IDS = {"SF", "ZTO", "YTO", "STO", "YD", "JD", "EMS", "JTSD", "DBL", "BEST"}
 CONTACT_REQUIRED = {"SF"}            # SF shipments need a contact phone, masked
 _MASKED_PHONE = re.compile(r"^\d{3}\*{4}\d{4}$")
+REFUNDS = "/v3/refund/domestic/refunds"
+_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
+_AUTH_FIELD = re.compile(r'(\w+)="([^"]*)"')
+CLOCK_WINDOW_S = 300
 
 
 @dataclass
@@ -34,6 +40,25 @@ class PayKnobs:
     stale_timestamp: bool = False    # a timestamp ten minutes old
     wrong_serial: bool = False       # a serial the hub does not hold
     payment_invisible_next: int = 0  # shipping uploads answer 10060001 (payment not yet visible) this often
+    refund_answer: str = "PROCESSING"  # what a refund request answers (SUCCESS, ABNORMAL, CLOSED also happen)
+    refund_outcome: str = "SUCCESS"    # what the refund notification then says
+    refund_notify_after_s: float | None = 0.05   # None: held until send_refund_notifications()
+    unsigned_answers: bool = False   # answer refunds without the platform's signature (a proxy, not WeChat)
+
+
+@dataclass
+class SimRefund:
+    refund_no: str
+    refund_id: str
+    transaction_id: str
+    order_ref: str
+    amount_fen: int
+    total_fen: int
+    status: str
+    notify_url: str
+    created: str
+    success_time: str | None = None
+    asked: int = 1                   # how many requests named this out_refund_no
 
 
 @dataclass
@@ -48,8 +73,15 @@ class WeChatPaySimulator(Simulator):
     name = "wechat_pay"
 
     def __init__(self, *, mch_id: str, app_id: str, app_secret: str, api_v3_key: str, serial: str,
-                 private_key_pem: bytes, port: int = 0, host: str = "127.0.0.1"):
+                 private_key_pem: bytes, port: int = 0, host: str = "127.0.0.1",
+                 merchant_serial: str = "", merchant_public_key_pem: bytes | None = None):
         self.mch_id, self.app_id, self.serial = mch_id, app_id, serial
+        self.merchant_serial = merchant_serial
+        merchant = serialization.load_pem_public_key(merchant_public_key_pem) if merchant_public_key_pem else None
+        assert merchant is None or isinstance(merchant, rsa.RSAPublicKey)
+        self._merchant_key = merchant
+        self.refunds: dict[str, SimRefund] = {}      # out_refund_no -> the refund
+        self.refund_notes: list[tuple[str, bytes]] = []   # (notify_url, body) held for the test to send
         self._aead = AESGCM(api_v3_key.encode())
         key = serialization.load_pem_private_key(private_key_pem, password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
@@ -67,11 +99,15 @@ class WeChatPaySimulator(Simulator):
     def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> Self:
         return cls(mch_id=env["HUB_WECHAT_MCH_ID"], app_id=env["HUB_WECHAT_APP_ID"],
                    app_secret=env["HUB_WECHAT_APP_SECRET"], api_v3_key=env["HUB_WECHAT_API_V3_KEY"],
-                   serial=env["HUB_WECHAT_SERIAL"], private_key_pem=platform_private_key_pem(), port=port)
+                   serial=env["HUB_WECHAT_SERIAL"], private_key_pem=platform_private_key_pem(), port=port,
+                   merchant_serial=env.get("HUB_WECHAT_MERCHANT_SERIAL", ""),
+                   merchant_public_key_pem=merchant_public_key_pem())
 
     def setup_routes(self) -> None:
         self.route("GET", "/cgi-bin/token", self.tokens.handle)
         self.route("POST", "/wxa/sec/order/upload_shipping_info", self._upload_shipping_info)
+        self.route("POST", REFUNDS, self._refund)
+        self.route("GET", REFUNDS + "/*", self._query_refund)
 
     def reset(self) -> None:
         super().reset()
@@ -79,6 +115,8 @@ class WeChatPaySimulator(Simulator):
             self.knobs = PayKnobs()
             self.shipping_uploads.clear()
             self.deliveries.clear()
+            self.refunds.clear()
+            self.refund_notes.clear()
 
     # -- the platform calling the hub ---------------------------------------------------------
     def _next_id(self, prefix: str) -> str:
@@ -138,8 +176,7 @@ class WeChatPaySimulator(Simulator):
         return {"Wechatpay-Timestamp": ts, "Wechatpay-Nonce": nonce,
                 "Wechatpay-Signature": base64.b64encode(signature).decode(),
                 "Wechatpay-Serial": "OTHERSERIAL" if self.knobs.wrong_serial else self.serial,
-                "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
-                "Content-Type": "application/json"}
+                "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}
 
     def notify(self, url: str, order_ref: str, amount_fen: int, event: str = "TRANSACTION.SUCCESS",
                transaction_id: str | None = None, payer_openid: str = "oSandboxPayer") -> requests.Response:
@@ -149,7 +186,7 @@ class WeChatPaySimulator(Simulator):
         return self.post_signed(url, body)
 
     def post_signed(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> requests.Response:
-        headers = headers or self.sign(body)
+        headers = headers or {**self.sign(body), "Content-Type": "application/json"}
         times = 2 if self.faults.duplicate_callbacks else 1
         first: requests.Response | None = None
         for _ in range(times):
@@ -208,3 +245,159 @@ class WeChatPaySimulator(Simulator):
             self.shipping_uploads.append(body)
         return Response(200, {"errcode": 0, "errmsg": "ok"})
 
+
+    # -- refunds: the hub asking, the platform answering and notifying -------------------------
+    def _merchant_refusal(self, req: Request) -> Response | None:
+        """The platform's check of a merchant call: WECHATPAY2-SHA256-RSA2048 over
+        METHOD\\nPATH\\ntimestamp\\nnonce\\nbody\\n with the merchant's key, its certificate serial, fresh."""
+        scheme, _, rest = req.headers.get("Authorization", "").partition(" ")
+        fields = dict(_AUTH_FIELD.findall(rest))
+        if scheme != "WECHATPAY2-SHA256-RSA2048" or not all(
+                fields.get(k) for k in ("mchid", "nonce_str", "signature", "timestamp", "serial_no")):
+            return Response(401, {"code": "SIGN_ERROR", "message": "Authorization 头缺失或格式错误"})
+        if fields["mchid"] != self.mch_id:
+            return Response(401, {"code": "SIGN_ERROR", "message": "商户号与签名不匹配"})
+        if self._merchant_key is None or fields["serial_no"] != self.merchant_serial:
+            return Response(401, {"code": "SIGN_ERROR", "message": "商户证书序列号有误"})
+        try:
+            age = abs(time.time() - int(fields["timestamp"]))
+        except ValueError:
+            age = CLOCK_WINDOW_S + 1
+        if age > CLOCK_WINDOW_S:
+            return Response(401, {"code": "SIGN_ERROR", "message": "签名时间戳过期"})
+        path = req.path + ("?" + "&".join(f"{k}={v}" for k, vs in req.query.items() for v in vs) if req.query else "")
+        message = (f"{req.method}\n{path}\n{fields['timestamp']}\n{fields['nonce_str']}\n".encode()
+                   + req.body + b"\n")
+        try:
+            self._merchant_key.verify(base64.b64decode(fields["signature"]), message, padding.PKCS1v15(),
+                                      hashes.SHA256())
+        except Exception:  # noqa: BLE001 - any failure is the same answer
+            return Response(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+        return None
+
+    def _signed(self, status: int, body: dict) -> Response:
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        headers = {} if self.knobs.unsigned_answers else self.sign(raw)
+        headers["Request-ID"] = secrets.token_hex(16)
+        return Response(status, raw, headers, content_type="application/json; charset=utf-8")
+
+    def _refund(self, req: Request) -> Response:
+        refused = self._merchant_refusal(req)
+        if refused:
+            return refused
+        try:
+            body = req.json()
+            amount = body["amount"]
+            refund_no, refund_fen, total_fen = body["out_refund_no"], amount["refund"], amount["total"]
+        except (ValueError, KeyError, TypeError):
+            return Response(400, {"code": "PARAM_ERROR", "message": "缺少必填参数 out_refund_no 或 amount"})
+        if not isinstance(refund_no, str) or not _REFUND_NO.match(refund_no):
+            return Response(400, {"code": "PARAM_ERROR", "message": "out_refund_no 格式错误"})
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (refund_fen, total_fen)) \
+                or amount.get("currency") != "CNY":
+            return Response(400, {"code": "PARAM_ERROR", "message": "amount 须为正整数（分），currency 为 CNY"})
+        if len(body.get("reason") or "") > 80:
+            return Response(400, {"code": "PARAM_ERROR", "message": "reason 超过 80 个字符"})
+        with self._lock:
+            existing = self.refunds.get(refund_no)
+            if existing is not None:          # the same out_refund_no: the same refund, never a second payment
+                existing.asked += 1
+                return self._signed(200, self._refund_view(existing))
+            tx_id = body.get("transaction_id")
+            if not tx_id and body.get("out_trade_no"):
+                tx_id = next((t for t, p in self.transactions.items() if p["order_ref"] == body["out_trade_no"]),
+                             None)
+            paid = self.transactions.get(tx_id or "")
+            if paid is None:
+                return Response(404, {"code": "RESOURCE_NOT_EXISTS", "message": "订单不存在"})
+            if total_fen != paid["amount_fen"]:
+                return Response(400, {"code": "PARAM_ERROR", "message": "订单金额与原订单不一致"})
+            held = sum(r.amount_fen for r in self.refunds.values()
+                       if r.transaction_id == tx_id and r.status != "CLOSED")
+            if held + refund_fen > total_fen:
+                return Response(400, {"code": "INVALID_REQUEST", "message": "申请退款金额超过订单可退金额"})
+            now = datetime.now(CST).replace(microsecond=0).isoformat()
+            refund = SimRefund(refund_no, self._next_id("5030"), tx_id, paid["order_ref"], refund_fen, total_fen,
+                               self.knobs.refund_answer, body.get("notify_url") or "", now)
+            if refund.status == "SUCCESS":
+                refund.success_time = now
+            self.refunds[refund_no] = refund
+            answer = self._refund_view(refund)
+            outcome = refund.status if refund.status != "PROCESSING" else self.knobs.refund_outcome
+        if refund.notify_url:
+            self._notify_refund(refund, outcome)
+        return self._signed(200, answer)
+
+    def _query_refund(self, req: Request) -> Response:
+        refused = self._merchant_refusal(req)
+        if refused:
+            return refused
+        with self._lock:
+            refund = self.refunds.get(req.path.rsplit("/", 1)[-1])
+            if refund is None:
+                return Response(404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"})
+            return self._signed(200, self._refund_view(refund))
+
+    @staticmethod
+    def _refund_view(r: SimRefund) -> dict:
+        view = {"refund_id": r.refund_id, "out_refund_no": r.refund_no, "transaction_id": r.transaction_id,
+                "out_trade_no": r.order_ref, "channel": "ORIGINAL", "user_received_account": "支付用户零钱",
+                "create_time": r.created, "status": r.status, "funds_account": "AVAILABLE",
+                "amount": {"total": r.total_fen, "refund": r.amount_fen, "payer_total": r.total_fen,
+                           "payer_refund": r.amount_fen, "settlement_total": r.total_fen,
+                           "settlement_refund": r.amount_fen, "discount_refund": 0, "currency": "CNY",
+                           "refund_fee": 0},
+                "promotion_detail": []}
+        if r.success_time:
+            view["success_time"] = r.success_time
+        return view
+
+    def refund_notification_body(self, refund: SimRefund, status: str) -> bytes:
+        """REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED for `refund`, as the platform sends it."""
+        now = datetime.now(CST).replace(microsecond=0).isoformat()
+        resource = {"mchid": self.mch_id, "out_trade_no": refund.order_ref, "transaction_id": refund.transaction_id,
+                    "out_refund_no": refund.refund_no, "refund_id": refund.refund_id, "refund_status": status,
+                    "user_received_account": "支付用户零钱",
+                    "amount": {"total": refund.total_fen, "refund": refund.amount_fen,
+                               "payer_total": refund.total_fen, "payer_refund": refund.amount_fen}}
+        if status == "SUCCESS":
+            resource["success_time"] = refund.success_time or now
+        nonce = secrets.token_hex(6)
+        ciphertext = self._aead.encrypt(nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(),
+                                        b"refund")
+        summary = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}[status]
+        envelope = {"id": f"EV-{self._next_id('')}", "create_time": now, "resource_type": "encrypt-resource",
+                    "event_type": f"REFUND.{status}", "summary": summary,
+                    "resource": {"original_type": "refund", "algorithm": "AEAD_AES_256_GCM",
+                                 "ciphertext": base64.b64encode(ciphertext).decode(), "associated_data": "refund",
+                                 "nonce": nonce}}
+        return json.dumps(envelope, ensure_ascii=False).encode()
+
+    def _notify_refund(self, refund: SimRefund, status: str) -> None:
+        with self._lock:
+            refund.status = status
+            if status == "SUCCESS" and not refund.success_time:
+                refund.success_time = datetime.now(CST).replace(microsecond=0).isoformat()
+            body = self.refund_notification_body(refund, status)
+            delay = self.knobs.refund_notify_after_s
+            if delay is None:
+                self.refund_notes.append((refund.notify_url, body))
+                return
+
+        def send() -> None:
+            try:
+                delivered = self.post_signed(refund.notify_url, body).status_code < 300
+            except requests.RequestException:
+                delivered = False
+            if not delivered:                     # the platform tries again later; here the test may resend
+                with self._lock:
+                    self.refund_notes.append((refund.notify_url, body))
+        timer = threading.Timer(delay, send)
+        timer.daemon = True
+        timer.start()
+
+    def send_refund_notifications(self) -> list[requests.Response]:
+        """Post the held refund notifications (knobs.refund_notify_after_s = None) and clear them."""
+        with self._lock:
+            notes, self.refund_notes = list(self.refund_notes), []
+        return [self.post_signed(url, body) for url, body in notes]

@@ -20,7 +20,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from hub import privacy
-from hub.api import callbacks, console, erp, flash_sales, openapi, ops, shop, store
+from hub.api import callbacks, console, erp, flash_sales, openapi, ops, refunds, shop, store
 from hub.api.auth import all_secrets, authenticate
 from hub.api.http import ApiError, Call, Route, json_response, log
 from hub.bootstrap import HubContext
@@ -80,7 +80,8 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
                    metrics=metrics or METRICS, queue_depths=queue_depths)
 
 
-ROUTES: list[Route] = [*shop.ROUTES, *store.ROUTES, *flash_sales.ROUTES, *erp.ROUTES, *ops.ROUTES, *console.ROUTES,
+ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *flash_sales.ROUTES, *erp.ROUTES, *ops.ROUTES,
+                       *console.ROUTES,
                        *callbacks.ROUTES, *openapi.ROUTES]
 
 # Domain and connector errors -> (status, error code). Most specific first.

@@ -88,10 +88,12 @@ def authenticate(cfg: HubConfig, request: Request, route: Route, params: dict[st
     key, via_basic = presented_key(request, allow_basic=route.audience == "admin")
     if not key:
         raise _unauthorized(route)
-    if route.audience == "channel":
+    if route.audience in ("channel", "channel_or_ops"):
         ident = _match(key, channel_keys(cfg))
         if ident:
             return Caller("channel", ident)
+        if route.audience == "channel_or_ops" and _same(key, cfg.hub.ops_key):
+            return Caller("ops", "ops")
     elif route.audience == "store":
         ident = _match(key, store_keys(cfg))
         if ident:

@@ -15,11 +15,11 @@ from hub.api import schemas
 from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
 from hub.api.ops import may_replay, queue_depths
-from hub.api.shop import iso, timeline
+from hub.api.shop import iso, refund_list, timeline
 from hub.domain.errors import UnknownSku
 from hub.domain.order_states import OrderStatus
 from hub.privacy import mask_phone, redact
-from hub.services import inventory
+from hub.services import inventory, money_owed
 from hub.storage.tables import DeadLetter, OrderRow, OutboxMessage, ProcessedMessage, SkuRow, StockMovement, utcnow
 
 HISTORY = 50          # ledger rows shown per lookup
@@ -169,7 +169,8 @@ def order_detail(call: Call) -> dict:
             raise ApiError(404, "not_found", f"no order {call.params['order_id']!r}")
         return {**_summary(call, order),
                 "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
-                "routing": order.routing or {}, "timeline": timeline(call, uow, order)}
+                "routing": order.routing or {}, "timeline": timeline(call, uow, order),
+                "refunds": refund_list(call, money_owed.of_order(uow, order.id))}
 
 
 # -- dead letters -------------------------------------------------------------------------------------

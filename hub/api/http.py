@@ -48,7 +48,7 @@ class Route:
     method: str
     path: str                  # OpenAPI style: /api/v1/orders/{order_id}
     handler: Callable[[Call], Any]
-    audience: str              # channel | store | erp | ops | admin | public | callback
+    audience: str              # channel | channel_or_ops | store | erp | ops | admin | public | callback
     summary: str
     query: tuple[Param, ...] = ()
     body: Field | None = None

@@ -9,7 +9,8 @@ from typing import Any
 from .http import Call, Route
 
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
-    "channel": [{"channelKey": []}], "store": [{"storeKey": []}], "erp": [{"erpKey": []}],
+    "channel": [{"channelKey": []}], "channel_or_ops": [{"channelKey": []}, {"opsKey": []}],
+    "store": [{"storeKey": []}], "erp": [{"erpKey": []}],
     "ops": [{"opsKey": []}], "admin": [{"opsKey": []}, {"opsBasic": []}], "public": [], "callback": [],
 }
 ERROR = {"type": "object", "required": ["error", "message"],
@@ -18,7 +19,8 @@ ERROR = {"type": "object", "required": ["error", "message"],
 
 # What any route of a kind may answer besides its own statuses, so the document lists every status served.
 AUDIENCE_STATUSES: dict[str, dict[int, str]] = {
-    "channel": {401: "missing or wrong key"}, "erp": {401: "missing or wrong key"},
+    "channel": {401: "missing or wrong key"}, "channel_or_ops": {401: "missing or wrong key"},
+    "erp": {401: "missing or wrong key"},
     "ops": {401: "missing or wrong key"}, "admin": {401: "missing or wrong key"},
     "store": {401: "missing or wrong key", 403: "another store's key"},
 }

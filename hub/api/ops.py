@@ -12,8 +12,9 @@ from werkzeug import Response
 from hub.api.auth import csrf_token
 from hub.api.http import ApiError, Call, Route, json_response, log
 from hub.domain.order_states import OrderStatus
+from hub.domain.refunds import RefundStatus
 from hub.metrics import CONTENT_TYPE, gauge
-from hub.storage.tables import DeadLetter, OutboxMessage
+from hub.storage.tables import DeadLetter, OutboxMessage, RefundRow
 
 
 def _backlog(call: Call) -> tuple[int, int]:
@@ -34,10 +35,19 @@ def health(call: Call) -> Response:
     return json_response({"status": "ok", "database": "ok", "outbox_unsent": unsent, "dead_letters": parked})
 
 
+def _refunds_by_status(call: Call) -> dict[str, float]:
+    with call.ctx.reader() as uow:
+        rows = uow.session.execute(select(RefundRow.status, func.count()).group_by(RefundRow.status)).all()
+    found = {str(status): float(n) for status, n in rows}
+    return {str(s): found.get(str(s), 0.0) for s in RefundStatus} | found
+
+
 def metrics(call: Call) -> Response:
     unsent, parked = _backlog(call)
     gauges = [gauge("hub_outbox_unsent", "Outbox events not yet confirmed by the broker", unsent),
-              gauge("hub_dead_letters_parked", "Failed work parked for an operator now", parked)]
+              gauge("hub_dead_letters_parked", "Failed work parked for an operator now", parked),
+              gauge("hub_refunds", "Refunds by status now (requested, processing, success, abnormal, closed, "
+                    "failed)", _refunds_by_status(call), "status")]
     depths = queue_depths(call)
     if depths:
         gauges.append(gauge("hub_queue_messages", "Messages waiting in each broker queue", depths, "queue"))

@@ -247,6 +247,10 @@ PLACE_ORDER = Obj(fields={
 PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment's id at the payment backend"),
                         "amount_fen": Int(required=False, minimum=0, description="checked against the total")})
 CANCEL_ORDER = Obj(fields={"reason": Str(required=False, max_len=200)})
+REFUND = Obj(fields={
+    "amount_fen": Int(required=False, minimum=1, maximum=10**10,
+                      description="fen to refund; omitted: everything not yet refunded"),
+    "reason": Str(required=False, max_len=80, description="shown to the buyer by the payment platform")})
 COLLECT = Obj(fields={"pickup_code": Str(max_len=12, description="the code the buyer shows")})
 EMPTY = Obj(fields={})
 SALE = Obj(fields={

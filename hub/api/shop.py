@@ -18,8 +18,8 @@ from hub.domain.geo import distance_km
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
 from hub.domain.routing import is_open
 from hub.flows.channel_stock import channel_available
-from hub.services import inventory, orders
-from hub.storage.tables import OrderRow, Shipment, SkuRow, TrackingEventRow
+from hub.services import inventory, money_owed, orders, refunds
+from hub.storage.tables import OrderRow, RefundRow, Shipment, SkuRow, TrackingEventRow
 from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
@@ -206,9 +206,24 @@ def get_order(call: Call) -> dict:
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
             "timeline": timeline(call, uow, order),
+            "refunds": _refunds(call, uow, order.id),
             "routing": {"rule": routing.get("rule"), "location_id": routing.get("location_id"),
                         "candidates": routing.get("candidates", [])},
         }
+
+
+def refund_list(call: Call, rows: list[RefundRow]) -> list[dict]:
+    """Refunds as an order shows them (`refund_id` is the out_refund_no), times in the hub's offset."""
+    out = []
+    for row in rows:
+        item = refunds.view(row)
+        item["at"], item["settled_at"] = iso(call, item["at"]), iso(call, item["settled_at"])
+        out.append(item)
+    return out
+
+
+def _refunds(call: Call, uow: UnitOfWork, order_id: str) -> list[dict]:
+    return refund_list(call, money_owed.of_order(uow, order_id))
 
 
 ORDER = "/api/v1/orders/{order_id}"

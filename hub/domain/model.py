@@ -126,13 +126,41 @@ class PlaceOrder:
 class PaymentNotice:
     """A payment platform's word that an order was paid (or refunded)."""
 
-    event: str                 # "paid" | "refunded"
+    event: str                 # "paid" | "refunded" | "refund_abnormal" | "refund_closed"
     order_ref: str             # the hub's order id as the platform echoes it (out_trade_no)
     transaction_id: str
-    amount_fen: int
+    amount_fen: int            # paid, or (refund events) the refund's amount
     at: datetime
     external_id: str = ""      # the notification's own id, for duplicate suppression
     payer_id: str = ""         # the payer's openid, kept on the order for the shipping-info upload
+    refund_no: str = ""        # refund events: the hub's out_refund_no
+    refund_id: str = ""        # refund events: the platform's refund id
+    refund_status: str = ""    # refund events: SUCCESS | ABNORMAL | CLOSED, as the platform says it
+    paid_fen: int | None = None  # refund events: the payment's total (amount.total)
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """What the hub asks the payment platform to pay back: `amount_fen` of payment `payment_ref`."""
+
+    refund_no: str             # out_refund_no: the same number asks for the same refund
+    order_ref: str             # out_trade_no (the hub's order id)
+    payment_ref: str           # transaction_id at the platform
+    paid_fen: int              # the payment's total
+    amount_fen: int
+    reason: str
+    notify_url: str            # where the platform posts the refund's outcome
+
+
+@dataclass(frozen=True)
+class RefundAnswer:
+    """The platform's (signature-verified) answer to a refund request."""
+
+    refund_no: str
+    refund_id: str
+    status: str                # SUCCESS | PROCESSING | ABNORMAL | CLOSED
+    amount_fen: int
+    at: datetime | None = None  # success_time, when it already succeeded
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
-"""A refund that is due (a paid order cancelled, or paid after it expired).
+"""A refund that is due, asked of the payment platform (a paid order cancelled, paid after it expired,
+paid twice, not collected, a refund asked for through the API, a delivery returned).
 
-The hub has no refund call to make yet (the payment platform's refund is an operator's step),
-and the order's state machine has no place for a note beside its state, so this consumer
-logs the refund for operations and counts it in the metrics; the order's timeline already
-shows the cancellation or refund that caused it.
+Read and commit (the refund row, numbered before the call: `out_refund_no` never changes), ask
+the platform with no transaction open, record its signed answer in a new short transaction. A
+crash after the platform took the refund only repeats the request by the same number, which the
+platform answers with the same refund (paid once). A refusal marks the refund failed and parks the
+event for an operator (`hub dlq replay` asks again by the same number); a transient failure is
+retried, then parked. The money's outcome comes with the platform's notification
+(`/callbacks/wechat_pay` → `services/refunds.apply_notice`), or at once in a SUCCESS answer.
 """
 from __future__ import annotations
 
@@ -11,17 +15,43 @@ import logging
 from typing import Any
 
 from hub.bootstrap import HubContext
-from hub.consumers import consumer
-from hub.metrics import METRICS
-from hub.services import orders
-from hub.storage.uow import UnitOfWork
+from hub.consumers import consumer, current_message_id
+from hub.domain.model import RefundRequest
+from hub.domain.refunds import TO_ASK
+from hub.flows import callback_url
+from hub.ports import ConnectorError, PermanentError
+from hub.services import refunds
 
 log = logging.getLogger(__name__)
 
 
-@consumer("fulfilment.refund_due")
-def note_refund_due(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
-    order = orders.get(uow, data["order_id"])
-    log.warning("refund due: order %s (%s, %d fen), payment %s", order.id, order.status, order.total_fen,
-                data.get("payment_ref") or order.payment_ref)
-    METRICS.refunds_due.labels(order.channel).inc()
+@consumer("fulfilment.refund_due", calls_out=True)
+def ask_for_refund(ctx: HubContext, data: dict[str, Any]) -> None:
+    message_id = current_message_id() or f"{data['order_id']}:{data.get('payment_ref')}"
+    with ctx.uow() as uow:                       # 1. the refund, numbered and committed before any call
+        row = refunds.for_event(uow, data, message_id)
+        if row is None:
+            uow.commit()
+            return
+        if row.status not in TO_ASK:
+            log.info("refund %s of order %s is already %s", row.refund_no, row.order_id, row.status)
+            return
+        payment = ctx.connectors.payment()
+        request = RefundRequest(refund_no=row.refund_no, order_ref=row.order_id, payment_ref=row.payment_ref,
+                                paid_fen=row.paid_fen, amount_fen=row.amount_fen, reason=row.reason,
+                                notify_url=callback_url(ctx.config, payment.name))
+        uow.commit()
+    try:                                         # 2. the platform, no transaction open
+        answer = payment.request_refund(request)
+    except PermanentError as exc:
+        with ctx.uow() as uow:
+            refunds.record_refusal(uow, request.refund_no, str(exc))
+            uow.commit()
+        raise                                    # parked: an operator sees the refund failed and may replay
+    except ConnectorError:
+        raise                                    # retried by the consumer, then parked; the number stays
+    with ctx.uow() as uow:                       # 3. its answer, recorded
+        row = refunds.record_answer(uow, answer, payment.name)
+        uow.commit()
+        log.info("refund %s of order %s (%d fen) taken by %s: %s", row.refund_no, row.order_id, row.amount_fen,
+                 payment.name, row.status)

@@ -1,5 +1,5 @@
 """Periodic clean-up the scheduler runs: unpaid orders expire, uncollected pickups are
-cancelled and refunded. Each order in its own transaction, so one failure stops nothing else."""
+cancelled and their payment asked back. Each order in its own transaction, so one failure stops nothing else."""
 from __future__ import annotations
 
 import logging
@@ -44,9 +44,10 @@ def cancel_uncollected(ctx: HubContext, now: datetime | None = None) -> list[str
         try:
             with ctx.uow() as uow:
                 order = orders.get(uow, order_id, lock=True)
+                # Cancelled owes the payment back: refunded follows when the platform says the money went.
                 orders.cancel(uow, order, "hub",
-                              f"not collected within {ctx.config.hub.pickup_uncollected_days} days")
-                orders.transition(uow, order, OrderStatus.REFUNDED, "hub", "refunded: not collected")
+                              f"not collected within {ctx.config.hub.pickup_uncollected_days} days",
+                              cause="not_collected")
                 uow.commit()
                 done.append(order_id)
         except (StaleDataError, HubError) as exc:

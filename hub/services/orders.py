@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from hub import events
 from hub.config import HubConfig
+from hub.domain import refunds as refund_rules
 from hub.domain import routing
 from hub.domain.errors import (
     BadInput,
@@ -33,7 +34,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
     PlaceOrder,
 )
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
-from hub.services import inventory
+from hub.services import inventory, money_owed
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
 
@@ -198,30 +199,53 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
 def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, amount_fen: int | None = None,
               at: datetime | None = None, payer_id: str = "") -> bool:
     """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose).
-    `payer_id` (the payer's openid) is kept on the buyer: the shipping-info upload must name it."""
+    `payer_id` (the payer's openid) is kept on the buyer: the shipping-info upload must name it.
+
+    Money the order cannot keep is owed back, never refused (refusing it keeps the buyer's money):
+    a payment after the order was cancelled, and a second, different payment for a paid order."""
     if payer_id and order.buyer.get("openid") != payer_id:
         order.buyer = {**order.buyer, "openid": payer_id}
     if order.payment_ref == payment_ref and order.paid_at is not None:
         return False                                   # the same payment reported again
+    if order.paid_at is not None:
+        return _owe_second_payment(uow, order, source, payment_ref, amount_fen)
+    if order.status == S.CANCELLED:
+        # Paid after it expired or was cancelled: the stock is already released, the money goes back.
+        order.paid_at, order.payment_ref = at or utcnow(), payment_ref
+        paid = amount_fen if amount_fen is not None else order.total_fen
+        money_owed.owe(uow, order, payment_ref=payment_ref, paid_fen=paid, cause="paid_late", source=source,
+                       reason="paid after the order was cancelled")
+        return True
     if amount_fen is not None and amount_fen != order.total_fen:
         raise BadInput(f"paid amount {amount_fen} does not match order total {order.total_fen}")
-    if order.status == S.CANCELLED and order.paid_at is None:
-        # Paid after it expired: the money must go back; the stock is already released.
-        order.paid_at, order.payment_ref = at or utcnow(), payment_ref
-        transition(uow, order, S.REFUNDED, source, "paid after the order was cancelled; refund due", at)
-        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": payment_ref})
-        return True
     transition(uow, order, S.PAID, source, f"payment {payment_ref}", at)
     order.paid_at, order.payment_ref, order.expires_at = at or utcnow(), payment_ref, None
     transition(uow, order, S.ALLOCATED, "hub", f"stock held at {order.location_id or 'warehouses'}", at)
     return True
 
 
-def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str) -> bool:
-    """Cancel (stock released); a paid order then needs its refund."""
+def _owe_second_payment(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str,
+                        amount_fen: int | None) -> bool:
+    """The buyer paid twice (two payment sessions, two devices): the second payment goes back whole."""
+    if money_owed.of_payment(uow, order.id, payment_ref):
+        return False                                   # already owed back: the same notification again
+    log.warning("order %s: second payment %s (first %s); refunding it", order.id, payment_ref, order.payment_ref)
+    paid = amount_fen if amount_fen is not None else order.total_fen
+    money_owed.owe(uow, order, payment_ref=payment_ref, paid_fen=paid, cause="paid_twice", source=source,
+                   reason="duplicate payment for one order")
+    return True
+
+
+def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str, cause: str = "cancelled",
+           owe_refund: bool = True) -> bool:
+    """Cancel (stock released); what a paid order has not had back yet is owed back — unless the
+    platform that cancelled it settles its own money (`owe_refund=False`)."""
     changed = transition(uow, order, S.CANCELLED, source, reason)
-    if changed and order.paid_at is not None:
-        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": order.payment_ref})
+    if changed and owe_refund and order.paid_at is not None and order.payment_ref:
+        held = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, order.payment_ref)]
+        if refund_rules.remaining(order.total_fen, held) > 0:
+            money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause=cause,
+                           source=source, reason=reason)
     return changed
 
 

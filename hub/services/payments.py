@@ -1,4 +1,5 @@
-"""Money the platforms report: a payment notification (paid, refunded) and the refund rule."""
+"""Money the platforms report: a payment notification (paid; refund outcomes go to services/refunds.py)
+and a channel's own word that it refunded an order."""
 from __future__ import annotations
 
 import logging
@@ -6,16 +7,18 @@ import logging
 from hub.domain.errors import IllegalTransition
 from hub.domain.model import PaymentNotice
 from hub.domain.order_states import OrderStatus, allowed
-from hub.services import orders
+from hub.services import orders, refunds
 from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+REFUND_EVENTS = ("refunded", "refund_abnormal", "refund_closed")   # the platform's word on a refund
 
 
 def refunded(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
-    """The platform refunded: cancel first if the goods never left, then refunded. Once."""
+    """A channel that settles its own money (the shop) says it refunded the whole order: cancel first
+    if the goods never left, then refunded. Once. (WeChat Pay's refunds go through services/refunds.py.)"""
     if order.status == S.REFUNDED:
         return
     if order.status != S.CANCELLED and not allowed(order.fulfillment_type, order.status, S.REFUNDED):
@@ -34,7 +37,7 @@ def apply_notice(uow: UnitOfWork, notice: PaymentNotice, source: str) -> None:
     if notice.event == "paid":
         orders.mark_paid(uow, order, source, notice.transaction_id, notice.amount_fen, notice.at,
                          payer_id=notice.payer_id)
-    elif notice.event == "refunded":
-        refunded(uow, order, source, f"refund of payment {notice.transaction_id}")
+    elif notice.event in REFUND_EVENTS:
+        refunds.apply_notice(uow, notice, source)
     else:
         log.info("%s: ignored notification %s for order %s", source, notice.event, order.id)

@@ -26,10 +26,13 @@ def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, n
         if shop_order.status in ("cancelled", "refunded"):
             return                      # never reached the hub
         order, _ = orders.place(uow, cfg, shop_order, now=now)
-    if shop_order.status in PAID_IN_SHOP and order.paid_at is None and order.status == S.PENDING_PAYMENT:
-        # The shop's total may include freight or discounts: its word on the amount stands.
+    if shop_order.status in PAID_IN_SHOP and order.paid_at is None and order.status in (S.PENDING_PAYMENT,
+                                                                                         S.CANCELLED):
+        # The shop's total may include freight or discounts: its word on the amount stands. Paid after
+        # the hub expired the order: mark_paid owes the payment back (the stock is already released).
         orders.mark_paid(uow, order, system, key, None, now)
     elif shop_order.status == "cancelled" and order.status not in (S.CANCELLED, S.REFUNDED):
-        orders.cancel(uow, order, system, "cancelled in the shop")
+        # The shop cancelled it and settles its own money: no second refund from the hub.
+        orders.cancel(uow, order, system, "cancelled in the shop", owe_refund=False)
     elif shop_order.status == "refunded":
         refunded(uow, order, system, "refunded in the shop")

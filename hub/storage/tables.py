@@ -309,3 +309,30 @@ class FlashSaleRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     result: Mapped[dict | None]                                 # gate and ledger at the end
+
+
+class RefundRow(Base):
+    """A refund the hub asked (or was told of) for one payment of an order; `refund_no` is the
+    platform's out_refund_no, fixed before the first call so a repeated request is the same refund."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        UniqueConstraint("order_id", "request_key", name="uq_refund_request"),
+        Index("ix_refunds_status", "status", "updated_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    refund_no: Mapped[str] = mapped_column(String(64), unique=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    payment_ref: Mapped[str] = mapped_column(String(64))        # the payment refunded (transaction id)
+    paid_fen: Mapped[int] = mapped_column(Integer)               # what that payment was
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(80), default="")
+    cause: Mapped[str] = mapped_column(String(24))   # cancelled | paid_late | paid_twice | not_collected | asked | ...
+    source: Mapped[str] = mapped_column(String(32))             # who asked (channel, ops, hub, the platform)
+    request_key: Mapped[str | None] = mapped_column(String(160))  # Idempotency-Key or event id that asked
+    status: Mapped[str] = mapped_column(String(16))             # hub.domain.refunds.RefundStatus
+    platform_refund_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)            # the platform's last word or refusal
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None]                         # when the platform said SUCCESS
