@@ -396,8 +396,12 @@ class WeChatPaySimulator(Simulator):
         timer.daemon = True
         timer.start()
 
-    def send_refund_notifications(self) -> list[requests.Response]:
-        """Post the held refund notifications (knobs.refund_notify_after_s = None) and clear them."""
+    def take_refund_notifications(self) -> list[tuple[str, bytes]]:
+        """The held refund notifications (knobs.refund_notify_after_s = None), as (notify_url, body); cleared."""
         with self._lock:
             notes, self.refund_notes = list(self.refund_notes), []
-        return [self.post_signed(url, body) for url, body in notes]
+        return notes
+
+    def send_refund_notifications(self) -> list[requests.Response]:
+        """Post the held refund notifications to their notify_url, signed."""
+        return [self.post_signed(url, body) for url, body in self.take_refund_notifications()]

@@ -206,16 +206,26 @@ def test_wrong_amount_is_refused_and_changes_nothing(api):
     assert api.post(f"/api/v1/orders/{oid}/pay", {"amount_fen": 25600}).status_code == 422   # no payment_ref
 
 
-def test_cancel_releases_the_stock_and_an_illegal_move_is_409(api):
+def test_cancel_releases_the_stock_and_money_paid_after_it_is_owed_back(api):
     api.stock(10)
     oid = api.order()
     r = api.post(f"/api/v1/orders/{oid}/cancel", {"reason": "changed my mind"})
     assert r.status_code == 200 and r.json["status"] == "cancelled" and api.level().reserved == 0
     assert api.post(f"/api/v1/orders/{oid}/cancel").json["status"] == "cancelled"   # again: no change
+    # Paid after the cancel: the order is not revived and not "refunded" before any money went back —
+    # it stays cancelled with a refund of that payment requested.
     r = api.post(f"/api/v1/orders/{oid}/pay", {"payment_ref": "tx-late"})
-    assert r.status_code == 200 and r.json["status"] == "refunded"       # paid after cancel: refund due
+    assert r.status_code == 200 and r.json["status"] == "cancelled"
+    assert api.post(f"/api/v1/orders/{oid}/pay", {"payment_ref": "tx-late"}).status_code == 200   # again: once
+    # A second, different payment is not refused and forgotten: it is owed back too.
     r = api.post(f"/api/v1/orders/{oid}/pay", {"payment_ref": "tx-other"})
-    assert r.status_code == 409 and r.json["error"] == "illegal_transition"
+    assert r.status_code == 200 and r.json["status"] == "cancelled"
+    order = api.get(f"/api/v1/orders/{oid}").json
+    assert order["status"] == "cancelled" and api.level().reserved == 0
+    assert [(x["payment_ref"], x["amount_fen"], x["status"], x["cause"]) for x in order["refunds"]] == [
+        ("tx-late", order["total_fen"], "requested", "paid_late"),
+        ("tx-other", order["total_fen"], "requested", "paid_twice")]
+    assert all(x["refund_id"].startswith(f"R{oid}-") and x["at"] for x in order["refunds"])
 
 
 def test_a_channel_sees_only_its_own_orders(api):

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from werkzeug.test import Client
 
 from hub import flows
+from hub.api.app import build_api
 from hub.bootstrap import HubContext
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.consumers import Outcome
@@ -91,6 +93,16 @@ class Flow:
                                        .order_by(OutboxMessage.id)).scalars()
             return [r.payload for r in rows if all(r.payload["data"].get(k) == v for k, v in match.items())]
 
+    def platform_notifies(self) -> list[int]:
+        """The payment platform's held refund notifications, posted to the hub's /callbacks/wechat_pay
+        (the real handler, verifying the platform's signature); their HTTP statuses."""
+        app = Client(build_api(self.ctx))
+        codes = []
+        for _url, body in self.sandbox.wechat_pay.take_refund_notifications():
+            headers = {**self.sandbox.wechat_pay.sign(body), "Content-Type": "application/json"}
+            codes.append(app.post("/callbacks/wechat_pay", data=body, headers=headers).status_code)
+        return codes
+
     def deliver(self, consumer: str, event_type: str, **match: Any) -> list[Outcome]:
         """Hand every matching outbox event to `consumer`, as its service would."""
         envelopes = self.events(event_type, **match)
@@ -100,6 +112,8 @@ class Flow:
 
 def make_flow(ctx: HubContext, sandbox: Sandbox) -> Flow:
     sandbox.reset()
+    # No hub listens on the notify_url here: refund notifications wait for `Flow.platform_notifies`.
+    sandbox.wechat_pay.knobs.refund_notify_after_s = None
     for i, sku in enumerate(SKUS):             # the ERP's warehouse lines as it starts (older than the hub's)
         sandbox.erp.set_stock("1000", sku, 100 + 10 * i, ERP_EPOCH)
     fctx = sandbox_ctx(ctx, sandbox)

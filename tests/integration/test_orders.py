@@ -4,12 +4,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from hub.domain.errors import IllegalTransition, InsufficientStock, PickupCodeRejected, PickupLocked
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
 from hub.domain.order_states import TRANSITIONS, OrderStatus
-from hub.services import inventory, orders
-from hub.storage.tables import OrderTransition, utcnow
+from hub.services import inventory, money_owed, orders
+from hub.storage.tables import OrderTransition, OutboxMessage, utcnow
 from tests.support import count
 
 S = OrderStatus
@@ -192,11 +193,17 @@ def test_unpaid_orders_expire_and_release(ctx):
         orders.cancel(uow, orders.get(uow, old), "hub", "unpaid after 15 minutes")
         uow.commit()
     assert level(ctx).reserved == 2
-    # A payment that arrives after expiry is refunded, not revived.
+    # A payment that arrives after expiry is owed back, not revived: the order stays cancelled, with a
+    # refund of that payment requested; refunded follows only on the payment platform's word.
     pay(ctx, old, "late-tx")
     with ctx.uow() as uow:
-        assert orders.get(uow, old).status == S.REFUNDED
+        order = orders.get(uow, old)
+        assert order.status == S.CANCELLED and order.payment_ref == "late-tx"
+        [refund] = money_owed.of_order(uow, old)
+        assert (refund.payment_ref, refund.amount_fen, refund.status, refund.cause) == (
+            "late-tx", order.total_fen, "requested", "paid_late")
         assert orders.get(uow, fresh).status == S.PENDING_PAYMENT
+    assert level(ctx).reserved == 2            # the late payment takes no stock
 
 
 def test_pickup_code_locks_after_too_many_wrong_attempts(ctx):
@@ -232,7 +239,7 @@ def test_a_channel_cannot_order_what_its_safety_stock_holds_back(ctx):
     assert level(ctx).reserved == 2
 
 
-def test_uncollected_paid_pickup_is_cancelled_refunded_and_restocked(ctx):
+def test_uncollected_paid_pickup_is_cancelled_restocked_and_its_refund_requested(ctx):
     from hub.services import housekeeping
 
     stock_up(ctx)
@@ -245,5 +252,11 @@ def test_uncollected_paid_pickup_is_cancelled_refunded_and_restocked(ctx):
     assert housekeeping.cancel_uncollected(ctx, now=later) == [oid]
     with ctx.uow() as uow:
         order = orders.get(uow, oid)
-        assert [t.to_status for t in order.transitions][-2:] == [S.CANCELLED, S.REFUNDED]
+        # refunded only when the platform says the money went back; until then the refund is pending
+        assert order.status == S.CANCELLED
+        [refund] = money_owed.of_order(uow, oid)
+        assert (refund.amount_fen, refund.status, refund.cause) == (order.total_fen, "requested", "not_collected")
+        due = [e for e in uow.session.execute(select(OutboxMessage)).scalars()
+               if e.event_type == "order.refund_due"]
+        assert [e.payload["data"]["refund_no"] for e in due] == [refund.refund_no]
     assert (level(ctx).on_hand, level(ctx).reserved) == (10, 0)
