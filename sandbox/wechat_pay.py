@@ -126,8 +126,10 @@ class WeChatPaySimulator(Simulator):
 
     def notification_body(self, order_ref: str, amount_fen: int, event: str = "TRANSACTION.SUCCESS",
                           transaction_id: str | None = None, notification_id: str | None = None,
-                          payer_openid: str = "oSandboxPayer") -> bytes:
-        """The notification body exactly as the platform would send it (resource encrypted)."""
+                          payer_openid: str = "oSandboxPayer", refund_fen: int | None = None,
+                          refund_no: str | None = None) -> bytes:
+        """The notification body exactly as the platform would send it (resource encrypted). For a
+        REFUND.* event `amount_fen` is the payment's total and `refund_fen` (default: all of it) the refund."""
         transaction_id = transaction_id or self._next_id("4200")
         now = datetime.now(CST).replace(microsecond=0).isoformat()
         if event == "TRANSACTION.SUCCESS":
@@ -141,14 +143,16 @@ class WeChatPaySimulator(Simulator):
             with self._lock:
                 self.transactions[transaction_id] = {"order_ref": order_ref, "amount_fen": amount_fen,
                                                      "payer_openid": payer_openid}
-        elif event == "REFUND.SUCCESS":
+        elif event.startswith("REFUND."):
+            refund_fen = amount_fen if refund_fen is None else refund_fen
             kind, resource = "refund", {
                 "mchid": self.mch_id, "out_trade_no": order_ref, "transaction_id": transaction_id,
-                "out_refund_no": f"R{order_ref}", "refund_id": self._next_id("5030"),
-                "refund_status": "SUCCESS", "success_time": now,
-                "user_received_account": "支付用户零钱",
-                "amount": {"total": amount_fen, "refund": amount_fen, "payer_total": amount_fen,
-                           "payer_refund": amount_fen}}
+                "out_refund_no": refund_no or f"R{order_ref}", "refund_id": self._next_id("5030"),
+                "refund_status": event.split(".", 1)[1], "user_received_account": "支付用户零钱",
+                "amount": {"total": amount_fen, "refund": refund_fen, "payer_total": amount_fen,
+                           "payer_refund": refund_fen}}
+            if event == "REFUND.SUCCESS":
+                resource["success_time"] = now
         else:
             kind, resource = "unknown", {"mchid": self.mch_id, "out_trade_no": order_ref}
         nonce = secrets.token_hex(6)          # 12 characters, as the platform uses
@@ -157,7 +161,7 @@ class WeChatPaySimulator(Simulator):
         envelope = {
             "id": notification_id or f"EV-{self._next_id('')}", "create_time": now,
             "resource_type": "encrypt-resource", "event_type": event,
-            "summary": "支付成功" if kind == "transaction" else "退款成功",
+            "summary": "支付成功" if kind == "transaction" else "退款状态变更",
             "resource": {"original_type": kind, "algorithm": "AEAD_AES_256_GCM",
                          "ciphertext": base64.b64encode(ciphertext).decode(),
                          "associated_data": kind, "nonce": nonce},

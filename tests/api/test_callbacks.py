@@ -15,13 +15,14 @@ from connectors.base import MemoryBinder
 from connectors.registry import build_connector
 from hub.config import SystemConfig
 from hub.domain.order_states import OrderStatus
-from hub.services import orders
+from hub.services import money_owed, orders
 from hub.storage.tables import OrderTransition, OutboxMessage, Shipment, TrackingEventRow
 from sandbox.credentials import sandbox_env
 from sandbox.express import k100_sign
 from sandbox.local_delivery import callback_signature
 from sandbox.wechat_pay import WeChatPaySimulator
 from sandbox.wechat_shop import WeChatShopSimulator, seed_binder
+from tests.api.conftest import OPS_KEY
 from tests.support import CATALOG
 
 CST = timezone(timedelta(hours=8))
@@ -105,6 +106,42 @@ def test_refund_notification_cancels_and_refunds_once(api, pay_sim):
     with api.ctx.uow() as uow:          # the platform already refunded: no second refund asked for
         types = uow.session.execute(select(OutboxMessage.event_type)).scalars().all()
     assert "order.refund_due" not in types
+
+
+def test_a_partial_refund_notification_leaves_the_order_and_its_stock_alone(api, pay_sim):
+    """100 fen back on a 25,600 fen order: recorded as a refund, the order keeps its status and stock."""
+    api.stock(10)
+    oid = api.order()
+    notify(api, pay_sim, pay_sim.notification_body(oid, 25600, transaction_id="4200000010"))
+    body = pay_sim.notification_body(oid, 25600, "REFUND.SUCCESS", transaction_id="4200000010", refund_fen=100)
+    assert notify(api, pay_sim, body).status_code == 200
+    assert notify(api, pay_sim, body).status_code == 200                     # re-sent: one refund
+    assert status(api, oid) == "allocated" and transitions(api, oid) == ["pending_payment", "paid", "allocated"]
+    assert (api.level().on_hand, api.level().reserved) == (10, 2)
+    [refund] = api.get(f"/api/v1/orders/{oid}").json["refunds"]
+    assert (refund["amount_fen"], refund["status"], refund["cause"]) == (100, "success", "platform")
+    # The rest going back later (25,500 fen) completes it: then the order is refunded and its stock released.
+    rest = pay_sim.notification_body(oid, 25600, "REFUND.SUCCESS", transaction_id="4200000010", refund_fen=25500,
+                                     refund_no=f"R{oid}-REST")
+    assert notify(api, pay_sim, rest).status_code == 200
+    assert transitions(api, oid)[-2:] == ["cancelled", "refunded"] and api.level().reserved == 0
+
+
+@pytest.mark.parametrize("event,shown", [("REFUND.ABNORMAL", "abnormal"), ("REFUND.CLOSED", "closed")])
+def test_abnormal_and_closed_refund_notifications_are_answered_and_shown_to_operations(api, pay_sim, event,
+                                                                                        shown):
+    api.stock(10)
+    oid = api.order()
+    notify(api, pay_sim, pay_sim.notification_body(oid, 25600, transaction_id="4200000011"))
+    body = pay_sim.notification_body(oid, 25600, event, transaction_id="4200000011", refund_no=f"R{oid}-1")
+    r = notify(api, pay_sim, body)
+    assert r.status_code == 200 and r.json == {"code": "SUCCESS"}     # not 422: WeChat would re-send it for a day
+    assert status(api, oid) == "allocated"                             # no money went back: the order goes on
+    [refund] = api.get(f"/api/v1/orders/{oid}").json["refunds"]
+    assert (refund["refund_id"], refund["status"]) == (f"R{oid}-1", shown)
+    listed = api.get("/admin/api/refunds", key=OPS_KEY).json["refunds"]
+    assert [(x["order_id"], x["refund_id"], x["status"]) for x in listed] == [(oid, f"R{oid}-1", shown)]
+    assert listed[0]["detail"]
 
 
 def test_unknown_connector_is_404(api):
@@ -243,6 +280,29 @@ def push(api, sim, event: str, shop_order_id: str):
     body = sim.push_body(f"channels_ec_{event}", shop_order_id)
     return api.client.post("/callbacks/wechat_shop", data=body, query_string=sim.signed_query(),
                            headers={"Content-Type": "application/json"})
+
+
+def test_a_shop_payment_after_the_hub_expired_the_order_is_owed_back(api, shop):
+    api.stock(10)
+    shop.seed_order("3705115058471208999", [("TEA-001", 2, 12000)], status=10, fulfillment="pickup",
+                    store_id="S001")
+    assert push(api, shop, "order_new", "3705115058471208999").status_code == 200
+    with api.ctx.uow() as uow:              # the hub expires it before the shop's payment arrives
+        order = orders.find_by_idempotency(uow, "miniprogram", "wechat_shop:3705115058471208999")
+        orders.cancel(uow, order, "hub", "unpaid after 15 minutes")
+        oid = order.id
+        uow.commit()
+    shop.seed_order("3705115058471208999", [("TEA-001", 2, 12000)], status=20, fulfillment="pickup",
+                    store_id="S001")
+    r = push(api, shop, "order_pay", "3705115058471208999")
+    assert r.status_code == 200 and r.get_data() == b"success"
+    assert push(api, shop, "order_pay", "3705115058471208999").status_code == 200      # duplicate push: once
+    with api.ctx.uow() as uow:
+        order = orders.get(uow, oid)
+        assert order.status == "cancelled" and order.paid_at is not None
+        [refund] = money_owed.of_order(uow, oid)
+        assert (refund.amount_fen, refund.status, refund.cause) == (24000, "requested", "paid_late")
+    assert api.level().reserved == 0
 
 
 def test_shop_order_push_places_then_pays_the_order_once(api, shop):
