@@ -1,4 +1,4 @@
-"""WeChat Pay connector against its simulator: notifications in, shipping info out."""
+"""WeChat Pay connector against its simulator: notifications in, refunds and shipping info out."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from connectors.base import MappingError, PermanentError, SignatureError, TransientError
-from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot
+from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, RefundRequest
 from sandbox.wechat_pay import WeChatPaySimulator
 from tests.connectors.conftest import simulator
 
@@ -358,3 +358,96 @@ def test_a_key_id_the_hub_does_not_hold_is_refused(sim, pay, credentials):
     body = other.notification_body("O-2005", 100)
     with pytest.raises(SignatureError, match="unknown platform certificate serial"):
         pay.parse_notification(other.sign(body), body)
+
+
+# -- refunds: the hub asking, signed; the platform's signed answer; its notifications ----------------
+
+def refund_of(tx: str, refund_no: str = "RO-3001-A", amount: int = 1900, paid: int = 1900) -> RefundRequest:
+    return RefundRequest(refund_no=refund_no, order_ref="O-3001", payment_ref=tx, paid_fen=paid, amount_fen=amount,
+                         reason="buyer cancelled", notify_url="http://127.0.0.1:9/callbacks/wechat_pay")
+
+
+@pytest.fixture
+def paid(sim):
+    """A payment the platform knows (1900 fen), refund notifications held for the test."""
+    sim.knobs.refund_notify_after_s = None
+    sim.notification_body("O-3001", 1900, transaction_id="4200003001")
+    return "4200003001"
+
+
+def test_refund_request_is_signed_and_answered_processing_then_notified(sim, pay, paid):
+    answer = pay.request_refund(refund_of(paid))
+    assert (answer.refund_no, answer.status, answer.amount_fen) == ("RO-3001-A", "PROCESSING", 1900)
+    [req] = sim.requests_to("/v3/refund/domestic/refunds")
+    assert req.headers["Authorization"].startswith('WECHATPAY2-SHA256-RSA2048 mchid="1900000001",')
+    assert json.loads(req.body) == {"out_refund_no": "RO-3001-A", "transaction_id": paid, "reason": "buyer cancelled",
+                                    "notify_url": "http://127.0.0.1:9/callbacks/wechat_pay",
+                                    "amount": {"refund": 1900, "total": 1900, "currency": "CNY"}}
+    [(url, body)] = sim.take_refund_notifications()
+    notice = pay.parse_notification(sim.sign(body), body)
+    assert (notice.event, notice.refund_no, notice.refund_id, notice.refund_status) == (
+        "refunded", "RO-3001-A", answer.refund_id, "SUCCESS")
+    assert (notice.order_ref, notice.transaction_id, notice.amount_fen, notice.paid_fen) == ("O-3001", paid, 1900, 1900)
+
+
+def test_the_same_refund_number_asked_again_is_the_same_refund_paid_once(sim, pay, paid):
+    first = pay.request_refund(refund_of(paid))
+    again = pay.request_refund(refund_of(paid))            # e.g. the hub crashed before recording the answer
+    assert again.refund_id == first.refund_id
+    assert len(sim.refunds) == 1 and sim.refunds["RO-3001-A"].asked == 2
+    assert len(sim.take_refund_notifications()) == 1
+
+
+def test_partial_refunds_add_up_and_the_platform_refuses_more_than_was_paid(sim, pay, paid):
+    pay.request_refund(refund_of(paid, "R-P1", amount=1000))
+    pay.request_refund(refund_of(paid, "R-P2", amount=900))
+    with pytest.raises(PermanentError, match="INVALID_REQUEST"):
+        pay.request_refund(refund_of(paid, "R-P3", amount=1))
+
+
+def test_an_unsigned_or_forged_answer_is_not_trusted(sim, pay, paid):
+    sim.knobs.unsigned_answers = True
+    with pytest.raises(SignatureError, match="missing signature header"):
+        pay.request_refund(refund_of(paid))
+    sim.knobs.unsigned_answers, sim.knobs.bad_signature = False, True
+    with pytest.raises(SignatureError, match="bad signature"):
+        pay.request_refund(refund_of(paid))
+
+
+def test_the_platform_refuses_a_request_the_merchant_key_did_not_sign(sim, make_connector, paid):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_keys
+    other = rsa_keys.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    forger = make_connector("wechat_pay", sim, merchant_private_key=other)
+    with pytest.raises(PermanentError, match="SIGN_ERROR"):
+        forger.request_refund(refund_of(paid))
+    assert sim.refunds == {}
+
+
+def test_a_busy_platform_is_retried_by_the_same_number(sim, pay, paid):
+    sim.faults.fail_next, sim.faults.error_status = 2, 503
+    sim.faults.error_body = {"code": "SYSTEM_ERROR", "message": "系统繁忙"}
+    assert pay.request_refund(refund_of(paid)).status == "PROCESSING"
+    assert len(sim.requests_to("/v3/refund/domestic/refunds")) == 3 and len(sim.refunds) == 1
+
+
+def test_an_unknown_payment_is_a_refusal(sim, pay, paid):
+    with pytest.raises(PermanentError, match="RESOURCE_NOT_EXISTS"):
+        pay.request_refund(refund_of("4200009999"))
+
+
+@pytest.mark.parametrize("outcome,event", [("ABNORMAL", "refund_abnormal"), ("CLOSED", "refund_closed")])
+def test_abnormal_and_closed_refund_notifications_map(sim, pay, paid, outcome, event):
+    sim.knobs.refund_outcome = outcome
+    pay.request_refund(refund_of(paid))
+    [(_, body)] = sim.take_refund_notifications()
+    notice = pay.parse_notification(sim.sign(body), body)
+    assert (notice.event, notice.refund_status, notice.refund_no) == (event, outcome, "RO-3001-A")
+    assert notice.at.tzinfo is not None                    # no success_time: the notification's own time
+
+
+def test_refunds_need_the_merchant_key(sim, make_connector, paid):
+    pay = make_connector("wechat_pay", sim, merchant_private_key="")
+    with pytest.raises(PermanentError, match="merchant_private_key"):
+        pay.request_refund(refund_of(paid))
