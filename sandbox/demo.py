@@ -203,12 +203,23 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
         s.call("POST", f"/api/v1/orders/{victim}/cancel")
         say(f"  order {victim} is {s.order(victim)['status']}; its reservation is released")
 
+        say("16:00  A paid order is cancelled: its refund asked of WeChat Pay, refunded when the money is back")
+        regret = s.place("pickup to be refunded", [{"sku": "TEA-001", "qty": 1}],
+                         {"type": "pickup", "store_id": "S002"})
+        _pay(s, sandbox, regret, say)
+        s.call("POST", f"/api/v1/orders/{regret}/cancel", json={"reason": "bought the wrong tea"})
+        done = s.wait_status(regret, "refunded", timeout=30)
+        [refund] = done["refunds"]
+        say(f"  refund {refund['refund_id']} of {refund['amount_fen'] / 100:.2f} yuan: {refund['status']}; "
+            f"order {regret} is {done['status']}")
+
         s.wait("the outbox to drain and the shop to catch up", lambda: _drained(ctx), timeout=30)
         time.sleep(0.5)
         say("\nWhat each system received")
         say(f"  POS: {len(sandbox.pos.orders)} pickup order(s), {len(sandbox.pos.state_changes)} state change(s)")
         say(f"  mini-program shop: {len(sandbox.wechat_shop.stock_updates)} per-store stock update(s)")
-        say(f"  WeChat Pay: {len(sandbox.wechat_pay.shipping_uploads)} shipping-info upload(s)")
+        say(f"  WeChat Pay: {len(sandbox.wechat_pay.shipping_uploads)} shipping-info upload(s), "
+            f"{len(sandbox.wechat_pay.refunds)} refund(s)")
         say(f"  ERP: {len(sandbox.erp.received_orders)} sales order(s) over SOAP")
         say(f"  CRM: {len(sandbox.crm.point_entries)} points entr(y/ies)")
         say(f"  local courier: {len(sandbox.local_delivery.deliveries)} booking(s); "
@@ -218,7 +229,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
         say(f"  dead letters: {len(consumers.dead_letters(ctx))}")
 
         say("\nOrder timelines")
-        for order_id in (pickup, delivery, express, victim):
+        for order_id in (pickup, delivery, express, victim, regret):
             o = s.order(order_id)
             say(f"  {order_id} ({o['fulfillment']['type']}):")
             for e in o["timeline"]:
