@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 MAX_EXAMPLES = int(os.environ.get("HUB_CONTRACT_EXAMPLES", "25"))   # bounded for CI; raise it for a deep run
 SEED = "20261125"
 AUDIENCES = {
-    "channel": (CHANNEL_KEY, ["channel"]),
+    "channel": (CHANNEL_KEY, ["channel", "channel_or_ops"]),
     "store": (POS_KEYS["S001"], ["store"]),
     "erp": (ERP_KEY, ["erp"]),
     "ops": (OPS_KEY, ["ops", "admin"]),
