@@ -228,6 +228,20 @@ def test_cancel_releases_the_stock_and_money_paid_after_it_is_owed_back(api):
     assert all(x["refund_id"].startswith(f"R{oid}-") and x["at"] for x in order["refunds"])
 
 
+def test_a_second_different_payment_for_a_paid_order_is_owed_back_not_refused(api):
+    api.stock(10)
+    oid = api.order()
+    api.pay(oid, "tx-first")
+    r = api.post(f"/api/v1/orders/{oid}/pay", {"payment_ref": "tx-second"})
+    assert r.status_code == 200 and r.json["status"] == "allocated"        # the order goes on with its payment
+    again = api.post(f"/api/v1/orders/{oid}/pay", {"payment_ref": "tx-second"})   # reported again: once
+    assert again.status_code == 200
+    order = api.get(f"/api/v1/orders/{oid}").json
+    assert [(x["payment_ref"], x["amount_fen"], x["status"], x["cause"]) for x in order["refunds"]] == [
+        ("tx-second", order["total_fen"], "requested", "paid_twice")]
+    assert order["status"] == "allocated" and api.level().reserved == 2
+
+
 def test_a_channel_sees_only_its_own_orders(api):
     with api.ctx.uow() as uow:
         uow.session.add(OrderRow(id="OTHER1", channel="other_shop", idempotency_key="x", request_hash="-",
