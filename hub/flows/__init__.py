@@ -8,7 +8,7 @@ name of the service that runs it (`fulfilment.*`, `erp_sync.*`), so a dead lette
 - express.py       waybill + tracking subscription -> shipped (stock committed)
 - shipping_info.py the payment platform's shipping-info upload (pickup, same city, express)
 - completed.py     ERP sales order (+ the feed) and CRM points, as two consumers
-- refunds.py       a refund that is due: logged and counted for an operator
+- refunds.py       a refund that is due, asked of the payment platform by its fixed out_refund_no
 - erp_pull.py      product master and warehouse stock from the ERP (timer and `hub resync`)
 - reconcile.py     what each channel shows vs what the hub holds, drift repaired
 
