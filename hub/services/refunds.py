@@ -67,7 +67,7 @@ def for_event(uow: UnitOfWork, data: dict[str, Any], message_id: str) -> RefundR
     order = orders.get(uow, data["order_id"], lock=True)
     if data.get("refund_no"):
         row = by_no(uow, data["refund_no"])
-        if row is None:
+        if row is None or row.order_id != order.id:
             raise NotFound(f"no refund {data['refund_no']!r} for order {order.id}")
         return row
     key = f"event:{message_id}"
