@@ -37,12 +37,13 @@ def ask_refund(call: Call) -> Any:
 
 
 def for_operations(call: Call) -> dict:
-    wanted = (call.query("status"),) if call.query("status") else tuple(NEEDS_OPERATOR)
+    wanted = (call.query("status"),) if call.query("status") else None
     with call.ctx.reader() as uow:
-        rows = refunds.needing_operator(uow, wanted, call.query("limit") or 200)
+        rows = refunds.needing_operator(uow, wanted, call.query("limit") or 200, now=call.deps.now())
         items = [{"order_id": r.order_id, **item} | {"detail": r.detail or "", "updated_at": iso(call, r.updated_at)}
                  for r, item in zip(rows, refund_list(call, rows), strict=True)]
-    return {"refunds": items, "statuses": list(wanted)}
+    return {"refunds": items, "statuses": list(wanted or NEEDS_OPERATOR),
+            "stale_after_minutes": None if wanted else int(refunds.STALE_AFTER.total_seconds() // 60)}
 
 
 ROUTES = [
@@ -54,7 +55,8 @@ ROUTES = [
                      400: "missing Idempotency-Key", 404: "unknown order",
                      422: "not paid, more than is left to refund, or the key used for another amount"}),
     Route("GET", "/admin/api/refunds", for_operations, "admin",
-          "Refunds an operator must look at (abnormal, closed, refused), or every refund in one status",
+          "Refunds an operator must look at (abnormal, closed, refused, or still pending after 30 minutes), "
+          "or every refund in one status",
           query=(Param("status", schemas.Str(required=False, enum=tuple(str(s) for s in RefundStatus)),
                        "one status instead of those needing an operator"),
                  Param("limit", schemas.Int(required=False, minimum=1, maximum=500), "default 200"))),

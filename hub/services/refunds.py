@@ -9,10 +9,10 @@ Refund rows change under their order's lock (`orders.get(..., lock=True)` first)
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from hub.domain import refunds as rules
 from hub.domain.errors import BadInput, IllegalTransition, NotFound
@@ -194,8 +194,18 @@ def view(row: RefundRow) -> dict[str, Any]:
             "settled_at": row.settled_at, "reason": row.reason, "cause": row.cause, "payment_ref": row.payment_ref}
 
 
-def needing_operator(uow: UnitOfWork, statuses: tuple[str, ...] = tuple(rules.NEEDS_OPERATOR),
-                     limit: int = 200) -> list[RefundRow]:
-    stmt = (select(RefundRow).where(RefundRow.status.in_(statuses)).order_by(RefundRow.updated_at.desc())
-            .limit(limit))
+STALE_AFTER = timedelta(minutes=30)   # a refund still asked-for or processing this long needs a look
+
+
+def needing_operator(uow: UnitOfWork, statuses: tuple[str, ...] | None = None, limit: int = 200,
+                     now: datetime | None = None) -> list[RefundRow]:
+    """Refunds in `statuses`; by default those an operator must look at: abnormal, closed, refused, and
+    any still requested or processing after STALE_AFTER (a platform down for long, a notification lost)."""
+    if statuses is not None:
+        where = RefundRow.status.in_(statuses)
+    else:
+        stale = (now or utcnow()) - STALE_AFTER
+        where = or_(RefundRow.status.in_(tuple(rules.NEEDS_OPERATOR)),
+                    and_(RefundRow.status.in_((R.REQUESTED, R.PROCESSING)), RefundRow.updated_at < stale))
+    stmt = select(RefundRow).where(where).order_by(RefundRow.updated_at.desc()).limit(limit)
     return list(uow.session.execute(stmt).scalars())

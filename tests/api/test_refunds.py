@@ -4,10 +4,11 @@ then does with the refund is tests/flows/test_refunds.py's business."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from sqlalchemy import select
 
-from hub.storage.tables import OutboxMessage
+from hub.storage.tables import OutboxMessage, utcnow
 from sandbox.credentials import sandbox_env
 from sandbox.wechat_pay import WeChatPaySimulator
 
@@ -121,3 +122,12 @@ def test_operations_see_refunds_needing_them_and_the_metric_counts_by_status(api
     assert "hub_refunds_due" not in text
     detail = api.get(f"/admin/api/orders/{oid}", key=OPS_KEY).json
     assert sorted(x["status"] for x in detail["refunds"]) == ["abnormal", "requested"]
+
+
+def test_a_refund_pending_for_long_is_shown_to_operations(api):
+    oid, _ = paid_order(api)
+    refund(api, oid, {"amount_fen": 100})
+    assert api.get("/admin/api/refunds", key=OPS_KEY).json["refunds"] == []        # just asked: not yet
+    api.clock.now = utcnow() + timedelta(minutes=31)
+    [stale] = api.get("/admin/api/refunds", key=OPS_KEY).json["refunds"]
+    assert (stale["order_id"], stale["amount_fen"], stale["status"]) == (oid, 100, "requested")
