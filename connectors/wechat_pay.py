@@ -177,19 +177,32 @@ class WeChatPayConnector:
         Transport failures, 5xx, 429 and the platform's passing errors (SYSTEM_ERROR, FREQUENCY_LIMITED,
         NOT_ENOUGH) are TransientError and retried by the same number; a refusal is PermanentError;
         an answer without the platform's signature is SignatureError."""
-        if self._merchant_key is None or not self._merchant_serial or not self._pay_base:
-            raise PermanentError(self.name, "merchant_private_key, merchant_serial and base_url are needed to "
-                                            "ask for refunds")
+        self._need_merchant_key()
         body = self.mapping.outbound("refund_request", {
             "refund_no": refund.refund_no, "payment_ref": refund.payment_ref, "reason": refund.reason or None,
             "notify_url": refund.notify_url, "amount_fen": refund.amount_fen, "paid_fen": refund.paid_fen})
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        answer = self.retry.call(self._post_signed, "refund", raw)
+        answer = self.retry.call(self._signed_call, "POST", self.mapping.operation("refund"), raw)
         fields = self.mapping.inbound("refund_answer", answer)
         if fields["refund_no"] != refund.refund_no:
             raise MappingError(self.name, "out_refund_no", fields["refund_no"], "the answer is for another refund")
         return RefundAnswer(refund_no=fields["refund_no"], refund_id=fields["refund_id"], status=fields["status"],
                             amount_fen=fields["amount_fen"], at=fields.get("at"))
+
+    def query_refund(self, refund_no: str) -> RefundAnswer:
+        """The platform's word on a refund now (`GET /v3/refund/domestic/refunds/{out_refund_no}`), signed."""
+        self._need_merchant_key()
+        answer = self.retry.call(self._signed_call, "GET", self.mapping.operation("refund") + "/" + refund_no, b"")
+        fields = self.mapping.inbound("refund_answer", answer)
+        if fields["refund_no"] != refund_no:
+            raise MappingError(self.name, "out_refund_no", fields["refund_no"], "the answer is for another refund")
+        return RefundAnswer(refund_no=fields["refund_no"], refund_id=fields["refund_id"], status=fields["status"],
+                            amount_fen=fields["amount_fen"], at=fields.get("at"))
+
+    def _need_merchant_key(self) -> None:
+        if self._merchant_key is None or not self._merchant_serial or not self._pay_base:
+            raise PermanentError(self.name, "merchant_private_key, merchant_serial and base_url are needed to "
+                                            "ask for refunds")
 
     def authorization(self, method: str, path: str, body: bytes, timestamp: int | None = None,
                       nonce: str | None = None) -> str:
@@ -202,12 +215,14 @@ class WeChatPayConnector:
         return (f'WECHATPAY2-SHA256-RSA2048 mchid="{self._mch_id}",nonce_str="{nonce}",signature="{signature}",'
                 f'timestamp="{ts}",serial_no="{self._merchant_serial}"')
 
-    def _post_signed(self, operation: str, body: bytes) -> dict:
-        path = self.mapping.operation(operation)
-        headers = {"Authorization": self.authorization("POST", path, body), "Accept": "application/json",
-                   "Content-Type": "application/json"}
+    def _signed_call(self, method: str, path: str, body: bytes) -> dict:
+        operation = f"{method} {path}"
+        headers = {"Authorization": self.authorization(method, path, body), "Accept": "application/json"}
+        if body:
+            headers["Content-Type"] = "application/json"
         try:
-            resp = self._pay_session.post(self._pay_base + path, data=body, headers=headers, timeout=self._timeout)
+            resp = self._pay_session.request(method, self._pay_base + path, data=body or None, headers=headers,
+                                             timeout=self._timeout)
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(self.name, f"{operation}: {type(exc).__name__}: {exc}") from exc
         if 200 <= resp.status_code < 300:

@@ -153,6 +153,10 @@ class PaymentPlatform(Protocol):
         """Ask for a refund; asking again with the same `refund_no` is the same refund, paid once."""
         ...
 
+    def query_refund(self, refund_no: str) -> RefundAnswer:
+        """The platform's word on a refund now (for one whose notification never came)."""
+        ...
+
     def upload_shipping_info(self, order: OrderSnapshot, transaction_id: str, logistics_type: str,
                              tracking_no: str | None = None, express_company: str | None = None) -> None: ...
 

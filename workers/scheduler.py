@@ -6,7 +6,7 @@ import time
 
 from nameko.timer import timer
 
-from hub.flows import reconcile
+from hub.flows import reconcile, refunds
 from hub.services import flash_sales, housekeeping
 
 from .dependencies import HubCore
@@ -32,6 +32,12 @@ class SchedulerService:
         cancelled = housekeeping.cancel_uncollected(self.hub)
         if cancelled:
             log.info("cancelled %d uncollected pickup order(s)", len(cancelled))
+
+    @timer(interval=300)
+    def follow_up_refunds(self) -> None:
+        settled = refunds.follow_up(self.hub)      # refunds whose notification never came
+        if settled:
+            log.info("followed up %d refund(s) with the payment platform: %s", len(settled), ", ".join(settled))
 
     # nameko fixes a timer's interval when the class is defined; config.yaml's
     # hub.reconcile_interval_s is honoured by a short tick that runs when the interval is up.

@@ -7,20 +7,26 @@ crash after the platform took the refund only repeats the request by the same nu
 platform answers with the same refund (paid once). A refusal marks the refund failed and parks the
 event for an operator (`hub dlq replay` asks again by the same number); a transient failure is
 retried, then parked. The money's outcome comes with the platform's notification
-(`/callbacks/wechat_pay` → `services/refunds.apply_notice`), or at once in a SUCCESS answer.
+(`/callbacks/wechat_pay` → `services/refunds.apply_notice`), or at once in a SUCCESS answer; a refund
+still processing long after it was taken is asked about (`follow_up`, a scheduler timer), in case its
+notification was lost.
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
+
+from sqlalchemy import select
 
 from hub.bootstrap import HubContext
 from hub.consumers import consumer, current_message_id
 from hub.domain.model import RefundRequest
-from hub.domain.refunds import TO_ASK
+from hub.domain.refunds import TO_ASK, RefundStatus
 from hub.flows import callback_url
 from hub.ports import ConnectorError, PermanentError
 from hub.services import refunds
+from hub.storage.tables import RefundRow, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +61,34 @@ def ask_for_refund(ctx: HubContext, data: dict[str, Any]) -> None:
         uow.commit()
         log.info("refund %s of order %s (%d fen) taken by %s: %s", row.refund_no, row.order_id, row.amount_fen,
                  payment.name, row.status)
+
+
+FOLLOW_UP_AFTER = timedelta(minutes=10)     # the platform notifies within seconds; ten minutes is a lost notification
+
+
+def follow_up(ctx: HubContext, now: datetime | None = None, limit: int = 100) -> list[str]:
+    """Ask the platform about refunds still processing FOLLOW_UP_AFTER after they were taken, and record
+    its (signed) answer. One refund's failure stops nothing else; returns the refund numbers that moved."""
+    cutoff = (now or utcnow()) - FOLLOW_UP_AFTER
+    with ctx.reader() as uow:
+        due = list(uow.session.execute(
+            select(RefundRow.refund_no).where(RefundRow.status == RefundStatus.PROCESSING,
+                                              RefundRow.updated_at < cutoff)
+            .order_by(RefundRow.updated_at).limit(limit)).scalars())
+    if not due:
+        return []
+    payment = ctx.connectors.payment()
+    moved = []
+    for refund_no in due:
+        try:
+            answer = payment.query_refund(refund_no)          # no transaction open
+            with ctx.uow() as uow:
+                row = refunds.record_answer(uow, answer, payment.name)
+                if row.status == RefundStatus.PROCESSING:
+                    row.updated_at = utcnow()                 # asked now: next time in FOLLOW_UP_AFTER
+                else:
+                    moved.append(refund_no)
+                uow.commit()
+        except Exception as exc:  # noqa: BLE001 - the platform or our database away: the next run asks again
+            log.warning("refund %s: follow-up query failed: %s", refund_no, exc)
+    return moved

@@ -97,8 +97,9 @@ def record_answer(uow: UnitOfWork, answer: RefundAnswer, source: str) -> RefundR
         log.warning("refund %s: the platform took %d fen, the hub asked %d", row.refund_no, answer.amount_fen,
                     row.amount_fen)
         row.amount_fen = answer.amount_fen
-    if advance(uow, row, rules.PLATFORM_STATUS[answer.status], source, answer.at):
+    if row.status == R.FAILED:
         row.detail = None                   # a refusal of an earlier try is history now
+    advance(uow, row, rules.PLATFORM_STATUS[answer.status], source, answer.at)
     return row
 
 
@@ -131,13 +132,7 @@ def apply_notice(uow: UnitOfWork, notice: PaymentNotice, source: str) -> RefundR
         log.warning("refund %s: the platform paid back %d fen, the hub asked %d", row.refund_no, notice.amount_fen,
                     row.amount_fen)
         row.amount_fen = notice.amount_fen          # what went back is what counts
-    status = rules.PLATFORM_STATUS[notice.refund_status]
-    if status == R.ABNORMAL:
-        row.detail = "the platform could not pay the buyer back (account closed or frozen): refund it offline " \
-                     "or ask again once the buyer's account works"
-    elif status == R.CLOSED:
-        row.detail = "the refund was closed: nothing went back"
-    advance(uow, row, status, source, notice.at)
+    advance(uow, row, rules.PLATFORM_STATUS[notice.refund_status], source, notice.at)
     return row
 
 
@@ -147,7 +142,11 @@ def advance(uow: UnitOfWork, row: RefundRow, status: str, source: str, at: datet
         return False
     row.status, row.updated_at = status, utcnow()
     if status == R.ABNORMAL:
+        row.detail = "the platform could not pay the buyer back (account closed or frozen): refund it offline " \
+                     "or ask again once the buyer's account works"
         log.warning("refund %s of order %s is ABNORMAL: an operator must act", row.refund_no, row.order_id)
+    elif status == R.CLOSED:
+        row.detail = "the refund was closed: nothing went back"
     if status == R.SUCCESS:
         row.settled_at = at or utcnow()
         _settle_order(uow, row, source, at)

@@ -451,3 +451,17 @@ def test_refunds_need_the_merchant_key(sim, make_connector, paid):
     pay = make_connector("wechat_pay", sim, merchant_private_key="")
     with pytest.raises(PermanentError, match="merchant_private_key"):
         pay.request_refund(refund_of(paid))
+
+
+def test_a_refund_is_queried_signed_and_its_answer_verified(sim, pay, paid):
+    taken = pay.request_refund(refund_of(paid))
+    sim.take_refund_notifications()
+    now = pay.query_refund("RO-3001-A")
+    assert (now.refund_id, now.status, now.amount_fen) == (taken.refund_id, "SUCCESS", 1900) and now.at
+    [req] = sim.requests_to("/v3/refund/domestic/refunds/RO-3001-A")
+    assert req.method == "GET" and req.headers["Authorization"].startswith("WECHATPAY2-SHA256-RSA2048 ")
+    with pytest.raises(PermanentError, match="RESOURCE_NOT_EXISTS"):
+        pay.query_refund("RO-NEVER")
+    sim.knobs.unsigned_answers = True
+    with pytest.raises(SignatureError):
+        pay.query_refund("RO-3001-A")

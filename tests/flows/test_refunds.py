@@ -12,6 +12,7 @@ import pytest
 from hub import events
 from hub.consumers import dead_letters, handle_once, replay
 from hub.domain.order_states import OrderStatus as S
+from hub.flows import refunds as refund_flow
 from hub.services import housekeeping, money_owed, orders, refunds
 from hub.storage.tables import RefundRow, StockLevel, utcnow
 from tests.conftest import make_ctx
@@ -287,3 +288,18 @@ def test_embedded_mode_writes_while_the_platform_is_asked(tmp_path, sandbox):
         ctx.engine.dispose()
     assert still_asking, "the write waited for the platform's answer (SQLite's writer lock held)"
     assert other
+
+
+def test_a_refund_whose_notification_was_lost_is_followed_up_with_the_platform(flow):
+    order_id = paid_pickup(flow)
+    cancel(flow, order_id)
+    assert ask(flow, order_id) == ["applied"]
+    assert len(flow.sandbox.wechat_pay.take_refund_notifications()) == 1      # lost on its way to the hub
+    assert refund_flow.follow_up(flow.ctx) == []                                # taken just now: not yet
+    [row] = refunds_of(flow, order_id)
+    assert flow.sandbox.wechat_pay.requests_to(f"/v3/refund/domestic/refunds/{row.refund_no}") == []
+    later = utcnow() + refund_flow.FOLLOW_UP_AFTER + timedelta(minutes=1)
+    [number] = refund_flow.follow_up(flow.ctx, now=later)
+    assert [(r.refund_no, r.status) for r in refunds_of(flow, order_id)] == [(number, "success")]
+    assert flow.order(order_id).status == S.REFUNDED
+    assert refund_flow.follow_up(flow.ctx, now=later) == []                     # settled: never asked again
