@@ -170,3 +170,25 @@ def test_bad_signature_is_rejected_and_changes_nothing(hub):
     r = pay_sim.notify(f"{hub.base}/callbacks/wechat_pay", order_id, hub.order(order_id)["total_fen"])
     assert r.status_code == 401
     assert hub.order(order_id)["status"] == "pending_payment"
+
+
+def test_a_paid_order_cancelled_and_a_partial_refund_end_to_end(hub):
+    """Production mode: the gateway owes, the relay publishes, fulfilment asks WeChat Pay (signed), the
+    platform's notification comes back to the gateway, and only then is the order refunded."""
+    count(hub, "S002", "CUP-002", 5)
+    r = place(hub, [{"sku": "CUP-002", "qty": 2}], {"type": "pickup", "store_id": "S002"})
+    assert r.status_code == 201, r.text
+    order_id = r.json()["order_id"]
+    pay(hub, order_id)
+    partial = hub.call("POST", f"/api/v1/orders/{order_id}/refund", key="ops",
+                       headers={"Idempotency-Key": "e2e-partial"}, json={"amount_fen": 500, "reason": "tea stain"})
+    assert partial.status_code == 202, partial.text
+    wait_for(lambda: [x["status"] for x in hub.order(order_id)["refunds"]] == ["success"], 30,
+             "the partial refund paid back")
+    assert hub.order(order_id)["status"] == "allocated"                  # a partial refund leaves it alone
+    assert hub.call("POST", f"/api/v1/orders/{order_id}/cancel", json={"reason": "changed my mind"}).status_code == 200
+    done = hub.wait_status(order_id, "refunded")
+    assert sorted(x["amount_fen"] for x in done["refunds"]) == [500, done["total_fen"] - 500]
+    assert all(x["status"] == "success" for x in done["refunds"])
+    assert sorted(r.amount_fen for r in hub.sandbox.wechat_pay.refunds.values()
+                  if r.order_ref == order_id) == [500, done["total_fen"] - 500]
