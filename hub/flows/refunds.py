@@ -24,7 +24,7 @@ from hub.consumers import consumer, current_message_id
 from hub.domain.model import RefundRequest
 from hub.domain.refunds import TO_ASK, RefundStatus
 from hub.flows import callback_url
-from hub.ports import ConnectorError, PermanentError
+from hub.ports import PermanentError
 from hub.services import refunds
 from hub.storage.tables import RefundRow, utcnow
 
@@ -54,8 +54,8 @@ def ask_for_refund(ctx: HubContext, data: dict[str, Any]) -> None:
             refunds.record_refusal(uow, request.refund_no, str(exc))
             uow.commit()
         raise                                    # parked: an operator sees the refund failed and may replay
-    except ConnectorError:
-        raise                                    # retried by the consumer, then parked; the number stays
+    # Any other failure (the platform away, an unsigned answer) is retried by the consumer, then parked;
+    # the refund stays requested under the same number.
     with ctx.uow() as uow:                       # 3. its answer, recorded
         row = refunds.record_answer(uow, answer, payment.name)
         uow.commit()
