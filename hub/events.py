@@ -35,8 +35,9 @@ CATALOGUE: tuple[EventType, ...] = (
     EventType(SHIPMENT_REBOOK_NEEDED, ("order_id", "shipment_id", "carrier", "shipment_ref", "reason"),
               "a courier cancelled or let a booking expire; the order is back to allocated",
               ("fulfilment.rebook_courier",)),
-    EventType(ORDER_REFUND_DUE, ("order_id", "payment_ref"),
-              "a paid order was cancelled and the payment platform has not refunded it yet",
+    EventType(ORDER_REFUND_DUE, ("order_id", "payment_ref", "reason"),
+              "money is owed to the buyer: a paid order cancelled (also a cancel the courier accepted), a failed "
+              "delivery returned, goods handed back at a store; `amount_fen` when only part is owed",
               ("fulfilment.refund_due",)),
 )
 

@@ -249,6 +249,7 @@ PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment'
 CANCEL_ORDER = Obj(fields={"reason": Str(required=False, max_len=200)})
 COLLECT = Obj(fields={"pickup_code": Str(max_len=12, description="the code the buyer shows")})
 EMPTY = Obj(fields={})
+STORE_RETURN = Obj(fields={"reason": Str(max_len=200, description="why the buyer handed the goods back")})
 SALE = Obj(fields={
     "receipt_id": Str(max_len=100, description="the POS receipt number: a receipt applies once"),
     "sold_at": Time(),

@@ -32,7 +32,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
     OrderSnapshot,
     PlaceOrder,
 )
-from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
+from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
 from hub.services import inventory
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -182,8 +182,8 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
         inventory.commit(uow, order.id)
     elif target == S.CANCELLED:
         inventory.release(uow, order.id, detail or "cancelled")
-    elif target == S.REFUNDED and current in RETURNS_STOCK_FROM:
-        inventory.return_to_stock(uow, order.id)
+    elif target in RETURNS_STOCK or (target == S.REFUNDED and current in RETURNS_STOCK_FROM):
+        inventory.return_to_stock(uow, order.id, str(target))
     if target == S.PAID and order.paid_at is None:
         order.paid_at = at
     order.status, order.updated_at = target, utcnow()
@@ -209,7 +209,7 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
         # Paid after it expired: the money must go back; the stock is already released.
         order.paid_at, order.payment_ref = at or utcnow(), payment_ref
         transition(uow, order, S.REFUNDED, source, "paid after the order was cancelled; refund due", at)
-        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": payment_ref})
+        refund_due(uow, order, "paid after the order was cancelled")
         return True
     transition(uow, order, S.PAID, source, f"payment {payment_ref}", at)
     order.paid_at, order.payment_ref, order.expires_at = at or utcnow(), payment_ref, None
@@ -217,12 +217,38 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
     return True
 
 
+# A rider is booked: he may already hold the goods, whatever the courier's last report said.
+RIDER_BOOKED = (S.DISPATCHED, S.RIDER_ASSIGNED)
+
+
 def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str) -> bool:
-    """Cancel (stock released); a paid order then needs its refund."""
+    """Cancel (stock released; a paid order then needs its refund) — or, once a rider is booked,
+    ask for it (`cancel_requested`): the stock stays held until the courier answers."""
+    if order.status in (S.CANCEL_REQUESTED, S.RETURNING, S.RETURNED):
+        # Asked already (the courier's answer decides), or the delivery failed: the goods come back
+        # and the refund follows the return without being asked.
+        return False
+    if order.fulfillment_type == FulfillmentType.DELIVERY and order.status in RIDER_BOOKED:
+        return transition(uow, order, S.CANCEL_REQUESTED, source, reason)
+    return cancel_now(uow, order, source, reason)
+
+
+def cancel_now(uow: UnitOfWork, order: OrderRow, source: str, reason: str) -> bool:
+    """Cancelled, stock released, and the refund asked for if it was paid."""
     changed = transition(uow, order, S.CANCELLED, source, reason)
     if changed and order.paid_at is not None:
-        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": order.payment_ref})
+        refund_due(uow, order, reason)
     return changed
+
+
+def refund_due(uow: UnitOfWork, order: OrderRow, reason: str, amount_fen: int | None = None) -> None:
+    """The buyer is owed money back (a paid order cancelled, returned...): the refund flow acts on it."""
+    if order.paid_at is None:
+        return                                          # never paid: nothing to give back
+    data: dict[str, object] = {"order_id": order.id, "payment_ref": order.payment_ref, "reason": reason[:200]}
+    if amount_fen is not None:
+        data["amount_fen"] = amount_fen
+    uow.emit(events.ORDER_REFUND_DUE, data)
 
 
 def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime | None = None) -> None:
