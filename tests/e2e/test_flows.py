@@ -149,7 +149,10 @@ def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
     pay(hub, order_id)
 
     def parked():
-        return consumers.dead_letters(hub.ctx)
+        # This order's booking only: an event of the previous test still in a consumer when the tables were
+        # emptied parks a NotFound letter of its own, which made a count of all letters flaky.
+        return [d for d in consumers.dead_letters(hub.ctx) if d.target == "fulfilment.local_delivery"
+                and (d.payload.get("data") or {}).get("order_id") == order_id]
 
     wait_for(lambda: len(parked()) == 1, 90, "a dead letter for the booking", interval=0.5)
     assert hub.order(order_id)["status"] == "allocated"
