@@ -95,6 +95,9 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         status = order.status
     if status == S.CANCELLED:           # cancelled while the courier was called: nobody else will cancel it
         courier.cancel(order_id, "order cancelled")
+        with ctx.uow() as uow:          # a rider was booked (and let go): it counts towards the cap
+            _quoted(uow, booking.carrier, booking.shipment_ref).status = "cancelled"
+            uow.commit()
         log.info("delivery %s: cancelled while booking; booking %s cancelled", order_id, booking.shipment_ref)
     else:
         log.warning("delivery %s: booked %s but the order is now %s (%s)", order_id, booking.shipment_ref, status,
