@@ -146,7 +146,6 @@ class LocalDeliverySimulator(Simulator):
             self.quote_ttl_s = QUOTE_TTL_S
             self.callbacks.clear()
             self._held.clear()
-            self.deliveries.clear()
 
     def stop(self) -> None:
         self._stop.set()
