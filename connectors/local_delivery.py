@@ -1,9 +1,13 @@
-"""Local delivery courier (Dada style): quote, book, cancel, and verified status callbacks.
+"""Local delivery courier (Dada style): quote, book, cancel, status query, and status callbacks.
 
 Every request is a signed JSON envelope; every answer {status, code, msg, result} with
 code 0 for success. Busy and rate-limit codes are TransientError, any other refusal a
 PermanentError naming Dada's code and message. Booking and cancelling are idempotent:
 Dada's "already processed" / "already cancelled" codes count as done.
+
+Dada signs its callbacks with an md5 of public fields (client_id, order_id, update_time): anyone
+can compute it, so a parsed callback is a claim. `query` asks Dada's status API (signed with our
+secret) what the delivery really is; the hub moves orders on that answer only.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any, Self
 import requests
 
 from hub.config import LocationConfig, SystemConfig
-from hub.domain.model import Booking, DeliveryQuote, OrderSnapshot, TrackingEvent, TrackingStatus
+from hub.domain.model import Booking, CourierState, DeliveryQuote, OrderSnapshot, TrackingEvent, TrackingStatus
 from hub.privacy import mask_phone
 from mappings.engine import Mapping, load_mapping
 
@@ -27,6 +31,10 @@ from .binding import SystemBinder
 log = logging.getLogger(__name__)
 
 CALLBACK_REPLY = {"code": 0, "msg": "success"}   # Dada only needs an HTTP 200; it retries otherwise
+# The status query's time of each step: the time of the status the delivery is in now.
+STEP_TIME = {TrackingStatus.RIDER_ASSIGNED: "accepted_at",
+             TrackingStatus.COLLECTED: "fetched_at", TrackingStatus.DELIVERED: "finished_at",
+             TrackingStatus.CANCELLED: "cancelled_at"}
 
 
 class LocalDeliveryConnector:
@@ -85,6 +93,24 @@ class LocalDeliveryConnector:
         if isinstance(result, dict) and result.get("deduct_fee"):
             log.info("%s: cancelling %s cost a %s yuan penalty", self.name, order_id, result["deduct_fee"])
 
+    def query(self, order_id: str) -> CourierState | None:
+        """Dada's status query for the hub's order `order_id`: its delivery now, None if Dada holds none.
+        Unreachable or busy is TransientError (after retries), never None: "down" is not "no booking"."""
+        try:
+            result = self.retry.call(self._call, "status_query", {"order_id": order_id})
+        except PermanentError as exc:
+            if getattr(exc, "outcome", None) == "not_found":
+                return None
+            raise
+        raw = {k: v for k, v in (result if isinstance(result, dict) else {}).items() if v not in ("", None)}
+        d = self.mapping.inbound("status_query", raw)
+        if d["order_ref"] != str(order_id):
+            raise MappingError(self.mapping.system, "orderId", d["order_ref"], f"answer is not for order {order_id}")
+        status = TrackingStatus(d["status"])
+        return CourierState(carrier=self.name, order_ref=d["order_ref"], status=status,
+                            at=d.get(STEP_TIME.get(status, "")), rider_name=d["rider_name"] or None,
+                            rider_phone=d["rider_phone"] or None, fee_fen=d["fee_fen"])
+
     def _call(self, operation: str, body: dict[str, Any]) -> Any:
         params = {"app_key": self.app_key, "timestamp": str(int(time.time())), "format": "json", "v": "1.0",
                   "source_id": self.source_id, "body": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
@@ -103,7 +129,9 @@ class LocalDeliveryConnector:
         if outcome in ("ok", "already_done"):
             return answer.get("result")
         message = f"{operation}: code {code} {answer.get('msg', '')}".strip()
-        raise (TransientError if outcome == "transient" else PermanentError)(self.name, message)
+        error = (TransientError if outcome == "transient" else PermanentError)(self.name, message)
+        error.code, error.outcome = code, outcome          # Dada's code, and what it means to us
+        raise error
 
     # -- callbacks ------------------------------------------------------------------------------
     def parse_callback(self, body: bytes) -> TrackingEvent:

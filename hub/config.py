@@ -47,6 +47,7 @@ class HubSection(_Strict):
     pickup_uncollected_days: int = Field(3, gt=0)
     pickup_code_max_attempts: int = Field(5, gt=0)
     pickup_code_lock_minutes: int = Field(30, gt=0)
+    max_courier_bookings: int = Field(3, gt=0)         # riders booked for one order before an operator decides
     ops_key: str = Field(min_length=8)
     reconcile_interval_s: int = Field(300, ge=10)     # channel stock reconciliation, the safety net
     # `hub up`: processes per service (competing consumers); a service not named runs once

@@ -37,8 +37,9 @@ CATALOGUE: tuple[EventType, ...] = (
               "a courier cancelled or let a booking expire; the order is back to allocated",
               ("fulfilment.rebook_courier",)),
     EventType(ORDER_REFUND_DUE, ("order_id", "payment_ref"),
-              "money is owed back on a payment (paid order cancelled, paid after cancellation, paid twice, not "
-              "collected, refund asked for, delivery returned): ask the payment platform for it",
+              "money is owed back on a payment (paid order cancelled, a cancel the courier accepted, paid after "
+              "cancellation, paid twice, not collected, refund asked for, a delivery returned, goods handed back "
+              "at a store): ask the payment platform for it",
               ("fulfilment.refund_due",),
               # amount_fen: default what was paid minus what is refunded or on its way; refund_no: the refund
               # row the emitter recorded (services/money_owed.py), else the consumer records one per event

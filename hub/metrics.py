@@ -15,6 +15,9 @@ Names (each counter also as `…_total`):
   hub_reconciliation_drift, hub_reconciliation_repaired                     channel
   hub_flash_sale_admissions                                                  outcome (admitted, sold_out, …)
   hub_orders_placed, hub_stock_events_applied
+  hub_courier_claims                                                         system, outcome
+  hub_cancel_requests                                                        outcome (accepted, refused)
+  hub_courier_bookings_capped                                                system
   scrape time: hub_outbox_unsent, hub_dead_letters_parked, hub_queue_messages{queue}, hub_refunds{status}
   process_* and python_* (the serving process; per process in multiprocess mode is not aggregated)
 """
@@ -89,6 +92,14 @@ class HubMetrics:
                                             "from what the hub would publish", ("channel",), registry=r)
         self.reconciliation_repaired = Counter("hub_reconciliation_repaired", "Drifted channel stock figures "
                                                "repaired with an absolute update", ("channel",), registry=r)
+        self.courier_claims = Counter("hub_courier_claims", "Courier callbacks by what the courier's query said of "
+                                      "them (confirmed, contradicted, unconfirmed, mismatch, stale_booking)",
+                                      ("system", "outcome"), registry=r)
+        self.cancel_requests = Counter("hub_cancel_requests", "Buyers' cancels of booked deliveries by the "
+                                       "courier's answer (accepted, refused: the order went on)", ("outcome",),
+                                       registry=r)
+        self.bookings_capped = Counter("hub_courier_bookings_capped", "Orders left for an operator after "
+                                       "hub.max_courier_bookings bookings", ("system",), registry=r)
         self.flash_sale_admissions = Counter("hub_flash_sale_admissions", "Flash-sale gate answers by outcome: "
                                              + ", ".join(FLASH_SALE_OUTCOMES), ("outcome",), registry=r)
 

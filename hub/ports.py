@@ -15,6 +15,7 @@ from hub.domain.flash_sale import GateState, SaleTerms, Verdict
 from hub.domain.model import (
     Booking,
     Buyer,
+    CourierState,
     DeliveryQuote,
     OrderSnapshot,
     PaymentNotice,
@@ -107,7 +108,12 @@ class PointOfSale(Protocol):
 
 @runtime_checkable
 class LocalCourier(Protocol):
-    """Same-city riders: quote, book, cancel; status reports come back as callbacks."""
+    """Same-city riders: quote, book, cancel, query; status reports come back as callbacks.
+
+    A callback is a claim (some couriers sign it with public fields only); `query` is the courier's
+    own word on the order now. `query` and `cancel` raise TransientError when the courier cannot be
+    reached (the consumer retries, then parks) and PermanentError when it refuses (a cancel while the
+    rider is delivering)."""
 
     name: str
 
@@ -116,6 +122,10 @@ class LocalCourier(Protocol):
     def book(self, quote: DeliveryQuote) -> Booking: ...
 
     def cancel(self, order_id: str, reason: str) -> None: ...
+
+    def query(self, order_id: str) -> CourierState | None:
+        """The delivery of the hub's order `order_id` as the courier holds it; None if it holds none."""
+        ...
 
     def parse_callback(self, body: bytes) -> TrackingEvent: ...
 

@@ -1,4 +1,5 @@
-"""Local delivery courier simulator (Dada style): fee query, order after query, cancel, callbacks.
+"""Local delivery courier simulator (Dada style): fee query, order after query, cancel, status query,
+callbacks.
 
 Requests are JSON: app_key, timestamp, format, v, source_id, body (the business fields as
 a JSON string) and signature = upper(md5(app_secret + sorted key+value pairs + app_secret)).
@@ -9,6 +10,12 @@ change is POSTed as JSON to the callback URL given with the fee query: client_id
 order number), order_id (the hub's), order_status, update_time, dm_name, dm_mobile and
 signature = md5 of the sorted values of client_id, order_id and update_time, joined.
 Tests use `step_s=None` and drive deliveries with `advance(order_id, status)`.
+
+The callback signature covers public fields only (it proves nothing), so the status query
+(`/api/order/status/query`, by the merchant's order id, signed like every request) is what a
+merchant trusts: it answers the delivery's real state — statusCode, statusMsg, the rider
+(transporterName/Phone), the fees in yuan and the times each step happened ("YYYY-MM-DD HH:MM:SS",
+China time; "" for a step not reached). An order never booked is 2005 "订单不存在".
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Self
 
@@ -32,6 +40,9 @@ SYSTEM = "local_delivery"
 SHOPS = {"11047059": (31.2291, 121.4484), "11047060": (31.1945, 121.4370), "11047061": (31.2397, 121.4998)}
 SHOP_NOS = {"S001": "11047059", "S002": "11047060", "S003": "11047061"}
 RIDER = {"dm_id": 666, "dm_name": "张骑士", "dm_mobile": "13911112222"}
+CHINA = timezone(timedelta(hours=8))
+# The status query's times: which status each records (accepted = a rider took it; fetched = he has the goods).
+STEP_TIMES = {"acceptTime": (2, 8), "fetchTime": (3,), "finishTime": (4,), "cancelTime": (5,)}
 HAPPY_PATH = (2, 100, 3, 4)
 QUOTE_TTL_S = 180          # Dada keeps a fee quote for three minutes
 STATUS_NAMES = {1: "待接单", 2: "待取货", 3: "配送中", 4: "已完成", 5: "已取消", 7: "已过期", 8: "指派单",
@@ -80,6 +91,8 @@ class Delivery:
     status: int | None = None
     last_update: int = 0
     history: list[int] = field(default_factory=list)
+    times: dict[int, int] = field(default_factory=dict)     # status -> update_time it was first reached
+    deduct_fee: float = 0.0
 
 
 @dataclass
@@ -94,6 +107,7 @@ class Callback:
 @dataclass
 class RiderKnobs:
     fate: str = "delivered"         # delivered | cancelled (the rider gives up) | expired (nobody takes it)
+    #                                 | returned (nobody takes the goods at the door: they go back to the store)
     drop_callbacks: bool = False    # change status without calling back (the hub must poll or wait)
 
 
@@ -123,6 +137,7 @@ class LocalDeliverySimulator(Simulator):
         self.route("POST", "/api/order/queryDeliverFee", self._signed(self._query_fee))
         self.route("POST", "/api/order/addAfterQuery", self._signed(self._add_after_query))
         self.route("POST", "/api/order/formalCancel", self._signed(self._formal_cancel))
+        self.route("POST", "/api/order/status/query", self._signed(self._status_query))
 
     def reset(self) -> None:
         super().reset()
@@ -238,8 +253,45 @@ class LocalDeliverySimulator(Simulator):
         if status in refusal:
             return _fail(*refusal[status])
         deduct = 2.0 if status == 100 else 0.0            # the rider was already at the store
+        with self._lock:
+            delivery.deduct_fee = deduct
         self.advance(order_id, 5, cancel_reason=str(body.get("cancel_reason") or ""), cancel_from=2)
         return _ok({"deduct_fee": deduct})
+
+    def _status_query(self, body: dict[str, Any]) -> Response:
+        order_id = str(body.get("order_id") or "")
+        if not order_id:
+            return _fail(2104, "order_id不能为空")
+        with self._lock:
+            d = self.deliveries.get(order_id)
+            if d is None or not d.booked or d.status is None:
+                return _fail(2005, "订单不存在,请核查订单号")
+            rider = d.status not in (1, 7)
+            result = {"orderId": d.origin_id, "statusCode": d.status, "statusMsg": STATUS_NAMES.get(d.status, ""),
+                      "transporterName": RIDER["dm_name"] if rider else "",
+                      "transporterPhone": RIDER["dm_mobile"] if rider else "",
+                      "transporterLng": "121.4484" if rider else "", "transporterLat": "31.2291" if rider else "",
+                      "deliveryFee": float(d.fee), "tips": 0.0, "couponFee": 0.0, "insuranceFee": 0.0,
+                      "actualFee": float(d.fee), "distance": round(d.distance_m, 1),
+                      "createTime": _china(int(d.quoted_at)), "orderFinishCode": "", "deductFee": d.deduct_fee}
+            for name, statuses in STEP_TIMES.items():
+                reached = [d.times[s] for s in statuses if s in d.times]
+                result[name] = _china(min(reached)) if reached else ""
+        return _ok(result)
+
+    def seed_booking(self, order_id: str, delivery_no: str, status: int = 1, *, shop_no: str = "11047059",
+                     callback: str = "", update_time: int | None = None) -> Delivery:
+        """A booking made before the test (a hub that booked and crashed, or a row a test wrote itself)."""
+        with self._lock:
+            d = Delivery(delivery_no, order_id, shop_no, callback, Decimal("6.0"), 1200.0, time.time(), {},
+                         booked=True)
+            self.deliveries[order_id] = d
+        drop, self.knobs.drop_callbacks = self.knobs.drop_callbacks, True
+        try:
+            self.advance(order_id, status, update_time=update_time)
+        finally:
+            self.knobs.drop_callbacks = drop
+        return d
 
     # -- moving a delivery and calling back -------------------------------------------------------
     def advance(self, order_id: str, status: int, *, update_time: int | None = None,
@@ -251,6 +303,7 @@ class LocalDeliverySimulator(Simulator):
             d.history.append(status)
             # Strictly increasing per delivery, so the hub can order by update_time.
             d.last_update = update_time if update_time is not None else max(int(time.time()), d.last_update + 1)
+            d.times.setdefault(status, d.last_update)
             rider = RIDER if status not in (1, 7) else {"dm_id": 0, "dm_name": "", "dm_mobile": ""}
             body = {"client_id": d.delivery_no, "order_id": d.origin_id, "order_status": status,
                     "cancel_reason": cancel_reason, "cancel_from": cancel_from, "update_time": d.last_update,
@@ -291,12 +344,13 @@ class LocalDeliverySimulator(Simulator):
 
     def _ride(self, order_id: str) -> None:
         fate = self.knobs.fate
-        path = {"delivered": HAPPY_PATH, "cancelled": (2, 5), "expired": (7,)}.get(fate, HAPPY_PATH)
+        path = {"delivered": HAPPY_PATH, "cancelled": (2, 5), "expired": (7,),
+                "returned": (2, 100, 3, 9, 10)}.get(fate, HAPPY_PATH)
         for status in path:
             if self._stop.wait(self.step_s or 0):
                 return
             with self._lock:
-                if self.deliveries[order_id].status in (4, 5, 7):   # cancelled by the merchant meanwhile
+                if self.deliveries[order_id].status in (4, 5, 7, 10):   # cancelled by the merchant meanwhile
                     return
             extra = {"cancel_reason": "骑士取消订单", "cancel_from": 1} if status == 5 else {}
             self.advance(order_id, status, **extra)
@@ -306,6 +360,10 @@ def _distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     lat1, lng1, lat2, lng2 = map(math.radians, (*a, *b))
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lng2 - lng1) / 2) ** 2
     return 2 * 6371000 * math.asin(math.sqrt(h))
+
+
+def _china(unix: int) -> str:
+    return datetime.fromtimestamp(unix, CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _ok(result: Any) -> Response:

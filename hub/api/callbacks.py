@@ -13,8 +13,9 @@ from werkzeug import Request, Response
 
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
+from hub.metrics import METRICS
 from hub.ports import ChannelStockPublisher, ExpressCourier, LocalCourier, PaymentPlatform
-from hub.services import payments, shop_orders
+from hub.services import courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
 
 
@@ -45,10 +46,26 @@ def express(call: Call, connector: ExpressCourier) -> Response:
 
 
 def local_delivery(call: Call, connector: LocalCourier) -> Response:
-    event = connector.parse_callback(call.request.get_data())
-    with call.ctx.uow() as uow:
-        apply_tracking(uow, call.ctx.config, event)
-        uow.commit()
+    """A rider's status: a claim (its signature is public), confirmed with the courier's query API.
+
+    Its order must be its booking's (else 422: a genuine courier never mixes them up, so only a
+    forger or a broken sender gets it, and nothing is recorded); then only what the query says is
+    applied, and the answer is 200 even when the query contradicts the claim — a genuine report can
+    be overtaken by the next step, and a retry would be contradicted the same way. A courier that
+    cannot be asked answers 502, so the courier sends its callback again later."""
+    claim = connector.parse_callback(call.request.get_data())
+    with call.ctx.reader() as uow:
+        booking = courier_claims.booking_of(uow, claim)
+    if not booking.active:
+        # A dropped booking: the query answers for the order's current one, so this one cannot be confirmed.
+        METRICS.courier_claims.labels(claim.carrier, "stale_booking").inc()
+        return json_response(connector.callback_reply())
+    truth = connector.query(booking.order_id)
+    report = courier_claims.confirmed(claim, truth, call.deps.now())
+    if report is not None:
+        with call.ctx.uow() as uow:
+            apply_tracking(uow, call.ctx.config, report)
+            uow.commit()
     return json_response(connector.callback_reply())
 
 

@@ -253,6 +253,7 @@ REFUND = Obj(fields={
     "reason": Str(required=False, max_len=80, description="shown to the buyer by the payment platform")})
 COLLECT = Obj(fields={"pickup_code": Str(max_len=12, description="the code the buyer shows")})
 EMPTY = Obj(fields={})
+STORE_RETURN = Obj(fields={"reason": Str(max_len=200, description="why the buyer handed the goods back")})
 SALE = Obj(fields={
     "receipt_id": Str(max_len=100, description="the POS receipt number: a receipt applies once"),
     "sold_at": Time(),

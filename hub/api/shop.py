@@ -16,6 +16,7 @@ from hub.config import LocationConfig
 from hub.domain.errors import NotFound, UnknownSku
 from hub.domain.geo import distance_km
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
 from hub.flows.channel_stock import channel_available
 from hub.services import inventory, money_owed, orders, refunds
@@ -173,13 +174,22 @@ def pay_order(call: Call) -> dict:
         return {"order_id": order.id, "status": order.status}
 
 
-def cancel_order(call: Call) -> dict:
+PENDING_CANCEL = {S.CANCEL_REQUESTED: "a rider is booked: the courier is asked to cancel; the order is cancelled "
+                                     "(and refunded) only if it accepts",
+                  S.RETURNING: "the delivery failed: the goods are on their way back, the refund follows"}
+
+
+def cancel_order(call: Call):
+    """Cancelled at once, or — once a rider is booked — a request the courier answers (202)."""
     body = call.body()
     with call.ctx.uow() as uow:
         order = _own(uow, call, lock=True)
         orders.cancel(uow, order, call.caller.id, body["reason"] or "cancelled by the buyer")
         uow.commit()
-        return {"order_id": order.id, "status": order.status}
+        answer = {"order_id": order.id, "status": order.status}
+    if answer["status"] in PENDING_CANCEL:
+        return json_response({**answer, "message": PENDING_CANCEL[answer["status"]]}, 202)
+    return answer
 
 
 def timeline(call: Call, uow: UnitOfWork, order: OrderRow) -> list[dict]:
@@ -241,8 +251,11 @@ ROUTES = [
                      409: "insufficient stock (short lines) or no route", 422: "invalid or key reused"}),
     Route("POST", ORDER + "/pay", pay_order, "channel", "Mark paid (backend-confirmed payment)",
           body=schemas.PAY_ORDER, responses={200: "paid", 404: "unknown order", 409: "illegal transition"}),
-    Route("POST", ORDER + "/cancel", cancel_order, "channel", "Cancel (stock released)",
-          body=schemas.CANCEL_ORDER, responses={200: "cancelled", 404: "unknown order", 409: "illegal transition"}),
+    Route("POST", ORDER + "/cancel", cancel_order, "channel",
+          "Cancel (stock released); once a rider is booked, a request the courier answers",
+          body=schemas.CANCEL_ORDER, responses={200: "cancelled (or already ended: returned)",
+                                                202: "cancel_requested: the courier decides (or returning)",
+                                                404: "unknown order", 409: "illegal transition (rider has the goods)"}),
     Route("GET", ORDER, get_order, "channel", "An order with its timeline and routing",
           responses={200: "the order", 404: "unknown order"}),
 ]

@@ -20,7 +20,7 @@ from hub.storage.tables import OrderRow
 
 S = OrderStatus
 OPEN_PICKUP = (S.ALLOCATED, S.READY_FOR_PICKUP)
-LISTABLE = (S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.COMPLETED, S.CANCELLED, S.REFUNDED)
+LISTABLE = (S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.COMPLETED, S.CANCELLED, S.REFUNDED, S.RETURNED)
 
 
 def _source(call: Call) -> str:
@@ -66,6 +66,15 @@ def collect(call: Call) -> dict:
             raise ApiError(422, exc.code, str(exc), attempts_left=exc.attempts_left) from None
         except PickupLocked as exc:
             raise ApiError(423, exc.code, str(exc), locked_until=iso(call, exc.locked_until)) from None
+        uow.commit()
+        return {"order_id": order.id, "status": order.status}
+
+
+def hand_back(call: Call) -> dict:
+    """A store return after collection: the store confirms the goods are back on its shelf."""
+    reason = call.body()["reason"]
+    with call.ctx.uow() as uow:
+        order = pickup.hand_back(uow, call.caller.id, call.params["order_id"], reason, _source(call), call.deps.now())
         uow.commit()
         return {"order_id": order.id, "status": order.status}
 
@@ -181,6 +190,10 @@ ROUTES = [
     Route("POST", STORE + "/pickup-orders/{order_id}/collect", collect, "store",
           "Hand over against the pickup code (collected, then completed)", body=schemas.COLLECT,
           responses={200: "completed", 409: "not ready", 422: "wrong code (attempts_left)", 423: "locked"}),
+    Route("POST", STORE + "/pickup-orders/{order_id}/return", hand_back, "store",
+          "Goods handed back after collection, confirmed by the store: back in its stock, refund due",
+          body=schemas.STORE_RETURN, responses={200: "returned (again: unchanged)", 404: "not this store's",
+                                                409: "not collected yet", 422: "invalid body"}),
     Route("POST", STORE + "/sales", sales, "store",
           "A POS receipt, or {receipts: [...]} (up to 500): stock deltas, once per receipt_id",
           body=SALE_BODY, responses={201: "applied", 200: "the same receipt again (duplicate); for a batch, "

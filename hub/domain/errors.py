@@ -49,6 +49,13 @@ class IllegalTransition(HubError):
         )
 
 
+class NeedsOperator(HubError):
+    """Automatic handling stops here on purpose (e.g. too many riders booked for one order): the work is
+    parked as a dead letter for an operator to look at, cancel or replay."""
+
+    code = "needs_operator"
+
+
 class NoRoute(HubError):
     """No location can serve the order; `reasons` says why each candidate was passed over."""
 

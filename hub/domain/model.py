@@ -179,6 +179,19 @@ class TrackingEvent:
 
 
 @dataclass(frozen=True)
+class CourierState:
+    """What a courier's query API says of an order's delivery now: the truth a callback only claims."""
+
+    carrier: str
+    order_ref: str             # the hub's order id, as the courier knows it
+    status: TrackingStatus
+    at: datetime | None = None  # when the delivery reached `status`, if the courier says
+    rider_name: str | None = None
+    rider_phone: str | None = None
+    fee_fen: int | None = None
+
+
+@dataclass(frozen=True)
 class DeliveryQuote:
     carrier: str
     quote_id: str

@@ -5,8 +5,15 @@ delivery: pending_payment -> paid -> allocated -> dispatched -> rider_assigned -
           -> delivered -> completed   (a courier that cancels sends dispatched/rider_assigned back
           to allocated for re-booking)
 express:  pending_payment -> paid -> allocated -> shipped -> in_transit -> delivered -> completed
-Cancel is possible until the goods leave; refund follows a paid cancellation, or returns
-the goods of a collected/delivered/completed order to stock.
+
+Cancel is immediate until a rider is booked. Once a rider is booked he may already hold the goods
+(the courier's reports lag), so the buyer's cancel becomes `cancel_requested`: the stock stays held
+until the courier answers — accepted -> cancelled (stock released), refused -> back to where the
+order was (and on, as the courier reports).
+A failed delivery goes picked_up/shipped/in_transit -> returning -> returned: the goods back in the
+store's (warehouse's) stock. A store takes goods back after collection: collected/completed -> returned.
+Refund follows a paid cancellation or a return, or returns the goods of a collected/delivered/completed
+order to stock.
 """
 from __future__ import annotations
 
@@ -28,6 +35,9 @@ class OrderStatus(StrEnum):
     IN_TRANSIT = "in_transit"
     DELIVERED = "delivered"
     COMPLETED = "completed"
+    CANCEL_REQUESTED = "cancel_requested"   # the buyer asked; the courier has not answered yet
+    RETURNING = "returning"                 # the delivery failed; the goods are on their way back
+    RETURNED = "returned"                   # the goods are back in stock; the money is owed
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
 
@@ -39,6 +49,7 @@ _COMMON: dict[S, set[S]] = {
     S.PAID: {S.ALLOCATED, S.CANCELLED},
     S.CANCELLED: {S.REFUNDED},      # only when it had been paid (checked by the order service)
     S.COMPLETED: {S.REFUNDED},
+    S.RETURNED: {S.REFUNDED},       # the platform's refund notification closes it
 }
 
 TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
@@ -46,21 +57,26 @@ TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
         **_COMMON,
         S.ALLOCATED: {S.READY_FOR_PICKUP, S.CANCELLED},
         S.READY_FOR_PICKUP: {S.COLLECTED, S.CANCELLED},
-        S.COLLECTED: {S.COMPLETED, S.REFUNDED},
+        S.COLLECTED: {S.COMPLETED, S.REFUNDED, S.RETURNED},
+        S.COMPLETED: {S.REFUNDED, S.RETURNED},      # handed back at the store after collection
     },
     FulfillmentType.DELIVERY: {
         **_COMMON,
         S.ALLOCATED: {S.DISPATCHED, S.CANCELLED},
-        S.DISPATCHED: {S.RIDER_ASSIGNED, S.PICKED_UP, S.ALLOCATED, S.CANCELLED},
-        S.RIDER_ASSIGNED: {S.PICKED_UP, S.ALLOCATED, S.CANCELLED},
-        S.PICKED_UP: {S.DELIVERED},
+        S.DISPATCHED: {S.RIDER_ASSIGNED, S.PICKED_UP, S.ALLOCATED, S.CANCEL_REQUESTED},
+        S.RIDER_ASSIGNED: {S.PICKED_UP, S.ALLOCATED, S.CANCEL_REQUESTED},
+        # accepted -> cancelled; refused -> where it was, or on to where the courier says it is
+        S.CANCEL_REQUESTED: {S.CANCELLED, S.DISPATCHED, S.RIDER_ASSIGNED, S.PICKED_UP},
+        S.PICKED_UP: {S.DELIVERED, S.RETURNING, S.RETURNED},
+        S.RETURNING: {S.RETURNED},
         S.DELIVERED: {S.COMPLETED, S.REFUNDED},
     },
     FulfillmentType.EXPRESS: {
         **_COMMON,
         S.ALLOCATED: {S.SHIPPED, S.CANCELLED},
-        S.SHIPPED: {S.IN_TRANSIT, S.DELIVERED},
-        S.IN_TRANSIT: {S.DELIVERED},
+        S.SHIPPED: {S.IN_TRANSIT, S.DELIVERED, S.RETURNING, S.RETURNED},
+        S.IN_TRANSIT: {S.DELIVERED, S.RETURNING, S.RETURNED},
+        S.RETURNING: {S.RETURNED},
         S.DELIVERED: {S.COMPLETED, S.REFUNDED},
     },
 }
@@ -68,9 +84,10 @@ TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
 # Entering these states moves stock.
 COMMITS_STOCK = {S.COLLECTED, S.PICKED_UP, S.SHIPPED}       # goods leave: reservation -> stock-out
 RELEASES_STOCK = {S.CANCELLED}                             # reservation back to available
+RETURNS_STOCK = {S.RETURNED}                               # the goods came back: on-hand again
 RETURNS_STOCK_FROM = {S.COLLECTED, S.DELIVERED, S.COMPLETED}  # refund after the goods left
 TERMINAL = {S.REFUNDED}
-FINAL_FOR_BUYER = {S.COMPLETED, S.CANCELLED, S.REFUNDED}
+FINAL_FOR_BUYER = {S.COMPLETED, S.CANCELLED, S.REFUNDED, S.RETURNED}
 
 
 def allowed(fulfillment: FulfillmentType | str, current: str, target: str) -> bool:

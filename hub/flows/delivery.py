@@ -1,34 +1,53 @@
 """Nearby delivery: book a local rider when the order is allocated (again after a courier
-cancelled or let the booking expire), and cancel the booking when the order is cancelled.
+cancelled or let the booking expire), ask the courier to cancel when the buyer asks, and cancel
+the booking when the order is cancelled.
 
 An order has at most one active shipment. Both `order.status_changed -> allocated` and
 `shipment.rebook_needed` ask for a booking; whichever records first (under the order's lock,
 after the courier answered — no transaction is open during the call) wins, the other finds the
 order dispatched and does nothing.
+
+Booking asks the courier first, by order id: a booking it already holds (the hub crashed between
+booking and recording) is adopted, never booked twice. The quote about to be booked is written
+down first (an inactive `quoted` shipment), so such a booking can be recognised. After
+`hub.max_courier_bookings` bookings for one order, the work is parked for an operator instead.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.bootstrap import HubContext
 from hub.consumers import consumer
+from hub.domain.errors import NeedsOperator
+from hub.domain.model import CourierState, TrackingStatus
 from hub.domain.order_states import OrderStatus
 from hub.flows import callback_url, reacts
-from hub.services import orders
+from hub.metrics import METRICS
+from hub.ports import PermanentError
+from hub.services import courier_claims, courier_outcomes, orders
+from hub.services.tracking import apply_tracking
 from hub.storage.tables import Shipment, utcnow
 from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-S = OrderStatus
+S, T = OrderStatus, TrackingStatus
+QUOTED = "quoted"                       # a quote about to be booked: not a booking yet
+GONE = {T.CANCELLED, T.EXPIRED, T.PROBLEM}   # what the courier holds is no booking to adopt
 
 
 def active_shipment(uow: UnitOfWork, order_id: str) -> Shipment | None:
     stmt = (select(Shipment).where(Shipment.order_id == order_id, Shipment.active.is_(True))
             .order_by(Shipment.id.desc()))
     return uow.session.execute(stmt).scalars().first()
+
+
+def bookings_made(uow: UnitOfWork, order_id: str) -> int:
+    """Riders booked for the order so far (quotes never booked do not count)."""
+    return uow.session.execute(select(func.count()).select_from(Shipment).where(
+        Shipment.order_id == order_id, Shipment.kind == "local", Shipment.status != QUOTED)).scalar_one()
 
 
 def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
@@ -44,20 +63,30 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         if store is None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
         snap = orders.snapshot(order)
+        booked = bookings_made(uow, order.id)
     courier = ctx.connectors.local_courier()
+    # A courier that cannot be reached raises TransientError here: retried, then parked — never
+    # taken for "no booking", which would book a second rider once it answers again.
+    held = courier.query(order_id)
+    if held is not None and held.status not in GONE:
+        return adopt(ctx, order_id, held)
+    cap = ctx.config.hub.max_courier_bookings
+    if booked >= cap:
+        METRICS.bookings_capped.labels(courier.name).inc()
+        raise NeedsOperator(f"order {order_id} has had {booked} riders booked (hub.max_courier_bookings = {cap}); "
+                            "an operator decides: book by hand and replay, or cancel the order")
     quote = courier.quote(snap, store, callback_url(ctx.config, courier.name))
-    # A crash after `book` and before the record leaves a booking the hub does not know; the
-    # courier then refuses a new quote for the order (already booked) and the retry is parked
-    # for an operator, rather than a second rider being sent.
+    with ctx.uow() as uow:
+        uow.session.add(Shipment(order_id=order_id, kind="local", carrier=quote.carrier, shipment_ref=quote.quote_id,
+                                 status=QUOTED, fee_fen=quote.fee_fen, active=False, created_at=utcnow()))
+        uow.commit()
     booking = courier.book(quote)
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
         current = active_shipment(uow, order.id)
         if order.status == S.ALLOCATED and current is None:
-            shipment = Shipment(order_id=order.id, kind="local", carrier=booking.carrier,
-                                shipment_ref=booking.shipment_ref, status="booked", fee_fen=booking.fee_fen,
-                                active=True, created_at=utcnow())
-            uow.session.add(shipment)
+            shipment = _quoted(uow, booking.carrier, booking.shipment_ref)
+            shipment.active, shipment.status, shipment.fee_fen = True, "booked", booking.fee_fen
             orders.transition(uow, order, S.DISPATCHED, booking.carrier,
                               f"rider booked from {store.name} ({booking.shipment_ref}, fee {booking.fee_fen} fen)")
             uow.commit()
@@ -66,11 +95,80 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         status = order.status
     if status == S.CANCELLED:           # cancelled while the courier was called: nobody else will cancel it
         courier.cancel(order_id, "order cancelled")
+        with ctx.uow() as uow:          # a rider was booked (and let go): it counts towards the cap
+            _quoted(uow, booking.carrier, booking.shipment_ref).status = "cancelled"
+            uow.commit()
         log.info("delivery %s: cancelled while booking; booking %s cancelled", order_id, booking.shipment_ref)
     else:
         log.warning("delivery %s: booked %s but the order is now %s (%s)", order_id, booking.shipment_ref, status,
                     f"active booking {current.shipment_ref}" if current else "no booking recorded")
     return None
+
+
+def _quoted(uow: UnitOfWork, carrier: str, shipment_ref: str) -> Shipment:
+    row = uow.session.execute(select(Shipment).where(Shipment.carrier == carrier,
+                                                     Shipment.shipment_ref == shipment_ref)).scalar_one_or_none()
+    if row is None:
+        raise LookupError(f"no quote {shipment_ref!r} written down before booking it")
+    return row
+
+
+def adopt(ctx: HubContext, order_id: str, held: CourierState) -> Shipment | None:
+    """The courier already holds a live booking for the order: record it (the last quote written down
+    for it) instead of booking another rider, and apply what the courier says of it."""
+    with ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        if order.status != S.ALLOCATED or active_shipment(uow, order_id) is not None:
+            return None
+        shipment = uow.session.execute(
+            select(Shipment).where(Shipment.order_id == order_id, Shipment.carrier == held.carrier,
+                                   Shipment.status == QUOTED).order_by(Shipment.id.desc())).scalars().first()
+        if shipment is None:
+            raise NeedsOperator(f"{held.carrier} holds a live delivery for order {order_id} ({held.status}) that the "
+                                "hub never quoted: cancel it at the courier, then replay")
+        shipment.active, shipment.status = True, "booked"
+        orders.transition(uow, order, S.DISPATCHED, held.carrier,
+                          f"booking {shipment.shipment_ref} found at the courier and adopted")
+        apply_tracking(uow, ctx.config, courier_claims.report_of(shipment.shipment_ref, held, utcnow()))
+        uow.commit()
+        log.warning("delivery %s: adopted booking %s the courier already held", order_id, shipment.shipment_ref)
+        return shipment
+
+
+def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
+    """The buyer asked to cancel a booked delivery: ask the courier; its answer decides. Returns
+    "accepted", "refused", or None when there was nothing to ask."""
+    with ctx.reader() as uow:
+        order = orders.get(uow, order_id)
+        if order.status != S.CANCEL_REQUESTED:
+            return None
+        shipment = active_shipment(uow, order_id)
+        ref, carrier = (shipment.shipment_ref, shipment.carrier) if shipment else (None, None)
+    if shipment is None or ref is None or carrier is None:   # the courier dropped it meanwhile: nothing to stop
+        with ctx.uow() as uow:
+            courier_outcomes.cancel_accepted(uow, orders.get(uow, order_id, lock=True), "hub", "no rider booked")
+            uow.commit()
+        return "accepted"
+    courier = ctx.connectors[carrier]
+    try:
+        courier.cancel(order_id, "cancelled by the buyer")
+    except PermanentError as exc:          # e.g. code 2050: the rider is delivering
+        held = courier.query(order_id)
+        with ctx.uow() as uow:
+            order = orders.get(uow, order_id, lock=True)
+            courier_outcomes.cancel_refused(uow, order, carrier, str(exc))
+            if held is not None:           # and on to where the courier says the delivery is
+                apply_tracking(uow, ctx.config, courier_claims.report_of(ref, held, utcnow()))
+            uow.commit()
+        return "refused"
+    with ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        row = uow.session.get(Shipment, shipment.id, with_for_update=True)
+        if order.status == S.CANCEL_REQUESTED:
+            row.active, row.status = False, "cancelled"
+        courier_outcomes.cancel_accepted(uow, order, carrier, "the courier cancelled the booking")
+        uow.commit()
+    return "accepted"
 
 
 def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None:
@@ -88,10 +186,13 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
     return row
 
 
-@reacts("fulfilment.local_delivery", fulfillment=["delivery"], to=[S.ALLOCATED, S.CANCELLED], calls_out=True)
+@reacts("fulfilment.local_delivery", fulfillment=["delivery"], to=[S.ALLOCATED, S.CANCEL_REQUESTED, S.CANCELLED],
+        calls_out=True)
 def on_delivery_status(ctx: HubContext, data: dict[str, Any]) -> None:
     if data["to"] == S.CANCELLED:
         cancel_rider(ctx, data["order_id"], "order cancelled")
+    elif data["to"] == S.CANCEL_REQUESTED:
+        ask_to_cancel(ctx, data["order_id"])
     else:
         book_rider(ctx, data["order_id"])
 

@@ -219,12 +219,13 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
     return total
 
 
-def return_to_stock(uow: UnitOfWork, order_id: str) -> int:
-    """A refunded order's goods came back: add committed quantities back to on-hand."""
+def return_to_stock(uow: UnitOfWork, order_id: str, note: str = "refund") -> int:
+    """An order's goods came back (returned, or refunded after they left): committed quantities on-hand
+    again, at the location they left from. Once: a second call finds nothing committed."""
     session, now, total = uow.session, utcnow(), 0
     for res in _open_reservations(session, order_id, status="committed"):
         _apply_change(session, "return", res.sku, res.location_id, res.qty, "hub",
-                      f"order:{order_id}:return", now, "refund")
+                      f"order:{order_id}:return", now, note)
         res.status = "returned"
         stock_changed(uow, res.sku, res.location_id, "return")
         total += res.qty

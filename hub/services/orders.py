@@ -33,7 +33,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
     OrderSnapshot,
     PlaceOrder,
 )
-from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
+from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
 from hub.services import inventory, money_owed
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -183,8 +183,8 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
         inventory.commit(uow, order.id)
     elif target == S.CANCELLED:
         inventory.release(uow, order.id, detail or "cancelled")
-    elif target == S.REFUNDED and current in RETURNS_STOCK_FROM:
-        inventory.return_to_stock(uow, order.id)
+    elif target in RETURNS_STOCK or (target == S.REFUNDED and current in RETURNS_STOCK_FROM):
+        inventory.return_to_stock(uow, order.id, str(target))
     if target == S.PAID and order.paid_at is None:
         order.paid_at = at
     order.status, order.updated_at = target, utcnow()
@@ -224,29 +224,44 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
     return True
 
 
-def _owe_second_payment(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str,
-                        amount_fen: int | None) -> bool:
-    """The buyer paid twice (two payment sessions, two devices): the second payment goes back whole."""
-    if money_owed.of_payment(uow, order.id, payment_ref):
-        return False                                   # already owed back: the same notification again
-    log.warning("order %s: second payment %s (first %s); refunding it", order.id, payment_ref, order.payment_ref)
-    paid = amount_fen if amount_fen is not None else order.total_fen
-    money_owed.owe(uow, order, payment_ref=payment_ref, paid_fen=paid, cause="paid_twice", source=source,
-                   reason="duplicate payment for one order")
-    return True
+# A rider is booked: he may already hold the goods, whatever the courier's last report said.
+RIDER_BOOKED = (S.DISPATCHED, S.RIDER_ASSIGNED)
 
 
 def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str, cause: str = "cancelled",
            owe_refund: bool = True) -> bool:
-    """Cancel (stock released); what a paid order has not had back yet is owed back — unless the
-    platform that cancelled it settles its own money (`owe_refund=False`)."""
+    """Cancel (stock released; a paid order then owes its refund) — or, once a rider is booked,
+    ask for it (`cancel_requested`): the stock stays held until the courier answers. A platform
+    that cancels and settles its own money passes `owe_refund=False`."""
+    if order.status in (S.CANCEL_REQUESTED, S.RETURNING, S.RETURNED):
+        # Asked already (the courier's answer decides), or the delivery failed: the goods come back
+        # and the refund follows the return without being asked.
+        return False
+    if order.fulfillment_type == FulfillmentType.DELIVERY and order.status in RIDER_BOOKED:
+        return transition(uow, order, S.CANCEL_REQUESTED, source, reason)
+    return cancel_now(uow, order, source, reason, cause, owe_refund)
+
+
+def cancel_now(uow: UnitOfWork, order: OrderRow, source: str, reason: str, cause: str = "cancelled",
+               owe_refund: bool = True) -> bool:
+    """Cancelled, stock released, and what a paid order has not had back yet owed back."""
     changed = transition(uow, order, S.CANCELLED, source, reason)
-    if changed and owe_refund and order.paid_at is not None and order.payment_ref:
-        held = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, order.payment_ref)]
-        if refund_rules.remaining(order.total_fen, held) > 0:
-            money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause=cause,
-                           source=source, reason=reason)
+    if changed and owe_refund:
+        refund_due(uow, order, reason, cause=cause)
     return changed
+
+
+def refund_due(uow: UnitOfWork, order: OrderRow, reason: str, amount_fen: int | None = None,
+               cause: str = "returned") -> None:
+    """The buyer is owed back what is left of the payment (a paid order cancelled, a delivery
+    returned, goods handed back): a refund row and `order.refund_due` (services/money_owed.py)."""
+    if order.paid_at is None or not order.payment_ref:
+        return                                          # never paid: nothing to give back
+    held = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, order.payment_ref)]
+    if refund_rules.remaining(order.total_fen, held) <= 0:
+        return                                          # already refunded or on its way
+    money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause=cause,
+                   source="hub", reason=reason, amount_fen=amount_fen)
 
 
 def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Store pickup at the counter: a store's own paid pickup orders, made ready, handed over with the code."""
+"""Store pickup at the counter: a store's own paid pickup orders, made ready, handed over with the code,
+and handed back after collection (a store return: the goods on-hand again, the money owed)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -48,4 +49,17 @@ def collect(uow: UnitOfWork, cfg: HubConfig, store_id: str, order_id: str, code:
             raise
         orders.transition(uow, order, S.COLLECTED, source, "collected with the pickup code", now)
     complete(uow, order, source, "handed over", now)
+    return order
+
+
+def hand_back(uow: UnitOfWork, store_id: str, order_id: str, reason: str, source: str, now: datetime) -> OrderRow:
+    """The buyer brought the goods back and the store confirms: returned, stock back, refund due.
+    A second confirmation changes nothing; an order not yet collected cannot be returned (409)."""
+    order = store_order(uow, store_id, order_id)
+    if order.status == S.RETURNED:
+        return order
+    if not allowed(order.fulfillment_type, order.status, S.RETURNED):
+        raise IllegalTransition(order.id, order.status, S.RETURNED, order.fulfillment_type)
+    orders.transition(uow, order, S.RETURNED, source, f"handed back at the store: {reason}", now)
+    orders.refund_due(uow, order, f"returned at store {store_id}: {reason}")
     return order

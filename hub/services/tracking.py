@@ -17,7 +17,7 @@ from hub.domain.errors import NotFound
 from hub.domain.model import FulfillmentType, TrackingEvent, TrackingStatus
 from hub.domain.order_states import OrderStatus, allowed
 from hub.privacy import mask_phone, mask_phones_in
-from hub.services import erp_feed, orders
+from hub.services import courier_outcomes, erp_feed, orders
 from hub.storage.tables import OrderRow, Shipment, TrackingEventRow, utcnow
 from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore
@@ -101,6 +101,8 @@ def apply_tracking(uow: UnitOfWork, cfg: HubConfig, event: TrackingEvent) -> boo
         shipment.rider_phone = event.rider_phone
     order = orders.get(uow, shipment.order_id, lock=True)
     if order.fulfillment_type not in PATHS:
+        return True
+    if courier_outcomes.settle(uow, order, shipment, event):    # a cancel request answered, a failed delivery
         return True
     if event.status in COURIER_GAVE_UP:
         _rebook(uow, order, shipment, event)

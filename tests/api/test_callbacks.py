@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from connectors.base import MemoryBinder
+from connectors.base import MemoryBinder, RetryPolicy
 from connectors.registry import build_connector
 from hub.config import SystemConfig
 from hub.domain.order_states import OrderStatus
@@ -19,7 +19,7 @@ from hub.services import money_owed, orders
 from hub.storage.tables import OrderTransition, OutboxMessage, Shipment, TrackingEventRow
 from sandbox.credentials import sandbox_env
 from sandbox.express import k100_sign
-from sandbox.local_delivery import callback_signature
+from sandbox.local_delivery import LocalDeliverySimulator, callback_signature
 from sandbox.wechat_pay import WeChatPaySimulator
 from sandbox.wechat_shop import WeChatShopSimulator, seed_binder
 from tests.api.conftest import OPS_KEY
@@ -152,6 +152,20 @@ def test_unknown_connector_is_404(api):
 
 # -- couriers ------------------------------------------------------------------------------------
 
+@pytest.fixture
+def courier(api):
+    """The Dada simulator the hub asks to confirm each callback (its own callbacks are not sent:
+    each test posts the callback it means to)."""
+    sim = LocalDeliverySimulator.from_env(sandbox_env()).start()
+    sim.step_s, sim.knobs.drop_callbacks = None, True
+    system = api.ctx.config.systems["local_delivery"]
+    system = SystemConfig(**{**system.model_dump(), "base_url": sim.base_url})
+    api.deps.connectors["local_delivery"] = build_connector(
+        "local_delivery", system, MemoryBinder(), RetryPolicy(attempts=2, initial=0.01, maximum=0.02, jitter=0))
+    yield sim
+    sim.stop()
+
+
 def booked_delivery(api, kind="delivery", ref="DADA-1", carrier="local_delivery") -> str:
     """A paid order whose courier booking the workers made (what they would write)."""
     api.stock(10)
@@ -167,6 +181,14 @@ def booked_delivery(api, kind="delivery", ref="DADA-1", carrier="local_delivery"
     return oid
 
 
+def rider(sim, oid: str, *statuses: int, ref: str = "DADA-1") -> None:
+    """Where the delivery really is, at the courier (what its status query answers)."""
+    if oid not in sim.deliveries:
+        sim.seed_booking(oid, ref, 1)
+    for st in statuses:
+        sim.advance(oid, st)
+
+
 def dada(oid: str, status: int, update_time: int, ref: str = "DADA-1", **extra) -> bytes:
     rider = {"dm_id": 666, "dm_name": "张骑士", "dm_mobile": "13911112222"} if status not in (1, 7) else {}
     body = {"client_id": ref, "order_id": oid, "order_status": status, "cancel_reason": "", "cancel_from": 0,
@@ -174,10 +196,11 @@ def dada(oid: str, status: int, update_time: int, ref: str = "DADA-1", **extra) 
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-def test_rider_callbacks_move_the_order_to_completed_with_a_masked_timeline(api):
+def test_rider_callbacks_move_the_order_to_completed_with_a_masked_timeline(api, courier):
     oid = booked_delivery(api)
     t = int(time.time())
     for i, st in enumerate((2, 100, 3, 4)):
+        rider(courier, oid, st)
         r = api.client.post("/callbacks/local_delivery", data=dada(oid, st, t + i))
         assert r.status_code == 200 and r.json == {"code": 0, "msg": "success"}
     assert status(api, oid) == "completed"
@@ -191,9 +214,10 @@ def test_rider_callbacks_move_the_order_to_completed_with_a_masked_timeline(api)
     assert [o["order_id"] for o in feed] == [oid]
 
 
-def test_duplicate_and_out_of_order_callbacks_never_regress(api):
+def test_duplicate_and_out_of_order_callbacks_never_regress(api, courier):
     oid = booked_delivery(api)
     t = int(time.time())
+    rider(courier, oid, 2, 3)
     collected = dada(oid, 3, t + 2)
     assert api.client.post("/callbacks/local_delivery", data=collected).status_code == 200
     assert api.client.post("/callbacks/local_delivery", data=collected).status_code == 200   # duplicate
@@ -202,14 +226,18 @@ def test_duplicate_and_out_of_order_callbacks_never_regress(api):
     assert status(api, oid) == "picked_up"
     with api.ctx.uow() as uow:
         rows = uow.session.execute(select(func.count()).select_from(TrackingEventRow)).scalar_one()
-    assert rows == 2                                           # the late one is on the timeline
+    # The late one is contradicted by the courier's query (the rider has the goods): what the query
+    # says is already recorded, so the timeline shows each step once.
+    assert rows == 1
     assert transitions(api, oid).count("picked_up") == 1
 
 
-def test_courier_cancel_sends_the_order_back_for_rebooking(api):
+def test_courier_cancel_sends_the_order_back_for_rebooking(api, courier):
     oid = booked_delivery(api)
     t = int(time.time())
+    rider(courier, oid, 2)
     api.client.post("/callbacks/local_delivery", data=dada(oid, 2, t))
+    rider(courier, oid, 5)
     r = api.client.post("/callbacks/local_delivery", data=dada(oid, 5, t + 1, cancel_reason="rider unavailable"))
     assert r.status_code == 200 and status(api, oid) == "allocated" and api.level().reserved == 2
     with api.ctx.uow() as uow:
@@ -222,7 +250,7 @@ def test_courier_cancel_sends_the_order_back_for_rebooking(api):
     assert status(api, oid) == "allocated"
 
 
-def test_bad_courier_signature_is_401_and_unknown_booking_404(api):
+def test_bad_courier_signature_is_401_and_unknown_booking_404(api, courier):
     oid = booked_delivery(api)
     body = json.loads(dada(oid, 2, int(time.time())))
     body["signature"] = "0" * 32
@@ -231,6 +259,19 @@ def test_bad_courier_signature_is_401_and_unknown_booking_404(api):
     r = api.client.post("/callbacks/local_delivery", data=dada(oid, 2, int(time.time()), ref="DADA-UNKNOWN"))
     assert r.status_code == 404
     assert status(api, oid) == "dispatched"
+
+
+def test_a_courier_that_cannot_confirm_is_502_so_it_calls_back_again(api, courier):
+    oid = booked_delivery(api)
+    rider(courier, oid, 2)
+    courier.faults.fail_next, courier.faults.error_status = 2, 503      # the connector's two tries
+    r = api.client.post("/callbacks/local_delivery", data=dada(oid, 2, int(time.time())))
+    assert r.status_code == 502 and r.json["error"] == "upstream_failed"
+    assert status(api, oid) == "dispatched"
+    with api.ctx.uow() as uow:
+        assert uow.session.execute(select(func.count()).select_from(TrackingEventRow)).scalar_one() == 0
+    r = api.client.post("/callbacks/local_delivery", data=dada(oid, 2, int(time.time())))   # Dada's retry
+    assert r.status_code == 200 and status(api, oid) == "rider_assigned"
 
 
 def k100_form(waybill: str, steps: list[tuple[int, str, datetime]]) -> dict[str, str]:
@@ -260,6 +301,23 @@ def test_express_tracking_pushes_move_the_order_and_a_bad_sign_is_refused(api):
     assert api.client.post("/callbacks/express", data=k100_form("SF100", steps)).status_code == 200
     assert status(api, oid) == "completed"
     assert transitions(api, oid)[-3:] == ["in_transit", "delivered", "completed"]
+
+
+def test_express_parcel_sent_back_returns_to_the_warehouse_with_the_refund_due(api):
+    oid = booked_delivery(api, kind="express", ref="SF200", carrier="express")
+    wh = api.level("WH01")                                  # shipped: the 2 units already left
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    steps = [(1, "揽收", t0), (0, "在途", t0 + timedelta(hours=1)), (6, "退回", t0 + timedelta(hours=2))]
+    assert api.client.post("/callbacks/express", data=k100_form("SF200", steps)).status_code == 200
+    assert status(api, oid) == "returning" and api.level("WH01").on_hand == wh.on_hand
+    steps.append((4, "退签", t0 + timedelta(hours=3)))
+    assert api.client.post("/callbacks/express", data=k100_form("SF200", steps)).status_code == 200
+    assert status(api, oid) == "returned"
+    assert (api.level("WH01").on_hand, api.level("WH01").reserved) == (wh.on_hand + 2, wh.reserved)
+    with api.ctx.uow() as uow:
+        due = uow.session.execute(select(OutboxMessage.payload)
+                                  .where(OutboxMessage.event_type == "order.refund_due")).scalars().all()
+    assert [d["data"]["order_id"] for d in due] == [oid] and due[0]["data"]["payment_ref"] == "tx-1"
 
 
 # -- the mini-program shop's own order pushes ------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from hub.storage.tables import ErpFeedEntry, OrderRow, StockMovement
+from hub.storage.tables import ErpFeedEntry, OrderRow, OutboxMessage, StockMovement
 
 from .conftest import POS_KEYS
 
@@ -185,3 +185,58 @@ def test_pos_inventory_webhook_reaches_the_ledger_once(api):
     assert api.post(path, bad, key=POS_KEYS["S001"]).status_code == 422
     assert api.post(path, payload, key=POS_KEYS["S002"]).status_code == 403     # another store's key
     assert api.level().on_hand == 8
+
+
+# -- a store return after collection ------------------------------------------------------------
+
+def refund_events(api, oid: str) -> list[dict]:
+    with api.ctx.uow() as uow:
+        rows = uow.session.execute(select(OutboxMessage.payload)
+                                   .where(OutboxMessage.event_type == "order.refund_due")).scalars().all()
+    return [r["data"] for r in rows if r["data"]["order_id"] == oid]
+
+
+def collected(api, key="k1") -> str:
+    oid = paid_pickup(api, key)
+    api.post(f"{BASE}/pickup-orders/{oid}/ready", key=S1)
+    r = api.post(f"{BASE}/pickup-orders/{oid}/collect", {"pickup_code": code_of(api, oid)}, key=S1)
+    assert r.status_code == 200
+    return oid
+
+
+def test_goods_handed_back_return_to_the_stores_stock_once_with_the_refund_due(api):
+    api.stock(10)
+    oid = collected(api)
+    assert (api.level().on_hand, api.level().reserved) == (8, 0)
+    r = api.post(f"{BASE}/pickup-orders/{oid}/return", {"reason": "wrong size"}, key=S1)
+    assert r.status_code == 200 and r.json == {"order_id": oid, "status": "returned"}
+    assert (api.level().on_hand, api.level().reserved) == (10, 0)
+    [due] = refund_events(api, oid)
+    assert due["payment_ref"] == "tx-k1" and "wrong size" in due["reason"] and "S001" in due["reason"]
+    before = movements(api)
+    again = api.post(f"{BASE}/pickup-orders/{oid}/return", {"reason": "wrong size"}, key=S1)   # the till retries
+    assert again.status_code == 200 and again.json["status"] == "returned"
+    assert movements(api) == before and api.level().on_hand == 10 and len(refund_events(api, oid)) == 1
+    assert api.get(f"/api/v1/orders/{oid}").json["status"] == "returned"
+    listed = api.get(f"{BASE}/pickup-orders?status=returned", key=S1).json["orders"]
+    assert [o["order_id"] for o in listed] == [oid]
+
+
+def test_bad_store_returns_are_refused_and_change_nothing(api):
+    api.stock(10)
+    oid = collected(api)
+    uncollected = paid_pickup(api, "k2")
+    before = movements(api)
+    cases = [
+        (api.post(f"{BASE}/pickup-orders/{oid}/return", {}, key=S1), 422),                     # no reason
+        (api.post(f"{BASE}/pickup-orders/{oid}/return", {"reason": 7}, key=S1), 422),
+        (api.call("POST", f"{BASE}/pickup-orders/{oid}/return", key=S1, data=b"{not json",
+                  headers={"Content-Type": "application/json"}), 400),
+        (api.post(f"{BASE}/pickup-orders/O-NOPE/return", {"reason": "x"}, key=S1), 404),
+        (api.post(f"/api/v1/stores/S002/pickup-orders/{oid}/return", {"reason": "x"}, key=POS_KEYS["S002"]), 404),
+        (api.post(f"/api/v1/stores/S001/pickup-orders/{oid}/return", {"reason": "x"}, key=POS_KEYS["S002"]), 403),
+        (api.post(f"{BASE}/pickup-orders/{uncollected}/return", {"reason": "x"}, key=S1), 409),   # never left
+    ]
+    assert [r.status_code for r, _ in cases] == [want for _, want in cases], [r.json for r, _ in cases]
+    assert movements(api) == before and refund_events(api, oid) == [] and refund_events(api, uncollected) == []
+    assert api.get(f"/api/v1/orders/{oid}").json["status"] == "completed"

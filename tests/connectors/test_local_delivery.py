@@ -274,3 +274,41 @@ def test_callback_signature_is_md5_of_sorted_values():
     expected = hashlib.md5("".join(sorted(["Dada1", "O-1", "1795572000"])).encode()).hexdigest()
     from sandbox.local_delivery import callback_signature
     assert callback_signature(**body) == expected
+
+
+# -- the status query: what a callback only claims ----------------------------------------------
+
+def test_query_answers_the_deliverys_real_state_from_dadas_status_api(sim, sink):
+    conn = connector(sim)
+    assert conn.query("O-8301") is None                              # never booked: Dada's 2005
+    quote, _ = booked(sim, sink, conn, "O-8301")
+    sim.advance("O-8301", 2, update_time=1795572000)
+    sim.advance("O-8301", 3, update_time=1795572600)
+    state = conn.query("O-8301")
+    sent = sim.requests_to("/api/order/status/query")[-1].json()
+    assert json.loads(sent["body"]) == {"order_id": "O-8301"} and sent["signature"]   # signed with our secret
+    assert (state.carrier, state.order_ref, state.status) == ("local_delivery", "O-8301", S.COLLECTED)
+    assert state.at == datetime.fromtimestamp(1795572600, UTC)       # fetchTime: when the rider took the goods
+    assert (state.rider_name, state.rider_phone, state.fee_fen) == ("张骑士", "13911112222", quote.fee_fen)
+    sim.advance("O-8301", 9)
+    assert conn.query("O-8301").status == S.RETURNING and conn.query("O-8301").at is None
+
+
+def test_query_of_an_unreachable_courier_is_transient_never_no_booking(sim, sink):
+    conn = connector(sim, attempts=2)
+    booked(sim, sink, conn, "O-8302")
+    sim.faults.fail_next, sim.faults.error_status = 5, 503
+    with pytest.raises(TransientError, match="HTTP 503"):
+        conn.query("O-8302")
+    sim.busy_next(2, code=-1)
+    with pytest.raises(TransientError, match="code -1"):
+        conn.query("O-8302")
+
+
+def test_cancel_refusal_carries_dadas_code(sim, sink):
+    conn = connector(sim)
+    booked(sim, sink, conn, "O-8303")
+    sim.advance("O-8303", 3)
+    with pytest.raises(PermanentError) as err:
+        conn.cancel("O-8303", "buyer changed their mind")
+    assert (err.value.code, err.value.outcome) == (2050, "permanent")

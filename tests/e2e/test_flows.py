@@ -103,6 +103,23 @@ def test_nearby_delivery_end_to_end_with_duplicate_and_reordered_callbacks(hub):
     assert "13900001111" not in str(done["timeline"])
 
 
+def test_failed_delivery_comes_back_to_the_store_end_to_end(hub):
+    """The rider cannot hand it over: every callback confirmed with Dada's status query, the order ends
+    returned, the goods are for sale at the store again and the refund is due."""
+    count(hub, "S002", "CUP-002", 4)
+    hub.sandbox.local_delivery.knobs.fate = "returned"
+    order_id = place(hub, [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002}).json()["order_id"]
+    pay(hub, order_id)
+    done = hub.wait_status(order_id, "returned", timeout=60)
+    statuses = [e["status"] for e in done["timeline"]]
+    for expected in ("dispatched", "picked_up", "returning", "returned"):
+        assert expected in statuses
+    s002 = next(loc for loc in hub.call("GET", "/api/v1/stock/CUP-002").json()["locations"]
+                if loc["location_id"] == "S002")
+    assert s002["available"] == 4 - 1              # all 4 on the shelf again, less the channel's safety stock
+    assert len(hub.sandbox.local_delivery.requests_to("/api/order/status/query")) >= 5
+
+
 def test_express_fallback_from_the_warehouse(hub):
     assert pull_products(hub.ctx) >= 0
     assert pull_warehouse_stock(hub.ctx) > 0           # the ERP's plant 1000 is the hub's WH01
@@ -149,7 +166,10 @@ def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
     pay(hub, order_id)
 
     def parked():
-        return consumers.dead_letters(hub.ctx)
+        # This order's booking only: an event of the previous test still in a consumer when the tables were
+        # emptied parks a NotFound letter of its own, which made a count of all letters flaky.
+        return [d for d in consumers.dead_letters(hub.ctx) if d.target == "fulfilment.local_delivery"
+                and (d.payload.get("data") or {}).get("order_id") == order_id]
 
     wait_for(lambda: len(parked()) == 1, 90, "a dead letter for the booking", interval=0.5)
     assert hub.order(order_id)["status"] == "allocated"

@@ -68,14 +68,16 @@ def test_courier_cancel_rebooks_once_and_old_booking_goes_inactive(flow):
 
 def test_cancelling_the_order_cancels_the_booking_and_refunds_the_payment(flow):
     order_id = dispatched_delivery(flow)
-    with flow.ctx.uow() as uow:
+    with flow.ctx.uow() as uow:          # a rider is booked: the cancel is a request the courier answers
         orders.cancel(uow, orders.get(uow, order_id, lock=True), "miniprogram", "buyer cancelled")
         uow.commit()
+    assert flow.order(order_id).status == "cancel_requested"
 
+    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancel_requested")
     flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancelled")
     flow.deliver("fulfilment.refund_due", "order.refund_due", order_id=order_id)
 
-    assert flow.sandbox.local_delivery.status_of(order_id) == 5
+    assert flow.sandbox.local_delivery.status_of(order_id) == 5 and flow.order(order_id).status == "cancelled"
     [shipment] = shipments(flow, order_id)
     assert (shipment.active, shipment.status) == (False, "cancelled")
     [refund] = flow.sandbox.wechat_pay.refunds.values()          # asked of the payment platform, in full

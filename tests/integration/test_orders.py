@@ -97,6 +97,18 @@ def test_happy_path_records_history_and_commits_stock_once(ctx, kind):
     assert history == [S.PENDING_PAYMENT, *PATHS[kind]]
 
 
+# States off the forward path: a cancel request, a failed delivery, a return.
+OFF_PATH = {
+    FulfillmentType.PICKUP: {S.RETURNED: [S.PAID, S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.RETURNED]},
+    FulfillmentType.DELIVERY: {
+        S.CANCEL_REQUESTED: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.CANCEL_REQUESTED],
+        S.RETURNING: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.PICKED_UP, S.RETURNING],
+        S.RETURNED: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.PICKED_UP, S.RETURNED]},
+    FulfillmentType.EXPRESS: {S.RETURNING: [S.PAID, S.ALLOCATED, S.SHIPPED, S.RETURNING],
+                              S.RETURNED: [S.PAID, S.ALLOCATED, S.SHIPPED, S.RETURNED]},
+}
+
+
 def all_legal_edges():
     for kind, table in TRANSITIONS.items():
         for src, targets in table.items():
@@ -116,6 +128,8 @@ def test_every_legal_transition_is_reachable_and_applies(ctx):
             prefix = path[: path.index(src) + 1]
         elif src == S.CANCELLED:
             prefix = [S.PAID, S.CANCELLED]           # a paid cancellation can be refunded
+        elif src in OFF_PATH[kind]:
+            prefix = OFF_PATH[kind][src]
         else:
             raise AssertionError(f"no path to {src} for {kind}")
         oid, _ = place(ctx, cmd(kind.value, key=f"edge{n}", qty=1))
@@ -130,6 +144,8 @@ def test_every_legal_transition_is_reachable_and_applies(ctx):
     ("pickup", [], S.COLLECTED),
     ("pickup", [S.PAID, S.ALLOCATED], S.DISPATCHED),
     ("delivery", [S.PAID, S.ALLOCATED, S.DISPATCHED, S.PICKED_UP], S.CANCELLED),
+    ("delivery", [S.PAID, S.ALLOCATED, S.DISPATCHED], S.CANCELLED),   # a rider is booked: only a request
+    ("delivery", [S.PAID, S.ALLOCATED, S.DISPATCHED, S.PICKED_UP, S.RETURNING], S.DELIVERED),
     ("express", [S.PAID, S.ALLOCATED, S.SHIPPED], S.READY_FOR_PICKUP),
     ("express", [S.CANCELLED], S.PAID),
     ("pickup", [S.CANCELLED], S.REFUNDED),          # never paid: nothing to refund
