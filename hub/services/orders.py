@@ -224,6 +224,18 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
     return True
 
 
+def _owe_second_payment(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str,
+                        amount_fen: int | None) -> bool:
+    """The buyer paid twice (two payment sessions, two devices): the second payment goes back whole."""
+    if money_owed.of_payment(uow, order.id, payment_ref):
+        return False                                   # already owed back: the same notification again
+    log.warning("order %s: second payment %s (first %s); refunding it", order.id, payment_ref, order.payment_ref)
+    paid = amount_fen if amount_fen is not None else order.total_fen
+    money_owed.owe(uow, order, payment_ref=payment_ref, paid_fen=paid, cause="paid_twice", source=source,
+                   reason="duplicate payment for one order")
+    return True
+
+
 # A rider is booked: he may already hold the goods, whatever the courier's last report said.
 RIDER_BOOKED = (S.DISPATCHED, S.RIDER_ASSIGNED)
 
