@@ -35,6 +35,8 @@ class _Strict(BaseModel):
 class HttpConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # Every route's request body, callbacks included: a bigger one is refused (413) while it is read.
+    max_body_bytes: int = Field(1_000_000, ge=1024)
 
 
 class HubSection(_Strict):

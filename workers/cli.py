@@ -75,6 +75,7 @@ def sandbox_cmd(args: argparse.Namespace) -> int:
 def demo(args: argparse.Namespace) -> int:
     from sandbox.demo import run_demo
 
+    _logging()
     return run_demo(verbose=not args.quiet)
 
 

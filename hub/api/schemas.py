@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .http import ApiError
+from hub.domain import clock
 
-MAX_BODY = 1_000_000
+from .http import ApiError
 
 
 def invalid(path: str, reason: str) -> ApiError:
@@ -186,13 +186,14 @@ def parse_time(value: Any, path: str) -> datetime:
         raise invalid(path, "is not an ISO-8601 time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise invalid(path, "needs a UTC offset, e.g. 2026-11-25T10:00:00+08:00")
+    if not clock.in_range(parsed):         # 0001-01-01T00:00:00+14:00 has no UTC time at all
+        raise invalid(path, "must be between 1970 and 2999")
     return parsed
 
 
 def parse_json(raw: bytes, spec: Field | None) -> Any:
-    """Decode and validate a request body; an empty body is {} (bodies of actions are optional)."""
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"the body may be at most {MAX_BODY} bytes")
+    """Decode and validate a request body; an empty body is {} (bodies of actions are optional).
+    Its size was checked while it was read (`api/body.py`)."""
     if not raw.strip():
         value: Any = {}
     else:
@@ -247,7 +248,8 @@ PLACE_ORDER = Obj(fields={
 PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment's id at the payment backend"),
                         "amount_fen": Int(required=False, minimum=0, description="checked against the total")})
 CANCEL_ORDER = Obj(fields={"reason": Str(required=False, max_len=200)})
-COLLECT = Obj(fields={"pickup_code": Str(max_len=12, description="the code the buyer shows")})
+# ASCII digits only: a full-width "１２３４５６" is not the code, and `[0-9]` (unlike `\d`) says so.
+COLLECT = Obj(fields={"pickup_code": Str(max_len=12, pattern="[0-9]+", description="the code the buyer shows")})
 EMPTY = Obj(fields={})
 SALE = Obj(fields={
     "receipt_id": Str(max_len=100, description="the POS receipt number: a receipt applies once"),

@@ -1,0 +1,49 @@
+"""The request body's size limit, on every route (callbacks included), enforced while the body is read.
+
+A body with a Content-Length over the limit is refused before a byte of it is read. A chunked or
+streamed body (no Content-Length) is read at most `limit` + 1 bytes: past the limit it is cut off and
+refused. Either way the answer is 413 and nothing changes. A body within the limit is put back as a
+buffer of known length, so handlers read JSON and forms as usual (`hub.http.max_body_bytes`).
+"""
+from __future__ import annotations
+
+import io
+import re
+
+from werkzeug import Request
+
+from .http import ApiError
+
+CHUNK = 64 * 1024
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(413, "body_too_large", f"the request body may be at most {limit} bytes", limit=limit)
+
+
+def limit_body(request: Request, limit: int) -> None:
+    """Refuse a body bigger than `limit` bytes (413); a malformed Content-Length is 400."""
+    environ = request.environ
+    request.max_content_length = limit          # werkzeug's own readers (forms) keep to it too
+    declared = environ.get("CONTENT_LENGTH")
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if declared not in (None, "") and not chunked:
+        if not re.fullmatch(r"[0-9]{1,18}", declared.strip()):
+            raise ApiError(400, "bad_content_length", "Content-Length must be a number of bytes")
+        if int(declared) > limit:
+            raise too_large(limit)
+        return
+    if not chunked and "wsgi.input_terminated" not in environ:
+        return                                   # no length and no stream: there is no body
+    stream, buf = environ["wsgi.input"], bytearray()
+    while True:
+        piece = stream.read(min(CHUNK, limit + 1 - len(buf)))
+        if not piece:
+            break
+        buf += piece
+        if len(buf) > limit:                     # cut off here: the rest is never read
+            raise too_large(limit)
+    environ["wsgi.input"] = io.BytesIO(bytes(buf))
+    environ["CONTENT_LENGTH"] = str(len(buf))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ.pop("wsgi.input_terminated", None)
