@@ -277,3 +277,17 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     except OSError as exc:
         raise ConfigError([(str(chosen), f"cannot read: {exc.strerror}")]) from exc
     return parse_config(text, env=env, source=str(chosen))
+
+
+SECRET_WORDS = ("key", "secret", "password", "token", "salt", "checkword")
+
+
+def secret_values(cfg: HubConfig) -> list[str]:
+    """Every key and secret the config holds (callers' keys, each system's credentials), for the log
+    filter to redact verbatim wherever they turn up."""
+    keys = [ch.key for ch in cfg.channels] + [loc.pos_key or "" for loc in cfg.stores] + [cfg.hub.ops_key]
+    for system in cfg.systems.values():
+        for name, value in (system.model_extra or {}).items():
+            if isinstance(value, str) and any(w in name for w in SECRET_WORDS):
+                keys.append(value)
+    return [k for k in keys if k]
