@@ -169,7 +169,7 @@ def order_detail(call: Call) -> dict:
             raise ApiError(404, "not_found", f"no order {call.params['order_id']!r}")
         return {**_summary(call, order),
                 "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
-                "routing": order.routing or {}, "timeline": timeline(call, uow, order)}
+                "routing": order.routing or {}, "timeline": timeline(call, uow, order, for_buyer=False)}
 
 
 # -- dead letters -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from hub import events
 from hub.config import HubConfig
+from hub.domain import timeline
 from hub.domain.clock import is_ahead
 from hub.domain.errors import NotFound
 from hub.domain.model import FulfillmentType, TrackingEvent, TrackingStatus
@@ -129,3 +130,17 @@ def _rebook(uow: UnitOfWork, order: OrderRow, shipment: Shipment, event: Trackin
         uow.emit(events.SHIPMENT_REBOOK_NEEDED, {"order_id": order.id, "shipment_id": shipment.id,
                                             "carrier": shipment.carrier, "shipment_ref": shipment.shipment_ref,
                                             "reason": str(event.status)})
+
+
+def order_timeline(uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[timeline.Step]:
+    """The order's changes and its couriers' reports as one story (`hub.domain.timeline.merge`).
+    The buyer's has no booking or waybill numbers; an operator's keeps them."""
+    changes = [timeline.Step(t.at, t.to_status, t.source, t.detail or "", t.id) for t in order.transitions]
+    rows = uow.session.execute(
+        select(TrackingEventRow, Shipment.carrier).join(Shipment, Shipment.id == TrackingEventRow.shipment_id)
+        .where(TrackingEventRow.order_id == order.id)).all()
+    reports = [timeline.Step(ev.at, ev.status, carrier, ev.detail or "", ev.id, ev.shipment_id) for ev, carrier in rows]
+    refs: list[str] = []
+    if for_buyer:
+        refs = list(uow.session.execute(select(Shipment.shipment_ref).where(Shipment.order_id == order.id)).scalars())
+    return timeline.merge(changes, reports, hide=refs)

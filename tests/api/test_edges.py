@@ -252,3 +252,39 @@ def test_a_chunked_body_within_the_limit_is_read_and_applied_over_real_http(api)
         conn.close()
     finally:
         server.shutdown()
+
+
+# -- finding 9: the buyer's timeline, in order, each event once, the end last, no booking numbers -----------
+
+def test_the_buyers_delivery_timeline_reads_in_order_once_with_no_booking_reference(api):
+    from hub.domain.order_states import OrderStatus
+    from hub.services import orders
+    from hub.storage.tables import Shipment
+    api.stock(10)
+    oid = api.order("tl-1", kind="delivery")
+    api.pay(oid)
+    with api.ctx.uow() as uow:                 # what flows/delivery.py writes when the courier booked
+        order = orders.get(uow, oid)
+        orders.transition(uow, order, OrderStatus.DISPATCHED, "local_delivery",
+                          "rider booked from Jing'an Flagship (DADA-77001, fee 500 fen)")
+        uow.session.add(Shipment(order_id=oid, kind="local", carrier="local_delivery", shipment_ref="DADA-77001",
+                                 status="booked"))
+        uow.commit()
+    t = int(time.time()) - 3600                 # the courier's clock is an hour behind ours
+    for i, st in enumerate((1, 2, 8, 100, 3, 4)):   # booked, rider_assigned twice (2 and 8), at store, ...
+        r = api.client.post("/callbacks/local_delivery", data=dada(oid, st, t + i, ref="DADA-77001"))
+        assert r.status_code == 200, r.json
+    o = api.get(f"/api/v1/orders/{oid}").json
+    assert o["status"] == "completed"
+    steps = [e["status"] for e in o["timeline"]]
+    assert steps[0] == "pending_payment" and steps[-1] == "completed", steps
+    assert steps == ["pending_payment", "paid", "allocated", "dispatched", "booked", "rider_assigned",
+                     "rider_at_store", "picked_up", "collected", "delivered", "completed"], steps
+    times = [e["at"] for e in o["timeline"]]
+    assert times == sorted(times)
+    assert "DADA-77001" not in json.dumps(o["timeline"])
+    assert "139****2222" in json.dumps(o["timeline"], ensure_ascii=False)       # the rider, masked, stays
+    # the operator's view keeps the reference
+    from .conftest import OPS_KEY
+    ops = api.get(f"/admin/api/orders/{oid}", key=OPS_KEY).json
+    assert "DADA-77001" in json.dumps(ops["timeline"])
