@@ -1,4 +1,5 @@
-"""The request body's size limit, on every route (callbacks included), enforced while the body is read.
+"""The request body's size limit, on every route (callbacks included), enforced while the body is read;
+and no NUL character anywhere in a request (PostgreSQL cannot store one: it would be a 500, not a 400).
 
 A body with a Content-Length over the limit is refused before a byte of it is read. A chunked or
 streamed body (no Content-Length) is read at most `limit` + 1 bytes: past the limit it is cut off and
@@ -47,3 +48,16 @@ def limit_body(request: Request, limit: int) -> None:
     environ["CONTENT_LENGTH"] = str(len(buf))
     environ.pop("HTTP_TRANSFER_ENCODING", None)
     environ.pop("wsgi.input_terminated", None)
+
+
+_NUL_IN_BODY = (b"\x00", b"\\u0000", b"%00")
+
+
+def refuse_nul(request: Request, params: dict[str, str]) -> None:
+    """400 for a NUL character in the path, the query or the body (raw, JSON-escaped or URL-encoded):
+    no system the hub talks to sends one, and the database cannot hold one."""
+    if any("\x00" in v for v in params.values()) or any("\x00" in k + v for k, v in request.args.items(multi=True)):
+        raise ApiError(400, "nul_character", "a NUL character is not accepted in a path or query")
+    raw = request.get_data(cache=True).lower()
+    if any(marker in raw for marker in _NUL_IN_BODY):
+        raise ApiError(400, "nul_character", "a NUL character is not accepted in a request body")

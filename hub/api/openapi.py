@@ -30,7 +30,7 @@ def statuses(route: Route) -> dict[int, str]:
     out = dict(AUDIENCE_STATUSES.get(route.audience, {}))
     # Every route reads its body under the size limit (api/body.py), whether it takes one or not.
     out[413] = "body too large (hub.http.max_body_bytes), or a malformed Content-Length: 400"
-    out.setdefault(400, "malformed Content-Length")
+    out.setdefault(400, "malformed Content-Length, or a NUL character in the request")
     if route.body is not None:
         out |= BODY_STATUSES
     if route.query:

@@ -47,6 +47,8 @@ class Str(Field):
     def parse(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
             raise invalid(path, "must be a string")
+        if "\x00" in value:                     # the database cannot hold it
+            raise invalid(path, "must not contain a NUL character")
         if not self.min_len <= len(value) <= self.max_len:
             raise invalid(path, f"must be {self.min_len} to {self.max_len} characters")
         if self.enum and value not in self.enum:

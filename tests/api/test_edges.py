@@ -288,3 +288,18 @@ def test_the_buyers_delivery_timeline_reads_in_order_once_with_no_booking_refere
     from .conftest import OPS_KEY
     ops = api.get(f"/admin/api/orders/{oid}", key=OPS_KEY).json
     assert "DADA-77001" in json.dumps(ops["timeline"])
+
+
+def test_a_nul_character_anywhere_is_400_not_500(api):
+    """PostgreSQL cannot hold a NUL: a path id, a query value or a body string carrying one was a 500."""
+    from .conftest import OPS_KEY, order_body
+    api.stock(10)
+    assert api.get("/api/v1/orders/O1%00").status_code == 400
+    assert api.get("/admin/api/orders", key=OPS_KEY, query_string={"store": "S001\x00"}).status_code == 400
+    body = order_body()
+    body["buyer"]["id"] = "buyer\x00"
+    r = api.post("/api/v1/orders", body, headers={"Idempotency-Key": "nul-1"})
+    assert r.status_code == 400 and r.json["error"] == "nul_character"
+    r = api.client.post("/callbacks/local_delivery", data=b'{"client_id": "a\\u0000"}')
+    assert r.status_code == 400
+    assert movements(api) == 6                  # the seeded counts only: nothing else was written
