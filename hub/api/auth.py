@@ -51,7 +51,7 @@ def presented_key(request: Request, allow_basic: bool = False) -> tuple[str | No
     if allow_basic and scheme.lower() == "basic":
         try:
             _user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):      # ValueError: a non-ASCII value ("Basic é")
             return None, False
         return (password or None), True
     return None, False

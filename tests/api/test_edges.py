@@ -303,3 +303,10 @@ def test_a_nul_character_anywhere_is_400_not_500(api):
     r = api.client.post("/callbacks/local_delivery", data=b'{"client_id": "a\\u0000"}')
     assert r.status_code == 400
     assert movements(api) == 6                  # the seeded counts only: nothing else was written
+
+
+def test_a_non_ascii_authorization_header_is_401(api):
+    from .conftest import OPS_KEY
+    for value in ("Basic é", "Basic b3BzOsOp", "Bearer é"):          # b3BzOsOp: "ops:é"
+        assert api.get("/admin/api/flow", key=None, headers={"Authorization": value}).status_code == 401, value
+    assert api.get("/admin/api/flow", key=OPS_KEY).status_code == 200

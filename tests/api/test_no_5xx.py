@@ -76,6 +76,9 @@ def requests(draw, route: Route, ids: dict[str, list[str]]):
     key = KEYS.get(route.audience)
     auth = draw(st.sampled_from([key] * 6 + ["wrong-key-0000000", None])) if key else None
     headers = {"Authorization": f"Bearer {auth}"} if auth else {}
+    if draw(st.integers(0, 9)) == 0:           # an odd Authorization header of any scheme
+        headers["Authorization"] = draw(st.sampled_from(["Basic é", "Basic ###", "Bearer é", "Basic", "Bearer ",
+                                                         "Basic b3BzOsOp", "Digest x", "é"]))
     if route.headers:
         headers["Idempotency-Key"] = draw(st.one_of(st.text(min_size=1, max_size=8).filter(str.isascii),
                                                     st.sampled_from(["k-1", "k-2", "é"])))
