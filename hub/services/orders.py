@@ -200,6 +200,8 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
               at: datetime | None = None, payer_id: str = "") -> bool:
     """Payment confirmed: paid, then allocated (the stock is already reserved where routing chose).
     `payer_id` (the payer's openid) is kept on the buyer: the shipping-info upload must name it."""
+    if at is not None:
+        at = min(at, utcnow())      # the platform's clock ahead of ours: paid by now at the latest
     if payer_id and order.buyer.get("openid") != payer_id:
         order.buyer = {**order.buyer, "openid": payer_id}
     if order.payment_ref == payment_ref and order.paid_at is not None:

@@ -310,3 +310,19 @@ def test_a_non_ascii_authorization_header_is_401(api):
     for value in ("Basic é", "Basic b3BzOsOp", "Bearer é"):          # b3BzOsOp: "ops:é"
         assert api.get("/admin/api/flow", key=None, headers={"Authorization": value}).status_code == 401, value
     assert api.get("/admin/api/flow", key=OPS_KEY).status_code == 200
+
+
+def test_a_payment_dated_ahead_of_our_clock_is_recorded_as_paid_now(api):
+    from datetime import UTC, datetime
+
+    from hub.services import orders
+    api.stock(10)
+    oid = api.order()
+    with api.ctx.uow() as uow:
+        order = orders.get(uow, oid, lock=True)
+        orders.mark_paid(uow, order, "wechat_pay", "tx-future", at=datetime.now(UTC) + timedelta(days=1))
+        uow.commit()
+    with api.ctx.uow() as uow:
+        order = orders.get(uow, oid)
+        latest = datetime.now(UTC) + timedelta(seconds=1)
+        assert order.paid_at <= latest and all(t.at <= latest for t in order.transitions)
