@@ -297,7 +297,7 @@ def test_a_nul_character_anywhere_is_400_not_500(api):
     assert api.get("/api/v1/orders/O1%00").status_code == 400
     assert api.get("/admin/api/orders", key=OPS_KEY, query_string={"store": "S001\x00"}).status_code == 400
     body = order_body()
-    body["buyer"]["id"] = "buyer\x00"
+    body["buyer"] = {**body["buyer"], "id": "buyer\x00"}        # a copy: BUYER is shared by every test
     r = api.post("/api/v1/orders", body, headers={"Idempotency-Key": "nul-1"})
     assert r.status_code == 400 and r.json["error"] == "nul_character"
     r = api.client.post("/callbacks/local_delivery", data=b'{"client_id": "a\\u0000"}')
