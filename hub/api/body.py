@@ -9,7 +9,9 @@ buffer of known length, so handlers read JSON and forms as usual (`hub.http.max_
 from __future__ import annotations
 
 import io
+import json
 import re
+from typing import Any
 
 from werkzeug import Request
 
@@ -50,14 +52,29 @@ def limit_body(request: Request, limit: int) -> None:
     environ.pop("wsgi.input_terminated", None)
 
 
-_NUL_IN_BODY = (b"\x00", b"\\u0000", b"%00")
-
-
 def refuse_nul(request: Request, params: dict[str, str]) -> None:
-    """400 for a NUL character in the path, the query or the body (raw, JSON-escaped or URL-encoded):
+    """400 for a NUL character in the path, the query or the body (raw, in a JSON string or a form value):
     no system the hub talks to sends one, and the database cannot hold one."""
     if any("\x00" in v for v in params.values()) or any("\x00" in k + v for k, v in request.args.items(multi=True)):
         raise ApiError(400, "nul_character", "a NUL character is not accepted in a path or query")
-    raw = request.get_data(cache=True).lower()
-    if any(marker in raw for marker in _NUL_IN_BODY):
+    raw = request.get_data(cache=True)
+    if b"\x00" in raw or (request.mimetype == "application/x-www-form-urlencoded"
+                          and any("\x00" in k + v for k, v in request.form.items(multi=True))):
         raise ApiError(400, "nul_character", "a NUL character is not accepted in a request body")
+    if raw.lstrip()[:1] in (b"{", b"[") and b"\\u0000" in raw:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return                                  # malformed: the handler says so
+        if _holds_nul(body):
+            raise ApiError(400, "nul_character", "a NUL character is not accepted in a request body")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False

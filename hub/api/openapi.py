@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import schemas
 from .http import Call, Route
 
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
@@ -48,7 +49,8 @@ def _response(code: int, text: str) -> dict[str, Any]:
 
 def _operation(route: Route) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string", "minLength": 1, "pattern": schemas.NO_NUL}}
         for name in re.findall(r"{(\w+)}", route.path)]
     params += [{"name": p.name, "in": "query", "required": p.required, "schema": p.spec.schema(),
                 **({"description": p.description} if p.description else {})} for p in route.query]

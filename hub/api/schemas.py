@@ -15,6 +15,9 @@ from hub.domain import clock
 
 from .http import ApiError
 
+NO_NUL = "^[^\\u0000]*$"                       # JSON Schema (ECMA) and Python both read \u0000 as NUL
+YEARS = "^(19[7-9][0-9]|2[0-9]{3})-"            # hub/domain/clock.py: 1970 to 2999
+
 
 def invalid(path: str, reason: str) -> ApiError:
     return ApiError(422, "validation_failed", f"{path or 'body'}: {reason}", field=path or "body", reason=reason)
@@ -61,8 +64,8 @@ class Str(Field):
         s: dict[str, Any] = {"type": "string", "minLength": self.min_len, "maxLength": self.max_len}
         if self.enum:
             s["enum"] = list(self.enum)
-        if self.pattern:
-            s["pattern"] = f"^{self.pattern}$"
+        # no NUL (api/body.py refuses one anywhere); a declared pattern already leaves it out
+        s["pattern"] = f"^{self.pattern}$" if self.pattern else NO_NUL
         return self._doc(s)
 
 
@@ -119,7 +122,7 @@ class Time(Field):
         return parse_time(value, path)
 
     def schema(self) -> dict[str, Any]:
-        return self._doc({"type": "string", "format": "date-time"})
+        return self._doc({"type": "string", "format": "date-time", "pattern": YEARS})
 
 
 @dataclass(frozen=True)
