@@ -18,6 +18,7 @@ from werkzeug import Request
 from .http import ApiError
 
 CHUNK = 64 * 1024
+MAX_DEPTH = 64              # no request the hub takes nests deeper; a thousand levels would exhaust the stack
 
 
 def too_large(limit: int) -> ApiError:
@@ -61,20 +62,33 @@ def refuse_nul(request: Request, params: dict[str, str]) -> None:
     if b"\x00" in raw or (request.mimetype == "application/x-www-form-urlencoded"
                           and any("\x00" in k + v for k, v in request.form.items(multi=True))):
         raise ApiError(400, "nul_character", "a NUL character is not accepted in a request body")
-    if raw.lstrip()[:1] in (b"{", b"[") and b"\\u0000" in raw:
+    if raw.lstrip()[:1] in (b"{", b"["):
         try:
             body = json.loads(raw)
+        except RecursionError:
+            raise ApiError(400, "nested_too_deeply", f"JSON may nest at most {MAX_DEPTH} levels") from None
         except ValueError:
             return                                  # malformed: the handler says so
-        if _holds_nul(body):
+        nul, depth = _scan(body)
+        if depth > MAX_DEPTH:                       # the handlers' own readers must not run out of stack
+            raise ApiError(400, "nested_too_deeply", f"JSON may nest at most {MAX_DEPTH} levels")
+        if nul:
             raise ApiError(400, "nul_character", "a NUL character is not accepted in a request body")
 
 
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
+def _scan(value: Any) -> tuple[bool, int]:
+    """(holds a NUL in a string or key, how deep it nests), without recursion."""
+    nul, deepest, todo = False, 0, [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, str):
+            nul = nul or "\x00" in v
+        elif isinstance(v, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            for k, x in items:
+                nul = nul or (isinstance(k, str) and "\x00" in k)
+                todo.append((x, depth + 1))
+    return nul, deepest

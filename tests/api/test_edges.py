@@ -326,3 +326,14 @@ def test_a_payment_dated_ahead_of_our_clock_is_recorded_as_paid_now(api):
         order = orders.get(uow, oid)
         latest = datetime.now(UTC) + timedelta(seconds=1)
         assert order.paid_at <= latest and all(t.at <= latest for t in order.transitions)
+
+
+def test_json_nested_too_deeply_is_400_on_every_route(api):
+    deep = b"[" * 100_000 + b"]" * 100_000            # within the size limit; json.loads would exhaust the stack
+    for path in ("/api/v1/orders", "/callbacks/local_delivery", "/callbacks/wechat_pay", f"{STORE}/sales"):
+        r = api.client.post(path, data=deep, headers={"Authorization": f"Bearer {S1}"})
+        assert r.status_code == 400, (path, r.status_code)
+    nested: dict = {"x": 1}
+    for _ in range(100):
+        nested = {"x": nested}
+    assert api.post(f"{STORE}/sales", nested, key=S1).json["error"] == "nested_too_deeply"
