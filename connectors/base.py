@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-# The errors and the binder port belong to the core, which must understand them; connectors use them from here.
 from hub.ports import (  # noqa: F401  (re-exported)
     Binder,
     ConnectorError,
@@ -20,6 +19,9 @@ from hub.ports import (  # noqa: F401  (re-exported)
     SignatureError,
     TransientError,
 )
+
+# The errors and the binder port belong to the core, which must understand them; connectors use them from here.
+from hub.privacy import redact
 
 T = TypeVar("T")
 
@@ -103,6 +105,7 @@ def http_call(system: str, session: requests.Session, method: str, url: str, *,
     try:
         response = session.request(method, url, timeout=timeout, **kwargs)
     except (requests.Timeout, requests.ConnectionError) as exc:
-        raise TransientError(system, f"{type(exc).__name__}: {exc}") from exc
+        # requests names the URL in its message: a token or app secret in the query must not reach a dead letter
+        raise TransientError(system, redact(f"{type(exc).__name__}: {exc}")) from exc
     raise_for_http(system, response)
     return response

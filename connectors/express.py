@@ -142,7 +142,7 @@ class ExpressConnector:
         if not param or not sign:
             raise SignatureError(self.name, "push without param or sign")
         expected = hashlib.md5((param + self._salt).encode()).hexdigest().upper()
-        if not hmac.compare_digest(expected, sign.upper()):
+        if not hmac.compare_digest(expected.encode(), sign.upper().encode()):   # bytes: a non-ASCII sign is just wrong
             raise SignatureError(self.name, "push sign does not verify (upper(md5(param + salt)))")
         try:
             body = json.loads(param)

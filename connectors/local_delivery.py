@@ -147,7 +147,7 @@ class LocalDeliveryConnector:
         if not signature or any(p is None for p in parts):
             raise SignatureError(self.name, "callback without signature, client_id, order_id or update_time")
         expected = hashlib.md5("".join(sorted(str(p) for p in parts)).encode()).hexdigest()
-        if not hmac.compare_digest(expected, str(signature).lower()):
+        if not hmac.compare_digest(expected.encode(), str(signature).lower().encode()):   # bytes: non-ASCII is wrong
             raise SignatureError(self.name, "callback signature does not verify")
         d = self.mapping.inbound("status_callback", data)
         status = TrackingStatus(d["status"])

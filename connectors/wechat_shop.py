@@ -49,7 +49,7 @@ class WeChatShopConnector:
         if missing:
             raise SignatureError(self.name, f"missing push signature parameter(s): {', '.join(missing)}")
         expected = push_signature(self._push_token, query["timestamp"], query["nonce"])
-        if not hmac.compare_digest(expected, query["signature"]):
+        if not hmac.compare_digest(expected.encode(), query["signature"].encode()):   # bytes: non-ASCII is just wrong
             raise SignatureError(self.name, "bad signature")
         try:
             age = abs((now if now is not None else time.time()) - int(query["timestamp"]))

@@ -7,7 +7,8 @@ from functools import cached_property
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.config import HubConfig, load_config
+from hub import privacy
+from hub.config import HubConfig, load_config, secret_values
 from hub.domain.model import Sku
 from hub.ports import AdmissionGate, ConnectorFactory, ConnectorRegistry
 from hub.storage import migrate
@@ -54,6 +55,7 @@ def build_context(config: HubConfig | None = None, database_url: str | None = No
     """Load config, connect, migrate (unless told not to) and mirror the configured locations.
     `connectors` builds a system's connector (the entrypoints pass `connectors.registry.build_connector`)."""
     cfg = config or load_config()
+    privacy.protect_root(secret_values(cfg))      # whatever logs in this process, its keys never reach a log
     engine = make_engine(database_url or cfg.hub.database_url)
     ctx = HubContext(cfg, engine, connectors)
     if upgrade:

@@ -35,6 +35,8 @@ class _Strict(BaseModel):
 class HttpConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # Every route's request body, callbacks included: a bigger one is refused (413) while it is read.
+    max_body_bytes: int = Field(1_000_000, ge=1024)
 
 
 class HubSection(_Strict):
@@ -276,3 +278,17 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     except OSError as exc:
         raise ConfigError([(str(chosen), f"cannot read: {exc.strerror}")]) from exc
     return parse_config(text, env=env, source=str(chosen))
+
+
+SECRET_WORDS = ("key", "secret", "password", "token", "salt", "checkword")
+
+
+def secret_values(cfg: HubConfig) -> list[str]:
+    """Every key and secret the config holds (callers' keys, each system's credentials), for the log
+    filter to redact verbatim wherever they turn up."""
+    keys = [ch.key for ch in cfg.channels] + [loc.pos_key or "" for loc in cfg.stores] + [cfg.hub.ops_key]
+    for system in cfg.systems.values():
+        for name, value in (system.model_extra or {}).items():
+            if isinstance(value, str) and any(w in name for w in SECRET_WORDS):
+                keys.append(value)
+    return [k for k in keys if k]

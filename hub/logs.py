@@ -2,8 +2,9 @@
 
 `log_context(order_id=…, message_id=…, consumer=…, system=…)` marks the work in hand; every record
 logged inside it carries those fields (a context variable: each green thread and each thread has its
-own). Masking is unchanged: the redacting filters of `hub/privacy.py` rewrite a record's message
-before any formatter sees it, and the context holds ids only — never a phone, an address or a key.
+own). Masking: the redacting filter of `hub/privacy.py` sits on the root handler (`configure`), so it
+rewrites every logger's records — urllib3's URLs with tokens, SQLAlchemy's, nameko's — before any formatter
+sees them; the context holds ids only — never a phone, an address or a key.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+
+from hub import privacy
 
 CONTEXT_FIELDS = ("order_id", "message_id", "consumer", "system", "route")
 _context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("hub_log_context", default=None)
@@ -68,3 +71,4 @@ def configure(level: str | None = None, fmt: str | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level or os.environ.get("HUB_LOG_LEVEL", "INFO"))
+    privacy.protect_root()          # every logger's records are cleaned here, the libraries' too

@@ -52,6 +52,7 @@ from typing import Any
 import yaml
 
 from connectors.base import Binder, MappingError
+from hub.domain.clock import in_range
 
 from . import yaml_text
 from .calls import CallSpec, parse_calls
@@ -81,7 +82,7 @@ def _to_int(v: Any) -> int:
         raise ValueError("not a whole number")
     if isinstance(v, str):
         v = v.strip()
-        if not re.fullmatch(r"[+-]?\d+", v):
+        if not re.fullmatch(r"[+-]?[0-9]{1,30}", v):      # ASCII digits: "１２３" is not a number here
             raise ValueError("not a whole number")
     return int(v)
 
@@ -127,8 +128,22 @@ def _aware(v: Any) -> datetime:
     return v
 
 
+def _sane(v: datetime) -> datetime:
+    """A system's time between 1970 and 2999: 0001-01-01T00:00:00+14:00 has no UTC time at all."""
+    if not in_range(v):
+        raise ValueError("a time outside 1970..2999")
+    return v
+
+
+def _from_timestamp(seconds: float) -> datetime:
+    try:
+        return _sane(datetime.fromtimestamp(seconds, tz=UTC))
+    except OSError:                       # out of the platform's range
+        raise ValueError("a time outside 1970..2999") from None
+
+
 def _unix_in(v: Any) -> datetime:
-    return datetime.fromtimestamp(_to_int(v), tz=UTC)
+    return _from_timestamp(_to_int(v))
 
 
 def _unix_out(v: Any) -> int:
@@ -136,7 +151,7 @@ def _unix_out(v: Any) -> int:
 
 
 def _unix_ms_in(v: Any) -> datetime:
-    return datetime.fromtimestamp(_to_int(v) / 1000, tz=UTC)
+    return _from_timestamp(_to_int(v) / 1000)
 
 
 def _unix_ms_out(v: Any) -> int:
@@ -153,7 +168,7 @@ def _iso_in(v: Any) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError("not an ISO-8601 time") from None
-    return _aware(parsed)
+    return _sane(_aware(parsed))
 
 
 def _iso_out(v: Any) -> str:
@@ -453,7 +468,7 @@ class Mapping:
             if inbound:
                 if not isinstance(value, str):
                     raise ValueError("not a time string")
-                return datetime.strptime(value.strip(), fmt).replace(tzinfo=tz)
+                return _sane(datetime.strptime(value.strip(), fmt).replace(tzinfo=tz))
             return _aware(value).astimezone(tz).strftime(fmt)
         to_canonical, to_system = CONVERSIONS[f.convert or "str"]
         return to_canonical(value) if inbound else to_system(value)

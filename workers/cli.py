@@ -73,8 +73,12 @@ def sandbox_cmd(args: argparse.Namespace) -> int:
 
 @command("demo")
 def demo(args: argparse.Namespace) -> int:
+    import os
+
+    from hub.logs import configure
     from sandbox.demo import run_demo
 
+    configure(level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))   # the story on stdout; warnings (redacted) on stderr
     return run_demo(verbose=not args.quiet)
 
 

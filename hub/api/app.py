@@ -22,6 +22,7 @@ from werkzeug.routing import Map, Rule
 from hub import privacy
 from hub.api import callbacks, console, erp, flash_sales, openapi, ops, refunds, shop, store
 from hub.api.auth import all_secrets, authenticate
+from hub.api.body import limit_body, refuse_nul
 from hub.api.http import ApiError, Call, Route, json_response, log
 from hub.bootstrap import HubContext
 from hub.connector_health import ConnectorHealth
@@ -52,7 +53,7 @@ class ApiDeps:
     """What the API needs beyond the database."""
 
     connectors: dict[str, Any] = field(default_factory=dict)       # system name -> connector
-    replay_dead_letter: Callable[[int], bool] | None = None
+    replay_dead_letter: Callable[[int], bool] | None = None    # None: replayed by this process's own flows
     now: Callable[[], datetime] = utcnow
     metrics: HubMetrics = field(default_factory=lambda: METRICS)
     queue_depths: Callable[[], dict[str, int]] | None = None     # broker queue -> messages ready (the gateway's)
@@ -155,6 +156,7 @@ class ApiApp:
         adapter = self.url_map.bind_to_environ(request.environ)
         label, status, started = "unmatched", 500, time.perf_counter()
         try:
+            limit_body(request, self.ctx.config.hub.http.max_body_bytes)   # before routing: every path
             try:
                 index, params = adapter.match()
             except MethodNotAllowed as exc:
@@ -165,6 +167,7 @@ class ApiApp:
                 raise ApiError(404, "not_found", f"no such path: {request.path}") from None
             route = self.routes[index]
             label = route.path
+            refuse_nul(request, params)
             with log_context(route=label, order_id=params.get("order_id")):
                 caller = authenticate(self.ctx.config, request, route, params)
                 response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))

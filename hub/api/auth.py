@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from werkzeug import Request
 
-from ..config import HubConfig
+from ..config import HubConfig, secret_values
 from .http import ApiError, Route
 
 UNAUTHORIZED = "missing or wrong key; send this caller's key as a bearer token"
@@ -51,7 +51,7 @@ def presented_key(request: Request, allow_basic: bool = False) -> tuple[str | No
     if allow_basic and scheme.lower() == "basic":
         try:
             _user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):      # ValueError: a non-ASCII value ("Basic é")
             return None, False
         return (password or None), True
     return None, False
@@ -72,13 +72,7 @@ def erp_key(cfg: HubConfig) -> str:
 
 def all_secrets(cfg: HubConfig) -> list[str]:
     """Every key the API knows, for the log filter to redact verbatim."""
-    keys = [k for _, k in channel_keys(cfg) + store_keys(cfg)] + [erp_key(cfg), cfg.hub.ops_key]
-    for system in cfg.systems.values():
-        for name, value in (system.model_extra or {}).items():
-            if isinstance(value, str) and any(w in name for w in ("key", "secret", "password", "token", "salt",
-                                                                  "checkword")):
-                keys.append(value)
-    return [k for k in keys if k]
+    return secret_values(cfg)
 
 
 def authenticate(cfg: HubConfig, request: Request, route: Route, params: dict[str, str]) -> Caller:

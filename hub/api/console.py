@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from hub.api import schemas
 from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
-from hub.api.ops import may_replay, queue_depths
+from hub.api.ops import may_replay, parked_letter_id, queue_depths, replay_letter
 from hub.api.shop import iso, refund_list, timeline
 from hub.domain.errors import UnknownSku
 from hub.domain.order_states import OrderStatus
@@ -169,7 +169,7 @@ def order_detail(call: Call) -> dict:
             raise ApiError(404, "not_found", f"no order {call.params['order_id']!r}")
         return {**_summary(call, order),
                 "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
-                "routing": order.routing or {}, "timeline": timeline(call, uow, order),
+                "routing": order.routing or {}, "timeline": timeline(call, uow, order, for_buyer=False),
                 "refunds": refund_list(call, money_owed.of_order(uow, order.id))}
 
 
@@ -197,27 +197,16 @@ def dead_letters(call: Call) -> dict:
 
 
 def _replay(call: Call, ids: list[int]) -> list[dict]:
-    results = []
-    for i in ids:
-        try:
-            ok = bool(call.deps.replay_dead_letter(i))
-        except Exception as exc:  # noqa: BLE001 - one letter's failure is its answer, not the batch's
-            log.warning("replay of dead letter %s failed: %s", i, exc)
-            ok = False
-        results.append({"dead_letter_id": i, "replayed": ok})
+    results = [{"dead_letter_id": i, "replayed": replay_letter(call, i)} for i in ids]   # a failure is its answer
     log.info("operator replayed %d dead letter(s): %d ok", len(ids), sum(r["replayed"] for r in results))
     return results
 
 
 def replay_one(call: Call) -> dict:
     call.body()
+    dead_letter_id = parked_letter_id(call)          # an unknown or non-numeric id: 404 before anything else
     may_replay(call, call.request.headers.get("X-Console-Token", ""))
-    raw = call.params["dead_letter_id"]
-    with call.ctx.uow() as uow:
-        row = uow.session.get(DeadLetter, int(raw)) if raw.isdigit() and len(raw) < 19 else None
-        if row is None or row.status != "parked":
-            raise ApiError(404, "not_found", f"no parked dead letter {raw!r}")
-    return _replay(call, [int(raw)])[0]
+    return _replay(call, [dead_letter_id])[0]
 
 
 def replay_many(call: Call) -> dict:
@@ -267,8 +256,8 @@ ROUTES = [
                  Param("q", TEXT, "text in the error"), Param("limit", LIMIT, "default 200"))),
     Route("POST", A + "/dead-letters/{dead_letter_id}/replay", replay_one, "admin", "Replay one dead letter",
           body=schemas.EMPTY, responses={200: "replayed, or failed again (kept)", 403: "console token missing",
-                                         404: "no such parked dead letter", 503: "replay not wired"}),
+                                         404: "no such parked dead letter"}),
     Route("POST", A + "/dead-letters/replay", replay_many, "admin",
           "Replay many dead letters: by ids, or every one of a consumer", body=REPLAY_MANY,
-          responses={200: "counts and per-letter results", 403: "console token missing", 503: "replay not wired"}),
+          responses={200: "counts and per-letter results", 403: "console token missing"}),
 ]

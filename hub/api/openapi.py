@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import schemas
 from .http import Call, Route
 
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
@@ -30,6 +31,9 @@ BODY_STATUSES = {400: "malformed JSON, or not an object", 413: "body too large",
 def statuses(route: Route) -> dict[int, str]:
     """Every status `route` can answer: its own, its audience's, and its inputs' validation."""
     out = dict(AUDIENCE_STATUSES.get(route.audience, {}))
+    # Every route reads its body under the size limit (api/body.py), whether it takes one or not.
+    out[413] = "body too large (hub.http.max_body_bytes), or a malformed Content-Length: 400"
+    out.setdefault(400, "malformed Content-Length, or a NUL character in the request")
     if route.body is not None:
         out |= BODY_STATUSES
     if route.query:
@@ -47,7 +51,8 @@ def _response(code: int, text: str) -> dict[str, Any]:
 
 def _operation(route: Route) -> dict[str, Any]:
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+        {"name": name, "in": "path", "required": True,
+         "schema": {"type": "string", "minLength": 1, "pattern": schemas.NO_NUL}}
         for name in re.findall(r"{(\w+)}", route.path)]
     params += [{"name": p.name, "in": "query", "required": p.required, "schema": p.spec.schema(),
                 **({"description": p.description} if p.description else {})} for p in route.query]

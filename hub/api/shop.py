@@ -19,8 +19,8 @@ from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, Order
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
 from hub.flows.channel_stock import channel_available
-from hub.services import inventory, money_owed, orders, refunds
-from hub.storage.tables import OrderRow, RefundRow, Shipment, SkuRow, TrackingEventRow
+from hub.services import inventory, money_owed, orders, refunds, tracking
+from hub.storage.tables import OrderRow, RefundRow, SkuRow
 from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
@@ -192,17 +192,11 @@ def cancel_order(call: Call):
     return answer
 
 
-def timeline(call: Call, uow: UnitOfWork, order: OrderRow) -> list[dict]:
-    """Order transitions and courier reports, merged in time order."""
-    items = [(t.at, 0, t.id, {"status": t.to_status, "source": t.source, "detail": t.detail or ""})
-             for t in order.transitions]
-    tracked = uow.session.execute(
-        select(TrackingEventRow, Shipment.carrier).join(Shipment, Shipment.id == TrackingEventRow.shipment_id)
-        .where(TrackingEventRow.order_id == order.id)).all()
-    items += [(ev.at, 1, ev.id, {"status": ev.status, "source": carrier, "detail": ev.detail or ""})
-              for ev, carrier in tracked]
-    items.sort(key=lambda x: (x[0], x[1], x[2]))
-    return [{"at": iso(call, at), **entry} for at, _, _, entry in items]
+def timeline(call: Call, uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[dict]:
+    """The order's changes and courier reports in the order they happened, each once, the end last
+    (`services/tracking.py`); the buyer's without booking or waybill numbers."""
+    return [{"at": iso(call, s.at), "status": s.status, "source": s.source, "detail": s.detail}
+            for s in tracking.order_timeline(uow, order, for_buyer)]
 
 
 def get_order(call: Call) -> dict:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route, json_response
 from hub.api.shop import iso
+from hub.domain.clock import is_ahead
 from hub.domain.errors import PickupCodeRejected, PickupLocked, UnknownSku
 from hub.domain.model import FulfillmentType, StockCount, StockDelta
 from hub.domain.order_states import OrderStatus
@@ -116,8 +117,8 @@ def sales(call: Call):
     with call.ctx.uow() as uow:
         (outcome,) = till_sales.apply_receipts(uow, call.ctx.config, store, [_receipt(body)], now=call.deps.now())
         if outcome.status == "refused":
-            raise ApiError(422, "unknown_sku" if outcome.reason.startswith("unknown SKU") else "validation_failed",
-                           outcome.reason, field="lines" if outcome.reason.startswith("unknown") else "sold_at")
+            raise ApiError(422, outcome.code, outcome.reason,
+                           field="lines" if outcome.code == "unknown_sku" else "sold_at")
         uow.commit()
     applied = sum(1 for r in outcome.lines if r["applied"])
     if applied:
@@ -137,7 +138,8 @@ def _batch(call: Call, store: str, receipts: list[till_sales.Receipt]) -> dict:
         call.deps.metrics.stock_events.labels("pos", "delta").inc(applied)
     tally = {k: sum(1 for o in outcomes if o.status == k) for k in ("applied", "duplicate", "refused")}
     return {**tally, "receipts": [{"receipt_id": o.receipt_id, "status": o.status,
-                                   **({"reason": o.reason} if o.reason else {}), "lines": o.lines}
+                                   **({"reason": o.reason} if o.reason else {}),
+                                   **({"code": o.code} if o.code else {}), "lines": o.lines}
                                   for o in outcomes]}
 
 
@@ -149,12 +151,16 @@ def count(call: Call) -> dict:
         if line["sku"] in seen:
             raise schemas.invalid(f"lines[{i}].sku", f"{line['sku']} is counted twice")
         seen.add(line["sku"])
+    now = call.deps.now()
+    if is_ahead(body["counted_at"], now):     # a till with a wrong clock must not freeze the ledger
+        raise ApiError(422, "time_ahead", "counted_at is more than 5 minutes ahead of the hub's clock",
+                       field="counted_at")
     count_id = body["count_id"] or body["counted_at"].isoformat()
     results = []
     with call.ctx.uow() as uow:
         for line in body["lines"]:
             r = inventory.apply_count(uow, StockCount(_source(call), f"count:{count_id}", line["sku"], store,
-                                                      line["on_hand"], body["counted_at"]))
+                                                      line["on_hand"], body["counted_at"]), now)
             results.append({"sku": line["sku"], "applied": r.applied, "duplicate": r.duplicate,
                             "on_hand": r.on_hand, "note": r.reason})
         uow.commit()
@@ -172,7 +178,8 @@ def inventory_changes(call: Call) -> dict:
     results = []
     with call.ctx.uow() as uow:
         for e in entries:
-            r = inventory.apply_delta(uow, e) if isinstance(e, StockDelta) else inventory.apply_count(uow, e)
+            now = call.deps.now()      # a change dated ahead of it: 422 time_ahead, nothing applied
+            r = inventory.apply_delta(uow, e, now) if isinstance(e, StockDelta) else inventory.apply_count(uow, e, now)
             results.append({"sku": e.sku, "change_id": e.external_id, "applied": r.applied,
                             "duplicate": r.duplicate, "on_hand": r.on_hand, "note": r.reason})
         uow.commit()
@@ -198,10 +205,13 @@ ROUTES = [
           "A POS receipt, or {receipts: [...]} (up to 500): stock deltas, once per receipt_id",
           body=SALE_BODY, responses={201: "applied", 200: "the same receipt again (duplicate); for a batch, "
                                      "each receipt's outcome: applied, duplicate, or refused with the reason",
-                                     422: "invalid, nothing applied"}),
+                                     422: "invalid (time_ahead: sold_at ahead of the hub's clock), nothing applied"}),
     Route("POST", STORE + "/inventory-changes", inventory_changes, "store",
           "The POS's inventory webhook (its own format): adjustments and counts, once per change id",
-          responses={200: "applied (or already seen)", 422: "a change does not map; nothing applied"}),
+          responses={200: "applied (or already seen)",
+                     422: "a change does not map or is dated ahead of the hub's clock; nothing applied"}),
     Route("PUT", STORE + "/stock", count, "store", "A stock count: absolute on-hand, if newer than the last",
-          body=schemas.COUNT, responses={200: "applied (or stale, per line)", 422: "invalid, nothing applied"}),
+          body=schemas.COUNT, responses={200: "applied (or stale, per line)",
+                                         422: "invalid (time_ahead: counted_at ahead of the hub's clock), "
+                                              "nothing applied"}),
 ]

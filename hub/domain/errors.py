@@ -22,6 +22,12 @@ class UnknownLocation(BadInput):
     code = "unknown_location"
 
 
+class TimeAhead(BadInput):
+    """A business time from a clock ahead of ours (a till with a wrong clock): refused, never applied."""
+
+    code = "time_ahead"
+
+
 class NotFound(HubError):
     code = "not_found"
 

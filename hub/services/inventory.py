@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from hub import events
 from hub.config import HubConfig
+from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
 from hub.domain.model import StockCount, StockDelta
 from hub.storage.tables import LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
@@ -91,10 +92,11 @@ def _apply_change(session: Session, kind: str, sku: str, location_id: str, qty: 
     return LedgerResult(counts, False, level.on_hand, "" if counts else "older than the last count")
 
 
-def apply_delta(uow: UnitOfWork, delta: StockDelta) -> LedgerResult:
-    """Apply a change of on-hand (a POS sale, an ERP goods receipt) once."""
+def apply_delta(uow: UnitOfWork, delta: StockDelta, now: datetime | None = None) -> LedgerResult:
+    """Apply a change of on-hand (a POS sale, an ERP goods receipt) once; TimeAhead for a time from the future."""
     if delta.qty == 0:
         raise BadInput("a stock delta of 0 changes nothing")
+    not_ahead(delta.occurred_at, now or utcnow(), "occurred_at")
     _check_refs(uow.session, delta.sku, delta.location_id)
     result = _apply_change(uow.session, "delta", delta.sku, delta.location_id, delta.qty, delta.source,
                            delta.external_id, delta.occurred_at, delta.reason)
@@ -103,10 +105,14 @@ def apply_delta(uow: UnitOfWork, delta: StockDelta) -> LedgerResult:
     return result
 
 
-def apply_count(uow: UnitOfWork, count: StockCount) -> LedgerResult:
-    """Apply an absolute on-hand if it is newer than the last count held."""
+def apply_count(uow: UnitOfWork, count: StockCount, now: datetime | None = None) -> LedgerResult:
+    """Apply an absolute on-hand if it is newer than the last count held.
+
+    A count dated ahead of the hub's clock is refused (TimeAhead): held as the last count, it would make
+    every real sale until then "older than the last count", and the hub's own stock-outs with it."""
     if count.on_hand < 0:
         raise BadInput(f"a count cannot be negative ({count.sku}: {count.on_hand})")
+    not_ahead(count.counted_at, now or utcnow(), "counted_at")
     session = uow.session
     _check_refs(session, count.sku, count.location_id)
     level = _locked_level(session, count.sku, count.location_id)

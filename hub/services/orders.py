@@ -174,7 +174,8 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
     ):
         log.warning("refused transition of order %s from %s to %s (source %s)", order.id, current, target, source)
         raise IllegalTransition(order.id, current, target, order.fulfillment_type)
-    at = at or utcnow()
+    now = utcnow()
+    at = min(at, now) if at else now     # a reporter's clock ahead of ours: it happened by now at the latest
     if order.transitions and at < order.transitions[-1].at:
         # A reporter's clock (a payment platform's second-resolution time, a courier's) can be
         # behind ours: the history stays in the order things were applied.
@@ -203,6 +204,8 @@ def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, a
 
     Money the order cannot keep is owed back, never refused (refusing it keeps the buyer's money):
     a payment after the order was cancelled, and a second, different payment for a paid order."""
+    if at is not None:
+        at = min(at, utcnow())      # the platform's clock ahead of ours: paid by now at the latest
     if payer_id and order.buyer.get("openid") != payer_id:
         order.buyer = {**order.buyer, "openid": payer_id}
     if order.payment_ref == payment_ref and order.paid_at is not None:
@@ -285,7 +288,8 @@ def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime 
     if order.pickup_locked_until and order.pickup_locked_until > now:
         raise PickupLocked(f"too many wrong codes; locked until {order.pickup_locked_until.isoformat()}",
                            order.pickup_locked_until)
-    if order.pickup_code and hmac.compare_digest(order.pickup_code, str(code)):
+    # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a TypeError, not a wrong code).
+    if order.pickup_code and hmac.compare_digest(order.pickup_code.encode(), str(code).encode()):
         order.pickup_attempts = 0
         return
     order.pickup_attempts += 1

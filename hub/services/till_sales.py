@@ -10,20 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.config import HubConfig
+from hub.domain.clock import is_ahead
 from hub.domain.errors import UnknownLocation
 from hub.services.inventory import stock_changed
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork
-
-# A till's clock this far ahead of ours is wrong; its sale must not freeze the ledger's order.
-MAX_CLOCK_AHEAD = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -38,6 +36,7 @@ class ReceiptOutcome:
     receipt_id: str
     status: str                               # applied | duplicate | refused
     reason: str = ""
+    code: str = ""                            # why it was refused: unknown_sku | time_ahead
     lines: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -78,9 +77,9 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
         outcomes.append(outcome)
         unknown = sorted({sku for sku, _ in r.lines} - known)
         if unknown:
-            outcome.reason = f"unknown SKU {unknown[0]!r}"
-        elif r.sold_at > now + MAX_CLOCK_AHEAD:
-            outcome.reason = "sold_at is more than 5 minutes ahead of the hub's clock"
+            outcome.code, outcome.reason = "unknown_sku", f"unknown SKU {unknown[0]!r}"
+        elif is_ahead(r.sold_at, now):          # a till with a wrong clock must not freeze the ledger's order
+            outcome.code, outcome.reason = "time_ahead", "sold_at is more than 5 minutes ahead of the hub's clock"
         elif r.receipt_id in seen:
             outcome.status, outcome.reason = "duplicate", "twice in this batch"
         else:

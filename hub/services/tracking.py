@@ -8,11 +8,14 @@ a newer state, and a report for a booking that was cancelled and re-booked moves
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from sqlalchemy import select
 
 from hub import events
 from hub.config import HubConfig
+from hub.domain import timeline
+from hub.domain.clock import is_ahead
 from hub.domain.errors import NotFound
 from hub.domain.model import FulfillmentType, TrackingEvent, TrackingStatus
 from hub.domain.order_states import OrderStatus, allowed
@@ -83,7 +86,14 @@ def apply_tracking(uow: UnitOfWork, cfg: HubConfig, event: TrackingEvent) -> boo
                                .with_for_update()).scalar_one_or_none()
     if shipment is None:
         raise NotFound(f"no shipment {event.shipment_ref!r} with {event.carrier}")
-    external_id = event.external_id or f"{event.status}:{event.at.isoformat()}"
+    external_id = event.external_id or f"{event.status}:{event.at.isoformat()}"   # before any clamping
+    now = utcnow()
+    if is_ahead(event.at, now):
+        # A courier's clock ahead of ours: kept as the newest report, its time would make every real
+        # report after it "older than the last report". It happened by now at the latest.
+        log.warning("tracking %s for %s dated %s, ahead of the hub's clock: recorded at %s", event.status,
+                    event.shipment_ref, event.at.isoformat(), now.isoformat())
+        event = replace(event, at=now)
     detail = timeline_detail(event)
     if not insert_ignore(session, TrackingEventRow, {
             "shipment_id": shipment.id, "order_id": shipment.order_id, "status": str(event.status), "at": event.at,
@@ -122,3 +132,17 @@ def _rebook(uow: UnitOfWork, order: OrderRow, shipment: Shipment, event: Trackin
         uow.emit(events.SHIPMENT_REBOOK_NEEDED, {"order_id": order.id, "shipment_id": shipment.id,
                                             "carrier": shipment.carrier, "shipment_ref": shipment.shipment_ref,
                                             "reason": str(event.status)})
+
+
+def order_timeline(uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[timeline.Step]:
+    """The order's changes and its couriers' reports as one story (`hub.domain.timeline.merge`).
+    The buyer's has no booking or waybill numbers; an operator's keeps them."""
+    changes = [timeline.Step(t.at, t.to_status, t.source, t.detail or "", t.id) for t in order.transitions]
+    rows = uow.session.execute(
+        select(TrackingEventRow, Shipment.carrier).join(Shipment, Shipment.id == TrackingEventRow.shipment_id)
+        .where(TrackingEventRow.order_id == order.id)).all()
+    reports = [timeline.Step(ev.at, ev.status, carrier, ev.detail or "", ev.id, ev.shipment_id) for ev, carrier in rows]
+    refs: list[str] = []
+    if for_buyer:
+        refs = list(uow.session.execute(select(Shipment.shipment_ref).where(Shipment.order_id == order.id)).scalars())
+    return timeline.merge(changes, reports, hide=refs)

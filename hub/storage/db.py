@@ -31,6 +31,8 @@ def _writer_lock(database: str) -> threading.Lock:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and serialised writers."""
+    # SQL parameters (buyers' phones and addresses, payment refs) stay out of errors and their tracebacks.
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

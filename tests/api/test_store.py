@@ -1,7 +1,7 @@
 """A store's POS: pickup orders, ready, collect with the code (and its lockout), sales and counts."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -132,7 +132,7 @@ def test_bad_sale_changes_nothing(api, sale, status):
 
 def test_count_sets_on_hand_if_newer_and_bad_counts_change_nothing(api):
     api.stock(10)
-    count = {"counted_at": "2026-11-25T10:30:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 4},
+    count = {"counted_at": "2026-11-25T09:45:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 4},
                                                                   {"sku": "CUP-002", "on_hand": 0}]}
     r = api.put(f"{BASE}/stock", count, key=S1)
     assert r.status_code == 200 and [x["on_hand"] for x in r.json["lines"]] == [4, 0]
@@ -141,10 +141,10 @@ def test_count_sets_on_hand_if_newer_and_bad_counts_change_nothing(api):
     r = api.put(f"{BASE}/stock", older, key=S1)
     assert r.status_code == 200 and r.json["lines"][0]["applied"] is False and api.level().on_hand == 4
     before = movements(api)
-    for bad in ({"counted_at": "2026-11-25T11:00:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": -1}]},
-                {"counted_at": "2026-11-25T11:00:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 3},
+    for bad in ({"counted_at": "2026-11-25T09:50:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": -1}]},
+                {"counted_at": "2026-11-25T09:50:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 3},
                                                                       {"sku": "NOPE", "on_hand": 3}]},
-                {"counted_at": "2026-11-25T11:00:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 3},
+                {"counted_at": "2026-11-25T09:50:00+08:00", "lines": [{"sku": "TEA-001", "on_hand": 3},
                                                                       {"sku": "TEA-001", "on_hand": 2}]},
                 {"lines": [{"sku": "TEA-001", "on_hand": 3}]}):
         assert api.put(f"{BASE}/stock", bad, key=S1).status_code == 422
@@ -174,6 +174,7 @@ def test_pos_inventory_webhook_reaches_the_ledger_once(api):
     pos_sim.seed_binder(SqlBinder(api.ctx.session_factory), ["TEA-001"])
     api.stock(10)
     sim = pos_sim.PosSimulator(api_key="unused")
+    api.clock.now = datetime.now(UTC)          # the simulator dates its changes by the real clock
     payload = {"changes": [sim.adjustment("TEA-001", 2, "S001", change_id="ADJ-1")]}
     path = "/api/v1/stores/S001/inventory-changes"
     first = api.post(path, payload, key=POS_KEYS["S001"])

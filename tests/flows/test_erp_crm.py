@@ -84,9 +84,9 @@ def test_erp_down_parks_the_sales_order_crm_unaffected_replay_after_recovery(flo
 def test_resync_pulls_products_and_warehouse_stock_once(flow):
     erp = flow.sandbox.erp
     erp.catalogue.append(ErpItem("MUG-005", "6901234567005", "Enamel mug", "EA", Decimal("39.90")))
-    try:
-        erp.set_stock("1000", "TEA-001", 42, as_of=T0 + timedelta(days=1))
-        erp.set_stock("1000", "MUG-005", 7, as_of=T0 + timedelta(days=1))
+    try:   # posted after the counts the hub holds, and not in the future (an ERP time ahead is skipped)
+        erp.set_stock("1000", "TEA-001", 42, as_of=T0 + timedelta(hours=1))
+        erp.set_stock("1000", "MUG-005", 7, as_of=T0 + timedelta(hours=1))
         assert erp_pull.pull_products(flow.ctx) == 1
         applied = erp_pull.pull_warehouse_stock(flow.ctx)
         assert (erp_pull.pull_products(flow.ctx), erp_pull.pull_warehouse_stock(flow.ctx)) == (0, 0)
@@ -125,7 +125,7 @@ def test_hub_resync_command_runs_both_pulls_and_prints_what_changed(flow, monkey
         monkeypatch.setenv(name, value)
     erp = flow.sandbox.erp
     erp.catalogue.append(ErpItem("MUG-006", "6901234567006", "Travel mug", "EA", Decimal("59.00")))
-    erp.set_stock("1000", "MUG-006", 12, as_of=T0 + timedelta(days=2))
+    erp.set_stock("1000", "MUG-006", 12, as_of=T0 + timedelta(hours=2))
     try:
         assert main(["resync"]) == 0
     finally:
