@@ -32,7 +32,7 @@ class BatchQueueConsumer(QueueConsumer):
 class BatchEventHandler(EventHandler):
     queue_consumer = BatchQueueConsumer()
 
-    def __init__(self, *args: Any, max_batch: int = 500, window: float = 0.005, max_running: int = 2,
+    def __init__(self, *args: Any, max_batch: int = 500, window: float = 0.005, max_running: int = 1,
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.max_batch, self.window, self.max_running = max_batch, window, max_running

@@ -150,7 +150,9 @@ class OutboxRelay(DependencyProvider):
                 log.warning("outbox relay: %s", exc)
                 sent = 0
                 eventlet.sleep(1.0)
-            if not sent:
+            if sent < self.batch_size:
+                # Caught up: wait a moment, so the next batch gathers what arrives meanwhile instead of the
+                # relay paying a select, a confirm wait and an update for each event or two.
                 eventlet.sleep(self.idle_sleep)
 
     def get_dependency(self, worker_ctx: Any) -> OutboxRelay:

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from .tables import OutboxMessage, utcnow
 
+_OUTBOX_INSERT = insert(OutboxMessage.__table__)
+
 
 class UnitOfWork:
     """`with UnitOfWork(factory) as uow: ...; uow.commit()` — rolls back unless committed."""
@@ -62,7 +64,7 @@ class UnitOfWork:
     def commit(self) -> None:
         if self._outbox:
             # One Core insert for all of the transaction's events (not an ORM object and flush for each).
-            self.session.execute(insert(OutboxMessage.__table__), self._outbox)
+            self.session.execute(_OUTBOX_INSERT, self._outbox)
             self._outbox = []
         self.session.commit()
         self._once = {}
