@@ -15,6 +15,7 @@ from hub.config import DEFAULT_CONFIG_PATH
 from workers.launcher import HubProcess, wait_for
 
 from . import wrk
+from .scenario import cpu_seconds
 
 POS_KEY_ENV = "HUB_BENCH_SCALE_POS_KEY"
 
@@ -74,7 +75,7 @@ def _generate(url: str, stores: int, skus: int) -> None:
     print(f"[scale] generated in {time.perf_counter() - started:.0f}s", flush=True)
 
 
-def stock_query(url: str, stores: int, skus: int, seconds: int, workdir: Path) -> dict[str, float]:
+def stock_query(url: str, stores: int, skus: int, seconds: int, workdir: Path, gateways: int = 2) -> dict[str, float]:
     os.environ.setdefault(POS_KEY_ENV, "bench-scale-store-key")
     config = _config(stores, workdir / "scale-config.yaml")
     env = {**os.environ, "HUB_CONFIG": str(config), "HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "WARNING"}
@@ -84,7 +85,7 @@ def stock_query(url: str, stores: int, skus: int, seconds: int, workdir: Path) -
         from hub.config import load_config
         cfg = load_config(str(config))
         base = f"http://{cfg.hub.http.host}:{cfg.hub.http.port}"
-        gateway = HubProcess(["gateway"], env, workdir / "scale-gateway.log")
+        gateway = [HubProcess(["gateway"], env, workdir / f"scale-gateway-{i}.log") for i in range(gateways)]
         try:
             import requests
             key = cfg.channel("miniprogram").key
@@ -97,9 +98,13 @@ def stock_query(url: str, stores: int, skus: int, seconds: int, workdir: Path) -
                     return False
             wait_for(answers, 60, "the scale gateway")
             print(f"[scale] stock query, wrk {seconds}s x 4 connections ...", flush=True)
+            pids = [g.proc.pid for g in gateway]
+            cpu = cpu_seconds(pids)
             r = wrk.run(base, "stock.lua", [key, str(skus)], seconds=seconds, connections=4)
+            cpu_ms = (cpu_seconds(pids) - cpu) * 1000 / max(r.requests, 1)
         finally:
-            gateway.stop()
+            for g in gateway:
+                g.stop()
         engine = create_engine(url)
         with engine.connect() as conn:
             rows = conn.execute(text("select count(*) from stock_levels")).scalar()
@@ -109,4 +114,4 @@ def stock_query(url: str, stores: int, skus: int, seconds: int, workdir: Path) -
         os.environ.pop("HUB_CONFIG", None)
     return {"stock_query_per_s": r.per_s, "stock_query_p50_ms": r.p50_ms, "stock_query_p99_ms": r.p99_ms,
             "stock_query_failed": r.requests - r.statuses.get("200", 0) + r.errors, "scale_stock_rows": rows,
-            "scale_ledger_rows": ledger, "scale_stores": stores}
+            "scale_ledger_rows": ledger, "scale_stores": stores, "stock_query_cpu_ms": cpu_ms}

@@ -76,13 +76,13 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int, db: str,
-             mode: str, pids: list[int]) -> dict[str, float]:
+             mode: str, pids: list[int], all_pids: list[int] | None = None) -> dict[str, float]:
     """Stock events/s through the API, one receipt per request and 100 per request (wrk), and the batched
     figure end to end: from the first request until channel sync has handled every stock event."""
     out: dict[str, float] = {}
     for label, batch, conns in (("single", 0, 8), ("batched", 100, 4)):
         print(f"[{mode}] stock events, {label} receipts, wrk {seconds}s x {conns} connections ...", flush=True)
-        started, cpu = time.perf_counter(), cpu_seconds(pids)
+        started, cpu, hub_cpu = time.perf_counter(), cpu_seconds(pids), cpu_seconds(all_pids or pids)
         r = wrk.run(base, "sales.lua", [store, store_key, str(sku_count), str(batch), f"{label}{uuid.uuid4().hex[:6]}",
                                         _now()], seconds=seconds, connections=conns)
         ok = r.statuses.get("201" if batch == 0 else "200", 0)
@@ -93,6 +93,8 @@ def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int
         wait_for(lambda: synced(db), 600, "channel sync to catch up", interval=0.2)
         out[f"{label}_e2e_events_per_s"] = events / (time.perf_counter() - started)
         out[f"{label}_cpu_ms_per_event"] = (cpu_seconds(pids) - cpu) * 1000 / max(events, 1)
+        # every hub process (gateways, relay, channel sync) until the shop holds every figure
+        out[f"{label}_hub_cpu_ms_per_event"] = (cpu_seconds(all_pids or pids) - hub_cpu) * 1000 / max(events, 1)
     return out
 
 
