@@ -25,7 +25,7 @@ from workers.launcher import HubProcess, wait_for
 
 from . import backbone, report, scale, scenario
 from .broker_raw import raw_rate
-from .load import PacedLoad
+from .load import LoadProcess
 from .pgbench import sale_tps
 
 PG_URL = os.environ.get("HUB_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/hub_bench")
@@ -127,8 +127,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
         print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
               flush=True)
-        with PacedLoad(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
-                       rate_per_s=args.load_rate) as load:
+        with LoadProcess(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
+                         rate_per_s=args.load_rate) as load:
             latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
                                             channel.safety_stock, args.samples)
         out["load_per_s"] = load.sent / load.seconds
