@@ -154,7 +154,10 @@ def sync_latency(base: str, store_key: str, store: str, sku: str, shop: object, 
         started = time.perf_counter()
         _sale(session, base, store_key, store, sku)
         # The shop simulator answers from this process: a tighter poll would take its GIL from the simulator.
-        wait_for(lambda e=expected: shop.stock_of(sku, store) == e, 30, "the shop figure", interval=0.002)
+        try:
+            wait_for(lambda e=expected: shop.stock_of(sku, store) == e, 30, "the shop figure", interval=0.002)
+        except AssertionError:        # a hub that falls behind its load: the sample counts as 30 s, the run goes on
+            print(f"  the shop did not show {expected} within 30 s", flush=True)
         out.append((time.perf_counter() - started) * 1000)
     return out
 

@@ -5,8 +5,10 @@ then handed to one worker as a list (at most `max_batch`); each message is ackno
 worker returned, i.e. after the batch's effect (or each failed message's dead letter) is committed.
 At most `max_running` batches run at once: under load the next batch gathers what arrived meanwhile,
 so batches grow with the load and coalesce more (one push per SKU and store in a batch) instead of
-many small batches pushing the same figures side by side. The handler's own queue consumer lets
-`prefetch` messages be unacknowledged at once (the container's `max_workers` would cap a batch at 20).
+twenty small batches pushing the same figures side by side. (Not one: embedded, SQLite's single writer
+lock is queued for by every gateway worker too, and one batch at a time starved behind them.)
+The handler's own queue consumer lets `prefetch` messages be unacknowledged at once (the container's
+`max_workers` would cap a batch at 20).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ class BatchQueueConsumer(QueueConsumer):
 class BatchEventHandler(EventHandler):
     queue_consumer = BatchQueueConsumer()
 
-    def __init__(self, *args: Any, max_batch: int = 500, window: float = 0.005, max_running: int = 1,
+    def __init__(self, *args: Any, max_batch: int = 500, window: float = 0.005, max_running: int = 4,
                  **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.max_batch, self.window, self.max_running = max_batch, window, max_running
@@ -67,11 +69,13 @@ class BatchEventHandler(EventHandler):
                     self.queue_consumer.requeue_message(message)
 
     def _batch_done(self, messages: list[Any], worker_ctx: Any, result: Any = None, exc_info: Any = None) -> Any:
-        for message in messages:
-            self.handle_message_processed(message, result, exc_info)
-        self._running -= 1
-        if self._pending and self._timer is None:
-            self._timer = eventlet.spawn_after(0, self._flush)     # not from inside this worker's teardown
+        try:
+            for message in messages:
+                self.handle_message_processed(message, result, exc_info)
+        finally:                                   # an ack that fails must not stop every later batch
+            self._running -= 1
+            if self._pending and self._timer is None:
+                self._timer = eventlet.spawn_after(0, self._flush)     # not from inside this worker's teardown
         return result, exc_info
 
     def stop(self) -> None:

@@ -52,7 +52,9 @@ WORKERS, GATEWAY_WORKERS = 20, 100
 
 
 def _max_workers(names: list[str]) -> int:
-    return GATEWAY_WORKERS if "gateway" in names else WORKERS
+    # Only a process that is a gateway alone: beside the relay and channel sync (embedded, SQLite's one
+    # writer) 100 HTTP workers would crowd them out of the writer lock and the backlog would only grow.
+    return GATEWAY_WORKERS if set(names) == {"gateway"} else WORKERS
 
 
 def build_runner(names: list[str], broker_url: str, *, database_url: str | None = None,

