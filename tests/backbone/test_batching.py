@@ -3,6 +3,7 @@ prefetch is `max_workers`, 20, which capped every batch at 20 messages), and whi
 one gathers what arrives, so batches grow with the load; every message is acknowledged once."""
 from __future__ import annotations
 
+import pytest
 from kombu import Connection
 from sqlalchemy import text
 
@@ -17,11 +18,20 @@ def sizes(ctx) -> list[int]:
         return list(conn.execute(text("select size from test_batches order by id")).scalars())
 
 
-def test_batches_gather_beyond_the_containers_workers_while_one_runs(backbone, tmp_path):
-    ctx, db, broker = backbone
+@pytest.fixture
+def batches_table(backbone):
+    """The table the batch handler writes to, dropped afterwards (the migration test compares the schema)."""
+    ctx = backbone[0]
     with ctx.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS test_batches"))
         conn.execute(text("CREATE TABLE test_batches (id serial primary key, size integer not null)"))
+    yield
+    with ctx.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS test_batches"))
+
+
+def test_batches_gather_beyond_the_containers_workers_while_one_runs(backbone, batches_table, tmp_path):
+    ctx, db, broker = backbone
     env = hub_env(db, broker, {"HUB_EXTRA_SERVICES": EXTRA})
     consumer = HubProcess([BATCHED], env, tmp_path / "batched.log")
     try:
