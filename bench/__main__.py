@@ -25,7 +25,7 @@ from workers.launcher import HubProcess, wait_for
 
 from . import backbone, report, scale, scenario
 from .broker_raw import raw_rate
-from .load import PacedLoad
+from .load import LoadProcess
 from .pgbench import sale_tps
 
 PG_URL = os.environ.get("HUB_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/hub_bench")
@@ -94,7 +94,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         _ensure_vhost(AMQP_URL)
         db, broker = PG_URL, AMQP_URL
         env["HUB_REDIS_URL"] = REDIS_URL
-        groups = [["gateway"], ["relay"], ["channel_sync"]]
+        # Gateways share the HTTP port (SO_REUSEPORT), so both cores serve HTTP; one relay and one channel sync.
+        groups = [["gateway"]] * args.gateways + [["relay"], ["channel_sync"]]
     else:
         db, broker = f"sqlite:///{workdir}/bench.sqlite", "memory://"
         env.pop("HUB_REDIS_URL", None)
@@ -118,14 +119,16 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         wait_for(lambda: _up(requests, base), 90, "the gateway")
         print(f"[{mode}] broker raw rate ...", flush=True)
         out["broker_raw_per_s"] = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
-        gateway_pid = [procs[0].proc.pid]                 # the gateway (first group) answers every request
-        out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid)
+        gateway_pid = [p.proc.pid for p, g in zip(procs, groups, strict=True) if "gateway" in g]
+        out["gateways"] = len(gateway_pid)
+        out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid,
+                                 [p.proc.pid for p in procs])
         print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
         out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
         print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
               flush=True)
-        with PacedLoad(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
-                       rate_per_s=args.load_rate) as load:
+        with LoadProcess(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
+                         rate_per_s=args.load_rate) as load:
             latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
                                             channel.safety_stock, args.samples)
         out["load_per_s"] = load.sent / load.seconds
@@ -163,6 +166,7 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=800)
     parser.add_argument("--raw", type=int, default=10000)
     parser.add_argument("--scale", default="1000x10000", help="stores x SKUs for the stock query ('' skips)")
+    parser.add_argument("--gateways", type=int, default=2, help="gateway processes in production mode")
     args = parser.parse_args()
     from sandbox.credentials import sandbox_env
     for k, v in sandbox_env().items():
@@ -171,12 +175,14 @@ def main() -> None:
     results = {}
     workdir = Path("var/bench")                  # logs of the hub processes stay here for a look afterwards
     workdir.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
     for mode in args.modes.split(","):
         results[mode] = run_mode(mode, args, workdir)
     if args.scale and "production" in results:
         stores, skus = (int(x) for x in args.scale.split("x"))
-        results["production"] |= scale.stock_query(SCALE_URL, stores, skus, args.seconds, workdir)
-    report.print_table(results)
+        results["production"] |= scale.stock_query(SCALE_URL, stores, skus, args.seconds, workdir,
+                                                   gateways=args.gateways)
+    report.print_table(results, load_before=load_before, load_after=os.getloadavg(), cores=os.cpu_count() or 0)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,29 @@ def run(base: str, script: str, args: list[str], *, seconds: float = 10, connect
         raise RuntimeError("wrk is not installed (make bench installs the Debian package)")
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", timeout,
            "-s", str(LUA / script), base, "--", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = _run_until_done(cmd, threads)
     line = next((x for x in out.splitlines() if x.startswith("BENCH ")), None)
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     d = json.loads(line[6:])
     return WrkResult(d["requests"], d["duration_us"] / 1e6, d["errors"], d["p50_us"] / 1000, d["p95_us"] / 1000,
                      d["p99_us"] / 1000, d["statuses"])
+
+
+def _run_until_done(cmd: list[str], threads: int) -> str:
+    """wrk's output. wrk sleeps for the whole -d duration even when every thread stopped early (a
+    script with a request budget, like the rush): each such thread prints a line when it is done, and
+    once all have, wrk is interrupted so it reports the real elapsed time, not the -d it was given."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, done = [], 0
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        lines.append(raw)
+        if raw.startswith("BENCH-THREAD-DONE"):
+            done += 1
+            if done == threads:
+                proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read() if proc.stderr else ""
+    if proc.wait() != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err}")
+    return "".join(lines)

@@ -33,7 +33,7 @@ from .bootstrap import HubContext
 from .storage.outage import is_outage
 from .storage.tables import DeadLetter, ProcessedMessage, utcnow
 from .storage.uow import UnitOfWork
-from .storage.upsert import insert_ignore
+from .storage.upsert import insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -202,9 +202,9 @@ def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) ->
         if fresh:
             batch(ctx, [e.get("data") or {} for e in fresh.values()])
             with ctx.uow() as uow:
-                for message_id in fresh:
-                    insert_ignore(uow.session, ProcessedMessage, {"consumer": name, "message_id": message_id,
-                                                                  "processed_at": utcnow()})
+                now = utcnow()
+                insert_ignore_many(uow.session, ProcessedMessage, [
+                    {"consumer": name, "message_id": message_id, "processed_at": now} for message_id in fresh])
                 uow.commit()
     except Exception as exc:  # one by one: outages waited out, retries, a dead letter for the one that fails
         log.warning("consumer %s failed on a batch of %d, handling them one by one: %s", name, len(good), exc)

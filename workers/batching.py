@@ -1,9 +1,14 @@
 """An event handler that takes messages in batches: one worker, one transaction, many messages.
 
-Messages are gathered until `max_batch` have arrived or `window` seconds passed since the first,
-then handed to one worker as a list; each message is acknowledged only when that worker returned,
-i.e. after the batch's effect (or each failed message's dead letter) is committed. How many can be
-gathered is bounded by the container's prefetch (its `max_workers`).
+Messages are gathered while the handler's batches are busy, or for `window` seconds after the first,
+then handed to one worker as a list (at most `max_batch`); each message is acknowledged only when that
+worker returned, i.e. after the batch's effect (or each failed message's dead letter) is committed.
+At most `max_running` batches run at once: under load the next batch gathers what arrived meanwhile,
+so batches grow with the load and coalesce more (one push per SKU and store in a batch) instead of
+twenty small batches pushing the same figures side by side. (Not one: embedded, SQLite's single writer
+lock is queued for by every gateway worker too, and one batch at a time starved behind them.)
+The handler's own queue consumer lets `prefetch` messages be unacknowledged at once (the container's
+`max_workers` would cap a batch at 20).
 """
 from __future__ import annotations
 
@@ -13,45 +18,68 @@ from typing import Any
 import eventlet
 from nameko.containers import ContainerBeingKilled
 from nameko.events import EventHandler
+from nameko.messaging import QueueConsumer
+
+BATCH_PREFETCH = 1000
+
+
+class BatchQueueConsumer(QueueConsumer):
+    """A queue consumer of its own (nameko shares one per class) for batch handlers, with room for batches."""
+
+    @property
+    def prefetch_count(self) -> int:
+        return max(self.container.max_workers, BATCH_PREFETCH)
 
 
 class BatchEventHandler(EventHandler):
-    def __init__(self, *args: Any, max_batch: int = 100, window: float = 0.005, **kwargs: Any):
+    queue_consumer = BatchQueueConsumer()
+
+    def __init__(self, *args: Any, max_batch: int = 500, window: float = 0.005, max_running: int = 4,
+                 **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.max_batch, self.window = max_batch, window
+        self.max_batch, self.window, self.max_running = max_batch, window, max_running
         self._pending: list[tuple[Any, Any]] = []
         self._timer: Any = None
+        self._running = 0
 
     def handle_message(self, body: Any, message: Any) -> None:
         self._pending.append((body, message))
+        if self._running >= self.max_running:
+            return                                 # a batch that ends takes what gathered meanwhile
         if len(self._pending) >= self.max_batch:
             self._flush()
         elif self._timer is None:
             self._timer = eventlet.spawn_after(self.window, self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, everything: bool = False) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
-        messages = [m for _, m in batch]
-        try:
-            self.container.spawn_worker(self, ([b for b, _ in batch],), {},
-                                        context_data=self.unpack_message_headers(messages[0]),
-                                        handle_result=partial(self._batch_done, messages))
-        except ContainerBeingKilled:
-            for message in messages:
-                self.queue_consumer.requeue_message(message)
+        while self._pending and (everything or self._running < self.max_running):
+            batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+            messages = [m for _, m in batch]
+            self._running += 1
+            try:
+                self.container.spawn_worker(self, ([b for b, _ in batch],), {},
+                                            context_data=self.unpack_message_headers(messages[0]),
+                                            handle_result=partial(self._batch_done, messages))
+            except ContainerBeingKilled:
+                self._running -= 1
+                for message in messages:
+                    self.queue_consumer.requeue_message(message)
 
     def _batch_done(self, messages: list[Any], worker_ctx: Any, result: Any = None, exc_info: Any = None) -> Any:
-        for message in messages:
-            self.handle_message_processed(message, result, exc_info)
+        try:
+            for message in messages:
+                self.handle_message_processed(message, result, exc_info)
+        finally:                                   # an ack that fails must not stop every later batch
+            self._running -= 1
+            if self._pending and self._timer is None:
+                self._timer = eventlet.spawn_after(0, self._flush)     # not from inside this worker's teardown
         return result, exc_info
 
     def stop(self) -> None:
-        self._flush()
+        self._flush(everything=True)
         super().stop()
 
 

@@ -14,7 +14,11 @@ limit = 0          -- responses this thread answers before it stops (0: run for 
 function response(status, headers, body)
   statuses[tostring(status)] = (statuses[tostring(status)] or 0) + 1
   answered = answered + 1
-  if limit > 0 and answered >= limit then
+  if limit > 0 and answered == limit then
+    -- wrk itself sleeps for the whole -d duration: tell bench/wrk.py this thread is done, so it
+    -- interrupts wrk (SIGINT) once every thread is, and the duration wrk reports is the real one.
+    io.write("BENCH-THREAD-DONE\n")
+    io.flush()
     wrk.thread:stop()
   end
 end

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from hub.api import schemas
+from hub.api import schemas, stock_view
 from hub.api.http import ApiError, Call, Param, Route, json_response
 from hub.config import LocationConfig
 from hub.domain.errors import NotFound, UnknownSku
@@ -49,15 +49,18 @@ def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[flo
             "delivery": 0 < loc.delivery_radius_km and dist <= loc.delivery_radius_km and open_now and holds}
 
 
-def stock(call: Call) -> dict:
+def stock(call: Call) -> Any:
     cfg, sku = call.ctx.config, call.params["sku"]
     channel = cfg.channel(call.caller.id)
     pos = _position(call, required=False)
     with call.ctx.reader() as uow:
         try:
-            levels = inventory.stock_of(uow.session, cfg, sku)
+            held = inventory.held_of(uow.session, sku)
         except UnknownSku:
             raise NotFound(f"unknown SKU {sku!r}") from None
+    if pos is None:                          # the common lookup: fragments encoded once (stock_view.py)
+        return stock_view.render(cfg, sku, held, channel.safety_stock)
+    levels = inventory.stock_everywhere(cfg, sku, held)
     locations = []
     for level in levels:
         loc = cfg.location(level.location_id)

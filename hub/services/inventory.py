@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from hub import events
@@ -246,14 +246,30 @@ def stock_at(session: Session, cfg: HubConfig, sku: str, location_id: str) -> Lo
     return LocationStock(sku, location_id, on_hand, reserved, cfg.safety_stock(location_id))
 
 
+_HELD = (select(StockLevel.__table__.c.location_id, StockLevel.__table__.c.on_hand, StockLevel.__table__.c.reserved)
+         .where(StockLevel.__table__.c.sku == bindparam("sku")))
+_SKU_KNOWN = select(SkuRow.__table__.c.code).where(SkuRow.__table__.c.code == bindparam("sku"))
+
+
+def held_of(session: Session, sku: str) -> dict[str, tuple[int, int]]:
+    """location_id -> (on_hand, reserved) of one SKU where a stock row exists; UnknownSku if no such SKU.
+
+    One Core statement built once (plain tuples, not ORM rows: a thousand stores answer per SKU); the
+    product master is asked only when no location holds a row, since a row's foreign key proves the SKU."""
+    conn = session.connection()
+    rows = {location_id: (on_hand, reserved) for location_id, on_hand, reserved in conn.execute(_HELD, {"sku": sku})}
+    if not rows and conn.execute(_SKU_KNOWN, {"sku": sku}).first() is None:
+        raise UnknownSku(f"unknown SKU {sku!r}")
+    return rows
+
+
 def stock_of(session: Session, cfg: HubConfig, sku: str) -> list[LocationStock]:
     """Stock of one SKU at every configured location (zero where nothing is held)."""
-    if session.execute(select(SkuRow.code).where(SkuRow.code == sku)).first() is None:
-        raise UnknownSku(f"unknown SKU {sku!r}")
-    # Plain rows, not ORM objects: with a thousand stores, loading entities costs more than the query.
-    held = session.execute(select(StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
-                           .where(StockLevel.sku == sku))
-    rows = {location_id: (on_hand, reserved) for location_id, on_hand, reserved in held}
+    return stock_everywhere(cfg, sku, held_of(session, sku))
+
+
+def stock_everywhere(cfg: HubConfig, sku: str, rows: dict[str, tuple[int, int]]) -> list[LocationStock]:
+    """`held_of`'s rows as the stock at every configured location."""
     out = []
     for loc in cfg.locations:
         on_hand, reserved = rows.get(loc.id, (0, 0))

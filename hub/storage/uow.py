@@ -1,7 +1,8 @@
 """The unit of work: one business operation, one transaction, its events in the outbox.
 
 Events emitted through `emit` are written to the outbox table in the same transaction
-as the change that caused them, so a change and its events commit or vanish together.
+as the change that caused them (in `commit`, just before the commit itself), so a change and
+its events commit or vanish together.
 """
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import uuid
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from .tables import OutboxMessage, utcnow
+
+_OUTBOX_INSERT = insert(OutboxMessage.__table__)
 
 
 class UnitOfWork:
@@ -23,10 +27,11 @@ class UnitOfWork:
         self.session: Session
         self.emitted: list[tuple[str, str, dict[str, Any]]] = []
         self._once: dict[Hashable, str] = {}
+        self._outbox: list[dict[str, Any]] = []
 
     def __enter__(self) -> UnitOfWork:
         self.session = self._session_factory()
-        self.emitted, self._once = [], {}
+        self.emitted, self._once, self._outbox = [], {}, []
         if self.read_only:
             # On SQLite a reader begins a plain (deferred) transaction: WAL readers never queue for the writer.
             self.session.connection(execution_options={"read_only": True})
@@ -47,17 +52,23 @@ class UnitOfWork:
         if once_per is not None and once_per in self._once:
             return self._once[once_per]
         message_id = str(uuid.uuid4())
-        envelope = {"id": message_id, "type": event_type, "occurred_at": utcnow().isoformat(), "data": data}
-        self.session.add(OutboxMessage(message_id=message_id, event_type=event_type, payload=envelope))
+        now = utcnow()
+        envelope = {"id": message_id, "type": event_type, "occurred_at": now.isoformat(), "data": data}
+        self._outbox.append({"message_id": message_id, "event_type": event_type, "payload": envelope,
+                             "created_at": now})
         self.emitted.append((message_id, event_type, data))
         if once_per is not None:
             self._once[once_per] = message_id
         return message_id
 
     def commit(self) -> None:
+        if self._outbox:
+            # One Core insert for all of the transaction's events (not an ORM object and flush for each).
+            self.session.execute(_OUTBOX_INSERT, self._outbox)
+            self._outbox = []
         self.session.commit()
         self._once = {}
 
     def rollback(self) -> None:
         self.session.rollback()
-        self.emitted, self._once = [], {}
+        self.emitted, self._once, self._outbox = [], {}, []

@@ -11,6 +11,7 @@ from nameko.rpc import rpc
 from sqlalchemy import text
 
 from hub.consumers import consumer, handle_once
+from workers.batching import batch_event_handler
 from workers.dependencies import HubCore
 
 
@@ -67,3 +68,17 @@ class DiesOnceService:
     @rpc
     def ping(self) -> str:
         return "pong"
+
+
+class BatchedService:
+    """A slow batch handler that records each batch's size: what arrives while a batch runs gathers."""
+
+    name = "batched"
+    hub = HubCore()
+
+    @batch_event_handler("hub", "test.batched")
+    def on_batch(self, envelopes: list[dict[str, Any]]) -> None:
+        with self.hub.uow() as uow:
+            uow.session.execute(text("INSERT INTO test_batches (size) VALUES (:s)"), {"s": len(envelopes)})
+            uow.commit()
+        eventlet.sleep(0.3)

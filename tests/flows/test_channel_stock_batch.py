@@ -1,0 +1,50 @@
+"""Channel sync's batch handler (`publish_stock_many` -> `publish_figures`): a burst of stock events, on
+SQLite and PostgreSQL, ends with the shop showing each (SKU, store) figure, pushed once per pair however
+many events named it; a figure the shop already shows is not pushed again; warehouses are not pushed."""
+from __future__ import annotations
+
+from hub.consumers import handle_batch
+from hub.domain.model import StockDelta
+from hub.flows import channel_stock  # noqa: F401  (registers the consumer and its batch handler)
+from hub.services import inventory
+from hub.storage.tables import utcnow
+
+from .conftest import SKUS
+
+
+def sell(flow, sku: str, store: str, qty: int, ref: str) -> None:
+    with flow.ctx.uow() as uow:
+        inventory.apply_delta(uow, StockDelta(f"pos:{store}", ref, sku, store, -qty, utcnow(), "sale"))
+        uow.commit()
+
+
+def test_a_burst_is_pushed_once_per_pair_with_the_figure_now(flow):
+    shop = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    a, b = SKUS[0], SKUS[1]
+    for i in range(3):                                        # three sales of a at S001: three events
+        sell(flow, a, "S001", 1, f"r-a-{i}")
+    sell(flow, b, "S002", 2, "r-b")
+    with flow.ctx.uow() as uow:                               # a warehouse move: not the shop's business
+        inventory.apply_delta(uow, StockDelta("erp", "gr-1", a, "WH01", 5, utcnow(), "receipt"))
+        uow.commit()
+    shop.stock_updates.clear()
+    envelopes = flow.events("stock.changed")
+    assert len(envelopes) >= 5
+    outcomes = handle_batch(flow.ctx, "channel_sync.publish_stock", envelopes)
+    assert {o.status for o in outcomes} == {"applied"}
+    assert shop.stock_of(a, "S001") == 10 - 3 - safety and shop.stock_of(b, "S002") == 10 - 2 - safety
+    pushed = [(u["product_id"], u["sku_id"], u["out_warehouse_id"]) for u in shop.stock_updates]
+    stores = {(e["data"]["sku"], e["data"]["location_id"]) for e in envelopes if e["data"]["location_id"] != "WH01"}
+    assert len(pushed) == len(set(pushed)) == len(stores)     # once per (SKU, store); WH01 not at all
+
+    # the same figures again (a replayed burst under new ids): nothing to push
+    shop.stock_updates.clear()
+    again = [{**e, "id": e["id"][:-4] + "ffff"} for e in envelopes]
+    handle_batch(flow.ctx, "channel_sync.publish_stock", again)
+    assert shop.stock_updates == []
+
+    sell(flow, a, "S001", 1, "r-a-9")                         # and a new sale is pushed with its figure
+    handle_batch(flow.ctx, "channel_sync.publish_stock", flow.events("stock.changed")[-1:] * 2)
+    assert shop.stock_of(a, "S001") == 10 - 4 - safety
+

@@ -1,0 +1,52 @@
+"""Pooled PostgreSQL connections are pinged on checkout only after an idle second (hub/storage/db.py): a
+connection that died while idle is replaced before the caller sees it; one in steady use goes straight to
+work without the round trip SQLAlchemy's pre-ping spent on every checkout (if it died meanwhile, its
+statement fails as an outage would, and SQLAlchemy drops the pool so the next checkout is fresh)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from hub.storage import db
+from hub.storage.outage import is_outage
+from tests.conftest import PG_URL
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="PostgreSQL not configured: set HUB_TEST_DATABASE_URL")
+
+
+@pytest.fixture
+def engine():
+    e = db.make_engine(PG_URL, pool_size=1, max_overflow=0)
+    yield e
+    e.dispose()
+
+
+def backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("select pg_backend_pid()")).scalar_one()
+
+
+def terminate(pid: int) -> None:
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("select pg_terminate_backend(:p)"), {"p": pid})
+    admin.dispose()
+
+
+def test_a_connection_killed_while_idle_is_replaced_unseen(engine):
+    first = backend_pid(engine)
+    terminate(first)
+    time.sleep(db.IDLE_PING_AFTER_S + 0.3)
+    assert backend_pid(engine) != first                      # no error: the dead one was dropped on checkout
+
+
+def test_a_connection_in_steady_use_is_not_pinged(engine):
+    first = backend_pid(engine)
+    terminate(first)                                          # and at once: it idled well under a second
+    with pytest.raises(OperationalError) as failed:           # not pinged, so its statement meets the dead socket
+        backend_pid(engine)
+    assert is_outage(failed.value)                            # an outage: waited out by consumers, 503 by the API
+    assert backend_pid(engine) != first                      # the pool was dropped: the next checkout is fresh
