@@ -11,13 +11,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 from werkzeug.test import Client
 
+from connectors.base import MemoryBinder, RetryPolicy
+from connectors.registry import build_connector
 from hub.api.app import ApiApp, ApiDeps, build_api, build_deps
 from hub.bootstrap import HubContext
-from hub.config import DEFAULT_CONFIG_PATH, parse_config
+from hub.config import DEFAULT_CONFIG_PATH, SystemConfig, parse_config
 from hub.domain.model import StockCount
 from hub.metrics import HubMetrics
 from hub.services import inventory
 from sandbox.credentials import STATIC, sandbox_env
+from sandbox.local_delivery import LocalDeliverySimulator
 from tests.conftest import _BACKENDS, make_ctx
 from tests.support import T0, always_open, at
 
@@ -119,3 +122,17 @@ def api(request, tmp_path):
         if close:
             close()
     ctx.engine.dispose()
+
+
+@pytest.fixture
+def courier(api):
+    """The Dada simulator the hub asks to confirm each callback (its own callbacks are not sent:
+    each test posts the callback it means to)."""
+    sim = LocalDeliverySimulator.from_env(sandbox_env()).start()
+    sim.step_s, sim.knobs.drop_callbacks = None, True
+    system = api.ctx.config.systems["local_delivery"]
+    system = SystemConfig(**{**system.model_dump(), "base_url": sim.base_url})
+    api.deps.connectors["local_delivery"] = build_connector(
+        "local_delivery", system, MemoryBinder(), RetryPolicy(attempts=2, initial=0.01, maximum=0.02, jitter=0))
+    yield sim
+    sim.stop()

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from connectors.base import MemoryBinder, RetryPolicy
+from connectors.base import MemoryBinder
 from connectors.registry import build_connector
 from hub.config import SystemConfig
 from hub.domain.order_states import OrderStatus
@@ -19,7 +19,7 @@ from hub.services import money_owed, orders
 from hub.storage.tables import OrderTransition, OutboxMessage, Shipment, TrackingEventRow
 from sandbox.credentials import sandbox_env
 from sandbox.express import k100_sign
-from sandbox.local_delivery import LocalDeliverySimulator, callback_signature
+from sandbox.local_delivery import callback_signature
 from sandbox.wechat_pay import WeChatPaySimulator
 from sandbox.wechat_shop import WeChatShopSimulator, seed_binder
 from tests.api.conftest import OPS_KEY
@@ -151,20 +151,6 @@ def test_unknown_connector_is_404(api):
 
 
 # -- couriers ------------------------------------------------------------------------------------
-
-@pytest.fixture
-def courier(api):
-    """The Dada simulator the hub asks to confirm each callback (its own callbacks are not sent:
-    each test posts the callback it means to)."""
-    sim = LocalDeliverySimulator.from_env(sandbox_env()).start()
-    sim.step_s, sim.knobs.drop_callbacks = None, True
-    system = api.ctx.config.systems["local_delivery"]
-    system = SystemConfig(**{**system.model_dump(), "base_url": sim.base_url})
-    api.deps.connectors["local_delivery"] = build_connector(
-        "local_delivery", system, MemoryBinder(), RetryPolicy(attempts=2, initial=0.01, maximum=0.02, jitter=0))
-    yield sim
-    sim.stop()
-
 
 def booked_delivery(api, kind="delivery", ref="DADA-1", carrier="local_delivery") -> str:
     """A paid order whose courier booking the workers made (what they would write)."""

@@ -20,7 +20,7 @@ from sandbox.credentials import sandbox_env
 from sandbox.express import k100_sign
 
 from .conftest import POS_KEYS
-from .test_callbacks import booked_delivery, dada, status
+from .test_callbacks import booked_delivery, dada, rider, status
 
 S1 = POS_KEYS["S001"]
 STORE = "/api/v1/stores/S001"
@@ -93,10 +93,12 @@ def test_the_pos_webhook_and_the_ledger_refuse_a_time_ahead_too(api):
                               api.clock.now)
 
 
-def test_a_courier_report_from_the_future_does_not_freeze_the_order(api):
+def test_a_courier_report_from_the_future_does_not_freeze_the_order(api, courier):
     oid = booked_delivery(api)
     t = int(time.time())
+    rider(courier, oid, 2)
     assert api.client.post("/callbacks/local_delivery", data=dada(oid, 2, t + 86400)).status_code == 200
+    rider(courier, oid, 3)
     assert api.client.post("/callbacks/local_delivery", data=dada(oid, 3, t + 2)).status_code == 200   # real, later
     assert status(api, oid) == "picked_up"
     timeline = api.get(f"/api/v1/orders/{oid}").json["timeline"]
@@ -256,7 +258,7 @@ def test_a_chunked_body_within_the_limit_is_read_and_applied_over_real_http(api)
 
 # -- finding 9: the buyer's timeline, in order, each event once, the end last, no booking numbers -----------
 
-def test_the_buyers_delivery_timeline_reads_in_order_once_with_no_booking_reference(api):
+def test_the_buyers_delivery_timeline_reads_in_order_once_with_no_booking_reference(api, courier):
     from hub.domain.order_states import OrderStatus
     from hub.services import orders
     from hub.storage.tables import Shipment
@@ -272,6 +274,7 @@ def test_the_buyers_delivery_timeline_reads_in_order_once_with_no_booking_refere
         uow.commit()
     t = int(time.time()) - 3600                 # the courier's clock is an hour behind ours
     for i, st in enumerate((1, 2, 8, 100, 3, 4)):   # booked, rider_assigned twice (2 and 8), at store, ...
+        rider(courier, oid, *([] if st == 1 else [st]), ref="DADA-77001")       # what its status query says
         r = api.client.post("/callbacks/local_delivery", data=dada(oid, st, t + i, ref="DADA-77001"))
         assert r.status_code == 200, r.json
     o = api.get(f"/api/v1/orders/{oid}").json
