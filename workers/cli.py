@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import warnings
 from collections.abc import Callable
@@ -79,6 +80,9 @@ def demo(args: argparse.Namespace) -> int:
     from sandbox.demo import run_demo
 
     configure(level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))   # the story on stdout; warnings (redacted) on stderr
+    if "HUB_LOG_LEVEL" not in os.environ:
+        # nameko warns for every timer thread it kills while stopping a container: the demo's normal end.
+        logging.getLogger("nameko.containers").setLevel(logging.ERROR)
     return run_demo(verbose=not args.quiet)
 
 
