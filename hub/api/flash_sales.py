@@ -131,12 +131,15 @@ def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict) -> Any:
 
 
 SALE = "/admin/api/flash-sales/{sale_id}"
+# Reading is "admin" (the console's basic credentials too); arming and ending stay bearer-key "ops" calls, so a
+# browser's remembered password cannot be made to arm a sale from another site's page.
 ROUTES = [
-    Route("GET", "/admin/api/flash-sales", listing, "ops", "Flash sales, newest first, with the gate's counts",
+    Route("GET", "/admin/api/flash-sales", listing, "admin", "Flash sales, newest first, with the gate's counts",
           responses={200: "flash sales"}),
     Route("POST", "/admin/api/flash-sales", create, "ops", "Arm a flash sale of a SKU at a pickup store",
           body=ARM, responses={201: "armed", 409: "the store does not hold the quota", 422: "invalid"}),
-    Route("GET", SALE, show, "ops", "A flash sale with the gate's counts", responses={200: "the sale", 404: "unknown"}),
+    Route("GET", SALE, show, "admin", "A flash sale with the gate's counts",
+          responses={200: "the sale", 404: "unknown"}),
     Route("POST", SALE + "/end", end, "ops", "End a flash sale: close the gate, compare it with the ledger",
           body=schemas.EMPTY, responses={200: "ended, with gate and ledger counts", 404: "unknown"}),
     Route("POST", "/api/v1/flash-sales/{sale_id}/orders", order, "channel",

@@ -150,3 +150,13 @@ def test_reconciliation_drift_from_the_metrics(api):
     api.deps.metrics.reconciliation_repaired.labels("miniprogram").inc(2)
     assert api.get("/admin/api/reconciliation", key=OPS_KEY).json["channels"] == [
         {"channel": "miniprogram", "drift_found": 3, "repaired": 2}]
+
+
+def test_the_console_reads_flash_sales_with_its_basic_credentials_but_cannot_arm_one(api):
+    """The console's flash-sale panel said "missing or wrong key": the list took the ops key as a bearer only."""
+    basic = api.basic(OPS_KEY)
+    r = api.call("GET", "/admin/api/flash-sales", key=None, headers=basic)
+    assert r.status_code == 200 and r.json["flash_sales"] == []
+    # Arming stays a bearer-key call: a browser's remembered basic password must not arm a sale from another page.
+    arm = {"sku": "TEA-001", "location_id": "S001", "quota": 5}
+    assert api.call("POST", "/admin/api/flash-sales", key=None, headers=basic, json=arm).status_code == 401
