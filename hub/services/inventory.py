@@ -158,9 +158,14 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
         _check_refs(session, sku, location_id)
         wanted[(sku, location_id)] = wanted.get((sku, location_id), 0) + qty
     now = utcnow()
+    # The events, the reservations and their ledger rows go in first and the stock rows are locked last:
+    # the transaction then holds a hot row's lock (a flash sale's) for its UPDATE, the savepoint's release
+    # and the commit only. stock.changed is written before it is certain; should this reservation fail
+    # and the order be routed elsewhere, the event only makes channel sync read an unchanged figure.
+    for sku, location_id in sorted(wanted):
+        stock_changed(uow, sku, location_id, "reservation")
+    uow.write_events()
     savepoint = session.begin_nested()
-    # The reservations and their ledger rows go in first and the stock rows are locked last: the
-    # transaction then holds a hot row's lock (a flash sale's) only from its UPDATE to its commit.
     rows = []
     for (sku, location_id), qty in sorted(wanted.items()):
         row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
@@ -190,8 +195,6 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
             line["available"] = max(held - channel_safety, 0)
         raise InsufficientStock(short)
     savepoint.commit()
-    for sku, location_id in sorted(wanted):
-        stock_changed(uow, sku, location_id, "reservation")
     return rows
 
 
