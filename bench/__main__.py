@@ -36,6 +36,7 @@ SKUS = [f"BENCH-{i:03d}" for i in range(40)]
 LATENCY_SKU = "BENCH-LAT"
 RUSH_SKU = "BENCH-RUSH"
 START = 1_000_000
+LOAD_ORDERS_PER_S = 10                      # pickup orders beside the sales during the sync figure
 
 
 def _ensure_pg_database(url: str) -> None:
@@ -128,11 +129,13 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
               flush=True)
         with LoadProcess(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
-                         rate_per_s=args.load_rate) as load:
+                         rate_per_s=args.load_rate, orders_per_s=LOAD_ORDERS_PER_S) as load:
             latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
                                             channel.safety_stock, args.samples)
         out["load_per_s"] = load.sent / load.seconds
         out["load_errors"] = load.errors
+        out["load_asked"] = args.load_rate + LOAD_ORDERS_PER_S
+        out["load_behind"] = load.behind          # requests queued, not yet sent: the hub fell behind the pace
         print(f"[{mode}] {args.orders} pickup orders ...", flush=True)
         orders_per_s, refused = scenario.orders(base, channel.key, SKUS, "S002", args.orders)
         out |= scenario.summary(scenario.Figures(0, latency, orders_per_s, refused))

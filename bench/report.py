@@ -41,7 +41,8 @@ def print_table(results: dict[str, dict[str, Any]], load_before: tuple[float, ..
              f"({'yes' if r.get('rush_gate_agrees') else 'NO'})", "", "0"),
             ("sync latency p50 / p95 / p99 ms", f"{_f(r, 'p50', '{:.1f}')} / {_f(r, 'p95', '{:.1f}')} / "
              f"{_f(r, 'p99', '{:.1f}')}", f"{_f(r, 'samples')} samples under {_f(r, 'load_per_s')}/s sales+orders "
-             f"({_f(r, 'load_errors')} failed)", "p99 < 250"),
+             f"of {_f(r, 'load_asked')}/s asked ({_f(r, 'load_errors')} failed, backlog <= {_f(r, 'load_behind')})",
+             "p99 < 250"),
             ("pickup orders/s", _f(r, "orders_per_s"), "", ""),
             ("broker raw publish->consume msg/s", _f(r, "broker_raw_per_s"), "", ""),
             ("1,000 events outbox->relay->consumer /s",

@@ -158,7 +158,23 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
         _check_refs(session, sku, location_id)
         wanted[(sku, location_id)] = wanted.get((sku, location_id), 0) + qty
     now = utcnow()
+    # The events, the reservations and their ledger rows go in first and the stock rows are locked last:
+    # the transaction then holds a hot row's lock (a flash sale's) for its UPDATE, the savepoint's release
+    # and the commit only. stock.changed is written before it is certain; should this reservation fail
+    # and the order be routed elsewhere, the event only makes channel sync read an unchanged figure.
+    for sku, location_id in sorted(wanted):
+        stock_changed(uow, sku, location_id, "reservation")
+    uow.write_events()
     savepoint = session.begin_nested()
+    rows = []
+    for (sku, location_id), qty in sorted(wanted.items()):
+        row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
+                          created_at=now, expires_at=(now + ttl) if ttl else None)
+        session.add(row)
+        rows.append(row)
+        _record(session, sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",
+                external_id=f"order:{order_id}:reserve", occurred_at=now, applied=True, note=None)
+    session.flush()
     short: list[dict] = []
     # A fixed lock order keeps two multi-line orders from deadlocking each other.
     for (sku, location_id), qty in sorted(wanted.items()):
@@ -178,17 +194,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
             held = stock_at(session, cfg, line["sku"], line["location_id"]).available
             line["available"] = max(held - channel_safety, 0)
         raise InsufficientStock(short)
-    rows = []
-    for (sku, location_id), qty in sorted(wanted.items()):
-        row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
-                          created_at=now, expires_at=(now + ttl) if ttl else None)
-        session.add(row)
-        rows.append(row)
-        _record(session, sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",
-                external_id=f"order:{order_id}:reserve", occurred_at=now, applied=True, note=None)
     savepoint.commit()
-    for sku, location_id in sorted(wanted):
-        stock_changed(uow, sku, location_id, "reservation")
     return rows
 
 

@@ -111,6 +111,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     order_id = new_order_id(now)
     ttl = timedelta(minutes=cfg.hub.reservation_ttl_minutes)
     f = cmd.fulfillment
+    decision = _route(uow, cfg, cmd, now)
     order = OrderRow(
         id=order_id, channel=cmd.channel, idempotency_key=cmd.idempotency_key, request_hash=cmd.fingerprint(),
         external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(f.type),
@@ -118,28 +119,37 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         total_fen=sum(x.qty * x.unit_price_fen for x in cmd.lines), created_at=now, updated_at=now,
         expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id,
     )
+    for line in cmd.lines:
+        order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen))
+    order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
+                                             source=cmd.channel))
+    _follow_route(order, decision)
     uow.session.add(order)
-    uow.session.flush()                  # reservations point at the order row
+    # The order, its lines and its history are written before the stock rows are locked: reserve takes
+    # those locks last, so a flash sale's one hot stock row is held for the commit only (issue 11).
     # Stock may move between the routing snapshot and the reservation; re-route a few times.
     for attempt in range(3):
-        decision = _route(uow, cfg, cmd, now)
         try:
             inventory.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd))
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP:
                 raise
+            decision = _route(uow, cfg, cmd, now)
+            _follow_route(order, decision)
+    return order, True
+
+
+def _follow_route(order: OrderRow, decision: routing.RoutingDecision) -> None:
+    """The routing decision onto the (not yet reserved) order: where it is fulfilled, line by line."""
     order.fulfillment_type, order.location_id = str(decision.fulfillment), decision.location_id
     order.routing = decision.to_dict()
-    if decision.fulfillment == FulfillmentType.PICKUP:
-        order.pickup_code = f"{secrets.randbelow(10**6):06d}"
+    order.pickup_code = (f"{secrets.randbelow(10**6):06d}" if decision.fulfillment == FulfillmentType.PICKUP
+                         else None)
     by_sku = {sku: loc for sku, loc, _ in decision.allocations}
-    for line in cmd.lines:
-        order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
-                                        location_id=by_sku.get(line.sku)))
-    order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
-                                             source=cmd.channel, detail=_routing_summary(decision)))
-    return order, True
+    for line in order.lines:
+        line.location_id = by_sku.get(line.sku)
+    order.transitions[0].detail = _routing_summary(decision)
 
 
 def _routing_summary(decision: routing.RoutingDecision) -> str:

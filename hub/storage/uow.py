@@ -61,11 +61,16 @@ class UnitOfWork:
             self._once[once_per] = message_id
         return message_id
 
-    def commit(self) -> None:
+    def write_events(self) -> None:
+        """The events emitted so far into the outbox now rather than at commit (same transaction), so that
+        a statement that must come last before the commit (a hot row's lock) can."""
         if self._outbox:
             # One Core insert for all of the transaction's events (not an ORM object and flush for each).
             self.session.execute(_OUTBOX_INSERT, self._outbox)
             self._outbox = []
+
+    def commit(self) -> None:
+        self.write_events()
         self.session.commit()
         self._once = {}
 

@@ -276,3 +276,35 @@ def test_uncollected_paid_pickup_is_cancelled_restocked_and_its_refund_requested
                if e.event_type == "order.refund_due"]
         assert [e.payload["data"]["refund_no"] for e in due] == [refund.refund_no]
     assert (level(ctx).on_hand, level(ctx).reserved) == (10, 0)
+
+
+def test_placing_locks_the_stock_row_last_so_a_hot_row_is_held_for_the_commit_only(ctx):
+    """Issue 11: a flash sale's admitted orders queue on one stock row. Everything else the order writes
+    (the order, its lines and history, the reservation and its ledger row) goes in before that row's
+    UPDATE, its stock.changed event too; after it only the savepoint's release remains before the commit."""
+    from sqlalchemy import event
+    stock_up(ctx)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(ctx.engine, "before_cursor_execute", seen)
+    try:
+        order_id, created = place(ctx, cmd(key="hot-row"))
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", seen)
+    assert created
+    stock_updates = [i for i, s in enumerate(statements) if s.startswith("update stock_levels")]
+    assert len(stock_updates) == 1
+    after = statements[stock_updates[0] + 1:]
+    assert after == ["release savepoint sa_savepoint_1"], after
+    assert level(ctx).reserved == 2
+    with ctx.uow() as uow:
+        order = orders.get(uow, order_id)
+        assert [(line.sku, line.location_id) for line in order.lines] == [("TEA-001", "S001")]
+        assert order.pickup_code and order.location_id == "S001"
+        assert order.transitions[0].detail == "pickup from S001 (" + order.routing["rule"] + ")"
+        events = uow.session.execute(select(OutboxMessage.payload).where(OutboxMessage.event_type == "stock.changed"))
+        said = [e["data"] for e in events.scalars()]
+        assert {"sku": "TEA-001", "location_id": "S001", "cause": "reservation"} in said
