@@ -9,7 +9,7 @@ export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_test
 export HUB_CHAOS_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_chaos
 export HUB_CHAOS_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_chaos
 
-.PHONY: install demo test lint services browser bench sandbox chaos
+.PHONY: install demo test lint services browser wrk bench sandbox chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/hub demo
 
 ## Quick start 2: the whole suite, on SQLite and on PostgreSQL + RabbitMQ (started if down)
-test: $(STAMP) services browser
+test: $(STAMP) services browser wrk
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -35,12 +35,15 @@ services:
 browser:
 	bash scripts/browser.sh
 
+## Debian's wrk: the bench's load generator (and the test of the bench's wrk driver)
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q wrk)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # The bench's own database and vhost (HUB_BENCH_*); wrk drives the gateway, pgbench gives the database's limit.
-bench: $(STAMP) services
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q wrk)
+bench: $(STAMP) services wrk
 	$(BIN)/python -m bench
 
 sandbox: $(STAMP)

@@ -13,7 +13,8 @@ from werkzeug.serving import make_server
 
 from bench import wrk
 
-pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None,
+                                reason="wrk is not installed (make test and make bench install it)")
 
 
 @pytest.fixture
