@@ -36,6 +36,7 @@ SKUS = [f"BENCH-{i:03d}" for i in range(40)]
 LATENCY_SKU = "BENCH-LAT"
 RUSH_SKU = "BENCH-RUSH"
 START = 1_000_000
+PARTS = ("receipts", "rush", "sync", "orders", "events", "scale")
 LOAD_ORDERS_PER_S = 10                      # pickup orders beside the sales during the sync figure
 
 
@@ -122,26 +123,35 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         out["broker_raw_per_s"] = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
         gateway_pid = [p.proc.pid for p, g in zip(procs, groups, strict=True) if "gateway" in g]
         out["gateways"] = len(gateway_pid)
-        out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid,
-                                 [p.proc.pid for p in procs])
-        print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
-        out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
-        print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
-              flush=True)
-        with LoadProcess(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
-                         rate_per_s=args.load_rate, orders_per_s=LOAD_ORDERS_PER_S) as load:
-            latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
-                                            channel.safety_stock, args.samples)
-        out["load_per_s"] = load.sent / load.seconds
-        out["load_errors"] = load.errors
-        out["load_asked"] = args.load_rate + LOAD_ORDERS_PER_S
-        out["load_behind"] = load.behind          # requests queued, not yet sent: the hub fell behind the pace
-        print(f"[{mode}] {args.orders} pickup orders ...", flush=True)
-        orders_per_s, refused = scenario.orders(base, channel.key, SKUS, "S002", args.orders)
+        if "receipts" in args.only:
+            out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid,
+                                     [p.proc.pid for p in procs])
+        if "rush" in args.only:
+            print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
+            out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
+        latency: list[float] = []
+        if "sync" in args.only:
+            print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
+                  flush=True)
+            with LoadProcess(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
+                             rate_per_s=args.load_rate, orders_per_s=LOAD_ORDERS_PER_S) as load:
+                latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
+                                                channel.safety_stock, args.samples)
+            out["load_per_s"] = load.sent / load.seconds
+            out["load_errors"] = load.errors
+            out["load_asked"] = args.load_rate + LOAD_ORDERS_PER_S
+            out["load_behind"] = load.behind      # requests queued, not yet sent: the hub fell behind the pace
+        orders_per_s, refused = 0.0, 0
+        if "orders" in args.only:
+            print(f"[{mode}] {args.orders} pickup orders ...", flush=True)
+            orders_per_s, refused = scenario.orders(base, channel.key, SKUS, "S002", args.orders)
         out |= scenario.summary(scenario.Figures(0, latency, orders_per_s, refused))
     finally:
         for p in procs:
             p.stop()
+    if "events" not in args.only:
+        sandbox.stop()
+        return out
     try:
         print(f"[{mode}] 1000 events through outbox, relay and an idempotent consumer ...", flush=True)
         env["HUB_EXTRA_SERVICES"] = backbone.SERVICE
@@ -170,7 +180,12 @@ def main() -> None:
     parser.add_argument("--raw", type=int, default=10000)
     parser.add_argument("--scale", default="1000x10000", help="stores x SKUs for the stock query ('' skips)")
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes in production mode")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"the figures to measure, of {','.join(PARTS)} (all by default)")
     args = parser.parse_args()
+    args.only = set(args.only.split(","))
+    if args.only - set(PARTS):
+        parser.error(f"--only takes {','.join(PARTS)}")
     from sandbox.credentials import sandbox_env
     for k, v in sandbox_env().items():
         os.environ.setdefault(k, v)
@@ -181,7 +196,7 @@ def main() -> None:
     load_before = os.getloadavg()
     for mode in args.modes.split(","):
         results[mode] = run_mode(mode, args, workdir)
-    if args.scale and "production" in results:
+    if args.scale and "scale" in args.only and "production" in results:
         stores, skus = (int(x) for x in args.scale.split("x"))
         results["production"] |= scale.stock_query(SCALE_URL, stores, skus, args.seconds, workdir,
                                                    gateways=args.gateways)

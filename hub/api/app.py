@@ -35,6 +35,7 @@ from hub.domain.errors import (
     NotFound,
     PickupCodeRejected,
     PickupLocked,
+    SaleEnded,
 )
 from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
@@ -89,6 +90,7 @@ ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *flash_sale
 MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
     (InsufficientStock, 409, None),
     (NoRoute, 409, None),
+    (SaleEnded, 409, None),
     (IllegalTransition, 409, None),
     (IdempotencyConflict, 422, None),
     (PickupLocked, 423, None),

@@ -3,7 +3,8 @@ mini-program orders through the gate (`POST /api/v1/flash-sales/{sale_id}/orders
 
 An attempt is answered by the gate before the order database is touched: sold out (409), over the
 buyer's limit or too fast (429 with the reason), not running (409). Only an admitted attempt opens a
-unit of work; if placing its order fails, its unit goes back to the gate.
+unit of work, whose order draws its unit from the sale's held stock; if placing it fails, its unit goes
+back to the gate.
 """
 from __future__ import annotations
 
@@ -110,15 +111,15 @@ def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict) -> Any:
     for attempt in range(2):
         try:
             with call.ctx.uow() as uow:
-                sale = flash_sales.get(uow, sale_id)
-                price = sale.price_fen
-                if price is None:
-                    price = uow.session.execute(select(SkuRow.price_fen).where(SkuRow.code == sale.sku)).scalar()
+                sale = flash_sales.get(uow, sale_id, share=True)      # it cannot end while this order is written
+                sku = uow.session.get(SkuRow, sale.sku)    # held: the identity map answers the order's check
+                price = sale.price_fen if sale.price_fen is not None else sku.price_fen
                 cmd = orders.PlaceOrder(
                     channel=call.caller.id, idempotency_key=key, lines=(OrderLine(sale.sku, qty, price or 0),),
                     buyer=Buyer(buyer["id"], buyer["name"] or "", buyer["phone"] or ""),
                     fulfillment=Fulfillment(FulfillmentType.PICKUP, sale.location_id, None), flash_sale_id=sale_id)
-                placed, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
+                placed, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now(),
+                                               stock=flash_sales.stock_for(sale))
                 out = _placed(call, placed) | {"flash_sale_id": sale_id}
                 uow.commit()
             break

@@ -45,6 +45,12 @@ class InsufficientStock(HubError):
         super().__init__(f"insufficient stock: {names}")
 
 
+class SaleEnded(HubError):
+    """An admitted flash-sale attempt whose sale ended before its order was written."""
+
+    code = "sale_ended"
+
+
 class IllegalTransition(HubError):
     code = "illegal_transition"
 

@@ -1,28 +1,34 @@
 """Flash sales (秒杀): arm, place an admitted order, give a unit back, end with gate and ledger compared.
 
-The gate (`flash_gate.AdmissionGate`) answers the rush; the ledger stays the last word: an admitted
-attempt still reserves its unit with the conditional UPDATE, so a till sale that ate the units
-meanwhile is refused (409) and the attempt's unit goes back to the gate. An order of a sale that is
-cancelled or expires gives its unit back through the `order.status_changed` event (outbox, once).
-At the end, units the gate still holds for attempts with no live order (a gateway that died between
-admission and commit) are given back, and the result says what each side counted.
+The gate (`flash_gate.AdmissionGate`) answers the rush; the ledger stays the last word. Arming holds
+the whole quota in the stock row at once (one conditional UPDATE), so an admitted attempt's order draws
+its unit from the sale's hold and writes no shared row: a rush's orders never queue on the one hot
+stock row's lock. A till sale that ate the held units meanwhile still refuses the draw (409) and the
+attempt's unit goes back to the gate. An order of a sale that is cancelled or expires gives its unit
+back to the hold, and to the gate through the `order.status_changed` event (outbox, once). Ending
+hands the unsold rest of the hold back to free stock, gives back units the gate still holds for
+attempts with no live order (a gateway that died between admission and commit), and the result says
+what each side counted.
 """
 from __future__ import annotations
 
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from hub.bootstrap import HubContext
-from hub.domain.errors import BadInput, InsufficientStock, NotFound, UnknownLocation, UnknownSku
+from hub.config import HubConfig
+from hub.domain.errors import BadInput, NotFound, SaleEnded, UnknownLocation, UnknownSku
 from hub.domain.flash_sale import SaleTerms
+from hub.domain.model import FulfillmentType, PlaceOrder
+from hub.domain.routing import CandidateVerdict, RoutingDecision
 from hub.flows import reacts
 from hub.metrics import METRICS
-from hub.services import inventory
+from hub.services import inventory, orders
 from hub.storage.tables import FlashSaleRow, LocationRow, OrderRow, Reservation, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
 
@@ -74,15 +80,12 @@ def arm(ctx: HubContext, cmd: ArmSale, now: datetime | None = None) -> FlashSale
             raise UnknownLocation(f"unknown location {cmd.location_id!r}")
         if not location.is_store or not location.pickup:
             raise BadInput(f"{cmd.location_id} is not a pickup store; flash-sale orders are collected there")
-        held = inventory.stock_at(session, cfg, cmd.sku, cmd.location_id).available
-        if held < cmd.quota:
-            raise InsufficientStock([{"sku": cmd.sku, "location_id": cmd.location_id, "wanted": cmd.quota,
-                                      "available": held}])
         sale = FlashSaleRow(id=f"FS{now:%y%m%d}{secrets.token_hex(4).upper()}", sku=cmd.sku,
                             location_id=cmd.location_id, quota=cmd.quota, per_buyer_limit=cmd.per_buyer_limit,
                             min_interval_ms=cmd.min_interval_ms, price_fen=cmd.price_fen, starts_at=cmd.starts_at,
-                            ends_at=cmd.ends_at, status="armed", created_at=now)
+                            ends_at=cmd.ends_at, status="armed", created_at=now, stock_held=True)
         session.add(sale)
+        inventory.hold(uow, cfg, cmd.sku, cmd.location_id, cmd.quota, f"flash_sale:{sale.id}")
         uow.commit()
         session.refresh(sale)
         session.expunge(sale)
@@ -91,11 +94,46 @@ def arm(ctx: HubContext, cmd: ArmSale, now: datetime | None = None) -> FlashSale
     return sale
 
 
-def get(uow: UnitOfWork, sale_id: str) -> FlashSaleRow:
-    sale = uow.session.get(FlashSaleRow, sale_id)
+def get(uow: UnitOfWork, sale_id: str, *, share: bool = False, lock: bool = False) -> FlashSaleRow:
+    """The sale; `share` keeps it from ending until this transaction is done (an order drawing from its
+    hold), `lock` waits for those and keeps them out (ending it)."""
+    if not (share or lock):
+        sale = uow.session.get(FlashSaleRow, sale_id)
+    else:
+        sale = uow.session.execute(select(FlashSaleRow).where(FlashSaleRow.id == sale_id)
+                                   .with_for_update(read=not lock)).scalar_one_or_none()
     if sale is None:
         raise NotFound(f"no flash sale {sale_id!r}")
     return sale
+
+
+class SaleStock:
+    """A running sale's held stock as the source of its orders' units (`orders.StockSource`): the order is
+    collected at the sale's store and draws from the hold; the sale row must be read with `share`."""
+
+    def __init__(self, sale: FlashSaleRow) -> None:
+        self.sale = sale
+
+    def route(self, uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> RoutingDecision:
+        s = self.sale
+        qty = sum(line.qty for line in cmd.lines if line.sku == s.sku)
+        if qty != sum(line.qty for line in cmd.lines):
+            raise BadInput(f"flash sale {s.id} sells {s.sku} only")
+        return RoutingDecision(FulfillmentType.PICKUP, FulfillmentType.PICKUP, [(s.sku, s.location_id, qty)],
+                               s.location_id, [CandidateVerdict(s.location_id, True, "the flash sale's store")],
+                               "flash sale")
+
+    def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
+                ttl: timedelta, channel_safety: int) -> list[Reservation]:
+        if self.sale.status != "armed":
+            raise SaleEnded(f"flash sale {self.sale.id} has ended")
+        return [inventory.draw(uow, cfg, order_id, self.sale.id, sku, location_id, qty, ttl)
+                for sku, location_id, qty in allocations]
+
+
+def stock_for(sale: FlashSaleRow) -> orders.StockSource:
+    """Where a sale's order takes its units: the hold, or free stock for a sale armed before holds."""
+    return SaleStock(sale) if sale.stock_held else orders.FREE_STOCK
 
 
 def units_in_ledger(uow: UnitOfWork, sale_id: str) -> int:
@@ -133,15 +171,22 @@ def reconcile(ctx: HubContext, sale_id: str) -> dict[str, Any]:
 
 
 def end(ctx: HubContext, sale_id: str, now: datetime | None = None) -> dict[str, Any]:
-    """Close the gate, then compare it with the ledger and keep the result on the sale."""
+    """Close the gate, hand the hold's unsold rest back to free stock, then compare gate and ledger and
+    keep the result on the sale."""
     with ctx.uow() as uow:
         get(uow, sale_id)
     ctx.gate.end(sale_id)
+    with ctx.uow() as uow:
+        sale = get(uow, sale_id, lock=True)        # waits for orders drawing from the hold right now
+        if sale.status != "ended":
+            if sale.stock_held:
+                rest = sale.quota - inventory.drawn_from(uow.session, sale_id)
+                inventory.release_hold(uow, sale.sku, sale.location_id, rest, f"flash_sale:{sale_id}")
+            sale.status, sale.ended_at = "ended", now or utcnow()
+            uow.commit()
     result = reconcile(ctx, sale_id)
     with ctx.uow() as uow:
         sale = get(uow, sale_id)
-        if sale.status != "ended":
-            sale.status, sale.ended_at = "ended", now or utcnow()
         sale.result = result
         uow.commit()
     log.info("flash sale %s ended: %s", sale_id, result)

@@ -20,7 +20,7 @@ from hub.config import HubConfig
 from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
 from hub.domain.model import StockCount, StockDelta
-from hub.storage.tables import LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
+from hub.storage.tables import FlashSaleRow, LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore
 
@@ -204,9 +204,15 @@ def _open_reservations(session: Session, order_id: str, status: str = "open") ->
 
 
 def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
-    """Give an order's open reservations back to available stock. Returns units released."""
+    """Give an order's open reservations back to available stock (or to the running flash sale whose
+    held stock they came from). Returns units released."""
     session, now, total = uow.session, utcnow(), 0
     for res in _open_reservations(session, order_id):
+        if res.flash_sale_id and _sale_still_holds(session, res.flash_sale_id):
+            # Back into the sale's hold: the stock row already counts it as reserved for the sale.
+            res.status, res.closed_at = "released", now
+            total += res.qty
+            continue
         level = _locked_level(session, res.sku, res.location_id)
         level.reserved = max(level.reserved - res.qty, 0)
         res.status, res.closed_at = "released", now
@@ -215,6 +221,70 @@ def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
         stock_changed(uow, res.sku, res.location_id, "release")
         total += res.qty
     return total
+
+
+def _sale_still_holds(session: Session, sale_id: str) -> bool:
+    """Whether a flash sale still holds its stock. A shared lock on the sale's row: ending it (which hands
+    the rest of the hold back) waits for this transaction, and this one for an end in progress."""
+    row = session.execute(select(FlashSaleRow.status, FlashSaleRow.stock_held)
+                          .where(FlashSaleRow.id == sale_id).with_for_update(read=True)).one_or_none()
+    return row is not None and row.status == "armed" and row.stock_held
+
+
+# -- a flash sale's held stock --------------------------------------------------------------------
+# Arming moves the quota from the store's free stock into `reserved` at once, so the sale's orders draw
+# from that hold without each taking the hot stock row's lock; ending hands back what no order holds.
+
+def hold(uow: UnitOfWork, cfg: HubConfig, sku: str, location_id: str, qty: int, holder: str) -> None:
+    """Reserve `qty` for a holder (a flash sale) in one conditional UPDATE, or refuse with nothing held."""
+    session, now = uow.session, utcnow()
+    stock_changed(uow, sku, location_id, "flash_sale")
+    result = session.execute(
+        update(StockLevel)
+        .where(StockLevel.sku == sku, StockLevel.location_id == location_id,
+               StockLevel.on_hand - StockLevel.reserved - cfg.safety_stock(location_id) >= qty)
+        .values(reserved=StockLevel.reserved + qty, updated_at=now).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
+                                  "available": stock_at(session, cfg, sku, location_id).available}])
+    _record(session, sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",
+            external_id=f"{holder}:hold", occurred_at=now, applied=True, note="held for the flash sale")
+
+
+def release_hold(uow: UnitOfWork, sku: str, location_id: str, qty: int, holder: str) -> None:
+    """The rest of a hold back to free stock (what no order drew, or what came back from cancelled ones)."""
+    session, now = uow.session, utcnow()
+    if qty > 0:
+        level = _locked_level(session, sku, location_id)
+        level.reserved = max(level.reserved - qty, 0)
+        stock_changed(uow, sku, location_id, "flash_sale_end")
+    _record(session, sku=sku, location_id=location_id, kind="release", qty=qty, source="hub",
+            external_id=f"{holder}:release", occurred_at=now, applied=True, note="the flash sale's unsold rest")
+
+
+def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str, location_id: str, qty: int,
+         ttl: timedelta | None) -> Reservation:
+    """An order's reservation out of a running sale's hold: no stock row is written or locked. Refused when
+    the store no longer has what it holds (a till sold the held units): the units are not there to give."""
+    session, now = uow.session, utcnow()
+    on_hand, reserved = session.execute(
+        select(StockLevel.on_hand, StockLevel.reserved)
+        .where(StockLevel.sku == sku, StockLevel.location_id == location_id)).one_or_none() or (0, 0)
+    if on_hand - reserved - cfg.safety_stock(location_id) < 0:
+        raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
+                                  "available": max(on_hand - cfg.safety_stock(location_id), 0)}])
+    row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
+                      created_at=now, expires_at=(now + ttl) if ttl else None, flash_sale_id=sale_id)
+    session.add(row)
+    return row
+
+
+def drawn_from(session: Session, sale_id: str) -> int:
+    """Units a sale's orders hold or took out of its hold (released ones went back into it)."""
+    return int(session.execute(
+        select(func.coalesce(func.sum(Reservation.qty), 0))
+        .where(Reservation.flash_sale_id == sale_id,
+               Reservation.status.in_(("open", "committed", "returned")))).scalar_one())
 
 
 def commit(uow: UnitOfWork, order_id: str) -> int:

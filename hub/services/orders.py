@@ -7,6 +7,7 @@ import logging
 import secrets
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from sqlalchemy import select
 
@@ -94,13 +95,40 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     return routing.route_express(cfg, lines, f.address, stock)
 
 
+class StockSource(Protocol):
+    """Where an order's units come from: routing chooses the location, reserving takes the units."""
+
+    def route(self, uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> routing.RoutingDecision:
+        ...
+
+    def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
+                ttl: timedelta, channel_safety: int) -> object:
+        ...
+
+
+class FreeStock:
+    """The ledger's available stock: routed by the rules, reserved by conditional UPDATEs."""
+
+    def route(self, uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> routing.RoutingDecision:
+        return _route(uow, cfg, cmd, now)
+
+    def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
+                ttl: timedelta, channel_safety: int) -> object:
+        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety)
+
+
+FREE_STOCK = FreeStock()
+
+
 def find_by_idempotency(uow: UnitOfWork, channel: str, key: str) -> OrderRow | None:
     stmt = select(OrderRow).where(OrderRow.channel == channel, OrderRow.idempotency_key == key)
     return uow.session.execute(stmt).scalar_one_or_none()
 
 
-def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None = None) -> tuple[OrderRow, bool]:
-    """Route and reserve, or refuse with nothing reserved. Returns (order, created)."""
+def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None = None,
+          stock: StockSource = FREE_STOCK) -> tuple[OrderRow, bool]:
+    """Route and reserve (from free stock, or `stock` such as a flash sale's hold), or refuse with nothing
+    reserved. Returns (order, created)."""
     now = now or utcnow()
     existing = find_by_idempotency(uow, cmd.channel, cmd.idempotency_key)
     if existing is not None:
@@ -111,7 +139,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     order_id = new_order_id(now)
     ttl = timedelta(minutes=cfg.hub.reservation_ttl_minutes)
     f = cmd.fulfillment
-    decision = _route(uow, cfg, cmd, now)
+    decision = stock.route(uow, cfg, cmd, now)
     order = OrderRow(
         id=order_id, channel=cmd.channel, idempotency_key=cmd.idempotency_key, request_hash=cmd.fingerprint(),
         external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(f.type),
@@ -130,12 +158,12 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     # Stock may move between the routing snapshot and the reservation; re-route a few times.
     for attempt in range(3):
         try:
-            inventory.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd))
+            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd))
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP:
                 raise
-            decision = _route(uow, cfg, cmd, now)
+            decision = stock.route(uow, cfg, cmd, now)
             _follow_route(order, decision)
     return order, True
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -180,6 +181,8 @@ class Reservation(Base):
     location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"))
     qty: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | released | committed | returned
+    # Set when the unit came out of a flash sale's held stock rather than the location's free stock.
+    flash_sale_id: Mapped[str | None] = mapped_column(ForeignKey("flash_sales.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -306,6 +309,9 @@ class FlashSaleRow(Base):
     starts_at: Mapped[datetime]
     ends_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default="armed")   # armed | ended
+    # The sale holds its quota in the stock row's `reserved` from arming to ending, so its orders draw from
+    # that hold instead of each locking the one hot stock row (sales armed before 0004 do not).
+    stock_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     result: Mapped[dict | None]                                 # gate and ledger at the end

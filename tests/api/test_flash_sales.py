@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from hub import flows
-from hub.services import flash_sales, orders
+from hub.services import flash_sales, inventory, orders
 from hub.storage.tables import OutboxMessage
 from tests.redis_support import redis_gate
 from tests.support import at
@@ -45,6 +45,12 @@ def attempt(api, sale_id: str, buyer: str, key: str | None = None, qty: int = 1)
                     headers={"Idempotency-Key": key or uuid.uuid4().hex})
 
 
+def drawn(api, sale_id: str) -> int:
+    """Units the sale's orders drew from its hold."""
+    with api.ctx.uow() as uow:
+        return inventory.drawn_from(uow.session, sale_id)
+
+
 def give_backs(api) -> None:
     """Run the give-back consumer over every order.status_changed in the outbox (as the scheduler does)."""
     with api.ctx.uow() as uow:
@@ -75,7 +81,7 @@ def test_the_rush_sells_the_quota_and_answers_the_rest_sold_out(gated):
     answers = [attempt(gated, sale, f"buyer-{i}") for i in range(12)]
     assert [r.status_code for r in answers] == [201] * 5 + [409] * 7
     assert {r.json["error"] for r in answers[5:]} == {"sold_out"}
-    assert gated.level().reserved == 5
+    assert gated.level().reserved == 5 and drawn(gated, sale) == 5
     placed = answers[0].json
     assert placed["flash_sale_id"] == sale and placed["fulfillment"]["store_id"] == "S001"
 
@@ -86,7 +92,7 @@ def test_a_retried_attempt_is_the_same_order(gated):
     again = attempt(gated, sale, "b1", key="same-key")
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json["order_id"] == again.json["order_id"]
-    assert gated.level().reserved == 1
+    assert drawn(gated, sale) == 1 and gated.level().reserved == 2          # the whole quota is held
 
 
 def test_over_the_limit_or_too_fast_is_429_with_the_reason(gated):
@@ -97,7 +103,7 @@ def test_over_the_limit_or_too_fast_is_429_with_the_reason(gated):
     gated.clock.now = at(1)
     over = attempt(gated, sale, "b1")
     assert over.status_code == 429 and over.json["error"] == "over_limit"
-    assert gated.level().reserved == 1
+    assert drawn(gated, sale) == 1
 
 
 def test_not_running_unknown_and_bad_input(gated):
@@ -111,7 +117,7 @@ def test_not_running_unknown_and_bad_input(gated):
     bad = gated.post(f"/api/v1/flash-sales/{sale}/orders", {"qty": 0, "buyer": {"id": "b1"}},
                      headers={"Idempotency-Key": "k"})
     assert bad.status_code == 422
-    assert gated.ctx.gate.state(sale).left == 2 and gated.level().reserved == 0
+    assert gated.ctx.gate.state(sale).left == 2 and drawn(gated, sale) == 0
 
 
 def test_a_cancelled_order_gives_its_unit_back_once(gated):
@@ -168,7 +174,7 @@ def test_concurrent_rush_never_oversells(gated):
     with ThreadPoolExecutor(16) as pool:
         codes = [c for batch in pool.map(worker, range(16)) for c in batch]
     assert codes.count(201) == 10 and codes.count(409) == len(codes) - 10
-    assert gated.level().reserved == 10
+    assert gated.level().reserved == 10 and drawn(gated, sale) == 10
     result = gated.post(f"{SALES}/{sale}/end", {}, key=OPS_KEY).json["result"]
     assert result == {**result, "sold_in_ledger": 10, "held_by_gate": 10, "oversold": 0, "agree": True,
                       "stranded_given_back": 0}
