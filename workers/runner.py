@@ -46,8 +46,8 @@ def all_service_classes() -> list[type]:
 
 
 # Concurrent workers per container. A process with the gateway takes more: a flash sale's admitted attempts
-# wait their turn on one stock row, and with 20 workers they held every one while the "sold out" answers,
-# which need neither a worker for long nor the database, queued behind them (rush p99 of seconds).
+# each wait on ten or so database round trips, and with 20 workers they held every one while the "sold out"
+# answers, which need neither a worker for long nor the database, queued behind them (rush p99 of seconds).
 WORKERS, GATEWAY_WORKERS = 20, 100
 
 

@@ -279,7 +279,8 @@ def test_uncollected_paid_pickup_is_cancelled_restocked_and_its_refund_requested
 
 
 def test_placing_locks_the_stock_row_last_so_a_hot_row_is_held_for_the_commit_only(ctx):
-    """Issue 11: a flash sale's admitted orders queue on one stock row. Everything else the order writes
+    """Issue 11: orders on a popular SKU at one store queue on its stock row (a flash sale's orders no longer
+    do: they draw from the sale's hold, `test_flash_sale_hold.py`). Everything else the order writes
     (the order, its lines and history, the reservation and its ledger row) goes in before that row's
     UPDATE, its stock.changed event too; after it only the savepoint's release remains before the commit."""
     from sqlalchemy import event
