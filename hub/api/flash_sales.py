@@ -119,7 +119,7 @@ def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict) -> Any:
                     buyer=Buyer(buyer["id"], buyer["name"] or "", buyer["phone"] or ""),
                     fulfillment=Fulfillment(FulfillmentType.PICKUP, sale.location_id, None), flash_sale_id=sale_id)
                 placed, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now(),
-                                               stock=flash_sales.stock_for(sale))
+                                               stock=flash_sales.stock_for(sale), detached=sale.stock_held)
                 out = _placed(call, placed) | {"flash_sale_id": sale_id}
                 uow.commit()
             break

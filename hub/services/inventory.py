@@ -20,6 +20,7 @@ from hub.config import HubConfig
 from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
 from hub.domain.model import StockCount, StockDelta
+from hub.storage.detached import insert_detached
 from hub.storage.tables import FlashSaleRow, LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore
@@ -262,20 +263,25 @@ def release_hold(uow: UnitOfWork, sku: str, location_id: str, qty: int, holder: 
             external_id=f"{holder}:release", occurred_at=now, applied=True, note="the flash sale's unsold rest")
 
 
+_BACKING = (select(StockLevel.__table__.c.on_hand, StockLevel.__table__.c.reserved)
+            .where(StockLevel.__table__.c.sku == bindparam("sku"),
+                   StockLevel.__table__.c.location_id == bindparam("location_id")))
+
+
 def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str, location_id: str, qty: int,
          ttl: timedelta | None) -> Reservation:
-    """An order's reservation out of a running sale's hold: no stock row is written or locked. Refused when
+    """An order's reservation out of a running sale's hold: no stock row is written or locked, and the
+    reservation is one Core INSERT (returned detached), like its order's rows. Refused when
     the store no longer has what it holds (a till sold the held units): the units are not there to give."""
     session, now = uow.session, utcnow()
-    on_hand, reserved = session.execute(
-        select(StockLevel.on_hand, StockLevel.reserved)
-        .where(StockLevel.sku == sku, StockLevel.location_id == location_id)).one_or_none() or (0, 0)
+    on_hand, reserved = session.connection().execute(
+        _BACKING, {"sku": sku, "location_id": location_id}).one_or_none() or (0, 0)
     if on_hand - reserved - cfg.safety_stock(location_id) < 0:
         raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
                                   "available": max(on_hand - cfg.safety_stock(location_id), 0)}])
     row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
                       created_at=now, expires_at=(now + ttl) if ttl else None, flash_sale_id=sale_id)
-    session.add(row)
+    insert_detached(session, row)
     return row
 
 

@@ -36,6 +36,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
 )
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
 from hub.services import inventory, money_owed
+from hub.storage.detached import insert_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
 
@@ -126,9 +127,10 @@ def find_by_idempotency(uow: UnitOfWork, channel: str, key: str) -> OrderRow | N
 
 
 def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None = None,
-          stock: StockSource = FREE_STOCK) -> tuple[OrderRow, bool]:
+          stock: StockSource = FREE_STOCK, detached: bool = False) -> tuple[OrderRow, bool]:
     """Route and reserve (from free stock, or `stock` such as a flash sale's hold), or refuse with nothing
-    reserved. Returns (order, created)."""
+    reserved. Returns (order, created). `detached` (pickup orders only, whose route cannot change) writes the
+    order with Core INSERTs and returns it outside the session: for a caller that only answers with it."""
     now = now or utcnow()
     existing = find_by_idempotency(uow, cmd.channel, cmd.idempotency_key)
     if existing is not None:
@@ -152,7 +154,14 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
                                              source=cmd.channel))
     _follow_route(order, decision)
-    uow.session.add(order)
+    if detached:
+        if f.type != FulfillmentType.PICKUP:
+            raise ValueError("only a pickup order, which is never re-routed, can be written detached")
+        for child in (*order.lines, *order.transitions):
+            child.order_id = order_id
+        insert_detached(uow.session, order, *order.lines, *order.transitions)
+    else:
+        uow.session.add(order)
     # The order, its lines and its history are written before the stock rows are locked: reserve takes
     # those locks last, so a flash sale's one hot stock row is held for the commit only (issue 11).
     # Stock may move between the routing snapshot and the reservation; re-route a few times.

@@ -15,7 +15,7 @@ from sqlalchemy import event, func, select
 
 from hub.domain.model import StockCount
 from hub.services import inventory
-from hub.storage.tables import FlashSaleRow, Reservation
+from hub.storage.tables import FlashSaleRow, OrderRow, Reservation
 from tests.support import at
 
 from .conftest import OPS_KEY, POS_KEYS
@@ -209,3 +209,21 @@ def drawn_total(api) -> int:
     with api.ctx.uow() as uow:
         return int(uow.session.execute(select(func.coalesce(func.sum(Reservation.qty), 0)).where(
             Reservation.flash_sale_id.is_not(None), Reservation.status.in_(("open", "committed")))).scalar_one())
+
+
+def test_a_rush_order_written_outside_the_orm_reads_back_whole(api):
+    """The admitted order is written with Core INSERTs (`storage/detached.py`); read back through the API and
+    the ORM it is a whole order: lines at the store, its history, a pickup code, a reservation that expires."""
+    sale = arm(api, quota=5, price_fen=990)
+    placed = attempt(api, sale, "b1").json
+    shown = api.get(f"/api/v1/orders/{placed['order_id']}").json
+    assert shown["status"] == "pending_payment" and shown["total_fen"] == 990 == placed["total_fen"]
+    assert shown["lines"] == [{"sku": "TEA-001", "qty": 1, "unit_price_fen": 990}]
+    assert [t["status"] for t in shown["timeline"]] == ["pending_payment"]
+    assert len(shown["pickup_code"]) == 6 and shown["fulfillment"]["store_id"] == "S001"
+    with api.ctx.uow() as uow:
+        order = uow.session.get(OrderRow, placed["order_id"])
+        assert order.flash_sale_id == sale and order.version == 1 and order.pickup_attempts == 0
+        assert [line.location_id for line in order.lines] == ["S001"]
+        (res,) = uow.session.execute(select(Reservation).where(Reservation.order_id == order.id)).scalars()
+        assert (res.flash_sale_id, res.status, res.qty) == (sale, "open", 1) and res.expires_at is not None
