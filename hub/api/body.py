@@ -53,6 +53,9 @@ def limit_body(request: Request, limit: int) -> None:
     environ.pop("wsgi.input_terminated", None)
 
 
+DECODED = "hub.decoded_json"
+
+
 def refuse_nul(request: Request, params: dict[str, str]) -> None:
     """400 for a NUL character in the path, the query or the body (raw, in a JSON string or a form value):
     no system the hub talks to sends one, and the database cannot hold one."""
@@ -74,6 +77,7 @@ def refuse_nul(request: Request, params: dict[str, str]) -> None:
             raise ApiError(400, "nested_too_deeply", f"JSON may nest at most {MAX_DEPTH} levels")
         if nul:
             raise ApiError(400, "nul_character", "a NUL character is not accepted in a request body")
+        request.environ[DECODED] = body             # decoded once: `Call.body` validates this value
 
 
 def _scan(value: Any) -> tuple[bool, int]:

@@ -73,8 +73,9 @@ class Call:
 
     def body(self) -> Any:
         """The JSON body parsed and validated against the route's schema (400/422 otherwise)."""
+        from .body import DECODED
         from .schemas import parse_json
-        return parse_json(self.request.get_data(cache=True), self.route.body)
+        return parse_json(self.request.get_data(cache=True), self.route.body, self.request.environ.get(DECODED))
 
     def query(self, name: str) -> Any:
         """A declared query parameter, parsed and checked by its spec; None when absent."""

@@ -196,11 +196,13 @@ def parse_time(value: Any, path: str) -> datetime:
     return parsed
 
 
-def parse_json(raw: bytes, spec: Field | None) -> Any:
+def parse_json(raw: bytes, spec: Field | None, decoded: Any = None) -> Any:
     """Decode and validate a request body; an empty body is {} (bodies of actions are optional).
-    Its size was checked while it was read (`api/body.py`)."""
-    if not raw.strip():
-        value: Any = {}
+    Its size was checked while it was read (`api/body.py`), which may have decoded it already (`decoded`)."""
+    if decoded is not None:
+        value: Any = decoded
+    elif not raw.strip():
+        value = {}
     else:
         try:
             value = json.loads(raw)
