@@ -179,15 +179,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     short: list[dict] = []
     # A fixed lock order keeps two multi-line orders from deadlocking each other.
     for (sku, location_id), qty in sorted(wanted.items()):
-        safety = cfg.safety_stock(location_id) + channel_safety
-        result = session.execute(
-            update(StockLevel)
-            .where(StockLevel.sku == sku, StockLevel.location_id == location_id,
-                   StockLevel.on_hand - StockLevel.reserved - safety >= qty)
-            .values(reserved=StockLevel.reserved + qty, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
+        if not _take(session, sku, location_id, qty, cfg.safety_stock(location_id) + channel_safety, now):
             short.append({"sku": sku, "location_id": location_id, "wanted": qty})
     if short:
         savepoint.rollback()
@@ -197,6 +189,18 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
         raise InsufficientStock(short)
     savepoint.commit()
     return rows
+
+
+def _take(session: Session, sku: str, location_id: str, qty: int, safety: int, now: datetime) -> bool:
+    """Reserve `qty` on the stock row if that much is available after `safety`: one conditional UPDATE, so
+    the database refuses the one unit too many however many writers race. False when it did not."""
+    result = session.execute(
+        update(StockLevel)
+        .where(StockLevel.sku == sku, StockLevel.location_id == location_id,
+               StockLevel.on_hand - StockLevel.reserved - safety >= qty)
+        .values(reserved=StockLevel.reserved + qty, updated_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 def _open_reservations(session: Session, order_id: str, status: str = "open") -> list[Reservation]:
@@ -240,12 +244,7 @@ def hold(uow: UnitOfWork, cfg: HubConfig, sku: str, location_id: str, qty: int, 
     """Reserve `qty` for a holder (a flash sale) in one conditional UPDATE, or refuse with nothing held."""
     session, now = uow.session, utcnow()
     stock_changed(uow, sku, location_id, "flash_sale")
-    result = session.execute(
-        update(StockLevel)
-        .where(StockLevel.sku == sku, StockLevel.location_id == location_id,
-               StockLevel.on_hand - StockLevel.reserved - cfg.safety_stock(location_id) >= qty)
-        .values(reserved=StockLevel.reserved + qty, updated_at=now).execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if not _take(session, sku, location_id, qty, cfg.safety_stock(location_id), now):
         raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
                                   "available": stock_at(session, cfg, sku, location_id).available}])
     _record(session, sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",

@@ -2,7 +2,7 @@
 
 For a hot path (a flash sale's admitted order) whose caller only reads the objects back: the flush's
 bookkeeping was about half of such an order's CPU. The objects stay detached; column defaults that are
-plain values are set on them, others (none on these tables) are left to the database.
+plain values are set on them too, callable ones are applied by the INSERT only.
 """
 from __future__ import annotations
 
