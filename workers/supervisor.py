@@ -108,6 +108,7 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping = True
+        self.check()        # a child that died since the last look is still reported (and, stopping, not restarted)
         running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
         for child in running:
             child.proc.terminate()
