@@ -59,6 +59,16 @@ class RedisGate:
     def from_url(cls, url: str, prefix: str = "hub:") -> RedisGate:
         return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=5), prefix)
 
+    def warm(self, connections: int) -> None:
+        """Open `connections` to Redis and load the scripts now (a gateway at start): a rush's first attempts,
+        all at once, would otherwise each open a connection inside their own answer."""
+        pool = self.client.connection_pool
+        held = [pool.get_connection("EVALSHA") for _ in range(connections)]
+        for conn in held:
+            pool.release(conn)
+        self.client.script_load(_ADMIT)
+        self.client.script_load(_GIVE_BACK)
+
     def _keys(self, sale_id: str) -> tuple[str, str, str, str]:
         base = f"{self.prefix}{{fs:{sale_id}}}"
         return base, f"{base}:buyer", f"{base}:held", f"{base}:pace"

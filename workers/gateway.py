@@ -1,6 +1,7 @@
 """Gateway: the public HTTP API (hub/api) served by nameko's HTTP entrypoint."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nameko.extensions import DependencyProvider
@@ -10,6 +11,8 @@ from werkzeug import Request, Response
 from .dependencies import context_from_config
 
 METHODS = "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,TRACE"
+WARM_CONNECTIONS = 64           # Redis connections a gateway opens at start: its busiest concurrency
+log = logging.getLogger(__name__)
 
 
 class HubApi(DependencyProvider):
@@ -18,6 +21,7 @@ class HubApi(DependencyProvider):
     def setup(self) -> None:
         from hub import consumers
         from hub.api.app import build_api, build_deps
+        from hub.storage.db import warm_pool
 
         from .broker import queue_depths
         from .embedded import transport_options
@@ -25,6 +29,14 @@ class HubApi(DependencyProvider):
 
         config = self.container.config
         ctx = context_from_config(config)
+        # A rush's first attempts find their connections open (each greenthread uses its own).
+        warm_pool(ctx.engine)
+        warm_gate = getattr(ctx.gate, "warm", None)
+        if warm_gate is not None:
+            try:
+                warm_gate(WARM_CONNECTIONS)
+            except Exception as exc:         # Redis away: the gate's own errors answer the first attempts
+                log.warning("could not open the flash-sale gate's connections ahead of time: %s", exc)
         url, options = config["AMQP_URI"], transport_options(config)
         self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=lambda i: consumers.replay(ctx, i),
                                              queue_depths=lambda: queue_depths(url, all_service_classes(), options)))

@@ -18,8 +18,9 @@ from hub.api.http import Call, Param, Route, json_response
 from hub.api.shop import _placed, iso
 from hub.domain.flash_sale import Verdict
 from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.order_states import OrderStatus
 from hub.services import flash_sales, orders
-from hub.storage.tables import FlashSaleRow, SkuRow
+from hub.storage.tables import FlashSaleRow
 
 ARM = schemas.Obj(fields={
     "sku": schemas.SKU,
@@ -100,35 +101,44 @@ def order(call: Call) -> Any:
         headers = {"Retry-After": "1"} if verdict == Verdict.TOO_FAST else {}
         return json_response({"error": error, "message": message, "sale_id": sale_id}, status, headers)
     try:
-        return _place(call, sale_id, key, qty, buyer)
+        out, created = _place(call, sale_id, key, qty, buyer, first_time=verdict == Verdict.ADMITTED)
     except BaseException:
         if verdict == Verdict.ADMITTED:        # nothing was committed for this attempt: its unit goes back
             call.ctx.gate.give_back(sale_id, attempt)
         raise
+    if created:
+        call.deps.metrics.orders_placed.labels("pickup").inc()
+    elif verdict == Verdict.ADMITTED and out["status"] == OrderStatus.CANCELLED:
+        # The gate had forgotten this attempt (its unit came back when the order was cancelled) and admitted it
+        # anew, but the answer is the cancelled order: nothing holds the new unit, so it goes back. (An order
+        # still live for the attempt holds its unit: the same attempt raced itself, nothing to give back.)
+        call.ctx.gate.give_back(sale_id, attempt)
+    return json_response(out, 201 if created else 200, {"Location": f"/api/v1/orders/{out['order_id']}"})
 
 
-def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict) -> Any:
+def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict, first_time: bool) -> tuple[dict, bool]:
+    """The admitted attempt's order (its view, and whether it is new), drawn from the sale's hold."""
     for attempt in range(2):
         try:
             with call.ctx.uow() as uow:
-                sale = flash_sales.get(uow, sale_id, share=True)      # it cannot end while this order is written
-                sku = uow.session.get(SkuRow, sale.sku)    # held: the identity map answers the order's check
+                sale, sku = flash_sales.for_order(uow, sale_id)      # it cannot end while this order is written
                 price = sale.price_fen if sale.price_fen is not None else sku.price_fen
                 cmd = orders.PlaceOrder(
                     channel=call.caller.id, idempotency_key=key, lines=(OrderLine(sale.sku, qty, price or 0),),
                     buyer=Buyer(buyer["id"], buyer["name"] or "", buyer["phone"] or ""),
                     fulfillment=Fulfillment(FulfillmentType.PICKUP, sale.location_id, None), flash_sale_id=sale_id)
+                # The gate saw this attempt for the first time: no order has its key, so the look-up is
+                # skipped; the key's unique constraint still catches a race, and the retry looks.
                 placed, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now(),
-                                               stock=flash_sales.stock_for(sale), detached=sale.stock_held)
+                                               stock=flash_sales.stock_for(sale), detached=sale.stock_held,
+                                               known_new=first_time and not attempt)
                 out = _placed(call, placed) | {"flash_sale_id": sale_id}
                 uow.commit()
             break
         except IntegrityError:
             if attempt:          # the same attempt raced itself; the second look finds the first's order
                 raise
-    if created:
-        call.deps.metrics.orders_placed.labels("pickup").inc()
-    return json_response(out, 201 if created else 200, {"Location": f"/api/v1/orders/{out['order_id']}"})
+    return out, created
 
 
 SALE = "/admin/api/flash-sales/{sale_id}"

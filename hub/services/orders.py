@@ -36,7 +36,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
 )
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
 from hub.services import inventory, money_owed
-from hub.storage.detached import insert_detached
+from hub.storage.detached import insert_detached, write_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
 
@@ -127,12 +127,14 @@ def find_by_idempotency(uow: UnitOfWork, channel: str, key: str) -> OrderRow | N
 
 
 def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None = None,
-          stock: StockSource = FREE_STOCK, detached: bool = False) -> tuple[OrderRow, bool]:
+          stock: StockSource = FREE_STOCK, detached: bool = False, known_new: bool = False) -> tuple[OrderRow, bool]:
     """Route and reserve (from free stock, or `stock` such as a flash sale's hold), or refuse with nothing
     reserved. Returns (order, created). `detached` (pickup orders only, whose route cannot change) writes the
-    order with Core INSERTs and returns it outside the session: for a caller that only answers with it."""
+    order with Core INSERTs and returns it outside the session: for a caller that only answers with it.
+    `known_new`: the caller knows no order has this Idempotency-Key, so it is not looked up (the key's
+    unique constraint still refuses a duplicate: IntegrityError, on which the caller should look)."""
     now = now or utcnow()
-    existing = find_by_idempotency(uow, cmd.channel, cmd.idempotency_key)
+    existing = None if known_new else find_by_idempotency(uow, cmd.channel, cmd.idempotency_key)
     if existing is not None:
         if existing.request_hash != cmd.fingerprint():
             raise IdempotencyConflict("this Idempotency-Key was used for a different order")
@@ -159,7 +161,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
             raise ValueError("only a pickup order, which is never re-routed, can be written detached")
         for child in (*order.lines, *order.transitions):
             child.order_id = order_id
-        insert_detached(uow.session, order, *order.lines, *order.transitions)
+        insert_detached(uow.session, order, *order.lines, *order.transitions)    # queued: sent with the draw's
     else:
         uow.session.add(order)
     # The order, its lines and its history are written before the stock rows are locked: reserve takes
@@ -174,6 +176,8 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
                 raise
             decision = stock.route(uow, cfg, cmd, now)
             _follow_route(order, decision)
+    if detached:
+        write_detached(uow.session)       # the order's rows and its reservation: one round trip on PostgreSQL
     return order, True
 
 

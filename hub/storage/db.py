@@ -1,6 +1,7 @@
 """Engine and session set-up for SQLite (embedded) and PostgreSQL (production)."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
 
 # One writer lock per SQLite file per process, shared by every engine on that file: the demo's
 # script, `hub run`'s start-up and the services each build their own engine, and two engines
@@ -100,12 +103,35 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     engine_ping = kwargs.pop("pool_pre_ping", None)
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        # Connections are opened only as a process's concurrency needs them, and kept up to pool_size: a
+        # consumer (10 workers) keeps 10; a gateway under a rush keeps ~30 instead of opening (and closing)
+        # overflow connections while the rush's admitted orders wait for them (issue 11).
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", 10)
     engine = create_engine(url, pool_pre_ping=bool(engine_ping), **kwargs)
     if engine_ping is None:
         ping_when_idle(engine)
     return engine
+
+
+POOL_SIZE = 30
+
+
+def warm_pool(engine: Engine, n: int = POOL_SIZE) -> None:
+    """Open `n` pooled connections now (a gateway at start), so the first burst of requests finds them open
+    rather than each paying a connection's set-up in its own latency. A database that is away is not waited
+    for here: the connections are then opened on demand, as usual."""
+    if engine.dialect.name == "sqlite":
+        return
+    held = []
+    try:
+        for _ in range(n):
+            held.append(engine.connect())
+    except Exception as exc:                 # the first requests will meet the outage and answer it (503)
+        log.warning("could not open the connection pool ahead of time: %s", exc)
+    finally:
+        for conn in held:
+            conn.close()
 
 
 # A connection that came back to the pool less than this long ago is used without a ping.

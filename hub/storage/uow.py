@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from .detached import discard_detached, write_detached
 from .tables import OutboxMessage, utcnow
 
 _OUTBOX_INSERT = insert(OutboxMessage.__table__)
@@ -70,10 +71,12 @@ class UnitOfWork:
             self._outbox = []
 
     def commit(self) -> None:
+        write_detached(self.session)          # rows queued outside the ORM (storage/detached.py)
         self.write_events()
         self.session.commit()
         self._once = {}
 
     def rollback(self) -> None:
+        discard_detached(self.session)
         self.session.rollback()
         self.emitted, self._once, self._outbox = [], {}, []

@@ -96,6 +96,31 @@ def test_a_rush_order_writes_and_locks_no_stock_row(api):
     assert drawn(api, sale) == 1
 
 
+def test_a_rush_order_is_three_statements_on_postgresql(api):
+    """Each of an admitted order's round trips waits a turn of a gateway busy with the rush's refusals, so it
+    makes few: the sale with its SKU (one read, which also keeps the sale from ending), the store's stock, and
+    the order's rows (order, line, history, reservation) in one statement; no idempotency look-up for an
+    attempt the gate saw for the first time. SQLite, with no network, writes them one by one."""
+    sale = arm(api, quota=5)
+    attempt(api, sale, "b0")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.lower().split()))
+
+    event.listen(api.ctx.engine, "before_cursor_execute", record)
+    try:
+        assert attempt(api, sale, "b1").status_code == 201
+    finally:
+        event.remove(api.ctx.engine, "before_cursor_execute", record)
+    reads = [s for s in statements if s.startswith("select")]
+    writes = [s for s in statements if s.startswith(("insert", "with"))]
+    assert len(reads) == 2 and "join skus" in reads[0] and "stock_levels" in reads[1]
+    assert len(writes) == (1 if api.ctx.engine.dialect.name == "postgresql" else 4)
+    assert [s for s in statements if s not in reads + writes] in ([], ["begin immediate"])   # SQLite's writer lock
+    assert drawn(api, sale) == 2
+
+
 def test_a_cancelled_order_goes_back_into_the_hold_and_the_end_returns_the_rest(api):
     sale = arm(api, quota=5)
     kept, cancelled, collected = (attempt(api, sale, f"b{i}").json["order_id"] for i in range(3))

@@ -178,3 +178,18 @@ def test_concurrent_rush_never_oversells(gated):
     result = gated.post(f"{SALES}/{sale}/end", {}, key=OPS_KEY).json["result"]
     assert result == {**result, "sold_in_ledger": 10, "held_by_gate": 10, "oversold": 0, "agree": True,
                       "stranded_given_back": 0}
+
+
+def test_a_retry_after_the_order_was_cancelled_answers_it_and_keeps_the_unit_in_the_gate(gated):
+    """The cancelled order's unit went back and the gate forgot the attempt, so its retry is admitted
+    anew: the answer is the cancelled order (same key, same order), and the unit goes back again."""
+    sale = arm(gated, quota=2)
+    first = attempt(gated, sale, "b1", key="k1")
+    assert gated.post(f"/api/v1/orders/{first.json['order_id']}/cancel", {}).status_code == 200
+    give_backs(gated)
+    assert gated.ctx.gate.state(sale).left == 2
+    again = attempt(gated, sale, "b1", key="k1")
+    assert again.status_code == 200 and again.json["order_id"] == first.json["order_id"]
+    assert again.json["status"] == "cancelled"
+    assert gated.ctx.gate.state(sale).left == 2 and drawn(gated, sale) == 0    # the unit was not stranded
+    assert attempt(gated, sale, "b2").status_code == 201 and attempt(gated, sale, "b3").status_code == 201

@@ -50,3 +50,17 @@ def test_a_connection_in_steady_use_is_not_pinged(engine):
         backend_pid(engine)
     assert is_outage(failed.value)                            # an outage: waited out by consumers, 503 by the API
     assert backend_pid(engine) != first                      # the pool was dropped: the next checkout is fresh
+
+
+def test_a_warmed_pool_holds_its_connections_open_and_a_database_away_is_not_fatal():
+    """A gateway opens its pool at start (db.warm_pool), so a rush's first orders do not each connect."""
+    warm = db.make_engine(PG_URL)
+    try:
+        db.warm_pool(warm, 5)
+        assert warm.pool.checkedin() == 5 and warm.pool.checkedout() == 0
+    finally:
+        warm.dispose()
+    away = db.make_engine("postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")
+    db.warm_pool(away, 3)                    # logged, not raised: the first requests meet the outage instead
+    assert away.pool.checkedin() == 0
+    away.dispose()
