@@ -63,7 +63,7 @@ class RedisGate:
         """Open `connections` to Redis and load the scripts now (a gateway at start): a rush's first attempts,
         all at once, would otherwise each open a connection inside their own answer."""
         pool = self.client.connection_pool
-        held = [pool.get_connection("EVALSHA") for _ in range(connections)]
+        held = [pool.get_connection() for _ in range(connections)]
         for conn in held:
             pool.release(conn)
         self.client.script_load(_ADMIT)
