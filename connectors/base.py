@@ -3,6 +3,7 @@ one retry policy for outbound calls (exponential backoff with jitter, Retry-Afte
 from __future__ import annotations
 
 import email.utils
+import os
 import random
 import time
 from collections.abc import Callable
@@ -97,6 +98,20 @@ def raise_for_http(system: str, response: requests.Response) -> None:
         raise TransientError(system, f"HTTP {status}: {text}", status=status,
                              retry_after=parse_retry_after(response.headers.get("Retry-After")))
     raise PermanentError(system, f"HTTP {status}: {text}", status=status)
+
+
+def http_session(base_url: str) -> requests.Session:
+    """A session for one system, its environment (the proxy for its address, honouring NO_PROXY, and a CA
+    bundle) read here once: requests otherwise reads the environment again on every request
+    (`merge_environment_settings`), a tenth of channel sync's CPU under load (issue 11)."""
+    session = requests.Session()
+    session.trust_env = False
+    if base_url:
+        session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    return session
 
 
 def http_call(system: str, session: requests.Session, method: str, url: str, *,

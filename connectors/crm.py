@@ -19,7 +19,7 @@ from hub.config import SystemConfig
 from hub.domain.model import Buyer
 from mappings import Mapping, load_mapping
 
-from .base import Binder, MappingError, RetryPolicy, http_call
+from .base import Binder, MappingError, RetryPolicy, http_call, http_session
 
 
 def crm_signature(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
@@ -33,7 +33,7 @@ class CrmConnector:
         self.name, self.mapping, self.retry, self.timeout = name, mapping, retry, timeout
         self.base_url = base_url.rstrip("/")
         self._secret, self._key_id = api_key, key_id
-        self.session = session or requests.Session()
+        self.session = session or http_session(self.base_url)
 
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:

@@ -34,7 +34,7 @@ from hub.domain.model import OrderSnapshot, Sku, StockCount
 from mappings.calls import CallSpec, render
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 
-from .base import Binder, ConnectorError, MappingError, PermanentError, RetryPolicy, TransientError
+from .base import Binder, ConnectorError, MappingError, PermanentError, RetryPolicy, TransientError, http_session
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class ErpSoapConnector:
         self.mapping = mapping or load_mapping("erp_soap")
         self.services = services or {}
         self._wsse = UsernameToken(username, password, use_digest=password_digest) if auth == "wsse" else None
-        self._session = _session(auth, username, password)
+        self._session = _session(wsdl, auth, username, password)
         self._timeout = timeout
         self._clients: dict[str, zeep.Client] = {}          # WSDL URL -> client
         self._proxies: dict[str, ServiceProxy] = {}         # call name -> bound service
@@ -351,9 +351,9 @@ def mapping_name(value: str) -> str:
     return str(value).removesuffix(".yaml")
 
 
-def _session(auth: str, username: str, password: str) -> requests.Session:
+def _session(wsdl: str, auth: str, username: str, password: str) -> requests.Session:
     """The HTTP session for the WSDL download and every call, logged in as the ERP wants."""
-    session = requests.Session()
+    session = http_session(wsdl)
     if auth == "basic":
         session.auth = requests.auth.HTTPBasicAuth(username, password)
     elif auth == "ntlm":

@@ -24,7 +24,16 @@ from hub.config import LocationConfig, SystemConfig
 from hub.domain.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
 from mappings.engine import Mapping, load_mapping
 
-from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_call
+from .base import (
+    Binder,
+    MappingError,
+    PermanentError,
+    RetryPolicy,
+    SignatureError,
+    TransientError,
+    http_call,
+    http_session,
+)
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
@@ -44,7 +53,7 @@ class ExpressConnector:
         self.binder, self.retry = SystemBinder(binder, name), retry
         self.mapping = mapping or load_mapping("express")
         self.sender_phone, self.timeout = sender_phone, timeout
-        self.session = requests.Session()
+        self.session = http_session(base_url)
 
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:

@@ -18,14 +18,21 @@ import logging
 import time
 from typing import Any, Self
 
-import requests
-
 from hub.config import LocationConfig, SystemConfig
 from hub.domain.model import Booking, CourierState, DeliveryQuote, OrderSnapshot, TrackingEvent, TrackingStatus
 from hub.privacy import mask_phone
 from mappings.engine import Mapping, load_mapping
 
-from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_call
+from .base import (
+    Binder,
+    MappingError,
+    PermanentError,
+    RetryPolicy,
+    SignatureError,
+    TransientError,
+    http_call,
+    http_session,
+)
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
@@ -47,7 +54,7 @@ class LocalDeliveryConnector:
         self.mapping = mapping or load_mapping("local_delivery")
         self.city_code = city_code or self.mapping.operation("city_code")
         self.timeout = timeout
-        self.session = requests.Session()
+        self.session = http_session(base_url)
 
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:

@@ -16,7 +16,7 @@ from hub.config import SystemConfig
 from hub.domain.model import OrderSnapshot, StockCount, StockDelta
 from mappings import Mapping, load_mapping
 
-from .base import Binder, MappingError, PermanentError, RetryPolicy, http_call
+from .base import Binder, MappingError, PermanentError, RetryPolicy, http_call, http_session
 
 
 class PosConnector:
@@ -24,7 +24,7 @@ class PosConnector:
                  retry: RetryPolicy, timeout: float = 5.0, session: requests.Session | None = None):
         self.name, self.mapping, self.binder, self.retry, self.timeout = name, mapping, binder, retry, timeout
         self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        self.session = session or http_session(self.base_url)
         self.session.headers.update({"Authorization": f"Bearer {api_key}", "Square-Version": "2024-01-18"})
 
     @classmethod

@@ -14,7 +14,7 @@ import requests
 
 from mappings import Mapping
 
-from .base import MappingError, PermanentError, TransientError, http_call
+from .base import MappingError, PermanentError, TransientError, http_call, http_session
 
 
 class WeChatApi:
@@ -26,7 +26,7 @@ class WeChatApi:
         self.system, self.mapping = system, mapping
         self.base_url = base_url.rstrip("/")
         self._app_id, self._secret = app_id, app_secret
-        self.session = session or requests.Session()
+        self.session = session or http_session(self.base_url)
         self.timeout = timeout
         self._clock = clock
         self._token: str | None = None

@@ -35,7 +35,7 @@ from hub.config import SystemConfig
 from hub.domain.model import OrderSnapshot, PaymentNotice, RefundAnswer, RefundRequest
 from mappings import Mapping, load_mapping
 
-from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError
+from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_session
 from .wechat_api import WeChatApi
 from .wechat_keys import PlatformKeys
 
@@ -62,7 +62,7 @@ class WeChatPayConnector:
                 raise ValueError(f"{name}: merchant_private_key must be an RSA key (apiclient_key.pem)")
             self._merchant_key = key
         self._timeout = timeout
-        self._pay_session = requests.Session()
+        self._pay_session = http_session(self._pay_base)
         key = api_v3_key.encode()
         if len(key) != 32:
             raise ValueError(f"{name}: api_v3_key must be 32 bytes for AES-256-GCM")

@@ -48,3 +48,41 @@ def test_a_burst_is_pushed_once_per_pair_with_the_figure_now(flow):
     handle_batch(flow.ctx, "channel_sync.publish_stock", flow.events("stock.changed")[-1:] * 2)
     assert shop.stock_of(a, "S001") == 10 - 4 - safety
 
+
+
+class _SaleDuringPush:
+    """The real shop connector, with a till sale landing while the first figure is being pushed."""
+
+    def __init__(self, flow, shop, sku: str, store: str):
+        self.flow, self.shop, self.sku, self.store, self.sold = flow, shop, sku, store, False
+
+    def update_store_stock(self, sku: str, store_id: str, available: int) -> None:
+        if not self.sold and (sku, store_id) == (self.sku, self.store):
+            self.sold = True
+            sell(self.flow, sku, store_id, 2, "r-during-push")
+        self.shop.update_store_stock(sku, store_id, available)
+
+
+def test_a_figure_that_moves_under_its_push_is_pushed_again_by_a_later_batch(flow):
+    """One round per batch: the pair that moved while it was pushed gets a `recheck` stock event (the
+    last push to land is still followed by a check against the ledger), and that event's batch pushes the
+    newer figure; the pair that did not move is not pushed again."""
+    shop = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    a, b = SKUS[0], SKUS[1]
+    sell(flow, a, "S001", 1, "r-a")
+    sell(flow, b, "S001", 1, "r-b")
+    envelopes = [e for e in flow.events("stock.changed")
+                 if (e["data"]["sku"], e["data"]["location_id"]) in ((a, "S001"), (b, "S001"))]
+    shop.stock_updates.clear()
+    connector = flow.ctx.connectors.channel("wechat_shop")
+    pushed = channel_stock.publish_figures(flow.ctx, _SaleDuringPush(flow, connector, a, "S001"), "miniprogram",
+                                           safety, [(a, "S001"), (b, "S001")])
+    assert pushed == {(a, "S001"): 10 - 1 - safety, (b, "S001"): 10 - 1 - safety}
+    assert shop.stock_of(a, "S001") == 10 - 1 - safety                       # stale: the sale came after
+    rechecks = [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]
+    assert [(e["data"]["sku"], e["data"]["location_id"]) for e in rechecks] == [(a, "S001")]
+    assert len(shop.stock_updates) == 2                                       # one round: each pair once
+    handle_batch(flow.ctx, "channel_sync.publish_stock", rechecks + envelopes)
+    assert shop.stock_of(a, "S001") == 10 - 3 - safety and shop.stock_of(b, "S001") == 10 - 1 - safety
+    assert len(shop.stock_updates) == 3                                       # only the moved pair again
