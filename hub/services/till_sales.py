@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.config import HubConfig
 from hub.domain.clock import is_ahead
 from hub.domain.errors import UnknownLocation
 from hub.services.inventory import stock_changed
+from hub.storage.detached import insert_rows, update_rows
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork
 
@@ -64,10 +65,6 @@ KNOWN = select(SKUS.c.code).where(SKUS.c.code.in_(bindparam("skus", expanding=Tr
 HELD = (select(MOVES.c.external_id, MOVES.c.sku)
         .where(MOVES.c.source == bindparam("source"), MOVES.c.location_id == bindparam("store"),
                MOVES.c.external_id.in_(bindparam("receipts", expanding=True))))
-RECORD = insert(MOVES)
-SET_ON_HAND = (update(LEVELS)
-               .where(and_(LEVELS.c.sku == bindparam("s_sku"), LEVELS.c.location_id == bindparam("s_store")))
-               .values(on_hand=bindparam("s_on_hand"), updated_at=bindparam("s_now")))
 
 
 def _lock_levels(conn: Any, store_id: str, skus: list[str]) -> dict[str, Any]:
@@ -138,11 +135,11 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
             outcome.lines.append({"sku": sku, "qty": -qty, "applied": counts, "duplicate": False,
                                   "on_hand": on_hand[sku], "note": "" if counts else "older than the last count"})
         outcome.status = "applied" if fresh else "duplicate"
-    if ledger:
-        conn.execute(RECORD, ledger)
+    # Sent with the transaction's events at commit: one statement on PostgreSQL for a sale or a few.
+    insert_rows(session, MOVES, ledger)
+    update_rows(session, LEVELS, ("sku", "location_id"),
+                [{"sku": s, "location_id": store_id, "on_hand": on_hand[s], "updated_at": now} for s in sorted(moved)])
     if moved:
-        conn.execute(SET_ON_HAND, [{"s_sku": s, "s_store": store_id, "s_on_hand": on_hand[s], "s_now": now}
-                                   for s in sorted(moved)])
         for sku in sorted(moved):
             stock_changed(uow, sku, store_id, f"{source}:sale")
     return outcomes

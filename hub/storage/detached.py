@@ -1,34 +1,34 @@
-"""New rows written with Core INSERTs, outside the ORM's unit of work, in one round trip where the
-database allows it.
+"""Writes queued outside the ORM's unit of work and sent together, in one round trip where they can be.
 
-For a hot path (a flash sale's admitted order) whose caller only reads the objects back: the flush's
-bookkeeping was about half of such an order's CPU, and under a rush each round trip to the database
-waits a full turn of the gateway's busy event loop, so the order's four tables go in together.
+For hot paths (a till's sale, a flash sale's admitted order) whose caller only answers with what it
+wrote: the ORM flush's bookkeeping was about half of such an order's CPU, and under load each round
+trip to the database waits a turn of the process's busy event loop, so a transaction's rows go in
+together: on PostgreSQL as one statement of data-modifying CTEs (a child row's foreign key is checked
+at the statement's end, when its parent is there); elsewhere, or for many rows, one statement per
+table (SQLite has no data-modifying CTE, and no network round trip to save).
 
-`insert_detached` queues rows on the session; `write_detached` sends them (the unit of work's commit
-does too, so none is ever left behind). Queued rows are not visible to statements run in between.
-The objects stay detached; column defaults that are plain values are set on them too, callable ones
-are applied by the INSERT only.
+`insert_detached`, `insert_rows` and `update_rows` queue; `write_detached` sends (the unit of work's
+commit does too, with the transaction's outbox rows, so nothing is ever left behind). Queued writes are
+not visible to statements run in between. ORM objects given to `insert_detached` stay detached; column
+defaults that are plain values are set on them, callable ones are applied by the INSERT.
 """
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, inspect
+from sqlalchemy import Table, and_, bindparam, insert, inspect, update
 from sqlalchemy.orm import Session
 
-PENDING = "hub_detached_rows"          # session.info key: [(table, values), ...] in insertion order
+PENDING = "hub_detached_writes"          # session.info key: [Write, ...] in the order they were queued
+ONE_STATEMENT_MAX = 12                   # more writes than this: a statement per table (few shapes to compile)
 
-
-@functools.cache
-def _insert(table: Any) -> Any:
-    return insert(table)          # built once: its parameters come with each call, so it compiles once
+# (kind, table, where-columns, value-columns, parameters): kind is "insert" or "update"
+Write = tuple[str, Table, tuple[str, ...], tuple[str, ...], dict[str, Any]]
 
 
 def insert_detached(session: Session, *rows: Any) -> None:
-    """Queue each row (parents before children); the session does not track them."""
-    pending = session.info.setdefault(PENDING, [])
+    """Queue an INSERT of each ORM object (parents before children); the session does not track them."""
     for row in rows:
         mapper = inspect(type(row))
         values: dict[str, Any] = {}
@@ -43,37 +43,70 @@ def insert_detached(session: Session, *rows: Any) -> None:
             if value is None and column.primary_key and column.autoincrement in (True, "auto"):
                 continue                                  # the database numbers it
             values[column.key] = value
-        pending.append((mapper.local_table, values))
+        insert_rows(session, mapper.local_table, [values])
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Queue an INSERT of each row (a dict of column values)."""
+    pending = session.info.setdefault(PENDING, [])
+    pending.extend(("insert", table, (), tuple(row), row) for row in rows)
+
+
+def update_rows(session: Session, table: Table, where: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Queue an UPDATE per row: the row's `where` columns pick the table row, its other columns are set."""
+    pending = session.info.setdefault(PENDING, [])
+    pending.extend(("update", table, where, tuple(k for k in row if k not in where), row) for row in rows)
+
+
+def has_pending(session: Session) -> bool:
+    return bool(session.info.get(PENDING))
 
 
 def write_detached(session: Session) -> None:
-    """Send the queued rows: one statement on PostgreSQL (data-modifying CTEs, which run as one
-    statement: a child row's foreign key is checked at its end, when the parent is there), one INSERT
-    each elsewhere (SQLite has no data-modifying CTE, and no network round trip to save)."""
-    pending = session.info.pop(PENDING, None)
+    """Send the queued writes."""
+    pending: list[Write] = session.info.pop(PENDING, None)
     if not pending:
         return
     conn = session.connection()
-    if conn.dialect.name != "postgresql" or len(pending) == 1:
-        for table, values in pending:
-            conn.execute(_insert(table), values)
+    if conn.dialect.name == "postgresql" and 1 < len(pending) <= ONE_STATEMENT_MAX:
+        shape = tuple(w[:4] for w in pending)
+        params = {f"d{i}_{key}": value for i, w in enumerate(pending) for key, value in w[4].items()}
+        conn.execute(_together(shape), params)
         return
-    shape = tuple((table, tuple(values)) for table, values in pending)
-    params = {f"d{i}_{key}": value for i, (_, values) in enumerate(pending) for key, value in values.items()}
-    conn.execute(_together(shape), params)
-
-
-@functools.lru_cache(maxsize=64)
-def _together(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Any:
-    """One statement for a shape of rows (each row's table and columns), built once per shape so that
-    SQLAlchemy compiles it once (a row is its own single-row INSERT: a multi-row VALUES is never cached);
-    the values come as parameters `d{row}_{column}`."""
-    inserts = [insert(table).values({key: bindparam(f"d{i}_{key}", type_=table.c[key].type) for key in keys})
-               for i, (table, keys) in enumerate(shape)]
-    *first, last = inserts
-    return last.add_cte(*(stmt.cte(f"detached_{i}") for i, stmt in enumerate(first))) if first else last
+    for shape, rows in _runs(pending):                   # several rows of a shape: one executemany
+        conn.execute(_statement(shape, "p_"), [{f"p_{k}": v for k, v in row.items()} for row in rows])
 
 
 def discard_detached(session: Session) -> None:
-    """Forget queued rows (the transaction they belonged to was rolled back)."""
+    """Forget queued writes (the transaction they belonged to was rolled back)."""
     session.info.pop(PENDING, None)
+
+
+def _runs(pending: list[Write]) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    """Consecutive writes of one shape (kind, table, columns) go together."""
+    runs: list[tuple[tuple, list[dict[str, Any]]]] = []
+    for write in pending:
+        if runs and runs[-1][0] == write[:4]:
+            runs[-1][1].append(write[4])
+        else:
+            runs.append((write[:4], [write[4]]))
+    return runs
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(shape: tuple[str, Table, tuple[str, ...], tuple[str, ...]], prefix: str) -> Any:
+    """One INSERT or UPDATE with its values as parameters named `{prefix}{column}`, built once per shape so
+    that SQLAlchemy compiles it once."""
+    kind, table, where, keys = shape
+    values = {key: bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in keys}
+    if kind == "insert":
+        return insert(table).values(values)
+    return update(table).where(and_(*(table.c[k] == bindparam(f"{prefix}{k}") for k in where))).values(values)
+
+
+@functools.lru_cache(maxsize=64)
+def _together(shape: tuple[tuple[str, Table, tuple[str, ...], tuple[str, ...]], ...]) -> Any:
+    """All the writes as one statement: every one but the last a CTE of the last (a multi-row VALUES would
+    never be cached, so each row is its own single-row INSERT); parameters `d{write}_{column}`."""
+    *first, last = [_statement(write, f"d{i}_") for i, write in enumerate(shape)]
+    return last.add_cte(*(stmt.cte(f"detached_{i}") for i, stmt in enumerate(first)))

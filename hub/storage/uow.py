@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from .detached import discard_detached, write_detached
+from .detached import discard_detached, has_pending, insert_rows, write_detached
 from .tables import OutboxMessage, utcnow
 
 _OUTBOX_INSERT = insert(OutboxMessage.__table__)
@@ -71,7 +71,11 @@ class UnitOfWork:
             self._outbox = []
 
     def commit(self) -> None:
-        write_detached(self.session)          # rows queued outside the ORM (storage/detached.py)
+        if self._outbox and has_pending(self.session):
+            # With the writes queued outside the ORM (storage/detached.py): one round trip on PostgreSQL.
+            insert_rows(self.session, OutboxMessage.__table__, self._outbox)
+            self._outbox = []
+        write_detached(self.session)
         self.write_events()
         self.session.commit()
         self._once = {}

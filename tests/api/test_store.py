@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from hub.storage.tables import ErpFeedEntry, OrderRow, OutboxMessage, StockMovement
 
@@ -109,6 +109,36 @@ def test_sale_applies_once_per_receipt_with_lines_merged(api):
     assert api.get("/api/v1/stock/TEA-001").json["locations"][0]["available"] == 6
     assert api.deps.metrics.registry.get_sample_value("hub_stock_events_applied_total",
                                                       {"source": "pos", "kind": "delta"}) == 2
+
+
+def test_a_sale_is_three_statements_on_postgresql(api):
+    """Under load each round trip waits a turn of a busy gateway: a till's sale reads its stock rows (locked)
+    and its receipt's earlier lines, then writes its ledger rows, stock rows and events in one statement
+    (PostgreSQL; SQLite, with no network, writes one statement per table)."""
+    api.stock(10)
+    sale = {"receipt_id": "R-3001", "sold_at": "2026-11-25T10:05:00+08:00",
+            "lines": [{"sku": "TEA-001", "qty": 1}, {"sku": "CUP-002", "qty": 2}]}
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.lower().split()))
+
+    event.listen(api.ctx.engine, "before_cursor_execute", record)
+    try:
+        r = api.post(f"{BASE}/sales", sale, key=S1)
+    finally:
+        event.remove(api.ctx.engine, "before_cursor_execute", record)
+    assert r.status_code == 201 and api.level().on_hand == 9 and api.level(sku="CUP-002").on_hand == 8
+    writes = [s for s in statements if s.startswith(("insert", "update", "with"))]
+    reads = [s for s in statements if s.startswith("select")]
+    assert len(reads) == 2 and "stock_levels" in reads[0] and "stock_movements" in reads[1]
+    assert len(writes) == (1 if api.ctx.engine.dialect.name == "postgresql" else 3)
+    with api.ctx.uow() as uow:
+        events = uow.session.execute(select(func.count()).select_from(OutboxMessage)
+                                     .where(OutboxMessage.event_type == "stock.changed")).scalar_one()
+        ledger = uow.session.execute(select(func.count()).select_from(StockMovement)
+                                     .where(StockMovement.external_id == "R-3001")).scalar_one()
+    assert ledger == 2 and events >= 2
 
 
 @pytest.mark.parametrize("sale,status", [
