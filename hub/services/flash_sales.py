@@ -94,14 +94,14 @@ def arm(ctx: HubContext, cmd: ArmSale, now: datetime | None = None) -> FlashSale
     return sale
 
 
-def get(uow: UnitOfWork, sale_id: str, *, share: bool = False, lock: bool = False) -> FlashSaleRow:
-    """The sale; `share` keeps it from ending until this transaction is done (an order drawing from its
-    hold), `lock` waits for those and keeps them out (ending it)."""
-    if not (share or lock):
+def get(uow: UnitOfWork, sale_id: str, *, lock: bool = False) -> FlashSaleRow:
+    """The sale; `lock` waits for the orders drawing from its hold (`for_order` holds it shared) and keeps
+    later ones out (ending it)."""
+    if not lock:
         sale = uow.session.get(FlashSaleRow, sale_id)
     else:
         sale = uow.session.execute(select(FlashSaleRow).where(FlashSaleRow.id == sale_id)
-                                   .with_for_update(read=not lock)).scalar_one_or_none()
+                                   .with_for_update()).scalar_one_or_none()
     if sale is None:
         raise NotFound(f"no flash sale {sale_id!r}")
     return sale
