@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import Engine, event
 
 from hub.bootstrap import HubContext, upsert_skus
 from hub.config import DEFAULT_CONFIG_PATH, HubConfig, parse_config
@@ -70,3 +74,18 @@ def make_order_row(uow, order_id: str, status: str = "pending_payment", fulfillm
                              status=status, fulfillment_type=fulfillment, location_id=location_id,
                              buyer={"id": "b1"}, created_at=T0, updated_at=T0))
     uow.session.flush()
+
+
+@contextmanager
+def statements_run(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement the engine sends inside the block, lower-cased with its whitespace folded."""
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.lower().split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

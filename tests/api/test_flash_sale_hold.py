@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from hub.domain.model import StockCount
 from hub.services import inventory
 from hub.storage.tables import FlashSaleRow, OrderRow, Reservation
-from tests.support import at
+from tests.support import at, statements_run
 
 from .conftest import OPS_KEY, POS_KEYS
 from .test_flash_sales import SALES, arm, attempt, drawn, give_backs
@@ -81,16 +81,8 @@ def test_a_rush_order_writes_and_locks_no_stock_row(api):
     """The hot row of issue 11: an admitted order used to UPDATE the sale's one stock row, so a rush's
     orders queued on its lock. Now the order's statements never touch stock_levels for writing."""
     sale = arm(api, quota=5)
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.lower().split()))
-
-    event.listen(api.ctx.engine, "before_cursor_execute", record)
-    try:
+    with statements_run(api.ctx.engine) as statements:
         assert attempt(api, sale, "b1").status_code == 201
-    finally:
-        event.remove(api.ctx.engine, "before_cursor_execute", record)
     touching = [s for s in statements if "stock_levels" in s]
     assert touching and not [s for s in touching if s.startswith(("update", "insert")) or "for update" in s]
     assert drawn(api, sale) == 1
@@ -103,16 +95,8 @@ def test_a_rush_order_is_three_statements_on_postgresql(api):
     attempt the gate saw for the first time. SQLite, with no network, writes them one by one."""
     sale = arm(api, quota=5)
     attempt(api, sale, "b0")
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.lower().split()))
-
-    event.listen(api.ctx.engine, "before_cursor_execute", record)
-    try:
+    with statements_run(api.ctx.engine) as statements:
         assert attempt(api, sale, "b1").status_code == 201
-    finally:
-        event.remove(api.ctx.engine, "before_cursor_execute", record)
     reads = [s for s in statements if s.startswith("select")]
     writes = [s for s in statements if s.startswith(("insert", "with"))]
     assert len(reads) == 2 and "join skus" in reads[0] and "stock_levels" in reads[1]

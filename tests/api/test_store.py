@@ -4,9 +4,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from hub.storage.tables import ErpFeedEntry, OrderRow, OutboxMessage, StockMovement
+from tests.support import statements_run
 
 from .conftest import POS_KEYS
 
@@ -118,16 +119,8 @@ def test_a_sale_is_three_statements_on_postgresql(api):
     api.stock(10)
     sale = {"receipt_id": "R-3001", "sold_at": "2026-11-25T10:05:00+08:00",
             "lines": [{"sku": "TEA-001", "qty": 1}, {"sku": "CUP-002", "qty": 2}]}
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        statements.append(" ".join(statement.lower().split()))
-
-    event.listen(api.ctx.engine, "before_cursor_execute", record)
-    try:
+    with statements_run(api.ctx.engine) as statements:
         r = api.post(f"{BASE}/sales", sale, key=S1)
-    finally:
-        event.remove(api.ctx.engine, "before_cursor_execute", record)
     assert r.status_code == 201 and api.level().on_hand == 9 and api.level(sku="CUP-002").on_hand == 8
     writes = [s for s in statements if s.startswith(("insert", "update", "with"))]
     reads = [s for s in statements if s.startswith("select")]

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from hub.storage.detached import insert_detached, write_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, Reservation, utcnow
+from tests.support import statements_run
 
 
 def _order(order_id: str) -> list:
@@ -32,20 +33,11 @@ def _count(ctx, table, order_id: str) -> int:
 
 
 def test_an_order_and_its_children_go_in_one_statement_on_postgresql(ctx):
-    inserts: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith(("INSERT", "WITH")):
-            inserts.append(statement)
-
-    event.listen(ctx.engine, "before_cursor_execute", record)
-    try:
-        with ctx.uow() as uow:
-            insert_detached(uow.session, *_order("O-1"))
-            write_detached(uow.session)
-            uow.commit()
-    finally:
-        event.remove(ctx.engine, "before_cursor_execute", record)
+    with statements_run(ctx.engine) as statements, ctx.uow() as uow:
+        insert_detached(uow.session, *_order("O-1"))
+        write_detached(uow.session)
+        uow.commit()
+    inserts = [s for s in statements if s.startswith(("insert", "with"))]
     assert len(inserts) == (1 if ctx.engine.dialect.name == "postgresql" else 4)   # SQLite: one per table
     assert [_count(ctx, t, "O-1") for t in (OrderRow, OrderLineRow, OrderTransition, Reservation)] == [1, 3, 1, 1]
     with ctx.uow() as uow:
