@@ -9,6 +9,8 @@ Keys of one sale share a hash tag (`{fs:<id>}`), so a Redis Cluster keeps them o
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import redis
 
 from hub.domain.flash_sale import GateState, SaleTerms, Verdict
@@ -46,6 +48,22 @@ redis.call('HINCRBY', KEYS[2], buyer, -qty)
 return qty
 """
 
+# Arms a sale the gate lost (Redis restarted without its data, or flushed) from the ledger's live attempts, unless
+# the sale is there: gateways finding it lost at once restore it once. ARGV: terms, then attempt, buyer, qty triples.
+_RESTORE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local left = tonumber(ARGV[1])
+for i = 7, #ARGV, 3 do
+  local qty = tonumber(ARGV[i + 2])
+  redis.call('HSET', KEYS[3], ARGV[i], qty .. '|' .. ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[2], ARGV[i + 1], qty)
+  left = left - qty
+end
+redis.call('HSET', KEYS[1], 'quota', ARGV[1], 'left', left, 'limit', ARGV[2], 'interval', ARGV[3],
+           'starts', ARGV[4], 'ends', ARGV[5], 'ended', ARGV[6])
+return 1
+"""
+
 
 class RedisGate:
     """`RedisGate.from_url("redis://127.0.0.1:6379/0", prefix="hub:")`."""
@@ -54,6 +72,7 @@ class RedisGate:
         self.client, self.prefix = client, prefix
         self._admit = client.register_script(_ADMIT)
         self._give_back = client.register_script(_GIVE_BACK)
+        self._restore = client.register_script(_RESTORE)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "hub:") -> RedisGate:
@@ -81,6 +100,13 @@ class RedisGate:
                                  "interval": terms.min_interval_ms, "starts": terms.starts_ms,
                                  "ends": terms.ends_ms, "ended": 0})
         pipe.execute()
+
+    def restore(self, terms: SaleTerms, held: Mapping[str, tuple[str, int]], ended: bool = False) -> bool:
+        args: list[object] = [terms.quota, terms.per_buyer_limit, terms.min_interval_ms, terms.starts_ms,
+                              terms.ends_ms, int(ended)]
+        for attempt, (buyer, qty) in held.items():
+            args += [attempt, buyer, qty]
+        return bool(self._restore(keys=self._keys(terms.sale_id), args=args))
 
     def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict:
         return Verdict(self._admit(keys=self._keys(sale_id), args=[attempt, buyer, qty, now_ms]))

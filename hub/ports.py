@@ -218,6 +218,9 @@ class AdmissionGate(Protocol):
 
     def arm(self, terms: SaleTerms) -> None: ...
 
+    def restore(self, terms: SaleTerms, held: Mapping[str, tuple[str, int]], ended: bool = False) -> bool:
+        """Arm a sale the gate lost, holding `held` (attempt -> (buyer, units)); False if it knows the sale."""
+
     def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict: ...
 
     def give_back(self, sale_id: str, attempt: str) -> int: ...

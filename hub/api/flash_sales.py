@@ -93,8 +93,11 @@ def order(call: Call) -> Any:
     body, sale_id, channel = call.body(), call.params["sale_id"], call.caller.id
     qty, buyer = body["qty"] or 1, body["buyer"]
     attempt = flash_sales.attempt_key(channel, key)
-    verdict = call.ctx.gate.admit(sale_id, attempt, f"{channel}:{buyer['id']}", qty,
-                                  flash_sales.epoch_ms(call.deps.now()))
+    who, now_ms = flash_sales.buyer_key(channel, buyer["id"]), flash_sales.epoch_ms(call.deps.now())
+    verdict = call.ctx.gate.admit(sale_id, attempt, who, qty, now_ms)
+    if verdict == Verdict.UNKNOWN:            # a sale the gate lost is learnt again from the ledger, then asked
+        flash_sales.restore_gate(call.ctx, sale_id)
+        verdict = call.ctx.gate.admit(sale_id, attempt, who, qty, now_ms)
     call.deps.metrics.flash_sale_admissions.labels(str(verdict)).inc()
     if verdict in REFUSALS:
         status, error, message = REFUSALS[verdict]

@@ -9,6 +9,7 @@ tests (`tests/integration/test_flash_gate.py`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hub.domain.flash_sale import GateState, SaleTerms, Verdict
@@ -34,6 +35,17 @@ class MemoryGate:
     def arm(self, terms: SaleTerms) -> None:
         with self._lock:
             self._sales[terms.sale_id] = _Sale(terms, terms.quota)
+
+    def restore(self, terms: SaleTerms, held: Mapping[str, tuple[str, int]], ended: bool = False) -> bool:
+        """Arm a sale the gate has lost (a restart) with what the ledger holds; a gate that knows it is kept."""
+        with self._lock:
+            if terms.sale_id in self._sales:
+                return False
+            sale = _Sale(terms, terms.quota - sum(qty for _, qty in held.values()), ended, held=dict(held))
+            for buyer, qty in held.values():
+                sale.by_buyer[buyer] = sale.by_buyer.get(buyer, 0) + qty
+            self._sales[terms.sale_id] = sale
+            return True
 
     def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict:
         with self._lock:

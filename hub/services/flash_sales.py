@@ -63,6 +63,11 @@ def attempt_key(channel: str, idempotency_key: str) -> str:
     return f"{channel}:{idempotency_key}"
 
 
+def buyer_key(channel: str, buyer_id: str) -> str:
+    """Whose limit and pace an attempt counts against: a buyer of one channel."""
+    return f"{channel}:{buyer_id}"
+
+
 def arm(ctx: HubContext, cmd: ArmSale, now: datetime | None = None) -> FlashSaleRow:
     """Record the sale, then open the gate. The location must hold the quota now."""
     now = now or utcnow()
@@ -156,11 +161,33 @@ def units_in_ledger(uow: UnitOfWork, sale_id: str) -> int:
     return int(total)
 
 
-def _live_attempts(uow: UnitOfWork, sale_id: str) -> set[str]:
+def _live_holders(uow: UnitOfWork, sale_id: str) -> dict[str, tuple[str, int]]:
+    """attempt -> (buyer, units) for every order of the sale still holding or having taken its units."""
     rows = uow.session.execute(
-        select(OrderRow.channel, OrderRow.idempotency_key).join(Reservation, Reservation.order_id == OrderRow.id)
-        .where(OrderRow.flash_sale_id == sale_id, Reservation.status.in_(LIVE_RESERVATIONS))).all()
-    return {attempt_key(channel, key) for channel, key in rows}
+        select(OrderRow.channel, OrderRow.idempotency_key, OrderRow.buyer, func.sum(Reservation.qty))
+        .join(Reservation, Reservation.order_id == OrderRow.id)
+        .where(OrderRow.flash_sale_id == sale_id, Reservation.status.in_(LIVE_RESERVATIONS))
+        .group_by(OrderRow.id)).all()
+    return {attempt_key(channel, key): (buyer_key(channel, (buyer or {}).get("id", "")), int(qty))
+            for channel, key, buyer, qty in rows}
+
+
+def restore_gate(ctx: HubContext, sale_id: str) -> bool:
+    """A gate that lost a sale (an embedded hub restarted, Redis came back empty) learns it again from the
+    ledger: its terms, the attempts whose orders hold units, and whether it ended. False: no such sale, or the
+    gate knew it (another gateway restored it first). An attempt admitted but not yet committed when the gate
+    was lost is not counted: the sale's hold still refuses a unit too many (409, the unit back)."""
+    with ctx.uow() as uow:
+        sale = uow.session.get(FlashSaleRow, sale_id)
+        if sale is None:
+            return False
+        sale_terms, ended = terms(sale), sale.status == "ended"
+        held = _live_holders(uow, sale_id)
+    restored = ctx.gate.restore(sale_terms, held, ended)
+    if restored:
+        log.warning("flash sale %s was not in the gate: restored from the ledger (%d unit(s) held by %d attempt(s))",
+                    sale_id, sum(q for _, q in held.values()), len(held))
+    return restored
 
 
 def reconcile(ctx: HubContext, sale_id: str) -> dict[str, Any]:
@@ -168,7 +195,7 @@ def reconcile(ctx: HubContext, sale_id: str) -> dict[str, Any]:
     with ctx.uow() as uow:
         sale = get(uow, sale_id)
         quota = sale.quota
-        live = _live_attempts(uow, sale_id)
+        live = set(_live_holders(uow, sale_id))
         sold = units_in_ledger(uow, sale_id)
     state = ctx.gate.state(sale_id)
     stranded = 0
@@ -187,6 +214,8 @@ def end(ctx: HubContext, sale_id: str, now: datetime | None = None) -> dict[str,
     keep the result on the sale."""
     with ctx.uow() as uow:
         get(uow, sale_id)
+    if ctx.gate.state(sale_id) is None:       # lost by the gate: the comparison below needs its count
+        restore_gate(ctx, sale_id)
     ctx.gate.end(sale_id)
     with ctx.uow() as uow:
         sale = get(uow, sale_id, lock=True)        # waits for orders drawing from the hold right now

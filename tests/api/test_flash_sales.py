@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from hub import flows
 from hub.services import flash_sales, inventory, orders
+from hub.services.flash_gate import MemoryGate
 from hub.storage.tables import OutboxMessage
 from tests.redis_support import redis_gate
 from tests.support import at
@@ -193,3 +194,41 @@ def test_a_retry_after_the_order_was_cancelled_answers_it_and_keeps_the_unit_in_
     assert again.json["status"] == "cancelled"
     assert gated.ctx.gate.state(sale).left == 2 and drawn(gated, sale) == 0    # the unit was not stranded
     assert attempt(gated, sale, "b2").status_code == 201 and attempt(gated, sale, "b3").status_code == 201
+
+
+def lose_the_gate(api) -> None:
+    """What a restart does to the gate: embedded mode's is new and empty; Redis came back without its data."""
+    gate = api.ctx.gate
+    if isinstance(gate, MemoryGate):
+        api.ctx.gate = MemoryGate()
+    else:
+        for key in gate.client.scan_iter(f"{gate.prefix}*"):
+            gate.client.delete(key)
+
+
+def test_a_gate_that_lost_a_running_sale_learns_it_again_from_the_ledger(gated):
+    """Old code: every attempt after a restart was 404 "no such flash sale" while the sale ran."""
+    sale = arm(gated, quota=3, limit=1)
+    first = attempt(gated, sale, "b1", key="k1")
+    cancelled = attempt(gated, sale, "b2").json["order_id"]
+    assert gated.post(f"/api/v1/orders/{cancelled}/cancel", {}).status_code == 200
+    lose_the_gate(gated)
+    again = attempt(gated, sale, "b1", key="k1")          # a retry is still the same order
+    assert again.status_code == 200 and again.json["order_id"] == first.json["order_id"]
+    assert gated.ctx.gate.state(sale).left == 2           # the live order's unit is held; the cancelled one's is not
+    assert attempt(gated, sale, "b1").json["error"] == "over_limit"
+    assert attempt(gated, sale, "b2").status_code == 201 and attempt(gated, sale, "b3").status_code == 201
+    assert attempt(gated, sale, "b4").json["error"] == "sold_out"
+    assert drawn(gated, sale) == 3
+    lose_the_gate(gated)
+    result = gated.post(f"{SALES}/{sale}/end", {}, key=OPS_KEY).json["result"]
+    assert result == {**result, "sold_in_ledger": 3, "held_by_gate": 3, "oversold": 0, "agree": True}
+
+
+def test_an_ended_sale_the_gate_lost_is_answered_ended_and_an_unknown_one_404(gated):
+    sale = arm(gated, quota=2)
+    assert gated.post(f"{SALES}/{sale}/end", {}, key=OPS_KEY).status_code == 200
+    lose_the_gate(gated)
+    assert attempt(gated, sale, "b1").json["error"] == "sale_ended"
+    unknown = attempt(gated, "FS-NOPE", "b1")
+    assert unknown.status_code == 404 and gated.ctx.gate.state("FS-NOPE") is None

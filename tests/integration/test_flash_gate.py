@@ -86,3 +86,18 @@ def test_a_race_of_many_attempts_admits_exactly_the_quota(gate):
     assert verdicts.count(Verdict.SOLD_OUT) == 400 - 25
     state = gate.state("RACE")
     assert (state.left, state.taken) == (0, 25)
+
+
+def test_restore_arms_a_lost_sale_with_what_the_ledger_holds_once(gate):
+    held = {"a1": ("b1", 2), "a2": ("b2", 1)}
+    assert gate.restore(_terms(quota=5, limit=2), held) is True
+    state = gate.state("FS1")
+    assert (state.left, state.held, state.ended) == (2, {"a1": 2, "a2": 1}, False)
+    assert gate.admit("FS1", "a1", "b1", 2, T) == Verdict.AGAIN
+    assert gate.admit("FS1", "a3", "b1", 1, T) == Verdict.OVER_LIMIT         # b1 already holds its limit
+    assert gate.give_back("FS1", "a1") == 2 and gate.state("FS1").left == 4
+    # A second restore (another gateway found it lost too) changes nothing the gate counted since.
+    assert gate.restore(_terms(quota=5, limit=2), held) is False
+    assert gate.state("FS1").left == 4
+    assert gate.restore(_terms(sale_id="FS2"), {}, ended=True) is True
+    assert gate.admit("FS2", "a1", "b1", 1, T) == Verdict.ENDED
