@@ -75,16 +75,26 @@ class MappingConfigError(Exception):
 
 # -- conversions: (system -> canonical, canonical -> system) ----------------------------
 
+MAX_DIGITS = 15          # an amount or weight beyond 10^16 is no system's real value (and overflows a BIGINT)
+LIMIT = 10 ** (MAX_DIGITS + 1)
+
+
 def _to_int(v: Any) -> int:
     if isinstance(v, bool):
         raise ValueError("a boolean is not a number")
-    if isinstance(v, (float, Decimal)) and v != int(v):
-        raise ValueError("not a whole number")
+    if isinstance(v, (float, Decimal)):
+        if not abs(v) < LIMIT:            # inf and nan too; int(Decimal("1e999999999")) never ends
+            raise ValueError("too large a number")
+        if v != int(v):
+            raise ValueError("not a whole number")
     if isinstance(v, str):
         v = v.strip()
         if not re.fullmatch(r"[+-]?[0-9]{1,30}", v):      # ASCII digits: "１２３" is not a number here
             raise ValueError("not a whole number")
-    return int(v)
+    n = int(v)
+    if abs(n) >= LIMIT:
+        raise ValueError("too large a number")
+    return n
 
 
 def _decimal(v: Any) -> Decimal:
@@ -96,6 +106,8 @@ def _decimal(v: Any) -> Decimal:
         raise ValueError("not a number") from None
     if not d.is_finite():
         raise ValueError("not a finite number")
+    if d.adjusted() > MAX_DIGITS:          # "1e999999999" would otherwise become a billion-digit integer
+        raise ValueError("too large a number")
     return d
 
 

@@ -158,6 +158,21 @@ def test_bad_conversions_are_mapping_errors(shop, binder):
             shop.inbound("order", payload, binder)
 
 
+def test_a_huge_amount_is_refused_not_multiplied_out(shop, binder):
+    """A forged "1e999999999" yuan became a billion-digit integer (minutes of CPU, then a 500 at the database);
+    "1e30" passed as 10^32 fen. Both are mapping errors now."""
+    base = {"order_id": "1", "status": 10, "order_detail": {"product_infos": [{"sku_id": "90001"}]}}
+    for huge in ("1e30", 1e30, "1e999999999"):
+        payload = {**base, "order_detail": {**base["order_detail"], "price_info": {"order_price": huge}}}
+        with pytest.raises(MappingError, match="too large"):
+            shop.inbound("order", payload, binder)
+    for huge in ("1" + "0" * 20, 1e30, float("inf"), float("nan")):
+        line = {"sku_id": "90001", "sku_cnt": huge}
+        payload = {**base, "order_detail": {**base["order_detail"], "product_infos": [line]}}
+        with pytest.raises(MappingError, match="too large"):
+            shop.inbound("order", payload, binder)
+
+
 def test_naive_datetime_refused(shop):
     with pytest.raises(MappingError, match="naive"):
         shop.outbound("order", {"external_id": "1", "status": "paid", "lines": [],
