@@ -55,6 +55,8 @@ def cancel_accepted(uow: UnitOfWork, order: OrderRow, source: str, detail: str,
     if order.status != S.CANCEL_REQUESTED:
         return False
     orders.cancel_now(uow, order, source, f"cancel accepted ({detail})")
+    if orders.paid_back(uow, order):          # the money went back before the courier answered (cancel_paid_back)
+        orders.transition(uow, order, S.REFUNDED, source, "the payment was already refunded in full", at)
     METRICS.cancel_requests.labels("accepted").inc()
     log.info("order %s: cancel request accepted by %s", order.id, source)
     return True

@@ -308,6 +308,24 @@ def cancel(uow: UnitOfWork, order: OrderRow, source: str, reason: str, cause: st
     return cancel_now(uow, order, source, reason, cause, owe_refund)
 
 
+def cancel_paid_back(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> bool:
+    """The buyer's money went back outside the hub's cancel (a refund at the payment platform, the shop's own)
+    while a rider is booked: the courier is asked to cancel, owing nothing more; the courier's yes makes the
+    order cancelled, then refunded (`courier_outcomes.cancel_accepted`). False if no rider is booked."""
+    if order.fulfillment_type != FulfillmentType.DELIVERY or order.status not in (*RIDER_BOOKED, S.CANCEL_REQUESTED):
+        return False
+    cancel(uow, order, source, f"{detail}: the courier is asked to cancel", owe_refund=False)
+    return True
+
+
+def paid_back(uow: UnitOfWork, order: OrderRow) -> bool:
+    """Every fen of the order's payment went back (the platform said so, in one refund or several)."""
+    if order.paid_at is None or not order.payment_ref:
+        return False
+    refunds = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, order.payment_ref)]
+    return refund_rules.fully_refunded(order.total_fen, refunds)
+
+
 def cancel_now(uow: UnitOfWork, order: OrderRow, source: str, reason: str, cause: str = "cancelled",
                owe_refund: bool = True) -> bool:
     """Cancelled, stock released, and what a paid order has not had back yet owed back."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from hub.domain.errors import IllegalTransition
 from hub.domain.model import PaymentNotice
 from hub.domain.order_states import OrderStatus, allowed
-from hub.services import orders, refunds
+from hub.domain.refunds import RefundStatus
+from hub.domain.refunds import remaining as left_to_refund
+from hub.services import money_owed, orders, refunds
 from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
@@ -18,17 +19,38 @@ REFUND_EVENTS = ("refunded", "refund_abnormal", "refund_closed")   # the platfor
 
 def refunded(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
     """A channel that settles its own money (the shop) says it refunded the whole order: cancel first
-    if the goods never left, then refunded. Once. (WeChat Pay's refunds go through services/refunds.py.)"""
+    if the goods never left, then refunded. Once. (WeChat Pay's refunds go through services/refunds.py.)
+    With a rider booked, his courier is asked to cancel (then cancelled, refunded); with the goods on their
+    way, the order goes on. Either way the refund is recorded, so nothing more is owed for it."""
     if order.status == S.REFUNDED:
         return
-    if order.status != S.CANCELLED and not allowed(order.fulfillment_type, order.status, S.REFUNDED):
-        if not allowed(order.fulfillment_type, order.status, S.CANCELLED):
-            raise IllegalTransition(order.id, order.status, S.REFUNDED, order.fulfillment_type)
+    stuck = order.status != S.CANCELLED and not allowed(order.fulfillment_type, order.status, S.REFUNDED) \
+        and not allowed(order.fulfillment_type, order.status, S.CANCELLED)
+    if stuck or order.status == S.CANCEL_REQUESTED:       # the courier was asked already: his answer decides
+        _record_channel_refund(uow, order, source, detail)
+        if not orders.cancel_paid_back(uow, order, source, detail):
+            # The goods are with the rider or on their way: a retry would not change that. Operations see
+            # the refund on the order; its journey goes on.
+            log.warning("order %s refunded by %s while %s: status left alone", order.id, source, order.status)
+        return
+    if order.status != S.CANCELLED:
         # Not orders.cancel: that would ask for a refund the platform has already made.
         orders.transition(uow, order, S.CANCELLED, source, detail)
     if order.paid_at is None:
         return                         # never paid: cancelled is as far as it goes
     orders.transition(uow, order, S.REFUNDED, source, detail)
+
+
+def _record_channel_refund(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
+    """The channel's refund of what was left of the payment, as a settled refund row."""
+    if order.paid_at is None or not order.payment_ref:
+        return
+    held = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, order.payment_ref)]
+    left = left_to_refund(order.total_fen, held)
+    if left:
+        row = money_owed.record(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause="channel",
+                                source=source, reason=detail, status=RefundStatus.SUCCESS, amount_fen=left)
+        row.settled_at = row.updated_at
 
 
 def apply_notice(uow: UnitOfWork, notice: PaymentNotice, source: str) -> None:

@@ -164,6 +164,8 @@ def _settle_order(uow: UnitOfWork, row: RefundRow, source: str, at: datetime | N
     if order.status == S.REFUNDED:
         return
     if order.status != S.CANCELLED and not allowed(order.fulfillment_type, order.status, S.REFUNDED):
+        if orders.cancel_paid_back(uow, order, source, "refunded in full"):
+            return                          # a rider is booked: his courier decides (cancelled, then refunded)
         if not allowed(order.fulfillment_type, order.status, S.CANCELLED):
             # Goods on their way: the money is back, the order's journey goes on; operations see the refund.
             log.warning("order %s refunded in full while %s: status left alone", order.id, order.status)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import select
+from werkzeug.test import Client
 
-from hub.services import orders
+from hub.api.app import build_api
+from hub.services import money_owed, orders, payments
 from hub.services import tracking as fulfilment
 from hub.storage.tables import Reservation, Shipment, StockLevel
 
@@ -113,3 +115,57 @@ def test_express_gets_a_waybill_a_subscription_ships_and_commits_the_stock(flow)
     assert upload["shipping_list"][0]["express_company"] == "SF"
     assert upload["shipping_list"][0]["contact"] == {"receiver_contact": "137****7000"}
     assert upload["payer"] == {"openid": f"oPayer-{order_id}"}
+
+
+def _refunds(flow, order_id: str) -> list[tuple[int, str, str]]:
+    with flow.ctx.uow() as uow:
+        return [(r.amount_fen, r.status, r.cause) for r in money_owed.of_order(uow, order_id)]
+
+
+def _courier_lets_go(flow, order_id: str) -> None:
+    """The hub asks the courier to cancel (the consumer of `cancel_requested`), and the courier agrees."""
+    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancel_requested")
+
+
+def test_a_refund_at_the_payment_platform_while_a_rider_is_booked_asks_the_courier_to_cancel(flow):
+    """Old code: the money was back but the order stayed `dispatched`, and the rider brought the goods."""
+    order_id = dispatched_delivery(flow)
+    total = flow.order(order_id).total_fen
+    body = flow.sandbox.wechat_pay.notification_body(order_id, total, "REFUND.SUCCESS",
+                                                     transaction_id=f"4200{order_id}")
+    headers = {**flow.sandbox.wechat_pay.sign(body), "Content-Type": "application/json"}
+    assert Client(build_api(flow.ctx)).post("/callbacks/wechat_pay", data=body, headers=headers).status_code == 200
+    assert flow.order(order_id).status == "cancel_requested"
+    _courier_lets_go(flow, order_id)
+    assert flow.sandbox.local_delivery.status_of(order_id) == 5
+    order = flow.order(order_id)
+    assert order.status == "refunded" and _refunds(flow, order_id) == [(total, "success", "platform")]
+    assert flow.events("order.refund_due", order_id=order_id) == []          # no second refund asked for
+    with flow.ctx.uow() as uow:
+        level = uow.session.get(StockLevel, ("POT-003", order.location_id))
+        assert level.reserved == 0                                           # the reservation was released
+
+
+def test_the_shops_own_refund_while_a_rider_is_booked_asks_the_courier_and_owes_nothing(flow):
+    """Old code: IllegalTransition in the shop's sync consumer — retried, then parked for an operator."""
+    order_id = dispatched_delivery(flow)
+    total = flow.order(order_id).total_fen
+    for _ in range(2):                                   # the shop's push, delivered twice
+        with flow.ctx.uow() as uow:
+            payments.refunded(uow, orders.get(uow, order_id, lock=True), "wechat_shop", "refunded in the shop")
+            uow.commit()
+    assert flow.order(order_id).status == "cancel_requested"
+    assert _refunds(flow, order_id) == [(total, "success", "channel")]
+    _courier_lets_go(flow, order_id)
+    assert flow.order(order_id).status == "refunded"
+    assert flow.events("order.refund_due", order_id=order_id) == []
+
+
+def test_the_shops_refund_after_the_rider_took_the_goods_is_recorded_and_the_delivery_goes_on(flow):
+    order_id = dispatched_delivery(flow)
+    flow.move(order_id, "rider_assigned", "picked_up")
+    with flow.ctx.uow() as uow:
+        payments.refunded(uow, orders.get(uow, order_id, lock=True), "wechat_shop", "refunded in the shop")
+        uow.commit()
+    assert flow.order(order_id).status == "picked_up"
+    assert _refunds(flow, order_id) == [(flow.order(order_id).total_fen, "success", "channel")]
