@@ -21,6 +21,7 @@ class HubApi(DependencyProvider):
     def setup(self) -> None:
         from hub import consumers
         from hub.api.app import build_api, build_deps
+        from hub.services import flash_sales
         from hub.storage.db import warm_pool
 
         from .broker import queue_depths
@@ -30,7 +31,7 @@ class HubApi(DependencyProvider):
         config = self.container.config
         ctx = context_from_config(config)
         # A rush's first attempts find their connections open (each greenthread uses its own).
-        warm_pool(ctx.engine)
+        warm_pool(ctx.engine, prepare=flash_sales.prepare_connection)
         warm_gate = getattr(ctx.gate, "warm", None)
         if warm_gate is not None:
             try:

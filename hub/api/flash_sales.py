@@ -124,7 +124,8 @@ def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict, first_time
     for attempt in range(2):
         try:
             with call.ctx.uow() as uow:
-                sale, sku = flash_sales.for_order(uow, sale_id)      # it cannot end while this order is written
+                held = flash_sales.for_order(uow, sale_id)        # it cannot end while this order is written
+                sale, sku = held.sale, held.sku
                 price = sale.price_fen if sale.price_fen is not None else sku.price_fen
                 cmd = orders.PlaceOrder(
                     channel=call.caller.id, idempotency_key=key, lines=(OrderLine(sale.sku, qty, price or 0),),
@@ -133,7 +134,8 @@ def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict, first_time
                 # The gate saw this attempt for the first time: no order has its key, so the look-up is
                 # skipped; the key's unique constraint still catches a race, and the retry looks.
                 placed, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now(),
-                                               stock=flash_sales.stock_for(sale), detached=sale.stock_held,
+                                               stock=flash_sales.stock_for(sale, held.backing),
+                                               detached=sale.stock_held,
                                                known_new=first_time and not attempt)
                 out = _placed(call, placed) | {"flash_sale_id": sale_id}
                 uow.commit()

@@ -268,13 +268,15 @@ _BACKING = (select(StockLevel.__table__.c.on_hand, StockLevel.__table__.c.reserv
 
 
 def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str, location_id: str, qty: int,
-         ttl: timedelta | None) -> Reservation:
+         ttl: timedelta | None, backing: tuple[int, int] | None = None) -> Reservation:
     """An order's reservation out of a running sale's hold: no stock row is written or locked, and the
     reservation is one Core INSERT (returned detached), like its order's rows. Refused when
-    the store no longer has what it holds (a till sold the held units): the units are not there to give."""
+    the store no longer has what it holds (a till sold the held units): the units are not there to give.
+    `backing`: the stock row's (on_hand, reserved) when the caller read it already in this transaction."""
     session, now = uow.session, utcnow()
-    on_hand, reserved = session.connection().execute(
-        _BACKING, {"sku": sku, "location_id": location_id}).one_or_none() or (0, 0)
+    if backing is None:
+        backing = session.connection().execute(_BACKING, {"sku": sku, "location_id": location_id}).one_or_none()
+    on_hand, reserved = backing or (0, 0)
     if on_hand - reserved - cfg.safety_stock(location_id) < 0:
         raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
                                   "available": max(on_hand - cfg.safety_stock(location_id), 0)}])

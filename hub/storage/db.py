@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -117,16 +118,20 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 POOL_SIZE = 30
 
 
-def warm_pool(engine: Engine, n: int = POOL_SIZE) -> None:
+def warm_pool(engine: Engine, n: int = POOL_SIZE, prepare: Callable[[Connection], None] | None = None) -> None:
     """Open `n` pooled connections now (a gateway at start), so the first burst of requests finds them open
-    rather than each paying a connection's set-up in its own latency. A database that is away is not waited
-    for here: the connections are then opened on demand, as usual."""
+    rather than each paying a connection's set-up in its own latency; `prepare` runs on each (rolled back),
+    so its server process has read the catalogue for what the burst will touch. A database that is away is
+    not waited for here: the connections are then opened on demand, as usual."""
     if engine.dialect.name == "sqlite":
         return
     held = []
     try:
         for _ in range(n):
             held.append(engine.connect())
+            if prepare is not None:
+                prepare(held[-1])
+                held[-1].rollback()
     except Exception as exc:                 # the first requests will meet the outage and answer it (503)
         log.warning("could not open the connection pool ahead of time: %s", exc)
     finally:
