@@ -201,9 +201,12 @@ def _routing_summary(decision: routing.RoutingDecision) -> str:
 
 
 def get(uow: UnitOfWork, order_id: str, *, lock: bool = False) -> OrderRow:
+    """The order; with `lock`, its row locked FOR UPDATE and read afresh. An order the session read before
+    (unlocked, or before another transaction's commit) is refreshed with what the lock returns, so the
+    caller is judged on the order as it is now, never on a stale copy (a pay racing a cancel, issue 19)."""
     stmt = select(OrderRow).where(OrderRow.id == order_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     order = uow.session.execute(stmt).scalar_one_or_none()
     if order is None:
         raise NotFound(f"no order {order_id!r}")
