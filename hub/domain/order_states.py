@@ -12,8 +12,13 @@ until the courier answers — accepted -> cancelled (stock released), refused ->
 order was (and on, as the courier reports).
 A failed delivery goes picked_up/shipped/in_transit -> returning -> returned: the goods back in the
 store's (warehouse's) stock. A store takes goods back after collection: collected/completed -> returned.
-Refund follows a paid cancellation or a return, or returns the goods of a collected/delivered/completed
-order to stock.
+
+Money and goods are apart: a refund never moves stock, only a return does. Refunded follows a paid
+cancellation or a return, or is money only (仅退款) on a collected/delivered/completed order, whose goods
+stay with the buyer. A pickup order refunded so may still be handed back at the store, once:
+refunded -> returned (the goods on-hand again) -> refunded (the money was back already, none owed).
+An order enters `returned` at most once, and only when its goods had left and not come back
+(the order service checks its history), so the goods go back on the shelf once.
 """
 from __future__ import annotations
 
@@ -59,6 +64,7 @@ TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
         S.READY_FOR_PICKUP: {S.COLLECTED, S.CANCELLED},
         S.COLLECTED: {S.COMPLETED, S.REFUNDED, S.RETURNED},
         S.COMPLETED: {S.REFUNDED, S.RETURNED},      # handed back at the store after collection
+        S.REFUNDED: {S.RETURNED},                   # money only first, the goods handed back later (once)
     },
     FulfillmentType.DELIVERY: {
         **_COMMON,
@@ -85,8 +91,8 @@ TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
 COMMITS_STOCK = {S.COLLECTED, S.PICKED_UP, S.SHIPPED}       # goods leave: reservation -> stock-out
 RELEASES_STOCK = {S.CANCELLED}                             # reservation back to available
 RETURNS_STOCK = {S.RETURNED}                               # the goods came back: on-hand again
-RETURNS_STOCK_FROM = {S.COLLECTED, S.DELIVERED, S.COMPLETED}  # refund after the goods left
-TERMINAL = {S.REFUNDED}
+# Entering `refunded` moves no stock, whatever the order's state: money back is not goods back.
+TERMINAL = {S.REFUNDED}         # for the money; a refunded pickup may still be handed back (-> returned)
 FINAL_FOR_BUYER = {S.COMPLETED, S.CANCELLED, S.REFUNDED, S.RETURNED}
 
 

@@ -81,14 +81,15 @@ def cancel_refused(uow: UnitOfWork, order: OrderRow, source: str, detail: str,
 
 def failed_delivery(uow: UnitOfWork, order: OrderRow, target: S, source: str, at: datetime | None = None) -> bool:
     """returning, or returned: the goods on-hand again where they left from, and the money owed."""
-    if order.status == target or (target == S.RETURNING and order.status == S.RETURNED):
-        return False
-    if not allowed(order.fulfillment_type, order.status, target):
+    if order.status == target or (target == S.RETURNING and order.status == S.RETURNED) or (
+            target == S.RETURNED and orders.has_been(order, S.RETURNED)):
+        return False                    # reported again: the goods came back once
+    if not allowed(order.fulfillment_type, order.status, target) or not orders.goods_out(order):
         log.warning("order %s is %s: a %s report moves nothing", order.id, order.status, target)
         return False
     detail = ("delivery failed; the goods are on their way back" if target == S.RETURNING
               else f"delivery failed; the goods are back at {order.location_id}")
     orders.transition(uow, order, target, source, detail, at)
     if target == S.RETURNED:
-        orders.refund_due(uow, order, detail)
+        orders.returned_owing(uow, order, source, detail, at)
     return True

@@ -34,7 +34,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
     OrderSnapshot,
     PlaceOrder,
 )
-from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, RETURNS_STOCK_FROM, OrderStatus, allowed
+from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, OrderStatus, allowed
 from hub.services import inventory, money_owed
 from hub.storage.detached import insert_detached, write_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
@@ -218,14 +218,15 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
     """Apply a legal transition with its stock effects; refuse an illegal one.
 
     Returns False (and changes nothing) when the order is already in `target`, so a
-    redelivered message is harmless.
+    redelivered message is harmless. A refund moves no stock; a return does, once, and only
+    when the goods had left (`goods_out`).
     """
     current = order.status
     if current == target:
         return False
     if not allowed(order.fulfillment_type, current, target) or (
         current == S.CANCELLED and target == S.REFUNDED and order.paid_at is None
-    ):
+    ) or (target in RETURNS_STOCK and not goods_out(order)):
         log.warning("refused transition of order %s from %s to %s (source %s)", order.id, current, target, source)
         raise IllegalTransition(order.id, current, target, order.fulfillment_type)
     now = utcnow()
@@ -238,7 +239,7 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
         inventory.commit(uow, order.id)
     elif target == S.CANCELLED:
         inventory.release(uow, order.id, detail or "cancelled")
-    elif target in RETURNS_STOCK or (target == S.REFUNDED and current in RETURNS_STOCK_FROM):
+    elif target in RETURNS_STOCK:
         inventory.return_to_stock(uow, order.id, str(target))
     if target == S.PAID and order.paid_at is None:
         order.paid_at = at
@@ -249,6 +250,17 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
                                       "fulfillment": order.fulfillment_type, "location_id": order.location_id,
                                       "source": source})
     return True
+
+
+def has_been(order: OrderRow, status: str) -> bool:
+    """The order entered `status` at some time (its history says so)."""
+    return any(t.to_status == status for t in order.transitions)
+
+
+def goods_out(order: OrderRow) -> bool:
+    """The goods left (collected, picked up, shipped) and have not come back (returned)."""
+    history = {t.to_status for t in order.transitions}
+    return bool(history & COMMITS_STOCK) and not history & RETURNS_STOCK
 
 
 def mark_paid(uow: UnitOfWork, order: OrderRow, source: str, payment_ref: str, amount_fen: int | None = None,
@@ -349,6 +361,15 @@ def refund_due(uow: UnitOfWork, order: OrderRow, reason: str, amount_fen: int | 
         return                                          # already refunded or on its way
     money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause=cause,
                    source="hub", reason=reason, amount_fen=amount_fen)
+
+
+def returned_owing(uow: UnitOfWork, order: OrderRow, source: str, reason: str, at: datetime | None = None) -> None:
+    """After a return: the money owed back — or, when it all went back already (a money-only refund
+    before the goods came back), refunded again at once and nothing owed."""
+    if paid_back(uow, order):
+        transition(uow, order, S.REFUNDED, source, "the payment was already refunded in full", at)
+        return
+    refund_due(uow, order, reason)
 
 
 def check_pickup_code(cfg: HubConfig, order: OrderRow, code: str, now: datetime | None = None) -> None:

@@ -53,13 +53,14 @@ def collect(uow: UnitOfWork, cfg: HubConfig, store_id: str, order_id: str, code:
 
 
 def hand_back(uow: UnitOfWork, store_id: str, order_id: str, reason: str, source: str, now: datetime) -> OrderRow:
-    """The buyer brought the goods back and the store confirms: returned, stock back, refund due.
+    """The buyer brought the goods back and the store confirms: returned, stock back, refund due — or,
+    when the order was refunded already (money only, 仅退款), refunded again with nothing more owed.
     A second confirmation changes nothing; an order not yet collected cannot be returned (409)."""
     order = store_order(uow, store_id, order_id)
-    if order.status == S.RETURNED:
-        return order
-    if not allowed(order.fulfillment_type, order.status, S.RETURNED):
+    if orders.has_been(order, S.RETURNED):
+        return order                    # once: the goods are on the shelf already
+    if not allowed(order.fulfillment_type, order.status, S.RETURNED) or not orders.goods_out(order):
         raise IllegalTransition(order.id, order.status, S.RETURNED, order.fulfillment_type)
     orders.transition(uow, order, S.RETURNED, source, f"handed back at the store: {reason}", now)
-    orders.refund_due(uow, order, f"returned at store {store_id}: {reason}")
+    orders.returned_owing(uow, order, source, f"returned at store {store_id}: {reason}", now)
     return order

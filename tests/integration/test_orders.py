@@ -99,7 +99,8 @@ def test_happy_path_records_history_and_commits_stock_once(ctx, kind):
 
 # States off the forward path: a cancel request, a failed delivery, a return.
 OFF_PATH = {
-    FulfillmentType.PICKUP: {S.RETURNED: [S.PAID, S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.RETURNED]},
+    FulfillmentType.PICKUP: {S.RETURNED: [S.PAID, S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.RETURNED],
+                             S.REFUNDED: [S.PAID, S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.REFUNDED]},
     FulfillmentType.DELIVERY: {
         S.CANCEL_REQUESTED: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.CANCEL_REQUESTED],
         S.RETURNING: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.PICKED_UP, S.RETURNING],
@@ -171,7 +172,8 @@ def _loc(ctx, oid):
         return orders.get(uow, oid).location_id
 
 
-def test_cancel_releases_and_refund_after_collection_returns_stock(ctx):
+def test_cancel_releases_and_a_refund_after_collection_moves_no_stock_until_the_goods_come_back(ctx):
+    """A money-only refund (仅退款) of a collected order used to put its goods back on the shelf (issue 19)."""
     stock_up(ctx)
     a, _ = place(ctx, cmd(key="a"))
     b, _ = place(ctx, cmd(key="b", qty=3))
@@ -183,6 +185,13 @@ def test_cancel_releases_and_refund_after_collection_returns_stock(ctx):
         step(ctx, b, t)
     assert (level(ctx).on_hand, level(ctx).reserved) == (7, 0)
     step(ctx, b, S.REFUNDED)
+    assert level(ctx).on_hand == 7                  # the goods are with the buyer
+    step(ctx, b, S.RETURNED)                        # handed back at the store later
+    assert level(ctx).on_hand == 10
+    assert not step(ctx, b, S.RETURNED)             # reported again: nothing
+    assert step(ctx, b, S.REFUNDED)
+    with pytest.raises(IllegalTransition):          # returned once: never on the shelf twice
+        step(ctx, b, S.RETURNED)
     assert level(ctx).on_hand == 10
 
 
