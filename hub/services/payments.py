@@ -18,27 +18,29 @@ REFUND_EVENTS = ("refunded", "refund_abnormal", "refund_closed")   # the platfor
 
 
 def refunded(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
-    """A channel that settles its own money (the shop) says it refunded the whole order: cancel first
-    if the goods never left, then refunded. Once. (WeChat Pay's refunds go through services/refunds.py.)
-    With a rider booked, his courier is asked to cancel (then cancelled, refunded); with the goods on their
-    way, the order goes on. Either way the refund is recorded, so nothing more is owed for it."""
+    """A channel that settles its own money (the shop) says it refunded the whole order. Once; the refund is
+    recorded on the order (settled), so nothing more is owed for it. (WeChat Pay's go through services/refunds.py.)
+
+    Goods with the buyer (collected, delivered, completed) or back (returned): refunded, money only — no stock
+    moves. Goods never left: cancelled first (the reservation released), then refunded. A rider booked: his
+    courier is asked to cancel (then cancelled, refunded). Goods on their way: the order goes on."""
     if order.status == S.REFUNDED:
         return
-    stuck = order.status != S.CANCELLED and not allowed(order.fulfillment_type, order.status, S.REFUNDED) \
-        and not allowed(order.fulfillment_type, order.status, S.CANCELLED)
-    if stuck or order.status == S.CANCEL_REQUESTED:       # the courier was asked already: his answer decides
-        _record_channel_refund(uow, order, source, detail)
-        if not orders.cancel_paid_back(uow, order, source, detail):
-            # The goods are with the rider or on their way: a retry would not change that. Operations see
-            # the refund on the order; its journey goes on.
-            log.warning("order %s refunded by %s while %s: status left alone", order.id, source, order.status)
-        return
-    if order.status != S.CANCELLED:
+    _record_channel_refund(uow, order, source, detail)
+    if order.status == S.CANCELLED or allowed(order.fulfillment_type, order.status, S.REFUNDED):
+        if order.paid_at is not None:
+            orders.transition(uow, order, S.REFUNDED, source, detail)
+        return                         # never paid: cancelled is as far as it goes
+    if order.status != S.CANCEL_REQUESTED and allowed(order.fulfillment_type, order.status, S.CANCELLED):
         # Not orders.cancel: that would ask for a refund the platform has already made.
         orders.transition(uow, order, S.CANCELLED, source, detail)
-    if order.paid_at is None:
-        return                         # never paid: cancelled is as far as it goes
-    orders.transition(uow, order, S.REFUNDED, source, detail)
+        if order.paid_at is not None:
+            orders.transition(uow, order, S.REFUNDED, source, detail)
+        return
+    if not orders.cancel_paid_back(uow, order, source, detail):   # cancel_requested: his answer decides
+        # The goods are with the rider or on their way: a retry would not change that. Operations see
+        # the refund on the order; its journey goes on.
+        log.warning("order %s refunded by %s while %s: status left alone", order.id, source, order.status)
 
 
 def _record_channel_refund(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:

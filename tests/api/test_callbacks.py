@@ -368,3 +368,31 @@ def test_shop_order_push_places_then_pays_the_order_once(api, shop):
     r = api.client.post("/callbacks/wechat_shop", data=shop.push_body("channels_ec_order_pay", "1"),
                         query_string={**shop.signed_query(), "signature": "0" * 40})
     assert r.status_code == 401
+
+
+def test_the_shops_refund_of_a_completed_order_is_applied_once_and_moves_no_stock(api, shop):
+    """`payments.refunded` tried completed -> cancelled: IllegalTransition, and the shop's push got 409 for ever."""
+    api.stock(10)
+    shop.seed_order("3705115058471208777", [("TEA-001", 2, 12000)], status=20, fulfillment="pickup",
+                    store_id="S001")
+    assert push(api, shop, "order_pay", "3705115058471208777").status_code == 200
+    with api.ctx.uow() as uow:
+        order = orders.find_by_idempotency(uow, "miniprogram", "wechat_shop:3705115058471208777")
+        oid = order.id
+        for step in ("ready_for_pickup", "collected", "completed"):
+            orders.transition(uow, orders.get(uow, oid, lock=True), step, "test")
+        uow.commit()
+    assert api.level().on_hand == 8
+    shop.seed_order("3705115058471208777", [("TEA-001", 2, 12000)], status=200, fulfillment="pickup",
+                    store_id="S001")
+    for _ in range(2):                                   # the shop pushes again: once
+        r = push(api, shop, "order_settle", "3705115058471208777")
+        assert r.status_code == 200 and r.get_data() == b"success", r.get_data()
+    order = api.get(f"/api/v1/orders/{oid}").json
+    assert order["status"] == "refunded"
+    assert [(x["amount_fen"], x["status"], x["cause"]) for x in order["refunds"]] == [(24000, "success", "channel")]
+    assert transitions(api, oid)[-2:] == ["completed", "refunded"]
+    assert api.level().on_hand == 8                      # money only: the goods stay with the buyer
+    with api.ctx.uow() as uow:                           # the shop settled it: nothing for the hub to ask
+        types = [e.event_type for e in uow.session.execute(select(OutboxMessage)).scalars()]
+    assert "order.refund_due" not in types
