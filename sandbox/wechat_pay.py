@@ -32,6 +32,9 @@ REFUNDS = "/v3/refund/domestic/refunds"
 _REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
 _AUTH_FIELD = re.compile(r'(\w+)="([^"]*)"')
 CLOCK_WINDOW_S = 300
+# A payment takes its first shipping upload and one re-upload (每笔支付单仅有一次重新发货机会); more is refused.
+UPLOADS_PER_PAYMENT = 2
+REUPLOAD_USED = 10060003         # the sandbox's code for "the re-upload chance is used up"
 
 
 @dataclass
@@ -246,6 +249,9 @@ class WeChatPaySimulator(Simulator):
         if body["payer"]["openid"] != paid["payer_openid"]:
             return Response(200, {"errcode": 47001, "errmsg": "payer openid does not match the payment"})
         with self._lock:
+            told = sum(1 for u in self.shipping_uploads if u["order_key"]["transaction_id"] == transaction_id)
+            if told >= UPLOADS_PER_PAYMENT:
+                return Response(200, {"errcode": REUPLOAD_USED, "errmsg": "每笔支付单仅有一次重新发货机会"})
             self.shipping_uploads.append(body)
         return Response(200, {"errcode": 0, "errmsg": "ok"})
 

@@ -3,21 +3,38 @@ same-city when a rider is booked, express with the waybill when shipped.
 
 A consumer of its own, so the payment platform being down delays only this upload, never the
 courier booking or the POS.
+
+Once per real change: WeChat takes a payment's first upload and at most one re-upload (每笔支付单仅有一次
+重新发货机会), so what was uploaded is remembered (payment, logistics type, waybill) and the same again is
+not sent — a re-booked rider (dispatched again) changes nothing WeChat is told, a new waybill does.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
+
+from sqlalchemy import select
 
 from hub.bootstrap import HubContext
 from hub.domain.order_states import OrderStatus
 from hub.flows import reacts
 from hub.flows.delivery import active_shipment
 from hub.services import orders
+from hub.storage.tables import ProcessedMessage, utcnow
+from hub.storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 S = OrderStatus
 LOGISTICS = {S.READY_FOR_PICKUP: "pickup", S.DISPATCHED: "same_city", S.SHIPPED: "express"}
+# What was uploaded, kept as a processed "message" of this pseudo-consumer: (payment, logistics, waybill).
+UPLOADED = "wechat.shipping_info.uploaded"
+
+
+def upload_key(order_id: str, payment_ref: str, logistics: str, tracking_no: str | None) -> str:
+    """The upload's identity: the same key is the same information told WeChat again."""
+    digest = hashlib.sha256(f"{payment_ref}|{logistics}|{tracking_no or ''}".encode()).hexdigest()[:32]
+    return f"{order_id}:{digest}"
 
 
 @reacts("fulfilment.shipping_info", to=list(LOGISTICS), calls_out=True)
@@ -35,8 +52,18 @@ def upload_shipping_info(ctx: HubContext, data: dict[str, Any]) -> None:
                 raise LookupError(f"order {order.id} shipped without an active waybill")
             tracking_no, carrier = shipment.shipment_ref, shipment.carrier
         snap, payment_ref = orders.snapshot(order), order.payment_ref
+        key = upload_key(order.id, payment_ref, logistics, tracking_no)
+        told = uow.session.execute(select(ProcessedMessage.message_id).where(
+            ProcessedMessage.consumer == UPLOADED, ProcessedMessage.message_id == key)).first()
+    if told is not None:
+        log.info("order %s: shipping info (%s) already uploaded; nothing new to tell", snap.order_id, logistics)
+        return
     company = express_company(ctx, carrier) if carrier else None
     ctx.connectors.payment().upload_shipping_info(snap, payment_ref, logistics, tracking_no, company)
+    with ctx.uow() as uow:
+        insert_ignore(uow.session, ProcessedMessage, {"consumer": UPLOADED, "message_id": key,
+                                                      "processed_at": utcnow()})
+        uow.commit()
     log.info("order %s: shipping info uploaded (%s)", snap.order_id, logistics)
 
 

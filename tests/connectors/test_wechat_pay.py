@@ -465,3 +465,14 @@ def test_a_refund_is_queried_signed_and_its_answer_verified(sim, pay, paid):
     sim.knobs.unsigned_answers = True
     with pytest.raises(SignatureError):
         pay.query_refund("RO-3001-A")
+
+
+def test_a_payment_takes_one_upload_and_one_re_upload_then_refuses(sim, pay):
+    """WeChat's rule (每笔支付单仅有一次重新发货机会), which the simulator keeps so the hub's flow is held to it."""
+    sim.notification_body("O-1001", 1900, transaction_id="4200000018")
+    pay.upload_shipping_info(order(), "4200000018", "pickup")
+    pay.upload_shipping_info(order(), "4200000018", "pickup")            # the one re-upload
+    with pytest.raises(PermanentError, match="10060003"):
+        pay.upload_shipping_info(order(), "4200000018", "pickup")
+    assert len(sim.shipping_uploads) == 2
+    assert len(sim.requests_to("/wxa/sec/order/upload_shipping_info")) == 3      # refused, not retried

@@ -135,6 +135,24 @@ def test_rebooking_stops_at_the_cap_and_parks_the_order_for_an_operator(flow):
     assert letter.target == "fulfilment.rebook_courier" and "NeedsOperator" in letter.error
 
 
+def test_re_booked_riders_upload_the_shipping_info_once_per_payment(flow):
+    """Each re-booked rider re-uploaded same-city shipping info; WeChat allows one re-upload per payment
+    (每笔支付单仅有一次重新发货机会, the simulator enforces it), so the third booking's upload was refused
+    and parked."""
+    order_id = dispatched_delivery(flow)
+    for _ in range(2):                                   # two riders give up: three bookings in all
+        post(flow, genuine(flow, order_id, 2))
+        post(flow, genuine(flow, order_id, 5, cancel_reason="骑士取消订单", cancel_from=1))
+        flow.deliver("fulfilment.rebook_courier", "shipment.rebook_needed", order_id=order_id)
+        assert flow.order(order_id).status == "dispatched"
+    uploads = flow.deliver("fulfilment.shipping_info", "order.status_changed", order_id=order_id, to="dispatched")
+    assert [o.status for o in uploads] == ["applied"] * 3, [o.error for o in uploads]
+    pay = flow.sandbox.wechat_pay
+    assert [u["logistics_type"] for u in pay.shipping_uploads] == [2]       # told once: nothing changed since
+    assert len(pay.requests_to("/wxa/sec/order/upload_shipping_info")) == 1
+    assert [d for d in consumers.dead_letters(flow.ctx) if d.target == "fulfilment.shipping_info"] == []
+
+
 # -- booking: ask first, adopt what the courier holds ------------------------------------------------
 
 def test_a_booking_the_courier_already_holds_is_adopted_not_booked_again(flow):

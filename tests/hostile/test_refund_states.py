@@ -16,7 +16,6 @@ from hub.storage.tables import OutboxMessage, StockMovement
 from sandbox.credentials import sandbox_env
 from sandbox.wechat_pay import WeChatPaySimulator
 from tests.api.conftest import POS_KEYS, Api
-from tests.hostile.conftest import api  # noqa: F401  (the in-process app: SQLite and PostgreSQL)
 
 S = OrderStatus
 PAY = WeChatPaySimulator.from_env(sandbox_env())          # signs and encrypts notifications; no server needed
