@@ -36,6 +36,7 @@ from hub.domain.errors import (
     PickupCodeRejected,
     PickupLocked,
     SaleEnded,
+    SaleSoldOut,
 )
 from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
@@ -91,6 +92,7 @@ MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
     (InsufficientStock, 409, None),
     (NoRoute, 409, None),
     (SaleEnded, 409, None),
+    (SaleSoldOut, 409, None),
     (IllegalTransition, 409, None),
     (IdempotencyConflict, 422, None),
     (PickupLocked, 423, None),

@@ -136,7 +136,8 @@ _FOR_ORDER = (select(FlashSaleRow, SkuRow, StockLevel.on_hand, StockLevel.reserv
               .outerjoin(StockLevel, (StockLevel.sku == FlashSaleRow.sku)
                          & (StockLevel.location_id == FlashSaleRow.location_id))
               .where(FlashSaleRow.id == bindparam("sale_id"))
-              .with_for_update(read=True, of=FlashSaleRow))
+              # KEY SHARE: ending (FOR UPDATE) waits for this order, but other orders' quota UPDATEs do not.
+              .with_for_update(read=True, key_share=True, of=FlashSaleRow))
 
 
 def for_order(uow: UnitOfWork, sale_id: str) -> SaleForOrder:
