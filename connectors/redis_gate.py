@@ -9,11 +9,16 @@ Keys of one sale share a hash tag (`{fs:<id>}`), so a Redis Cluster keeps them o
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import redis
 
 from hub.domain.flash_sale import GateState, SaleTerms, Verdict
+from hub.ports import GateUnavailable
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _ADMIT = """
 local s = redis.call('HMGET', KEYS[1], 'left', 'limit', 'interval', 'starts', 'ends', 'ended')
@@ -21,7 +26,12 @@ if not s[1] then return 'unknown' end
 local now, qty = tonumber(ARGV[4]), tonumber(ARGV[3])
 if s[6] == '1' or now >= tonumber(s[5]) then return 'ended' end
 if now < tonumber(s[4]) then return 'not_started' end
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 'again' end
+local held = redis.call('HGET', KEYS[3], ARGV[1])
+if held then
+  local sep = string.find(held, '|', 1, true)
+  if tonumber(string.sub(held, 1, sep - 1)) == qty and string.sub(held, sep + 1) == ARGV[2] then return 'again' end
+  return 'conflict'
+end
 if tonumber(s[1]) < qty then return 'sold_out' end
 local interval = tonumber(s[3])
 if interval > 0 then
@@ -65,6 +75,18 @@ return 1
 """
 
 
+def _reachable(method: F) -> F:
+    """Redis away (refused, cut, timed out, still loading) is the port's GateUnavailable: the core waits it out
+    (a consumer) or answers 503 (the API) without knowing redis."""
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise GateUnavailable(f"redis: {exc}") from exc
+    return call  # type: ignore[return-value]
+
+
 class RedisGate:
     """`RedisGate.from_url("redis://127.0.0.1:6379/0", prefix="hub:")`."""
 
@@ -78,6 +100,7 @@ class RedisGate:
     def from_url(cls, url: str, prefix: str = "hub:") -> RedisGate:
         return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=5), prefix)
 
+    @_reachable
     def warm(self, connections: int) -> None:
         """Open `connections` to Redis and load the scripts now (a gateway at start): a rush's first attempts,
         all at once, would otherwise each open a connection inside their own answer."""
@@ -92,6 +115,7 @@ class RedisGate:
         base = f"{self.prefix}{{fs:{sale_id}}}"
         return base, f"{base}:buyer", f"{base}:held", f"{base}:pace"
 
+    @_reachable
     def arm(self, terms: SaleTerms) -> None:
         sale, buyers, held, pace = self._keys(terms.sale_id)
         pipe = self.client.pipeline(transaction=True)
@@ -101,6 +125,7 @@ class RedisGate:
                                  "ends": terms.ends_ms, "ended": 0})
         pipe.execute()
 
+    @_reachable
     def restore(self, terms: SaleTerms, held: Mapping[str, tuple[str, int]], ended: bool = False) -> bool:
         args: list[object] = [terms.quota, terms.per_buyer_limit, terms.min_interval_ms, terms.starts_ms,
                               terms.ends_ms, int(ended)]
@@ -108,17 +133,21 @@ class RedisGate:
             args += [attempt, buyer, qty]
         return bool(self._restore(keys=self._keys(terms.sale_id), args=args))
 
+    @_reachable
     def admit(self, sale_id: str, attempt: str, buyer: str, qty: int, now_ms: int) -> Verdict:
         return Verdict(self._admit(keys=self._keys(sale_id), args=[attempt, buyer, qty, now_ms]))
 
+    @_reachable
     def give_back(self, sale_id: str, attempt: str) -> int:
         return int(self._give_back(keys=self._keys(sale_id), args=[attempt]))
 
+    @_reachable
     def end(self, sale_id: str) -> None:
         sale = self._keys(sale_id)[0]
         if self.client.exists(sale):
             self.client.hset(sale, "ended", 1)
 
+    @_reachable
     def state(self, sale_id: str) -> GateState | None:
         sale, _, held, _ = self._keys(sale_id)
         pipe = self.client.pipeline(transaction=True)

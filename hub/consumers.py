@@ -98,7 +98,7 @@ def wait_out_outage(what: str, fn: Callable[[], T], sleep: Callable[[float], Non
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            log.warning("%s: our database is unavailable (%s); trying again in %.1fs", what,
+            log.warning("%s: our database or gate is unavailable (%s); trying again in %.1fs", what,
                         type(exc).__name__, delay)
             sleep(delay)
             delay = min(delay * 2, OUTAGE_MAX_WAIT_S)
@@ -164,7 +164,7 @@ def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backo
             return Outcome("applied" if _apply_once(ctx, name, envelope) else "duplicate", attempt + 1)
         except Exception as exc:
             if is_outage(exc):        # not the event's fault: wait, and do not count it
-                log.warning("consumer %s: our database is unavailable (%s); %s waits %.1fs on its queue", name,
+                log.warning("consumer %s: our database or gate is unavailable (%s); %s waits %.1fs on its queue", name,
                             type(exc).__name__, envelope["id"], delay)
                 sleep(delay)
                 delay = min(delay * 2, OUTAGE_MAX_WAIT_S)

@@ -64,6 +64,11 @@ class MappingError(ConnectorError):
         super().__init__(system, f"{message} (field {field!r}, value {value!r})")
 
 
+class GateUnavailable(Exception):
+    """The flash-sale gate's store (Redis) cannot be reached. It is our own infrastructure, like the database:
+    an API answer is 503 with Retry-After, a consumer waits it out and never parks (`storage/outage.py`)."""
+
+
 class Binder(Protocol):
     """External id <-> canonical id, per system and entity kind (OCA's binder)."""
 
@@ -214,7 +219,9 @@ ConnectorFactory = Callable[[str, SystemConfig, Binder], Any]
 
 @runtime_checkable
 class AdmissionGate(Protocol):
-    """One atomic decision per attempt; `give_back` is idempotent per attempt key."""
+    """One atomic decision per attempt; `give_back` is idempotent per attempt key. An attempt admitted before is
+    AGAIN only for the same buyer and qty (else CONFLICT). Every call raises GateUnavailable when the gate's store
+    cannot be reached."""
 
     def arm(self, terms: SaleTerms) -> None: ...
 

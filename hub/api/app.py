@@ -36,10 +36,11 @@ from hub.domain.errors import (
     PickupCodeRejected,
     PickupLocked,
     SaleEnded,
+    SaleSoldOut,
 )
 from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
-from hub.ports import ConnectorError, MappingError, SignatureError
+from hub.ports import ConnectorError, GateUnavailable, MappingError, SignatureError
 from hub.services.orders import IdempotencyConflict
 from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
@@ -91,6 +92,7 @@ MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
     (InsufficientStock, 409, None),
     (NoRoute, 409, None),
     (SaleEnded, 409, None),
+    (SaleSoldOut, 409, None),
     (IllegalTransition, 409, None),
     (IdempotencyConflict, 422, None),
     (PickupLocked, 423, None),
@@ -113,6 +115,9 @@ def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]
         extra = dict(exc.extra)
         headers = extra.pop("_headers", {})
         return exc.status, {"error": exc.error, "message": exc.message, **extra}, headers
+    if isinstance(exc, GateUnavailable):    # the flash-sale gate's Redis away: ours, like the database
+        return 503, {"error": "gate_unavailable", "message": "the flash-sale gate is not reachable; retry shortly"}, \
+            {"Retry-After": "1"}
     if is_outage(exc):          # our database away or contended: the same request will work shortly
         return 503, {"error": "database_unavailable", "message": "the database is not reachable; retry shortly"}, \
             {"Retry-After": "1"}

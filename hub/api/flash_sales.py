@@ -2,9 +2,10 @@
 mini-program orders through the gate (`POST /api/v1/flash-sales/{sale_id}/orders`).
 
 An attempt is answered by the gate before the order database is touched: sold out (409), over the
-buyer's limit or too fast (429 with the reason), not running (409). Only an admitted attempt opens a
-unit of work, whose order draws its unit from the sale's held stock; if placing it fails, its unit goes
-back to the gate.
+buyer's limit or too fast (429 with the reason), not running (409), its key used for another buyer or
+qty (422). Only an admitted attempt opens a unit of work, whose order draws its unit from the sale's held
+stock and its count (the ledger's last word); if placing it fails, or its key's order is another
+request's, its unit goes back to the gate.
 """
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from hub.api.http import Call, Param, Route, json_response
 from hub.api.shop import _placed, iso
 from hub.domain.flash_sale import Verdict
 from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine
-from hub.domain.order_states import OrderStatus
 from hub.services import flash_sales, orders
+from hub.services.orders import IdempotencyConflict
 from hub.storage.tables import FlashSaleRow
 
 ARM = schemas.Obj(fields={
@@ -48,6 +49,8 @@ REFUSALS: dict[Verdict, tuple[int, str, str]] = {
     Verdict.NOT_STARTED: (409, "sale_not_started", "the flash sale has not started yet"),
     Verdict.ENDED: (409, "sale_ended", "the flash sale has ended"),
     Verdict.UNKNOWN: (404, "not_found", "no such flash sale"),
+    # The same key with another body is another request: refused, and no unit taken for it.
+    Verdict.CONFLICT: (422, "idempotency_conflict", "this Idempotency-Key was used for another buyer or quantity"),
 }
 
 
@@ -103,20 +106,32 @@ def order(call: Call) -> Any:
         status, error, message = REFUSALS[verdict]
         headers = {"Retry-After": "1"} if verdict == Verdict.TOO_FAST else {}
         return json_response({"error": error, "message": message, "sale_id": sale_id}, status, headers)
+    admitted = verdict == Verdict.ADMITTED
     try:
-        out, created = _place(call, sale_id, key, qty, buyer, first_time=verdict == Verdict.ADMITTED)
+        out, created = _place(call, sale_id, key, qty, buyer, first_time=admitted)
+    except IdempotencyConflict:
+        if admitted:        # the key's order is another request's: its unit goes back unless that order holds it
+            _settle(call, sale_id, key, attempt)
+        raise
     except BaseException:
-        if verdict == Verdict.ADMITTED:        # nothing was committed for this attempt: its unit goes back
+        if admitted:        # nothing was committed for this attempt: its unit goes back
             call.ctx.gate.give_back(sale_id, attempt)
         raise
     if created:
         call.deps.metrics.orders_placed.labels("pickup").inc()
-    elif verdict == Verdict.ADMITTED and out["status"] == OrderStatus.CANCELLED:
-        # The gate had forgotten this attempt (its unit came back when the order was cancelled) and admitted it
-        # anew, but the answer is the cancelled order: nothing holds the new unit, so it goes back. (An order
-        # still live for the attempt holds its unit: the same attempt raced itself, nothing to give back.)
-        call.ctx.gate.give_back(sale_id, attempt)
+    elif admitted:
+        # The gate had forgotten this attempt (its order was cancelled, or refunded, and the unit came back) and
+        # admitted it anew, but the answer is the order placed before: the new unit goes back unless that order
+        # still holds units of the sale (the same attempt raced itself).
+        _settle(call, sale_id, key, attempt)
     return json_response(out, 201 if created else 200, {"Location": f"/api/v1/orders/{out['order_id']}"})
+
+
+def _settle(call: Call, sale_id: str, key: str, attempt: str) -> None:
+    """An admitted attempt that placed no order of its own: the gate keeps its unit only if the ledger says the
+    attempt's order holds units of this sale."""
+    if not flash_sales.attempt_holds(call.ctx, sale_id, call.caller.id, key):
+        call.ctx.gate.give_back(sale_id, attempt)
 
 
 def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict, first_time: bool) -> tuple[dict, bool]:
@@ -137,6 +152,10 @@ def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict, first_time
                                                stock=flash_sales.stock_for(sale, held.backing),
                                                detached=sale.stock_held,
                                                known_new=first_time and not attempt)
+                if not created and placed.flash_sale_id != sale_id:
+                    # The key's order is another sale's (or no sale's): the same key in another sale is another
+                    # request, whatever the lines look like (issue 19).
+                    raise IdempotencyConflict("this Idempotency-Key was used for an order outside this flash sale")
                 out = _placed(call, placed) | {"flash_sale_id": sale_id}
                 uow.commit()
             break
@@ -163,5 +182,7 @@ ROUTES = [
           body=FLASH_ORDER, headers=(Param("Idempotency-Key", schemas.IDEMPOTENCY_KEY),),
           responses={201: "admitted and placed", 200: "the same attempt again: the same order",
                      404: "unknown sale", 409: "sold out, not running, or the store ran out",
-                     429: "over the buyer's limit or too fast (reason in `error`)"}),
+                     422: "the same Idempotency-Key with another buyer or quantity, or used outside this sale",
+                     429: "over the buyer's limit or too fast (reason in `error`)",
+                     503: "the gate (Redis) or the database is not reachable: retry after Retry-After"}),
 ]

@@ -51,6 +51,13 @@ class SaleEnded(HubError):
     code = "sale_ended"
 
 
+class SaleSoldOut(HubError):
+    """The sale's ledger holds no unit for an attempt its gate admitted (a gate that lost count, or an attempt
+    bigger than what is left): the ledger, not the gate, has the last word."""
+
+    code = "sold_out"
+
+
 class IllegalTransition(HubError):
     code = "illegal_transition"
 

@@ -7,7 +7,8 @@ from enum import StrEnum
 
 class Verdict(StrEnum):
     ADMITTED = "admitted"
-    AGAIN = "again"                  # this attempt was admitted before (a retried request)
+    AGAIN = "again"                  # this attempt was admitted before, for the same buyer and qty (a retry)
+    CONFLICT = "conflict"            # this attempt was admitted before for another buyer or qty: not a retry
     SOLD_OUT = "sold_out"
     OVER_LIMIT = "over_limit"        # the buyer already holds the per-buyer limit
     TOO_FAST = "too_fast"            # the buyer tried again sooner than the sale allows

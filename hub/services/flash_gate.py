@@ -57,8 +57,8 @@ class MemoryGate:
                 return Verdict.ENDED
             if now_ms < t.starts_ms:
                 return Verdict.NOT_STARTED
-            if attempt in sale.held:
-                return Verdict.AGAIN
+            if attempt in sale.held:        # the same attempt only with the same buyer and qty (issue 19)
+                return Verdict.AGAIN if sale.held[attempt] == (buyer, qty) else Verdict.CONFLICT
             if sale.left < qty:
                 return Verdict.SOLD_OUT
             last = sale.last_try.get(buyer)

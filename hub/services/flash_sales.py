@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,6 +81,39 @@ def buyer_key(channel: str, buyer_id: str) -> str:
     return f"{channel}:{buyer_id}"
 
 
+class UnknownSales:
+    """Sale ids the ledger has no sale for, remembered a few seconds: the gate answers `unknown` for a made-up
+    id, and each such attempt would otherwise cost a database read (`restore_gate`). Bounded: the oldest go
+    first. A real sale is never in it for long: its id is new when armed (and `arm` forgets it anyway)."""
+
+    def __init__(self, ttl_s: float = 10.0, most: int = 10_000, clock: Any = time.monotonic) -> None:
+        self.ttl_s, self.most, self.clock = ttl_s, most, clock
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, sale_id: str) -> bool:
+        with self._lock:
+            until = self._until.get(sale_id)
+            if until is not None and until <= self.clock():
+                del self._until[sale_id]
+                return False
+            return until is not None
+
+    def remember(self, sale_id: str) -> None:
+        with self._lock:
+            self._until.pop(sale_id, None)
+            while len(self._until) >= self.most:
+                del self._until[next(iter(self._until))]
+            self._until[sale_id] = self.clock() + self.ttl_s
+
+    def forget(self, sale_id: str) -> None:
+        with self._lock:
+            self._until.pop(sale_id, None)
+
+
+UNKNOWN_SALES = UnknownSales()
+
+
 def arm(ctx: HubContext, cmd: ArmSale, now: datetime | None = None) -> FlashSaleRow:
     """Record the sale, then open the gate. The location must hold the quota now."""
     now = now or utcnow()
@@ -105,6 +140,7 @@ def arm(ctx: HubContext, cmd: ArmSale, now: datetime | None = None) -> FlashSale
         uow.commit()
         session.refresh(sale)
         session.expunge(sale)
+    UNKNOWN_SALES.forget(sale.id)
     ctx.gate.arm(terms(sale))
     log.info("flash sale %s armed: %d x %s at %s", sale.id, sale.quota, sale.sku, sale.location_id)
     return sale
@@ -136,7 +172,8 @@ _FOR_ORDER = (select(FlashSaleRow, SkuRow, StockLevel.on_hand, StockLevel.reserv
               .outerjoin(StockLevel, (StockLevel.sku == FlashSaleRow.sku)
                          & (StockLevel.location_id == FlashSaleRow.location_id))
               .where(FlashSaleRow.id == bindparam("sale_id"))
-              .with_for_update(read=True, of=FlashSaleRow))
+              # KEY SHARE: ending (FOR UPDATE) waits for this order, but other orders' quota UPDATEs do not.
+              .with_for_update(read=True, key_share=True, of=FlashSaleRow))
 
 
 def for_order(uow: UnitOfWork, sale_id: str) -> SaleForOrder:
@@ -211,10 +248,14 @@ def restore_gate(ctx: HubContext, sale_id: str) -> bool:
     """A gate that lost a sale (an embedded hub restarted, Redis came back empty) learns it again from the
     ledger: its terms, the attempts whose orders hold units, and whether it ended. False: no such sale, or the
     gate knew it (another gateway restored it first). An attempt admitted but not yet committed when the gate
-    was lost is not counted: the sale's hold still refuses a unit too many (409, the unit back)."""
+    was lost is not counted: the sale's own count (`flash_sales.drawn`) still refuses a unit too many (409
+    sold_out, the unit back). An id with no sale is remembered a few seconds (`UNKNOWN_SALES`)."""
+    if sale_id in UNKNOWN_SALES:
+        return False
     with ctx.uow() as uow:
         sale = uow.session.get(FlashSaleRow, sale_id)
         if sale is None:
+            UNKNOWN_SALES.remember(sale_id)
             return False
         sale_terms, ended = terms(sale), sale.status == "ended"
         held = _live_holders(uow, sale_id)
@@ -223,6 +264,17 @@ def restore_gate(ctx: HubContext, sale_id: str) -> bool:
         log.warning("flash sale %s was not in the gate: restored from the ledger (%d unit(s) held by %d attempt(s))",
                     sale_id, sum(q for _, q in held.values()), len(held))
     return restored
+
+
+def attempt_holds(ctx: HubContext, sale_id: str, channel: str, idempotency_key: str) -> bool:
+    """Whether this attempt's order holds (or took) units of this sale in the ledger: what the gate should hold
+    for it. Asked only when an admitted attempt placed no new order (a retry, a conflict)."""
+    with ctx.uow() as uow:
+        found = uow.session.execute(
+            select(Reservation.id).join(OrderRow, OrderRow.id == Reservation.order_id)
+            .where(OrderRow.channel == channel, OrderRow.idempotency_key == idempotency_key,
+                   OrderRow.flash_sale_id == sale_id, Reservation.status.in_(LIVE_RESERVATIONS)).limit(1)).first()
+    return found is not None
 
 
 def reconcile(ctx: HubContext, sale_id: str) -> dict[str, Any]:

@@ -12,15 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from hub import events
 from hub.config import HubConfig
 from hub.domain.clock import not_ahead
-from hub.domain.errors import BadInput, InsufficientStock, UnknownLocation, UnknownSku
+from hub.domain.errors import BadInput, InsufficientStock, SaleEnded, SaleSoldOut, UnknownLocation, UnknownSku
 from hub.domain.model import StockCount, StockDelta
-from hub.storage.detached import insert_detached
+from hub.storage.detached import guard_detached, insert_detached
 from hub.storage.tables import FlashSaleRow, LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore
@@ -213,7 +213,7 @@ def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
     held stock they came from). Returns units released."""
     session, now, total = uow.session, utcnow(), 0
     for res in _open_reservations(session, order_id):
-        if res.flash_sale_id and _sale_still_holds(session, res.flash_sale_id):
+        if res.flash_sale_id and _back_into_hold(session, res.flash_sale_id, res.qty):
             # Back into the sale's hold: the stock row already counts it as reserved for the sale.
             res.status, res.closed_at = "released", now
             total += res.qty
@@ -228,12 +228,25 @@ def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
     return total
 
 
-def _sale_still_holds(session: Session, sale_id: str) -> bool:
-    """Whether a flash sale still holds its stock. A shared lock on the sale's row: ending it (which hands
-    the rest of the hold back) waits for this transaction, and this one for an end in progress."""
-    row = session.execute(select(FlashSaleRow.status, FlashSaleRow.stock_held)
-                          .where(FlashSaleRow.id == sale_id).with_for_update(read=True)).one_or_none()
-    return row is not None and row.status == "armed" and row.stock_held
+_SALES = FlashSaleRow.__table__.c
+_G_QTY = bindparam("g_qty", type_=Integer)
+# An order's units out of a running sale's quota, whatever the gate said: the ledger's last word (issue 19).
+_DRAW_FROM_SALE = (update(FlashSaleRow.__table__)
+                   .where(_SALES.id == bindparam("g_sale"), _SALES.status == "armed",
+                          _SALES.drawn + _G_QTY <= _SALES.quota)
+                   .values(drawn=_SALES.drawn + _G_QTY))
+_BACK_INTO_SALE = (update(FlashSaleRow.__table__)
+                   .where(_SALES.id == bindparam("g_sale"), _SALES.status == "armed", _SALES.stock_held.is_(True))
+                   .values(drawn=_SALES.drawn - _G_QTY))
+
+
+def _back_into_hold(session: Session, sale_id: str, qty: int) -> bool:
+    """A released unit back into its sale's hold, if the sale still holds its stock (else it is free stock).
+    The UPDATE locks the sale's row: ending it (which hands the rest of the hold back) waits for this
+    transaction, and this one for an end in progress."""
+    result = session.execute(_BACK_INTO_SALE, {"g_sale": sale_id, "g_qty": qty},
+                             execution_options={"synchronize_session": False})
+    return result.rowcount == 1
 
 
 # -- a flash sale's held stock --------------------------------------------------------------------
@@ -271,7 +284,8 @@ def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str,
          ttl: timedelta | None, backing: tuple[int, int] | None = None) -> Reservation:
     """An order's reservation out of a running sale's hold: no stock row is written or locked, and the
     reservation is one Core INSERT (returned detached), like its order's rows. Refused when
-    the store no longer has what it holds (a till sold the held units): the units are not there to give.
+    the store no longer has what it holds (a till sold the held units): the units are not there to give;
+    and refused (SaleSoldOut) by the sale's own count when its quota has not `qty` left, whatever the gate said.
     `backing`: the stock row's (on_hand, reserved) when the caller read it already in this transaction."""
     session, now = uow.session, utcnow()
     if backing is None:
@@ -283,7 +297,20 @@ def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str,
     row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
                       created_at=now, expires_at=(now + ttl) if ttl else None, flash_sale_id=sale_id)
     insert_detached(session, row)
+    # The quota's conditional UPDATE goes last (with the order's rows, one statement on PostgreSQL): only an
+    # admitted order reaches it, and it holds the sale row's lock from there to the commit only.
+    guard_detached(session, _DRAW_FROM_SALE, {"g_sale": sale_id, "g_qty": qty},
+                   lambda: _refuse_draw(session, sale_id, qty))
     return row
+
+
+def _refuse_draw(session: Session, sale_id: str, qty: int) -> None:
+    """Why the sale's quota refused a draw: it ended, or what is left of it is less than `qty`."""
+    row = session.execute(select(FlashSaleRow.status, FlashSaleRow.quota, FlashSaleRow.drawn)
+                          .where(FlashSaleRow.id == sale_id)).one()
+    if row.status != "armed":
+        raise SaleEnded(f"flash sale {sale_id} has ended")
+    raise SaleSoldOut(f"flash sale {sale_id} has {max(row.quota - row.drawn, 0)} unit(s) left, not {qty}")
 
 
 def drawn_from(session: Session, sale_id: str) -> int:

@@ -7,7 +7,9 @@ together: on PostgreSQL as one statement of data-modifying CTEs (a child row's f
 at the statement's end, when its parent is there); elsewhere, or for many rows, one statement per
 table (SQLite has no data-modifying CTE, and no network round trip to save).
 
-`insert_detached`, `insert_rows` and `update_rows` queue; `write_detached` sends (the unit of work's
+`insert_detached`, `insert_rows` and `update_rows` queue, `guard_detached` queues one conditional statement
+sent after all of them (a quota's `UPDATE ... WHERE still allowed`, so the row it locks is held from there to
+the commit only, and refused when it changed no row); `write_detached` sends (the unit of work's
 commit does too, with the transaction's outbox rows, so nothing is ever left behind). Queued writes are
 not visible to statements run in between. ORM objects given to `insert_detached` stay detached; column
 defaults that are plain values are set on them, callable ones are applied by the INSERT.
@@ -15,12 +17,14 @@ defaults that are plain values are set on them, callable ones are applied by the
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, insert, inspect, update
 from sqlalchemy.orm import Session
 
 PENDING = "hub_detached_writes"          # session.info key: [Write, ...] in the order they were queued
+GUARD = "hub_detached_guard"             # session.info key: (statement, parameters, refused)
 ONE_STATEMENT_MAX = 12                   # more writes than this: a statement per table (few shapes to compile)
 
 # (kind, table, where-columns, value-columns, parameters): kind is "insert" or "update"
@@ -58,28 +62,41 @@ def update_rows(session: Session, table: Table, where: tuple[str, ...], rows: li
     pending.extend(("update", table, where, tuple(k for k in row if k not in where), row) for row in rows)
 
 
+def guard_detached(session: Session, statement: Any, params: dict[str, Any], refused: Callable[[], None]) -> None:
+    """Queue a conditional statement built once (its parameters named `g_...`), sent after every queued write;
+    `refused()` is called, and should raise, when it changed no row. One per transaction."""
+    if GUARD in session.info:
+        raise ValueError("one guard per transaction")
+    session.info[GUARD] = (statement, params, refused)
+
+
 def has_pending(session: Session) -> bool:
-    return bool(session.info.get(PENDING))
+    return bool(session.info.get(PENDING)) or GUARD in session.info
 
 
 def write_detached(session: Session) -> None:
-    """Send the queued writes."""
-    pending: list[Write] = session.info.pop(PENDING, None)
-    if not pending:
+    """Send the queued writes, the guard last."""
+    pending: list[Write] = session.info.pop(PENDING, None) or []
+    guard = session.info.pop(GUARD, None)
+    if not pending and guard is None:
         return
     conn = session.connection()
-    if conn.dialect.name == "postgresql" and 1 < len(pending) <= ONE_STATEMENT_MAX:
+    if conn.dialect.name == "postgresql" and 1 < len(pending) + (guard is not None) <= ONE_STATEMENT_MAX:
         shape = tuple(w[:4] for w in pending)
         params = {f"d{i}_{key}": value for i, w in enumerate(pending) for key, value in w[4].items()}
-        conn.execute(_together(shape), params)
-        return
-    for shape, rows in _runs(pending):                   # several rows of a shape: one executemany
-        conn.execute(_statement(shape, "p_"), [{f"p_{k}": v for k, v in row.items()} for row in rows])
+        result = conn.execute(_together(shape, guard[0] if guard else None), {**params, **(guard[1] if guard else {})})
+    else:
+        for shape, rows in _runs(pending):               # several rows of a shape: one executemany
+            conn.execute(_statement(shape, "p_"), [{f"p_{k}": v for k, v in row.items()} for row in rows])
+        result = conn.execute(guard[0], guard[1]) if guard else None
+    if guard is not None and result is not None and result.rowcount == 0:
+        guard[2]()
 
 
 def discard_detached(session: Session) -> None:
     """Forget queued writes (the transaction they belonged to was rolled back)."""
     session.info.pop(PENDING, None)
+    session.info.pop(GUARD, None)
 
 
 def _runs(pending: list[Write]) -> list[tuple[tuple, list[dict[str, Any]]]]:
@@ -105,8 +122,10 @@ def _statement(shape: tuple[str, Table, tuple[str, ...], tuple[str, ...]], prefi
 
 
 @functools.lru_cache(maxsize=64)
-def _together(shape: tuple[tuple[str, Table, tuple[str, ...], tuple[str, ...]], ...]) -> Any:
+def _together(shape: tuple[tuple[str, Table, tuple[str, ...], tuple[str, ...]], ...], guard: Any = None) -> Any:
     """All the writes as one statement: every one but the last a CTE of the last (a multi-row VALUES would
-    never be cached, so each row is its own single-row INSERT); parameters `d{write}_{column}`."""
-    *first, last = [_statement(write, f"d{i}_") for i, write in enumerate(shape)]
+    never be cached, so each row is its own single-row INSERT); parameters `d{write}_{column}`. A guard is the
+    last, so the statement's row count is the guard's."""
+    statements = [_statement(write, f"d{i}_") for i, write in enumerate(shape)]
+    *first, last = [*statements, guard] if guard is not None else statements
     return last.add_cte(*(stmt.cte(f"detached_{i}") for i, stmt in enumerate(first)))

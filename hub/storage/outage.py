@@ -1,14 +1,16 @@
-"""Is this failure an outage of the hub's own database, rather than a failure of the work?
+"""Is this failure an outage of the hub's own infrastructure, rather than a failure of the work?
 
 An outage (the database unreachable, refusing connections, a connection cut, a deadlock or
-lock timeout between our own transactions) is waited out: the work is fine and will succeed
-once the database is back. Anything else is the work's own failure.
+lock timeout between our own transactions; the flash-sale gate's Redis unreachable) is waited
+out: the work is fine and will succeed once it is back. Anything else is the work's own failure.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from sqlalchemy import exc as sa
+
+from hub.ports import GateUnavailable
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -21,8 +23,10 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def is_outage(error: BaseException) -> bool:
-    """True when `error` (or what caused it) says our database is away or contended."""
+    """True when `error` (or what caused it) says our database is away or contended, or the gate's Redis away."""
     for e in _chain(error):
+        if isinstance(e, GateUnavailable):
+            return True
         if isinstance(e, sa.DBAPIError) and e.connection_invalidated:
             return True
         # OperationalError: connect refused, "not currently accepting connections", "server closed

@@ -312,6 +312,9 @@ class FlashSaleRow(Base):
     # The sale holds its quota in the stock row's `reserved` from arming to ending, so its orders draw from
     # that hold instead of each locking the one hot stock row (sales armed before 0004 do not).
     stock_held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Units the sale's orders drew from its hold (open, collected or returned; a released one goes back): the
+    # ledger's own count of the quota, moved by one conditional UPDATE per order whatever the gate said (0005).
+    drawn: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     result: Mapped[dict | None]                                 # gate and ledger at the end

@@ -101,3 +101,14 @@ def test_restore_arms_a_lost_sale_with_what_the_ledger_holds_once(gate):
     assert gate.state("FS1").left == 4
     assert gate.restore(_terms(sale_id="FS2"), {}, ended=True) is True
     assert gate.admit("FS2", "a1", "b1", 1, T) == Verdict.ENDED
+
+
+def test_an_attempt_again_with_another_qty_or_buyer_is_a_conflict_not_a_retry(gate):
+    """Issue 19: "again" was answered before any qty, limit or pace check, so a bigger qty under the key of an
+    admitted attempt went on to place its order."""
+    gate.arm(_terms(quota=5, limit=1))
+    assert gate.admit("FS1", "a1", "b1", 1, T) == Verdict.ADMITTED
+    assert gate.admit("FS1", "a1", "b1", 1000, T) == Verdict.CONFLICT
+    assert gate.admit("FS1", "a1", "b2", 1, T) == Verdict.CONFLICT
+    assert gate.admit("FS1", "a1", "b1", 1, T) == Verdict.AGAIN
+    assert gate.state("FS1").left == 4 and gate.state("FS1").held == {"a1": 1}
