@@ -9,7 +9,7 @@ export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_test
 export HUB_CHAOS_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_chaos
 export HUB_CHAOS_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_chaos
 
-.PHONY: install demo test lint services browser wrk bench sandbox chaos
+.PHONY: install demo test lint services browser wrk promtool bench sandbox chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ demo: $(STAMP)
 	$(BIN)/hub demo
 
 ## Quick start 2: the whole suite, on SQLite and on PostgreSQL + RabbitMQ (started if down)
-test: $(STAMP) services browser wrk
+test: $(STAMP) services browser wrk promtool
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -38,6 +38,11 @@ browser:
 ## Debian's wrk: the bench's load generator (and the test of the bench's wrk driver)
 wrk:
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q wrk)
+
+## Debian's prometheus (for its promtool): checks and unit-tests deploy/prometheus/alerts.yml and the dashboard's PromQL
+promtool:
+	@command -v promtool >/dev/null || ((apt-cache policy prometheus | grep -q 'Candidate: [0-9]' || apt-get update -qq) \
+		&& apt-get install -y -q --no-install-recommends prometheus)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

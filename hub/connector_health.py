@@ -2,10 +2,14 @@
 
 The counters are totals since each process started (added up across replicas in multiprocess mode);
 the window keeps one snapshot a minute and answers "over the last hour" as now minus the snapshot
-taken about an hour ago — or since the console's process started, if that is more recent.
+taken about an hour ago — or since the console's process started, if that is more recent. The
+differences between neighbouring snapshots are the console's per-minute charts (`series`). On the
+real clock a daemon thread takes the snapshots, started by the first look, so the hour fills in
+whether or not anyone watches; a test's clock takes them only when asked.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
@@ -32,6 +36,7 @@ class ConnectorHealth:
         self.metrics, self.clock = metrics, clock
         self._snapshots: deque[tuple[float, dict[str, Totals]]] = deque()
         self._lock = threading.Lock()
+        self._sampler: threading.Thread | None = None
         # Counters start at zero with their processes (the launcher empties the multiprocess directory).
         self._snapshots.append((self.clock(), {}))
 
@@ -57,6 +62,48 @@ class ConnectorHealth:
                 self._snapshots.popleft()
         return totals
 
+    def _sample_in_background(self) -> None:
+        """One snapshot a minute from now on (real clock only; idempotent). A green thread under eventlet."""
+        if self.clock is not time.time or self._sampler is not None:
+            return
+        with self._lock:
+            if self._sampler is not None:
+                return
+            self._sampler = threading.Thread(target=self._sample_forever, name="connector-health", daemon=True)
+        self._sampler.start()
+
+    def _sample_forever(self) -> None:
+        while True:
+            time.sleep(SNAPSHOT_EVERY_S)
+            try:
+                self._take(self.clock())
+            except Exception:  # noqa: BLE001 - a failed read skips one minute; the next one tries again
+                continue
+
+    def series(self, systems: Iterable[str]) -> list[dict[str, Any]]:
+        """Per system, one point per snapshot interval of the window (the last one ends now): calls and
+        errors per minute, error rate and mean latency over that interval, at the interval's end."""
+        now = self.clock()
+        current = self._take(now)
+        self._sample_in_background()
+        with self._lock:
+            marks = list(self._snapshots)
+        if now - marks[-1][0] >= 1:               # the minute under way, so far
+            marks.append((now, current))
+        out = []
+        for system in systems:
+            points = []
+            for (t0, a), (t1, b) in itertools.pairwise(marks):
+                old, new = a.get(system, Totals()), b.get(system, Totals())
+                calls, errors, seconds = new.calls - old.calls, new.errors - old.errors, new.seconds - old.seconds
+                per_min = 60 / max(t1 - t0, 1)
+                points.append({"at": _when(t1), "calls_per_min": round(calls * per_min, 2),
+                               "errors_per_min": round(errors * per_min, 2),
+                               "error_rate": round(errors / calls, 4) if calls > 0 else None,
+                               "latency_ms_avg": round(seconds / calls * 1000, 1) if calls > 0 else None})
+            out.append({"system": system, "points": points})
+        return out
+
     def _last(self, name: str) -> dict[str, float]:
         return {labels["system"]: value for labels, value in self.metrics.samples(name)}
 
@@ -65,6 +112,7 @@ class ConnectorHealth:
         (datetimes, or None)."""
         now = self.clock()
         current = self._take(now)
+        self._sample_in_background()
         with self._lock:
             since, base = self._snapshots[0]
         ok = self._last("hub_connector_last_success_timestamp_seconds")

@@ -18,7 +18,8 @@ Names (each counter also as `…_total`):
   hub_courier_claims                                                         system, outcome
   hub_cancel_requests                                                        outcome (accepted, refused)
   hub_courier_bookings_capped                                                system
-  scrape time: hub_outbox_unsent, hub_dead_letters_parked, hub_queue_messages{queue}, hub_refunds{status}
+  scrape time (SCRAPE_GAUGES): hub_outbox_unsent, hub_outbox_oldest_unsent_age_seconds, hub_dead_letters_parked,
+    hub_queue_messages{queue}, hub_refunds{status}, hub_refunds_oldest_open_age_seconds{status}
   process_* and python_* (the serving process; per process in multiprocess mode is not aggregated)
 """
 from __future__ import annotations
@@ -50,6 +51,17 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 # the gate's verdicts (hub.domain.flash_sale.Verdict), and units handed back
 FLASH_SALE_OUTCOMES = ("admitted", "again", "sold_out", "over_limit", "too_fast", "not_started", "ended", "unknown",
                        "released")
+
+# Figures read from the database or the broker when /metrics is scraped (hub/api/ops.py): name -> help.
+SCRAPE_GAUGES = {
+    "hub_outbox_unsent": "Outbox events not yet confirmed by the broker",
+    "hub_outbox_oldest_unsent_age_seconds": "Age of the oldest outbox event not yet confirmed by the broker (0: none)",
+    "hub_dead_letters_parked": "Failed work parked for an operator now",
+    "hub_queue_messages": "Messages waiting in each broker queue",
+    "hub_refunds": "Refunds by status now (requested, processing, success, abnormal, closed, failed)",
+    "hub_refunds_oldest_open_age_seconds": "Age of the oldest refund still waiting on the platform, by status "
+                                           "(requested, processing; 0: none)",
+}
 
 
 class HubMetrics:
@@ -127,6 +139,18 @@ class HubMetrics:
         return generate_latest(self.collecting_registry()) + generate_latest(scrape)
 
 
+    def exported_series(self) -> set[str]:
+        """Every series name a scrape can carry from the hub's own metrics (counters as `…_total`,
+        histograms as `…_bucket`, `…_sum`, `…_count`) and the scrape-time gauges — what dashboards and
+        alert rules may name."""
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+        names = set(SCRAPE_GAUGES)
+        for family in self.registry.collect():
+            if family.name.startswith("hub_"):
+                names.update(family.name + s for s in suffixes.get(family.type, ("",)))
+        return names
+
+
 class _Fixed:
     def __init__(self, metrics: list[Metric]):
         self.metrics = metrics
@@ -135,8 +159,9 @@ class _Fixed:
         return self.metrics
 
 
-def gauge(name: str, help_text: str, value: float | Mapping[str, float], label: str = "") -> Metric:
-    """A gauge read at scrape time: one value, or one per `label` value."""
+def gauge(name: str, value: float | Mapping[str, float], label: str = "") -> Metric:
+    """A gauge of SCRAPE_GAUGES read at scrape time: one value, or one per `label` value."""
+    help_text = SCRAPE_GAUGES[name]
     if isinstance(value, Mapping):
         family = GaugeMetricFamily(name, help_text, labels=[label])
         for key, v in sorted(value.items()):

@@ -1,6 +1,7 @@
 """`/admin/api`: what the operations console shows, as JSON — connector health over the last hour,
-event flow and backlog, stock per SKU and location with the ledger's history, order search with
-the timeline, dead letters with filter and replay (one or many), reconciliation drift.
+event flow and backlog (both a minute at a time for the charts: charts.py), stock per SKU and location
+with the ledger's history, order search with the timeline, dead letters with filter and replay (one or
+many), reconciliation drift.
 
 Everything here is read-only except replay. A browser that holds the console's basic credentials
 must also send the console's token in `X-Console-Token` to replay, so no other site can post here."""
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from hub.api import schemas
+from hub.api import charts, schemas
 from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
 from hub.api.ops import may_replay, parked_letter_id, queue_depths, replay_letter
@@ -239,6 +240,9 @@ ROUTES = [
     Route("GET", A + "/connectors", connectors, "admin",
           "Connector health: calls, errors, error rate and latency over the last hour; last success and failure"),
     Route("GET", A + "/flow", flow, "admin", "Event flow rates, outbox and queue backlog, dead letters parked"),
+    Route("GET", A + "/charts", charts.charts, "admin",
+          "The last hour a minute at a time: events written, published, consumed and parked; outbox backlog; "
+          "each connector's calls, errors, error rate and latency"),
     Route("GET", A + "/reconciliation", reconciliation, "admin", "Channel stock drift found and repaired"),
     Route("GET", A + "/stock/{sku}", stock, "admin", "Stock of a SKU per location, with the ledger's history",
           query=(Param("location", schemas.Str(required=False, max_len=32), "one location only"),),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -15,6 +16,9 @@ from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
 from hub.metrics import CONTENT_TYPE, gauge
 from hub.storage.tables import DeadLetter, OutboxMessage, RefundRow
+
+# Refunds the platform has not answered for good yet: one that stays here long is stuck.
+OPEN_REFUNDS = (RefundStatus.REQUESTED, RefundStatus.PROCESSING)
 
 
 def _backlog(call: Call) -> tuple[int, int]:
@@ -42,15 +46,38 @@ def _refunds_by_status(call: Call) -> dict[str, float]:
     return {str(s): found.get(str(s), 0.0) for s in RefundStatus} | found
 
 
+def _age_s(now: datetime, then: datetime | None) -> float:
+    """Seconds since `then` (0 when there is none); SQLite hands datetimes back without their UTC zone."""
+    if then is None:
+        return 0.0
+    return max((now - (then if then.tzinfo else then.replace(tzinfo=UTC))).total_seconds(), 0.0)
+
+
+def _oldest_waiting(call: Call) -> tuple[float, dict[str, float]]:
+    """Ages of the oldest unsent outbox event and of the oldest refund in each status that still waits on
+    the platform: what "stuck" alerts compare with a threshold."""
+    now = call.deps.now()
+    with call.ctx.reader() as uow:
+        s = uow.session
+        oldest = s.execute(select(func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None))
+                           ).scalar_one()
+        refunds = dict(s.execute(select(RefundRow.status, func.min(RefundRow.updated_at))
+                                 .where(RefundRow.status.in_([str(x) for x in OPEN_REFUNDS]))
+                                 .group_by(RefundRow.status)).all())
+    return _age_s(now, oldest), {str(x): _age_s(now, refunds.get(str(x))) for x in OPEN_REFUNDS}
+
+
 def metrics(call: Call) -> Response:
     unsent, parked = _backlog(call)
-    gauges = [gauge("hub_outbox_unsent", "Outbox events not yet confirmed by the broker", unsent),
-              gauge("hub_dead_letters_parked", "Failed work parked for an operator now", parked),
-              gauge("hub_refunds", "Refunds by status now (requested, processing, success, abnormal, closed, "
-                    "failed)", _refunds_by_status(call), "status")]
+    oldest_unsent, oldest_refunds = _oldest_waiting(call)
+    gauges = [gauge("hub_outbox_unsent", unsent),
+              gauge("hub_outbox_oldest_unsent_age_seconds", oldest_unsent),
+              gauge("hub_dead_letters_parked", parked),
+              gauge("hub_refunds", _refunds_by_status(call), "status"),
+              gauge("hub_refunds_oldest_open_age_seconds", oldest_refunds, "status")]
     depths = queue_depths(call)
     if depths:
-        gauges.append(gauge("hub_queue_messages", "Messages waiting in each broker queue", depths, "queue"))
+        gauges.append(gauge("hub_queue_messages", depths, "queue"))
     return Response(call.deps.metrics.render(gauges), content_type=CONTENT_TYPE)
 
 

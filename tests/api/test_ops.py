@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import timedelta
 
 import requests
 from werkzeug.serving import make_server
@@ -12,8 +13,8 @@ from hub.api.app import ROUTES, build_api
 from hub.api.auth import csrf_token
 from hub.bootstrap import HubContext
 from hub.storage.db import make_engine
-from hub.storage.tables import DeadLetter
-from tests.support import T0
+from hub.storage.tables import DeadLetter, OutboxMessage, RefundRow
+from tests.support import T0, make_order_row
 
 from .conftest import CHANNEL_KEY, OPS_KEY, POS_KEYS
 
@@ -60,6 +61,28 @@ def test_metrics_in_prometheus_text(api):
     assert re.search(r"^hub_outbox_unsent \d+\.0$", text, re.M) and "hub_dead_letters_parked 0.0" in text
     assert "# TYPE hub_http_requests_total counter" in text
     assert "# TYPE hub_http_request_duration_seconds histogram" in text
+
+
+def test_metrics_carry_the_age_of_the_oldest_unsent_event_and_of_each_waiting_refund(api):
+    text = api.get("/metrics", key=OPS_KEY).get_data(as_text=True)
+    assert "hub_outbox_oldest_unsent_age_seconds 0.0" in text               # nothing waits: 0, not absent
+    assert 'hub_refunds_oldest_open_age_seconds{status="processing"} 0.0' in text
+    with api.ctx.uow() as uow:
+        make_order_row(uow, "o-1", status="cancelled")
+        uow.session.add_all([
+            OutboxMessage(message_id="m-old", event_type="stock.changed", payload={}, created_at=T0 - timedelta(
+                seconds=600)),
+            OutboxMessage(message_id="m-sent", event_type="stock.changed", payload={},
+                          created_at=T0 - timedelta(hours=2), sent_at=T0 - timedelta(hours=2)),
+            *[RefundRow(refund_no=f"r-{n}", order_id="o-1", payment_ref="tx", paid_fen=100, amount_fen=10,
+                        cause="asked", source="ops", status=status, updated_at=T0 - timedelta(seconds=age))
+              for n, (status, age) in enumerate([("processing", 1800), ("processing", 60), ("success", 9000)])]])
+        uow.commit()
+    text = api.get("/metrics", key=OPS_KEY).get_data(as_text=True)
+    assert "hub_outbox_oldest_unsent_age_seconds 600.0" in text             # the sent, older one does not count
+    assert 'hub_refunds_oldest_open_age_seconds{status="processing"} 1800.0' in text
+    assert 'hub_refunds_oldest_open_age_seconds{status="requested"} 0.0' in text
+    assert 'hub_refunds{status="processing"} 2.0' in text
 
 
 def test_console_page_carries_its_token_and_pick_lists_and_the_form_replay_still_works(api):

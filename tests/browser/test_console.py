@@ -1,6 +1,7 @@
 """The console in a real browser: Debian's headless Chromium driven by Playwright (never a downloaded
 browser build). An operator logs in, looks a SKU up and reads its ledger history, searches an order and
-opens its timeline, and replays a dead letter. A screenshot is kept in artifacts/console.png."""
+opens its timeline, and replays a dead letter; the last hour's charts carry their points. Screenshots are
+kept in artifacts/console.png and artifacts/console-charts.png."""
 from __future__ import annotations
 
 import shutil
@@ -73,5 +74,33 @@ def test_an_operator_looks_up_stock_searches_an_order_and_replays_a_dead_letter(
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+    assert errors == []
+    context.close()
+
+
+def test_the_last_hour_is_charted_a_minute_at_a_time(hub_url, browser):
+    context = browser.new_context(http_credentials={"username": "ops", "password": OPS_KEY},
+                                  viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    assert page.goto(f"{hub_url}/admin").status == 200
+    page.wait_for_selector("#chart-latency svg.chart path.line", state="attached")   # one point: no size
+    charts = page.eval_on_selector_all("#charts svg.chart", """svgs => svgs.map(s => ({
+        id: s.parentElement.id,
+        lines: [...s.querySelectorAll("path.line")].map(p => [p.dataset.series, Number(p.dataset.points),
+                                                             p.getAttribute("d").split(/[ML]/).length - 1])}))""")
+    by_id = {c["id"]: {name: (points, drawn) for name, points, drawn in c["lines"]} for c in charts}
+    assert set(by_id) == {"chart-flow", "chart-backlog", "chart-errors", "chart-latency"}
+    # sixty minutes of events from the database: the seeded stock and the order were written, none published
+    assert set(by_id["chart-flow"]) == {"written", "published", "consumed", "parked"}
+    assert all(points == drawn == 60 for points, drawn in by_id["chart-flow"].values())
+    assert by_id["chart-backlog"]["unsent"] == (60, 60)
+    # the reconciliation called the shop simulator (one call failing): its error rate and latency are drawn
+    assert by_id["chart-errors"]["wechat_shop"][0] >= 1 and by_id["chart-latency"]["wechat_shop"][0] >= 1
+    backlog_tail = page.inner_text("#chart-backlog .legend")
+    assert "unsent" in backlog_tail and "unsent —" not in backlog_tail          # the newest figure is shown
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#charts").screenshot(path=str(ARTIFACTS / "console-charts.png"))
     assert errors == []
     context.close()
