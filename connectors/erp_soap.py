@@ -138,8 +138,10 @@ class ErpSoapConnector:
                 if not isinstance(at, datetime) or at.tzinfo is None:
                     raise MappingError(self.mapping.system, "counted_at", at, "not a time with a UTC offset")
             except MappingError as exc:
-                # One line the hub cannot read (an on-hand of 3e9, a time without offset) is skipped, like a
-                # line of an unknown SKU: refusing the whole answer would stop every warehouse pull for ever.
+                if "unmapped" in str(exc):     # a plant or item with no binding: configuration, kept loud
+                    raise
+                # One line whose values the hub cannot read (an on-hand of 3e9, a time without offset) is
+                # skipped, like a line of an unknown SKU: refusing the whole answer would stop every pull for ever.
                 log.warning("%s: warehouse stock line skipped: %s", self.name, exc)
                 continue
             counts.append(StockCount(
