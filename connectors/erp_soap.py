@@ -132,10 +132,18 @@ class ErpSoapConnector:
             variables["item"] = [sku.code for sku in self.fetch_products()]
         counts = []
         for line in self._records(spec, variables):
-            d = self.mapping.inbound("stock_line", line, self.binder)
-            at = d["counted_at"]
-            if not isinstance(at, datetime) or at.tzinfo is None:
-                raise MappingError(self.mapping.system, "counted_at", at, "not a time with a UTC offset")
+            try:
+                d = self.mapping.inbound("stock_line", line, self.binder)
+                at = d["counted_at"]
+                if not isinstance(at, datetime) or at.tzinfo is None:
+                    raise MappingError(self.mapping.system, "counted_at", at, "not a time with a UTC offset")
+            except MappingError as exc:
+                if "unmapped" in str(exc):     # a plant or item with no binding: configuration, kept loud
+                    raise
+                # One line whose values the hub cannot read (an on-hand of 3e9, a time without offset) is
+                # skipped, like a line of an unknown SKU: refusing the whole answer would stop every pull for ever.
+                log.warning("%s: warehouse stock line skipped: %s", self.name, exc)
+                continue
             counts.append(StockCount(
                 source=self.name, external_id=f"{self.name}:{d['location_id']}:{d['sku']}:{at.isoformat()}",
                 sku=d["sku"], location_id=d["location_id"], on_hand=d["on_hand"], counted_at=at))

@@ -97,6 +97,20 @@ def _to_int(v: Any) -> int:
     return n
 
 
+COLUMN_MAX = 2**31 - 1     # what the hub reads in lands in INTEGER columns (hub/domain/limits.py): 32 bits
+
+
+def _column(convert: Callable[[Any], int]) -> Callable[[Any], int]:
+    """`convert` refusing what no INTEGER column holds: a count of 3e9 is a mapping error naming its field,
+    not a database error that stops every pull after it."""
+    def bounded(v: Any) -> int:
+        n = convert(v)
+        if not -COLUMN_MAX - 1 <= n <= COLUMN_MAX:
+            raise ValueError(f"out of range (at most {COLUMN_MAX} in magnitude)")
+        return n
+    return bounded
+
+
 def _decimal(v: Any) -> Decimal:
     if isinstance(v, bool):
         raise ValueError("a boolean is not an amount")
@@ -205,13 +219,13 @@ def _float_in(v: Any) -> float:
 
 CONVERSIONS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
     "str": (_str_in, _str_in),
-    "int": (_to_int, _to_int),
+    "int": (_column(_to_int), _to_int),
     "float": (_float_in, _float_in),
-    "int_str": (_to_int, lambda v: str(_to_int(v))),        # quantities sent as strings
+    "int_str": (_column(_to_int), lambda v: str(_to_int(v))),        # quantities sent as strings
     "bool_int": (_bool_int_in, lambda v: 1 if v else 0),
-    "yuan_fen": (_scaled_in(100), _yuan_out),               # system yuan (number) <-> fen
-    "yuan_str_fen": (_scaled_in(100), _yuan_str_out),       # system yuan ("12.30") <-> fen
-    "kg_g": (_scaled_in(1000), _kg_out),                    # system kg <-> grams
+    "yuan_fen": (_column(_scaled_in(100)), _yuan_out),               # system yuan (number) <-> fen
+    "yuan_str_fen": (_column(_scaled_in(100)), _yuan_str_out),       # system yuan ("12.30") <-> fen
+    "kg_g": (_column(_scaled_in(1000)), _kg_out),                    # system kg <-> grams
     "unix_datetime": (_unix_in, _unix_out),                 # seconds since epoch <-> aware datetime
     "unix_ms_datetime": (_unix_ms_in, _unix_ms_out),
     "iso_datetime": (_iso_in, _iso_out),

@@ -22,7 +22,7 @@ from werkzeug.routing import Map, Rule
 from hub import privacy
 from hub.api import callbacks, console, erp, flash_sales, openapi, ops, refunds, shop, store
 from hub.api.auth import all_secrets, authenticate
-from hub.api.body import limit_body, refuse_nul
+from hub.api.body import limit_body, refuse_unstorable
 from hub.api.http import ApiError, Call, Route, json_response, log
 from hub.bootstrap import HubContext
 from hub.connector_health import ConnectorHealth
@@ -174,7 +174,7 @@ class ApiApp:
                 raise ApiError(404, "not_found", f"no such path: {request.path}") from None
             route = self.routes[index]
             label = route.path
-            refuse_nul(request, params)
+            refuse_unstorable(request, params)
             with log_context(route=label, order_id=params.get("order_id")):
                 caller = authenticate(self.ctx.config, request, route, params)
                 response = _as_response(route.handler(Call(self.ctx, self.deps, request, route, caller, params)))

@@ -1,5 +1,6 @@
 """The request body's size limit, on every route (callbacks included), enforced while the body is read;
-and no NUL character anywhere in a request (PostgreSQL cannot store one: it would be a 500, not a 400).
+and no NUL character and no lone UTF-16 surrogate anywhere in a request (PostgreSQL cannot store a NUL,
+and no database or system takes a string that is not UTF-8: either would be a 500, not a 400).
 
 A body with a Content-Length over the limit is refused before a byte of it is read. A chunked or
 streamed body (no Content-Length) is read at most `limit` + 1 bytes: past the limit it is cut off and
@@ -14,6 +15,8 @@ import re
 from typing import Any
 
 from werkzeug import Request
+
+from hub.domain.limits import is_utf8
 
 from .http import ApiError
 
@@ -56,11 +59,19 @@ def limit_body(request: Request, limit: int) -> None:
 DECODED = "hub.decoded_json"
 
 
-def refuse_nul(request: Request, params: dict[str, str]) -> None:
-    """400 for a NUL character in the path, the query or the body (raw, in a JSON string or a form value):
-    no system the hub talks to sends one, and the database cannot hold one."""
+def not_unicode(where: str) -> ApiError:
+    return ApiError(400, "invalid_unicode", f"{where} holds a lone UTF-16 surrogate: it is not valid Unicode text")
+
+
+def refuse_unstorable(request: Request, params: dict[str, str]) -> None:
+    """400 for a NUL character or a lone surrogate in the path, the query or the body (raw, in a JSON string
+    or key, or a form value): no system the hub talks to sends one, and the database cannot hold one."""
     if any("\x00" in v for v in params.values()) or any("\x00" in k + v for k, v in request.args.items(multi=True)):
         raise ApiError(400, "nul_character", "a NUL character is not accepted in a path or query")
+    # werkzeug decodes the URL with replacement characters; checked anyway, as the handlers trust it
+    if not all(is_utf8(v) for v in params.values()) or not all(is_utf8(k + v)
+                                                               for k, v in request.args.items(multi=True)):
+        raise not_unicode("the path or query")
     raw = request.get_data(cache=True)
     if b"\x00" in raw or (request.mimetype == "application/x-www-form-urlencoded"
                           and any("\x00" in k + v for k, v in request.form.items(multi=True))):
@@ -72,27 +83,32 @@ def refuse_nul(request: Request, params: dict[str, str]) -> None:
             raise ApiError(400, "nested_too_deeply", f"JSON may nest at most {MAX_DEPTH} levels") from None
         except ValueError:
             return                                  # malformed: the handler says so
-        nul, depth = _scan(body)
+        nul, depth, surrogate = _scan(body)
         if depth > MAX_DEPTH:                       # the handlers' own readers must not run out of stack
             raise ApiError(400, "nested_too_deeply", f"JSON may nest at most {MAX_DEPTH} levels")
         if nul:
             raise ApiError(400, "nul_character", "a NUL character is not accepted in a request body")
+        if surrogate:                               # "\ud800" in JSON, or its bytes: json reads both
+            raise not_unicode("the request body")
         request.environ[DECODED] = body             # decoded once: `Call.body` validates this value
 
 
-def _scan(value: Any) -> tuple[bool, int]:
-    """(holds a NUL in a string or key, how deep it nests), without recursion."""
-    nul, deepest, todo = False, 0, [(value, 1)]
+def _scan(value: Any) -> tuple[bool, int, bool]:
+    """(holds a NUL in a string or key, how deep it nests, holds a lone surrogate), without recursion."""
+    nul, deepest, surrogate, todo = False, 0, False, [(value, 1)]
     while todo:
         v, depth = todo.pop()
         if isinstance(v, str):
             nul = nul or "\x00" in v
+            surrogate = surrogate or not is_utf8(v)
         elif isinstance(v, dict | list):
             deepest = max(deepest, depth)
             if deepest > MAX_DEPTH:
                 break
             items = v.items() if isinstance(v, dict) else enumerate(v)
             for k, x in items:
-                nul = nul or (isinstance(k, str) and "\x00" in k)
+                if isinstance(k, str):
+                    nul = nul or "\x00" in k
+                    surrogate = surrogate or not is_utf8(k)
                 todo.append((x, depth + 1))
-    return nul, deepest
+    return nul, deepest, surrogate

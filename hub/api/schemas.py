@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from hub.domain import clock
+from hub.domain.limits import INT_MAX, INT_MIN, is_utf8
 
 from .http import ApiError
 
@@ -52,6 +53,8 @@ class Str(Field):
             raise invalid(path, "must be a string")
         if "\x00" in value:                     # the database cannot hold it
             raise invalid(path, "must not contain a NUL character")
+        if not is_utf8(value):                  # a lone surrogate: no database or system can store it
+            raise invalid(path, "must be valid Unicode (no lone surrogate)")
         if not self.min_len <= len(value) <= self.max_len:
             raise invalid(path, f"must be {self.min_len} to {self.max_len} characters")
         if self.enum and value not in self.enum:
@@ -71,26 +74,31 @@ class Str(Field):
 
 @dataclass(frozen=True)
 class Int(Field):
+    """An integer; whatever the declared bounds, never beyond what an INTEGER column holds (32 bits)."""
+
     minimum: int | None = None
     maximum: int | None = None
+
+    @property
+    def low(self) -> int:
+        return INT_MIN if self.minimum is None else max(self.minimum, INT_MIN)
+
+    @property
+    def high(self) -> int:
+        return INT_MAX if self.maximum is None else min(self.maximum, INT_MAX)
 
     def parse(self, value: Any, path: str) -> int:
         # JSON has one number type: 2.0 and true are not the integer 2 here.
         if isinstance(value, bool) or not isinstance(value, int):
             raise invalid(path, "must be an integer")
-        if self.minimum is not None and value < self.minimum:
-            raise invalid(path, "must be positive" if self.minimum == 1 else f"must be at least {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            raise invalid(path, f"must be at most {self.maximum}")
+        if value < self.low:
+            raise invalid(path, "must be positive" if self.low == 1 else f"must be at least {self.low}")
+        if value > self.high:
+            raise invalid(path, f"must be at most {self.high}")
         return value
 
     def schema(self) -> dict[str, Any]:
-        s: dict[str, Any] = {"type": "integer"}
-        if self.minimum is not None:
-            s["minimum"] = self.minimum
-        if self.maximum is not None:
-            s["maximum"] = self.maximum
-        return self._doc(s)
+        return self._doc({"type": "integer", "minimum": self.low, "maximum": self.high})
 
 
 @dataclass(frozen=True)
@@ -256,7 +264,7 @@ PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment'
                         "amount_fen": Int(required=False, minimum=0, description="checked against the total")})
 CANCEL_ORDER = Obj(fields={"reason": Str(required=False, max_len=200)})
 REFUND = Obj(fields={
-    "amount_fen": Int(required=False, minimum=1, maximum=10**10,
+    "amount_fen": Int(required=False, minimum=1,
                       description="fen to refund; omitted: everything not yet refunded"),
     "reason": Str(required=False, max_len=80, description="shown to the buyer by the payment platform")})
 # ASCII digits only: a full-width "１２３４５６" is not the code, and `[0-9]` (unlike `\d`) says so.

@@ -118,7 +118,7 @@ def sales(call: Call):
         (outcome,) = till_sales.apply_receipts(uow, call.ctx.config, store, [_receipt(body)], now=call.deps.now())
         if outcome.status == "refused":
             raise ApiError(422, outcome.code, outcome.reason,
-                           field="lines" if outcome.code == "unknown_sku" else "sold_at")
+                           field="sold_at" if outcome.code == "time_ahead" else "lines")
         uow.commit()
     applied = sum(1 for r in outcome.lines if r["applied"])
     if applied:
@@ -131,7 +131,10 @@ def sales(call: Call):
 def _batch(call: Call, store: str, receipts: list[till_sales.Receipt]) -> dict:
     """Many receipts in one transaction, answered per receipt."""
     with call.ctx.uow() as uow:
-        outcomes = till_sales.apply_receipts(uow, call.ctx.config, store, receipts, now=call.deps.now())
+        try:
+            outcomes = till_sales.apply_receipts(uow, call.ctx.config, store, receipts, now=call.deps.now())
+        except till_sales.ReceiptConflict as exc:
+            raise ApiError(422, exc.code, str(exc), field=f"receipts[{exc.index}].receipt_id") from None
         uow.commit()
     applied = sum(1 for o in outcomes for line in o.lines if line["applied"])
     if applied:

@@ -116,10 +116,24 @@ class PlaceOrder:
     flash_sale_id: str | None = None          # admitted by this flash sale's gate
 
     def fingerprint(self) -> str:
-        """What a repeat with the same idempotency key must match (the channel's status may move on)."""
+        """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,
+        buyer, fulfilment, and the flash sale it was sent to), never a price the hub derived — the same request
+        retried after a price pull is the same request. The channel's status may move on."""
+        body = json.dumps({"v": 2, "lines": [[x.sku, x.qty] for x in self.lines], "buyer": asdict(self.buyer),
+                           "fulfillment": asdict(self.fulfillment), "flash_sale_id": self.flash_sale_id},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def _priced_fingerprint(self) -> str:
+        """The hash orders placed before the upgrade hold: it also hashed each line's unit price."""
         body = json.dumps({"lines": [asdict(x) for x in self.lines], "buyer": asdict(self.buyer),
                            "fulfillment": asdict(self.fulfillment)}, sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
+
+    def matches(self, request_hash: str) -> bool:
+        """Whether an order holding `request_hash` was placed by this same request. An order placed before
+        the upgrade holds the priced hash: it matches while the price is unchanged, as it did then."""
+        return request_hash in (self.fingerprint(), self._priced_fingerprint())
 
 
 @dataclass(frozen=True)

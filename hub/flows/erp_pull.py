@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from hub.bootstrap import HubContext, upsert_skus
 from hub.domain.errors import BadInput
+from hub.domain.limits import fits_int
 from hub.services import inventory
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ def pull_warehouse_stock(ctx: HubContext, progress: Callable[[int, int], None] |
             progress(done, len(lines))
         if count.location_id not in warehouses:
             continue                  # a store's on-hand is its POS's business, never the ERP's
+        if not fits_int(count.on_hand):   # an INTEGER column: a DataError here would stop every later pull
+            log.warning("ERP stock line %s@%s skipped: on-hand %d is out of range", count.sku, count.location_id,
+                        count.on_hand)
+            continue
         try:
             with ctx.uow() as uow:
                 result = inventory.apply_count(uow, count)

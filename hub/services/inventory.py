@@ -19,6 +19,7 @@ from hub import events
 from hub.config import HubConfig
 from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, SaleEnded, SaleSoldOut, UnknownLocation, UnknownSku
+from hub.domain.limits import fits_int
 from hub.domain.model import StockCount, StockDelta
 from hub.storage.detached import guard_detached, insert_detached
 from hub.storage.tables import FlashSaleRow, LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
@@ -82,6 +83,8 @@ def _apply_change(session: Session, kind: str, sku: str, location_id: str, qty: 
     # A delta older than the last count is already inside that count.
     counts = level.last_counted_at is None or occurred_at > level.last_counted_at
     on_hand_after = level.on_hand + qty if counts else level.on_hand
+    if not fits_int(qty) or not fits_int(on_hand_after):      # INTEGER columns: refused, not a DataError
+        raise BadInput(f"a change of {qty} takes on-hand of {sku} at {location_id} out of range")
     inserted = _record(session, sku=sku, location_id=location_id, kind=kind, qty=qty, source=source,
                        external_id=external_id, occurred_at=occurred_at, applied=counts,
                        on_hand_after=on_hand_after, note=note)
@@ -113,6 +116,8 @@ def apply_count(uow: UnitOfWork, count: StockCount, now: datetime | None = None)
     every real sale until then "older than the last count", and the hub's own stock-outs with it."""
     if count.on_hand < 0:
         raise BadInput(f"a count cannot be negative ({count.sku}: {count.on_hand})")
+    if not fits_int(count.on_hand):
+        raise BadInput(f"a count of {count.on_hand} is out of range ({count.sku})")
     not_ahead(count.counted_at, now or utcnow(), "counted_at")
     session = uow.session
     _check_refs(session, count.sku, count.location_id)
@@ -128,6 +133,8 @@ def apply_count(uow: UnitOfWork, count: StockCount, now: datetime | None = None)
             )
         ).scalar_one()
         on_hand = count.on_hand + int(later)
+        if not fits_int(on_hand):
+            raise BadInput(f"a count of {count.on_hand} with the later changes is out of range ({count.sku})")
     inserted = _record(session, sku=count.sku, location_id=count.location_id, kind="count", qty=count.on_hand,
                        source=count.source, external_id=count.external_id, occurred_at=count.counted_at,
                        applied=not stale, on_hand_after=on_hand)

@@ -25,6 +25,7 @@ from hub.domain.errors import (
     PickupLocked,
     UnknownSku,
 )
+from hub.domain.limits import INT_MAX, fits_int
 from hub.domain.model import (  # PlaceOrder: the request orders.place takes
     Address,
     Buyer,
@@ -73,6 +74,8 @@ def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
             raise BadInput(f"price cannot be negative (sku {line.sku})")
         if uow.session.get(SkuRow, line.sku) is None:
             raise UnknownSku(f"unknown SKU {line.sku!r}")
+    if not fits_int(sum(x.qty * x.unit_price_fen for x in cmd.lines)):     # the orders' INTEGER total column
+        raise BadInput(f"the order's total is more than {INT_MAX} fen: split it into smaller orders")
     f = cmd.fulfillment
     if f.type == FulfillmentType.PICKUP and not f.store_id:
         raise BadInput("a pickup order needs fulfillment.store_id")
@@ -136,7 +139,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     now = now or utcnow()
     existing = None if known_new else find_by_idempotency(uow, cmd.channel, cmd.idempotency_key)
     if existing is not None:
-        if existing.request_hash != cmd.fingerprint():
+        if not cmd.matches(existing.request_hash):
             raise IdempotencyConflict("this Idempotency-Key was used for a different order")
         return existing, False
     _validate(uow, cfg, cmd)

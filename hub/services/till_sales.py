@@ -18,7 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.config import HubConfig
 from hub.domain.clock import is_ahead
-from hub.domain.errors import UnknownLocation
+from hub.domain.errors import BadInput, UnknownLocation
+from hub.domain.limits import INT_MIN, fits_int
 from hub.services.inventory import stock_changed
 from hub.storage.detached import insert_rows, update_rows
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
@@ -32,12 +33,22 @@ class Receipt:
     lines: Sequence[tuple[str, int]]          # (sku, units sold), positive
 
 
+class ReceiptConflict(BadInput):
+    """One receipt number, two different receipts in one batch."""
+
+    code = "receipt_conflict"
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
 @dataclass
 class ReceiptOutcome:
     receipt_id: str
     status: str                               # applied | duplicate | refused
     reason: str = ""
-    code: str = ""                            # why it was refused: unknown_sku | time_ahead
+    code: str = ""                            # why it was refused: unknown_sku | time_ahead | too_large
     lines: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -51,6 +62,18 @@ def _merged(lines: Sequence[tuple[str, int]]) -> dict[str, int]:
     for sku, qty in lines:
         out[sku] = out.get(sku, 0) + qty
     return out
+
+
+def _refuse_reused_receipt_ids(receipts: Sequence[Receipt]) -> None:
+    """A receipt number sent twice in one batch with other lines or another time is two different sales under
+    one key: which one is the receipt? Refused (nothing applied) rather than dropping one as a duplicate.
+    The same receipt sent twice unchanged is a repeat: the second is reported as a duplicate."""
+    first: dict[str, tuple[datetime, dict[str, int]]] = {}
+    for i, r in enumerate(receipts):
+        body = (r.sold_at, _merged(r.lines))
+        if first.setdefault(r.receipt_id, body) != body:
+            raise ReceiptConflict(f"receipt {r.receipt_id!r} is in this batch twice with different lines or "
+                                  "times: send each receipt once, with all its lines", index=i)
 
 
 # Core tables, not ORM entities: the statements below skip the ORM's per-statement bookkeeping.
@@ -86,6 +109,7 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
     levels = _lock_levels(conn, store_id, wanted) if wanted else {}
     unheld = [sku for sku in wanted if sku not in levels]
     known = set(levels) | (set(conn.execute(KNOWN, {"skus": unheld}).scalars()) if unheld else set())
+    _refuse_reused_receipt_ids(receipts)
     outcomes: list[ReceiptOutcome] = []
     good: list[tuple[ReceiptOutcome, Receipt, dict[str, int]]] = []
     seen: set[str] = set()
@@ -117,6 +141,10 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
     ledger: list[dict[str, Any]] = []
     moved: set[str] = set()
     for outcome, r, merged in good:
+        if not all(fits_int(on_hand[sku] - qty) for sku, qty in merged.items() if (r.receipt_id, sku) not in held):
+            # on-hand is an INTEGER column: a receipt that would take it past -2^31 is refused, not a 500
+            outcome.code, outcome.reason = "too_large", f"the sale would take on-hand below {INT_MIN}"
+            continue
         fresh = False
         for sku, qty in sorted(merged.items()):
             if (r.receipt_id, sku) in held:

@@ -142,3 +142,16 @@ def test_warehouse_pull_reports_progress_line_by_line(flow):
     seen: list[tuple[int, int]] = []
     pull_warehouse_stock(flow.ctx, progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == list(range(1, len(seen) + 1))
+
+
+def test_a_warehouse_line_beyond_an_integer_is_skipped_and_the_others_still_apply(flow, caplog):
+    """Issue 19 item 5: an on-hand of 3e9 does not fit the ledger's INTEGER columns. It was a DataError that
+    stopped the pull at that line, every time; now it is skipped and logged like a line of an unknown SKU."""
+    erp = flow.sandbox.erp
+    erp.set_stock("1000", "TEA-001", 3_000_000_000, as_of=T0 + timedelta(hours=1))
+    erp.set_stock("1000", "CUP-002", 33, as_of=T0 + timedelta(hours=1))
+    assert erp_pull.pull_warehouse_stock(flow.ctx) == 1
+    with flow.ctx.uow() as uow:
+        assert uow.session.get(StockLevel, ("CUP-002", "WH01")).on_hand == 33
+        assert uow.session.get(StockLevel, ("TEA-001", "WH01")).on_hand != 3_000_000_000
+    assert "skipped" in caplog.text and "3000000000" in caplog.text
