@@ -5,9 +5,10 @@ when the channel was already told that figure — so ten quick sales at a till p
 pushes, and the last one carries the right number.
 
 No transaction is open while the shop is called. After each push the figure is read again
-under a lock on what the channel was told: if it moved meanwhile (a sale, or another replica's
-push of an older figure landing after ours), the newer figure is pushed too. The last push to
-land is therefore always followed by a check against the ledger.
+under a lock on what the channel was told: if it moved meanwhile (a sale), the newer figure is
+pushed too. The batch path (`publish_figures`, what the service runs) also numbers its pushes, so
+one overlapped by another replica's — either may have landed last — records "unknown" and is
+pushed again; its docstring says why the shop then ends with the hub's figure.
 """
 from __future__ import annotations
 
