@@ -94,6 +94,9 @@ class ChannelConfig(_Strict):
 
 
 class OpeningHours(_Strict):
+    """A store's daily hours, local time. `close` before `open` runs past midnight (a convenience store's
+    07:00-02:00 is open until 02:00 the next morning); `close` itself is closed. open == close is refused
+    as ambiguous (never open, or always?): a store open around the clock leaves opening_hours out."""
     open: str
     close: str
 
@@ -103,6 +106,13 @@ class OpeningHours(_Strict):
         if not _TIME.match(v):
             raise ValueError("must be HH:MM")
         return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> OpeningHours:
+        if self.open == self.close:
+            raise ValueError(f"open and close are both {self.open}: leave opening_hours out for a store "
+                             "open around the clock")
+        return self
 
 
 class LocationConfig(_Strict):

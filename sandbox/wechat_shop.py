@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Self
 
 import requests
@@ -68,6 +68,9 @@ class WeChatShopSimulator(Simulator):
         self.products: dict[str, set[str]] = {}              # product_id -> sku_ids
         self.stock: dict[tuple[str, str, str], int] = {}     # (product_id, sku_id, warehouse) -> num
         self.stock_updates: list[dict[str, Any]] = []
+        # Called with each stock update's body before it is applied (outside the lock): a test holds one
+        # push there until another has landed, to make pushes land in the order it means to.
+        self.before_stock_update: Callable[[dict[str, Any]], None] | None = None
         self.orders: dict[str, dict[str, Any]] = {}
         self.pushes: list[tuple[str, str, int]] = []         # (event, order_id, hub's HTTP status)
         super().__init__(host, port)
@@ -90,6 +93,7 @@ class WeChatShopSimulator(Simulator):
             self.stock_updates.clear()
             self.orders.clear()
             self.pushes.clear()
+            self.before_stock_update = None
 
     # -- seeding and reading, in hub terms ----------------------------------------------------
     def seed_catalog(self, skus: Iterable[str]) -> None:
@@ -205,6 +209,8 @@ class WeChatShopSimulator(Simulator):
         refused = self._known(body)
         if refused:
             return refused
+        if self.before_stock_update is not None:
+            self.before_stock_update(body)
         num, diff_type = body.get("num"), body.get("diff_type")
         if not isinstance(num, int) or isinstance(num, bool) or num < 0 or diff_type not in (1, 2, 3):
             return Response(200, {"errcode": ERR_BAD_ARGS, "errmsg": "invalid num or diff_type"})

@@ -56,11 +56,15 @@ def _shortages(wanted: dict[str, int], held: dict[str, int]) -> list[str]:
 
 
 def is_open(loc: LocationConfig, local_time: time) -> bool:
+    """Open from `open` up to (not at) `close`; hours whose close comes before their open run past
+    midnight, so 22:00-06:00 is open at 23:00 and 01:00, closed at 06:00 and 07:00."""
     if loc.opening_hours is None:
         return True
     opens = time.fromisoformat(loc.opening_hours.open)
     closes = time.fromisoformat(loc.opening_hours.close)
-    return opens <= local_time < closes
+    if opens < closes:
+        return opens <= local_time < closes
+    return local_time >= opens or local_time < closes        # overnight: the evening, or the early morning
 
 
 def _all_from(location_id: str, wanted: dict[str, int]) -> list[tuple[str, str, int]]:

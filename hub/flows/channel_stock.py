@@ -5,9 +5,10 @@ when the channel was already told that figure — so ten quick sales at a till p
 pushes, and the last one carries the right number.
 
 No transaction is open while the shop is called. After each push the figure is read again
-under a lock on what the channel was told: if it moved meanwhile (a sale, or another replica's
-push of an older figure landing after ours), the newer figure is pushed too. The last push to
-land is therefore always followed by a check against the ledger.
+under a lock on what the channel was told: if it moved meanwhile (a sale), the newer figure is
+pushed too. The batch path (`publish_figures`, what the service runs) also numbers its pushes, so
+one overlapped by another replica's — either may have landed last — records "unknown" and is
+pushed again; its docstring says why the shop then ends with the hub's figure.
 """
 from __future__ import annotations
 
@@ -104,21 +105,51 @@ def _told(uow: UnitOfWork, channel: str, pairs: list[Pair], *, lock: bool = Fals
 _TOLD = ChannelStockPublished.__table__
 # Core columns and bound parameters, built once: written with the ORM's attributes it went through the ORM's
 # bulk-update path and was compiled per batch (with the insert beside it, a fifth of channel sync's CPU).
-_RECORD = (_TOLD.update()
-           .where(_TOLD.c.channel == bindparam("p_channel"), _TOLD.c.sku == bindparam("p_sku"),
-                  _TOLD.c.location_id == bindparam("p_loc"))
-           .values(available=bindparam("p_available"), published_at=bindparam("p_at")))
+_KEY = (_TOLD.c.channel == bindparam("p_channel"), _TOLD.c.sku == bindparam("p_sku"),
+        _TOLD.c.location_id == bindparam("p_loc"))
+_BEGIN = _TOLD.update().where(*_KEY).values(push_seq=bindparam("p_seq"))
+_RECORD = (_TOLD.update().where(*_KEY)
+           .values(available=bindparam("p_available"), published_at=bindparam("p_at"),
+                   untrusted_through=bindparam("p_untrusted")))
+UNKNOWN = -1                 # told: which of overlapping pushes landed last is not known (never a figure)
+
+
+def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
+    """(push_seq, untrusted_through) per pair, the rows created if missing and locked in key order."""
+    _told(uow, channel, pairs, lock=True)
+    return {(sku, loc): (seq, untrusted) for sku, loc, seq, untrusted in uow.session.execute(
+        select(ChannelStockPublished.sku, ChannelStockPublished.location_id, ChannelStockPublished.push_seq,
+               ChannelStockPublished.untrusted_through)
+        .where(ChannelStockPublished.channel == channel,
+               tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))}
 
 
 def publish_figures(ctx: HubContext, shop: Any, channel: str, safety: int, pairs: list[Pair]) -> dict[Pair, int]:
-    """`publish_figure` for many pairs at once, with the same guarantee (the last push to land is followed
-    by a check against the ledger under the lock), in three statements instead of some eight round trips per
-    pair: read every figure and what the channel was told, push what differs (several at once), then record
-    them and read the figures again under the lock. A pair whose figure moved meanwhile gets a stock event
-    of its own, so a later batch pushes the newer figure — together with the sales' own events for it —
-    rather than this batch pushing round after round while a busy store keeps moving it (issue 11: under
-    200 sales/s every pair moved during every push, and each batch pushed five times over). Returns the
-    figure pushed per pair."""
+    """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
+    eight round trips per pair: read every figure and what the channel was told; number the pushes of
+    those that differ; push them (several at once, no transaction open); record them under the lock and
+    read the figures again. A pair whose figure moved, or whose push overlapped another, gets a stock event
+    of its own (cause `recheck`), so a later batch pushes the newer figure — together with the sales' own
+    events for it — rather than this batch pushing round after round while a busy store keeps moving it
+    (issue 11). Returns the figure pushed per pair.
+
+    Why the shop ends with the hub's figure. Pushes land at the shop in any order and it keeps the last one
+    to land, so `told` may claim a figure only when no other push could have landed after it. Each push
+    takes the next `push_seq` of its pair before it is sent; at its record, under the row's lock:
+
+    - a later push has begun since (`push_seq` moved on): either may land last. Told becomes UNKNOWN,
+      pushes up to the latest begun are marked untrusted, and a recheck is emitted. The recheck's push
+      begins after this one has landed, so it lands after it (issue 19: A's slow 5 landing after B's 4).
+    - an earlier push recorded, while this one was in flight, that it overlapped (this push's number is
+      `untrusted_through` or below): told becomes UNKNOWN; that push's recheck reads UNKNOWN (or a later
+      push's numbers) and pushes again, after both landed.
+    - otherwise no other push overlapped this one: every push begun before it recorded before it began, so
+      landed before; any begun after records after, under these same rules. The shop shows this figure:
+      told is it, and if the ledger moved meanwhile a recheck is emitted.
+
+    UNKNOWN equals no figure, so the next batch for the pair pushes; a told figure is skipped only when it
+    is what the shop shows, or a push in flight will record — and check — after it. A push that fails may
+    have landed: it is recorded as overlapped (UNKNOWN) before the error is raised, so the retry pushes."""
     pairs = sorted(set(pairs))
     if not pairs:
         return {}
@@ -128,18 +159,37 @@ def publish_figures(ctx: HubContext, shop: Any, channel: str, safety: int, pairs
     due = {p: figures[p] for p in pairs if told.get(p) != figures[p]}
     if not due:
         return {}
-    _push_all(shop, due)
+    keys = sorted(due)
+    with ctx.uow() as uow:                                    # number the pushes: short, before any call
+        mine = {p: seq + 1 for p, (seq, _) in _numbers(uow, channel, keys).items()}
+        uow.session.execute(_BEGIN, [{"p_channel": channel, "p_sku": sku, "p_loc": loc, "p_seq": mine[(sku, loc)]}
+                                     for sku, loc in keys])
+        uow.commit()
+    failed = _push_all(shop, due)
     with ctx.uow() as uow:
-        keys = sorted(due)
-        _told(uow, channel, keys, lock=True)
-        now = utcnow()
-        uow.session.execute(_RECORD, [{"p_channel": channel, "p_sku": sku, "p_loc": loc, "p_available": due[(sku, loc)],
-                                       "p_at": now} for sku, loc in keys])
+        numbers, now = _numbers(uow, channel, keys), utcnow()
         again = figures_now(uow, ctx, safety, keys)
-        for sku, loc in keys:
-            if again[(sku, loc)] != due[(sku, loc)]:           # moved while we pushed: checked again later
+        rows, recheck = [], []
+        for pair in keys:
+            latest, untrusted = numbers[pair]
+            if latest != mine[pair] or pair in failed:       # overlapped by a later push, or landed unknown
+                available, untrusted = UNKNOWN, latest
+                recheck.append(pair)
+            elif mine[pair] <= untrusted:                    # an earlier push overlapped this one
+                available = UNKNOWN
+            else:                                            # alone: the shop shows this figure
+                available = due[pair]
+                if again[pair] != due[pair]:                 # moved while we pushed: checked again later
+                    recheck.append(pair)
+            rows.append({"p_channel": channel, "p_sku": pair[0], "p_loc": pair[1], "p_available": available,
+                         "p_at": now, "p_untrusted": untrusted})
+        uow.session.execute(_RECORD, rows)
+        for sku, loc in recheck:
+            if (sku, loc) not in failed:                     # a failed batch is retried as a whole
                 inventory.stock_changed(uow, sku, loc, RECHECK)
         uow.commit()
+    if failed:
+        raise next(iter(failed.values()))
     return due
 
 
@@ -148,21 +198,22 @@ PUSHES_AT_ONCE = 8           # shop calls in flight for one batch (the shop API 
 _pushers: ThreadPoolExecutor | None = None
 
 
-def _push_all(shop: Any, due: dict[Pair, int]) -> None:
-    """Push every figure, several at once (green threads in the services); the first failure is raised
-    once all have finished (a figure pushed twice is harmless: it is absolute)."""
+def _push_all(shop: Any, due: dict[Pair, int]) -> dict[Pair, Exception]:
+    """Push every figure, several at once (green threads in the services); the pairs whose push failed,
+    with the error, once all have finished (a figure pushed twice is harmless: it is absolute)."""
     global _pushers
     if len(due) == 1:
         ((sku, store_id), figure), = due.items()
-        shop.update_store_stock(sku, store_id, figure)
-        return
+        try:
+            shop.update_store_stock(sku, store_id, figure)
+        except Exception as exc:  # noqa: BLE001 — recorded as unknown, then raised by the caller
+            return {(sku, store_id): exc}
+        return {}
     if _pushers is None:
         _pushers = ThreadPoolExecutor(PUSHES_AT_ONCE, thread_name_prefix="shop-push")
-    calls = [_pushers.submit(shop.update_store_stock, sku, store_id, figure)
-             for (sku, store_id), figure in due.items()]
-    wait(calls)
-    for call in calls:
-        call.result()
+    calls = {pair: _pushers.submit(shop.update_store_stock, pair[0], pair[1], figure) for pair, figure in due.items()}
+    wait(calls.values())
+    return {pair: call.exception() for pair, call in calls.items() if call.exception() is not None}
 
 
 @consumer("channel_sync.publish_stock", calls_out=True)

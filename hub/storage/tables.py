@@ -285,7 +285,9 @@ class ErpFeedEntry(Base):
 
 
 class ChannelStockPublished(Base):
-    """What each channel was last told per (SKU, store): for coalescing and reconciliation."""
+    """What each channel was last told per (SKU, store): for coalescing and reconciliation. `available` is
+    -1 when pushes overlapped and which landed last is unknown. `push_seq` numbers the pushes begun;
+    pushes numbered up to `untrusted_through` overlapped another (hub/flows/channel_stock.py)."""
 
     __tablename__ = "channel_stock_published"
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -293,6 +295,8 @@ class ChannelStockPublished(Base):
     location_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     available: Mapped[int] = mapped_column(Integer)
     published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    push_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    untrusted_through: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class FlashSaleRow(Base):

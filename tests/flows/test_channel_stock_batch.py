@@ -3,6 +3,8 @@ SQLite and PostgreSQL, ends with the shop showing each (SKU, store) figure, push
 many events named it; a figure the shop already shows is not pushed again; warehouses are not pushed."""
 from __future__ import annotations
 
+import threading
+
 from hub.consumers import handle_batch
 from hub.domain.model import StockDelta
 from hub.flows import channel_stock  # noqa: F401  (registers the consumer and its batch handler)
@@ -86,3 +88,65 @@ def test_a_figure_that_moves_under_its_push_is_pushed_again_by_a_later_batch(flo
     handle_batch(flow.ctx, "channel_sync.publish_stock", rechecks + envelopes)
     assert shop.stock_of(a, "S001") == 10 - 3 - safety and shop.stock_of(b, "S001") == 10 - 1 - safety
     assert len(shop.stock_updates) == 3                                       # only the moved pair again
+
+
+class _HoldAfterLanding:
+    """The real shop connector, holding its caller between the push landing and its record."""
+
+    def __init__(self, shop, landed: threading.Event, until: threading.Event):
+        self.shop, self.landed, self.until = shop, landed, until
+
+    def update_store_stock(self, sku: str, store_id: str, available: int) -> None:
+        self.shop.update_store_stock(sku, store_id, available)
+        self.landed.set()
+        assert self.until.wait(20), "batch A never recorded"
+
+
+def test_an_older_push_landing_last_is_pushed_over_by_the_recheck(flow):
+    """Issue 19: batch A reads 5, a till sale makes it 4, batch B reads and pushes 4, A's slower push of 5
+    lands last; A records first, then B. The shop must end with the hub's 4 once the rechecks are handled
+    (the old code recorded 4 as told, and the recheck found nothing to push: shop 5, hub 4)."""
+    sim = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    pair = (SKUS[0], "S001")
+    connector = flow.ctx.connectors.channel("wechat_shop")
+    sell(flow, *pair, 1, "r-before")
+    five = 10 - 1 - safety
+    a_held, b_landed, a_recorded = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def hold_a(body: dict) -> None:               # the shop receives A's push first, applies it after B's
+        seen.append(body["num"])
+        if len(seen) == 1:
+            a_held.set()
+            assert b_landed.wait(20), "B's push never landed"
+
+    sim.before_stock_update = hold_a
+    results: dict[str, object] = {}
+
+    def batch(name: str, shop) -> None:
+        try:
+            results[name] = channel_stock.publish_figures(flow.ctx, shop, "miniprogram", safety, [pair])
+        except BaseException as exc:           # noqa: BLE001 — asserted below
+            results[name] = exc
+        if name == "A":
+            a_recorded.set()
+
+    a = threading.Thread(target=batch, args=("A", connector))
+    a.start()
+    assert a_held.wait(20)
+    sell(flow, *pair, 1, "r-during")                                # the till sale: 5 -> 4
+    b = threading.Thread(target=batch, args=("B", _HoldAfterLanding(connector, b_landed, a_recorded)))
+    b.start()
+    a.join(30)
+    b.join(30)
+    assert results == {"A": {pair: five}, "B": {pair: five - 1}}
+    assert seen == [five, five - 1] and sim.stock_of(*pair) == five   # A's older figure landed last
+    sim.before_stock_update = None
+
+    for _ in range(3):                                              # the rechecks, as the consumer takes them
+        rechecks = [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]
+        handle_batch(flow.ctx, "channel_sync.publish_stock", rechecks)
+    assert sim.stock_of(*pair) == five - 1                          # the hub's figure, without reconciliation
+    with flow.ctx.reader() as uow:
+        assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: five - 1}

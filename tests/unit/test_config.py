@@ -117,3 +117,20 @@ def test_split_express_is_refused_because_fulfilment_books_one_waybill():
     text = TEXT.replace("allow_split_express: false", "allow_split_express: true")
     found = problems(text, config_env())
     assert any(path == "routing.allow_split_express" and "not supported" in why for path, why in found)
+
+
+def test_overnight_opening_hours_are_accepted_and_equal_ones_refused():
+    overnight = TEXT.replace('{open: "09:00", close: "22:00"}', '{open: "22:00", close: "06:00"}')
+    hours = parse_config(overnight, env=config_env()).location("S001").opening_hours
+    assert (hours.open, hours.close) == ("22:00", "06:00")
+    same = TEXT.replace('{open: "09:00", close: "22:00"}', '{open: "08:00", close: "08:00"}')
+    (path, message), = problems(same, config_env())
+    assert path == "locations[S001].opening_hours" and "around the clock" in message
+
+
+def test_check_config_cli_names_a_bad_closing_time(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TEXT.replace('close: "22:00"}', 'close: "24:30"}', 1))
+    result = _hub_cli("check-config", str(bad), env=config_env())
+    assert result.returncode != 0
+    assert "locations[S001].opening_hours.close" in result.stdout and "must be HH:MM" in result.stdout

@@ -1,13 +1,14 @@
 """Source selection with the reasons each candidate was passed over."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
 from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
 from hub.domain.model import Address, FulfillmentType, OrderLine
-from hub.domain.routing import route_delivery, route_express, route_pickup
+from hub.domain.routing import is_open, route_delivery, route_express, route_pickup
 from tests.support import make_config
 
 CFG = make_config(open_all_day=False)
@@ -94,3 +95,38 @@ def test_express_split_only_when_allowed():
     split_cfg = two.model_copy(update={"routing": two.routing.model_copy(update={"allow_split_express": True})})
     d = route_express(split_cfg, LINES, NEAR_S001, s)
     assert sorted(d.allocations) == [("CUP-002", "WH02", 1), ("TEA-001", "WH01", 2)]
+
+
+def overnight_config(open_: str, close: str):
+    """The repository config with every store keeping `open_`-`close` (the tests ask one store)."""
+    from pathlib import Path
+
+    from hub.config import DEFAULT_CONFIG_PATH, parse_config
+    from tests.support import config_env
+    text = re.sub(r"opening_hours: \{[^}]*\}", f'opening_hours: {{open: "{open_}", close: "{close}"}}',
+                  Path(DEFAULT_CONFIG_PATH).read_text())
+    return parse_config(text, env=config_env(text))
+
+
+@pytest.mark.parametrize(("hh", "mm", "open_now"), [
+    (22, 0, True), (23, 0, True), (0, 0, True), (1, 0, True), (5, 59, True),
+    (6, 0, False),                      # closed at exactly close
+    (7, 0, False), (12, 0, False), (21, 59, False)])
+def test_a_store_open_past_midnight_delivers_through_the_night(hh, mm, open_now):
+    cfg = overnight_config("22:00", "06:00")
+    at = datetime(2026, 11, 25, hh, mm, tzinfo=SH)
+    full = {"TEA-001": 5, "CUP-002": 5}
+    held = {loc.id: ({} if loc.id == "S001" else {"TEA-001": 0, "CUP-002": 0}) for loc in cfg.locations}
+    held["S001"] = full
+    assert is_open(cfg.location("S001"), at.time()) is open_now
+    if open_now:
+        assert route_delivery(cfg, LINES, NEAR_S001, held, at).location_id == "S001"
+    else:
+        with pytest.raises(NoRoute) as exc:
+            route_delivery(cfg, LINES, NEAR_S001, held, at)
+        assert "closed now (open 22:00-06:00)" in {r["location_id"]: r["reason"] for r in exc.value.reasons}["S001"]
+
+
+def test_a_convenience_store_open_until_two_is_open_at_one_and_at_seven():
+    loc = overnight_config("07:00", "02:00").location("S001")
+    assert [is_open(loc, time(h)) for h in (1, 2, 3, 6, 7, 12, 23)] == [True, False, False, False, True, True, True]
