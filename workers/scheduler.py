@@ -1,4 +1,5 @@
-"""Scheduler: the hub's periodic work as nameko timers."""
+"""Scheduler: the hub's periodic work as nameko timers, and a flash sale's give-back
+(`hub/handlers.py`, service "scheduler")."""
 from __future__ import annotations
 
 import logging
@@ -7,16 +8,17 @@ import time
 from nameko.timer import timer
 
 from hub.flows import reconcile, refunds
-from hub.services import flash_sales, housekeeping
+from hub.services import housekeeping
 
 from .dependencies import HubCore
-from .subscribe import consume
+from .subscribe import subscribed
 
 log = logging.getLogger(__name__)
 RECONCILE_TICK_S = 5
 _last_reconcile: dict[int, float] = {}     # per hub context: when reconciliation last ran
 
 
+@subscribed
 class SchedulerService:
     name = "scheduler"
     hub = HubCore()
@@ -52,5 +54,3 @@ class SchedulerService:
             reconcile.reconcile_channel_stock(self.hub)     # logs and counts what it repaired
         except Exception as exc:   # a channel (or our database) away: the next run checks again
             log.warning("channel stock reconciliation failed: %s", exc)
-
-    flash_sale_give_back = consume(flash_sales.GIVE_BACK)

@@ -133,9 +133,8 @@ def replay_letter(call: Call, dead_letter_id: int) -> bool:
     try:
         if call.deps.replay_dead_letter is not None:
             return bool(call.deps.replay_dead_letter(dead_letter_id))
-        from hub import consumers, flows
-        flows.load()
-        return consumers.replay(call.ctx, dead_letter_id)
+        from hub import consumers, handlers
+        return consumers.replay(call.ctx, dead_letter_id, handlers.BY_NAME)
     except Exception as exc:  # noqa: BLE001 - the letter stays parked; the answer says it failed
         log.warning("replay of dead letter %s failed: %s", dead_letter_id, exc)
         return False

@@ -6,14 +6,13 @@ Both systems dedupe on the hub's order id: a repeat gets the same document / no 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
 from hub.domain.model import Buyer
 from hub.domain.order_states import OrderStatus
-from hub.flows import reacts
+from hub.events import OrderStatusChanged
 from hub.services import erp_feed, orders
 from hub.storage.tables import ErpFeedEntry
 
@@ -21,14 +20,13 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 
 
-@reacts("erp_sync.sales_order", to=[S.COMPLETED], calls_out=True)
-def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
+def erp_sales_order(ctx: HubContext, event: OrderStatusChanged) -> None:
     """Into the ERP's pull feed (once), and pushed over SOAP where the ERP takes pushes.
 
     The feed row is committed before the ERP is called, and the document number recorded after
     with one short UPDATE: no lock on `erp_feed` is held while the ERP answers."""
     with ctx.uow() as uow:
-        order = orders.get(uow, data["order_id"])
+        order = orders.get(uow, event.order_id)
         erp_feed.add_to_feed(uow, order.id)
         snap = orders.snapshot(order)
         uow.commit()
@@ -48,13 +46,12 @@ def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
     log.info("order %s is ERP document %s", snap.order_id, document_no)
 
 
-@reacts("erp_sync.crm_points", to=[S.COMPLETED], calls_out=True)
-def award_points(ctx: HubContext, data: dict[str, Any]) -> None:
+def crm_points(ctx: HubContext, event: OrderStatusChanged) -> None:
     """One point per yuan spent, to the buyer's CRM member (created on the first order)."""
     if not ctx.connectors.has("crm"):
         return
     with ctx.reader() as uow:
-        order = orders.get(uow, data["order_id"])
+        order = orders.get(uow, event.order_id)
         order_id, buyer, points = order.id, Buyer(**order.buyer), order.total_fen // 100
     crm = ctx.connectors.crm()
     member = crm.upsert_member(buyer)
