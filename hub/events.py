@@ -116,3 +116,19 @@ class OrderRefundDue(Event):
 
 CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue)
 EVENTS: dict[str, type[Event]] = {e.TYPE: e for e in CATALOGUE}
+
+
+@dataclass(frozen=True)
+class Probe(Event):
+    """Not the core's: an event of the backbone tests' and benchmarks' own consumers (any type name,
+    any data, handed to the consumer as the dict it is). The core emits only the CATALOGUE's."""
+
+    TYPE: str                # type: ignore[misc]  (an instance's own name here)
+    fields: dict[str, Any]
+
+    def data(self) -> dict[str, Any]:
+        return self.fields
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Any:
+        return data
