@@ -8,8 +8,13 @@ or the base a mapping's relative WSDL paths hang from), `endpoint` (where calls 
 WSDL names another host), `services` (a WSDL/endpoint per call), `auth` (wsse | basic | ntlm).
 
 Failures are classified: a SOAP Fault or an error row in the answer's message table is a
-PermanentError unless the mapping lists its code as transient; a transport failure, a 5xx
-and a 429 are TransientErrors; a refused login is a PermanentError, at the WSDL as at a call.
+PermanentError unless the mapping lists its code as transient (or `done`: "already there",
+which a create counts as applied); a transport failure, a 5xx and a 429 are TransientErrors;
+a refused login is a PermanentError, at the WSDL as at a call. A create whose answer may have
+been lost after the ERP saved it (a read timeout, a 504) is resent only when the mapping can
+look it up first or says the ERP refuses repeats; otherwise it is OutcomeUnknown, for an operator.
+
+Every job is optional: an ERP that answers only sales orders has no product_master (`does`).
 """
 from __future__ import annotations
 
@@ -34,7 +39,16 @@ from hub.domain.model import OrderSnapshot, Sku, StockCount
 from mappings.calls import CallSpec, render
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 
-from .base import Binder, ConnectorError, MappingError, PermanentError, RetryPolicy, TransientError, http_session
+from .base import (
+    Binder,
+    ConnectorError,
+    MappingError,
+    OutcomeUnknown,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    http_session,
+)
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
@@ -43,8 +57,13 @@ logging.getLogger("zeep.transports").setLevel(logging.INFO)
 
 LOCATION = "location"          # binder kind of a warehouse or store code
 AUTH_KINDS = ("wsse", "basic", "ntlm")
-JOBS = ("product_master", "warehouse_stock", "create_sales_order")   # the calls every ERP mapping names
+JOBS = ("product_master", "warehouse_stock", "create_sales_order")   # each optional: an ERP does what it maps
 MAX_PAGES = 10_000             # a system that ignores the page argument must not loop forever
+NOT_SENT_STATUSES = (429, 503)  # the server says it did not take the request: safe to send again
+
+
+class AlreadyDone(PermanentError):
+    """The ERP refused a call as a repeat of one it holds (a fault or message mapped `done`)."""
 
 
 class ErpSoapConnector:
@@ -90,9 +109,10 @@ class ErpSoapConnector:
             mapping = load_mapping(mapping_name(system.get("mapping", "erp_soap")))
         except MappingConfigError as exc:
             return [*problems, ("mapping", str(exc))]
-        for job in JOBS:
-            if not mapping.has_call(job):
-                problems.append(("mapping", f"{mapping.source} has no calls.{job}"))
+        if not any(mapping.has_call(job) for job in JOBS):
+            problems.append(("mapping", f"{mapping.source} names none of calls.{', calls.'.join(JOBS)}"))
+        if system.get("push_orders") and not mapping.has_call("create_sales_order"):
+            problems.append(("push_orders", f"{mapping.source} has no calls.create_sales_order to push with"))
         relative = [c for c in JOBS if mapping.has_call(c) and mapping.call(c).wsdl
                     and not urlsplit(mapping.call(c).wsdl).scheme]
         if relative and wsdl and not urlsplit(wsdl).path.endswith("/"):
@@ -110,6 +130,10 @@ class ErpSoapConnector:
         return problems
 
     # -- the three jobs ------------------------------------------------------------------
+    def does(self, job: str) -> bool:
+        """Whether the mapping names this job (product_master, warehouse_stock, create_sales_order)."""
+        return self.mapping.has_call(job)
+
     def fetch_products(self) -> list[Sku]:
         """The ERP's product master as canonical SKUs (prices in fen)."""
         skus = []
@@ -119,9 +143,11 @@ class ErpSoapConnector:
                             unit=d["unit"] or "pcs", price_fen=d["price_fen"]))
         return skus
 
-    def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None) -> list[StockCount]:
+    def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None,
+                              sku_codes: list[str] | None = None) -> list[StockCount]:
         """On-hand per (warehouse, SKU) as counts, each as of the ERP's own posting time (or, for
-        a system that gives none, the time of the call)."""
+        a system that gives none, the time of the call). A call asked per item takes the item
+        numbers from the product master, or, for an ERP without one, `sku_codes` (the hub's)."""
         spec = self.mapping.call("warehouse_stock")
         plants = [self._plant(wid) for wid in warehouse_ids or []]
         if "plant" in spec.fan_out and not plants:
@@ -129,7 +155,13 @@ class ErpSoapConnector:
         variables: dict[str, Any] = {"plants": plants or None, "plant": plants}
         if "item" in spec.fan_out:
             # One call per item: the item numbers are the product master's (the hub's SKU codes).
-            variables["item"] = [sku.code for sku in self.fetch_products()]
+            if self.does("product_master"):
+                variables["item"] = [sku.code for sku in self.fetch_products()]
+            elif sku_codes is None:
+                raise PermanentError(self.name, f"{spec.operation} is asked per item and the ERP has no "
+                                                f"product list: name the SKUs to ask for")
+            else:
+                variables["item"] = list(sku_codes)
         counts = []
         for line in self._records(spec, variables):
             d = self.mapping.inbound("stock_line", line, self.binder)
@@ -156,11 +188,41 @@ class ErpSoapConnector:
             if found:
                 log.info("%s: order %s already in the ERP as %s", self.name, order.order_id, found)
                 return found
-        args = self._args(spec, {"order": order}, order)
-        answer = self._invoke(spec, args)
+        if spec.per_line:
+            # Every line, in order; a line the ERP already holds counts as sent, so a retry after
+            # a lost answer completes the order instead of stopping at its first line.
+            answers = [self._send(spec, self._line_args(spec, order, line, i), order)
+                       for i, line in enumerate(order.lines)]
+            answer = answers[-1] if answers else None
+        else:
+            answer = self._send(spec, self._args(spec, {"order": order}, order), order)
+        if answer is None:                   # "already there": the ERP's own refusal of a repeat
+            found = self._find_order(self.mapping.call(spec.lookup), order) if spec.lookup else None
+            return found or order.order_id   # without a lookup the ERP's copy is known by the hub's id
+        if spec.per_line and not spec.result:
+            return order.order_id
         if not isinstance(answer, dict):
             answer = {"DocumentNo": answer}   # an operation that answers the bare number
         return self.mapping.inbound(spec.result or "sales_order_result", answer)["document_no"]
+
+    def _send(self, spec: CallSpec, args: dict[str, Any], order: OrderSnapshot) -> Any:
+        """One create call: its answer, or None when the ERP says it already holds it."""
+        try:
+            return self._invoke(spec, args)
+        except AlreadyDone as exc:
+            log.info("%s: order %s: %s already there (%s): counted as applied", self.name, order.order_id,
+                     spec.operation, exc)
+            return None
+        except TransientError as exc:
+            if getattr(exc, "maybe_applied", False) and not (spec.lookup or spec.dedupes):
+                raise OutcomeUnknown(self.name, f"{spec.operation} for order {order.order_id}: the answer was lost "
+                                                f"({exc}); the ERP may have saved it and cannot be asked — check the "
+                                                f"ERP before resending") from exc
+            raise
+
+    def _line_args(self, spec: CallSpec, order: OrderSnapshot, line: Any, index: int) -> dict[str, Any]:
+        args = render(spec.args, {"order": order, "line": line})
+        return _merge(args, self.mapping.outbound_line(spec.entity or "", line, order, index, self.binder))
 
     def _find_order(self, spec: CallSpec, order: OrderSnapshot) -> str | None:
         for record in self._records(spec, {"order": order}, retry=False):
@@ -273,9 +335,13 @@ class ErpSoapConnector:
         except zeep.exceptions.Fault as fault:
             raise self._fault_error(operation, fault) from fault
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise TransientError(self.name, f"{operation}: {type(exc).__name__}: {exc}") from exc
+            error = TransientError(self.name, f"{operation}: {type(exc).__name__}: {exc}")
+            error.maybe_applied = not _never_sent(exc)
+            raise error from exc
         except zeep.exceptions.TransportError as exc:
-            raise self._http_error(exc, operation) from exc
+            error = self._http_error(exc, operation)
+            error.maybe_applied = exc.status_code not in NOT_SENT_STATUSES
+            raise error from exc
         except (TypeError, ValueError, zeep.exceptions.ValidationError) as exc:
             # Our arguments do not fit the WSDL: a mapping problem, retrying will not help.
             raise PermanentError(self.name, f"{operation}: arguments do not fit the WSDL "
@@ -304,6 +370,8 @@ class ErpSoapConnector:
         message = f"{spec.operation} answered with errors: {text}"
         # A follow-up message ("V4 219 document not changed") says nothing of the cause.
         causes = [k for k in kinds if k != "consequence"] or kinds
+        if all(k == "done" for k in causes):
+            raise AlreadyDone(self.name, message)
         if all(k == "transient" for k in causes):
             raise TransientError(self.name, message)
         raise PermanentError(self.name, message)
@@ -323,6 +391,8 @@ class ErpSoapConnector:
             kind = "permanent"
         if kind == "transient":
             return TransientError(self.name, message)
+        if kind == "done":
+            return AlreadyDone(self.name, message)
         return PermanentError(self.name, message)
 
     def _http_error(self, exc: zeep.exceptions.TransportError, what: str) -> ConnectorError:
@@ -361,6 +431,14 @@ def _session(wsdl: str, auth: str, username: str, password: str) -> requests.Ses
 
         session.auth = HttpNtlmAuth(username, password)
     return session
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """A connection that was never made carried no request: the ERP cannot have saved anything."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text or "NameResolutionError" in text
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -5,12 +5,15 @@ service, HTTP Basic (NavUserPassword) or NTLM (Windows login), German field name
   /DynamicsNAV/WS/CRONUS/Page/Lagerbestand       ReadMultiple              stock per item and location
   /DynamicsNAV/WS/CRONUS/Page/Verkaufsauftrag    Read, ReadMultiple, Create  sales orders (with lines)
   /DynamicsNAV/WS/CRONUS/Codeunit/Lagerabfrage   GetItemInventory(itemNo, locationCode) -> return_value
+  /DynamicsNAV/WS/CRONUS/Codeunit/Verkaufsbuchung  CreateSalesLine(orderNo, lineNo, itemNo, locationCode,
+                                                   quantity, unitPrice) -> return_value   one flat call per line
 
 ReadMultiple takes `filter` (repeated {Field, Criteria}), `bookmarkKey` and `setSize`, and
 answers records that each carry a `Key`; the next page starts after `bookmarkKey`. Create
 never dedupes: a second Create of the same order is a second order. Errors are SOAP Faults
-with NAV's exception names as fault codes. Knobs: `lock_next` (a locked table on Create),
-`lose_answer_next` (the order is created, the answer lost: HTTP 504).
+with NAV's exception names as fault codes; a second CreateSalesLine of the same (orderNo,
+lineNo) is refused with NavCSideDuplicateKeyException ("The Sales Line already exists").
+Knobs: `lock_next` (a locked table on Create), `lose_answer_next` (the order is created, the answer lost: HTTP 504).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ UNITS = {"BOX": "KARTON", "EA": "STÜCK", "SET": "SATZ", "KG": "KG"}   # German 
 _EXC = "Microsoft.Dynamics.Nav.Types.Exceptions."
 NOT_FOUND, LOCKED, VALIDATION = _EXC + "NavNCLRecordNotFoundException", _EXC + "NavNCLLockTimeoutException", \
     _EXC + "NavTestFieldException"
+DUPLICATE = _EXC + "NavCSideDuplicateKeyException"
 
 
 def _ns(kind: str, name: str) -> str:
@@ -44,6 +48,7 @@ def _ns(kind: str, name: str) -> str:
 
 NS_ITEM, NS_STOCK, NS_ORDER = _ns("page", "Artikel"), _ns("page", "Lagerbestand"), _ns("page", "Verkaufsauftrag")
 NS_QUERY = _ns("codeunit", "Lagerabfrage")
+NS_POSTING = _ns("codeunit", "Verkaufsbuchung")
 
 
 def _filter_type(ns: str, page: str, fields: list[str]) -> type:
@@ -140,6 +145,13 @@ class Lagerabfrage(ServiceBase):
         return _sim(ctx).item_inventory(itemNo, locationCode)
 
 
+class Verkaufsbuchung(ServiceBase):
+    @rpc(Unicode(min_occurs=1), Integer(min_occurs=1), Unicode(min_occurs=1), Unicode, XsDecimal(min_occurs=1),
+         XsDecimal, _returns=Unicode, _out_variable_name="return_value", _body_style="wrapped")
+    def CreateSalesLine(ctx, orderNo, lineNo, itemNo, locationCode, quantity, unitPrice):  # noqa: N802, N803
+        return _sim(ctx).create_line(orderNo, lineNo, itemNo, locationCode, quantity, unitPrice)
+
+
 @dataclass
 class NavSimulator(SoapErpSimulator):
     """Knobs (`faults`): lock_next fails Create with a lock timeout; lose_answer_next creates, then 504s.
@@ -155,12 +167,18 @@ class NavSimulator(SoapErpSimulator):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.orders: dict[str, dict[str, Any]] = {}        # Nr -> the order as created
+        self.sales_lines: dict[tuple[str, int], dict[str, Any]] = {}   # (orderNo, lineNo) -> the codeunit's line
         self._next_no = 1001
 
     @classmethod
     def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> NavSimulator:
         return cls(port=port, username=env.get("HUB_ERP_USER", DEFAULT_USER),
                    password=env.get("HUB_ERP_PASSWORD", DEFAULT_PASSWORD))
+
+    def lines_for(self, order_no: str) -> list[dict[str, Any]]:
+        """The lines the per-line codeunit holds for an order, by line number."""
+        with self._lock:
+            return [ln for (no, _), ln in sorted(self.sales_lines.items()) if no == order_no]
 
     def orders_for(self, external_no: str) -> list[str]:
         with self._lock:
@@ -206,6 +224,24 @@ class NavSimulator(SoapErpSimulator):
             if location:
                 return self._stock.get((location, item_no), Decimal(0))
             return sum((q for (_, i), q in self._stock.items() if i == item_no), Decimal(0))
+
+    def create_line(self, order_no: str, line_no: int, item_no: str, location: str | None, qty: Decimal,
+                    unit_price: Decimal | None) -> str:
+        with self._lock:
+            self.calls.append("Codeunit/Verkaufsbuchung.CreateSalesLine")
+            record = {"orderNo": order_no, "lineNo": line_no, "itemNo": item_no, "locationCode": location,
+                      "quantity": qty, "unitPrice": unit_price}
+            self.received_orders.append(record)
+            if (order_no, line_no) in self.sales_lines:
+                raise Fault(DUPLICATE, "The Sales Line already exists. Identification fields and values: "
+                                       f"Document Type='Order',Document No.='{order_no}',Line No.='{line_no}'")
+            if item_no not in {i.item_no for i in self.catalogue}:
+                raise Fault(NOT_FOUND, f"Artikel Nr.='{item_no}' ist nicht vorhanden.")
+            if not qty or qty <= 0:
+                raise Fault(VALIDATION, f"Menge in Zeile {line_no} muss positiv sein.")
+            self.sales_lines[(order_no, line_no)] = record
+            self._saved()
+            return f"37;{order_no};{line_no}"
 
     def create(self, order: Verkaufsauftrag | None) -> Verkaufsauftrag:
         with self._lock:
@@ -263,6 +299,7 @@ class NavSimulator(SoapErpSimulator):
                                                                  creates=True)],
                                                   NS_ORDER, "Verkaufsauftrag_Service", self),
             f"{p}/Codeunit/Lagerabfrage": soap_app([Lagerabfrage], NS_QUERY, "Lagerabfrage", self),
+            f"{p}/Codeunit/Verkaufsbuchung": soap_app([Verkaufsbuchung], NS_POSTING, "Verkaufsbuchung", self),
         }
 
     def login(self) -> BasicLogin | NtlmLogin:

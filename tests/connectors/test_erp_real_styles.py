@@ -1,0 +1,108 @@
+"""The three real ERP styles by config and mapping alone (issue 25): a NAV codeunit with one call
+per order line and no product list, a service without a lookup whose answer is lost after it
+saved, and the ERP's own duplicate refusal read as "already there". Against the NAV- and
+SAP-style simulators over real SOAP (spyne on loopback)."""
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors.base import MemoryBinder, OutcomeUnknown, RetryPolicy
+from connectors.erp_soap import ErpSoapConnector
+from hub.domain.model import OrderLine
+from mappings.engine import MAPPINGS_DIR, load_mapping
+from sandbox.erp_nav import NavSimulator
+from sandbox.erp_sap import SapSimulator
+from sandbox.credentials import sandbox_env
+from tests.connectors.test_erp_flavours import FAST, connect, order
+
+LINES = (OrderLine("TEA-001", 2, 12800), OrderLine("CUP-002", 1, 4500))
+
+
+@pytest.fixture
+def nav():
+    with NavSimulator.from_env(sandbox_env()) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sap():
+    with SapSimulator.from_env(sandbox_env()) as sim:
+        yield sim
+
+
+def codeunit(nav: NavSimulator, attempts: int = 4) -> ErpSoapConnector:
+    return connect(nav, "erp_nav_codeunit.yaml", "basic", "ZENTRALE", attempts=attempts)
+
+
+def sap_without_lookup(sap: SapSimulator, tmp_path: Path, attempts: int = 4) -> ErpSoapConnector:
+    """The shipped SAP mapping with its lookup taken out: a service that publishes only the create."""
+    raw = yaml.safe_load((MAPPINGS_DIR / "erp_sap.yaml").read_text())
+    del raw["calls"]["create_sales_order"]["lookup"], raw["calls"]["find_sales_order"]
+    raw["system"] = "erp_sap_create_only"
+    (tmp_path / "erp_sap_create_only.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    binder = MemoryBinder()
+    binder.bind("erp", "location", "1000", "WH01")
+    return ErpSoapConnector("erp", sap.wsdl_url, sap.username, sap.password, binder,
+                            RetryPolicy(attempts=attempts, **FAST),
+                            load_mapping("erp_sap_create_only", tmp_path), auth="basic")
+
+
+# -- item 3: one call per order line ----------------------------------------------------------
+
+def test_a_per_line_codeunit_gets_every_line_numbered_by_the_mappings_rule(nav):
+    doc = codeunit(nav).push_sales_order(order("O-CU-1", LINES))
+    assert doc == "O-CU-1"
+    assert [(ln["lineNo"], ln["itemNo"], ln["locationCode"], ln["quantity"], ln["unitPrice"])
+            for ln in nav.lines_for("O-CU-1")] == [(10000, "TEA-001", "ZENTRALE", Decimal(2), Decimal("128.00")),
+                                                   (20000, "CUP-002", "ZENTRALE", Decimal(1), Decimal("45.00"))]
+
+
+def test_a_per_line_push_that_fails_on_a_line_is_not_applied(nav):
+    bad = (OrderLine("TEA-001", 2, 12800), OrderLine("NOPE-9", 1, 100))
+    with pytest.raises(Exception, match="NOPE-9"):
+        codeunit(nav).push_sales_order(order("O-CU-2", bad))
+    assert [ln["lineNo"] for ln in nav.lines_for("O-CU-2")] == [10000]
+
+
+# -- item 4: "already there" is success --------------------------------------------------------
+
+def test_line_answer_lost_then_the_duplicate_refusal_counts_as_applied_and_line_two_still_goes(nav):
+    nav.faults.lose_answer_next = 1            # line 10000 saved, its answer lost (504)
+    doc = codeunit(nav).push_sales_order(order("O-CU-3", LINES))
+    assert doc == "O-CU-3"
+    assert [ln["lineNo"] for ln in nav.lines_for("O-CU-3")] == [10000, 20000]
+    # the retry met "The Sales Line already exists" for line 10000, and sent line 20000 once
+    assert [r["lineNo"] for r in nav.received_orders] == [10000, 10000, 20000]
+
+
+def test_a_redelivered_per_line_order_is_applied_without_new_lines(nav):
+    codeunit(nav).push_sales_order(order("O-CU-4", LINES))
+    assert codeunit(nav).push_sales_order(order("O-CU-4", LINES)) == "O-CU-4"
+    assert len(nav.lines_for("O-CU-4")) == 2
+
+
+# -- item 5: a create with no lookup is never re-sent blindly -------------------------------------
+
+def test_create_without_lookup_whose_answer_is_lost_is_parked_as_unknown_not_sent_again(sap, tmp_path):
+    sap.faults.lose_answer_next = 1
+    with pytest.raises(OutcomeUnknown, match="check the ERP before resending"):
+        sap_without_lookup(sap, tmp_path).push_sales_order(order("O-SAP-LOST"))
+    assert len(sap.documents_for("O-SAP-LOST")) == 1
+    assert len(sap.calls_to("BAPI_SALESORDER_CREATEFROMDAT2")) == 1     # sent once, never again
+
+
+def test_create_without_lookup_retries_a_lock_the_erp_answered(sap, tmp_path):
+    """A lock (V1 042) is an answer: nothing was saved, so sending again is safe."""
+    sap.faults.lock_next = 1
+    doc = sap_without_lookup(sap, tmp_path).push_sales_order(order("O-SAP-LOCK"))
+    assert sap.documents_for("O-SAP-LOCK") == [doc]
+
+
+def test_create_with_a_lookup_looks_up_after_a_lost_answer_instead(sap):
+    sap.faults.lose_answer_next = 1
+    doc = connect(sap, "erp_sap.yaml", "basic", "1000").push_sales_order(order("O-SAP-LOOK"))
+    assert sap.documents_for("O-SAP-LOOK") == [doc]
