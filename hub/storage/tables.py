@@ -258,6 +258,9 @@ class ProcessedMessage(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+FAILED, UNKNOWN_OUTCOME = "failed", "unknown_outcome"      # a dead letter's kind
+
+
 class DeadLetter(Base):
     """Work that failed after its retries: kept for an operator to see and replay."""
 
@@ -271,6 +274,8 @@ class DeadLetter(Base):
     first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="parked")  # parked | replayed
+    # failed (its retries ran out) | unknown_outcome (a create that may have been saved: resend only when told)
+    kind: Mapped[str] = mapped_column(String(24), default=FAILED, server_default=FAILED)
 
 
 class ErpFeedEntry(Base):

@@ -14,9 +14,9 @@ from connectors.base import MemoryBinder, OutcomeUnknown, RetryPolicy
 from connectors.erp_soap import ErpSoapConnector
 from hub.domain.model import OrderLine
 from mappings.engine import MAPPINGS_DIR, load_mapping
+from sandbox.credentials import sandbox_env
 from sandbox.erp_nav import NavSimulator
 from sandbox.erp_sap import SapSimulator
-from sandbox.credentials import sandbox_env
 from tests.connectors.test_erp_flavours import FAST, connect, order
 
 LINES = (OrderLine("TEA-001", 2, 12800), OrderLine("CUP-002", 1, 4500))
@@ -38,14 +38,16 @@ def codeunit(nav: NavSimulator, attempts: int = 4) -> ErpSoapConnector:
     return connect(nav, "erp_nav_codeunit.yaml", "basic", "ZENTRALE", attempts=attempts)
 
 
-def sap_without_lookup(sap: SapSimulator, tmp_path: Path, attempts: int = 4) -> ErpSoapConnector:
+def sap_without_lookup(sap: SapSimulator, tmp_path: Path, attempts: int = 4,
+                       locations: tuple[str, ...] = ("WH01",)) -> ErpSoapConnector:
     """The shipped SAP mapping with its lookup taken out: a service that publishes only the create."""
     raw = yaml.safe_load((MAPPINGS_DIR / "erp_sap.yaml").read_text())
     del raw["calls"]["create_sales_order"]["lookup"], raw["calls"]["find_sales_order"]
     raw["system"] = "erp_sap_create_only"
     (tmp_path / "erp_sap_create_only.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
     binder = MemoryBinder()
-    binder.bind("erp", "location", "1000", "WH01")
+    for location in locations:
+        binder.bind("erp", "location", "1000", location)
     return ErpSoapConnector("erp", sap.wsdl_url, sap.username, sap.password, binder,
                             RetryPolicy(attempts=attempts, **FAST),
                             load_mapping("erp_sap_create_only", tmp_path), auth="basic")

@@ -1,0 +1,42 @@
+"""A sales order whose create cannot be looked up and whose answer was lost is parked at once
+as "unknown outcome" (issue 25 item 5): sent once, never by the consumer's retries, and replay
+asks first whether to resend."""
+from __future__ import annotations
+
+import pytest
+
+from hub import consumers
+from hub.consumers import handle_once
+from sandbox.credentials import sandbox_env
+from sandbox.erp_sap import SapSimulator
+from tests.connectors.test_erp_real_styles import sap_without_lookup
+
+from .test_erp_crm import completed_pickup, feed_entry
+
+CREATE = "BAPI_SALESORDER_CREATEFROMDAT2"
+
+
+def test_a_lost_answer_is_parked_once_as_unknown_outcome_and_replay_asks_before_resending(flow, tmp_path):
+    order_id = completed_pickup(flow)
+    envelope = flow.events("order.status_changed", order_id=order_id, to="completed")[0]
+    with SapSimulator.from_env(sandbox_env()) as sap:
+        flow.ctx.connectors.overrides["erp"] = sap_without_lookup(sap, tmp_path, locations=("S001",))
+        try:
+            sap.faults.lose_answer_next = 1
+            outcome = handle_once(flow.ctx, "erp_sync.sales_order", envelope, sleep=lambda s: None)
+            assert outcome.status == "parked" and "check the ERP before resending" in outcome.error
+            assert len(sap.calls_to(CREATE)) == 1 and len(sap.documents_for(order_id)) == 1   # not doubled
+            [letter] = consumers.dead_letters(flow.ctx)
+            assert (letter.kind, letter.target) == ("unknown_outcome", "erp_sync.sales_order")
+
+            with pytest.raises(consumers.ResendNotConfirmed):       # asked first
+                consumers.replay(flow.ctx, letter.id)
+            assert len(sap.calls_to(CREATE)) == 1 and consumers.dead_letters(flow.ctx)
+
+            # The operator found nothing in the ERP (here: it was cancelled there) and says resend.
+            sap.documents.clear()
+            assert consumers.replay(flow.ctx, letter.id, resend=True)
+            assert feed_entry(flow, order_id).erp_document_no == sap.documents_for(order_id)[0]
+            assert consumers.dead_letters(flow.ctx) == []
+        finally:
+            flow.ctx.connectors.overrides.pop("erp", None)
