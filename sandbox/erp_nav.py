@@ -8,7 +8,8 @@ service, HTTP Basic (NavUserPassword) or NTLM (Windows login), German field name
   /DynamicsNAV/WS/CRONUS/Codeunit/Verkaufsbuchung  CreateSalesLine(orderNo, lineNo, itemNo, locationCode,
                                                    quantity, unitPrice) -> return_value   one flat call per line
 
-ReadMultiple takes `filter` (repeated {Field, Criteria}), `bookmarkKey` and `setSize`, and
+ReadMultiple takes `filter` (repeated {Field, Criteria}, at least one: an empty Criteria
+means all, as NAV's own WSDL has it), `bookmarkKey` and `setSize`, and
 answers records that each carry a `Key`; the next page starts after `bookmarkKey`. Create
 never dedupes: a second Create of the same order is a second order. Errors are SOAP Faults
 with NAV's exception names as fault codes; a second CreateSalesLine of the same (orderNo,
@@ -124,7 +125,8 @@ def _page_service(name: str, model: type, filter_model: type, creates: bool = Fa
     def Read(ctx, Nr):  # noqa: N802, N803 - the WSDL's names
         return _sim(ctx).read(name, Nr)
 
-    @rpc(filter_model.customize(max_occurs="unbounded"), Unicode, Integer(min_occurs=1),
+    # As a real NAV page WSDL: `filter` is required (minOccurs=1); an empty Criteria means all.
+    @rpc(filter_model.customize(min_occurs=1, max_occurs="unbounded"), Unicode, Integer(min_occurs=1),
          _returns=result, _out_variable_name="ReadMultiple_Result", _body_style="wrapped")
     def ReadMultiple(ctx, filter, bookmarkKey, setSize):  # noqa: N802, N803, A002
         return {name: _sim(ctx).read_multiple(name, filter or [], bookmarkKey, setSize)}
