@@ -108,3 +108,23 @@ def test_create_with_a_lookup_looks_up_after_a_lost_answer_instead(sap):
     sap.faults.lose_answer_next = 1
     doc = connect(sap, "erp_sap.yaml", "basic", "1000").push_sales_order(order("O-SAP-LOOK"))
     assert sap.documents_for("O-SAP-LOOK") == [doc]
+
+
+# -- items 1 and 2: every job optional; stock by item for the hub's own SKUs ------------------------
+
+def test_an_erp_without_product_list_or_stock_passes_the_config_check_and_says_what_it_does(nav, tmp_path):
+    from connectors.registry import check_system
+    from tests.connectors.test_erp_flavours import erp_config
+
+    assert check_system("erp", erp_config(nav, "erp_nav_codeunit.yaml", "basic")) == []
+    conn = codeunit(nav)
+    assert (conn.does("product_master"), conn.does("warehouse_stock"), conn.does("create_sales_order")) == \
+        (False, True, True)
+
+
+def test_stock_by_item_asks_for_the_hubs_skus_when_the_erp_has_no_product_list(nav):
+    nav.set_stock("ZENTRALE", "POT-003", 7)
+    counts = {c.sku: c for c in codeunit(nav).fetch_warehouse_stock(["WH01"], sku_codes=["POT-003", "TEA-001"])}
+    assert sorted(counts) == ["POT-003", "TEA-001"]
+    assert (counts["POT-003"].location_id, counts["POT-003"].on_hand) == ("WH01", 7)
+    assert len(nav.calls_to("Codeunit/Lagerabfrage.GetItemInventory")) == 2

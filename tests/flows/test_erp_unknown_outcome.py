@@ -40,3 +40,27 @@ def test_a_lost_answer_is_parked_once_as_unknown_outcome_and_replay_asks_before_
             assert consumers.dead_letters(flow.ctx) == []
         finally:
             flow.ctx.connectors.overrides.pop("erp", None)
+
+
+def test_resync_of_an_erp_without_product_list_skips_it_and_asks_stock_for_the_hubs_skus(flow):
+    """Issue 25 items 1-2: `hub resync` against a codeunit-only NAV: no traceback, stock per hub SKU."""
+    from hub.flows import erp_pull
+    from sandbox.erp_nav import NavSimulator
+    from tests.connectors.test_erp_real_styles import codeunit
+
+    with NavSimulator.from_env(sandbox_env()) as nav:
+        nav.set_stock("ZENTRALE", "POT-003", 7)
+        flow.ctx.connectors.overrides["erp"] = codeunit(nav)
+        try:
+            assert erp_pull.pull_products(flow.ctx) == 0
+            assert erp_pull.pull_warehouse_stock(flow.ctx) >= 1
+        finally:
+            flow.ctx.connectors.overrides.pop("erp", None)
+        asked = len(nav.calls_to("Codeunit/Lagerabfrage.GetItemInventory"))
+    from sqlalchemy import select
+
+    from hub.storage.tables import StockLevel
+    with flow.ctx.reader() as uow:
+        level = uow.session.execute(select(StockLevel).where(StockLevel.sku == "POT-003",
+                                                             StockLevel.location_id == "WH01")).scalar_one()
+    assert level.on_hand == 7 and asked >= 4          # every active hub SKU was asked for
