@@ -308,8 +308,11 @@ class ErpSoapConnector:
 
     def _read_wsdl(self, wsdl: str) -> zeep.Client:
         try:
-            transport = _Transport(session=self._session, timeout=self._timeout, operation_timeout=self._timeout)
+            transport = _Transport(wsdl, session=self._session, timeout=self._timeout,
+                                   operation_timeout=self._timeout)
             return zeep.Client(wsdl, wsse=self._wsse, transport=transport)
+        except ForbiddenImport as exc:
+            raise PermanentError(self.name, f"the WSDL at {wsdl} is refused: {exc}") from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(self.name, f"cannot read the WSDL at {wsdl}: {exc}") from exc
         except requests.HTTPError as exc:
@@ -453,9 +456,33 @@ def _drop_query(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+class ForbiddenImport(zeep.exceptions.Error):
+    """A WSDL or schema imports a document from another host than the WSDL's own."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
 class _Transport(Transport):
     """An HTTP error that is not a SOAP answer (a proxy's 503 page, a 401 from the login) is a
-    transport error; zeep would otherwise read well-formed HTML as an "Unknown fault"."""
+    transport error; zeep would otherwise read well-formed HTML as an "Unknown fault".
+
+    Documents (the WSDL, its wsdl:import and xsd:import/include) are read only from the WSDL's
+    own scheme, host and port: zeep follows any URL, so a hostile or compromised ERP WSDL could
+    make the hub fetch internal addresses or local files."""
+
+    def __init__(self, wsdl: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._origin = _origin(wsdl)
+
+    def load(self, url: str) -> bytes:
+        if _origin(url) != self._origin:
+            raise ForbiddenImport(f"it imports {url}, which is not on the WSDL's own host "
+                                  f"({self._origin[0]}://{self._origin[1]}:{self._origin[2]})")
+        return super().load(url)
 
     def post(self, address: str, message: Any, headers: dict[str, str]) -> requests.Response:
         response = super().post(address, message, headers)
