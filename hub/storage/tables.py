@@ -205,6 +205,8 @@ class Shipment(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_event_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # push (the courier pushes) | polling (it stopped: Kuaidi100's `abort`; the hub asks instead)
+    tracking: Mapped[str] = mapped_column(String(16), default="push", server_default="push")
 
 
 class TrackingEventRow(Base):
