@@ -36,6 +36,7 @@ def check_config(args: argparse.Namespace) -> int:
         for name, system in cfg.systems.items():    # each connector checks its own block
             problems.extend(check_system(name, system))
     problems.extend(validate_mappings())
+    problems.extend(_ca_bundle())
     for path, message in problems:
         print(f"{path}: {message}")
     if problems:
@@ -43,6 +44,19 @@ def check_config(args: argparse.Namespace) -> int:
         return 1
     print("config ok")
     return 0
+
+
+def _ca_bundle() -> list[tuple[str, str]]:
+    """A private CA (an ERP behind the company's own TLS) is trusted through REQUESTS_CA_BUNDLE: say which."""
+    import os
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+    if not bundle:
+        return []
+    if not os.path.isfile(bundle):
+        return [("REQUESTS_CA_BUNDLE", f"no CA bundle file at {bundle}")]
+    print(f"trusting the CA bundle at {bundle} (REQUESTS_CA_BUNDLE) for every HTTPS call")
+    return []
 
 
 @command("db")

@@ -117,3 +117,13 @@ def test_split_express_is_refused_because_fulfilment_books_one_waybill():
     text = TEXT.replace("allow_split_express: false", "allow_split_express: true")
     found = problems(text, config_env())
     assert any(path == "routing.allow_split_express" and "not supported" in why for path, why in found)
+
+
+def test_check_config_cli_shows_the_private_ca_bundle_it_trusts(tmp_path):
+    """Issue 25 item 9: a private CA is trusted through REQUESTS_CA_BUNDLE, and check-config says so."""
+    bundle = tmp_path / "our-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    ok = _hub_cli("check-config", env={**config_env(), "REQUESTS_CA_BUNDLE": str(bundle)})
+    assert ok.returncode == 0 and f"trusting the CA bundle at {bundle}" in ok.stdout, ok.stdout + ok.stderr
+    bad = _hub_cli("check-config", env={**config_env(), "REQUESTS_CA_BUNDLE": str(tmp_path / "missing.pem")})
+    assert bad.returncode != 0 and "REQUESTS_CA_BUNDLE: no CA bundle file at" in bad.stdout
