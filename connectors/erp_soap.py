@@ -70,11 +70,12 @@ class ErpSoapConnector:
     def __init__(self, name: str, wsdl: str, username: str, password: str, binder: Binder,
                  retry: RetryPolicy, mapping: Mapping | None = None, *, timeout: float = 10.0,
                  password_digest: bool = False, auth: str = "wsse", endpoint: str | None = None,
-                 services: dict[str, dict[str, str]] | None = None):
+                 services: dict[str, dict[str, str]] | None = None,
+                 bindings: dict[str, dict[str, str]] | None = None):
         if auth not in AUTH_KINDS:
             raise ValueError(f"auth must be one of {AUTH_KINDS}, not {auth!r}")
         self.name, self.wsdl, self.endpoint, self.auth = name, wsdl, endpoint or None, auth
-        self.binder = SystemBinder(binder, name)
+        self.binder = SystemBinder(binder, name, bindings)
         self.retry = retry
         self.mapping = mapping or load_mapping("erp_soap")
         self.services = services or {}
@@ -91,7 +92,7 @@ class ErpSoapConnector:
                    timeout=float(system.get("timeout", 10.0)),
                    password_digest=bool(system.get("password_digest", False)),
                    auth=system.get("auth", "wsse"), endpoint=system.get("endpoint"),
-                   services=system.get("services"))
+                   services=system.get("services"), bindings=system.get("bindings"))
 
     @classmethod
     def check_config(cls, system: SystemConfig) -> list[tuple[str, str]]:
@@ -118,6 +119,7 @@ class ErpSoapConnector:
         if relative and wsdl and not urlsplit(wsdl).path.endswith("/"):
             problems.append(("wsdl", f"must end in / : {mapping.source} names WSDLs relative to it "
                                      f"({mapping.call(relative[0]).wsdl})"))
+        problems.extend(_check_bindings(system.get("bindings")))
         services = system.get("services") or {}
         if not isinstance(services, dict):
             problems.append(("services", "must map a call name to {wsdl, endpoint}"))
@@ -417,6 +419,28 @@ class ErpSoapConnector:
         if not isinstance(node, list):
             node = [node]             # a single record (or a bare value) where the schema allows many
         return node
+
+
+def _check_bindings(raw: Any) -> list[tuple[str, str]]:
+    """`bindings: {location: {WH01: "1000"}}`: per kind, the hub's id -> the ERP's code, one hub id per code."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [("bindings", "must map a kind (location) to {hub id: the ERP's code}")]
+    problems = []
+    for kind, ids in raw.items():
+        if not isinstance(ids, dict) or not ids:
+            problems.append((f"bindings.{kind}", "must map the hub's id to the ERP's code, e.g. {WH01: \"1000\"}"))
+            continue
+        seen: dict[str, str] = {}
+        for hub_id, code in ids.items():
+            if not isinstance(code, str | int) or isinstance(code, bool) or not str(code).strip():
+                problems.append((f"bindings.{kind}.{hub_id}", "must be the ERP's code as text"))
+            elif str(code) in seen:
+                problems.append((f"bindings.{kind}.{hub_id}", f"code {code!r} is already bound to {seen[str(code)]}"))
+            else:
+                seen[str(code)] = str(hub_id)
+    return problems
 
 
 def mapping_name(value: str) -> str:

@@ -128,3 +128,25 @@ def test_stock_by_item_asks_for_the_hubs_skus_when_the_erp_has_no_product_list(n
     assert sorted(counts) == ["POT-003", "TEA-001"]
     assert (counts["POT-003"].location_id, counts["POT-003"].on_hand) == ("WH01", 7)
     assert len(nav.calls_to("Codeunit/Lagerabfrage.GetItemInventory")) == 2
+
+
+# -- item 7: location codes by config ------------------------------------------------------------
+
+def test_location_codes_written_in_the_erp_block_bind_without_code_and_are_checked(sap):
+    from connectors.registry import build_connector, check_system
+    from hub.config import SystemConfig
+    from tests.connectors.test_erp_flavours import erp_config
+
+    base = erp_config(sap, "erp_sap.yaml", "basic")
+    block = SystemConfig(kind=base.kind, **{**base.model_extra, "bindings": {"location": {"WH01": "1000"}}})
+    assert check_system("erp", block) == []
+    conn = build_connector("erp", block, MemoryBinder(), RetryPolicy(attempts=2, **FAST))   # the binder knows nothing
+    doc = conn.push_sales_order(order("O-SAP-BIND"))
+    assert sap.documents_for("O-SAP-BIND") == [doc]
+    assert {i["PLANT"] for i in sap.received_orders[-1]["items"]} == {"1000"}
+    counts = conn.fetch_warehouse_stock(["WH01"])
+    assert counts and {c.location_id for c in counts} == {"WH01"}
+
+    bad = SystemConfig(kind=base.kind, **{**base.model_extra,
+                                          "bindings": {"location": {"WH01": "1000", "WH02": "1000"}}})
+    assert ("systems.erp.bindings.location.WH02", "code '1000' is already bound to WH01") in check_system("erp", bad)
