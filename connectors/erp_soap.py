@@ -35,7 +35,7 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from hub.config import SystemConfig
-from hub.domain.model import OrderSnapshot, Sku, StockCount
+from hub.domain.model import ErpReturn, OrderSnapshot, Sku, StockCount
 from mappings.calls import CallSpec, render
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 
@@ -57,7 +57,8 @@ logging.getLogger("zeep.transports").setLevel(logging.INFO)
 
 LOCATION = "location"          # binder kind of a warehouse or store code
 AUTH_KINDS = ("wsse", "basic", "ntlm")
-JOBS = ("product_master", "warehouse_stock", "create_sales_order")   # each optional: an ERP does what it maps
+JOBS = ("product_master", "warehouse_stock", "create_sales_order",   # each optional: an ERP does what it maps
+        "create_return_order")
 MAX_PAGES = 10_000             # a system that ignores the page argument must not loop forever
 NOT_SENT_STATUSES = (429, 503)  # the server says it did not take the request: safe to send again
 
@@ -184,7 +185,18 @@ class ErpSoapConnector:
         log.info("%s: order %s is ERP document %s", self.name, order.order_id, doc)
         return doc
 
-    def _find_or_create(self, spec: CallSpec, order: OrderSnapshot) -> str:
+    def push_return(self, ret: ErpReturn) -> str | None:
+        """A return order / credit memo for a return or refund of a completed order; its document
+        number, or None when the mapping has no create_return_order. In the call's templates
+        `${order.<field>}` is the return's (return_id, order_id, amount_fen); it is looked up (or
+        counted as done) by `return_id`, as a sales order is by its order id."""
+        if not self.does("create_return_order"):
+            return None
+        doc = self.retry.call(self._find_or_create, self.mapping.call("create_return_order"), ret)
+        log.info("%s: %s %s of order %s is ERP document %s", self.name, ret.kind, ret.return_id, ret.order_id, doc)
+        return doc
+
+    def _find_or_create(self, spec: CallSpec, order: OrderSnapshot | ErpReturn) -> str:
         if spec.lookup:
             found = self._find_order(self.mapping.call(spec.lookup), order)
             if found:
@@ -200,9 +212,9 @@ class ErpSoapConnector:
             answer = self._send(spec, self._args(spec, {"order": order}, order), order)
         if answer is None:                   # "already there": the ERP's own refusal of a repeat
             found = self._find_order(self.mapping.call(spec.lookup), order) if spec.lookup else None
-            return found or order.order_id   # without a lookup the ERP's copy is known by the hub's id
+            return found or _ident(order)    # without a lookup the ERP's copy is known by the hub's id
         if spec.per_line and not spec.result:
-            return order.order_id
+            return _ident(order)
         if not isinstance(answer, dict):
             answer = {"DocumentNo": answer}   # an operation that answers the bare number
         return self.mapping.inbound(spec.result or "sales_order_result", answer)["document_no"]
@@ -226,11 +238,12 @@ class ErpSoapConnector:
         args = render(spec.args, {"order": order, "line": line})
         return _merge(args, self.mapping.outbound_line(spec.entity or "", line, order, index, self.binder))
 
-    def _find_order(self, spec: CallSpec, order: OrderSnapshot) -> str | None:
+    def _find_order(self, spec: CallSpec, order: OrderSnapshot | ErpReturn) -> str | None:
         for record in self._records(spec, {"order": order}, retry=False):
             found = self.mapping.inbound(spec.result or "sales_order_result", record)
             # Trust the ERP's filter only as far as the record says which order it is.
-            if found.get("order_id") not in (None, order.order_id):
+            key = "return_id" if isinstance(order, ErpReturn) else "order_id"
+            if found.get(key) not in (None, _ident(order)):
                 continue
             return found["document_no"]
         return None
@@ -458,6 +471,11 @@ def _session(wsdl: str, auth: str, username: str, password: str) -> requests.Ses
 
         session.auth = HttpNtlmAuth(username, password)
     return session
+
+
+def _ident(subject: OrderSnapshot | ErpReturn) -> str:
+    """The hub's id the ERP knows a document by: the return's for a return, else the order's."""
+    return subject.return_id if isinstance(subject, ErpReturn) else subject.order_id
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

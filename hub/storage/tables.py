@@ -280,6 +280,17 @@ class DeadLetter(Base):
     kind: Mapped[str] = mapped_column(String(24), default=FAILED, server_default=FAILED)
 
 
+class ErpReturnEntry(Base):
+    """A return or refund of a completed order sent to the ERP: once per return id, its document after."""
+
+    __tablename__ = "erp_returns"
+    return_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))          # return | refund
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erp_document_no: Mapped[str | None] = mapped_column(String(64))
+
+
 class ErpFeedEntry(Base):
     """The ERP's cursor feed: one row per order ready for the ERP, in a stable order."""
 
