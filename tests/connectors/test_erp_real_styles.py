@@ -150,3 +150,30 @@ def test_location_codes_written_in_the_erp_block_bind_without_code_and_are_check
     bad = SystemConfig(kind=base.kind, **{**base.model_extra,
                                           "bindings": {"location": {"WH01": "1000", "WH02": "1000"}}})
     assert ("systems.erp.bindings.location.WH02", "code '1000' is already bound to WH01") in check_system("erp", bad)
+
+
+# -- item 8: returns and refunds as NAV sales return orders -------------------------------------
+
+def erp_return(return_id: str, kind: str, amount_fen: int):
+    from datetime import UTC, datetime
+
+    from hub.domain.model import ErpReturn
+    return ErpReturn(return_id, kind, "O-NAV-R", LINES, amount_fen, "WH01", datetime(2026, 11, 26, 2, tzinfo=UTC))
+
+
+def test_a_refund_is_one_nav_sales_return_order_even_after_a_lost_answer(nav):
+    nav.faults.lose_answer_next = 1
+    conn = connect(nav, "erp_nav.yaml", "basic", "ZENTRALE")
+    doc = conn.push_return(erp_return("RO-NAV-R-1", "refund", 30100))
+    assert nav.returns_for("RO-NAV-R-1") == [doc]                 # the retry looked it up and found it
+    assert conn.push_return(erp_return("RO-NAV-R-1", "refund", 30100)) == doc
+    [saved] = nav.return_orders.values()
+    assert (saved["Ihre_Referenz"], saved["Rueckgabegrundcode"], saved["Erstattungsbetrag"]) == \
+        ("O-NAV-R", "ERSTATTUNG", Decimal("301.00"))
+    assert [(ln["Zeilennr"], ln["Nr"], ln["Menge"]) for ln in saved["Zeilen"]] == \
+        [(10000, "TEA-001", Decimal(2)), (20000, "CUP-002", Decimal(1))]
+
+
+def test_a_mapping_without_create_return_order_sends_no_return(nav):
+    assert codeunit(nav).push_return(erp_return("RO-X", "return", 0)) is None
+    assert nav.return_orders == {}
