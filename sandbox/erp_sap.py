@@ -18,7 +18,8 @@ Services, each with its own WSDL (GET on the service path):
 Like the real thing: errors come back inside a 200 as BAPIRET2 rows (TYPE E/A, ID, NUMBER,
 MESSAGE) with an empty SALESDOCUMENT; nothing dedupes, so every create makes a new document;
 items are numbered by the caller (ITM_NUMBER 000010, 000020) and schedule lines refer to
-them. Knobs: `lock_next` (V1 042: the document is being processed by another user),
+them; with `check_po_number` a second document for one customer PO is refused (E V4 115, as
+SAP's duplicate-PO check set to error). Knobs: `lock_next` (V1 042: the document is being processed by another user),
 `lose_answer_next` (the order is saved, the answer lost at the gateway: HTTP 504).
 """
 from __future__ import annotations
@@ -235,6 +236,7 @@ class SapSimulator(SoapErpSimulator):
     catalogue: list[ErpItem] = field(default_factory=lambda: list(DEFAULT_CATALOGUE))
     first_plant: str = PLANTS[0]
     name: str = "erp_sap"
+    check_po_number: bool = False          # refuse a second document for the same customer PO (V4 115)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -284,6 +286,10 @@ class SapSimulator(SoapErpSimulator):
                 return "", _ret(("E", "V1", "042", "Sales document 0000010000 is currently being processed "
                                                    "by user BATCHJOB"), _NOT_SAVED)
             problems = self._check(header, item_rows, schedule_rows)
+            po = getattr(header, "PURCH_NO_C", None)
+            if self.check_po_number and po and any(o["PURCH_NO_C"] == po for o in self.documents.values()):
+                # Customizing "check purchase order number" set to error: the ERP's own duplicate refusal.
+                problems = [("E", "V4", "115", f"A sales document already exists for purchase order {po}")]
             if problems:
                 return "", _ret(*problems, _NOT_SAVED)
             doc = f"{self._next_doc:010d}"

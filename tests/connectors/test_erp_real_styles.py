@@ -177,3 +177,18 @@ def test_a_refund_is_one_nav_sales_return_order_even_after_a_lost_answer(nav):
 def test_a_mapping_without_create_return_order_sends_no_return(nav):
     assert codeunit(nav).push_return(erp_return("RO-X", "return", 0)) is None
     assert nav.return_orders == {}
+
+
+def test_sap_duplicate_po_refusal_after_a_lost_answer_counts_as_applied(sap, tmp_path):
+    """Item 4, SAP: a service without lookup whose duplicate-PO check answers E V4 115 (mapped `done`)
+    and the mapping says the ERP refuses repeats (dedupes): the resend meets the refusal, applied."""
+    sap.check_po_number = True
+    conn = sap_without_lookup(sap, tmp_path)
+    raw = yaml.safe_load((tmp_path / "erp_sap_create_only.yaml").read_text())
+    raw["calls"]["create_sales_order"]["dedupes"] = True
+    (tmp_path / "erp_sap_create_only.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True))
+    conn.mapping = load_mapping("erp_sap_create_only", tmp_path)
+    sap.faults.lose_answer_next = 1
+    assert conn.push_sales_order(order("O-SAP-DUP")) == "O-SAP-DUP"     # known to the ERP by the hub's id
+    assert len(sap.documents_for("O-SAP-DUP")) == 1
+    assert len(sap.calls_to("BAPI_SALESORDER_CREATEFROMDAT2")) == 2     # resent once, refused as a duplicate
