@@ -287,6 +287,8 @@ def replay(ctx: HubContext, dead_letter_id: int, *, resend: bool = False) -> boo
             row = uow.session.get(DeadLetter, dead_letter_id)
             row.attempts += 1
             row.error, row.last_failed_at = f"{type(exc).__name__}: {exc}"[:4000], utcnow()
+            if isinstance(exc, OutcomeUnknown):      # now maybe done: the next replay must ask first too
+                row.kind = UNKNOWN_OUTCOME
             uow.commit()
         METRICS.dead_letters_replayed.labels("failed").inc()
         return False

@@ -64,3 +64,24 @@ def test_resync_of_an_erp_without_product_list_skips_it_and_asks_stock_for_the_h
         level = uow.session.execute(select(StockLevel).where(StockLevel.sku == "POT-003",
                                                              StockLevel.location_id == "WH01")).scalar_one()
     assert level.on_hand == 7 and asked >= 4          # every active hub SKU was asked for
+
+
+def test_a_failed_letter_whose_replay_loses_its_answer_becomes_unknown_outcome(flow, tmp_path):
+    order_id = completed_pickup(flow, key="uo-2")
+    envelope = flow.events("order.status_changed", order_id=order_id, to="completed")[0]
+    with SapSimulator.from_env(sandbox_env()) as sap:
+        flow.ctx.connectors.overrides["erp"] = sap_without_lookup(sap, tmp_path, attempts=1, locations=("S001",))
+        try:
+            sap.faults.lock_next = 10                    # locked: an answer, so a plain failed letter
+            assert handle_once(flow.ctx, "erp_sync.sales_order", envelope, sleep=lambda s: None).status == "parked"
+            [letter] = consumers.dead_letters(flow.ctx)
+            assert letter.kind == "failed"
+            sap.faults.lock_next, sap.faults.lose_answer_next = 0, 1
+            assert not consumers.replay(flow.ctx, letter.id)          # saved, answer lost
+            [letter] = consumers.dead_letters(flow.ctx)
+            assert letter.kind == "unknown_outcome"
+            with pytest.raises(consumers.ResendNotConfirmed):
+                consumers.replay(flow.ctx, letter.id)
+            assert len(sap.documents_for(order_id)) == 1
+        finally:
+            flow.ctx.connectors.overrides.pop("erp", None)
