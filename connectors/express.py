@@ -160,7 +160,21 @@ class ExpressConnector:
         last = body.get("lastResult") if isinstance(body, dict) else None
         if not isinstance(last, dict):
             raise MappingError(self.mapping.system, "lastResult", None, "missing required field")
+        if body.get("status") == "abort" and not last.get("data"):
+            return []         # given up before any step ("no record for 3 days"): nothing to apply, only the stop
         return self._events(last)
+
+    def tracking_stopped(self, form: FormMapping[str, str]) -> tuple[str, str] | None:
+        """(waybill, why) when Kuaidi100 stopped tracking it (a push with `status: abort`, e.g. no
+        record for days); None while it keeps pushing. Read after `parse_tracking_push` verified it."""
+        try:
+            body = json.loads(form.get("param") or "")
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or body.get("status") != "abort":
+            return None
+        last = body.get("lastResult") if isinstance(body.get("lastResult"), dict) else {}
+        return str(last.get("nu") or ""), str(body.get("message") or "tracking stopped")
 
     def company_code(self) -> str:
         """The hub's name for the courier company (`sf`): the payment platform maps it to its own

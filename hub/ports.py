@@ -40,7 +40,10 @@ class ConnectorError(Exception):
 
 
 class TransientError(ConnectorError):
-    """Worth retrying: timeout, connection error, 5xx, rate limit. `retry_after` in seconds if given."""
+    """Worth retrying: timeout, connection error, 5xx, rate limit. `retry_after` in seconds if given.
+    `maybe_applied`: the request may have reached the system and taken effect (its answer was lost)."""
+
+    maybe_applied = False
 
     def __init__(self, system: str, message: str, *, status: int | None = None,
                  retry_after: float | None = None):
@@ -50,6 +53,11 @@ class TransientError(ConnectorError):
 
 class PermanentError(ConnectorError):
     """Not worth retrying: the system refused the request (validation error, other 4xx, SOAP fault)."""
+
+
+class OutcomeUnknown(PermanentError):
+    """A create may or may not have been saved (its answer was lost) and the system can neither be
+    asked nor safely sent it again: parked at once for an operator, never re-sent blindly."""
 
 
 class SignatureError(ConnectorError):

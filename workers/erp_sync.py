@@ -20,6 +20,7 @@ class ErpSyncService:
     hub = HubCore()
 
     sales_order = consume("erp_sync.sales_order")
+    return_order = consume("erp_sync.return_order")
     crm_points = consume("erp_sync.crm_points")
 
     @timer(interval=PULL_INTERVAL_S)

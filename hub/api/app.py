@@ -55,7 +55,7 @@ class ApiDeps:
     """What the API needs beyond the database."""
 
     connectors: dict[str, Any] = field(default_factory=dict)       # system name -> connector
-    replay_dead_letter: Callable[[int], bool] | None = None    # None: replayed by this process's own flows
+    replay_dead_letter: Callable[..., bool] | None = None    # (id[, resend=]); None: this process's own flows
     now: Callable[[], datetime] = utcnow
     metrics: HubMetrics = field(default_factory=lambda: METRICS)
     queue_depths: Callable[[], dict[str, int]] | None = None     # broker queue -> messages ready (the gateway's)
@@ -66,7 +66,7 @@ class ApiDeps:
             self.health = ConnectorHealth(self.metrics)
 
 
-def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | None = None,
+def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | None = None,
                now: Callable[[], datetime] = utcnow, metrics: HubMetrics | None = None,
                queue_depths: Callable[[], dict[str, int]] | None = None) -> ApiDeps:
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out

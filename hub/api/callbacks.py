@@ -13,6 +13,7 @@ from werkzeug import Request, Response
 
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
+from hub.flows import express as express_flow
 from hub.metrics import METRICS
 from hub.ports import ChannelStockPublisher, ExpressCourier, LocalCourier, PaymentPlatform
 from hub.services import courier_claims, payments, shop_orders
@@ -38,9 +39,12 @@ def wechat_shop(call: Call, connector: ChannelStockPublisher) -> Response:
 
 def express(call: Call, connector: ExpressCourier) -> Response:
     events = connector.parse_tracking_push(call.request.form)
+    stopped = getattr(connector, "tracking_stopped", lambda form: None)(call.request.form)
     with call.ctx.uow() as uow:
         for event in sorted(events, key=lambda e: e.at):      # a push carries the history, newest first
             apply_tracking(uow, call.ctx.config, event)
+        if stopped is not None:                                # no more pushes: the hub polls instead
+            express_flow.push_stopped(uow, connector.name, *stopped)
         uow.commit()
     return json_response(connector.push_reply(True))
 
