@@ -48,6 +48,9 @@ MAX_PAGES = 10_000             # a system that ignores the page argument must no
 
 
 class ErpSoapConnector:
+    kind = "erp_soap"
+    role = "erp"
+
     def __init__(self, name: str, wsdl: str, username: str, password: str, binder: Binder,
                  retry: RetryPolicy, mapping: Mapping | None = None, *, timeout: float = 10.0,
                  password_digest: bool = False, auth: str = "wsse", endpoint: str | None = None,
