@@ -8,7 +8,7 @@ import pytest
 
 from connectors.base import MemoryBinder
 from connectors.registry import build_connector, check_wiring, connector_class
-from hub.config import PAID_ON_CHANNEL, ChannelConfig, HubConfig, load_config
+from hub.config import PAID_ON_CHANNEL, HubConfig, load_config
 from hub.ports import ConnectorRegistry
 from sandbox.credentials import sandbox_env
 
@@ -75,4 +75,4 @@ def test_config_refuses_an_unknown_courier_or_payment_system():
     with pytest.raises(ValueError, match="unknown courier"):
         located(BASE, "S001", ["nobody"])
     with pytest.raises(ValueError, match="unknown system 'nobody'"):
-        with_(channels=[ChannelConfig.model_validate(BASE.channels[0].model_dump() | {"payment": "nobody"}).model_dump()])
+        with_(channels=[BASE.channels[0].model_dump() | {"payment": "nobody"}])
