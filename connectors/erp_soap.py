@@ -68,6 +68,9 @@ class AlreadyDone(PermanentError):
 
 
 class ErpSoapConnector:
+    kind = "erp_soap"
+    role = "erp"
+
     def __init__(self, name: str, wsdl: str, username: str, password: str, binder: Binder,
                  retry: RetryPolicy, mapping: Mapping | None = None, *, timeout: float = 10.0,
                  password_digest: bool = False, auth: str = "wsse", endpoint: str | None = None,

@@ -44,6 +44,12 @@ DUPLICATE_ORDER = "8016"
 
 
 class ExpressConnector:
+    kind = "express_courier"
+    role = "express_courier"
+    callback = "express_tracking_push"
+    callback_accepted = PUSH_REPLY_OK
+    callback_error = {"result": False, "returnCode": "500"}   # Kuaidi100 pushes again later
+
     def __init__(self, name: str, base_url: str, *, partner_id: str, checkword: str, customer: str,
                  key: str, salt: str, binder: Binder, retry: RetryPolicy, mapping: Mapping | None = None,
                  sender_phone: str = "", timeout: float = 5.0):

@@ -30,7 +30,7 @@ from urllib.parse import quote_plus
 
 import requests
 
-from .base import Request, Response, Simulator
+from .base import Request, Response, SandboxSystem, Simulator
 
 CST = timezone(timedelta(hours=8))
 COMPANY = "shunfeng"
@@ -347,3 +347,10 @@ def _sf_api(code: str, message: str, result: dict[str, Any] | None = None) -> Re
 
 def _k100(result: bool, code: str, message: str) -> dict[str, Any]:
     return {"result": result, "returnCode": code, "message": message}
+
+
+SANDBOX = SandboxSystem(
+    "express", ExpressSimulator, 8706, "HUB_EXPRESS_URL",
+    credentials={"HUB_KUAIDI100_CUSTOMER": "SANDBOXCUSTOMER", "HUB_KUAIDI100_KEY": "sandbox-kuaidi100-key",
+                 "HUB_KUAIDI100_SALT": "sandbox-kuaidi100-salt", "HUB_SF_PARTNER_ID": "SFSANDBOX",
+                 "HUB_SF_CHECKWORD": "sandbox-sf-checkword"})

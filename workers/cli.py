@@ -23,7 +23,7 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 @command("check-config")
 def check_config(args: argparse.Namespace) -> int:
-    from connectors.registry import check_system
+    from connectors.registry import check_system, check_wiring
     from hub.config import ConfigError, load_config
     from mappings.validation import validate_mappings
 
@@ -35,6 +35,7 @@ def check_config(args: argparse.Namespace) -> int:
     else:
         for name, system in cfg.systems.items():    # each connector checks its own block
             problems.extend(check_system(name, system))
+        problems.extend(check_wiring(cfg))           # which systems serve which store and channel
     problems.extend(validate_mappings())
     problems.extend(_ca_bundle())
     for path, message in problems:

@@ -46,8 +46,6 @@ from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Callback handlers need these connectors; the others are the workers' business.
-CALLBACK_KINDS = frozenset(callbacks.HANDLERS)
 
 
 @dataclass
@@ -73,9 +71,10 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | Non
     (its callback answers 404) and logged, so a missing module never stops the API."""
     built: dict[str, Any] = {}
     for name, system in ctx.config.systems.items():
-        if system.kind not in CALLBACK_KINDS:
-            continue
         try:
+            declared = ctx.connectors.declared(name)
+            if declared is None or declared.callback not in callbacks.HANDLERS:
+                continue                          # callbacks need only these; the others are the workers' business
             built[name] = ctx.connectors[name]
         except Exception as exc:  # not landed yet, or misconfigured: serve everything else
             log.warning("connector %s (%s) not available to the API: %s", name, system.kind, exc)

@@ -39,7 +39,7 @@ def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
     origin = ctx.config.location(next(iter(origin_ids))) if len(origin_ids) == 1 else None
     if origin is None:
         raise LookupError(f"order {order_id}: one origin warehouse needed, have {sorted(origin_ids)}")
-    courier = ctx.connectors.express_courier()
+    courier = ctx.connectors.express_courier_for(origin.id)
     booking = courier.create_waybill(snap, origin)           # deduped on the hub's order id
     address = snap.fulfillment.address
     courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name),
