@@ -44,6 +44,12 @@ NONCE_MEMORY = 10_000
 
 
 class WeChatPayConnector:
+    kind = "wechat_pay"
+    role = "payment"
+    callback = "payment_notice"
+    callback_accepted = {"code": "SUCCESS"}
+    callback_error = {"code": "FAIL"}     # WeChat Pay reads `code`; anything but SUCCESS makes it notify again
+
     def __init__(self, name: str, mapping: Mapping, *, mch_id: str, api_v3_key: str,
                  platform_keys: list[tuple[str, str]], api: WeChatApi | None, retry: RetryPolicy,
                  nonce_memory: int = NONCE_MEMORY, pay_base_url: str = "", merchant_serial: str = "",

@@ -8,7 +8,9 @@ Two kinds of failure, two answers:
   fine, so it is waited out with bounded backoff, never counted as an attempt, never parked —
   the broker message stays unacknowledged on its queue meanwhile;
 - the work itself failing (an external system refusing, a mapping error): retried a bounded
-  number of times with backoff, then parked as a dead letter an operator can list and replay.
+  number of times with backoff, then parked as a dead letter an operator can list and replay;
+  a create whose answer was lost (`ports.OutcomeUnknown`) is not retried, since that could do it
+  twice: it is parked at once as `unknown_outcome` and replayed only when the operator says resend.
 `handle_once` returns only when the effect or the dead letter is committed, so the caller may
 acknowledge the message then, and only then.
 
@@ -33,8 +35,9 @@ from hub.metrics import METRICS
 
 from .bootstrap import HubContext
 from .events import Event
+from .ports import OutcomeUnknown
 from .storage.outage import is_outage
-from .storage.tables import DeadLetter, ProcessedMessage, utcnow
+from .storage.tables import FAILED, UNKNOWN_OUTCOME, DeadLetter, ProcessedMessage, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore, insert_ignore_many
 
@@ -178,6 +181,13 @@ def _handle_once(ctx: HubContext, consumer: Consumer, envelope: Any, attempts: i
                 sleep(delay)
                 delay = min(delay * 2, OUTAGE_MAX_WAIT_S)
                 continue
+            if isinstance(exc, OutcomeUnknown):   # retrying could do it twice: an operator decides
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("consumer %s: %s has an unknown outcome, parked at once: %s", name, envelope["id"], error)
+                wait_out_outage(f"parking {envelope['id']} for {name}",
+                                lambda e=error, n=attempt + 1: park(ctx, name, envelope, e, n, kind=UNKNOWN_OUTCOME),
+                                sleep)
+                return Outcome("parked", attempt + 1, error)
             attempt += 1
             error = f"{type(exc).__name__}: {exc}"
             METRICS.consumer_failures.labels(name).inc()
@@ -226,8 +236,10 @@ def handle_batch(ctx: HubContext, consumer: Consumer, envelopes: list[dict[str, 
     return outcomes
 
 
-def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, attempts: int) -> int:
-    """Keep failed work for an operator: payload, target, error, attempts, first and last failure."""
+def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, attempts: int,
+         kind: str = FAILED) -> int:
+    """Keep failed work for an operator: payload, target, error, attempts, first and last failure,
+    and its kind (failed, or unknown_outcome: replay only when the operator says resend)."""
     now = utcnow()
     with ctx.uow() as uow:
         message_id = payload.get("id") if isinstance(payload, dict) else None
@@ -238,15 +250,24 @@ def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, atte
                 DeadLetter.status == "parked")).scalar_one_or_none()
         if row is None:
             row = DeadLetter(target=target, message_id=message_id, payload=payload, error=error[:4000],
-                             attempts=attempts, first_failed_at=now, last_failed_at=now, status="parked")
+                             attempts=attempts, first_failed_at=now, last_failed_at=now, status="parked", kind=kind)
             uow.session.add(row)
         else:
             row.attempts += attempts
-            row.error, row.last_failed_at = error[:4000], now
+            row.error, row.last_failed_at, row.kind = error[:4000], now, kind
         uow.commit()
         METRICS.dead_letters_parked.labels(target).inc()
         log.error("parked dead letter %s for %s: %s", row.id, target, error)
         return row.id
+
+
+class ResendNotConfirmed(Exception):
+    """Replaying this letter may do its work twice: the operator must check and say resend."""
+
+    def __init__(self, dead_letter_id: int, error: str):
+        self.dead_letter_id = dead_letter_id
+        super().__init__(f"dead letter {dead_letter_id} has an unknown outcome ({error[:200]}); check the "
+                         f"other system first, then replay it with resend to send it again")
 
 
 def dead_letters(ctx: HubContext, status: str = "parked") -> list[DeadLetter]:
@@ -257,13 +278,16 @@ def dead_letters(ctx: HubContext, status: str = "parked") -> list[DeadLetter]:
         return rows
 
 
-def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer]) -> bool:
+def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer], *, resend: bool = False) -> bool:
     """Run a parked event through its consumer again (looked up by the letter's target in `known`,
-    `handlers.BY_NAME` for the hub's own). Success removes it; failure keeps it."""
+    `handlers.BY_NAME` for the hub's own). Success removes it; failure keeps it.
+    A letter of unknown outcome (the ERP may already hold it) runs only with `resend=True`."""
     with ctx.uow() as uow:
         row = uow.session.get(DeadLetter, dead_letter_id)
         if row is None or row.status != "parked":
             return False
+        if row.kind == UNKNOWN_OUTCOME and not resend:
+            raise ResendNotConfirmed(dead_letter_id, row.error)
         target, payload = row.target, row.payload
     if target not in known:
         raise KeyError(f"no consumer {target!r} in hub/handlers.py")
@@ -275,6 +299,8 @@ def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer]) 
             row = uow.session.get(DeadLetter, dead_letter_id)
             row.attempts += 1
             row.error, row.last_failed_at = f"{type(exc).__name__}: {exc}"[:4000], utcnow()
+            if isinstance(exc, OutcomeUnknown):      # now maybe done: the next replay must ask first too
+                row.kind = UNKNOWN_OUTCOME
             uow.commit()
         METRICS.dead_letters_replayed.labels("failed").inc()
         return False

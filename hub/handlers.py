@@ -33,14 +33,16 @@ REBOOK_COURIER = Consumer("rebook_courier", ShipmentRebookNeeded, delivery.reboo
 ASK_FOR_REFUND = Consumer("ask_for_refund", OrderRefundDue, refunds.ask_for_refund, "fulfilment", calls_out=True)
 ERP_SALES_ORDER = Consumer("erp_sales_order", OrderStatusChanged, completed.erp_sales_order, "erp_sync",
                            calls_out=True, to=frozenset({S.COMPLETED}))
+ERP_RETURN_ORDER = Consumer("erp_return_order", OrderStatusChanged, completed.erp_return_order, "erp_sync",
+                            calls_out=True, to=frozenset({S.RETURNED, S.REFUNDED}))
 CRM_POINTS = Consumer("crm_points", OrderStatusChanged, completed.crm_points, "erp_sync", calls_out=True,
                       to=frozenset({S.COMPLETED}))
 FLASH_SALE_GIVE_BACK = Consumer("flash_sale_give_back", OrderStatusChanged, flash_sales.flash_sale_give_back,
                                 "scheduler", to=frozenset({S.CANCELLED}))
 
 TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, PICKUP_TO_POS, DELIVERY_TO_COURIER, EXPRESS_WAYBILL,
-                               SHIPPING_INFO_UPLOAD, REBOOK_COURIER, ASK_FOR_REFUND, ERP_SALES_ORDER, CRM_POINTS,
-                               FLASH_SALE_GIVE_BACK)
+                               SHIPPING_INFO_UPLOAD, REBOOK_COURIER, ASK_FOR_REFUND, ERP_SALES_ORDER, ERP_RETURN_ORDER,
+                               CRM_POINTS, FLASH_SALE_GIVE_BACK)
 
 # The names before this table (issue 20), kept so that what a deployed hub already holds still works:
 # dead letters parked under the old name replay through the consumer (`BY_NAME`), and the broker's
@@ -51,12 +53,13 @@ OLD_TARGETS: dict[str, str] = {
     "fulfilment.local_delivery": DELIVERY_TO_COURIER.name, "fulfilment.express": EXPRESS_WAYBILL.name,
     "fulfilment.shipping_info": SHIPPING_INFO_UPLOAD.name, "fulfilment.rebook_courier": REBOOK_COURIER.name,
     "fulfilment.refund_due": ASK_FOR_REFUND.name, "erp_sync.sales_order": ERP_SALES_ORDER.name,
-    "erp_sync.crm_points": CRM_POINTS.name, "scheduler.flash_sale_give_back": FLASH_SALE_GIVE_BACK.name,
+    "erp_sync.return_order": ERP_RETURN_ORDER.name, "erp_sync.crm_points": CRM_POINTS.name,
+    "scheduler.flash_sale_give_back": FLASH_SALE_GIVE_BACK.name,
 }
 OLD_QUEUE_METHODS: dict[str, str] = {
     STOCK_TO_SHOP.name: "on_stock_changed", PICKUP_TO_POS.name: "pickup_at_pos",
     DELIVERY_TO_COURIER.name: "local_delivery", SHIPPING_INFO_UPLOAD.name: "shipping_info",
-    ASK_FOR_REFUND.name: "refund_due", ERP_SALES_ORDER.name: "sales_order",
+    ASK_FOR_REFUND.name: "refund_due", ERP_SALES_ORDER.name: "sales_order", ERP_RETURN_ORDER.name: "return_order",
 }
 
 # name (or an old name) -> consumer: what `consumers.replay` looks a dead letter's target up in.

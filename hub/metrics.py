@@ -16,6 +16,7 @@ Names (each counter also as `…_total`):
   hub_flash_sale_admissions                                                  outcome (admitted, sold_out, …)
   hub_orders_placed, hub_stock_events_applied
   hub_courier_claims                                                         system, outcome
+  hub_express_tracking_stopped                                               system (the courier stopped pushing)
   hub_cancel_requests                                                        outcome (accepted, refused)
   hub_courier_bookings_capped                                                system
   scrape time (SCRAPE_GAUGES): hub_outbox_unsent, hub_outbox_oldest_unsent_age_seconds, hub_dead_letters_parked,
@@ -104,6 +105,9 @@ class HubMetrics:
                                             "from what the hub would publish", ("channel",), registry=r)
         self.reconciliation_repaired = Counter("hub_reconciliation_repaired", "Drifted channel stock figures "
                                                "repaired with an absolute update", ("channel",), registry=r)
+        self.express_tracking_stopped = Counter("hub_express_tracking_stopped", "Express waybills whose tracking "
+                                                "push the courier stopped (Kuaidi100 abort): polled from then on",
+                                                ("system",), registry=r)
         self.courier_claims = Counter("hub_courier_claims", "Courier callbacks by what the courier's query said of "
                                       "them (confirmed, contradicted, unconfirmed, mismatch, stale_booking)",
                                       ("system", "outcome"), registry=r)

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .base import Request, Response, Simulator
-from .credentials import merchant_public_key_pem, platform_private_key_pem
+from .base import Request, Response, SandboxSystem, Simulator
+from .keys import merchant_private_key_pem, merchant_public_key_pem, platform_private_key_pem, platform_public_key_pem
 from .wechat_tokens import TokenIssuer
 
 CST = timezone(timedelta(hours=8))
@@ -415,3 +415,23 @@ class WeChatPaySimulator(Simulator):
     def send_refund_notifications(self) -> list[requests.Response]:
         """Post the held refund notifications to their notify_url, signed."""
         return [self.post_signed(url, body) for url, body in self.take_refund_notifications()]
+
+
+CREDENTIALS = {
+    "HUB_WECHAT_MCH_ID": "1900000001",
+    "HUB_WECHAT_API_V3_KEY": "SandboxApiV3Key0123456789abcdef0",   # exactly 32 bytes (AES-256)
+    "HUB_WECHAT_SERIAL": "3F1B7C2A9E0D4B6C8A5E2F1D0C9B8A7E6D5C4B3A",   # 40 hex digits, like a real platform cert
+    "HUB_WECHAT_APP_ID": "wxsandbox0001",
+    "HUB_WECHAT_APP_SECRET": "sandbox-wechat-app-secret",
+    "HUB_WECHAT_MERCHANT_SERIAL": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",   # the merchant's API certificate
+}
+assert len(CREDENTIALS["HUB_WECHAT_API_V3_KEY"].encode()) == 32
+
+
+def _keys() -> dict[str, str]:
+    return {"HUB_WECHAT_PLATFORM_PUBLIC_KEY": platform_public_key_pem(),
+            "HUB_WECHAT_MERCHANT_PRIVATE_KEY": merchant_private_key_pem().decode()}
+
+
+SANDBOX = SandboxSystem("wechat_pay", WeChatPaySimulator, 8703, "HUB_WECHAT_PAY_URL", credentials=CREDENTIALS,
+                        generated=_keys)

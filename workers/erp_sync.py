@@ -1,5 +1,6 @@
-"""ERP sync: completed orders to the ERP (and CRM points; `hub/handlers.py`, service "erp_sync"),
-the ERP's product master and warehouse stock pulled on a timer."""
+"""ERP sync: completed orders to the ERP (and CRM points), returns and refunds after completion to
+the ERP (`hub/handlers.py`, service "erp_sync"), the ERP's product master and warehouse stock
+pulled on a timer."""
 from __future__ import annotations
 
 import logging

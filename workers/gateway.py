@@ -43,7 +43,10 @@ class HubApi(DependencyProvider):
             except Exception as exc:         # Redis away: the gate's own errors answer the first attempts
                 log.warning("could not open the flash-sale gate's connections ahead of time: %s", exc)
         url, options = config["AMQP_URI"], transport_options(config)
-        replay = lambda i: consumers.replay(ctx, i, handlers.BY_NAME)  # noqa: E731
+
+        def replay(i: int, resend: bool = False) -> bool:
+            return consumers.replay(ctx, i, handlers.BY_NAME, resend=resend)
+
         self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=replay,
                                              queue_depths=lambda: queue_depths(url, all_service_classes(), options)))
 

@@ -7,7 +7,7 @@ import time
 
 from nameko.timer import timer
 
-from hub.flows import reconcile, refunds
+from hub.flows import express, reconcile, refunds
 from hub.services import housekeeping
 
 from .dependencies import HubCore
@@ -40,6 +40,12 @@ class SchedulerService:
         settled = refunds.follow_up(self.hub)      # refunds whose notification never came
         if settled:
             log.info("followed up %d refund(s) with the payment platform: %s", len(settled), ", ".join(settled))
+
+    @timer(interval=600)
+    def poll_stopped_express_tracking(self) -> None:
+        applied = express.poll_stopped_tracking(self.hub)     # waybills the courier stopped pushing
+        if applied:
+            log.info("polled express tracking the courier no longer pushes: %d report(s) applied", applied)
 
     # nameko fixes a timer's interval when the class is defined; config.yaml's
     # hub.reconcile_interval_s is honoured by a short tick that runs when the interval is up.

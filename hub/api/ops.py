@@ -15,7 +15,7 @@ from hub.api.http import ApiError, Call, Route, json_response, log
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
 from hub.metrics import CONTENT_TYPE, gauge
-from hub.storage.tables import DeadLetter, OutboxMessage, RefundRow
+from hub.storage.tables import UNKNOWN_OUTCOME, DeadLetter, OutboxMessage, RefundRow
 
 # Refunds the platform has not answered for good yet: one that stays here long is stuck.
 OPEN_REFUNDS = (RefundStatus.REQUESTED, RefundStatus.PROCESSING)
@@ -115,6 +115,17 @@ def may_replay(call: Call, token: str) -> None:
         raise ApiError(403, "forbidden", "replay from the console: its token is missing or wrong")
 
 
+def letter_kind(call: Call, dead_letter_id: int) -> str:
+    with call.ctx.reader() as uow:
+        return uow.session.execute(select(DeadLetter.kind).where(DeadLetter.id == dead_letter_id)).scalar_one()
+
+
+def unknown_outcome(dead_letter_id: int) -> ApiError:
+    """A letter whose work may already be done elsewhere is resent only when the operator says so."""
+    return ApiError(409, "unknown_outcome", f"dead letter {dead_letter_id} has an unknown outcome: the other "
+                                            "system may already hold it; check there, then replay with resend")
+
+
 def parked_letter_id(call: Call) -> int:
     """The path's dead letter id if it names a parked one; 404 otherwise — before anything else is asked."""
     raw = call.params["dead_letter_id"]
@@ -127,14 +138,16 @@ def parked_letter_id(call: Call) -> int:
     return int(raw)
 
 
-def replay_letter(call: Call, dead_letter_id: int) -> bool:
+def replay_letter(call: Call, dead_letter_id: int, *, resend: bool = False) -> bool:
     """Run a dead letter through its consumer again: the gateway's hook, or this process's own flows.
-    A consumer that fails again (or is not known here) keeps the letter: False, never a 5xx."""
+    A consumer that fails again (or is not known here) keeps the letter: False, never a 5xx.
+    `resend`: the operator checked a letter of unknown outcome and says send it again."""
     try:
         if call.deps.replay_dead_letter is not None:
-            return bool(call.deps.replay_dead_letter(dead_letter_id))
+            hook = call.deps.replay_dead_letter
+            return bool(hook(dead_letter_id, resend=True) if resend else hook(dead_letter_id))
         from hub import consumers, handlers
-        return consumers.replay(call.ctx, dead_letter_id, handlers.BY_NAME)
+        return consumers.replay(call.ctx, dead_letter_id, handlers.BY_NAME, resend=resend)
     except Exception as exc:  # noqa: BLE001 - the letter stays parked; the answer says it failed
         log.warning("replay of dead letter %s failed: %s", dead_letter_id, exc)
         return False
@@ -143,7 +156,10 @@ def replay_letter(call: Call, dead_letter_id: int) -> bool:
 def replay(call: Call) -> Response:
     dead_letter_id = parked_letter_id(call)
     may_replay(call, call.request.form.get("csrf", ""))
-    ok = replay_letter(call, dead_letter_id)
+    resend = call.request.form.get("resend") == "1"
+    if letter_kind(call, dead_letter_id) == UNKNOWN_OUTCOME and not resend:
+        raise unknown_outcome(dead_letter_id)
+    ok = replay_letter(call, dead_letter_id, resend=resend)
     log.info("dead letter %s replayed by an operator: %s", dead_letter_id, "ok" if ok else "failed again")
     if call.request.form:          # a plain HTML form: back to the console
         return Response(status=303, headers={"Location": f"/admin?replayed={dead_letter_id}&ok={int(ok)}"})

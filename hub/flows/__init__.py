@@ -5,9 +5,11 @@ the table in `hub/handlers.py` (a consumer's name there is its function's name h
 
 - pickup.py        order at the store's POS: pushed, PREPARED, COMPLETED, CANCELED
 - delivery.py      local courier: quote + book -> dispatched; re-book after a courier gave up; cancel
-- express.py       waybill + tracking subscription -> shipped (stock committed)
+- express.py       waybill + tracking subscription -> shipped (stock committed); waybills the courier
+                   stopped tracking polled (a scheduler timer)
 - shipping_info.py the payment platform's shipping-info upload (pickup, same city, express)
-- completed.py     ERP sales order (+ the feed) and CRM points, as two consumers
+- completed.py     ERP sales order (+ the feed) and CRM points, as two consumers; a return or refund
+                   after completion as an ERP return order, once per return id
 - refunds.py       a refund that is due, asked of the payment platform by its fixed out_refund_no
 - erp_pull.py      product master and warehouse stock from the ERP (timer and `hub resync`)
 - reconcile.py     what each channel shows vs what the hub holds, drift repaired

@@ -63,7 +63,10 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
         snap = orders.snapshot(order)
         booked = bookings_made(uow, order.id)
-    courier = ctx.connectors.local_courier()
+    couriers = ctx.connectors.couriers(store.id)              # the store's, in its order: the first books
+    if not couriers:
+        raise LookupError(f"no local courier in config.yaml serves store {store.id}")
+    courier = couriers[0]
     # A courier that cannot be reached raises TransientError here: retried, then parked — never
     # taken for "no booking", which would book a second rider once it answers again.
     held = courier.query(order_id)

@@ -39,7 +39,9 @@ def upload_key(order_id: str, payment_ref: str, logistics: str, tracking_no: str
 def shipping_info_upload(ctx: HubContext, event: OrderStatusChanged) -> None:
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
-        if not order.payment_ref or not ctx.connectors.has("payment"):
+        paid_here = order.payment_ref and ctx.connectors.has("payment")
+        payment = ctx.connectors.payment_platform_for(order) if paid_here else None
+        if payment is None:     # unpaid, or paid on the channel's own platform: nothing of ours to tell
             log.info("order %s: no platform payment to attach shipping info to", order.id)
             return
         logistics = LOGISTICS[S(event.to_status)]
@@ -57,7 +59,7 @@ def shipping_info_upload(ctx: HubContext, event: OrderStatusChanged) -> None:
         log.info("order %s: shipping info (%s) already uploaded; nothing new to tell", snap.order_id, logistics)
         return
     company = express_company(ctx, carrier) if carrier else None
-    ctx.connectors.payment().upload_shipping_info(snap, payment_ref, logistics, tracking_no, company)
+    payment.upload_shipping_info(snap, payment_ref, logistics, tracking_no, company)
     with ctx.uow() as uow:
         insert_ignore(uow.session, ProcessedMessage, {"consumer": UPLOADED, "message_id": key,
                                                       "processed_at": utcnow()})

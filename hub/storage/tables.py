@@ -205,6 +205,8 @@ class Shipment(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_event_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # push (the courier pushes) | polling (it stopped: Kuaidi100's `abort`; the hub asks instead)
+    tracking: Mapped[str] = mapped_column(String(16), default="push", server_default="push")
 
 
 class TrackingEventRow(Base):
@@ -258,6 +260,9 @@ class ProcessedMessage(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+FAILED, UNKNOWN_OUTCOME = "failed", "unknown_outcome"      # a dead letter's kind
+
+
 class DeadLetter(Base):
     """Work that failed after its retries: kept for an operator to see and replay."""
 
@@ -271,6 +276,19 @@ class DeadLetter(Base):
     first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="parked")  # parked | replayed
+    # failed (its retries ran out) | unknown_outcome (a create that may have been saved: resend only when told)
+    kind: Mapped[str] = mapped_column(String(24), default=FAILED, server_default=FAILED)
+
+
+class ErpReturnEntry(Base):
+    """A return or refund of a completed order sent to the ERP: once per return id, its document after."""
+
+    __tablename__ = "erp_returns"
+    return_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))          # return | refund
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erp_document_no: Mapped[str | None] = mapped_column(String(64))
 
 
 class ErpFeedEntry(Base):

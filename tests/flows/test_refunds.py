@@ -1,5 +1,5 @@
 """Refunds executed: every path that owes money ends in a refund asked of the payment platform (the
-WeChat Pay simulator, over HTTP, signed) by `fulfilment.refund_due`, and the order reaches refunded
+WeChat Pay simulator, over HTTP, signed) by `ask_for_refund`, and the order reaches refunded
 only when the platform's notification (posted to the hub's real callback) says the money went back."""
 from __future__ import annotations
 

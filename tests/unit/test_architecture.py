@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.registry import CONNECTOR_KINDS, connector_class
+from connectors.registry import connector_class, connector_kinds
+from hub.api.callbacks import HANDLERS as CALLBACK_HANDLERS
 from hub.config import load_config
-from hub.ports import PORTS, ROLE_OF_KIND
+from hub.ports import CALLBACKS, PORTS
 from sandbox.credentials import sandbox_env
 
 CORE = Path(__file__).resolve().parents[2] / "hub"
@@ -105,13 +106,40 @@ SYSTEMS = load_config(env=sandbox_env()).systems    # config.yaml as shipped, wi
 @pytest.mark.parametrize("name", sorted(SYSTEMS))
 def test_each_configured_connector_satisfies_its_port(name):
     system = SYSTEMS[name]
-    role = ROLE_OF_KIND[system.kind]
     cls = connector_class(system.kind)
-    port = PORTS[role]
+    port = PORTS[cls.role]
     missing = [m for m in dir(port) if not m.startswith("_") and callable(getattr(port, m))
                and not callable(getattr(cls, m, None))]
     assert missing == [], f"{cls.__name__} lacks {missing} of {port.__name__}"
 
 
 def test_every_connector_kind_plays_a_role():
-    assert set(CONNECTOR_KINDS) == set(ROLE_OF_KIND)
+    roles = {kind: connector_class(kind).role for kind in connector_kinds()}
+    assert set(connector_kinds()) >= {system.kind for system in SYSTEMS.values()}
+    assert {kind: role for kind, role in roles.items() if role not in PORTS} == {}
+
+
+def test_every_declared_callback_has_its_handler():
+    declared = {kind: getattr(connector_class(kind), "callback", None) for kind in connector_kinds()}
+    assert set(CALLBACK_HANDLERS) == set(CALLBACKS)
+    assert {kind: cb for kind, cb in declared.items() if cb is not None and cb not in CALLBACKS} == {}
+    assert {cb for cb in declared.values() if cb} == set(CALLBACKS)
+
+
+def _strings(path: Path) -> set[str]:
+    return {node.value for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def test_the_core_never_names_a_connector_kind():
+    # A kind that is also a role's name (`local_courier`) may be written only where the roles are: hub/ports.py.
+    kinds = set(connector_kinds())
+    named = {name: sorted(_strings(path) & (kinds if name != "hub.ports" else kinds - set(PORTS)))
+             for name, path in MODULES.items()}
+    assert {name: found for name, found in named.items() if found} == {}
+
+
+def test_the_kind_check_sees_a_kind(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text('HANDLERS = {"wechat_pay": None}\n')
+    assert _strings(probe) & set(connector_kinds()) == {"wechat_pay"}

@@ -70,6 +70,7 @@ def test_queue_names_are_the_ones_a_deployed_broker_has():
         "evt-hub-shipment.rebook_needed--fulfilment.rebook_courier",
         "evt-hub-order.refund_due--fulfilment.refund_due",
         "evt-hub-order.status_changed--erp_sync.sales_order",
+        "evt-hub-order.status_changed--erp_sync.return_order",
         "evt-hub-order.status_changed--erp_sync.crm_points",
         "evt-hub-order.status_changed--scheduler.flash_sale_give_back",
     }
@@ -79,6 +80,7 @@ def test_dead_letters_under_the_old_names_find_their_consumer():
     assert len(handlers.OLD_TARGETS) == len(handlers.TABLE)
     assert {handlers.BY_NAME[old] for old in handlers.OLD_TARGETS} == set(handlers.TABLE)
     assert handlers.BY_NAME["fulfilment.pickup_pos"] is handlers.PICKUP_TO_POS
+    assert handlers.BY_NAME["erp_sync.return_order"] is handlers.ERP_RETURN_ORDER     # issue 25's, before the table
     assert all(handlers.BY_NAME[c.name] is c for c in handlers.TABLE)
 
 
@@ -93,6 +95,10 @@ def test_filters_pick_fulfilment_types_and_target_states():
     assert not handlers.DELIVERY_TO_COURIER.wants(allocated)          # another fulfilment type
     assert not handlers.ERP_SALES_ORDER.wants(allocated)              # another target state
     assert handlers.ERP_SALES_ORDER.wants({**allocated, "to": "completed"})
+    assert not handlers.ERP_RETURN_ORDER.wants({**allocated, "to": "completed"})     # only after completion
+    assert handlers.ERP_RETURN_ORDER.wants({**allocated, "from": "completed", "to": "returned"})
+    assert handlers.ERP_RETURN_ORDER.wants({**allocated, "to": "refunded", "fulfillment": "express"})   # any type
+    assert not handlers.ERP_SALES_ORDER.wants({**allocated, "to": "returned"})
     assert handlers.STOCK_TO_SHOP.wants({"sku": "A", "location_id": "S001", "cause": "sale"})
 
 
