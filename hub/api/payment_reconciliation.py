@@ -40,11 +40,10 @@ def listing(call: Call) -> dict:
 
 
 def show(call: Call) -> dict:
-    try:
-        run_id = int(call.params["run_id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such reconciliation run") from None
-    view = payment_reconciliation.run_detail(call.ctx, run_id)
+    text = call.params["run_id"]
+    # Only a number a BIGINT holds can name a run (a longer one would fail in the database, not be unknown).
+    run_id = int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    view = payment_reconciliation.run_detail(call.ctx, run_id) if run_id is not None else None
     if view is None:
         raise ApiError(404, "not_found", "no such reconciliation run")
     return _times(call, view)

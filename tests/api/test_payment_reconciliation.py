@@ -38,3 +38,7 @@ def test_the_runs_are_listed_and_an_unknown_run_is_404(api):
     assert api.get(P, key=OPS_KEY).get_json() == {"runs": []}
     assert api.get(P + "/999", key=OPS_KEY).status_code == 404
     assert api.get(P + "/abc", key=OPS_KEY).status_code == 404
+
+
+def test_a_run_id_no_column_holds_is_404(api):
+    assert api.get(P + "/" + "9" * 30, key=OPS_KEY).status_code == 404
