@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
 from hub.config import PAID_ON_CHANNEL, HubConfig, LocationConfig, SystemConfig
@@ -30,6 +31,7 @@ from hub.domain.model import (
     StockDelta,
     TrackingEvent,
 )
+from hub.domain.payment_bills import Bill
 
 # -- errors a connector raises and the core must tell apart -------------------------------
 
@@ -65,6 +67,10 @@ class OutcomeUnknown(PermanentError):
 
 class SignatureError(ConnectorError):
     """What a system sent us does not verify: bad or missing signature, stale timestamp, replay."""
+
+
+class BillIntegrityError(PermanentError):
+    """A downloaded bill does not match the digest the platform signed for it: kept as an error, never compared."""
 
 
 class MappingError(ConnectorError):
@@ -185,6 +191,11 @@ class PaymentPlatform(Protocol):
 
     def upload_shipping_info(self, order: OrderSnapshot, transaction_id: str, logistics_type: str,
                              tracking_no: str | None = None, express_company: str | None = None) -> None: ...
+
+    def daily_bill(self, day: date) -> Bill:
+        """The merchant's trade and refund bills of `day` (the platform's calendar), digests verified;
+        BillIntegrityError when a file does not match the digest the platform signed."""
+        ...
 
 
 @runtime_checkable

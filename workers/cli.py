@@ -331,6 +331,35 @@ def resync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bill_day(text: str) -> object:
+    from datetime import date
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+@command("reconcile")
+def reconcile_cmd(args: argparse.Namespace) -> int:
+    from connectors.registry import build_connector
+    from hub.bootstrap import build_context
+    from hub.config import load_config
+    from hub.domain.errors import BadInput
+    from hub.services import payment_reconciliation
+
+    ctx = build_context(load_config(args.config), connectors=build_connector)
+    day = args.date or payment_reconciliation.yesterday()
+    try:
+        runs = payment_reconciliation.reconcile(ctx, day, trigger="cli", system=args.system)
+    except BadInput as exc:
+        print(f"hub reconcile payments: {exc}", file=sys.stderr)
+        return 2
+    for r in runs:
+        print(f"{r.system} {r.bill_date}: {r.status}, {r.differences} difference(s), {r.repaired} repaired"
+              + (f" — {r.error}" if r.error else "") + f" (run {r.run_id})")
+    return 1 if any(r.status == "error" for r in runs) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="O2O Hub: stock and orders in sync")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -358,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true")
     p.add_argument("--resend", action="store_true",
                    help="also resend letters of unknown outcome (check the other system first)")
+    p.add_argument("--config")
+    p = sub.add_parser("reconcile", help="compare the payment systems' daily bills with the hub (default: yesterday)")
+    p.add_argument("what", choices=["payments"])
+    p.add_argument("--date", type=_bill_day, help="the bill's day, YYYY-MM-DD")
+    p.add_argument("--system", help="one payment system (default every one)")
     p.add_argument("--config")
     p = sub.add_parser("resync", help="pull the ERP's product master and warehouse stock now")
     p.add_argument("--config")

@@ -8,7 +8,7 @@ import time
 from nameko.timer import timer
 
 from hub.flows import express, reconcile, refunds
-from hub.services import housekeeping
+from hub.services import housekeeping, payment_reconciliation
 
 from .dependencies import HubCore
 from .subscribe import subscribed
@@ -16,6 +16,7 @@ from .subscribe import subscribed
 log = logging.getLogger(__name__)
 RECONCILE_TICK_S = 5
 _last_reconcile: dict[int, float] = {}     # per hub context: when reconciliation last ran
+_bills_done: dict[int, str] = {}           # per hub context: the last bill day compared
 
 
 @subscribed
@@ -60,3 +61,22 @@ class SchedulerService:
             reconcile.reconcile_channel_stock(self.hub)     # logs and counts what it repaired
         except Exception as exc:   # a channel (or our database) away: the next run checks again
             log.warning("channel stock reconciliation failed: %s", exc)
+
+    # WeChat Pay publishes yesterday's bills from 10:00 Beijing time; the hourly check compares them once a day
+    # after that (a run that found no usable bill is tried again the next hour).
+    @timer(interval=3600)
+    def reconcile_payments(self) -> None:
+        now = payment_reconciliation.utcnow()
+        day = payment_reconciliation.yesterday(now)
+        if now.astimezone(payment_reconciliation.PLATFORM_TZ).hour < 10 or _bills_done.get(id(self.hub)) == str(day):
+            return
+        try:
+            runs = payment_reconciliation.reconcile(self.hub, day, trigger="daily")
+        except Exception as exc:   # our database away: the next hour tries again
+            log.warning("payment reconciliation of %s failed: %s", day, exc)
+            return
+        if all(r.status == "ok" for r in runs):
+            _bills_done[id(self.hub)] = str(day)
+        for r in runs:
+            log.info("payment reconciliation %s %s: %s, %d difference(s), %d repaired", r.system, r.bill_date,
+                     r.status, r.differences, r.repaired)
