@@ -123,9 +123,12 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         out["broker_raw_per_s"] = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
         gateway_pid = [p.proc.pid for p, g in zip(procs, groups, strict=True) if "gateway" in g]
         out["gateways"] = len(gateway_pid)
+        roles: dict[str, list[int]] = {}
+        for p, g in zip(procs, groups, strict=True):
+            roles.setdefault("+".join(g), []).append(p.proc.pid)
         if "receipts" in args.only:
             out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid,
-                                     [p.proc.pid for p in procs])
+                                     [p.proc.pid for p in procs], roles=roles)
         if "rush" in args.only:
             print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
             out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)

@@ -76,14 +76,30 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def role_cpu(roles: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds so far of each process role (gateway, relay, channel_sync, ...)."""
+    return {role: cpu_seconds(pids) for role, pids in roles.items()}
+
+
+def thread_cpu() -> float:
+    """CPU seconds so far of this (the bench's) process: the shop simulator answering the pushes lives here."""
+    return time.process_time()
+
+
 def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int, db: str,
-             mode: str, pids: list[int], all_pids: list[int] | None = None) -> dict[str, float]:
+             mode: str, pids: list[int], all_pids: list[int] | None = None,
+             roles: dict[str, list[int]] | None = None) -> dict[str, float]:
     """Stock events/s through the API, one receipt per request and 100 per request (wrk), and the batched
-    figure end to end: from the first request until channel sync has handled every stock event."""
+    figure end to end: from the first request until channel sync has handled every stock event.
+
+    Per process role too (`roles`: gateway, relay, channel_sync): CPU ms per event from /proc over the same
+    window, and the push's other end (the shop simulator, in this process), so a regression shows where it is."""
     out: dict[str, float] = {}
+    roles = roles or {}
     for label, batch, conns in (("single", 0, 8), ("batched", 100, 4)):
         print(f"[{mode}] stock events, {label} receipts, wrk {seconds}s x {conns} connections ...", flush=True)
         started, cpu, hub_cpu = time.perf_counter(), cpu_seconds(pids), cpu_seconds(all_pids or pids)
+        per_role, shop_cpu = role_cpu(roles), thread_cpu()
         r = wrk.run(base, "sales.lua", [store, store_key, str(sku_count), str(batch), f"{label}{uuid.uuid4().hex[:6]}",
                                         _now()], seconds=seconds, connections=conns)
         ok = r.statuses.get("201" if batch == 0 else "200", 0)
@@ -96,6 +112,10 @@ def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int
         out[f"{label}_cpu_ms_per_event"] = (cpu_seconds(pids) - cpu) * 1000 / max(events, 1)
         # every hub process (gateways, relay, channel sync) until the shop holds every figure
         out[f"{label}_hub_cpu_ms_per_event"] = (cpu_seconds(all_pids or pids) - hub_cpu) * 1000 / max(events, 1)
+        for role, before in per_role.items():
+            out[f"{label}_step_ms_{role}"] = (cpu_seconds(roles[role]) - before) * 1000 / max(events, 1)
+        # the bench process's own CPU over the window: the shop simulator taking the pushes (and the bench's polls)
+        out[f"{label}_step_ms_shop"] = (thread_cpu() - shop_cpu) * 1000 / max(events, 1)
     return out
 
 
