@@ -118,42 +118,72 @@ def relay_once(ctx: HubContext, publisher: OutboxPublisher, batch_size: int = 50
         return len(rows)
 
 
-class OutboxRelay(DependencyProvider):
-    """Runs the relay loop in a managed thread of the container that declares it."""
+class RelayLoop:
+    """Publish while there is something to publish; then wait to be woken (`workers/outbox_wakeup.py`: a
+    PostgreSQL NOTIFY from the outbox's trigger, on SQLite a commit in this process), looking anyway every
+    `poll` seconds. After a partial batch it waits `gather` first, so the next batch gathers what arrives
+    meanwhile instead of the relay paying a select, a confirm wait and an update for each event or two."""
 
-    def __init__(self, idle_sleep: float | None = None, batch_size: int | None = None):
-        # An idle relay polls the outbox: 10 ms keeps sync latency low for one indexed query.
-        self.idle_sleep = idle_sleep or float(os.environ.get("HUB_RELAY_IDLE_MS", "10")) / 1000
-        self.batch_size = batch_size or int(os.environ.get("HUB_RELAY_BATCH_SIZE", "500"))
+    def __init__(self, ctx: HubContext, publisher: OutboxPublisher, wakeup: Any, batch_size: int,
+                 gather: float, poll: float):
+        self.ctx, self.publisher, self.wakeup = ctx, publisher, wakeup
+        self.batch_size, self.gather, self.poll = batch_size, gather, poll
+        self.running = True
 
-    def setup(self) -> None:
-        from .dependencies import context_from_config
-        from .embedded import transport_options
+    def run(self) -> None:
+        try:
+            self._run()
+        finally:                       # stopped, or killed by the container: give back the LISTEN connection
+            self.wakeup.close()
 
-        self.ctx = context_from_config(self.container.config)
-        self.publisher = OutboxPublisher(self.container.config["AMQP_URI"],
-                                         transport_options=transport_options(self.container.config))
-        self._running = True
-
-    def start(self) -> None:
-        self.container.spawn_managed_thread(self._loop)
-
-    def stop(self) -> None:
-        self._running = False
-        self.publisher.close()
-
-    def _loop(self) -> None:
-        while self._running:
+    def _run(self) -> None:
+        while self.running:
             try:
                 sent = relay_once(self.ctx, self.publisher, self.batch_size)
             except Exception as exc:   # broker or database away: back off, keep the rows, try again
                 log.warning("outbox relay: %s", exc)
-                sent = 0
                 eventlet.sleep(1.0)
-            if sent < self.batch_size:
-                # Caught up: wait a moment, so the next batch gathers what arrives meanwhile instead of the
-                # relay paying a select, a confirm wait and an update for each event or two.
-                eventlet.sleep(self.idle_sleep)
+                continue
+            if sent >= self.batch_size:
+                continue
+            if sent:
+                eventlet.sleep(self.gather)
+            self.wakeup.wait(self.poll)
+
+    def stop(self) -> None:
+        self.running = False
+
+
+class OutboxRelay(DependencyProvider):
+    """Runs the relay loop in a managed thread of the container that declares it."""
+
+    def __init__(self, idle_sleep: float | None = None, batch_size: int | None = None, poll: float | None = None):
+        # After a partial batch, 10 ms for the next one to gather; woken by NOTIFY on PostgreSQL, so an idle relay
+        # costs nothing, with a look every second (HUB_RELAY_POLL_MS) should a notification be lost. On SQLite
+        # the look stays every idle_sleep (a writer in another process cannot wake it).
+        self.idle_sleep = idle_sleep or float(os.environ.get("HUB_RELAY_IDLE_MS", "10")) / 1000
+        self.batch_size = batch_size or int(os.environ.get("HUB_RELAY_BATCH_SIZE", "500"))
+        self._poll = poll or (float(os.environ["HUB_RELAY_POLL_MS"]) / 1000 if "HUB_RELAY_POLL_MS" in os.environ
+                              else None)
+
+    def setup(self) -> None:
+        from .dependencies import context_from_config
+        from .embedded import transport_options
+        from .outbox_wakeup import wakeup_for
+
+        self.ctx = context_from_config(self.container.config)
+        self.publisher = OutboxPublisher(self.container.config["AMQP_URI"],
+                                         transport_options=transport_options(self.container.config))
+        wakeup = wakeup_for(self.ctx.engine)
+        poll = self._poll or (1.0 if self.ctx.engine.dialect.name == "postgresql" else self.idle_sleep)
+        self.loop = RelayLoop(self.ctx, self.publisher, wakeup, self.batch_size, self.idle_sleep, poll)
+
+    def start(self) -> None:
+        self.container.spawn_managed_thread(self.loop.run)
+
+    def stop(self) -> None:
+        self.loop.stop()
+        self.publisher.close()
 
     def get_dependency(self, worker_ctx: Any) -> OutboxRelay:
         return self

@@ -14,6 +14,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ..events import Event
+from . import outbox_signal
 from .detached import discard_detached, has_pending, insert_rows, write_detached
 from .tables import OutboxMessage, utcnow
 
@@ -75,6 +76,7 @@ class UnitOfWork:
             self._outbox = []
 
     def commit(self) -> None:
+        has_events = bool(self.emitted)      # some may be in the outbox already (write_events)
         if self._outbox and has_pending(self.session):
             # With the writes queued outside the ORM (storage/detached.py): one round trip on PostgreSQL.
             insert_rows(self.session, OutboxMessage.__table__, self._outbox)
@@ -83,6 +85,8 @@ class UnitOfWork:
         self.write_events()
         self.session.commit()
         self._once = {}
+        if has_events:
+            outbox_signal.committed()          # a relay in this process looks now (embedded mode)
 
     def rollback(self) -> None:
         discard_detached(self.session)
