@@ -35,8 +35,10 @@ REDIS_URL = os.environ.get("HUB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 SKUS = [f"BENCH-{i:03d}" for i in range(40)]
 LATENCY_SKU = "BENCH-LAT"
 RUSH_SKU = "BENCH-RUSH"
+PLAIN_SKU = "BENCH-PLAIN"                   # the plain-order rush's SKU: PLAIN_UNITS to sell at S001
+PLAIN_UNITS = 100
 START = 1_000_000
-PARTS = ("receipts", "rush", "sync", "orders", "events", "scale")
+PARTS = ("receipts", "rush", "plain", "sync", "orders", "events", "scale")
 LOAD_ORDERS_PER_S = 10                      # pickup orders beside the sales during the sync figure
 
 
@@ -75,11 +77,14 @@ def _prepare(database_url: str, shop: object) -> None:
         sync_locations(ctx)
     codes = [*SKUS, LATENCY_SKU, RUSH_SKU]
     with ctx.uow() as uow:
-        upsert_skus(uow, [Sku(c, f"bench item {c}", price_fen=1000) for c in codes])
+        upsert_skus(uow, [Sku(c, f"bench item {c}", price_fen=1000) for c in [*codes, PLAIN_SKU]])
         now = utcnow()
         for code in codes:
             for store in ("S001", "S002"):
                 inventory.apply_count(uow, StockCount("bench", f"open-{code}-{store}", code, store, START, now))
+        held_back = cfg.safety_stock("S001") + cfg.channel("miniprogram").safety_stock
+        inventory.apply_count(uow, StockCount("bench", f"open-{PLAIN_SKU}", PLAIN_SKU, "S001",
+                                              PLAIN_UNITS + held_back, now))
         uow.commit()
     shop.seed_catalog(codes)
     seed_binder(SqlBinder(ctx.session_factory), codes)
@@ -132,6 +137,11 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         if "rush" in args.only:
             print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
             out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
+        if "plain" in args.only:
+            print(f"[{mode}] plain-order rush: {args.attempts} attempts on {PLAIN_UNITS} units, no flash sale ...",
+                  flush=True)
+            out |= scenario.plain_rush(base, channel.key, PLAIN_SKU, "S001", args.attempts, db, gateway_pid,
+                                       units=PLAIN_UNITS)
         latency: list[float] = []
         if "sync" in args.only:
             print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",

@@ -70,6 +70,14 @@ def print_table(results: dict[str, dict[str, Any]], load_before: tuple[float, ..
              f"{_f(r, 'rush_sold_out')} / {_f(r, 'rush_other')}", "quota 100", ""),
             ("  oversold (gate = ledger at the end)", f"{_f(r, 'rush_oversold')} "
              f"({'yes' if r.get('rush_gate_agrees') else 'NO'})", "", "0"),
+            ("plain-order rush attempts/s answered", _f(r, "plain_per_s"),
+             f"{_f(r, 'plain_attempts')} attempts, 64 connections, no flash sale", ">= 1,500"),
+            ("  plain rush p50 / p99 ms", f"{_f(r, 'plain_p50_ms', '{:.1f}')} / {_f(r, 'plain_p99_ms', '{:.1f}')}",
+             "", "p99 < 250"),
+            ("  gateway CPU ms per attempt", _f(r, "plain_cpu_ms_per_attempt", "{:.2f}"), "", ""),
+            ("  admitted / sold out / other", f"{_f(r, 'plain_admitted')} / {_f(r, 'plain_sold_out')} / "
+             f"{_f(r, 'plain_other')}", "100 units", ""),
+            ("  oversold (from the ledger)", _f(r, "plain_oversold"), "", "0"),
             ("sync latency p50 / p95 / p99 ms", f"{_f(r, 'p50', '{:.1f}')} / {_f(r, 'p95', '{:.1f}')} / "
              f"{_f(r, 'p99', '{:.1f}')}", f"{_f(r, 'samples')} samples under {_f(r, 'load_per_s')}/s sales+orders "
              f"of {_f(r, 'load_asked')}/s asked ({_f(r, 'load_errors')} failed, backlog <= {_f(r, 'load_behind')})",

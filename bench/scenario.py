@@ -149,6 +149,29 @@ def rush(base: str, ops_key: str, channel_key: str, sku: str, attempts: int, db:
             "rush_gate_agrees": float(bool(result["agree"])), "rush_cpu_ms_per_attempt": cpu_ms}
 
 
+def plain_rush(base: str, channel_key: str, sku: str, store: str, attempts: int, db: str, pids: list[int],
+               units: int = 100) -> dict[str, float]:
+    """An ordinary order rush on one SKU, no flash sale: `attempts` pickups of one unit on `units` units, each its own
+    key and buyer. Oversold from the ledger: orders holding the SKU there beyond the units it had."""
+    threads, cpu = 2, cpu_seconds(pids)
+    r = wrk.run(base, "plain_rush.lua", [channel_key, sku, store, str(attempts // threads), uuid.uuid4().hex[:6]],
+                seconds=300, connections=64, threads=threads)
+    cpu_ms = (cpu_seconds(pids) - cpu) * 1000 / max(r.requests, 1)
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        held = conn.execute(text("select coalesce(sum(qty), 0) from reservations where sku = :s and location_id = :l"),
+                            {"s": sku, "l": store}).scalar()
+        on_hand, reserved = conn.execute(text("select on_hand, reserved from stock_levels where sku = :s and "
+                                              "location_id = :l"), {"s": sku, "l": store}).one()
+    engine.dispose()
+    admitted = r.statuses.get("201", 0)
+    return {"plain_attempts": r.requests, "plain_per_s": r.per_s, "plain_p50_ms": r.p50_ms, "plain_p99_ms": r.p99_ms,
+            "plain_admitted": admitted, "plain_sold_out": r.statuses.get("409", 0),
+            "plain_other": r.requests - admitted - r.statuses.get("409", 0) + r.errors,
+            "plain_oversold": max(held - units, admitted - units, reserved - on_hand, 0),
+            "plain_cpu_ms_per_attempt": cpu_ms}
+
+
 def ingest(base: str, store_keys: dict[str, str], skus: list[str], n: int, clients: int = 8) -> float:
     """POS sales through the API into the ledger: requests per second (each is one stock event)."""
     def worker(count: int) -> None:
