@@ -6,6 +6,7 @@ import time
 
 import eventlet
 
+from hub.events import StockChanged
 from workers.outbox_wakeup import wakeup_for
 from workers.relay import RelayLoop
 
@@ -38,7 +39,7 @@ def test_an_event_is_published_without_waiting_for_the_poll(ctx):
         eventlet.sleep(0.3)                      # the outbox is empty: the relay is waiting now, for a minute
         for n in range(3):                       # each wake-up, not only the first
             with ctx.uow() as uow:
-                uow.emit("stock.changed", {"sku": "TEA-001", "location_id": "S001", "cause": f"test-{n}"})
+                uow.emit(StockChanged("TEA-001", "S001", f"test-{n}"))
                 uow.commit()
             assert _wait(lambda n=n: len(publisher.sent) == n + 1, 5.0), "not woken by the commit"
             eventlet.sleep(0.2)                  # idle again
@@ -55,7 +56,7 @@ def test_a_rolled_back_event_wakes_nothing_and_publishes_nothing(ctx):
     try:
         eventlet.sleep(0.3)
         with ctx.uow() as uow:
-            uow.emit("stock.changed", {"sku": "TEA-001", "location_id": "S001", "cause": "test"})
+            uow.emit(StockChanged("TEA-001", "S001", "test"))
         eventlet.sleep(0.5)
         assert publisher.sent == []
     finally:
