@@ -146,7 +146,7 @@ class LocalDeliveryConnector:
         raise error
 
     # -- callbacks ------------------------------------------------------------------------------
-    def parse_callback(self, body: bytes) -> TrackingEvent:
+    def parse_callback(self, body: bytes, query: Any = None) -> TrackingEvent:
         """Verify a status callback and map it; external_id and `at` let the hub dedupe and order."""
         try:
             data = json.loads(body)
