@@ -19,7 +19,15 @@ import time
 from typing import Any, Self
 
 from hub.config import LocationConfig, SystemConfig
-from hub.domain.model import Booking, CourierState, DeliveryQuote, OrderSnapshot, TrackingEvent, TrackingStatus
+from hub.domain.model import (
+    Booking,
+    CancelTerms,
+    CourierState,
+    DeliveryQuote,
+    OrderSnapshot,
+    TrackingEvent,
+    TrackingStatus,
+)
 from hub.privacy import mask_phone
 from mappings.engine import Mapping, load_mapping
 
@@ -37,6 +45,7 @@ from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
 
+CANCELLABLE = {TrackingStatus.BOOKED, TrackingStatus.RIDER_ASSIGNED, TrackingStatus.RIDER_AT_STORE}
 CALLBACK_REPLY = {"code": 0, "msg": "success"}   # Dada only needs an HTTP 200; it retries otherwise
 # The status query's time of each step: the time of the status the delivery is in now.
 STEP_TIME = {TrackingStatus.RIDER_ASSIGNED: "accepted_at",
@@ -105,6 +114,21 @@ class LocalDeliveryConnector:
         if isinstance(result, dict) and result.get("deduct_fee"):
             log.info("%s: cancelling %s cost a %s yuan penalty", self.name, order_id, result["deduct_fee"])
 
+    def add_tip(self, order_id: str, tip_fen: int) -> None:
+        """addTip: Dada's tip is the total in yuan, and only while no rider took the order."""
+        self.retry.call(self._call, "add_tip", {"order_id": order_id, "tips": round(tip_fen / 100, 2),
+                                                "city_code": self.city_code, "info": "no rider yet"})
+
+    def cancel_terms(self, order_id: str) -> CancelTerms:
+        """Dada has no pre-cancel: its rules read from the status query (a cancel is refused once the rider has
+        the goods; one at the store costs the penalty the mapping names)."""
+        held = self.query(order_id)
+        if held is None or held.status not in CANCELLABLE:
+            return CancelTerms(False, 0, f"Dada holds the delivery as {held.status if held else 'nothing'}")
+        at_store = held.status == TrackingStatus.RIDER_AT_STORE
+        penalty = int(self.mapping.operation("penalty_at_store_fen")) if at_store else 0
+        return CancelTerms(True, penalty)
+
     def query(self, order_id: str) -> CourierState | None:
         """Dada's status query for the hub's order `order_id`: its delivery now, None if Dada holds none.
         Unreachable or busy is TransientError (after retries), never None: "down" is not "no booking"."""
@@ -146,7 +170,7 @@ class LocalDeliveryConnector:
         raise error
 
     # -- callbacks ------------------------------------------------------------------------------
-    def parse_callback(self, body: bytes) -> TrackingEvent:
+    def parse_callback(self, body: bytes, query: Any = None) -> TrackingEvent:
         """Verify a status callback and map it; external_id and `at` let the hub dedupe and order."""
         try:
             data = json.loads(body)

@@ -52,6 +52,7 @@ class HubSection(_Strict):
     pickup_code_max_attempts: int = Field(5, gt=0)
     pickup_code_lock_minutes: int = Field(30, gt=0)
     max_courier_bookings: int = Field(3, gt=0)         # riders booked for one order before an operator decides
+    courier_quote_deadline_s: float = Field(3.0, gt=0)  # couriers asked in parallel; a later answer is no quote
     ops_key: str = Field(min_length=8)
     reconcile_interval_s: int = Field(300, ge=10)     # channel stock reconciliation, the safety net
     # `hub up`: processes per service (competing consumers); a service not named runs once
@@ -135,6 +136,9 @@ class LocationConfig(_Strict):
     phone: str = Field("", pattern=r"^[0-9+\- ]*$")     # the sender's phone on waybills (couriers want one)
     # The couriers (systems) that serve this location, in the order asked; absent: every one configured.
     couriers: list[str] | None = None
+    # How the booked courier is chosen among them (hub/domain/courier_choice.py): the first that quotes
+    # (preference), the cheapest quote, or the soonest promised pickup (fastest).
+    courier_rule: Literal["preference", "cheapest", "fastest"] = "preference"
 
     @model_validator(mode="after")
     def _store_needs(self) -> LocationConfig:

@@ -19,6 +19,7 @@ from hub.domain.flash_sale import GateState, SaleTerms, Verdict
 from hub.domain.model import (
     Booking,
     Buyer,
+    CancelTerms,
     CourierState,
     DeliveryQuote,
     OrderSnapshot,
@@ -141,15 +142,28 @@ class LocalCourier(Protocol):
 
     def quote(self, order: OrderSnapshot, store: LocationConfig, callback_url: str) -> DeliveryQuote: ...
 
-    def book(self, quote: DeliveryQuote) -> Booking: ...
+    def book(self, quote: DeliveryQuote) -> Booking:
+        """Order the delivery `quote` priced; booking the same quote twice is one booking. The booking's
+        `shipment_ref` is the quote's id, or the courier's own order number when it gives one at booking."""
+        ...
 
     def cancel(self, order_id: str, reason: str) -> None: ...
+
+    def cancel_terms(self, order_id: str) -> CancelTerms:
+        """Whether the courier would cancel the order's delivery now, and at what penalty (its pre-cancel)."""
+        ...
+
+    def add_tip(self, order_id: str, tip_fen: int) -> None:
+        """Add `tip_fen` to the booked delivery's fee so a rider takes it (the total tip, never a second one)."""
+        ...
 
     def query(self, order_id: str) -> CourierState | None:
         """The delivery of the hub's order `order_id` as the courier holds it; None if it holds none."""
         ...
 
-    def parse_callback(self, body: bytes) -> TrackingEvent: ...
+    def parse_callback(self, body: bytes, query: Mapping[str, str] | None = None) -> TrackingEvent:
+        """Verify the callback's signature (in its body, or its query string's `sign`) and map it: a claim."""
+        ...
 
     def callback_reply(self) -> dict[str, Any]: ...
 

@@ -93,6 +93,7 @@ class Delivery:
     history: list[int] = field(default_factory=list)
     times: dict[int, int] = field(default_factory=dict)     # status -> update_time it was first reached
     deduct_fee: float = 0.0
+    tips: Decimal = Decimal("0")
 
 
 @dataclass
@@ -138,6 +139,7 @@ class LocalDeliverySimulator(Simulator):
         self.route("POST", "/api/order/addAfterQuery", self._signed(self._add_after_query))
         self.route("POST", "/api/order/formalCancel", self._signed(self._formal_cancel))
         self.route("POST", "/api/order/status/query", self._signed(self._status_query))
+        self.route("POST", "/api/order/addTip", self._signed(self._add_tip))
 
     def reset(self) -> None:
         super().reset()
@@ -258,6 +260,23 @@ class LocalDeliverySimulator(Simulator):
         self.advance(order_id, 5, cancel_reason=str(body.get("cancel_reason") or ""), cancel_from=2)
         return _ok({"deduct_fee": deduct})
 
+    def _add_tip(self, body: dict[str, Any]) -> Response:
+        """addTip: `tips` is the order's total tip in yuan; only while it waits for a rider (status 1)."""
+        with self._lock:
+            d = self.deliveries.get(str(body.get("order_id") or ""))
+            if d is None or not d.booked:
+                return _fail(2005, "订单不存在,请核查订单号")
+            try:
+                tips = Decimal(str(body["tips"]))
+            except (KeyError, ArithmeticError):
+                return _fail(2013, "请求接口参数异常,请查看开发文档参数设定")
+            if d.status != 1:
+                return _fail(2071, "订单状态不允许加小费")
+            if tips <= d.tips:
+                return _fail(2072, "小费金额需大于原小费")
+            d.tips = tips
+        return _ok(None)
+
     def _status_query(self, body: dict[str, Any]) -> Response:
         order_id = str(body.get("order_id") or "")
         if not order_id:
@@ -271,7 +290,7 @@ class LocalDeliverySimulator(Simulator):
                       "transporterName": RIDER["dm_name"] if rider else "",
                       "transporterPhone": RIDER["dm_mobile"] if rider else "",
                       "transporterLng": "121.4484" if rider else "", "transporterLat": "31.2291" if rider else "",
-                      "deliveryFee": float(d.fee), "tips": 0.0, "couponFee": 0.0, "insuranceFee": 0.0,
+                      "deliveryFee": float(d.fee), "tips": float(d.tips), "couponFee": 0.0, "insuranceFee": 0.0,
                       "actualFee": float(d.fee), "distance": round(d.distance_m, 1),
                       "createTime": _china(int(d.quoted_at)), "orderFinishCode": "", "deductFee": d.deduct_fee}
             for name, statuses in STEP_TIMES.items():

@@ -57,7 +57,7 @@ def express_tracking_push(call: Call, connector: ExpressCourier) -> None:
 
 def courier_claim(call: Call, connector: LocalCourier) -> None:
     """A rider's status: a claim, confirmed with the courier's query API (`services/courier_claims.settle`)."""
-    claim = connector.parse_callback(call.request.get_data())
+    claim = connector.parse_callback(call.request.get_data(), call.request.args)
     courier_claims.settle(call.ctx, connector, claim, call.deps.now())
 
 

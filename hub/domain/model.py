@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class FulfillmentType(StrEnum):
@@ -203,6 +204,7 @@ class CourierState:
     rider_name: str | None = None
     rider_phone: str | None = None
     fee_fen: int | None = None
+    shipment_ref: str | None = None    # the courier's own number for the booking, where it has one
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,20 @@ class DeliveryQuote:
     quote_id: str
     fee_fen: int
     distance_m: int | None = None
+    pickup_minutes: int | None = None  # the courier's promised time until a rider is at the store
+    weight_g: int | None = None        # the basket's weight the quote was asked for
+    # What the courier needs to book this quote when it gives no quote number (SF: the createorder body).
+    terms: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class CancelTerms:
+    """What a courier says a cancel would do now: allowed or not (some refuse once the rider has the goods),
+    and the penalty it would charge (a rider already on the way or at the store)."""
+
+    allowed: bool
+    penalty_fen: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +254,7 @@ class OrderSnapshot:
     created_at: datetime
     paid_at: datetime | None = None
     external_id: str | None = None   # the channel's own order id, when the channel sent it
+    weight_g: int | None = None      # the basket's weight from the product master; None when a SKU has none
 
 
 @dataclass(frozen=True)

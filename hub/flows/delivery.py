@@ -19,14 +19,16 @@ import logging
 from sqlalchemy import func, select
 
 from hub.bootstrap import HubContext
+from hub.config import LocationConfig
+from hub.domain import courier_choice
 from hub.domain.errors import NeedsOperator
-from hub.domain.model import CourierState, TrackingStatus
+from hub.domain.model import CourierState, DeliveryQuote, OrderSnapshot, TrackingStatus
 from hub.domain.order_states import OrderStatus
 from hub.events import OrderStatusChanged, ShipmentRebookNeeded
 from hub.flows import callback_url
 from hub.metrics import METRICS
-from hub.ports import PermanentError
-from hub.services import courier_claims, courier_outcomes, orders
+from hub.ports import LocalCourier, PermanentError, TransientError
+from hub.services import courier_claims, courier_outcomes, courier_quotes, orders
 from hub.services.tracking import apply_tracking
 from hub.storage.tables import Shipment, utcnow
 from hub.storage.uow import UnitOfWork
@@ -63,42 +65,50 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
         snap = orders.snapshot(order)
         booked = bookings_made(uow, order.id)
-    couriers = ctx.connectors.couriers(store.id)              # the store's, in its order: the first books
+        quoted_by = set(uow.session.execute(select(Shipment.carrier).where(
+            Shipment.order_id == order.id, Shipment.kind == "local", Shipment.status == QUOTED)).scalars())
+    couriers = ctx.connectors.couriers(store.id)              # the store's, in its order
     if not couriers:
         raise LookupError(f"no local courier in config.yaml serves store {store.id}")
-    courier = couriers[0]
     # A courier that cannot be reached raises TransientError here: retried, then parked — never
     # taken for "no booking", which would book a second rider once it answers again.
-    held = courier.query(order_id)
-    if held is not None and held.status not in GONE:
-        return adopt(ctx, order_id, held)
+    for courier in _may_hold(ctx, couriers, quoted_by):
+        held = courier.query(order_id)
+        if held is not None and held.status not in GONE:
+            return adopt(ctx, order_id, held)
     cap = ctx.config.hub.max_courier_bookings
     if booked >= cap:
-        METRICS.bookings_capped.labels(courier.name).inc()
+        METRICS.bookings_capped.labels(couriers[0].name).inc()
         raise NeedsOperator(f"order {order_id} has had {booked} riders booked (hub.max_courier_bookings = {cap}); "
                             "an operator decides: book by hand and replay, or cancel the order")
-    quote = courier.quote(snap, store, callback_url(ctx.config, courier.name))
+    quote = _choose_quote(ctx, couriers, snap, store)
+    courier = ctx.connectors[quote.carrier]
     with ctx.uow() as uow:
-        uow.session.add(Shipment(order_id=order_id, kind="local", carrier=quote.carrier, shipment_ref=quote.quote_id,
-                                 status=QUOTED, fee_fen=quote.fee_fen, active=False, created_at=utcnow()))
+        row = Shipment(order_id=order_id, kind="local", carrier=quote.carrier, shipment_ref=quote.quote_id,
+                       status=QUOTED, fee_fen=quote.fee_fen, active=False, created_at=utcnow())
+        uow.session.add(row)
         uow.commit()
+        quoted_id = row.id
     booking = courier.book(quote)
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
         current = active_shipment(uow, order.id)
+        shipment = uow.session.get(Shipment, quoted_id, with_for_update=True)
+        shipment.shipment_ref = booking.shipment_ref      # the courier's own number, where it gives one at booking
         if order.status == S.ALLOCATED and current is None:
-            shipment = _quoted(uow, booking.carrier, booking.shipment_ref)
             shipment.active, shipment.status, shipment.fee_fen = True, "booked", booking.fee_fen
             orders.transition(uow, order, S.DISPATCHED, booking.carrier,
-                              f"rider booked from {store.name} ({booking.shipment_ref}, fee {booking.fee_fen} fen)")
+                              f"rider booked from {store.name} with {booking.carrier} ({booking.shipment_ref}, "
+                              f"fee {booking.fee_fen} fen, rule {store.courier_rule})")
             uow.commit()
             log.info("delivery %s booked with %s as %s", order.id, booking.carrier, booking.shipment_ref)
             return shipment
+        uow.commit()
         status = order.status
     if status == S.CANCELLED:           # cancelled while the courier was called: nobody else will cancel it
         courier.cancel(order_id, "order cancelled")
         with ctx.uow() as uow:          # a rider was booked (and let go): it counts towards the cap
-            _quoted(uow, booking.carrier, booking.shipment_ref).status = "cancelled"
+            uow.session.get(Shipment, quoted_id, with_for_update=True).status = "cancelled"
             uow.commit()
         log.info("delivery %s: cancelled while booking; booking %s cancelled", order_id, booking.shipment_ref)
     else:
@@ -107,12 +117,29 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
     return None
 
 
-def _quoted(uow: UnitOfWork, carrier: str, shipment_ref: str) -> Shipment:
-    row = uow.session.execute(select(Shipment).where(Shipment.carrier == carrier,
-                                                     Shipment.shipment_ref == shipment_ref)).scalar_one_or_none()
-    if row is None:
-        raise LookupError(f"no quote {shipment_ref!r} written down before booking it")
-    return row
+def _may_hold(ctx: HubContext, couriers: list[LocalCourier], quoted_by: set[str]) -> list[LocalCourier]:
+    """The couriers that may hold a booking the hub never recorded: those it wrote a quote down for (a
+    crash between booking and recording), else the store's first (a booking made before any quote row)."""
+    if not quoted_by:
+        return couriers[:1]
+    return [ctx.connectors[name] for name in sorted(quoted_by)]
+
+
+def _choose_quote(ctx: HubContext, couriers: list[LocalCourier], snap: OrderSnapshot,
+                  store: LocationConfig) -> DeliveryQuote:
+    """Quotes asked (in parallel with a deadline, or in order for `preference`), the one to book chosen by
+    the store's rule; when nobody quoted, the first courier's error (a TransientError is retried)."""
+    asked = courier_quotes.ask(couriers, snap, store, lambda name: callback_url(ctx.config, name),
+                               ctx.config.hub.courier_quote_deadline_s,
+                               one_by_one=store.courier_rule == "preference")
+    chosen = courier_choice.choose(asked.quotes, store.courier_rule, [c.name for c in couriers])
+    if chosen is not None:
+        return chosen
+    for courier in couriers:
+        failure = asked.failures.get(courier.name)
+        if isinstance(failure, Exception) and not isinstance(failure, TimeoutError):
+            raise failure
+    raise TransientError(couriers[0].name, f"no courier of store {store.id} quoted within the deadline")
 
 
 def adopt(ctx: HubContext, order_id: str, held: CourierState) -> Shipment | None:
@@ -129,6 +156,8 @@ def adopt(ctx: HubContext, order_id: str, held: CourierState) -> Shipment | None
             raise NeedsOperator(f"{held.carrier} holds a live delivery for order {order_id} ({held.status}) that the "
                                 "hub never quoted: cancel it at the courier, then replay")
         shipment.active, shipment.status = True, "booked"
+        if held.shipment_ref:                              # the courier's own number (SF's sf_order_id)
+            shipment.shipment_ref = held.shipment_ref
         orders.transition(uow, order, S.DISPATCHED, held.carrier,
                           f"booking {shipment.shipment_ref} found at the courier and adopted")
         apply_tracking(uow, ctx.config, courier_claims.report_of(shipment.shipment_ref, held, utcnow()))

@@ -312,3 +312,25 @@ def test_cancel_refusal_carries_dadas_code(sim, sink):
     with pytest.raises(PermanentError) as err:
         conn.cancel("O-8303", "buyer changed their mind")
     assert (err.value.code, err.value.outcome) == (2050, "permanent")
+
+
+# -- tip and cancel rules (issue 22) ----------------------------------------------------------
+
+def test_add_tip_sets_dadas_total_tip_while_nobody_took_the_order(sim, sink):
+    conn = connector(sim)
+    booked(sim, sink, conn, "O-8201")
+    conn.add_tip("O-8201", 250)
+    assert str(sim.deliveries["O-8201"].tips) == "2.5"
+    sim.advance("O-8201", 2)
+    with pytest.raises(PermanentError, match="code 2071"):
+        conn.add_tip("O-8201", 500)
+
+
+def test_cancel_terms_read_from_the_status_query(sim, sink):
+    conn = connector(sim)
+    booked(sim, sink, conn, "O-8202")
+    assert (conn.cancel_terms("O-8202").allowed, conn.cancel_terms("O-8202").penalty_fen) == (True, 0)
+    sim.advance("O-8202", 100)
+    assert conn.cancel_terms("O-8202").penalty_fen == 200
+    sim.advance("O-8202", 3)
+    assert not conn.cancel_terms("O-8202").allowed

@@ -32,7 +32,8 @@ BUYER = Buyer("oBuyer001", "Han Mei", "13800138000")
 
 @pytest.fixture(scope="session")
 def sandbox():
-    sb = start_sandbox(only=["pos", "wechat_pay", "local_delivery", "express", "erp", "crm", "wechat_shop"])
+    sb = start_sandbox(only=["pos", "wechat_pay", "local_delivery", "sf_same_city", "express", "erp", "crm",
+                              "wechat_shop"])
     sb.local_delivery.step_s = None        # tests move riders and parcels themselves
     sb.express.auto_step_s = None
     yield sb
