@@ -71,7 +71,9 @@ class RetryPolicy:
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, TransientError)),
+            # a condition the system says lasts a while (`wait_up_to`) is not slept through here: the
+            # consumer tries again later (hub/consumers.py, retries due)
+            retry=retry_if_exception(lambda e: isinstance(e, TransientError) and not getattr(e, "wait_up_to", None)),
             reraise=True,
             sleep=self._sleep,
         )

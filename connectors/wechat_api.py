@@ -16,6 +16,10 @@ from mappings import Mapping
 
 from .base import MappingError, PermanentError, TransientError, http_call, http_session
 
+# WeChat's answer to an errcode the mapping calls `later` (10060001: the payment is not yet visible to the
+# shipping service) is to wait up to about a minute; the consumer tries again until then.
+LATER_WAIT_S = 60.0
+
 
 class WeChatApi:
     """One app's calls to api.weixin.qq.com (or its simulator)."""
@@ -82,6 +86,9 @@ class WeChatApi:
     def _raise(self, answer: dict, operation: str) -> None:
         code, msg = answer.get("errcode"), answer.get("errmsg", "")
         text = f"{operation}: errcode {code}: {msg}"
-        if self._classify(answer) in ("transient", "refresh_token"):
+        kind = self._classify(answer)
+        if kind == "later":      # a state that settles by itself within WeChat's stated wait
+            raise TransientError(self.system, text, wait_up_to=LATER_WAIT_S)
+        if kind in ("transient", "refresh_token"):
             raise TransientError(self.system, text)
         raise PermanentError(self.system, text)

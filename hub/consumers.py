@@ -26,9 +26,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from hub.logs import log_context
 from hub.metrics import METRICS
@@ -37,7 +38,7 @@ from .bootstrap import HubContext
 from .events import Event
 from .ports import OutcomeUnknown
 from .storage.outage import is_outage
-from .storage.tables import FAILED, UNKNOWN_OUTCOME, DeadLetter, ProcessedMessage, utcnow
+from .storage.tables import FAILED, UNKNOWN_OUTCOME, DeadLetter, ProcessedMessage, RetryDue, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore, insert_ignore_many
 
@@ -96,7 +97,7 @@ OUTAGE_MAX_WAIT_S = 5.0
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str          # applied | duplicate | parked
+    status: str          # applied | duplicate | parked | deferred (a retry due later, `retry_due`)
     attempts: int = 1
     error: str = ""
 
@@ -191,6 +192,12 @@ def _handle_once(ctx: HubContext, consumer: Consumer, envelope: Any, attempts: i
             attempt += 1
             error = f"{type(exc).__name__}: {exc}"
             METRICS.consumer_failures.labels(name).inc()
+            wait_up_to = getattr(exc, "wait_up_to", None)
+            if wait_up_to:     # the system said how long this lasts: tried again later, no worker waits
+                log.warning("consumer %s: %s is to be tried again later (up to %.0fs): %s", name, envelope["id"],
+                            wait_up_to, error)
+                return wait_out_outage(f"deferring {envelope['id']} for {name}",
+                                       lambda e=error, w=wait_up_to: _defer(ctx, name, envelope, e, w), sleep)
             log.warning("consumer %s failed on %s (attempt %d/%d): %s", name, envelope["id"], attempt, attempts,
                         error)
             if attempt < attempts:
@@ -234,6 +241,95 @@ def handle_batch(ctx: HubContext, consumer: Consumer, envelopes: list[dict[str, 
         applied = fresh.pop(e["id"], None) is not None       # a second copy in the batch is a duplicate
         outcomes.append(Outcome("applied" if applied else "duplicate"))
     return outcomes
+
+
+# How soon a deferred event is tried again (the scheduler's timer looks every few seconds), and how long
+# another replica's try of it is left alone before it counts as lost.
+RETRY_LATER_STEP_S = 10.0
+RETRY_LEASE_S = 120.0
+
+
+def _defer(ctx: HubContext, name: str, envelope: dict[str, Any], error: str, wait_up_to: float,
+           now: datetime | None = None) -> Outcome:
+    """Keep the event for a retry due in a few seconds; once its deadline (`wait_up_to` after it first
+    failed so) has passed, park it as a dead letter instead (parked first, then forgotten here: a crash
+    in between leaves one more try, never a lost event)."""
+    now = now or utcnow()
+    key = {"consumer": name, "message_id": envelope["id"]}
+    with ctx.uow() as uow:
+        row = uow.session.get(RetryDue, key)
+        if row is None:
+            row = RetryDue(**key, payload=envelope, error=error[:4000], attempts=0, first_failed_at=now,
+                           due_at=now, give_up_at=now + timedelta(seconds=wait_up_to))
+            uow.session.add(row)
+        row.attempts, row.error = row.attempts + 1, error[:4000]
+        attempts, expired = row.attempts, now >= row.give_up_at
+        if not expired:
+            row.due_at = min(now + timedelta(seconds=RETRY_LATER_STEP_S), row.give_up_at)
+        uow.commit()
+    if not expired:
+        METRICS.consumer_messages.labels(name, "deferred").inc()
+        return Outcome("deferred", attempts, error)
+    park(ctx, name, envelope, error, attempts)
+    _forget_retry(ctx, name, envelope["id"])
+    return Outcome("parked", attempts, error)
+
+
+def _forget_retry(ctx: HubContext, name: str, message_id: str) -> None:
+    with ctx.uow() as uow:
+        uow.session.execute(delete(RetryDue).where(RetryDue.consumer == name, RetryDue.message_id == message_id))
+        uow.commit()
+
+
+def retry_due(ctx: HubContext, known: Mapping[str, Consumer], now: datetime | None = None,
+              limit: int = 100) -> list[Outcome]:
+    """Try again the deferred events that are due (the scheduler's timer): done, deferred once more,
+    or parked past their deadline. Each is claimed first (its due time moved on by a lease), so two
+    replicas do not run one event at once; an outage of our database leaves it due for the next look."""
+    now = now or utcnow()
+    with ctx.reader() as uow:
+        due = list(uow.session.execute(select(RetryDue.consumer, RetryDue.message_id, RetryDue.due_at)
+                                       .where(RetryDue.due_at <= now).order_by(RetryDue.due_at).limit(limit)))
+    outcomes = []
+    for name, message_id, due_at in due:
+        with ctx.uow() as uow:
+            claimed = uow.session.execute(
+                update(RetryDue).where(RetryDue.consumer == name, RetryDue.message_id == message_id,
+                                       RetryDue.due_at == due_at)
+                .values(due_at=now + timedelta(seconds=RETRY_LEASE_S))).rowcount == 1
+            row = uow.session.get(RetryDue, {"consumer": name, "message_id": message_id}) if claimed else None
+            payload = dict(row.payload) if row is not None else None
+            uow.commit()
+        if payload is None:
+            continue
+        outcomes.append(_retry_one(ctx, known, name, payload, now))
+    return outcomes
+
+
+def _retry_one(ctx: HubContext, known: Mapping[str, Consumer], name: str, payload: dict[str, Any],
+               now: datetime) -> Outcome:
+    consumer = known.get(name)
+    try:
+        if consumer is None:
+            raise KeyError(f"no consumer {name!r} in hub/handlers.py")
+        with log_context(consumer=name, message_id=payload.get("id"), order_id=_order_of(payload)):
+            applied = _apply_once(ctx, consumer, payload)
+    except Exception as exc:
+        if is_outage(exc):     # ours: the claim's lease runs out and the timer tries it again
+            log.warning("retry of %s for %s: our database is unavailable (%s)", payload["id"], name, exc)
+            return Outcome("deferred")
+        error = f"{type(exc).__name__}: {exc}"
+        METRICS.consumer_failures.labels(name).inc()
+        wait_up_to = getattr(exc, "wait_up_to", None)
+        if wait_up_to:
+            return _defer(ctx, name, payload, error, wait_up_to, now)
+        kind = UNKNOWN_OUTCOME if isinstance(exc, OutcomeUnknown) else FAILED
+        park(ctx, name, payload, error, 1, kind=kind)
+        _forget_retry(ctx, name, payload["id"])
+        return Outcome("parked", 1, error)
+    _forget_retry(ctx, name, payload["id"])
+    METRICS.consumer_messages.labels(name, "applied" if applied else "duplicate").inc()
+    return Outcome("applied" if applied else "duplicate")
 
 
 def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, attempts: int,

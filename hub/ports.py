@@ -47,14 +47,17 @@ class ConnectorError(Exception):
 
 class TransientError(ConnectorError):
     """Worth retrying: timeout, connection error, 5xx, rate limit. `retry_after` in seconds if given.
-    `maybe_applied`: the request may have reached the system and taken effect (its answer was lost)."""
+    `maybe_applied`: the request may have reached the system and taken effect (its answer was lost).
+    `wait_up_to`: the system said the condition lasts up to this many seconds (WeChat's payment not yet
+    visible: about a minute), so a consumer tries again later until then instead of parking after its
+    quick attempts (`hub/consumers.py`, retries due)."""
 
     maybe_applied = False
 
     def __init__(self, system: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, wait_up_to: float | None = None):
         super().__init__(system, message, status=status)
-        self.retry_after = retry_after
+        self.retry_after, self.wait_up_to = retry_after, wait_up_to
 
 
 class PermanentError(ConnectorError):

@@ -11,6 +11,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Self
@@ -45,6 +46,7 @@ class PayKnobs:
     stale_timestamp: bool = False    # a timestamp ten minutes old
     wrong_serial: bool = False       # a serial the hub does not hold
     payment_invisible_next: int = 0  # shipping uploads answer 10060001 (payment not yet visible) this often
+    payment_invisible_for_s: float = 0.0   # ... and for this long after the payment, by the simulator's `clock`
     refund_answer: str = "PROCESSING"  # what a refund request answers (SUCCESS, ABNORMAL, CLOSED also happen)
     refund_outcome: str = "SUCCESS"    # what the refund notification then says
     refund_notify_after_s: float | None = 0.05   # None: held until send_refund_notifications()
@@ -96,6 +98,8 @@ class WeChatPaySimulator(Simulator):
         self.knobs = PayKnobs()
         self.transactions: dict[str, dict] = {}      # transaction_id -> what was paid
         self.shipping_uploads: list[dict] = []
+        self.clock: Callable[[], float] = time.monotonic    # a test may move it (payment_invisible_for_s)
+        self._taken_at: dict[str, float] = {}        # transaction_id -> the clock when it was paid
         self.deliveries: list[Delivery] = []
         self._seq = 0
         self._seq_lock = threading.Lock()
@@ -127,6 +131,8 @@ class WeChatPaySimulator(Simulator):
             self.refunds.clear()
             self.refund_notes.clear()
             self.transactions.clear()
+            self._taken_at.clear()
+            self.clock = time.monotonic
             self.bills.clear()
 
     # -- the platform calling the hub ---------------------------------------------------------
@@ -185,6 +191,7 @@ class WeChatPaySimulator(Simulator):
             self.transactions[transaction_id] = {
                 "order_ref": order_ref, "amount_fen": amount_fen, "payer_openid": payer_openid,
                 "at": at or datetime.now(CST).replace(microsecond=0).isoformat()}
+            self._taken_at[transaction_id] = self.clock()
         return transaction_id
 
     # -- the daily bills (the hub asking; the merchant's signature checked, the answer signed) -----
@@ -245,6 +252,9 @@ class WeChatPaySimulator(Simulator):
             invisible = paid is not None and self.knobs.payment_invisible_next > 0
             if invisible:
                 self.knobs.payment_invisible_next -= 1
+            elif paid is not None and self.knobs.payment_invisible_for_s:
+                taken = self._taken_at.get(transaction_id, self.clock())
+                invisible = self.clock() - taken < self.knobs.payment_invisible_for_s
         if paid is None or invisible:
             # Also what a payment just confirmed answers for a few seconds: not yet visible here.
             return Response(200, {"errcode": 10060001, "errmsg": "支付单不存在"})

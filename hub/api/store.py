@@ -118,7 +118,7 @@ def sales(call: Call):
         (outcome,) = till_sales.apply_receipts(uow, call.ctx.config, store, [_receipt(body)], now=call.deps.now())
         if outcome.status == "refused":
             raise ApiError(422, outcome.code, outcome.reason,
-                           field="sold_at" if outcome.code == "time_ahead" else "lines")
+                           field={"time_ahead": "sold_at", "receipt_conflict": "receipt_id"}.get(outcome.code, "lines"))
         uow.commit()
     applied = sum(1 for r in outcome.lines if r["applied"])
     if applied:
@@ -208,7 +208,8 @@ ROUTES = [
           "A POS receipt, or {receipts: [...]} (up to 500): stock deltas, once per receipt_id",
           body=SALE_BODY, responses={201: "applied", 200: "the same receipt again (duplicate); for a batch, "
                                      "each receipt's outcome: applied, duplicate, or refused with the reason",
-                                     422: "invalid (time_ahead: sold_at ahead of the hub's clock), nothing applied"}),
+                                     422: "invalid (time_ahead: sold_at ahead of the hub's clock; receipt_conflict: "
+                                          "the receipt id held with other lines or another time), nothing applied"}),
     Route("POST", STORE + "/inventory-changes", inventory_changes, "store",
           "The POS's inventory webhook (its own format): adjustments and counts, once per change id",
           responses={200: "applied (or already seen)",

@@ -26,7 +26,6 @@ from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
-MAX_ROUNDS = 5      # pushes per event while the figure keeps moving; later events push the rest
 
 
 def channel_available(location_available: int, channel_safety_stock: int) -> int:
@@ -47,27 +46,15 @@ def told_row(uow: UnitOfWork, channel: str, sku: str, store_id: str) -> ChannelS
 
 def publish_figure(ctx: HubContext, shop: Any, channel: str, safety: int, sku: str, store_id: str, *,
                    shown: int | None = None) -> int | None:
-    """Bring the channel's figure for (sku, store) to the hub's. Returns the last figure pushed, None if
-    none was needed. `shown` is what the channel shows, when known (else what it was last told)."""
-    pushed = None
-    with ctx.reader() as uow:
-        figure = figure_now(uow, ctx, safety, sku, store_id)
-        if shown is None:
-            shown = uow.session.execute(select(ChannelStockPublished.available).filter_by(
-                channel=channel, sku=sku, location_id=store_id)).scalar_one_or_none()
-    for _ in range(MAX_ROUNDS):
-        if shown == figure:
-            return pushed
-        shop.update_store_stock(sku, store_id, figure)          # absolute: repeating it is harmless
-        pushed, shown = figure, figure
-        with ctx.uow() as uow:
-            row = told_row(uow, channel, sku, store_id)
-            row.available, row.published_at = figure, utcnow()
-            figure = figure_now(uow, ctx, safety, sku, store_id)
-            uow.commit()
-    log.info("%s %s@%s still moving after %d pushes; later events push the rest", channel, sku, store_id,
-             MAX_ROUNDS)
-    return pushed
+    """Bring the channel's figure for (sku, store) to the hub's. Returns the figure pushed, None if none
+    was needed. `shown` is what the channel shows, when known (else what it was last told).
+
+    The batch's way with one pair (`publish_figures`): the push is numbered, so an older push landing last
+    is never recorded as told over a newer one (issue 19), and a figure that moved meanwhile gets a recheck
+    event instead of rounds of pushes here."""
+    pair = (sku, store_id)
+    pushed = publish_figures(ctx, shop, channel, safety, [pair], shown=None if shown is None else {pair: shown})
+    return pushed.get(pair)
 
 
 Pair = tuple[str, str]          # (sku, store_id)
@@ -124,7 +111,8 @@ def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tup
                tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))}
 
 
-def publish_figures(ctx: HubContext, shop: Any, channel: str, safety: int, pairs: list[Pair]) -> dict[Pair, int]:
+def publish_figures(ctx: HubContext, shop: Any, channel: str, safety: int, pairs: list[Pair], *,
+                    shown: dict[Pair, int] | None = None) -> dict[Pair, int]:
     """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
     eight round trips per pair: read every figure and what the channel was told; number the pushes of
     those that differ; push them (several at once, no transaction open); record them under the lock and
@@ -149,13 +137,15 @@ def publish_figures(ctx: HubContext, shop: Any, channel: str, safety: int, pairs
 
     UNKNOWN equals no figure, so the next batch for the pair pushes; a told figure is skipped only when it
     is what the shop shows, or a push in flight will record — and check — after it. A push that fails may
-    have landed: it is recorded as overlapped (UNKNOWN) before the error is raised, so the retry pushes."""
+    have landed: it is recorded as overlapped (UNKNOWN) before the error is raised, so the retry pushes.
+    `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told."""
     pairs = sorted(set(pairs))
     if not pairs:
         return {}
     with ctx.reader() as uow:
         figures = figures_now(uow, ctx, safety, pairs)
         told = _told(uow, channel, pairs)
+    told |= shown or {}
     due = {p: figures[p] for p in pairs if told.get(p) != figures[p]}
     if not due:
         return {}

@@ -48,7 +48,7 @@ class ReceiptOutcome:
     receipt_id: str
     status: str                               # applied | duplicate | refused
     reason: str = ""
-    code: str = ""                            # why it was refused: unknown_sku | time_ahead | too_large
+    code: str = ""              # why it was refused: unknown_sku | time_ahead | too_large | receipt_conflict
     lines: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -88,6 +88,39 @@ KNOWN = select(SKUS.c.code).where(SKUS.c.code.in_(bindparam("skus", expanding=Tr
 HELD = (select(MOVES.c.external_id, MOVES.c.sku)
         .where(MOVES.c.source == bindparam("source"), MOVES.c.location_id == bindparam("store"),
                MOVES.c.external_id.in_(bindparam("receipts", expanding=True))))
+
+
+# What a held receipt said (only looked at when a receipt id comes again): its lines and its time.
+HELD_LINES = (select(MOVES.c.external_id, MOVES.c.sku, MOVES.c.qty, MOVES.c.occurred_at)
+              .where(MOVES.c.source == bindparam("source"), MOVES.c.location_id == bindparam("store"),
+                     MOVES.c.kind == "delta", MOVES.c.external_id.in_(bindparam("receipts", expanding=True))))
+
+
+def _refuse_other_receipts_under_held_ids(conn: Any, source: str, store_id: str,
+                                          good: list[tuple[ReceiptOutcome, Receipt, dict[str, int]]],
+                                          held: set[Any]) -> list[tuple[ReceiptOutcome, Receipt, dict[str, int]]]:
+    """A receipt id the ledger holds, sent again with other lines or another time, is another sale under
+    one key: refused (`receipt_conflict`), never applied per SKU beside the first. The same receipt again
+    is a retry: it goes on, and its lines are reported as duplicates."""
+    again = sorted({receipt_id for receipt_id, _ in held})
+    if not again:
+        return good
+    said: dict[str, tuple[dict[str, int], set[datetime]]] = {}
+    for receipt_id, sku, qty, occurred_at in conn.execute(HELD_LINES, {"source": source, "store": store_id,
+                                                                       "receipts": again}):
+        lines, times = said.setdefault(receipt_id, ({}, set()))
+        lines[sku] = lines.get(sku, 0) - qty
+        times.add(occurred_at)
+    kept = []
+    for outcome, r, merged in good:
+        first = said.get(r.receipt_id)
+        if first is not None and first != (merged, {r.sold_at}):
+            outcome.code = ReceiptConflict.code
+            outcome.reason = (f"receipt {r.receipt_id!r} was received before with other lines or another time: "
+                              "a receipt id names one sale; send a new receipt for another")
+            continue
+        kept.append((outcome, r, merged))
+    return kept
 
 
 def _lock_levels(conn: Any, store_id: str, skus: list[str]) -> dict[str, Any]:
@@ -137,6 +170,7 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
         levels = _lock_levels(conn, store_id, skus)
     held = set(conn.execute(HELD, {"source": source, "store": store_id,
                                    "receipts": [r.receipt_id for _, r, _ in good]}).all())
+    good = _refuse_other_receipts_under_held_ids(conn, source, store_id, good, held)
     on_hand = {s: levels[s].on_hand for s in skus}
     ledger: list[dict[str, Any]] = []
     moved: set[str] = set()

@@ -280,6 +280,23 @@ class DeadLetter(Base):
     kind: Mapped[str] = mapped_column(String(24), default=FAILED, server_default=FAILED)
 
 
+class RetryDue(Base):
+    """A consumer's event that an external system said to try again later (WeChat's 10060001: the
+    payment is not yet visible, wait up to about a minute): the scheduler's timer runs it again at
+    `due_at`, and parks it as a dead letter once `give_up_at` has passed. Waiting so holds no worker."""
+
+    __tablename__ = "retries_due"
+    __table_args__ = (Index("ix_retries_due_due_at", "due_at"),)
+    consumer: Mapped[str] = mapped_column(String(96), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    payload: Mapped[dict]
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    give_up_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ErpReturnEntry(Base):
     """A return or refund of a completed order sent to the ERP: once per return id, its document after."""
 

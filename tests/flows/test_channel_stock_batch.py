@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from hub import handlers
-from hub.consumers import handle_batch
+from hub.consumers import handle_batch, handle_once
 from hub.domain.model import StockDelta
 from hub.flows import channel_stock  # noqa: F401  (registers the consumer and its batch handler)
 from hub.services import inventory
@@ -149,5 +149,58 @@ def test_an_older_push_landing_last_is_pushed_over_by_the_recheck(flow):
         rechecks = [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]
         handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, rechecks)
     assert sim.stock_of(*pair) == five - 1                          # the hub's figure, without reconciliation
+    with flow.ctx.reader() as uow:
+        assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: five - 1}
+
+
+def test_the_single_pair_push_is_numbered_too_so_an_older_one_landing_last_is_pushed_over(flow):
+    """The same interleaving through `publish_figure` (the non-batch consumer and reconciliation): it used
+    to record whatever it pushed as told, unnumbered, so the last to record — not the last to land — was
+    claimed as what the shop shows (here B's 4 while A's 5 stood; A only happened to push again in a round of
+    its own). Now the overlap is seen: told is unknown, and the recheck pushes the hub's figure."""
+    sim = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    pair = (SKUS[0], "S001")
+    connector = flow.ctx.connectors.channel("wechat_shop")
+    sell(flow, *pair, 1, "r-before")
+    five = 10 - 1 - safety
+    a_held, b_landed, a_recorded = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def hold_a(body: dict) -> None:
+        seen.append(body["num"])
+        if len(seen) == 1:
+            a_held.set()
+            assert b_landed.wait(20), "B's push never landed"
+
+    sim.before_stock_update = hold_a
+    results: dict[str, object] = {}
+
+    def single(name: str, shop) -> None:
+        try:
+            results[name] = channel_stock.publish_figure(flow.ctx, shop, "miniprogram", safety, *pair)
+        except BaseException as exc:           # noqa: BLE001 — asserted below
+            results[name] = exc
+        if name == "A":
+            a_recorded.set()
+
+    a = threading.Thread(target=single, args=("A", connector))
+    a.start()
+    assert a_held.wait(20)
+    sell(flow, *pair, 1, "r-during")
+    b = threading.Thread(target=single, args=("B", _HoldAfterLanding(connector, b_landed, a_recorded)))
+    b.start()
+    a.join(30)
+    b.join(30)
+    assert results == {"A": five, "B": five - 1}                     # one push each, no rounds
+    assert seen == [five, five - 1] and sim.stock_of(*pair) == five  # A's older figure landed last
+    with flow.ctx.reader() as uow:                                  # and is not claimed as told
+        assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: channel_stock.UNKNOWN}
+    sim.before_stock_update = None
+
+    for _ in range(3):                          # the rechecks, as the non-batch consumer takes them
+        for recheck in [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]:
+            handle_once(flow.ctx, handlers.STOCK_TO_SHOP, recheck)
+    assert sim.stock_of(*pair) == five - 1
     with flow.ctx.reader() as uow:
         assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: five - 1}

@@ -312,6 +312,32 @@ def test_a_batch_with_one_receipt_id_twice_and_other_lines_is_refused_whole(api)
     assert counts(api) == before and api.level().on_hand == 10 and api.level(sku="CUP-002").on_hand == 10
 
 
+def test_one_receipt_id_sent_again_with_other_lines_is_refused_not_applied_per_sku(api):
+    """The single-receipt path used to apply R-7's CUP-002 line beside the TEA-001 it held (once per
+    receipt + SKU): another sale under a key already used. A retry (the same receipt) is still a duplicate."""
+    api.stock(10)
+    at = T0.isoformat()
+    receipt = {"receipt_id": "R-7", "sold_at": at, "lines": [{"sku": "TEA-001", "qty": 1}]}
+    assert api.post(f"{STORE}/sales", receipt, key=POS_KEYS["S001"]).status_code == 201
+    before = counts(api)
+    for other in ({**receipt, "lines": [{"sku": "TEA-001", "qty": 1}, {"sku": "CUP-002", "qty": 2}]},
+                  {**receipt, "lines": [{"sku": "TEA-001", "qty": 3}]},
+                  {**receipt, "sold_at": (T0 + timedelta(minutes=1)).isoformat()}):
+        r = api.post(f"{STORE}/sales", other, key=POS_KEYS["S001"])
+        assert r.status_code == 422 and r.json["error"] == "receipt_conflict", r.json
+        assert r.json["field"] == "receipt_id"
+    assert counts(api) == before and api.level().on_hand == 9 and api.level(sku="CUP-002").on_hand == 10
+    again = api.post(f"{STORE}/sales", receipt, key=POS_KEYS["S001"])
+    assert again.status_code == 200 and again.json["duplicate"] is True and api.level().on_hand == 9
+    # In a batch, the same: that receipt is refused with the reason, the others go on.
+    fresh = {"receipt_id": "R-6", "sold_at": at, "lines": [{"sku": "CUP-002", "qty": 1}]}
+    r = api.post(f"{STORE}/sales", {"receipts": [{**receipt, "lines": [{"sku": "CUP-002", "qty": 2}]}, fresh]},
+                 key=POS_KEYS["S001"])
+    assert r.status_code == 200 and [(x["status"], x.get("code")) for x in r.json["receipts"]] == [
+        ("refused", "receipt_conflict"), ("applied", None)]
+    assert api.level(sku="CUP-002").on_hand == 9 and api.level().on_hand == 9
+
+
 def test_a_batch_with_the_same_receipt_twice_unchanged_applies_it_once(api):
     api.stock(10)
     receipt = {"receipt_id": "R-8", "sold_at": T0.isoformat(), "lines": [{"sku": "TEA-001", "qty": 1}]}
