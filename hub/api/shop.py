@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.api import schemas, stock_view
 from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api.lines import line_view
 from hub.config import LocationConfig
 from hub.domain.errors import NotFound, UnknownSku
 from hub.domain.geo import distance_km
@@ -209,7 +210,7 @@ def get_order(call: Call) -> dict:
         return {
             **_placed(call, order),
             "pickup_code": order.pickup_code if order.fulfillment_type == "pickup" else None,
-            "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
+            "lines": [line_view(x) for x in order.lines],
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
             "timeline": timeline(call, uow, order),
