@@ -17,6 +17,7 @@ import requests
 
 from hub.config import SystemConfig
 from hub.domain.model import Buyer
+from hub.ports import CrmRefused, PermanentError
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, http_call, http_session
@@ -57,7 +58,10 @@ class CrmConnector:
             return http_call(self.name, self.session, method, self.base_url + path, timeout=self.timeout,
                              data=body, headers=headers)
 
-        resp = self.retry.call(once)
+        try:
+            resp = self.retry.call(once)
+        except PermanentError as exc:
+            raise _refusal(self.name, exc) from exc
         try:
             return resp.json()
         except ValueError:
@@ -78,5 +82,44 @@ class CrmConnector:
         path = self.mapping.operation("points_add").format(member_id=quote(member_id, safe=""))
         self._call("POST", path, payload, {self.mapping.operation("idempotency_header"): f"points-{order_id}"})
 
+    def coupon(self, verb: str, code: str, member_id: str, order_key: str) -> int:
+        """lock | unlock | use | return (WeChat 商家券-style verbs), once per verb and order."""
+        path = self.mapping.operation("coupon").format(code=quote(code, safe=""), verb=verb)
+        answer = self._call("POST", path, {"member_id": member_id, "order_no": order_key},
+                            {self.mapping.operation("idempotency_header"): f"coupon-{verb}-{order_key}"})
+        return int(answer["coupon"]["value_fen"])
+
+    def hold_points(self, member_id: str, points: int, order_key: str) -> str:
+        path = self.mapping.operation("points_hold").format(member_id=quote(member_id, safe=""))
+        answer = self._call("POST", path, {"points": points, "order_no": order_key},
+                            {self.mapping.operation("idempotency_header"): f"hold-{order_key}"})
+        return str(answer["hold_id"])
+
+    def settle_points(self, verb: str, member_id: str, hold_id: str) -> None:
+        path = self.mapping.operation("points_settle").format(member_id=quote(member_id, safe=""),
+                                                              hold_id=quote(hold_id, safe=""), verb=verb)
+        self._call("POST", path, {"order_no": hold_id},
+                   {self.mapping.operation("idempotency_header"): f"hold-{verb}-{hold_id}"})
+
+    def move_points(self, member_id: str, points: int, key: str, reason: str) -> None:
+        if not points:
+            return
+        op = "points_add" if points > 0 else "points_deduct"
+        path = self.mapping.operation(op).format(member_id=quote(member_id, safe=""))
+        self._call("POST", path, {"order_no": key, "points": abs(points), "reason": reason},
+                   {self.mapping.operation("idempotency_header"): key})
+
     def close(self) -> None:
         self.session.close()
+
+
+def _refusal(system: str, exc: PermanentError) -> PermanentError:
+    """A CRM refusal with its reason code (`{"error": code, "message": ...}` in the answer) as CrmRefused."""
+    text = str(exc).split(": ", 2)[-1]
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return exc
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+        return exc
+    return CrmRefused(system, body["error"], str(body.get("message") or ""), status=exc.status)

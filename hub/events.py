@@ -114,7 +114,29 @@ class OrderRefundDue(Event):
                    data.get("refund_no"))
 
 
-CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue)
+@dataclass(frozen=True, slots=True)
+class MemberHoldsReleaseDue(Event):
+    """A coupon locked or points held at the CRM for an order that was not placed (refused, no stock)."""
+
+    TYPE: ClassVar[str] = "member.holds_release_due"
+    MEANING: ClassVar[str] = ("the CRM holds a coupon or points for an order that was never placed: give them "
+                              "back")
+    order_key: str
+    member_id: str
+    coupon_code: str | None
+    hold_id: str | None
+
+    def data(self) -> dict[str, Any]:
+        return {"order_key": self.order_key, "member_id": self.member_id, "coupon_code": self.coupon_code,
+                "hold_id": self.hold_id}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> MemberHoldsReleaseDue:
+        return cls(data["order_key"], data["member_id"], data.get("coupon_code"), data.get("hold_id"))
+
+
+CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue,
+                                      MemberHoldsReleaseDue)
 EVENTS: dict[str, type[Event]] = {e.TYPE: e for e in CATALOGUE}
 
 

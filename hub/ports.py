@@ -238,6 +238,31 @@ class Crm(Protocol):
 
     def add_points(self, member_id: str, order_id: str, points: int) -> None: ...
 
+    def coupon(self, verb: str, code: str, member_id: str, order_key: str) -> int:
+        """lock | unlock | use | return the coupon for the order; returns its value in fen. CrmRefused when
+        the CRM says no (its code: coupon_not_owned, coupon_used, ...)."""
+        ...
+
+    def hold_points(self, member_id: str, points: int, order_key: str) -> str:
+        """Hold points for an order; returns the hold's id. CrmRefused (points_insufficient) beyond the balance."""
+        ...
+
+    def settle_points(self, verb: str, member_id: str, hold_id: str) -> None:
+        """use | release a hold."""
+        ...
+
+    def move_points(self, member_id: str, points: int, key: str, reason: str) -> None:
+        """Add (points > 0) or take back (< 0) points, once per `key`."""
+        ...
+
+
+class CrmRefused(PermanentError):
+    """The CRM refused a member step; `code` is its reason (coupon_not_owned, points_insufficient, ...)."""
+
+    def __init__(self, system: str, code: str, message: str, *, status: int | None = None):
+        super().__init__(system, f"{code}: {message}", status=status)
+        self.code, self.reason = code, message
+
 
 # role -> port. A connector class declares `role = <one of these>`.
 PORTS: dict[str, type] = {

@@ -1,5 +1,6 @@
 """CRM simulator: checks each request's HMAC signature, upserts members (by external ref,
-then by mobile), and applies points once per Idempotency-Key."""
+then by mobile), applies points once per Idempotency-Key, and locks, uses and returns coupons and
+point holds for orders (`crm_wallet.py`), each call once per Idempotency-Key."""
 from __future__ import annotations
 
 import hashlib
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from .base import Request, Response, SandboxSystem, Simulator
+from .crm_wallet import Coupon, Wallet
 
 WINDOW_S = 300
 
@@ -36,6 +38,7 @@ class CrmSimulator(Simulator):
         self.members: dict[str, Member] = {}
         self.point_entries: list[dict[str, Any]] = []          # each applied once
         self._idempotent: dict[str, tuple[str, Response]] = {}  # key -> (request fingerprint, answer)
+        self.wallet = Wallet()
         super().__init__(host, port)
 
     @classmethod
@@ -44,7 +47,24 @@ class CrmSimulator(Simulator):
 
     def setup_routes(self) -> None:
         self.route("PUT", "/v1/members/*", self._signed(self._upsert))
-        self.route("POST", "/v1/members/*", self._signed(self._points))
+        self.route("POST", "/v1/members/*", self._signed(self._once(self._member_post)))
+        self.route("POST", "/v1/coupons/*", self._signed(self._once(self._coupon)))
+
+    # -- the test's and the demo's hands on the CRM's data ----------------------------------------
+    def issue_coupon(self, member_id: str, code: str, value_fen: int) -> Coupon:
+        with self._lock:
+            coupon = self.wallet.coupons[code] = Coupon(code, member_id, value_fen)
+            return coupon
+
+    def enrol(self, external_ref: str, points: int = 0) -> Member:
+        """A member known before the hub's first call (e.g. with points from the store's loyalty card)."""
+        with self._lock:
+            member = self.member_by_ref(external_ref)
+            if member is None:
+                member = Member(f"M{len(self.members) + 1:06d}", external_ref)
+                self.members[member.member_id] = member
+            member.points += points
+            return member
 
     def reset(self) -> None:
         super().reset()
@@ -52,6 +72,7 @@ class CrmSimulator(Simulator):
             self.members.clear()
             self.point_entries.clear()
             self._idempotent.clear()
+            self.wallet.clear()
 
     def member_by_ref(self, external_ref: str) -> Member | None:
         return next((m for m in self.members.values() if external_ref in {m.external_ref, *m.aliases}), None)
@@ -101,33 +122,53 @@ class CrmSimulator(Simulator):
             member.mobile = mobile or member.mobile
             return Response(201 if created else 200, {"member": member.json()})
 
-    def _points(self, req: Request, body: dict[str, Any]) -> Response:
-        m = re.fullmatch(r"/v1/members/([^/]+)/points", req.path)
+    def _once(self, handler):
+        """Applied once per Idempotency-Key: a repeat with the same body gets the first answer (a 2xx or
+        a refusal), another body under the same key is refused; a 5xx (a fault) is not remembered."""
+        def wrapped(req: Request, body: dict[str, Any]) -> Response:
+            key = {k.lower(): v for k, v in req.headers.items()}.get("idempotency-key")
+            if not key:
+                return _error(400, "idempotency_key_required", "Idempotency-Key header is required")
+            fingerprint = hashlib.sha256(req.path.encode() + req.body).hexdigest()
+            with self._lock:
+                if key in self._idempotent:
+                    seen, answer = self._idempotent[key]
+                    if seen != fingerprint:
+                        return _error(422, "idempotency_key_reused", "Idempotency-Key reused with another body")
+                    return Response(answer.status, answer.body, {"Idempotent-Replayed": "true"})
+                answer = handler(req, body)
+                if answer.status < 500:
+                    self._idempotent[key] = (fingerprint, answer)
+                return answer
+        return wrapped
+
+    def _coupon(self, req: Request, body: dict[str, Any]) -> Response:
+        return self.wallet.coupon(req.path, body)
+
+    def _member_post(self, req: Request, body: dict[str, Any]) -> Response:
+        m = re.fullmatch(r"/v1/members/([^/]+)/points(/holds(?:/([^/]+)/(use|release))?|/deduct)?", req.path)
         if not m:
             return _error(404, "not_found", "no such resource")
-        key = {k.lower(): v for k, v in req.headers.items()}.get("idempotency-key")
-        if not key:
-            return _error(400, "idempotency_key_required", "Idempotency-Key header is required")
-        fingerprint = hashlib.sha256(req.path.encode() + req.body).hexdigest()
-        with self._lock:
-            if key in self._idempotent:
-                seen, answer = self._idempotent[key]
-                if seen != fingerprint:
-                    return _error(422, "idempotency_key_reused", "Idempotency-Key reused with another body")
-                return Response(answer.status, answer.body, {"Idempotent-Replayed": "true"})
-            member = self.members.get(m.group(1))
-            if member is None:
-                return _error(404, "member_not_found", f"no member {m.group(1)}")
-            points = body.get("points")
-            if not isinstance(points, int) or isinstance(points, bool) or points <= 0 or not body.get("order_no"):
-                return _error(422, "validation_error", "points must be a positive integer and order_no given")
-            member.points += points
-            entry = {"member_id": member.member_id, "order_no": body["order_no"], "points": points,
-                     "reason": body.get("reason"), "idempotency_key": key}
-            self.point_entries.append(entry)
-            answer = Response(201, {"entry": entry, "balance": member.points})
-            self._idempotent[key] = (fingerprint, answer)
-            return answer
+        member = self.members.get(m.group(1))
+        if member is None:
+            return _error(404, "member_not_found", f"no member {m.group(1)}")
+        if m.group(2) == "/holds":
+            return self.wallet.hold(member, body)
+        if m.group(3):
+            return self.wallet.settle(member, m.group(3), m.group(4))
+        points = body.get("points")
+        if not isinstance(points, int) or isinstance(points, bool) or points <= 0 or not body.get("order_no"):
+            return _error(422, "validation_error", "points must be a positive integer and order_no given")
+        if m.group(2) == "/deduct":
+            if points > member.points:
+                return _error(409, "points_insufficient", f"the member has {member.points} point(s), not {points}")
+            points = -points
+        member.points += points
+        key = {k.lower(): v for k, v in req.headers.items()}["idempotency-key"]
+        entry = {"member_id": member.member_id, "order_no": body["order_no"], "points": points,
+                 "reason": body.get("reason"), "idempotency_key": key}
+        self.point_entries.append(entry)
+        return Response(201, {"entry": entry, "balance": member.points})
 
 
 def _error(status: int, code: str, message: str) -> Response:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from hub.api import charts, schemas
 from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
+from hub.api.lines import line_view
 from hub.api.ops import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
 from hub.api.shop import iso, refund_list, timeline
 from hub.domain.errors import UnknownSku
@@ -178,7 +179,7 @@ def order_detail(call: Call) -> dict:
         if order is None:
             raise ApiError(404, "not_found", f"no order {call.params['order_id']!r}")
         return {**_summary(call, order),
-                "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
+                "lines": [line_view(x) for x in order.lines],
                 "routing": order.routing or {}, "timeline": timeline(call, uow, order, for_buyer=False),
                 "refunds": refund_list(call, money_owed.of_order(uow, order.id))}
 

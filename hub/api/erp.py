@@ -4,6 +4,7 @@ from __future__ import annotations
 from hub.api import schemas
 from hub.api.http import Call, Param, Route
 from hub.api.shop import iso
+from hub.domain.refunds import line_amount_fen
 from hub.privacy import mask_phone
 from hub.services import erp_feed
 from hub.storage.tables import ErpFeedEntry, OrderRow
@@ -13,7 +14,8 @@ def _order(call: Call, entry: ErpFeedEntry, order: OrderRow) -> dict:
     buyer = order.buyer or {}
     return {"seq": entry.seq, "order_id": order.id, "external_id": order.external_id, "channel": order.channel,
             "status": order.status, "fulfillment": order.fulfillment_type, "location_id": order.location_id,
-            "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen, "location_id": x.location_id}
+            "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen,
+                       "amount_fen": line_amount_fen(x), "location_id": x.location_id}
                       for x in order.lines],
             "total_fen": order.total_fen, "payment_ref": order.payment_ref,
             "buyer": {"id": buyer.get("id"), "name": buyer.get("name", ""), "phone": mask_phone(buyer.get("phone"))},

@@ -270,6 +270,9 @@ PLACE_ORDER = Obj(fields={
                          "phone": Str(required=False, min_len=0, max_len=32)}),
     "fulfillment": Obj(fields={"type": Str(enum=("pickup", "delivery", "express")),
                                "store_id": Str(required=False, max_len=32), "address": ADDRESS}),
+    "coupon_code": Str(required=False, max_len=64, pattern=r"[0-9A-Za-z_-]+",
+                       description="the buyer's coupon at the CRM: locked at order, used at payment"),
+    "points": Int(required=False, minimum=1, maximum=10**7, description="points to spend (100 = 1 yuan)"),
 })
 PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment's id at the payment backend"),
                         "amount_fen": Int(required=False, minimum=0, description="checked against the total")})

@@ -12,12 +12,14 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.api import schemas, stock_view
 from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api.lines import line_view
 from hub.config import LocationConfig
 from hub.domain.errors import NotFound, UnknownSku
 from hub.domain.geo import distance_km
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
+from hub.flows import members
 from hub.flows.channel_stock import channel_available
 from hub.services import inventory, money_owed, orders, refunds, tracking
 from hub.storage.tables import OrderRow, RefundRow, SkuRow
@@ -114,6 +116,7 @@ def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
     b, f = body["buyer"], body["fulfillment"]
     addr = f["address"]
     return orders.PlaceOrder(
+        coupon_code=body["coupon_code"] or None, points=body["points"] or 0,
         channel=call.caller.id, idempotency_key=key, lines=tuple(lines),
         buyer=Buyer(b["id"], b["name"] or "", b["phone"] or ""),
         fulfillment=Fulfillment(FulfillmentType(f["type"]), f["store_id"],
@@ -143,18 +146,22 @@ def idempotency_key(call: Call) -> str:
 
 def place_order(call: Call) -> Any:
     key = idempotency_key(call)
-    cmd = _command(call, call.body(), key)
-    for attempt in range(2):
-        try:
-            with call.ctx.uow() as uow:
-                order, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
-                body = _placed(call, order)
-                uow.commit()
-            break
-        except IntegrityError:
-            # A concurrent request with the same key committed first: answer with its order.
-            if attempt:
-                raise
+    cmd, held = members.hold(call.ctx, _command(call, call.body(), key))   # the CRM asked, no transaction open
+    try:
+        for attempt in range(2):
+            try:
+                with call.ctx.uow() as uow:
+                    order, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
+                    body = _placed(call, order)
+                    uow.commit()
+                break
+            except IntegrityError:
+                # A concurrent request with the same key committed first: answer with its order.
+                if attempt:
+                    raise
+    except Exception:
+        members.release_later(call.ctx, members.order_key(cmd.channel, key), held)   # nothing placed
+        raise
     if created:
         call.deps.metrics.orders_placed.labels(body["fulfillment"]["type"]).inc()
     return json_response(body, 201 if created else 200, {"Location": f"/api/v1/orders/{body['order_id']}"})
@@ -209,7 +216,7 @@ def get_order(call: Call) -> dict:
         return {
             **_placed(call, order),
             "pickup_code": order.pickup_code if order.fulfillment_type == "pickup" else None,
-            "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
+            "lines": [line_view(x) for x in order.lines],
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
             "timeline": timeline(call, uow, order),

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api.lines import line_view
 from hub.api.shop import iso
 from hub.domain.clock import is_ahead
 from hub.domain.errors import PickupCodeRejected, PickupLocked, UnknownSku
@@ -31,7 +32,7 @@ def _source(call: Call) -> str:
 def _view(call: Call, order: OrderRow) -> dict:
     buyer = order.buyer or {}
     return {"order_id": order.id, "status": order.status, "total_fen": order.total_fen,
-            "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
+            "lines": [line_view(x) for x in order.lines],
             "buyer": {"name": buyer.get("name", ""), "phone": mask_phone(buyer.get("phone"))},
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
             "locked_until": iso(call, order.pickup_locked_until)}

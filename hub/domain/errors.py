@@ -99,3 +99,10 @@ class PickupLocked(HubError):
     def __init__(self, message: str, locked_until: datetime | None):
         self.locked_until = locked_until
         super().__init__(message)
+
+
+class MemberRefused(HubError):
+    """The CRM refused the order's coupon or points (used, expired, locked by another order): 409, the
+    CRM's reason given, nothing reserved."""
+
+    code = "member_refused"

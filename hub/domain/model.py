@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from hub.domain.discounts import Discount
+
 
 class FulfillmentType(StrEnum):
     PICKUP = "pickup"
@@ -92,6 +94,7 @@ class OrderLine:
     sku: str
     qty: int
     unit_price_fen: int = 0
+    amount_fen: int | None = None     # after the line's share of the order's discounts; None: qty x price
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,19 @@ class PlaceOrder:
     status: str = "pending_payment"
     total_fen: int = 0
     flash_sale_id: str | None = None          # admitted by this flash sale's gate
+    coupon_code: str | None = None            # the buyer's coupon, as the client named it
+    points: int = 0                           # points the buyer spends on it, as the client asked
+    discounts: tuple[Discount, ...] = ()      # what the CRM (or the channel) granted: shared over the lines
 
     def fingerprint(self) -> str:
         """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,
         buyer, fulfilment, and the flash sale it was sent to), never a price the hub derived — the same request
         retried after a price pull is the same request. The channel's status may move on."""
-        body = json.dumps({"v": 2, "lines": [[x.sku, x.qty] for x in self.lines], "buyer": asdict(self.buyer),
-                           "fulfillment": asdict(self.fulfillment), "flash_sale_id": self.flash_sale_id},
-                          sort_keys=True, default=str)
+        sent: dict = {"v": 2, "lines": [[x.sku, x.qty] for x in self.lines], "buyer": asdict(self.buyer),
+                      "fulfillment": asdict(self.fulfillment), "flash_sale_id": self.flash_sale_id}
+        if self.coupon_code or self.points:        # absent from the orders placed before them: their hash holds
+            sent |= {"coupon_code": self.coupon_code, "points": self.points}
+        body = json.dumps(sent, sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
 
     def _priced_fingerprint(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Protocol
 
 from hub.domain.errors import BadInput
 
@@ -75,3 +76,28 @@ def amount_to_refund(paid_fen: int, refunds: Iterable[tuple[int, str]], asked_fe
 def fully_refunded(paid_fen: int, refunds: Iterable[tuple[int, str]]) -> bool:
     """Every fen paid went back (partial refunds that add up count too)."""
     return paid_fen > 0 and refunded(refunds) >= paid_fen
+
+
+class _Line(Protocol):
+    qty: int
+    unit_price_fen: int
+
+
+def line_amount_fen(line: _Line) -> int:
+    """A line's amount after its share of the order's discounts (`amount_fen`); the price when it has none."""
+    amount = getattr(line, "amount_fen", None)
+    return line.qty * line.unit_price_fen if amount is None else int(amount)
+
+
+def line_refund_fen(line: _Line, qty_missing: int) -> int:
+    """What goes back for `qty_missing` units of a line: its discounted amount per unit (the amount over
+    the quantity, rounded down), the units missing taken as the last, which carry the remainder — so all
+    the units missing give back the whole discounted amount, never more."""
+    if qty_missing <= 0:
+        return 0
+    qty = max(line.qty, 0)
+    amount = line_amount_fen(line)
+    if qty_missing >= qty:
+        return amount
+    per_unit = amount // qty
+    return amount - (qty - qty_missing) * per_unit

@@ -93,7 +93,7 @@ def _in_feed(uow: UnitOfWork, order_id: str) -> bool:
 def _erp_return(uow: UnitOfWork, order: OrderRow, kind: str, money_back: bool) -> ErpReturn:
     """The order's lines; for a refund the money the platform paid back (its refund's number is the
     id), for a return after a refund nothing more (the money went back with that refund)."""
-    lines = tuple(OrderLine(x.sku, x.qty, x.unit_price_fen) for x in order.lines)
+    lines = tuple(OrderLine(x.sku, x.qty, x.unit_price_fen, x.amount_fen) for x in order.lines)
     if kind == "return":
         return ErpReturn(f"{order.id}-return", kind, order.id, lines, order.total_fen if money_back else 0,
                          order.location_id, utcnow())

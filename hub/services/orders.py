@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from hub import events
 from hub.config import HubConfig
+from hub.domain import discounts, routing
 from hub.domain import refunds as refund_rules
-from hub.domain import routing
 from hub.domain.errors import (
     BadInput,
     HubError,
@@ -76,11 +76,17 @@ def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
             raise UnknownSku(f"unknown SKU {line.sku!r}")
     if not fits_int(sum(x.qty * x.unit_price_fen for x in cmd.lines)):     # the orders' INTEGER total column
         raise BadInput(f"the order's total is more than {INT_MAX} fen: split it into smaller orders")
+    line_amounts(cmd)                         # a discount above the lines' value: BadInput (422)
     f = cmd.fulfillment
     if f.type == FulfillmentType.PICKUP and not f.store_id:
         raise BadInput("a pickup order needs fulfillment.store_id")
     if f.type in (FulfillmentType.DELIVERY, FulfillmentType.EXPRESS) and f.address is None:
         raise BadInput(f"a {f.type} order needs fulfillment.address")
+
+
+def line_amounts(cmd: PlaceOrder) -> list[int]:
+    """Each line's amount after its share of the order's discounts (`domain/discounts.py`)."""
+    return discounts.amounts_after(cmd.discounts, [x.qty * x.unit_price_fen for x in cmd.lines])
 
 
 def _channel_safety(cfg: HubConfig, cmd: PlaceOrder) -> int:
@@ -147,15 +153,18 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     ttl = timedelta(minutes=cfg.hub.reservation_ttl_minutes)
     f = cmd.fulfillment
     decision = stock.route(uow, cfg, cmd, now)
+    amounts = line_amounts(cmd)
     order = OrderRow(
         id=order_id, channel=cmd.channel, idempotency_key=cmd.idempotency_key, request_hash=cmd.fingerprint(),
         external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(f.type),
         address=asdict(f.address) if f.address else None, buyer=asdict(cmd.buyer),
-        total_fen=sum(x.qty * x.unit_price_fen for x in cmd.lines), created_at=now, updated_at=now,
+        total_fen=sum(amounts), created_at=now, updated_at=now,
         expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id,
+        discounts=[d.to_dict() for d in cmd.discounts] or None,
     )
-    for line in cmd.lines:
-        order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen))
+    for line, amount in zip(cmd.lines, amounts, strict=True):
+        order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
+                                        amount_fen=amount))
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
                                              source=cmd.channel))
     _follow_route(order, decision)
@@ -418,7 +427,7 @@ def snapshot(order: OrderRow) -> OrderSnapshot:
         fulfillment=Fulfillment(FulfillmentType(order.fulfillment_type),
                                 order.location_id if order.fulfillment_type == "pickup" else None,
                                 Address(**addr) if addr else None),
-        lines=tuple(OrderLine(x.sku, x.qty, x.unit_price_fen) for x in order.lines),
+        lines=tuple(OrderLine(x.sku, x.qty, x.unit_price_fen, x.amount_fen) for x in order.lines),
         buyer=Buyer(**order.buyer), total_fen=order.total_fen, location_id=order.location_id,
         created_at=order.created_at, paid_at=order.paid_at, external_id=order.external_id,
     )

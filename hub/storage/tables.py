@@ -124,7 +124,8 @@ class OrderRow(Base):
     location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
     address: Mapped[dict | None]
     buyer: Mapped[dict]
-    total_fen: Mapped[int] = mapped_column(Integer, default=0)
+    total_fen: Mapped[int] = mapped_column(Integer, default=0)        # after discounts: what the buyer pays
+    discounts: Mapped[list | None]            # [{kind, amount_fen, ref}] (hub/domain/discounts.py); None: none
     pickup_code: Mapped[str | None] = mapped_column(String(12))
     pickup_attempts: Mapped[int] = mapped_column(Integer, default=0)
     pickup_locked_until: Mapped[datetime | None]
@@ -154,6 +155,7 @@ class OrderLineRow(Base):
     sku: Mapped[str] = mapped_column(ForeignKey("skus.code"))
     qty: Mapped[int] = mapped_column(Integer)
     unit_price_fen: Mapped[int] = mapped_column(Integer, default=0)
+    amount_fen: Mapped[int | None] = mapped_column(Integer)    # after its share of the discounts; None: qty x price
     location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
     order: Mapped[OrderRow] = relationship(back_populates="lines")
 

@@ -191,7 +191,8 @@ def test_pay_then_read_the_order_with_its_timeline(api):
     assert got.status_code == 200
     o = got.json
     assert o["order_id"] == oid and o["status"] == "allocated" and len(o["pickup_code"]) == 6
-    assert o["lines"] == [{"sku": "TEA-001", "qty": 2, "unit_price_fen": 12800}] and o["total_fen"] == 25600
+    assert o["lines"] == [{"sku": "TEA-001", "qty": 2, "unit_price_fen": 12800, "amount_fen": 25600}]
+    assert o["total_fen"] == 25600
     assert [t["status"] for t in o["timeline"]] == ["pending_payment", "paid", "allocated"]
     assert all(t["at"].endswith("+08:00") for t in o["timeline"])
     assert o["created_at"] == "2026-11-25T10:00:00+08:00"

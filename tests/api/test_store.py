@@ -43,7 +43,7 @@ def test_pickup_orders_lists_paid_orders_of_this_store_without_codes(api):
     [o] = r.json["orders"]
     assert o["order_id"] == oid and o["status"] == "allocated" and unpaid not in r.get_data(as_text=True)
     assert o["buyer"] == {"name": "Li Lei", "phone": "138****8000"}
-    assert o["lines"] == [{"sku": "TEA-001", "qty": 2, "unit_price_fen": 12800}]
+    assert o["lines"] == [{"sku": "TEA-001", "qty": 2, "unit_price_fen": 12800, "amount_fen": 25600}]
     assert "pickup_code" not in o and code_of(api, oid) not in r.get_data(as_text=True)
     assert api.get("/api/v1/stores/S002/pickup-orders", key=POS_KEYS["S002"]).json["orders"] == []
     assert api.get(f"{BASE}/pickup-orders?status=completed", key=S1).json["orders"] == []

@@ -1,0 +1,206 @@
+"""Coupons and points through the CRM, keyed so that retries and redeliveries never spend twice.
+
+At order (`hold`, called by the API before the order's transaction, none open during the calls): the
+buyer's coupon locked and points held at the CRM, each refusal answered before any stock is reserved.
+Then consumers of typed events (`hub/handlers.py`), each calling out with no transaction open:
+paid → used (`crm_redeem`); cancelled unpaid or expired → given back (`crm_give_back`; a paid cancel gives
+the coupon back, its points come back with its refund); an order never placed → what was held released
+(`crm_release_holds`, on `member.holds_release_due`); a refund or return → the points used given back and
+the points earned taken back in proportion to the money (`crm_refund_points`). Every CRM call carries an
+Idempotency-Key made of the order's key, the hold's id or the refund's number; the CRM answers a repeat
+with its first answer. A CRM that is down raises TransientError: the consumer retries, then parks (replay).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, replace
+
+from hub import events
+from hub.bootstrap import HubContext
+from hub.domain.discounts import FEN_PER_EARNED_POINT, FEN_PER_POINT, Discount, DiscountKind, step_share
+from hub.domain.errors import BadInput, MemberRefused
+from hub.domain.model import Buyer, PlaceOrder
+from hub.domain.order_states import OrderStatus as S
+from hub.ports import CrmRefused
+from hub.services import money_owed, orders
+from hub.storage.tables import OrderRow
+
+log = logging.getLogger(__name__)
+
+# The CRM's refusals that are the buyer's bad input (422); any other refusal is a 409 with its reason.
+BAD_INPUT = frozenset({"coupon_not_owned", "coupon_not_found", "points_insufficient", "validation_error"})
+
+
+def order_key(channel: str, idempotency_key: str) -> str:
+    """The CRM's order_no for a hold: known before the order exists, the same for a retried request."""
+    return "K" + hashlib.sha256(f"{channel}\n{idempotency_key}".encode()).hexdigest()[:31]
+
+
+@dataclass(frozen=True)
+class Held:
+    member_id: str
+    coupon_code: str | None
+    hold_id: str | None
+
+
+def _ref(member_id: str, item: str) -> str:
+    return f"{member_id}/{item}"
+
+
+def _unref(ref: str) -> tuple[str, str]:
+    member_id, _, item = ref.partition("/")
+    return member_id, item
+
+
+def hold(ctx: HubContext, cmd: PlaceOrder) -> tuple[PlaceOrder, Held | None]:
+    """Lock the coupon and hold the points the order names; the command with what the CRM granted.
+    BadInput (422) or MemberRefused (409) with the CRM's reason, after giving back what was taken."""
+    if not cmd.coupon_code and not cmd.points:
+        return cmd, None
+    if not ctx.connectors.has("crm"):
+        raise BadInput("coupons and points need a CRM, and none is configured")
+    crm, key = ctx.connectors.crm(), order_key(cmd.channel, cmd.idempotency_key)
+    member = crm.upsert_member(cmd.buyer)
+    granted: list[Discount] = []
+    held = Held(member, None, None)
+    try:
+        if cmd.coupon_code:
+            value = crm.coupon("lock", cmd.coupon_code, member, key)
+            held = replace(held, coupon_code=cmd.coupon_code)
+            granted.append(Discount(DiscountKind.COUPON, value, _ref(member, cmd.coupon_code)))
+        if cmd.points:
+            hold_id = crm.hold_points(member, cmd.points, key)
+            held = replace(held, hold_id=hold_id)
+            granted.append(Discount(DiscountKind.POINTS, cmd.points * FEN_PER_POINT, _ref(member, hold_id)))
+    except CrmRefused as exc:
+        release_later(ctx, key, held)
+        field = "coupon" if exc.code.startswith("coupon") else "points"
+        if exc.code in BAD_INPUT:
+            raise BadInput(f"{field}: {exc.code}: {exc.reason}") from None
+        raise MemberRefused(f"{field}: {exc.code}: {exc.reason}") from None
+    except Exception:
+        release_later(ctx, key, held)
+        raise
+    return replace(cmd, discounts=(*cmd.discounts, *granted)), held
+
+
+def release_later(ctx: HubContext, key: str, held: Held | None) -> None:
+    """What was held for an order that was not placed: given back by `crm_release_holds` (outbox)."""
+    if held is None or not (held.coupon_code or held.hold_id):
+        return
+    with ctx.uow() as uow:
+        uow.emit(events.MemberHoldsReleaseDue(key, held.member_id, held.coupon_code, held.hold_id))
+        uow.commit()
+
+
+def crm_release_holds(ctx: HubContext, event: events.MemberHoldsReleaseDue) -> None:
+    if not ctx.connectors.has("crm"):
+        return
+    crm = ctx.connectors.crm()
+    if event.coupon_code:
+        _quiet(lambda: crm.coupon("unlock", event.coupon_code or "", event.member_id, event.order_key),
+               "coupon_available")
+    if event.hold_id:
+        _quiet(lambda: crm.settle_points("release", event.member_id, event.hold_id or ""), "hold_released")
+
+
+@dataclass(frozen=True)
+class _Steps:
+    key: str
+    coupon: tuple[str, str] | None      # (member, code)
+    hold: tuple[str, str] | None        # (member, hold id)
+    points_used: int
+
+
+def _steps(order: OrderRow) -> _Steps:
+    coupon = hold_ = None
+    points = 0
+    for d in (Discount.from_dict(x) for x in order.discounts or ()):
+        if d.kind == DiscountKind.COUPON:
+            coupon = _unref(d.ref)
+        elif d.kind == DiscountKind.POINTS:
+            hold_, points = _unref(d.ref), d.amount_fen // FEN_PER_POINT
+    return _Steps(order_key(order.channel, order.idempotency_key), coupon, hold_, points)
+
+
+def _read(ctx: HubContext, order_id: str) -> tuple[_Steps, OrderRow]:
+    with ctx.reader() as uow:
+        order = orders.get(uow, order_id)
+        steps = _steps(order)
+        uow.session.expunge(order)
+        return steps, order
+
+
+def _redeem(ctx: HubContext, steps: _Steps) -> None:
+    crm = ctx.connectors.crm()
+    if steps.coupon:
+        crm.coupon("use", steps.coupon[1], steps.coupon[0], steps.key)
+    if steps.hold:
+        crm.settle_points("use", *steps.hold)
+
+
+def crm_redeem(ctx: HubContext, event: events.OrderStatusChanged) -> None:
+    """Paid: the coupon used (核销) and the held points spent."""
+    if not ctx.connectors.has("crm"):
+        return
+    steps, _ = _read(ctx, event.order_id)
+    if steps.coupon or steps.hold:
+        _redeem(ctx, steps)
+
+
+def crm_give_back(ctx: HubContext, event: events.OrderStatusChanged) -> None:
+    """Cancelled or expired: unpaid, the coupon unlocked and the hold released; paid, the coupon (used first,
+    if its redeem has not run yet) returned — the points come back with the refund (`crm_refund_points`)."""
+    if not ctx.connectors.has("crm"):
+        return
+    steps, order = _read(ctx, event.order_id)
+    if not (steps.coupon or steps.hold):
+        return
+    crm = ctx.connectors.crm()
+    if order.paid_at is None:
+        if steps.coupon:
+            _quiet(lambda: crm.coupon("unlock", steps.coupon[1], steps.coupon[0], steps.key), "coupon_available")
+        if steps.hold:
+            _quiet(lambda: crm.settle_points("release", *steps.hold), "hold_released")
+        return
+    _redeem(ctx, steps)
+    if steps.coupon:
+        crm.coupon("return", steps.coupon[1], steps.coupon[0], steps.key)
+
+
+def crm_refund_points(ctx: HubContext, event: events.OrderRefundDue) -> None:
+    """Money back on the order's payment: the points used given back, the points earned (a completed order)
+    taken back, each in proportion to the money, cumulatively over the order's refunds."""
+    if not ctx.connectors.has("crm"):
+        return
+    with ctx.reader() as uow:
+        order = orders.get(uow, event.order_id)
+        steps = _steps(order)
+        rows = [r for r in money_owed.of_order(uow, order.id) if r.payment_ref == order.payment_ref]
+        earned = order.total_fen // FEN_PER_EARNED_POINT if orders.has_been(order, S.COMPLETED) else 0
+        whole, buyer = order.total_fen, Buyer(**order.buyer)
+    mine = next((r for r in rows if r.refund_no == event.refund_no), None)
+    if mine is None or event.payment_ref != order.payment_ref or not (steps.points_used or earned):
+        return                        # a second payment's refund, or nothing in points to move
+    before = sum(r.amount_fen for r in rows if r.id < mine.id)
+    back = step_share(before, mine.amount_fen, whole, steps.points_used)
+    taken = step_share(before, mine.amount_fen, whole, earned)
+    crm = ctx.connectors.crm()
+    if steps.hold:
+        crm.settle_points("use", *steps.hold)          # spent first (a replay if paid already redeemed it)
+        member = steps.hold[0]
+    else:
+        member = crm.upsert_member(buyer)
+    crm.move_points(member, back, f"back-{mine.refund_no}", "refund_points_used")
+    crm.move_points(member, -taken, f"earned-back-{mine.refund_no}", "refund_points_earned")
+    log.info("order %s refund %s: %d point(s) back, %d earned taken back", order.id, mine.refund_no, back, taken)
+
+
+def _quiet(call, done_code: str) -> None:
+    """A give-back the CRM says is already done (an earlier attempt's, the hold's TTL) is done."""
+    try:
+        call()
+    except CrmRefused as exc:
+        if exc.code != done_code:
+            raise

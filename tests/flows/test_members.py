@@ -1,0 +1,145 @@
+"""Coupons and points through the CRM simulator: held at order, used at payment, given back on cancel,
+moved in proportion on refunds; every step once, a CRM outage waited out."""
+from __future__ import annotations
+
+import pytest
+
+from hub import handlers
+from hub.domain.errors import BadInput, MemberRefused
+from hub.domain.model import Fulfillment, FulfillmentType, OrderLine
+from hub.flows import members
+from hub.services import money_owed, orders
+from hub.services import tracking as fulfilment
+from hub.storage.tables import Reservation
+from tests.flows.conftest import BUYER
+from tests.support import T0
+
+LINES = (OrderLine("TEA-001", 2, 12800), OrderLine("CUP-002", 1, 4500))      # 30100 fen
+
+
+def member(flow, points=5000):
+    m = flow.sandbox.crm.enrol(BUYER.id, points)
+    flow.sandbox.crm.issue_coupon(m.member_id, "CPN-100", 1000)
+    return m
+
+
+def place(flow, key="mk", coupon="CPN-100", points=2000) -> str:
+    cmd = orders.PlaceOrder("miniprogram", key, LINES, BUYER, Fulfillment(FulfillmentType.PICKUP, "S001"),
+                            coupon_code=coupon, points=points)
+    cmd, _ = members.hold(flow.ctx, cmd)
+    with flow.ctx.uow() as uow:
+        order, _ = orders.place(uow, flow.ctx.config, cmd, now=T0)
+        uow.commit()
+        return order.id
+
+
+def test_an_order_cancelled_unpaid_gives_coupon_and_points_back_once(flow):
+    m = member(flow)
+    order_id = place(flow)
+    with flow.ctx.reader() as uow:
+        order = orders.get(uow, order_id)
+        assert order.total_fen == 30100 - 1000 - 2000
+        assert sum(x.amount_fen for x in order.lines) == order.total_fen
+    assert m.points == 3000 and flow.sandbox.crm.wallet.coupons["CPN-100"].status == "locked"
+    with flow.ctx.uow() as uow:
+        orders.cancel(uow, orders.get(uow, order_id, lock=True), "miniprogram", "changed my mind")
+        uow.commit()
+    for _ in range(2):                                   # redelivered
+        flow.deliver(handlers.CRM_GIVE_BACK, "order.status_changed", order_id=order_id, to="cancelled")
+    assert m.points == 5000 and flow.sandbox.crm.wallet.coupons["CPN-100"].status == "available"
+    assert [h.status for h in flow.sandbox.crm.wallet.holds.values()] == ["released"]
+
+
+def test_paid_then_refunded_in_part_returns_points_in_proportion(flow):
+    m = member(flow)
+    order_id = place(flow)
+    flow.pay(order_id)
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REDEEM, "order.status_changed", order_id=order_id, to="paid")
+    assert flow.sandbox.crm.wallet.coupons["CPN-100"].status == "used" and m.points == 3000
+    total = flow.order(order_id).total_fen                                   # 27100
+    with flow.ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=total, cause="asked", source="test",
+                       reason="one cup broken", amount_fen=total // 4)
+        uow.commit()
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+    assert m.points == 3000 + 2000 * (total // 4) // total                   # a quarter of the points used
+    assert [e["points"] for e in flow.sandbox.crm.point_entries] == [2000 * (total // 4) // total]
+
+
+def test_a_refund_of_a_completed_order_takes_earned_points_back(flow):
+    m = member(flow)
+    order_id = place(flow, coupon=None, points=0)
+    flow.pay(order_id)
+    flow.move(order_id, "ready_for_pickup", "collected")
+    with flow.ctx.uow() as uow:
+        fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
+        uow.commit()
+    flow.deliver(handlers.CRM_POINTS, "order.status_changed", order_id=order_id, to="completed")
+    assert m.points == 5000 + 301
+    with flow.ctx.uow() as uow:
+        orders.refund_due(uow, orders.get(uow, order_id, lock=True), "not as described")
+        uow.commit()
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+    assert m.points == 5000
+
+
+def test_the_crm_down_in_the_middle_delays_and_never_doubles(flow):
+    m = member(flow)
+    order_id = place(flow)
+    flow.pay(order_id)
+    flow.sandbox.crm.faults.fail_next, flow.sandbox.crm.faults.error_status = 1000, 503
+    outcomes = flow.deliver(handlers.CRM_REDEEM, "order.status_changed", order_id=order_id, to="paid")
+    assert all(o.status != "applied" for o in outcomes)
+    assert flow.sandbox.crm.wallet.coupons["CPN-100"].status == "locked"          # nothing lost: not yet used
+    flow.sandbox.crm.faults.fail_next = 0                                        # the CRM is back
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REDEEM, "order.status_changed", order_id=order_id, to="paid")
+    assert flow.sandbox.crm.wallet.coupons["CPN-100"].status == "used"
+    assert m.points == 3000 and [h.status for h in flow.sandbox.crm.wallet.holds.values()] == ["used"]
+
+
+@pytest.mark.parametrize(("coupon", "points", "reason"), [
+    ("CPN-OTHER", 0, "coupon_not_owned"), (None, 999999, "points_insufficient")])
+def test_bad_member_input_is_422_and_nothing_is_reserved(flow, coupon, points, reason):
+    m = member(flow)
+    other = flow.sandbox.crm.enrol("someone-else")
+    flow.sandbox.crm.issue_coupon(other.member_id, "CPN-OTHER", 500)
+    with pytest.raises(BadInput, match=reason):
+        place(flow, coupon=coupon, points=points)
+    with flow.ctx.reader() as uow:
+        assert uow.session.query(Reservation).count() == 0
+    assert m.points == 5000
+
+
+def test_a_used_coupon_is_refused_409_before_any_stock_or_points_are_taken(flow):
+    m = member(flow)
+    flow.sandbox.crm.wallet.coupons["CPN-100"].status = "used"
+    with pytest.raises(MemberRefused, match="coupon_used"):
+        place(flow, points=100)
+    with pytest.raises(MemberRefused, match="coupon_used"):      # the same request again: the same answer
+        place(flow, points=100)
+    with flow.ctx.reader() as uow:
+        assert uow.session.query(Reservation).count() == 0
+    assert m.points == 5000 and not flow.sandbox.crm.wallet.holds
+
+
+def test_points_beyond_the_lines_and_an_unplaced_order_give_holds_back(flow):
+    m = member(flow, 100000)
+    with pytest.raises(BadInput, match="more than the lines"):
+        cmd = orders.PlaceOrder("miniprogram", "big", LINES, BUYER, Fulfillment(FulfillmentType.PICKUP, "S001"),
+                                points=40000)
+        cmd, held = members.hold(flow.ctx, cmd)
+        try:
+            with flow.ctx.uow() as uow:
+                orders.place(uow, flow.ctx.config, cmd, now=T0)
+        except BadInput:
+            members.release_later(flow.ctx, members.order_key(cmd.channel, cmd.idempotency_key), held)
+            raise
+    assert m.points == 60000
+    flow.deliver(handlers.CRM_RELEASE_HOLDS, "member.holds_release_due")
+    flow.deliver(handlers.CRM_RELEASE_HOLDS, "member.holds_release_due")
+    assert m.points == 100000
