@@ -2,7 +2,7 @@
 payment not yet visible), run again by the scheduler's timer until its deadline, then parked
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0014
 """
 import sqlalchemy as sa
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 import hub.storage.tables
 
 revision = '0015'
-down_revision = '0012'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
