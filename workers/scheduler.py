@@ -7,7 +7,7 @@ import time
 
 from nameko.timer import timer
 
-from hub.flows import express, reconcile, refunds
+from hub.flows import delivery, express, reconcile, refunds
 from hub.services import housekeeping, payment_reconciliation
 
 from .dependencies import HubCore
@@ -35,6 +35,12 @@ class SchedulerService:
         cancelled = housekeeping.cancel_uncollected(self.hub)
         if cancelled:
             log.info("cancelled %d uncollected pickup order(s)", len(cancelled))
+
+    @timer(interval=5)
+    def book_due_riders(self) -> None:
+        booked = delivery.book_due(self.hub)        # stores that book a delay after payment (延迟发单)
+        if booked:
+            log.info("booked %d rider(s) due by their store's dispatch delay: %s", len(booked), ", ".join(booked))
 
     @timer(interval=300)
     def follow_up_refunds(self) -> None:
