@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route
-from hub.domain.errors import IllegalTransition
 from hub.domain.model import FulfillmentType
 from hub.domain.order_states import OrderStatus
 from hub.services import orders, picking, store_capacity
@@ -68,7 +67,8 @@ def _answer(call: Call, uow: Any, order: OrderRow) -> dict[str, Any]:
 
 
 def _refusals(fn: Any) -> Any:
-    """Another store's order is 403; a pick after cancel 409 with the state; a second, different pick 409."""
+    """Another store's order is 403; a second, different pick 409 (a pick after cancel is app.py's 409 with the
+    state: IllegalTransition)."""
     def wrapped(call: Call) -> Any:
         try:
             return fn(call)
@@ -76,9 +76,6 @@ def _refusals(fn: Any) -> Any:
             raise ApiError(403, exc.code, str(exc)) from None
         except picking.PickConflict as exc:
             raise ApiError(409, exc.code, str(exc)) from None
-        except IllegalTransition as exc:
-            raise ApiError(409, "illegal_transition", f"the order is {exc.current}: it cannot be picked",
-                           status=exc.current, target=exc.target) from None
     wrapped.__name__ = fn.__name__
     return wrapped
 
