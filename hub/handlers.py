@@ -23,7 +23,7 @@ PICKUP_TO_POS = Consumer("pickup_to_pos", OrderStatusChanged, pickup.pickup_to_p
                          fulfillment=frozenset({"pickup"}), to=frozenset(pickup.STILL))
 DELIVERY_TO_COURIER = Consumer("delivery_to_courier", OrderStatusChanged, delivery.delivery_to_courier,
                                "fulfilment", calls_out=True, fulfillment=frozenset({"delivery"}),
-                               to=frozenset({S.ALLOCATED, S.CANCEL_REQUESTED, S.CANCELLED}))
+                               to=frozenset({S.ALLOCATED, S.PICKED, S.CANCEL_REQUESTED, S.CANCELLED}))
 EXPRESS_WAYBILL = Consumer("express_waybill", OrderStatusChanged, express.express_waybill, "fulfilment",
                            calls_out=True, fulfillment=frozenset({"express"}), to=frozenset({S.ALLOCATED}))
 SHIPPING_INFO_UPLOAD = Consumer("shipping_info_upload", OrderStatusChanged, shipping_info.shipping_info_upload,

@@ -9,7 +9,7 @@ from nameko.timer import timer
 
 from hub import handlers
 from hub.consumers import retry_due
-from hub.flows import express, reconcile, refunds
+from hub.flows import delivery, express, reconcile, refunds
 from hub.services import housekeeping, payment_reconciliation
 
 from .dependencies import HubCore
@@ -49,6 +49,12 @@ class SchedulerService:
         cancelled = housekeeping.cancel_uncollected(self.hub)
         if cancelled:
             log.info("cancelled %d uncollected pickup order(s)", len(cancelled))
+
+    @timer(interval=5)
+    def book_due_riders(self) -> None:
+        booked = delivery.book_due(self.hub)        # stores that book a delay after payment (延迟发单)
+        if booked:
+            log.info("booked %d rider(s) due by their store's dispatch delay: %s", len(booked), ", ".join(booked))
 
     @timer(interval=300)
     def follow_up_refunds(self) -> None:

@@ -273,6 +273,7 @@ PLACE_ORDER = Obj(fields={
     "coupon_code": Str(required=False, max_len=64, pattern=r"[0-9A-Za-z_-]+",
                        description="the buyer's coupon at the CRM: locked at order, used at payment"),
     "points": Int(required=False, minimum=1, maximum=10**7, description="points to spend (100 = 1 yuan)"),
+    "note": Str(required=False, min_len=0, max_len=200, description="the buyer's note to the store"),
 })
 PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment's id at the payment backend"),
                         "amount_fen": Int(required=False, minimum=0, description="checked against the total")})
@@ -299,3 +300,14 @@ COUNT = Obj(fields={
                  max_items=5000),
 })
 ERP_ACK = Obj(fields={"order_ids": Arr(item=Str(max_len=40), min_items=1, max_items=500)})
+PICKING = Obj(fields={"staff": Str(required=False, max_len=40, description="who picks (shown on the order)")})
+PICKED = Obj(fields={
+    "lines": Arr(item=Obj(fields={"sku": SKU, "qty_picked": Int(minimum=0, maximum=9999)}), min_items=0,
+                 max_items=100, description="what was on the shelf per line; a line not named is picked in full"),
+    "staff": Str(required=False, max_len=40, description="who picked"),
+})
+STORE_PAUSE = Obj(fields={
+    "paused": Bool(),
+    "until": Time(required=False),
+    "reason": Str(required=False, min_len=0, max_len=200, description="busy, closed now, ..."),
+})

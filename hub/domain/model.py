@@ -121,6 +121,7 @@ class PlaceOrder:
     coupon_code: str | None = None            # the buyer's coupon, as the client named it
     points: int = 0                           # points the buyer spends on it, as the client asked
     discounts: tuple[Discount, ...] = ()      # what the CRM (or the channel) granted: shared over the lines
+    note: str | None = None                   # the buyer's note to the store
 
     def fingerprint(self) -> str:
         """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,
@@ -130,6 +131,8 @@ class PlaceOrder:
                       "fulfillment": asdict(self.fulfillment), "flash_sale_id": self.flash_sale_id}
         if self.coupon_code or self.points:        # absent from the orders placed before them: their hash holds
             sent |= {"coupon_code": self.coupon_code, "points": self.points}
+        if self.note:
+            sent["note"] = self.note
         body = json.dumps(sent, sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
 

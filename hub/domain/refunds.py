@@ -101,3 +101,6 @@ def line_refund_fen(line: _Line, qty_missing: int) -> int:
         return amount
     per_unit = amount // qty
     return amount - (qty - qty_missing) * per_unit
+
+
+PricedLine = _Line      # what a line's refund is reckoned from (a line row, or the model's OrderLine)

@@ -13,7 +13,7 @@ import logging
 from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
-from hub.domain.model import Buyer, ErpReturn, OrderLine
+from hub.domain.model import Buyer, ErpReturn
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
 from hub.events import OrderStatusChanged
@@ -93,7 +93,7 @@ def _in_feed(uow: UnitOfWork, order_id: str) -> bool:
 def _erp_return(uow: UnitOfWork, order: OrderRow, kind: str, money_back: bool) -> ErpReturn:
     """The order's lines; for a refund the money the platform paid back (its refund's number is the
     id), for a return after a refund nothing more (the money went back with that refund)."""
-    lines = tuple(OrderLine(x.sku, x.qty, x.unit_price_fen, x.amount_fen) for x in order.lines)
+    lines = orders.kept_lines(order)
     if kind == "return":
         return ErpReturn(f"{order.id}-return", kind, order.id, lines, order.total_fen if money_back else 0,
                          order.location_id, utcnow())
@@ -109,7 +109,8 @@ def crm_points(ctx: HubContext, event: OrderStatusChanged) -> None:
         return
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
-        order_id, buyer, points = order.id, Buyer(**order.buyer), order.total_fen // 100
+        # the picked lines only: a short line was refunded
+        order_id, buyer, points = order.id, Buyer(**order.buyer), orders.kept_total_fen(order) // 100
     crm = ctx.connectors.crm()
     member = crm.upsert_member(buyer)
     if points > 0:

@@ -341,6 +341,30 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
     return total
 
 
+def short_pick(uow: UnitOfWork, order_id: str, sku: str, qty_missing: int, note: str) -> int:
+    """The store found `qty_missing` units of an order's line not on its shelf: that part of the reservation
+    is released and on-hand goes down by as much (ledger kind `short_pick`) — the shelf count was wrong, and
+    the next count confirms or corrects it (a count newer than this row wins). Once per order and SKU.
+    Returns the units taken off."""
+    session, now, left = uow.session, utcnow(), qty_missing
+    for res in _open_reservations(session, order_id):
+        if res.sku != sku or left <= 0:
+            continue
+        take = min(left, res.qty)
+        result = _apply_change(session, "short_pick", sku, res.location_id, -take, "hub",
+                               f"order:{order_id}:short_pick", now, note[:200])
+        if result.duplicate:
+            return 0
+        level = _locked_level(session, sku, res.location_id)
+        level.reserved = max(level.reserved - take, 0)
+        res.qty -= take
+        if res.qty == 0:
+            res.status, res.closed_at = "released", now
+        stock_changed(uow, sku, res.location_id, "short_pick")
+        left -= take
+    return qty_missing - left
+
+
 def return_to_stock(uow: UnitOfWork, order_id: str, note: str = "refund") -> int:
     """An order's goods came back (returned, or refunded after they left): committed quantities on-hand
     again, at the location they left from. Once: a second call finds nothing committed."""

@@ -23,7 +23,7 @@ from tests.support import T0
 def completed_pickup(flow, key: str = "done") -> str:
     order_id = flow.place("pickup", [("TEA-001", 2, 12800), ("CUP-002", 1, 4500)], store_id="S001", key=key)
     flow.pay(order_id)
-    flow.move(order_id, "ready_for_pickup", "collected")
+    flow.move(order_id, "picking", "picked", "ready_for_pickup", "collected")
     with flow.ctx.uow() as uow:
         fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
         uow.commit()

@@ -28,7 +28,7 @@ def test_ready_prepares_at_the_pos_and_uploads_self_pickup_then_collected_comple
     order_id = flow.place("pickup", [("CUP-002", 1, 4500)], store_id="S002")
     tx = flow.pay(order_id)
     flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
-    flow.move(order_id, "ready_for_pickup")
+    flow.move(order_id, "picking", "picked", "ready_for_pickup")
 
     flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="ready_for_pickup")
     flow.deliver(handlers.SHIPPING_INFO_UPLOAD, "order.status_changed", order_id=order_id, to="ready_for_pickup")

@@ -108,7 +108,7 @@ def test_a_second_payment_for_a_paid_order_is_refunded_and_the_order_goes_on(flo
 
 def test_an_uncollected_pickup_ends_in_a_refund(flow):
     order_id = paid_pickup(flow)
-    flow.move(order_id, S.READY_FOR_PICKUP)
+    flow.move(order_id, S.PICKING, S.PICKED, S.READY_FOR_PICKUP)
     later = utcnow() + timedelta(days=flow.ctx.config.hub.pickup_uncollected_days, minutes=1)
     assert housekeeping.cancel_uncollected(flow.ctx, now=later) == [order_id]
     assert reserved(flow) == (10, 0) and flow.order(order_id).status == S.CANCELLED

@@ -22,7 +22,7 @@ def test_pickup_order_reaches_the_pos_and_is_prepared_through_the_broker(pg_flow
         order_id = pg_flow.place("pickup", [("TEA-001", 1, 12800)], store_id="S001")
         pg_flow.pay(order_id)
         wait_for(lambda: pos.order_for(order_id) is not None, 30, "the order at the POS")
-        pg_flow.move(order_id, "ready_for_pickup")
+        pg_flow.move(order_id, "picking", "picked", "ready_for_pickup")
         wait_for(lambda: pos.pickup_state(order_id) == "PREPARED", 30, "PREPARED at the POS")
         wait_for(lambda: len(pay.shipping_uploads) == 1, 30, "the self-pickup shipping info")
     finally:
