@@ -119,6 +119,19 @@ class OpeningHours(_Strict):
         return self
 
 
+class DispatchPolicy(_Strict):
+    """When a store's delivery rider is booked: when the pick is complete (the default a retailer expects: the
+    rider does not wait at the counter), at payment, or `delay_s` after payment (the platforms' 延迟发单)."""
+    book: Literal["at_payment", "at_pick_complete", "after_payment"] = "at_pick_complete"
+    delay_s: int = Field(0, ge=0, le=86_400)
+
+
+class StoreCapacity(_Strict):
+    """At most `max_orders` orders routed to the store per `window_minutes` (Ele.me's order.limited.taking)."""
+    max_orders: int = Field(gt=0)
+    window_minutes: int = Field(60, gt=0, le=1440)
+
+
 class LocationConfig(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     kind: Literal["store", "warehouse"]
@@ -135,6 +148,8 @@ class LocationConfig(_Strict):
     phone: str = Field("", pattern=r"^[0-9+\- ]*$")     # the sender's phone on waybills (couriers want one)
     # The couriers (systems) that serve this location, in the order asked; absent: every one configured.
     couriers: list[str] | None = None
+    dispatch: DispatchPolicy = DispatchPolicy()
+    capacity: StoreCapacity | None = None          # absent: no cap
 
     @model_validator(mode="after")
     def _store_needs(self) -> LocationConfig:

@@ -268,14 +268,11 @@ def broker(args: argparse.Namespace) -> int:
 
 @command("dlq")
 def dlq(args: argparse.Namespace) -> int:
-    import workers.runner  # noqa: F401  (importing the services registers their consumers)
     from connectors.registry import build_connector
-    from hub import consumers
+    from hub import consumers, handlers
     from hub.bootstrap import build_context
     from hub.config import load_config
-    from workers.runner import all_service_classes
 
-    all_service_classes()
     ctx = build_context(load_config(args.config), connectors=build_connector)
     if args.action == "list":
         rows = consumers.dead_letters(ctx)
@@ -289,7 +286,7 @@ def dlq(args: argparse.Namespace) -> int:
     with _bar(len(ids), "replaying", "letter") as bar:
         for i in ids:
             try:
-                ok = consumers.replay(ctx, i, resend=args.resend)
+                ok = consumers.replay(ctx, i, handlers.BY_NAME, resend=args.resend)
             except consumers.ResendNotConfirmed as exc:      # asked first: the ERP may hold it already
                 print(exc, file=sys.stderr)
                 ok = False

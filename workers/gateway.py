@@ -23,7 +23,7 @@ class HubApi(DependencyProvider):
     """Builds the WSGI API once per container; workers get its `handle(request)`."""
 
     def setup(self) -> None:
-        from hub import consumers
+        from hub import consumers, handlers
         from hub.api.app import build_api, build_deps
         from hub.services import flash_sales
         from hub.storage.db import warm_pool
@@ -45,7 +45,7 @@ class HubApi(DependencyProvider):
         url, options = config["AMQP_URI"], transport_options(config)
 
         def replay(i: int, resend: bool = False) -> bool:
-            return consumers.replay(ctx, i, resend=resend)
+            return consumers.replay(ctx, i, handlers.BY_NAME, resend=resend)
 
         self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=replay,
                                              queue_depths=lambda: queue_depths(url, all_service_classes(), options)))

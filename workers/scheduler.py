@@ -1,4 +1,5 @@
-"""Scheduler: the hub's periodic work as nameko timers."""
+"""Scheduler: the hub's periodic work as nameko timers, and a flash sale's give-back
+(`hub/handlers.py`, service "scheduler")."""
 from __future__ import annotations
 
 import logging
@@ -6,11 +7,11 @@ import time
 
 from nameko.timer import timer
 
-from hub.flows import express, reconcile, refunds
-from hub.services import flash_sales, housekeeping, payment_reconciliation
+from hub.flows import delivery, express, reconcile, refunds
+from hub.services import housekeeping, payment_reconciliation
 
 from .dependencies import HubCore
-from .subscribe import consume
+from .subscribe import subscribed
 
 log = logging.getLogger(__name__)
 RECONCILE_TICK_S = 5
@@ -18,6 +19,7 @@ _last_reconcile: dict[int, float] = {}     # per hub context: when reconciliatio
 _bills_done: dict[int, str] = {}           # per hub context: the last bill day compared
 
 
+@subscribed
 class SchedulerService:
     name = "scheduler"
     hub = HubCore()
@@ -33,6 +35,12 @@ class SchedulerService:
         cancelled = housekeeping.cancel_uncollected(self.hub)
         if cancelled:
             log.info("cancelled %d uncollected pickup order(s)", len(cancelled))
+
+    @timer(interval=5)
+    def book_due_riders(self) -> None:
+        booked = delivery.book_due(self.hub)        # stores that book a delay after payment (延迟发单)
+        if booked:
+            log.info("booked %d rider(s) due by their store's dispatch delay: %s", len(booked), ", ".join(booked))
 
     @timer(interval=300)
     def follow_up_refunds(self) -> None:
@@ -78,5 +86,3 @@ class SchedulerService:
         for r in runs:
             log.info("payment reconciliation %s %s: %s, %d difference(s), %d repaired", r.system, r.bill_date,
                      r.status, r.differences, r.repaired)
-
-    flash_sale_give_back = consume(flash_sales.GIVE_BACK)

@@ -20,7 +20,19 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from hub import privacy
-from hub.api import callbacks, console, erp, flash_sales, openapi, ops, payment_reconciliation, refunds, shop, store
+from hub.api import (
+    callbacks,
+    console,
+    erp,
+    flash_sales,
+    openapi,
+    ops,
+    payment_reconciliation,
+    refunds,
+    shop,
+    store,
+    store_orders,
+)
 from hub.api.auth import all_secrets, authenticate
 from hub.api.body import limit_body, refuse_unstorable
 from hub.api.http import ApiError, Call, Route, json_response, log
@@ -83,7 +95,8 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | Non
                    metrics=metrics or METRICS, queue_depths=queue_depths)
 
 
-ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *flash_sales.ROUTES, *erp.ROUTES, *ops.ROUTES,
+ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *store_orders.ROUTES, *flash_sales.ROUTES,
+                       *erp.ROUTES, *ops.ROUTES,
                        *console.ROUTES, *STORE_SCREEN_ROUTES, *payment_reconciliation.ROUTES,
                        *callbacks.ROUTES, *openapi.ROUTES]
 

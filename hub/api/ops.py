@@ -146,9 +146,8 @@ def replay_letter(call: Call, dead_letter_id: int, *, resend: bool = False) -> b
         if call.deps.replay_dead_letter is not None:
             hook = call.deps.replay_dead_letter
             return bool(hook(dead_letter_id, resend=True) if resend else hook(dead_letter_id))
-        from hub import consumers, flows
-        flows.load()
-        return consumers.replay(call.ctx, dead_letter_id, resend=resend)
+        from hub import consumers, handlers
+        return consumers.replay(call.ctx, dead_letter_id, handlers.BY_NAME, resend=resend)
     except Exception as exc:  # noqa: BLE001 - the letter stays parked; the answer says it failed
         log.warning("replay of dead letter %s failed: %s", dead_letter_id, exc)
         return False
@@ -157,9 +156,10 @@ def replay_letter(call: Call, dead_letter_id: int, *, resend: bool = False) -> b
 def replay(call: Call) -> Response:
     dead_letter_id = parked_letter_id(call)
     may_replay(call, call.request.form.get("csrf", ""))
-    if letter_kind(call, dead_letter_id) == UNKNOWN_OUTCOME and call.request.form.get("resend") != "1":
+    resend = call.request.form.get("resend") == "1"
+    if letter_kind(call, dead_letter_id) == UNKNOWN_OUTCOME and not resend:
         raise unknown_outcome(dead_letter_id)
-    ok = replay_letter(call, dead_letter_id)
+    ok = replay_letter(call, dead_letter_id, resend=resend)
     log.info("dead letter %s replayed by an operator: %s", dead_letter_id, "ok" if ok else "failed again")
     if call.request.form:          # a plain HTML form: back to the console
         return Response(status=303, headers={"Location": f"/admin?replayed={dead_letter_id}&ok={int(ok)}"})

@@ -270,6 +270,7 @@ PLACE_ORDER = Obj(fields={
                          "phone": Str(required=False, min_len=0, max_len=32)}),
     "fulfillment": Obj(fields={"type": Str(enum=("pickup", "delivery", "express")),
                                "store_id": Str(required=False, max_len=32), "address": ADDRESS}),
+    "note": Str(required=False, min_len=0, max_len=200, description="the buyer's note to the store"),
 })
 PAY_ORDER = Obj(fields={"payment_ref": Str(max_len=64, description="the payment's id at the payment backend"),
                         "amount_fen": Int(required=False, minimum=0, description="checked against the total")})
@@ -296,3 +297,14 @@ COUNT = Obj(fields={
                  max_items=5000),
 })
 ERP_ACK = Obj(fields={"order_ids": Arr(item=Str(max_len=40), min_items=1, max_items=500)})
+PICKING = Obj(fields={"staff": Str(required=False, max_len=40, description="who picks (shown on the order)")})
+PICKED = Obj(fields={
+    "lines": Arr(item=Obj(fields={"sku": SKU, "qty_picked": Int(minimum=0, maximum=9999)}), min_items=0,
+                 max_items=100, description="what was on the shelf per line; a line not named is picked in full"),
+    "staff": Str(required=False, max_len=40, description="who picked"),
+})
+STORE_PAUSE = Obj(fields={
+    "paused": Bool(),
+    "until": Time(required=False),
+    "reason": Str(required=False, min_len=0, max_len=200, description="busy, closed now, ..."),
+})

@@ -118,7 +118,8 @@ def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
         buyer=Buyer(b["id"], b["name"] or "", b["phone"] or ""),
         fulfillment=Fulfillment(FulfillmentType(f["type"]), f["store_id"],
                                 Address(addr["text"], addr["lat"], addr["lng"], addr["name"] or "",
-                                        addr["phone"] or "") if addr else None))
+                                        addr["phone"] or "") if addr else None),
+        note=body["note"] or None)
 
 
 def _placed(call: Call, order: OrderRow) -> dict:

@@ -114,13 +114,15 @@ class PlaceOrder:
     status: str = "pending_payment"
     total_fen: int = 0
     flash_sale_id: str | None = None          # admitted by this flash sale's gate
+    note: str | None = None                   # the buyer's note to the store
 
     def fingerprint(self) -> str:
         """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,
         buyer, fulfilment, and the flash sale it was sent to), never a price the hub derived — the same request
         retried after a price pull is the same request. The channel's status may move on."""
         body = json.dumps({"v": 2, "lines": [[x.sku, x.qty] for x in self.lines], "buyer": asdict(self.buyer),
-                           "fulfillment": asdict(self.fulfillment), "flash_sale_id": self.flash_sale_id},
+                           "fulfillment": asdict(self.fulfillment), "flash_sale_id": self.flash_sale_id,
+                           **({"note": self.note} if self.note else {})},
                           sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
 

@@ -1,10 +1,20 @@
 """The order state machine: one table of legal transitions per fulfilment type.
 
-pickup:   pending_payment -> paid -> allocated -> ready_for_pickup -> collected -> completed
-delivery: pending_payment -> paid -> allocated -> dispatched -> rider_assigned -> picked_up
-          -> delivered -> completed   (a courier that cancels sends dispatched/rider_assigned back
-          to allocated for re-booking)
-express:  pending_payment -> paid -> allocated -> shipped -> in_transit -> delivered -> completed
+pickup:   pending_payment -> paid -> allocated -> picking -> picked -> ready_for_pickup -> collected
+          -> completed
+delivery: pending_payment -> paid -> allocated -> picking -> picked -> dispatched -> rider_assigned
+          -> picked_up -> delivered -> completed   (a courier that cancels sends dispatched/rider_assigned
+          back to allocated for re-booking)
+express:  pending_payment -> paid -> allocated -> [picking -> picked ->] shipped -> in_transit -> delivered
+          -> completed
+
+Who moves each: the buyer's channel and the payment platform to paid, the hub to allocated; the store's
+staff (store key: services/picking.py) to picking and picked — a pickup order goes on to ready_for_pickup in
+the same step; the store's dispatch policy decides when the rider is booked (dispatched): at pick complete
+(the default, from picked), at payment or a delay after it (from allocated or picking: the rider may arrive
+before the pick, and the store still records its pick, without a state change, on the booked order); the
+courier's reports move a delivery on from dispatched, the express carrier's a parcel from shipped.
+A warehouse's express order is shipped from allocated (no store picks it).
 
 Cancel is immediate until a rider is booked. Once a rider is booked he may already hold the goods
 (the courier's reports lag), so the buyer's cancel becomes `cancel_requested`: the stock stays held
@@ -31,6 +41,8 @@ class OrderStatus(StrEnum):
     PENDING_PAYMENT = "pending_payment"
     PAID = "paid"
     ALLOCATED = "allocated"
+    PICKING = "picking"                     # the store's staff started picking
+    PICKED = "picked"                       # picked (short lines refunded, stock corrected): handed on
     READY_FOR_PICKUP = "ready_for_pickup"
     COLLECTED = "collected"
     DISPATCHED = "dispatched"
@@ -60,7 +72,9 @@ _COMMON: dict[S, set[S]] = {
 TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
     FulfillmentType.PICKUP: {
         **_COMMON,
-        S.ALLOCATED: {S.READY_FOR_PICKUP, S.CANCELLED},
+        S.ALLOCATED: {S.PICKING, S.CANCELLED},
+        S.PICKING: {S.PICKED, S.CANCELLED},
+        S.PICKED: {S.READY_FOR_PICKUP, S.CANCELLED},
         S.READY_FOR_PICKUP: {S.COLLECTED, S.CANCELLED},
         S.COLLECTED: {S.COMPLETED, S.REFUNDED, S.RETURNED},
         S.COMPLETED: {S.REFUNDED, S.RETURNED},      # handed back at the store after collection
@@ -68,7 +82,10 @@ TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
     },
     FulfillmentType.DELIVERY: {
         **_COMMON,
-        S.ALLOCATED: {S.DISPATCHED, S.CANCELLED},
+        # booked at payment (or a delay after it) goes from allocated or picking; at pick complete from picked
+        S.ALLOCATED: {S.PICKING, S.DISPATCHED, S.CANCELLED},
+        S.PICKING: {S.PICKED, S.DISPATCHED, S.CANCELLED},
+        S.PICKED: {S.DISPATCHED, S.CANCELLED},
         S.DISPATCHED: {S.RIDER_ASSIGNED, S.PICKED_UP, S.ALLOCATED, S.CANCEL_REQUESTED},
         S.RIDER_ASSIGNED: {S.PICKED_UP, S.ALLOCATED, S.CANCEL_REQUESTED},
         # accepted -> cancelled; refused -> where it was, or on to where the courier says it is
@@ -79,7 +96,9 @@ TRANSITIONS: dict[FulfillmentType, dict[S, set[S]]] = {
     },
     FulfillmentType.EXPRESS: {
         **_COMMON,
-        S.ALLOCATED: {S.SHIPPED, S.CANCELLED},
+        S.ALLOCATED: {S.PICKING, S.SHIPPED, S.CANCELLED},     # a warehouse ships; a store picks first
+        S.PICKING: {S.PICKED, S.CANCELLED},
+        S.PICKED: {S.SHIPPED, S.CANCELLED},
         S.SHIPPED: {S.IN_TRANSIT, S.DELIVERED, S.RETURNING, S.RETURNED},
         S.IN_TRANSIT: {S.DELIVERED, S.RETURNING, S.RETURNED},
         S.RETURNING: {S.RETURNED},
@@ -93,6 +112,8 @@ RELEASES_STOCK = {S.CANCELLED}                             # reservation back to
 RETURNS_STOCK = {S.RETURNED}                               # the goods came back: on-hand again
 # Entering `refunded` moves no stock, whatever the order's state: money back is not goods back.
 TERMINAL = {S.REFUNDED}         # for the money; a refunded pickup may still be handed back (-> returned)
+# The store's pick is still to do (or under way): the order is on its list to pick.
+TO_PICK = (S.ALLOCATED, S.PICKING)
 FINAL_FOR_BUYER = {S.COMPLETED, S.CANCELLED, S.REFUNDED, S.RETURNED}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Protocol
 
 from hub.domain.errors import BadInput
 
@@ -75,3 +76,15 @@ def amount_to_refund(paid_fen: int, refunds: Iterable[tuple[int, str]], asked_fe
 def fully_refunded(paid_fen: int, refunds: Iterable[tuple[int, str]]) -> bool:
     """Every fen paid went back (partial refunds that add up count too)."""
     return paid_fen > 0 and refunded(refunds) >= paid_fen
+
+
+class PricedLine(Protocol):
+    """What a line's refund is reckoned from (an order line row, or the model's OrderLine)."""
+    unit_price_fen: int
+
+
+def line_refund_fen(line: PricedLine, qty_missing: int) -> int:
+    """The money back for `qty_missing` units of `line` not delivered (a short pick, 缺货): its unit price
+    times the missing quantity. The one place a line's refund is reckoned, so discounts (issue 24) make it
+    the line's discounted share."""
+    return line.unit_price_fen * max(qty_missing, 0)

@@ -71,8 +71,10 @@ def _all_from(location_id: str, wanted: dict[str, int]) -> list[tuple[str, str, 
     return [(sku, location_id, qty) for sku, qty in sorted(wanted.items())]
 
 
-def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, stock: Stock) -> RoutingDecision:
-    """The buyer chose the store: it must offer pickup and hold every line."""
+def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, stock: Stock,
+                 refused: dict[str, str] | None = None) -> RoutingDecision:
+    """The buyer chose the store: it must offer pickup, take orders now (`refused`: store -> why not:
+    paused, at capacity) and hold every line."""
     loc = cfg.location(store_id or "")
     if loc is None or loc.kind != "store":
         raise UnknownLocation(f"unknown store {store_id!r}")
@@ -80,6 +82,8 @@ def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, s
     if not loc.pickup:
         raise NoRoute(f"store {loc.id} does not offer pickup",
                       [asdict(CandidateVerdict(loc.id, False, "pickup not offered"))])
+    if why := (refused or {}).get(loc.id):
+        raise NoRoute(f"store {loc.id} takes no orders now: {why}", [asdict(CandidateVerdict(loc.id, False, why))])
     held = stock.get(loc.id, {})
     short = [{"sku": sku, "location_id": loc.id, "wanted": qty, "available": held.get(sku, 0)}
              for sku, qty in sorted(wanted.items()) if held.get(sku, 0) < qty]
@@ -103,8 +107,9 @@ def _sort_key(cfg: HubConfig, loc: LocationConfig, dist: float, wanted: dict[str
 
 
 def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, stock: Stock,
-                   now_local: datetime) -> RoutingDecision:
-    """Nearest open store within its delivery radius holding every line; else express."""
+                   now_local: datetime, refused: dict[str, str] | None = None) -> RoutingDecision:
+    """Nearest open store within its delivery radius, taking orders now (not in `refused`: store -> why
+    not) and holding every line; else express."""
     wanted = _wanted(lines)
     verdicts: list[CandidateVerdict] = []
     fit: list[tuple[tuple, LocationConfig, CandidateVerdict]] = []
@@ -118,6 +123,8 @@ def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, sto
             v.reason = f"too far ({dist:.2f} km > {loc.delivery_radius_km:g} km radius)"
         elif not is_open(loc, now_local.time()):
             v.reason = f"closed now (open {loc.opening_hours.open}-{loc.opening_hours.close})"
+        elif why := (refused or {}).get(loc.id):
+            v.reason = why
         elif short := _shortages(wanted, stock.get(loc.id, {})):
             v.reason = "; ".join(short)
         else:

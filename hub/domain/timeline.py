@@ -27,7 +27,8 @@ ENDS = frozenset({"completed", "cancelled", "refunded", "returned"})
 BOOKINGS = frozenset({"dispatched", "shipped"})
 # How far along the way each status is: what goes first when two clocks give the same time.
 STAGE = {status: i for i, group in enumerate([
-    ("pending_payment",), ("paid",), ("allocated",), ("ready_for_pickup", "dispatched", "shipped"),
+    ("pending_payment",), ("paid",), ("allocated",), ("picking",), ("picked",),
+    ("ready_for_pickup", "dispatched", "shipped"),
     ("booked", "problem", "expired", "cancel_requested"), ("rider_assigned",), ("rider_at_store",),
     ("collected", "picked_up"), ("in_transit",), ("out_for_delivery",), ("delivered", "returning"),
     ("returned",), ("completed", "cancelled"), ("refunded",)]) for status in group}

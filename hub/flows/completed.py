@@ -9,15 +9,14 @@ order's one return (line-level returns come later), with the order's lines and t
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
-from hub.domain.model import Buyer, ErpReturn, OrderLine
+from hub.domain.model import Buyer, ErpReturn
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
-from hub.flows import reacts
+from hub.events import OrderStatusChanged
 from hub.services import erp_feed, money_owed, orders
 from hub.storage.tables import ErpFeedEntry, ErpReturnEntry, OrderRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -27,14 +26,13 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 
 
-@reacts("erp_sync.sales_order", to=[S.COMPLETED], calls_out=True)
-def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
+def erp_sales_order(ctx: HubContext, event: OrderStatusChanged) -> None:
     """Into the ERP's pull feed (once), and pushed over SOAP where the ERP takes pushes.
 
     The feed row is committed before the ERP is called, and the document number recorded after
     with one short UPDATE: no lock on `erp_feed` is held while the ERP answers."""
     with ctx.uow() as uow:
-        order = orders.get(uow, data["order_id"])
+        order = orders.get(uow, event.order_id)
         erp_feed.add_to_feed(uow, order.id)
         snap = orders.snapshot(order)
         uow.commit()
@@ -54,21 +52,20 @@ def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
     log.info("order %s is ERP document %s", snap.order_id, document_no)
 
 
-@reacts("erp_sync.return_order", to=[S.RETURNED, S.REFUNDED], calls_out=True)
-def push_return(ctx: HubContext, data: dict[str, Any]) -> None:
+def erp_return_order(ctx: HubContext, event: OrderStatusChanged) -> None:
     """A return or refund of an order the ERP holds as a sale: once per return id, over SOAP.
 
     Only after completion (the order is in the ERP feed); a refund of an order already returned
     is that return's money, which the return order already credits, so it is not sent again."""
     erp = ctx.config.systems.get(ctx.connectors.system_for("erp") or "")
-    if erp is None or not erp.get("push_orders") or data.get("from") == S.RETURNED:
+    if erp is None or not erp.get("push_orders") or event.from_status == S.RETURNED:
         return
     with ctx.uow() as uow:
-        order = orders.get(uow, data["order_id"])
+        order = orders.get(uow, event.order_id)
         if not _in_feed(uow, order.id):
             return                    # never completed: the ERP holds no sale to take back
-        ret = _erp_return(uow, order, "return" if data["to"] == S.RETURNED else "refund",
-                          money_back=data.get("from") != S.REFUNDED)
+        ret = _erp_return(uow, order, "return" if event.to_status == S.RETURNED else "refund",
+                          money_back=event.from_status != S.REFUNDED)
         insert_ignore(uow.session, ErpReturnEntry, {"return_id": ret.return_id, "order_id": order.id,
                                                      "kind": ret.kind, "added_at": utcnow()})
         uow.commit()
@@ -96,7 +93,7 @@ def _in_feed(uow: UnitOfWork, order_id: str) -> bool:
 def _erp_return(uow: UnitOfWork, order: OrderRow, kind: str, money_back: bool) -> ErpReturn:
     """The order's lines; for a refund the money the platform paid back (its refund's number is the
     id), for a return after a refund nothing more (the money went back with that refund)."""
-    lines = tuple(OrderLine(x.sku, x.qty, x.unit_price_fen) for x in order.lines)
+    lines = orders.kept_lines(order)
     if kind == "return":
         return ErpReturn(f"{order.id}-return", kind, order.id, lines, order.total_fen if money_back else 0,
                          order.location_id, utcnow())
@@ -106,14 +103,14 @@ def _erp_return(uow: UnitOfWork, order: OrderRow, kind: str, money_back: bool) -
                      order.location_id, utcnow())
 
 
-@reacts("erp_sync.crm_points", to=[S.COMPLETED], calls_out=True)
-def award_points(ctx: HubContext, data: dict[str, Any]) -> None:
+def crm_points(ctx: HubContext, event: OrderStatusChanged) -> None:
     """One point per yuan spent, to the buyer's CRM member (created on the first order)."""
     if not ctx.connectors.has("crm"):
         return
     with ctx.reader() as uow:
-        order = orders.get(uow, data["order_id"])
-        order_id, buyer, points = order.id, Buyer(**order.buyer), order.total_fen // 100
+        order = orders.get(uow, event.order_id)
+        # the picked lines only: a short line was refunded
+        order_id, buyer, points = order.id, Buyer(**order.buyer), orders.kept_total_fen(order) // 100
     crm = ctx.connectors.crm()
     member = crm.upsert_member(buyer)
     if points > 0:

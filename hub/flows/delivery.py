@@ -1,6 +1,7 @@
-"""Nearby delivery: book a local rider when the order is allocated (again after a courier
-cancelled or let the booking expire), ask the courier to cancel when the buyer asks, and cancel
-the booking when the order is cancelled.
+"""Nearby delivery: book a local rider when the store's dispatch policy says (`locations[].dispatch`: when the
+pick is complete — the default —, at payment, or `delay_s` after payment, through the scheduler's timer `book_due`;
+again after a courier cancelled or let the booking expire), ask the courier to cancel when the buyer asks, and
+cancel the booking when the order is cancelled.
 
 An order has at most one active shipment. Both `order.status_changed -> allocated` and
 `shipment.rebook_needed` ask for a booking; whichever records first (under the order's lock,
@@ -15,21 +16,22 @@ down first (an inactive `quoted` shipment), so such a booking can be recognised.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
 from hub.bootstrap import HubContext
-from hub.consumers import consumer
+from hub.config import DispatchPolicy
 from hub.domain.errors import NeedsOperator
 from hub.domain.model import CourierState, TrackingStatus
 from hub.domain.order_states import OrderStatus
-from hub.flows import callback_url, reacts
+from hub.events import OrderStatusChanged, ShipmentRebookNeeded
+from hub.flows import callback_url
 from hub.metrics import METRICS
 from hub.ports import PermanentError
 from hub.services import courier_claims, courier_outcomes, orders
 from hub.services.tracking import apply_tracking
-from hub.storage.tables import Shipment, utcnow
+from hub.storage.tables import OrderRow, Shipment, utcnow
 from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,20 @@ def bookings_made(uow: UnitOfWork, order_id: str) -> int:
         Shipment.order_id == order_id, Shipment.kind == "local", Shipment.status != QUOTED)).scalar_one()
 
 
+# A rider may be booked while the order waits for (or is in) its pick, or once picked.
+BOOKABLE = (S.ALLOCATED, S.PICKING, S.PICKED)
+
+
+def due(policy: DispatchPolicy, order: OrderRow, now: datetime) -> bool:
+    """The store's policy says the rider is booked now: the pick is done (a picked order, or one picked before
+    a courier gave it back), or at payment, or `delay_s` after it."""
+    if order.picked_at is not None or order.status == S.PICKED or policy.book == "at_payment":
+        return True
+    if policy.book == "after_payment" and order.paid_at is not None:
+        return now >= order.paid_at + timedelta(seconds=policy.delay_s)
+    return False
+
+
 def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
     """Quote and book a rider from the order's store, then mark it dispatched. None if not due.
 
@@ -57,11 +73,14 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
     """
     with ctx.reader() as uow:
         order = orders.get(uow, order_id)
-        if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:
+        if order.status not in BOOKABLE or active_shipment(uow, order.id) is not None:
             return None
         store = ctx.config.location(order.location_id or "")
         if store is None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
+        if not due(store.dispatch, order, utcnow()):
+            log.info("delivery %s: not booked yet (store %s books %s)", order.id, store.id, store.dispatch.book)
+            return None
         snap = orders.snapshot(order)
         booked = bookings_made(uow, order.id)
     couriers = ctx.connectors.couriers(store.id)              # the store's, in its order: the first books
@@ -87,7 +106,7 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
         current = active_shipment(uow, order.id)
-        if order.status == S.ALLOCATED and current is None:
+        if order.status in BOOKABLE and current is None:
             shipment = _quoted(uow, booking.carrier, booking.shipment_ref)
             shipment.active, shipment.status, shipment.fee_fen = True, "booked", booking.fee_fen
             orders.transition(uow, order, S.DISPATCHED, booking.carrier,
@@ -121,7 +140,7 @@ def adopt(ctx: HubContext, order_id: str, held: CourierState) -> Shipment | None
     for it) instead of booking another rider, and apply what the courier says of it."""
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
-        if order.status != S.ALLOCATED or active_shipment(uow, order_id) is not None:
+        if order.status not in BOOKABLE or active_shipment(uow, order_id) is not None:
             return None
         shipment = uow.session.execute(
             select(Shipment).where(Shipment.order_id == order_id, Shipment.carrier == held.carrier,
@@ -189,18 +208,32 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
     return row
 
 
-@reacts("fulfilment.local_delivery", fulfillment=["delivery"], to=[S.ALLOCATED, S.CANCEL_REQUESTED, S.CANCELLED],
-        calls_out=True)
-def on_delivery_status(ctx: HubContext, data: dict[str, Any]) -> None:
-    if data["to"] == S.CANCELLED:
-        cancel_rider(ctx, data["order_id"], "order cancelled")
-    elif data["to"] == S.CANCEL_REQUESTED:
-        ask_to_cancel(ctx, data["order_id"])
+def delivery_to_courier(ctx: HubContext, event: OrderStatusChanged) -> None:
+    if event.to_status == S.CANCELLED:
+        cancel_rider(ctx, event.order_id, "order cancelled")
+    elif event.to_status == S.CANCEL_REQUESTED:
+        ask_to_cancel(ctx, event.order_id)
     else:
-        book_rider(ctx, data["order_id"])
+        book_rider(ctx, event.order_id)
 
 
-@consumer("fulfilment.rebook_courier", calls_out=True)
-def on_rebook_needed(ctx: HubContext, data: dict[str, Any]) -> None:
-    if book_rider(ctx, data["order_id"]) is None:
-        log.info("delivery %s: no re-booking needed", data["order_id"])
+def book_due(ctx: HubContext, now: datetime | None = None, limit: int = 200) -> list[str]:
+    """The scheduler's timer: delivery orders of stores that book `delay_s` after payment, now due and not
+    booked yet (no worker sleeps for a delay). Returns the orders booked."""
+    now = now or utcnow()
+    stores = [loc for loc in ctx.config.stores if loc.dispatch.book == "after_payment"]
+    if not stores:
+        return []
+    with ctx.reader() as uow:
+        candidates = [(o.id, o.location_id, o.paid_at) for o in uow.session.execute(
+            select(OrderRow).where(OrderRow.fulfillment_type == "delivery", OrderRow.status.in_(BOOKABLE),
+                                   OrderRow.location_id.in_([x.id for x in stores]))
+            .order_by(OrderRow.paid_at).limit(limit)).scalars()]
+    delays = {x.id: timedelta(seconds=x.dispatch.delay_s) for x in stores}
+    return [oid for oid, loc, paid in candidates
+            if paid is not None and now >= paid + delays[loc or ""] and book_rider(ctx, oid) is not None]
+
+
+def rebook_courier(ctx: HubContext, event: ShipmentRebookNeeded) -> None:
+    if book_rider(ctx, event.order_id) is None:
+        log.info("delivery %s: no re-booking needed", event.order_id)

@@ -8,13 +8,13 @@ warning naming the order) and the scheduler polls that waybill instead (`poll_st
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext
 from hub.domain.order_states import OrderStatus
-from hub.flows import callback_url, reacts
+from hub.events import OrderStatusChanged
+from hub.flows import callback_url
 from hub.flows.delivery import active_shipment
 from hub.metrics import METRICS
 from hub.services import orders
@@ -60,9 +60,8 @@ def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
     return shipment
 
 
-@reacts("fulfilment.express", fulfillment=["express"], to=[S.ALLOCATED], calls_out=True)
-def on_express_allocated(ctx: HubContext, data: dict[str, Any]) -> None:
-    ship_express(ctx, data["order_id"])
+def express_waybill(ctx: HubContext, event: OrderStatusChanged) -> None:
+    ship_express(ctx, event.order_id)
 
 
 def push_stopped(uow: UnitOfWork, carrier: str, waybill: str, reason: str) -> None:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext
-from hub.consumers import consumer, current_message_id
+from hub.consumers import current_message_id
 from hub.domain.model import RefundRequest
 from hub.domain.refunds import TO_ASK, RefundStatus
+from hub.events import OrderRefundDue
 from hub.flows import callback_url
 from hub.ports import PermanentError
 from hub.services import refunds
@@ -31,11 +31,10 @@ from hub.storage.tables import OrderRow, RefundRow, utcnow
 log = logging.getLogger(__name__)
 
 
-@consumer("fulfilment.refund_due", calls_out=True)
-def ask_for_refund(ctx: HubContext, data: dict[str, Any]) -> None:
-    message_id = current_message_id() or f"{data['order_id']}:{data.get('payment_ref')}"
+def ask_for_refund(ctx: HubContext, event: OrderRefundDue) -> None:
+    message_id = current_message_id() or f"{event.order_id}:{event.payment_ref}"
     with ctx.uow() as uow:                       # 1. the refund, numbered and committed before any call
-        row = refunds.for_event(uow, data, message_id)
+        row = refunds.for_event(uow, event, message_id)
         if row is None:
             uow.commit()
             return

@@ -53,8 +53,7 @@ class LocationStock:
 
 def stock_changed(uow: UnitOfWork, sku: str, location_id: str, cause: str) -> None:
     """One event per (SKU, location) per transaction: the consumer reads the figure as it is then."""
-    uow.emit(events.STOCK_CHANGED, {"sku": sku, "location_id": location_id, "cause": cause},
-             once_per=(events.STOCK_CHANGED, sku, location_id))
+    uow.emit(events.StockChanged(sku, location_id, cause), once_per=(events.StockChanged.TYPE, sku, location_id))
 
 
 def _check_refs(session: Session, sku: str, location_id: str) -> None:
@@ -340,6 +339,30 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
         stock_changed(uow, res.sku, res.location_id, "fulfilment")
         total += res.qty
     return total
+
+
+def short_pick(uow: UnitOfWork, order_id: str, sku: str, qty_missing: int, note: str) -> int:
+    """The store found `qty_missing` units of an order's line not on its shelf: that part of the reservation
+    is released and on-hand goes down by as much (ledger kind `short_pick`) — the shelf count was wrong, and
+    the next count confirms or corrects it (a count newer than this row wins). Once per order and SKU.
+    Returns the units taken off."""
+    session, now, left = uow.session, utcnow(), qty_missing
+    for res in _open_reservations(session, order_id):
+        if res.sku != sku or left <= 0:
+            continue
+        take = min(left, res.qty)
+        result = _apply_change(session, "short_pick", sku, res.location_id, -take, "hub",
+                               f"order:{order_id}:short_pick", now, note[:200])
+        if result.duplicate:
+            return 0
+        level = _locked_level(session, sku, res.location_id)
+        level.reserved = max(level.reserved - take, 0)
+        res.qty -= take
+        if res.qty == 0:
+            res.status, res.closed_at = "released", now
+        stock_changed(uow, sku, res.location_id, "short_pick")
+        left -= take
+    return qty_missing - left
 
 
 def return_to_stock(uow: UnitOfWork, order_id: str, note: str = "refund") -> int:

@@ -36,7 +36,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
     PlaceOrder,
 )
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, OrderStatus, allowed
-from hub.services import inventory, money_owed
+from hub.services import inventory, money_owed, store_capacity
 from hub.storage.detached import insert_detached, write_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -92,10 +92,11 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     lines = list(cmd.lines)
     stock = inventory.availability(uow.session, cfg, {line.sku for line in lines}, _channel_safety(cfg, cmd))
     f = cmd.fulfillment
+    refused = store_capacity.refusals(uow, cfg, now)      # paused or full stores: skipped, with the reason
     if f.type == FulfillmentType.PICKUP:
-        return routing.route_pickup(cfg, lines, f.store_id, stock)
+        return routing.route_pickup(cfg, lines, f.store_id, stock, refused)
     if f.type == FulfillmentType.DELIVERY:
-        return routing.route_delivery(cfg, lines, f.address, stock, local_now(cfg, now))
+        return routing.route_delivery(cfg, lines, f.address, stock, local_now(cfg, now), refused)
     return routing.route_express(cfg, lines, f.address, stock)
 
 
@@ -152,7 +153,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         external_id=cmd.external_id, status=S.PENDING_PAYMENT, fulfillment_type=str(f.type),
         address=asdict(f.address) if f.address else None, buyer=asdict(cmd.buyer),
         total_fen=sum(x.qty * x.unit_price_fen for x in cmd.lines), created_at=now, updated_at=now,
-        expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id,
+        expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id, note=cmd.note,
     )
     for line in cmd.lines:
         order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen))
@@ -249,9 +250,7 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
     order.status, order.updated_at = target, utcnow()
     order.transitions.append(OrderTransition(from_status=current, to_status=target, at=at, source=source,
                                              detail=detail))
-    uow.emit(events.ORDER_STATUS_CHANGED, {"order_id": order.id, "from": current, "to": target,
-                                      "fulfillment": order.fulfillment_type, "location_id": order.location_id,
-                                      "source": source})
+    uow.emit(events.OrderStatusChanged(order.id, current, target, order.fulfillment_type, order.location_id, source))
     return True
 
 
@@ -407,9 +406,20 @@ def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[str
 def due_uncollected(uow: UnitOfWork, cfg: HubConfig, now: datetime, limit: int = 200) -> list[str]:
     cutoff = now - timedelta(days=cfg.hub.pickup_uncollected_days)
     stmt = (select(OrderRow.id).where(OrderRow.fulfillment_type == FulfillmentType.PICKUP,
-                                      OrderRow.status.in_([S.ALLOCATED, S.READY_FOR_PICKUP]),
+                                      OrderRow.status.in_([S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP]),
                                       OrderRow.paid_at <= cutoff).limit(limit))
     return list(uow.session.execute(stmt).scalars())
+
+
+def kept_lines(order: OrderRow) -> tuple[OrderLine, ...]:
+    """The lines the buyer gets: as ordered, or as picked once the store picked (a line picked zero is gone)."""
+    lines = (OrderLine(x.sku, x.qty if x.qty_picked is None else x.qty_picked, x.unit_price_fen) for x in order.lines)
+    return tuple(x for x in lines if x.qty > 0)
+
+
+def kept_total_fen(order: OrderRow) -> int:
+    """What the kept lines cost: the sale the ERP and the CRM's points see (short lines were refunded)."""
+    return sum(x.qty * x.unit_price_fen for x in kept_lines(order))
 
 
 def snapshot(order: OrderRow) -> OrderSnapshot:
@@ -420,7 +430,7 @@ def snapshot(order: OrderRow) -> OrderSnapshot:
         fulfillment=Fulfillment(FulfillmentType(order.fulfillment_type),
                                 order.location_id if order.fulfillment_type == "pickup" else None,
                                 Address(**addr) if addr else None),
-        lines=tuple(OrderLine(x.sku, x.qty, x.unit_price_fen) for x in order.lines),
-        buyer=Buyer(**order.buyer), total_fen=order.total_fen, location_id=order.location_id,
+        lines=kept_lines(order),
+        buyer=Buyer(**order.buyer), total_fen=kept_total_fen(order), location_id=order.location_id,
         created_at=order.created_at, paid_at=order.paid_at, external_id=order.external_id,
     )

@@ -7,8 +7,8 @@ from datetime import datetime
 from hub.config import HubConfig
 from hub.domain.errors import IllegalTransition, NotFound, PickupCodeRejected, PickupLocked
 from hub.domain.model import FulfillmentType
-from hub.domain.order_states import OrderStatus, allowed
-from hub.services import orders
+from hub.domain.order_states import TO_PICK, OrderStatus, allowed
+from hub.services import orders, picking
 from hub.services.tracking import complete
 from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
@@ -29,7 +29,10 @@ def store_order(uow: UnitOfWork, store_id: str, order_id: str, lock: bool = True
 
 
 def ready(uow: UnitOfWork, store_id: str, order_id: str, source: str, now: datetime) -> OrderRow:
+    """Ready at the counter; an order not picked yet is picked in full first (the POS's one step)."""
     order = store_order(uow, store_id, order_id)
+    if order.status in TO_PICK:
+        return picking.complete(uow, store_id, order_id, [], None, now)
     orders.transition(uow, order, S.READY_FOR_PICKUP, source, "ready at the counter", now)
     return order
 

@@ -58,6 +58,7 @@ class SkuRow(Base):
     barcode: Mapped[str | None] = mapped_column(String(64))
     unit: Mapped[str] = mapped_column(String(16), default="pcs")
     price_fen: Mapped[int | None] = mapped_column(Integer)
+    bin: Mapped[str | None] = mapped_column(String(32))         # the shelf hint staff pick from, if the master has one
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -135,6 +136,9 @@ class OrderRow(Base):
     paid_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     flash_sale_id: Mapped[str | None] = mapped_column(String(40), index=True)   # admitted by that sale's gate
+    note: Mapped[str | None] = mapped_column(String(200))             # the buyer's note to the store
+    picked_at: Mapped[datetime | None]                                # the store's pick, done (services/picking.py)
+    picked_by: Mapped[str | None] = mapped_column(String(100))        # the store, and the staff member if named
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     lines: Mapped[list[OrderLineRow]] = relationship(
@@ -155,6 +159,7 @@ class OrderLineRow(Base):
     qty: Mapped[int] = mapped_column(Integer)
     unit_price_fen: Mapped[int] = mapped_column(Integer, default=0)
     location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
+    qty_picked: Mapped[int | None] = mapped_column(Integer)           # None until the store picked the order
     order: Mapped[OrderRow] = relationship(back_populates="lines")
 
 
@@ -404,3 +409,14 @@ class PaymentDifference(Base):
     hub_fen: Mapped[int | None] = mapped_column(Integer)
     repaired: Mapped[bool] = mapped_column(Boolean, default=False)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class StoreStatusRow(Base):
+    """A store's own word on taking orders: paused (busy, closed now) until a time or until it says otherwise.
+    No row: taking orders. The capacity cap per window is config (`locations[].capacity`), counted from orders."""
+    __tablename__ = "store_status"
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    paused_until: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

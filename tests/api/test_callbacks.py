@@ -379,7 +379,7 @@ def test_the_shops_refund_of_a_completed_order_is_applied_once_and_moves_no_stoc
     with api.ctx.uow() as uow:
         order = orders.find_by_idempotency(uow, "miniprogram", "wechat_shop:3705115058471208777")
         oid = order.id
-        for step in ("ready_for_pickup", "collected", "completed"):
+        for step in ("picking", "picked", "ready_for_pickup", "collected", "completed"):
             orders.transition(uow, orders.get(uow, oid, lock=True), step, "test")
         uow.commit()
     assert api.level().on_hand == 8

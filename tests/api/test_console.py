@@ -5,6 +5,7 @@ from __future__ import annotations
 from hub import consumers
 from hub.api.auth import csrf_token
 from hub.connector_health import ConnectorHealth
+from hub.events import Probe
 from hub.metered import Metered
 from tests.support import T0
 
@@ -135,10 +136,10 @@ def test_bulk_replay_through_the_real_consumer_removes_what_succeeds(api, monkey
         if not data["ok"]:
             raise RuntimeError("still down")
 
-    monkeypatch.setitem(consumers.HANDLERS, "console_test.flaky", flaky)
+    known = {"console_test.flaky": consumers.Consumer("console_test.flaky", Probe, flaky, "console_test")}
     ids = [consumers.park(api.ctx, "console_test.flaky", {"id": f"m{i}", "data": {"ok": i % 2 == 0}}, "down", 3)
            for i in range(4)]
-    api.deps.replay_dead_letter = lambda i: consumers.replay(api.ctx, i)
+    api.deps.replay_dead_letter = lambda i: consumers.replay(api.ctx, i, known)
     r = api.post("/admin/api/dead-letters/replay", {"target": "console_test.flaky"}, key=OPS_KEY)
     assert (r.json["replayed"], r.json["failed"]) == (2, 2)
     left = [d["id"] for d in api.get("/admin/api/dead-letters", key=OPS_KEY).json["dead_letters"]]

@@ -8,6 +8,7 @@ import pytest
 
 from connectors.base import MemoryBinder, RetryPolicy
 from connectors.erp_soap import ErpSoapConnector
+from hub import handlers
 from hub.domain.refunds import RefundStatus
 from hub.services import money_owed, orders
 from hub.storage.tables import RefundRow, utcnow
@@ -47,10 +48,10 @@ def returns_sent(sap: SapSimulator) -> list[dict]:
 
 def test_a_return_after_completion_is_one_sap_return_order_with_the_orders_lines(flow, sap):
     order_id = completed_pickup(flow, key="ret-1")
-    flow.deliver("erp_sync.sales_order", "order.status_changed", order_id=order_id, to="completed")
+    flow.deliver(handlers.ERP_SALES_ORDER, "order.status_changed", order_id=order_id, to="completed")
     move(flow, order_id, "returned")
     for _ in range(2):                                       # redelivered: still one return
-        flow.deliver("erp_sync.return_order", "order.status_changed", order_id=order_id, to="returned")
+        flow.deliver(handlers.ERP_RETURN_ORDER, "order.status_changed", order_id=order_id, to="returned")
     [sent] = returns_sent(sap)
     assert (sent["header"]["DOC_TYPE"], sent["header"]["PURCH_NO_C"], sent["header"]["REF_1"]) == \
         ("RE", f"{order_id}-return", order_id)
@@ -68,8 +69,8 @@ def test_a_refund_after_completion_is_a_credit_memo_with_the_refund_amount(flow,
         uow.commit()
         assert [r.refund_no for r in money_owed.of_order(uow, order_id)] == [f"R{order_id}-X1"]
     move(flow, order_id, "refunded")
-    flow.deliver("erp_sync.return_order", "order.status_changed", order_id=order_id, to="refunded")
-    flow.deliver("erp_sync.return_order", "order.status_changed", order_id=order_id, to="refunded")
+    flow.deliver(handlers.ERP_RETURN_ORDER, "order.status_changed", order_id=order_id, to="refunded")
+    flow.deliver(handlers.ERP_RETURN_ORDER, "order.status_changed", order_id=order_id, to="refunded")
     [sent] = returns_sent(sap)
     assert (sent["header"]["DOC_TYPE"], sent["header"]["PURCH_NO_C"]) == ("G2", f"R{order_id}-X1")
     assert sent["header"]["ZZREFUND_AMOUNT"] == Decimal("301.00")
@@ -80,5 +81,5 @@ def test_a_refund_before_completion_sends_nothing_to_the_erp(flow, sap):
     flow.pay(order_id)
     move(flow, order_id, "cancelled")
     move(flow, order_id, "refunded")
-    flow.deliver("erp_sync.return_order", "order.status_changed", order_id=order_id, to="refunded")
+    flow.deliver(handlers.ERP_RETURN_ORDER, "order.status_changed", order_id=order_id, to="refunded")
     assert returns_sent(sap) == []

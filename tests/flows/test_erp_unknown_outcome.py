@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub import consumers
+from hub import consumers, handlers
 from hub.consumers import handle_once
 from sandbox.credentials import sandbox_env
 from sandbox.erp_sap import SapSimulator
@@ -23,19 +23,19 @@ def test_a_lost_answer_is_parked_once_as_unknown_outcome_and_replay_asks_before_
         flow.ctx.connectors.overrides["erp"] = sap_without_lookup(sap, tmp_path, locations=("S001",))
         try:
             sap.faults.lose_answer_next = 1
-            outcome = handle_once(flow.ctx, "erp_sync.sales_order", envelope, sleep=lambda s: None)
+            outcome = handle_once(flow.ctx, handlers.ERP_SALES_ORDER, envelope, sleep=lambda s: None)
             assert outcome.status == "parked" and "check the ERP before resending" in outcome.error
             assert len(sap.calls_to(CREATE)) == 1 and len(sap.documents_for(order_id)) == 1   # not doubled
             [letter] = consumers.dead_letters(flow.ctx)
-            assert (letter.kind, letter.target) == ("unknown_outcome", "erp_sync.sales_order")
+            assert (letter.kind, letter.target) == ("unknown_outcome", handlers.ERP_SALES_ORDER.name)
 
             with pytest.raises(consumers.ResendNotConfirmed):       # asked first
-                consumers.replay(flow.ctx, letter.id)
+                consumers.replay(flow.ctx, letter.id, handlers.BY_NAME)
             assert len(sap.calls_to(CREATE)) == 1 and consumers.dead_letters(flow.ctx)
 
             # The operator found nothing in the ERP (here: it was cancelled there) and says resend.
             sap.documents.clear()
-            assert consumers.replay(flow.ctx, letter.id, resend=True)
+            assert consumers.replay(flow.ctx, letter.id, handlers.BY_NAME, resend=True)
             assert feed_entry(flow, order_id).erp_document_no == sap.documents_for(order_id)[0]
             assert consumers.dead_letters(flow.ctx) == []
         finally:
@@ -73,15 +73,15 @@ def test_a_failed_letter_whose_replay_loses_its_answer_becomes_unknown_outcome(f
         flow.ctx.connectors.overrides["erp"] = sap_without_lookup(sap, tmp_path, attempts=1, locations=("S001",))
         try:
             sap.faults.lock_next = 10                    # locked: an answer, so a plain failed letter
-            assert handle_once(flow.ctx, "erp_sync.sales_order", envelope, sleep=lambda s: None).status == "parked"
+            assert handle_once(flow.ctx, handlers.ERP_SALES_ORDER, envelope, sleep=lambda s: None).status == "parked"
             [letter] = consumers.dead_letters(flow.ctx)
             assert letter.kind == "failed"
             sap.faults.lock_next, sap.faults.lose_answer_next = 0, 1
-            assert not consumers.replay(flow.ctx, letter.id)          # saved, answer lost
+            assert not consumers.replay(flow.ctx, letter.id, handlers.BY_NAME)          # saved, answer lost
             [letter] = consumers.dead_letters(flow.ctx)
             assert letter.kind == "unknown_outcome"
             with pytest.raises(consumers.ResendNotConfirmed):
-                consumers.replay(flow.ctx, letter.id)
+                consumers.replay(flow.ctx, letter.id, handlers.BY_NAME)
             assert len(sap.documents_for(order_id)) == 1
         finally:
             flow.ctx.connectors.overrides.pop("erp", None)

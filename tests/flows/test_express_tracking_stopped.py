@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from werkzeug.test import Client
 
+from hub import handlers
 from hub.api.app import build_api
 from hub.flows.express import poll_stopped_tracking
 from hub.metrics import METRICS
@@ -19,7 +20,7 @@ def stopped_count() -> float:
 def test_an_aborted_tracking_is_counted_and_the_waybill_is_polled_until_delivered(flow):
     order_id = flow.place("express", [("SET-004", 1, 19900)], address=HANGZHOU)
     flow.pay(order_id)
-    flow.deliver("fulfilment.express", "order.status_changed", order_id=order_id, to="allocated")
+    flow.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="allocated")
     express = flow.sandbox.express
     waybill = express.orders[order_id]
     assert poll_stopped_tracking(flow.ctx) == 0                  # pushed: nothing to poll

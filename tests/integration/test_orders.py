@@ -74,7 +74,8 @@ def test_short_stock_refuses_and_reserves_nothing(ctx):
 
 
 PATHS = {
-    FulfillmentType.PICKUP: [S.PAID, S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.COMPLETED],
+    FulfillmentType.PICKUP: [S.PAID, S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP, S.COLLECTED,
+                             S.COMPLETED],
     FulfillmentType.DELIVERY: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.RIDER_ASSIGNED, S.PICKED_UP, S.DELIVERED,
                                S.COMPLETED],
     FulfillmentType.EXPRESS: [S.PAID, S.ALLOCATED, S.SHIPPED, S.IN_TRANSIT, S.DELIVERED, S.COMPLETED],
@@ -99,13 +100,18 @@ def test_happy_path_records_history_and_commits_stock_once(ctx, kind):
 
 # States off the forward path: a cancel request, a failed delivery, a return.
 OFF_PATH = {
-    FulfillmentType.PICKUP: {S.RETURNED: [S.PAID, S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.RETURNED],
-                             S.REFUNDED: [S.PAID, S.ALLOCATED, S.READY_FOR_PICKUP, S.COLLECTED, S.REFUNDED]},
+    FulfillmentType.PICKUP: {S.RETURNED: [S.PAID, S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP, S.COLLECTED,
+                                         S.RETURNED],
+                             S.REFUNDED: [S.PAID, S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP, S.COLLECTED,
+                                         S.REFUNDED]},
     FulfillmentType.DELIVERY: {
+        S.PICKING: [S.PAID, S.ALLOCATED, S.PICKING], S.PICKED: [S.PAID, S.ALLOCATED, S.PICKING, S.PICKED],
         S.CANCEL_REQUESTED: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.CANCEL_REQUESTED],
         S.RETURNING: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.PICKED_UP, S.RETURNING],
         S.RETURNED: [S.PAID, S.ALLOCATED, S.DISPATCHED, S.PICKED_UP, S.RETURNED]},
-    FulfillmentType.EXPRESS: {S.RETURNING: [S.PAID, S.ALLOCATED, S.SHIPPED, S.RETURNING],
+    FulfillmentType.EXPRESS: {S.PICKING: [S.PAID, S.ALLOCATED, S.PICKING],
+                              S.PICKED: [S.PAID, S.ALLOCATED, S.PICKING, S.PICKED],
+                              S.RETURNING: [S.PAID, S.ALLOCATED, S.SHIPPED, S.RETURNING],
                               S.RETURNED: [S.PAID, S.ALLOCATED, S.SHIPPED, S.RETURNED]},
 }
 
@@ -181,7 +187,7 @@ def test_cancel_releases_and_a_refund_after_collection_moves_no_stock_until_the_
     step(ctx, a, S.CANCELLED)
     assert level(ctx).reserved == 3
     pay(ctx, b)
-    for t in (S.READY_FOR_PICKUP, S.COLLECTED):
+    for t in (S.PICKING, S.PICKED, S.READY_FOR_PICKUP, S.COLLECTED):
         step(ctx, b, t)
     assert (level(ctx).on_hand, level(ctx).reserved) == (7, 0)
     step(ctx, b, S.REFUNDED)
@@ -270,7 +276,8 @@ def test_uncollected_paid_pickup_is_cancelled_restocked_and_its_refund_requested
     stock_up(ctx)
     oid, _ = place(ctx, cmd(qty=3))
     pay(ctx, oid)
-    step(ctx, oid, S.READY_FOR_PICKUP)
+    for t in (S.PICKING, S.PICKED, S.READY_FOR_PICKUP):
+        step(ctx, oid, t)
     assert level(ctx).reserved == 3
     assert housekeeping.cancel_uncollected(ctx, now=utcnow() + timedelta(days=1)) == []   # not yet due
     later = utcnow() + timedelta(days=ctx.config.hub.pickup_uncollected_days, minutes=1)
