@@ -80,9 +80,9 @@ def test_a_store_picks_short_hands_over_a_pickup_and_pauses(hub_url, browser, or
     assert not page.is_visible("#error")
     assert page.evaluate("sessionStorage.getItem('store_id')") == "S001"
     assert POS_KEYS["S001"] not in page.url
-    # oldest first
+    # oldest first (the served hub may hold an order of its own before ours)
     listed = page.eval_on_selector_all("#to-pick .card", "cards => cards.map(c => c.dataset.order)")
-    assert listed == [orders["short"], orders["handover"], orders["waiting"]]
+    assert [x for x in listed if x in orders.values()] == [orders["short"], orders["handover"], orders["waiting"]]
 
     # pick with one line short: 2 of 3 teas, the cup in full
     card = f"#to-pick .card[data-order='{orders['short']}']"
@@ -102,7 +102,7 @@ def test_a_store_picks_short_hands_over_a_pickup_and_pauses(hub_url, browser, or
     page.wait_for_selector("#notice.show:has-text('Picked')")
     picked = _store_order(hub_url, orders["short"])
     assert {x["sku"]: x["qty_picked"] for x in picked["lines"]} == {"TEA-001": 2, "CUP-002": 1}
-    assert picked["picked_by"] == "Wang"
+    assert picked["picked_by"].endswith("Wang")                 # the staff named at login
 
     # the second pickup picked in full, then handed over with its code (a wrong code first)
     card = f"#to-pick .card[data-order='{orders['handover']}']"
@@ -144,7 +144,8 @@ def test_a_store_picks_short_hands_over_a_pickup_and_pauses(hub_url, browser, or
     card = f"#to-pick .card[data-order='{orders['waiting']}']"
     page.click(f"{card} button.start")
     page.click(f"{card} .line[data-sku='TEA-001'] button.all")
-    page.wait_for_selector(f"{card} .line[data-sku='CUP-002'] button.short")
+    page.click(f"{card} .line[data-sku='CUP-002'] button.short")
+    assert page.inner_text(f"{card} button.confirm") == "确认拣货（缺 1 件）"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "store-screen.png"), full_page=True)
     assert errors == []
