@@ -184,7 +184,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
         before = _on_hand(ctx, "TEA-001", "S001")
         _pick(s, "S001", short, say, short={"TEA-001": 1})
         s.wait("the refund of the short line", lambda: any(
-            r["status"] == "refunded" for r in s.order(short).get("refunds", [])), timeout=30)
+            r["status"] == "success" for r in s.order(short).get("refunds", [])), timeout=30)
         done = s.order(short)
         for r in done["refunds"]:
             say(f"  refund {r['refund_id']} of {r['amount_fen'] / 100:.2f} yuan for the missing tea: {r['status']}")
@@ -201,6 +201,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
         sandbox.local_delivery.faults.fail_next = 1
         delivery = s.place("delivery", [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002})
         _pay(s, sandbox, delivery, say)
+        _pick(s, s.order(delivery)["routing"]["location_id"], delivery, say)   # the rider is booked at pick complete
         done = s.wait_status(delivery, "completed", timeout=60)
         rider = next((e["detail"] for e in done["timeline"] if e["status"] == "rider_assigned"), "")
         say(f"  rider booked, picked up, delivered -> completed ({rider})")
@@ -249,7 +250,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
         say(f"  dead letters: {len(consumers.dead_letters(ctx))}")
 
         say("\nOrder timelines")
-        for order_id in (pickup, delivery, express, victim, regret):
+        for order_id in (pickup, short, delivery, express, victim, regret):
             o = s.order(order_id)
             say(f"  {order_id} ({o['fulfillment']['type']}):")
             for e in o["timeline"]:
