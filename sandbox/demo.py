@@ -177,10 +177,31 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
         s.wait_status(pickup, "completed")
         say("  collected with the right code -> completed")
 
+        say("11:30  A short pick at S001: the shelf holds one tea fewer than the count said")
+        short = s.place("pickup, two lines", [{"sku": "TEA-001", "qty": 2}, {"sku": "CUP-002", "qty": 1}],
+                        {"type": "pickup", "store_id": "S001"})
+        _pay(s, sandbox, short, say)
+        before = _on_hand(ctx, "TEA-001", "S001")
+        _pick(s, "S001", short, say, short={"TEA-001": 1})
+        s.wait("the refund of the short line", lambda: any(
+            r["status"] == "success" for r in s.order(short).get("refunds", [])), timeout=30)
+        done = s.order(short)
+        for r in done["refunds"]:
+            say(f"  refund {r['refund_id']} of {r['amount_fen'] / 100:.2f} yuan for the missing tea: {r['status']}")
+        say(f"  S001's TEA-001 on hand: {before} -> {_on_hand(ctx, 'TEA-001', 'S001')} "
+            "(the short pick corrects the count; the ledger row says why)")
+        line = next((e for e in done["timeline"] if "short" in (e.get("detail") or "")), None)
+        if line is not None:
+            say(f"  the buyer's timeline: {line['status']} — {line['detail']}")
+        s.call("POST", f"/api/v1/stores/S001/pickup-orders/{short}/collect", key="S001",
+               json={"pickup_code": done["pickup_code"]})
+        say(f"  handed over with its code -> {s.wait_status(short, 'completed')['status']}")
+
         say("12:00  Nearby delivery (the courier fails once, and is retried)")
         sandbox.local_delivery.faults.fail_next = 1
         delivery = s.place("delivery", [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002})
         _pay(s, sandbox, delivery, say)
+        _pick(s, s.order(delivery)["routing"]["location_id"], delivery, say)   # the rider is booked at pick complete
         done = s.wait_status(delivery, "completed", timeout=60)
         rider = next((e["detail"] for e in done["timeline"] if e["status"] == "rider_assigned"), "")
         say(f"  rider booked, picked up, delivered -> completed ({rider})")
@@ -229,7 +250,7 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
         say(f"  dead letters: {len(consumers.dead_letters(ctx))}")
 
         say("\nOrder timelines")
-        for order_id in (pickup, delivery, express, victim, regret):
+        for order_id in (pickup, short, delivery, express, victim, regret):
             o = s.order(order_id)
             say(f"  {order_id} ({o['fulfillment']['type']}):")
             for e in o["timeline"]:
@@ -255,6 +276,33 @@ def _pay(s: Script, sandbox: Any, order_id: str | None, say: Callable[[str], Non
     total = s.order(order_id)["total_fen"]
     r = sandbox.wechat_pay.notify(f"{s.base}/callbacks/wechat_pay", order_id, total)
     say(f"  paid {total / 100:.2f} yuan; WeChat Pay's signed notification -> {r.json().get('code')}")
+
+
+def _pick(s: Script, store: str, order_id: str | None, say: Callable[[str], None],
+          short: dict[str, int] | None = None) -> dict:
+    """The store's staff pick the order (as the staff screen at /store does): every line in full but the
+    `short` ones, which get the quantity given."""
+    s.wait(f"order {order_id} at {store}'s pick list", lambda: any(
+        o["order_id"] == order_id for o in s.call("GET", f"/api/v1/stores/{store}/orders", key=store,
+                                                  params={"status": "allocated"}).json().get("orders", [])))
+    s.call("POST", f"/api/v1/stores/{store}/orders/{order_id}/picking", key=store, json={"staff": "Wang"})
+    lines = s.order(order_id)["lines"]
+    picked = [{"sku": x["sku"], "qty_picked": (short or {}).get(x["sku"], x["qty"])} for x in lines]
+    r = s.call("POST", f"/api/v1/stores/{store}/orders/{order_id}/picked", key=store,
+               json={"lines": picked, "staff": "Wang"})
+    if r.status_code != 200:
+        raise DemoFailed(f"picking {order_id} was refused: {r.status_code} {r.text[:200]}")
+    missing = ", ".join(f"{x['sku']} {x['qty_picked']} of {q['qty']}" for x, q in zip(picked, lines, strict=True)
+                        if x["qty_picked"] < q["qty"])
+    say(f"  {store} picked {order_id}" + (f" — short: {missing}" if missing else " in full"))
+    return r.json()
+
+
+def _on_hand(ctx: Any, sku: str, location: str) -> int:
+    from hub.services import inventory
+
+    with ctx.reader() as uow:
+        return inventory.stock_at(uow.session, ctx.config, sku, location).on_hand
 
 
 def _up(base: str) -> bool:

@@ -36,6 +36,7 @@ from hub.api import (
 from hub.api.auth import all_secrets, authenticate
 from hub.api.body import limit_body, refuse_unstorable
 from hub.api.http import ApiError, Call, Route, json_response, log
+from hub.api.store_screen import ROUTES as STORE_SCREEN_ROUTES
 from hub.bootstrap import HubContext
 from hub.connector_health import ConnectorHealth
 from hub.domain.errors import (
@@ -97,7 +98,7 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | Non
 
 ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *store_orders.ROUTES, *flash_sales.ROUTES,
                        *erp.ROUTES, *ops.ROUTES,
-                       *console.ROUTES, *payment_reconciliation.ROUTES,
+                       *console.ROUTES, *STORE_SCREEN_ROUTES, *payment_reconciliation.ROUTES,
                        *callbacks.ROUTES, *openapi.ROUTES]
 
 # Domain and connector errors -> (status, error code). Most specific first.
