@@ -2,7 +2,7 @@
 note, the product master's shelf hint (bin), and a store's pause
 
 Revision ID: 0010
-Revises: 0012
+Revises: 0017
 """
 import sqlalchemy as sa
 from alembic import op
@@ -10,7 +10,7 @@ from alembic import op
 import hub.storage.tables
 
 revision = '0010'
-down_revision = '0012'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
