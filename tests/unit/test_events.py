@@ -73,12 +73,14 @@ def test_queue_names_are_the_ones_a_deployed_broker_has():
         "evt-hub-order.status_changed--erp_sync.return_order",
         "evt-hub-order.status_changed--erp_sync.crm_points",
         "evt-hub-order.status_changed--scheduler.flash_sale_give_back",
+        "evt-hub-order.status_changed--fulfilment.channel_order_progress",     # issue 23's, after the table
     }
 
 
 def test_dead_letters_under_the_old_names_find_their_consumer():
-    assert len(handlers.OLD_TARGETS) == len(handlers.TABLE)
-    assert {handlers.BY_NAME[old] for old in handlers.OLD_TARGETS} == set(handlers.TABLE)
+    newer = {handlers.CHANNEL_ORDER_PROGRESS}            # consumers added after the table have no old name
+    assert len(handlers.OLD_TARGETS) == len(handlers.TABLE) - len(newer)
+    assert {handlers.BY_NAME[old] for old in handlers.OLD_TARGETS} == set(handlers.TABLE) - newer
     assert handlers.BY_NAME["fulfilment.pickup_pos"] is handlers.PICKUP_TO_POS
     assert handlers.BY_NAME["erp_sync.return_order"] is handlers.ERP_RETURN_ORDER     # issue 25's, before the table
     assert all(handlers.BY_NAME[c.name] is c for c in handlers.TABLE)
