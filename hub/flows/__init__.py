@@ -13,6 +13,7 @@ the table in `hub/handlers.py` (a consumer's name there is its function's name h
 - refunds.py       a refund that is due, asked of the payment platform by its fixed out_refund_no
 - erp_pull.py      product master and warehouse stock from the ERP (timer and `hub resync`)
 - reconcile.py     what each channel shows vs what the hub holds, drift repaired
+- channel_orders.py a channel that takes its own orders told the hub accepted (confirm) and picked them
 
 No transaction stays open while an external system is called: a consumer that calls out
 (`calls_out=True`) reads what the call needs and commits, calls, then records the result in a

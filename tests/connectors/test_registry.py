@@ -54,7 +54,7 @@ def test_a_system_is_known_by_what_its_connector_declares():
     assert reg.role_of("local_delivery") == "local_courier" and reg.role_of("wechat_pay") == "payment"
     assert reg.declared("express").error_body == {"result": False, "returnCode": "500"}
     assert connector_class("local_courier").callback == "courier_claim"
-    assert [c.name for c in reg.channels()] == ["wechat_shop"]
+    assert [c.name for c in reg.channels()] == ["wechat_shop", "meituan"]
 
 
 def test_check_config_refuses_a_system_in_a_role_it_does_not_play():
