@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 
+from hub import tracing
 from hub.logs import log_context
 from hub.metrics import METRICS
 
@@ -151,11 +153,24 @@ def handle_once(ctx: HubContext, consumer: Consumer, envelope: dict[str, Any], *
     """
     started, name = time.perf_counter(), consumer.name
     with log_context(consumer=name, message_id=envelope.get("id") if isinstance(envelope, dict) else None,
-                     order_id=_order_of(envelope)):
+                     order_id=_order_of(envelope)), _consume_span(consumer, [envelope]):
         outcome = _handle_once(ctx, consumer, envelope, attempts, backoff, sleep)
     METRICS.consumer_seconds.labels(name).observe(time.perf_counter() - started)
     METRICS.consumer_messages.labels(name, outcome.status).inc()
     return outcome
+
+
+def _consume_span(consumer: Consumer, envelopes: list[Any]) -> AbstractContextManager[Any]:
+    """A consumer span continuing the first message's trace (the publish's context, from the broker's headers
+    or the outbox envelope), linked to every message's; off: the shared no-op."""
+    if not tracing.enabled():
+        return tracing.OFF
+    contexts = [e.get(tracing.HEADER) if isinstance(e, dict) else None for e in envelopes]
+    name = f"consume {consumer.name}" + (" batch" if len(envelopes) > 1 else "")
+    return tracing.span(name, tracing.CONSUMER, parent=next((c for c in contexts if c), None),
+                        links=contexts if len(envelopes) > 1 else (),
+                        attributes={"messaging.destination.name": consumer.event.TYPE, "hub.consumer": consumer.name,
+                                    "messaging.batch.message_count": len(envelopes)})
 
 
 def _order_of(envelope: Any) -> str | None:
@@ -215,10 +230,17 @@ def handle_batch(ctx: HubContext, consumer: Consumer, envelopes: list[dict[str, 
     (outages waited out, the work retried, then parked), so on return every event's effect or dead
     letter is committed and the messages may be acknowledged.
     """
-    batch, name = consumer.batch, consumer.name
+    batch = consumer.batch
     good = [e for e in envelopes if isinstance(e, dict) and "id" in e]
     if batch is None or not consumer.calls_out or len(good) < 2 or len(good) < len(envelopes):
         return [handle_once(ctx, consumer, e) for e in envelopes]
+    with _consume_span(consumer, good):
+        return _handle_batch(ctx, consumer, batch, envelopes, good)
+
+
+def _handle_batch(ctx: HubContext, consumer: Consumer, batch: BatchHandler, envelopes: list[dict[str, Any]],
+                  good: list[dict[str, Any]]) -> list[Outcome]:
+    name = consumer.name
     ids = list(dict.fromkeys(e["id"] for e in good))
     try:
         with ctx.reader() as uow:
@@ -388,7 +410,8 @@ def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer], 
     if target not in known:
         raise KeyError(f"no consumer {target!r} in hub/handlers.py")
     try:
-        with log_context(consumer=known[target].name, message_id=payload.get("id"), order_id=_order_of(payload)):
+        with log_context(consumer=known[target].name, message_id=payload.get("id"), order_id=_order_of(payload)), \
+                tracing.span(f"replay {known[target].name}", tracing.CONSUMER, parent=payload.get(tracing.HEADER)):
             _apply_once(ctx, known[target], payload)
     except Exception as exc:
         with ctx.uow() as uow:

@@ -4,8 +4,10 @@ connector speaks (REST, SOAP) — so the console and /metrics see all of them al
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
+from hub import tracing
 from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
 
@@ -40,7 +42,7 @@ def _timed(system: str, operation: str, fn: Any, metrics: HubMetrics) -> Any:
     def call(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            with log_context(system=system):
+            with log_context(system=system), _client_span(system, operation):
                 result = fn(*args, **kwargs)
         except Exception as exc:
             metrics.connector_seconds.labels(system, operation).observe(time.perf_counter() - started)
@@ -53,3 +55,11 @@ def _timed(system: str, operation: str, fn: Any, metrics: HubMetrics) -> Any:
 
     call.__name__ = operation
     return call
+
+
+def _client_span(system: str, operation: str) -> AbstractContextManager[Any]:
+    """A client span per call, named by system and method (an exception it raises is recorded on it)."""
+    if not tracing.enabled():
+        return tracing.OFF
+    return tracing.span(f"{system}.{operation}", tracing.CLIENT,
+                        attributes={"peer.service": system, "rpc.method": operation})

@@ -20,6 +20,8 @@ from nameko.containers import ContainerBeingKilled
 from nameko.events import EventHandler
 from nameko.messaging import QueueConsumer
 
+from .telemetry import carry_header
+
 BATCH_PREFETCH = 1000
 
 
@@ -43,7 +45,7 @@ class BatchEventHandler(EventHandler):
         self._running = 0
 
     def handle_message(self, body: Any, message: Any) -> None:
-        self._pending.append((body, message))
+        self._pending.append((carry_header(body, message), message))
         if self._running >= self.max_running:
             return                                 # a batch that ends takes what gathered meanwhile
         if len(self._pending) >= self.max_batch:

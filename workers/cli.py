@@ -156,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     from workers.runner import build_runner, run_forever
 
     _logging()
+    from workers.telemetry import setup_tracing
+
+    setup_tracing(args.services or list(SERVICES))     # off unless OTEL_EXPORTER_OTLP_ENDPOINT / HUB_TRACE_FILE
     embedded = _broker_of(args.config).startswith("memory://") and not args.no_sandbox
     # Embedded default: the simulators run alongside on their fixed ports, with their own credentials.
     sandbox = _sandbox_alongside() if embedded else None

@@ -19,6 +19,7 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import select, update
 
+from hub import tracing
 from hub.bootstrap import HubContext
 from hub.storage.tables import OutboxMessage, utcnow
 
@@ -69,17 +70,24 @@ class OutboxPublisher:
 
     def publish(self, batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Publish every message; return only when the broker has confirmed all of them."""
+        spans: list[Any] = []        # traced: one producer span per event, ended once the broker confirmed it
         try:
             producer = self._connect()
             for event_type, envelope in batch:
-                producer.publish(envelope, routing_key=event_type, delivery_mode=2,
-                                 headers={"hub.message_id": envelope.get("id", "")})
+                headers = {"hub.message_id": envelope.get("id", "")}
+                if tracing.enabled():
+                    spans.append(_publish_span(event_type, envelope, headers))
+                producer.publish(envelope, routing_key=event_type, delivery_mode=2, headers=headers)
                 self._next_tag += 1
             if self._confirms:
                 self._wait_for_confirms()
-        except Exception:
+        except Exception as exc:
+            for span in spans:
+                tracing.finish(span, exc)
             self.close()                       # a broken channel: start clean next time
             raise
+        for span in spans:
+            tracing.finish(span)
 
     def _wait_for_confirms(self) -> None:
         deadline = time.monotonic() + self.confirm_timeout
@@ -99,6 +107,17 @@ class OutboxPublisher:
             except Exception:  # closing a dead connection may fail; nothing to do about it
                 pass
         self._conn = self._producer = None
+
+
+def _publish_span(event_type: str, envelope: dict[str, Any], headers: dict[str, Any]) -> Any:
+    """A producer span continuing the trace the outbox row carries; its context goes in the message's headers."""
+    span = tracing.start(f"publish {event_type}", tracing.PRODUCER, parent=envelope.get(tracing.HEADER),
+                         attributes={"messaging.system": "rabbitmq", "messaging.destination.name": event_type,
+                                     "messaging.message.id": envelope.get("id", "")})
+    context = tracing.traceparent(span)
+    if context:
+        headers[tracing.HEADER] = context
+    return span
 
 
 def relay_once(ctx: HubContext, publisher: OutboxPublisher, batch_size: int = 500) -> int:

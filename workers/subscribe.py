@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from nameko.events import event_handler
-
 from hub import flows, handlers
 from hub.consumers import Consumer, handle_batch
 
 from . import EVENT_SOURCE
 from .batching import batch_event_handler
+from .telemetry import traced_event_handler
 
 C = TypeVar("C", bound=type)
 
@@ -31,7 +30,7 @@ def consume(consumer: Consumer) -> Callable[[Any, dict[str, Any]], None]:
         flows.handle(self.hub, consumer, envelope)
     handle.__doc__ = f"{consumer.event.TYPE} -> {consumer.name}"
     handle.consumer = consumer          # type: ignore[attr-defined]  (read by the table's test)
-    return event_handler(EVENT_SOURCE, consumer.event.TYPE, requeue_on_error=True)(handle)
+    return traced_event_handler(EVENT_SOURCE, consumer.event.TYPE, requeue_on_error=True)(handle)
 
 
 def consume_batch(consumer: Consumer) -> Callable[[Any, list[dict[str, Any]]], None]:

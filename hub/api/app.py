@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
-from hub import privacy
+from hub import privacy, tracing
 from hub.api import (
     callbacks,
     console,
@@ -175,6 +175,16 @@ class ApiApp:
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        if not tracing.enabled():
+            return self._handle(request)
+        # A server span per request, continuing a caller's W3C `traceparent`; named by its route once matched.
+        with tracing.span(f"{request.method} unmatched", tracing.SERVER, parent=request.headers.get(tracing.HEADER),
+                          attributes={"http.request.method": request.method}):
+            response = self._handle(request)
+            tracing.annotate({"http.response.status_code": response.status_code})
+            return response
+
+    def _handle(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
         label, status, started = "unmatched", 500, time.perf_counter()
         try:
@@ -189,6 +199,7 @@ class ApiApp:
                 raise ApiError(404, "not_found", f"no such path: {request.path}") from None
             route = self.routes[index]
             label = route.path
+            tracing.name_span(request.method, label)
             refuse_unstorable(request, params)
             with log_context(route=label, order_id=params.get("order_id")):
                 caller = authenticate(self.ctx.config, request, route, params)

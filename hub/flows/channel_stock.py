@@ -12,6 +12,7 @@ pushed again; its docstring says why the shop then ends with the hub's figure.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
@@ -201,7 +202,9 @@ def _push_all(shop: Any, due: dict[Pair, int]) -> dict[Pair, Exception]:
         return {}
     if _pushers is None:
         _pushers = ThreadPoolExecutor(PUSHES_AT_ONCE, thread_name_prefix="shop-push")
-    calls = {pair: _pushers.submit(shop.update_store_stock, pair[0], pair[1], figure) for pair, figure in due.items()}
+    # Each push in a copy of this context: its log fields and trace go with it into the pool's thread.
+    calls = {pair: _pushers.submit(contextvars.copy_context().run, shop.update_store_stock, pair[0], pair[1], figure)
+             for pair, figure in due.items()}
     wait(calls.values())
     return {pair: call.exception() for pair, call in calls.items() if call.exception() is not None}
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from .. import tracing
 from ..events import Event
 from . import outbox_signal
 from .detached import discard_detached, has_pending, insert_rows, write_detached
@@ -71,15 +72,20 @@ class UnitOfWork:
         """The events emitted so far into the outbox now rather than at commit (same transaction), so that
         a statement that must come last before the commit (a hot row's lock) can."""
         if self._outbox:
-            # One Core insert for all of the transaction's events (not an ORM object and flush for each).
-            self.session.execute(_OUTBOX_INSERT, self._outbox)
+            with tracing.span("outbox write"):
+                _carry_trace(self._outbox)
+                # One Core insert for all of the transaction's events (not an ORM object and flush for each).
+                self.session.execute(_OUTBOX_INSERT, self._outbox)
             self._outbox = []
 
     def commit(self) -> None:
         has_events = bool(self.emitted)      # some may be in the outbox already (write_events)
         if self._outbox and has_pending(self.session):
-            # With the writes queued outside the ORM (storage/detached.py): one round trip on PostgreSQL.
-            insert_rows(self.session, OutboxMessage.__table__, self._outbox)
+            with tracing.span("outbox write"):
+                _carry_trace(self._outbox)
+                # With the writes queued outside the ORM (storage/detached.py): one round trip on PostgreSQL.
+                insert_rows(self.session, OutboxMessage.__table__, self._outbox)
+                write_detached(self.session)
             self._outbox = []
         write_detached(self.session)
         self.write_events()
@@ -92,3 +98,13 @@ class UnitOfWork:
         discard_detached(self.session)
         self.session.rollback()
         self.emitted, self._once, self._outbox = [], {}, []
+
+
+def _carry_trace(rows: list[dict[str, Any]]) -> None:
+    """The current span's context into each envelope, so the relay's publish continues this trace. Once per
+    transaction, not per event: off, nothing is added (an envelope as ever)."""
+    context = tracing.traceparent()
+    if context is not None:
+        tracing.annotate({"hub.events": len(rows), "hub.event_types": sorted({r["event_type"] for r in rows})})
+        for row in rows:
+            row["payload"][tracing.HEADER] = context

@@ -3,6 +3,7 @@ every simulator on loopback, driven through the public HTTP API."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,11 @@ class Hub:
 
 @pytest.fixture(scope="module")
 def running_hub(tmp_path_factory):
+    yield from start_hub(tmp_path_factory)
+
+
+def start_hub(tmp_path_factory: Any, extra_env: dict[str, str] | None = None) -> Iterator[Hub]:
+    """Every service its own process; `extra_env` added to their environment (a module's own `running_hub`)."""
     if not (PG_URL and BROKER_URL):
         pytest.skip("end-to-end tests need PostgreSQL and RabbitMQ (make test sets them)")
     port = _free_port()
@@ -70,7 +76,7 @@ def running_hub(tmp_path_factory):
     # Metrics from every service process add up in one directory, as a launcher of replicas sets it up.
     metrics_dir = prepare_multiproc_dir(logs / "metrics")
     env = hub_env(PG_URL, BROKER_URL, {**sandbox.env(), "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file),
-                                       "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+                                       "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **(extra_env or {})})
     cfg = parse_config(config_file.read_text(), env={**config_env(), **env})
     ctx = build_context(cfg, PG_URL, connectors=build_connector)
     purge_hub_queues(BROKER_URL)
