@@ -18,7 +18,7 @@ from hub.domain.geo import distance_km
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
-from hub.flows.channel_stock import channel_available
+from hub.domain.stock import channel_available
 from hub.services import inventory, money_owed, orders, refunds, tracking
 from hub.storage.tables import OrderRow, RefundRow, SkuRow
 from hub.storage.uow import UnitOfWork

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, select, tuple_
 
 from hub.bootstrap import HubContext
 from hub.consumers import batch_consumer, consumer
+from hub.domain.stock import available
 from hub.services import inventory
 from hub.storage.tables import ChannelStockPublished, StockLevel, utcnow
 from hub.storage.uow import UnitOfWork
@@ -29,12 +30,8 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 5      # pushes per event while the figure keeps moving; later events push the rest
 
 
-def channel_available(location_available: int, channel_safety_stock: int) -> int:
-    return max(location_available - channel_safety_stock, 0)
-
-
 def figure_now(uow: UnitOfWork, ctx: HubContext, safety: int, sku: str, store_id: str) -> int:
-    return channel_available(inventory.stock_at(uow.session, ctx.config, sku, store_id).available, safety)
+    return inventory.stock_at(uow.session, ctx.config, sku, store_id).available_to(safety)
 
 
 def told_row(uow: UnitOfWork, channel: str, sku: str, store_id: str) -> ChannelStockPublished:
@@ -81,8 +78,7 @@ def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair]
     out = {}
     for sku, loc in pairs:
         on_hand, reserved = held.get((sku, loc), (0, 0))
-        available = max(on_hand - reserved - ctx.config.safety_stock(loc), 0)
-        out[(sku, loc)] = channel_available(available, safety)
+        out[(sku, loc)] = available(on_hand, reserved, ctx.config.safety_stock(loc), safety)
     return out
 
 
