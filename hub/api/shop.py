@@ -13,14 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from hub.api import schemas, stock_view
 from hub.api.http import ApiError, Call, Param, Route, json_response
 from hub.config import LocationConfig
-from hub.domain.errors import NotFound, UnknownSku
+from hub.domain.errors import NotFound, NotSellable, UnknownSku
 from hub.domain.geo import distance_km
-from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
 from hub.domain.stock import channel_available
 from hub.services import inventory, money_owed, orders, refunds, tracking
-from hub.storage.tables import OrderRow, RefundRow, SkuRow
+from hub.storage.tables import OrderRow, RefundRow
 from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
@@ -103,18 +103,14 @@ def nearby(call: Call) -> dict:
 
 def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
     with call.ctx.uow() as uow:
-        lines = []
-        for i, line in enumerate(body["lines"]):
-            row = uow.session.get(SkuRow, line["sku"])
-            if row is None or not row.active:
-                raise schemas.invalid(f"lines[{i}].sku", f"unknown SKU {line['sku']!r}")
-            if row.price_fen is None:
-                raise schemas.invalid(f"lines[{i}].sku", f"SKU {line['sku']!r} has no price yet")
-            lines.append(OrderLine(line["sku"], line["qty"], row.price_fen))   # the price list's, not the buyer's
+        try:
+            lines = orders.price_lines(uow, [(line["sku"], line["qty"]) for line in body["lines"]])
+        except NotSellable as exc:
+            raise schemas.invalid(f"lines[{exc.line}].sku", str(exc)) from None
     b, f = body["buyer"], body["fulfillment"]
     addr = f["address"]
     return orders.PlaceOrder(
-        channel=call.caller.id, idempotency_key=key, lines=tuple(lines),
+        channel=call.caller.id, idempotency_key=key, lines=lines,
         buyer=Buyer(b["id"], b["name"] or "", b["phone"] or ""),
         fulfillment=Fulfillment(FulfillmentType(f["type"]), f["store_id"],
                                 Address(addr["text"], addr["lat"], addr["lng"], addr["name"] or "",

@@ -99,3 +99,11 @@ class PickupLocked(HubError):
     def __init__(self, message: str, locked_until: datetime | None):
         self.locked_until = locked_until
         super().__init__(message)
+
+
+class NotSellable(BadInput):
+    """A line's SKU is unknown, inactive or has no price: no channel may order it. `line` is its index."""
+
+    def __init__(self, message: str, line: int, unknown: bool) -> None:
+        self.line, self.unknown = line, unknown
+        super().__init__(message)

@@ -27,7 +27,8 @@ def expire_unpaid(ctx: HubContext, now: datetime | None = None) -> list[str]:
                 order = orders.get(uow, order_id, lock=True)
                 if order.status != OrderStatus.PENDING_PAYMENT:
                     continue                      # paid meanwhile
-                orders.cancel(uow, order, "hub", f"unpaid after {ctx.config.hub.reservation_ttl_minutes} minutes")
+                held = orders.reservation_length(ctx.config, order.channel, order.fulfillment_type)
+                orders.cancel(uow, order, "hub", f"unpaid after {int(held.total_seconds()) // 60} minutes")
                 uow.commit()
                 done.append(order_id)
         except (StaleDataError, HubError) as exc:  # a payment won the race: nothing to expire
