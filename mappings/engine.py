@@ -51,8 +51,8 @@ from typing import Any
 
 import yaml
 
-from connectors.base import Binder, MappingError
 from hub.domain.clock import in_range
+from hub.ports import Binder, MappingError
 
 from . import yaml_text
 from .calls import CallSpec, parse_calls

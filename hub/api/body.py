@@ -18,7 +18,7 @@ from werkzeug import Request
 
 from hub.domain.limits import is_utf8
 
-from .http import ApiError
+from .errors import ApiError
 
 CHUNK = 64 * 1024
 MAX_DEPTH = 64              # no request the hub takes nests deeper; a thousand levels would exhaust the stack

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub.api import schemas, shop
+from hub.api import schemas, views
 from hub.api.http import Call, Param, Route, json_response
-from hub.api.shop import _placed, iso
+from hub.api.views import iso, order_view
 from hub.domain.flash_sale import Verdict
 from hub.domain.model import Buyer
 from hub.services import flash_admission, flash_sales
@@ -90,14 +90,14 @@ def end(call: Call) -> dict:
 
 def order(call: Call) -> Any:
     """One attempt in the rush: parsed here, admitted and placed by the use case (services/flash_admission.py)."""
-    key = shop.idempotency_key(call)
+    key = views.idempotency_key(call)
     body, sale_id = call.body(), call.params["sale_id"]
     b = body["buyer"]
     metrics = call.deps.metrics
     answer = flash_admission.attempt(
         call.ctx, flash_admission.Attempt(sale_id, call.caller.id, key, body["qty"] or 1,
                                           Buyer(b["id"], b["name"] or "", b["phone"] or "")),
-        call.deps.now(), lambda placed: _placed(call, placed),
+        call.deps.now(), lambda placed: order_view(call, placed),
         lambda verdict: metrics.flash_sale_admissions.labels(str(verdict)).inc())
     if answer.view is None:
         status, error, message = REFUSALS[answer.verdict]

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hub.api import schemas, stock_view
-from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api.http import Call, Param, Route, json_response
+from hub.api.views import idempotency_key, iso, order_refunds, order_view, timeline
 from hub.config import LocationConfig
 from hub.domain.errors import NotFound, NotSellable, UnknownSku
 from hub.domain.geo import distance_km
@@ -19,17 +20,12 @@ from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
 from hub.domain.stock import channel_available
-from hub.services import inventory, money_owed, orders, refunds, tracking
-from hub.storage.tables import OrderRow, RefundRow
+from hub.services import inventory, orders
+from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
            Param("lng", schemas.LNG, "buyer's longitude (with lat)"))
-
-
-def iso(call: Call, when: Any) -> str | None:
-    """Times out in the hub's configured offset."""
-    return orders.local_now(call.ctx.config, when).isoformat(timespec="seconds") if when else None
 
 
 def _position(call: Call, required: bool) -> tuple[float, float] | None:
@@ -117,26 +113,6 @@ def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
                                         addr["phone"] or "") if addr else None))
 
 
-def _placed(call: Call, order: OrderRow) -> dict:
-    routing = order.routing or {}
-    return {"order_id": order.id, "status": order.status, "total_fen": order.total_fen,
-            "expires_at": iso(call, order.expires_at),
-            "fulfillment": {"type": order.fulfillment_type, "requested": routing.get("requested"),
-                            "store_id": order.location_id if order.fulfillment_type != "express" else None,
-                            "location_id": order.location_id}}
-
-
-def idempotency_key(call: Call) -> str:
-    """The request's Idempotency-Key header, or a 400 saying what it must be."""
-    key = call.request.headers.get("Idempotency-Key") or ""
-    try:
-        schemas.IDEMPOTENCY_KEY.parse(key, "Idempotency-Key")
-    except ApiError:
-        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 visible ASCII "
-                       "characters is required") from None
-    return key
-
-
 def place_order(call: Call) -> Any:
     key = idempotency_key(call)
     cmd = _command(call, call.body(), key)
@@ -144,7 +120,7 @@ def place_order(call: Call) -> Any:
         try:
             with call.ctx.uow() as uow:
                 order, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
-                body = _placed(call, order)
+                body = order_view(call, order)
                 uow.commit()
             break
         except IntegrityError:
@@ -191,42 +167,21 @@ def cancel_order(call: Call):
     return answer
 
 
-def timeline(call: Call, uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[dict]:
-    """The order's changes and courier reports in the order they happened, each once, the end last
-    (`services/tracking.py`); the buyer's without booking or waybill numbers."""
-    return [{"at": iso(call, s.at), "status": s.status, "source": s.source, "detail": s.detail}
-            for s in tracking.order_timeline(uow, order, for_buyer)]
-
-
 def get_order(call: Call) -> dict:
     with call.ctx.reader() as uow:
         order = _own(uow, call)
         routing = order.routing or {}
         return {
-            **_placed(call, order),
+            **order_view(call, order),
             "pickup_code": order.pickup_code if order.fulfillment_type == "pickup" else None,
             "lines": [{"sku": x.sku, "qty": x.qty, "unit_price_fen": x.unit_price_fen} for x in order.lines],
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
             "timeline": timeline(call, uow, order),
-            "refunds": _refunds(call, uow, order.id),
+            "refunds": order_refunds(call, uow, order.id),
             "routing": {"rule": routing.get("rule"), "location_id": routing.get("location_id"),
                         "candidates": routing.get("candidates", [])},
         }
-
-
-def refund_list(call: Call, rows: list[RefundRow]) -> list[dict]:
-    """Refunds as an order shows them (`refund_id` is the out_refund_no), times in the hub's offset."""
-    out = []
-    for row in rows:
-        item = refunds.view(row)
-        item["at"], item["settled_at"] = iso(call, item["at"]), iso(call, item["settled_at"])
-        out.append(item)
-    return out
-
-
-def _refunds(call: Call, uow: UnitOfWork, order_id: str) -> list[dict]:
-    return refund_list(call, money_owed.of_order(uow, order_id))
 
 
 ORDER = "/api/v1/orders/{order_id}"
