@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from connectors.registry import build_connector
 from hub.bootstrap import build_context
 from hub.config import load_config
+from hub.events import Probe
 from hub.storage.tables import ProcessedMessage
 from workers.launcher import HubProcess, wait_for
 
@@ -24,7 +25,7 @@ def events_end_to_end(env: dict[str, str], groups: list[list[str]], workdir: Pat
         started = time.perf_counter()
         with ctx.uow() as uow:
             for i in range(n):
-                uow.emit("bench.ping", {"n": i})
+                uow.emit(Probe("bench.ping", {"n": i}))
             uow.commit()
 
         def applied() -> int:

@@ -6,13 +6,16 @@ from typing import Any
 
 from nameko.events import event_handler
 
-from hub.consumers import consumer, handle_once
+from hub.consumers import Consumer, handle_once
+from hub.events import Probe
 from workers.dependencies import HubCore
 
 
-@consumer("bench.ping")
 def record_ping(ctx: Any, uow: Any, data: dict[str, Any]) -> None:
     """Nothing beyond the processed-message row handle_once writes with it."""
+
+
+RECORD_PING = Consumer("bench.ping", Probe, record_ping, "bench_ping")
 
 
 class PingService:
@@ -21,4 +24,4 @@ class PingService:
 
     @event_handler("hub", "bench.ping")
     def on_ping(self, envelope: dict[str, Any]) -> None:
-        handle_once(self.hub, "bench.ping", envelope)
+        handle_once(self.hub, RECORD_PING, envelope)

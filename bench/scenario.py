@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import requests
 from sqlalchemy import create_engine, text
 
+from hub.handlers import STOCK_TO_SHOP
 from workers.launcher import wait_for
 
 from . import wrk
@@ -56,8 +57,8 @@ def synced(database_url: str) -> bool:
     try:
         with engine.connect() as conn:
             changes = conn.execute(text("select count(*) from outbox where event_type = 'stock.changed'")).scalar()
-            handled = conn.execute(text("select count(*) from processed_messages "
-                                        "where consumer = 'channel_sync.publish_stock'")).scalar()
+            handled = conn.execute(text("select count(*) from processed_messages where consumer = :name"),
+                                   {"name": STOCK_TO_SHOP.name}).scalar()
             parked = conn.execute(text("select count(*) from dead_letters")).scalar()
         return handled + parked >= changes
     finally:

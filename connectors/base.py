@@ -16,6 +16,7 @@ from hub.ports import (  # noqa: F401  (re-exported)
     Binder,
     ConnectorError,
     MappingError,
+    OutcomeUnknown,
     PermanentError,
     SignatureError,
     TransientError,

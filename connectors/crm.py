@@ -28,6 +28,9 @@ def crm_signature(secret: str, method: str, path: str, timestamp: str, body: byt
 
 
 class CrmConnector:
+    kind = "crm_rest"
+    role = "crm"
+
     def __init__(self, name: str, mapping: Mapping, base_url: str, api_key: str, key_id: str,
                  retry: RetryPolicy, timeout: float = 5.0, session: requests.Session | None = None):
         self.name, self.mapping, self.retry, self.timeout = name, mapping, retry, timeout

@@ -8,8 +8,13 @@ or the base a mapping's relative WSDL paths hang from), `endpoint` (where calls 
 WSDL names another host), `services` (a WSDL/endpoint per call), `auth` (wsse | basic | ntlm).
 
 Failures are classified: a SOAP Fault or an error row in the answer's message table is a
-PermanentError unless the mapping lists its code as transient; a transport failure, a 5xx
-and a 429 are TransientErrors; a refused login is a PermanentError, at the WSDL as at a call.
+PermanentError unless the mapping lists its code as transient (or `done`: "already there",
+which a create counts as applied); a transport failure, a 5xx and a 429 are TransientErrors;
+a refused login is a PermanentError, at the WSDL as at a call. A create whose answer may have
+been lost after the ERP saved it (a read timeout, a 504) is resent only when the mapping can
+look it up first or says the ERP refuses repeats; otherwise it is OutcomeUnknown, for an operator.
+
+Every job is optional: an ERP that answers only sales orders has no product_master (`does`).
 """
 from __future__ import annotations
 
@@ -30,11 +35,20 @@ from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
 from hub.config import SystemConfig
-from hub.domain.model import OrderSnapshot, Sku, StockCount
+from hub.domain.model import ErpReturn, OrderSnapshot, Sku, StockCount
 from mappings.calls import CallSpec, render
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 
-from .base import Binder, ConnectorError, MappingError, PermanentError, RetryPolicy, TransientError, http_session
+from .base import (
+    Binder,
+    ConnectorError,
+    MappingError,
+    OutcomeUnknown,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    http_session,
+)
 from .binding import SystemBinder
 
 log = logging.getLogger(__name__)
@@ -43,19 +57,29 @@ logging.getLogger("zeep.transports").setLevel(logging.INFO)
 
 LOCATION = "location"          # binder kind of a warehouse or store code
 AUTH_KINDS = ("wsse", "basic", "ntlm")
-JOBS = ("product_master", "warehouse_stock", "create_sales_order")   # the calls every ERP mapping names
+JOBS = ("product_master", "warehouse_stock", "create_sales_order",   # each optional: an ERP does what it maps
+        "create_return_order")
 MAX_PAGES = 10_000             # a system that ignores the page argument must not loop forever
+NOT_SENT_STATUSES = (429, 503)  # the server says it did not take the request: safe to send again
+
+
+class AlreadyDone(PermanentError):
+    """The ERP refused a call as a repeat of one it holds (a fault or message mapped `done`)."""
 
 
 class ErpSoapConnector:
+    kind = "erp_soap"
+    role = "erp"
+
     def __init__(self, name: str, wsdl: str, username: str, password: str, binder: Binder,
                  retry: RetryPolicy, mapping: Mapping | None = None, *, timeout: float = 10.0,
                  password_digest: bool = False, auth: str = "wsse", endpoint: str | None = None,
-                 services: dict[str, dict[str, str]] | None = None):
+                 services: dict[str, dict[str, str]] | None = None,
+                 bindings: dict[str, dict[str, str]] | None = None):
         if auth not in AUTH_KINDS:
             raise ValueError(f"auth must be one of {AUTH_KINDS}, not {auth!r}")
         self.name, self.wsdl, self.endpoint, self.auth = name, wsdl, endpoint or None, auth
-        self.binder = SystemBinder(binder, name)
+        self.binder = SystemBinder(binder, name, bindings)
         self.retry = retry
         self.mapping = mapping or load_mapping("erp_soap")
         self.services = services or {}
@@ -72,7 +96,7 @@ class ErpSoapConnector:
                    timeout=float(system.get("timeout", 10.0)),
                    password_digest=bool(system.get("password_digest", False)),
                    auth=system.get("auth", "wsse"), endpoint=system.get("endpoint"),
-                   services=system.get("services"))
+                   services=system.get("services"), bindings=system.get("bindings"))
 
     @classmethod
     def check_config(cls, system: SystemConfig) -> list[tuple[str, str]]:
@@ -90,14 +114,16 @@ class ErpSoapConnector:
             mapping = load_mapping(mapping_name(system.get("mapping", "erp_soap")))
         except MappingConfigError as exc:
             return [*problems, ("mapping", str(exc))]
-        for job in JOBS:
-            if not mapping.has_call(job):
-                problems.append(("mapping", f"{mapping.source} has no calls.{job}"))
+        if not any(mapping.has_call(job) for job in JOBS):
+            problems.append(("mapping", f"{mapping.source} names none of calls.{', calls.'.join(JOBS)}"))
+        if system.get("push_orders") and not mapping.has_call("create_sales_order"):
+            problems.append(("push_orders", f"{mapping.source} has no calls.create_sales_order to push with"))
         relative = [c for c in JOBS if mapping.has_call(c) and mapping.call(c).wsdl
                     and not urlsplit(mapping.call(c).wsdl).scheme]
         if relative and wsdl and not urlsplit(wsdl).path.endswith("/"):
             problems.append(("wsdl", f"must end in / : {mapping.source} names WSDLs relative to it "
                                      f"({mapping.call(relative[0]).wsdl})"))
+        problems.extend(_check_bindings(system.get("bindings")))
         services = system.get("services") or {}
         if not isinstance(services, dict):
             problems.append(("services", "must map a call name to {wsdl, endpoint}"))
@@ -110,6 +136,10 @@ class ErpSoapConnector:
         return problems
 
     # -- the three jobs ------------------------------------------------------------------
+    def does(self, job: str) -> bool:
+        """Whether the mapping names this job (product_master, warehouse_stock, create_sales_order)."""
+        return self.mapping.has_call(job)
+
     def fetch_products(self) -> list[Sku]:
         """The ERP's product master as canonical SKUs (prices in fen)."""
         skus = []
@@ -119,9 +149,11 @@ class ErpSoapConnector:
                             unit=d["unit"] or "pcs", price_fen=d["price_fen"]))
         return skus
 
-    def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None) -> list[StockCount]:
+    def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None,
+                              sku_codes: list[str] | None = None) -> list[StockCount]:
         """On-hand per (warehouse, SKU) as counts, each as of the ERP's own posting time (or, for
-        a system that gives none, the time of the call)."""
+        a system that gives none, the time of the call). A call asked per item takes the item
+        numbers from the product master, or, for an ERP without one, `sku_codes` (the hub's)."""
         spec = self.mapping.call("warehouse_stock")
         plants = [self._plant(wid) for wid in warehouse_ids or []]
         if "plant" in spec.fan_out and not plants:
@@ -129,7 +161,13 @@ class ErpSoapConnector:
         variables: dict[str, Any] = {"plants": plants or None, "plant": plants}
         if "item" in spec.fan_out:
             # One call per item: the item numbers are the product master's (the hub's SKU codes).
-            variables["item"] = [sku.code for sku in self.fetch_products()]
+            if self.does("product_master"):
+                variables["item"] = [sku.code for sku in self.fetch_products()]
+            elif sku_codes is None:
+                raise PermanentError(self.name, f"{spec.operation} is asked per item and the ERP has no "
+                                                f"product list: name the SKUs to ask for")
+            else:
+                variables["item"] = list(sku_codes)
         counts = []
         for line in self._records(spec, variables):
             try:
@@ -158,23 +196,65 @@ class ErpSoapConnector:
         log.info("%s: order %s is ERP document %s", self.name, order.order_id, doc)
         return doc
 
-    def _find_or_create(self, spec: CallSpec, order: OrderSnapshot) -> str:
+    def push_return(self, ret: ErpReturn) -> str | None:
+        """A return order / credit memo for a return or refund of a completed order; its document
+        number, or None when the mapping has no create_return_order. In the call's templates
+        `${order.<field>}` is the return's (return_id, order_id, amount_fen); it is looked up (or
+        counted as done) by `return_id`, as a sales order is by its order id."""
+        if not self.does("create_return_order"):
+            return None
+        doc = self.retry.call(self._find_or_create, self.mapping.call("create_return_order"), ret)
+        log.info("%s: %s %s of order %s is ERP document %s", self.name, ret.kind, ret.return_id, ret.order_id, doc)
+        return doc
+
+    def _find_or_create(self, spec: CallSpec, order: OrderSnapshot | ErpReturn) -> str:
         if spec.lookup:
             found = self._find_order(self.mapping.call(spec.lookup), order)
             if found:
                 log.info("%s: order %s already in the ERP as %s", self.name, order.order_id, found)
                 return found
-        args = self._args(spec, {"order": order}, order)
-        answer = self._invoke(spec, args)
+        if spec.per_line:
+            # Every line, in order; a line the ERP already holds counts as sent, so a retry after
+            # a lost answer completes the order instead of stopping at its first line.
+            answers = [self._send(spec, self._line_args(spec, order, line, i), order)
+                       for i, line in enumerate(order.lines)]
+            answer = answers[-1] if answers else None
+        else:
+            answer = self._send(spec, self._args(spec, {"order": order}, order), order)
+        if answer is None:                   # "already there": the ERP's own refusal of a repeat
+            found = self._find_order(self.mapping.call(spec.lookup), order) if spec.lookup else None
+            return found or _ident(order)    # without a lookup the ERP's copy is known by the hub's id
+        if spec.per_line and not spec.result:
+            return _ident(order)
         if not isinstance(answer, dict):
             answer = {"DocumentNo": answer}   # an operation that answers the bare number
         return self.mapping.inbound(spec.result or "sales_order_result", answer)["document_no"]
 
-    def _find_order(self, spec: CallSpec, order: OrderSnapshot) -> str | None:
+    def _send(self, spec: CallSpec, args: dict[str, Any], order: OrderSnapshot) -> Any:
+        """One create call: its answer, or None when the ERP says it already holds it."""
+        try:
+            return self._invoke(spec, args)
+        except AlreadyDone as exc:
+            log.info("%s: order %s: %s already there (%s): counted as applied", self.name, order.order_id,
+                     spec.operation, exc)
+            return None
+        except TransientError as exc:
+            if getattr(exc, "maybe_applied", False) and not (spec.lookup or spec.dedupes):
+                raise OutcomeUnknown(self.name, f"{spec.operation} for order {order.order_id}: the answer was lost "
+                                                f"({exc}); the ERP may have saved it and cannot be asked — check the "
+                                                f"ERP before resending") from exc
+            raise
+
+    def _line_args(self, spec: CallSpec, order: OrderSnapshot, line: Any, index: int) -> dict[str, Any]:
+        args = render(spec.args, {"order": order, "line": line})
+        return _merge(args, self.mapping.outbound_line(spec.entity or "", line, order, index, self.binder))
+
+    def _find_order(self, spec: CallSpec, order: OrderSnapshot | ErpReturn) -> str | None:
         for record in self._records(spec, {"order": order}, retry=False):
             found = self.mapping.inbound(spec.result or "sales_order_result", record)
             # Trust the ERP's filter only as far as the record says which order it is.
-            if found.get("order_id") not in (None, order.order_id):
+            key = "return_id" if isinstance(order, ErpReturn) else "order_id"
+            if found.get(key) not in (None, _ident(order)):
                 continue
             return found["document_no"]
         return None
@@ -254,8 +334,11 @@ class ErpSoapConnector:
 
     def _read_wsdl(self, wsdl: str) -> zeep.Client:
         try:
-            transport = _Transport(session=self._session, timeout=self._timeout, operation_timeout=self._timeout)
+            transport = _Transport(wsdl, session=self._session, timeout=self._timeout,
+                                   operation_timeout=self._timeout)
             return zeep.Client(wsdl, wsse=self._wsse, transport=transport)
+        except ForbiddenImport as exc:
+            raise PermanentError(self.name, f"the WSDL at {wsdl} is refused: {exc}") from exc
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise TransientError(self.name, f"cannot read the WSDL at {wsdl}: {exc}") from exc
         except requests.HTTPError as exc:
@@ -281,9 +364,13 @@ class ErpSoapConnector:
         except zeep.exceptions.Fault as fault:
             raise self._fault_error(operation, fault) from fault
         except (requests.Timeout, requests.ConnectionError) as exc:
-            raise TransientError(self.name, f"{operation}: {type(exc).__name__}: {exc}") from exc
+            error = TransientError(self.name, f"{operation}: {type(exc).__name__}: {exc}")
+            error.maybe_applied = not _never_sent(exc)
+            raise error from exc
         except zeep.exceptions.TransportError as exc:
-            raise self._http_error(exc, operation) from exc
+            error = self._http_error(exc, operation)
+            error.maybe_applied = exc.status_code not in NOT_SENT_STATUSES
+            raise error from exc
         except (TypeError, ValueError, zeep.exceptions.ValidationError) as exc:
             # Our arguments do not fit the WSDL: a mapping problem, retrying will not help.
             raise PermanentError(self.name, f"{operation}: arguments do not fit the WSDL "
@@ -312,6 +399,8 @@ class ErpSoapConnector:
         message = f"{spec.operation} answered with errors: {text}"
         # A follow-up message ("V4 219 document not changed") says nothing of the cause.
         causes = [k for k in kinds if k != "consequence"] or kinds
+        if all(k == "done" for k in causes):
+            raise AlreadyDone(self.name, message)
         if all(k == "transient" for k in causes):
             raise TransientError(self.name, message)
         raise PermanentError(self.name, message)
@@ -331,6 +420,8 @@ class ErpSoapConnector:
             kind = "permanent"
         if kind == "transient":
             return TransientError(self.name, message)
+        if kind == "done":
+            return AlreadyDone(self.name, message)
         return PermanentError(self.name, message)
 
     def _http_error(self, exc: zeep.exceptions.TransportError, what: str) -> ConnectorError:
@@ -354,6 +445,28 @@ class ErpSoapConnector:
         return node
 
 
+def _check_bindings(raw: Any) -> list[tuple[str, str]]:
+    """`bindings: {location: {WH01: "1000"}}`: per kind, the hub's id -> the ERP's code, one hub id per code."""
+    if raw is None:
+        return []
+    if not isinstance(raw, dict):
+        return [("bindings", "must map a kind (location) to {hub id: the ERP's code}")]
+    problems = []
+    for kind, ids in raw.items():
+        if not isinstance(ids, dict) or not ids:
+            problems.append((f"bindings.{kind}", "must map the hub's id to the ERP's code, e.g. {WH01: \"1000\"}"))
+            continue
+        seen: dict[str, str] = {}
+        for hub_id, code in ids.items():
+            if not isinstance(code, str | int) or isinstance(code, bool) or not str(code).strip():
+                problems.append((f"bindings.{kind}.{hub_id}", "must be the ERP's code as text"))
+            elif str(code) in seen:
+                problems.append((f"bindings.{kind}.{hub_id}", f"code {code!r} is already bound to {seen[str(code)]}"))
+            else:
+                seen[str(code)] = str(hub_id)
+    return problems
+
+
 def mapping_name(value: str) -> str:
     """`erp_nav.yaml` or `erp_nav`: the mapping's name."""
     return str(value).removesuffix(".yaml")
@@ -371,6 +484,19 @@ def _session(wsdl: str, auth: str, username: str, password: str) -> requests.Ses
     return session
 
 
+def _ident(subject: OrderSnapshot | ErpReturn) -> str:
+    """The hub's id the ERP knows a document by: the return's for a return, else the order's."""
+    return subject.return_id if isinstance(subject, ErpReturn) else subject.order_id
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """A connection that was never made carried no request: the ERP cannot have saved anything."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return "NewConnectionError" in text or "Connection refused" in text or "NameResolutionError" in text
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -383,9 +509,33 @@ def _drop_query(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+class ForbiddenImport(zeep.exceptions.Error):
+    """A WSDL or schema imports a document from another host than the WSDL's own."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
 class _Transport(Transport):
     """An HTTP error that is not a SOAP answer (a proxy's 503 page, a 401 from the login) is a
-    transport error; zeep would otherwise read well-formed HTML as an "Unknown fault"."""
+    transport error; zeep would otherwise read well-formed HTML as an "Unknown fault".
+
+    Documents (the WSDL, its wsdl:import and xsd:import/include) are read only from the WSDL's
+    own scheme, host and port: zeep follows any URL, so a hostile or compromised ERP WSDL could
+    make the hub fetch internal addresses or local files."""
+
+    def __init__(self, wsdl: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._origin = _origin(wsdl)
+
+    def load(self, url: str) -> bytes:
+        if _origin(url) != self._origin:
+            raise ForbiddenImport(f"it imports {url}, which is not on the WSDL's own host "
+                                  f"({self._origin[0]}://{self._origin[1]}:{self._origin[2]})")
+        return super().load(url)
 
     def post(self, address: str, message: Any, headers: dict[str, str]) -> requests.Response:
         response = super().post(address, message, headers)

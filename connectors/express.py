@@ -44,6 +44,12 @@ DUPLICATE_ORDER = "8016"
 
 
 class ExpressConnector:
+    kind = "express_courier"
+    role = "express_courier"
+    callback = "express_tracking_push"
+    callback_accepted = PUSH_REPLY_OK
+    callback_error = {"result": False, "returnCode": "500"}   # Kuaidi100 pushes again later
+
     def __init__(self, name: str, base_url: str, *, partner_id: str, checkword: str, customer: str,
                  key: str, salt: str, binder: Binder, retry: RetryPolicy, mapping: Mapping | None = None,
                  sender_phone: str = "", timeout: float = 5.0):
@@ -160,7 +166,21 @@ class ExpressConnector:
         last = body.get("lastResult") if isinstance(body, dict) else None
         if not isinstance(last, dict):
             raise MappingError(self.mapping.system, "lastResult", None, "missing required field")
+        if body.get("status") == "abort" and not last.get("data"):
+            return []         # given up before any step ("no record for 3 days"): nothing to apply, only the stop
         return self._events(last)
+
+    def tracking_stopped(self, form: FormMapping[str, str]) -> tuple[str, str] | None:
+        """(waybill, why) when Kuaidi100 stopped tracking it (a push with `status: abort`, e.g. no
+        record for days); None while it keeps pushing. Read after `parse_tracking_push` verified it."""
+        try:
+            body = json.loads(form.get("param") or "")
+        except ValueError:
+            return None
+        if not isinstance(body, dict) or body.get("status") != "abort":
+            return None
+        last = body.get("lastResult") if isinstance(body.get("lastResult"), dict) else {}
+        return str(last.get("nu") or ""), str(body.get("message") or "tracking stopped")
 
     def company_code(self) -> str:
         """The hub's name for the courier company (`sf`): the payment platform maps it to its own

@@ -45,6 +45,11 @@ STEP_TIME = {TrackingStatus.RIDER_ASSIGNED: "accepted_at",
 
 
 class LocalDeliveryConnector:
+    kind = "local_courier"
+    role = "local_courier"
+    callback = "courier_claim"
+    callback_accepted = CALLBACK_REPLY
+
     def __init__(self, name: str, base_url: str, *, app_key: str, app_secret: str, source_id: str,
                  binder: Binder, retry: RetryPolicy, mapping: Mapping | None = None,
                  city_code: str | None = None, timeout: float = 5.0):

@@ -20,6 +20,9 @@ from .base import Binder, MappingError, PermanentError, RetryPolicy, http_call, 
 
 
 class PosConnector:
+    kind = "pos_rest"
+    role = "pos"
+
     def __init__(self, name: str, mapping: Mapping, base_url: str, api_key: str, binder: Binder,
                  retry: RetryPolicy, timeout: float = 5.0, session: requests.Session | None = None):
         self.name, self.mapping, self.binder, self.retry, self.timeout = name, mapping, binder, retry, timeout

@@ -1,40 +1,81 @@
-"""Which connector class serves which `kind` of system in config.yaml.
+"""Which connector class serves which `kind` of system in config.yaml, learnt from the classes.
 
-A new system is a new adapter module plus a mappings/<system>.yaml, and a line here.
+Each connector class declares `kind`, the `role` (port in hub/ports.py) it implements and, when
+its system calls back, the `callback` use case and reply shapes. The modules of this package are
+read (not imported) to find those classes, and a class is imported when a system of its kind is
+first used, so a deployment loads only what it uses. A new system is a new module here plus a
+mappings/<system>.yaml — no table to edit.
 """
 from __future__ import annotations
 
+import ast
 import importlib
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from hub.config import SystemConfig
+from hub.config import PAID_ON_CHANNEL, HubConfig, SystemConfig
+from hub.ports import PORTS, Declaration
 
 from .base import Binder, RetryPolicy
 
-# kind -> "module:Class"; imported lazily so a deployment loads only what it uses.
-CONNECTOR_KINDS: dict[str, str] = {
-    "wechat_pay": "connectors.wechat_pay:WeChatPayConnector",
-    "wechat_shop": "connectors.wechat_shop:WeChatShopConnector",
-    "crm_rest": "connectors.crm:CrmConnector",
-    "pos_rest": "connectors.pos:PosConnector",
-    "erp_soap": "connectors.erp_soap:ErpSoapConnector",
-    "express_courier": "connectors.express:ExpressConnector",
-    "local_courier": "connectors.local_delivery:LocalDeliveryConnector",
-}
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _declared_kinds(path: Path) -> dict[str, str]:
+    """kind -> "module:Class" for each class in the file that assigns `kind = "..."` in its body."""
+    found: dict[str, str] = {}
+    for node in ast.parse(path.read_text()).body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for stmt in node.body:
+            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else (
+                stmt.target if isinstance(stmt, ast.AnnAssign) else None)
+            value = getattr(stmt, "value", None)
+            if (isinstance(target, ast.Name) and target.id == "kind" and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)):
+                found[value.value] = f"{__package__}.{path.stem}:{node.name}"
+    return found
+
+
+@cache
+def connector_kinds() -> dict[str, str]:
+    """Every connector kind in this package -> "module:Class"."""
+    kinds: dict[str, str] = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        for kind, target in _declared_kinds(path).items():
+            if kind in kinds:
+                raise RuntimeError(f"connector kind {kind!r} declared twice: {kinds[kind]} and {target}")
+            kinds[kind] = target
+    return kinds
 
 
 def connector_class(kind: str) -> type:
     try:
-        target = CONNECTOR_KINDS[kind]
+        target = connector_kinds()[kind]
     except KeyError:
-        raise KeyError(f"no connector for system kind {kind!r}; known: {sorted(CONNECTOR_KINDS)}") from None
+        raise KeyError(f"no connector for system kind {kind!r}; known: {sorted(connector_kinds())}") from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
 
 
-def build_connector(name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy | None = None) -> Any:
-    """Build the connector for the system block `name` of config.yaml."""
-    return connector_class(system.kind).from_config(name, system, binder, retry or RetryPolicy())
+class ConnectorFactory:
+    """The factory the entrypoints wire into the core (`build_context(connectors=build_connector)`)."""
+
+    def __call__(self, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy | None = None) -> Any:
+        """Build the connector for the system block `name` of config.yaml."""
+        return connector_class(system.kind).from_config(name, system, binder, retry or RetryPolicy())
+
+    def declared(self, kind: str) -> Declaration:
+        return _declaration(kind)
+
+
+@cache
+def _declaration(kind: str) -> Declaration:
+    return Declaration.of(connector_class(kind))
+
+
+build_connector = ConnectorFactory()
 
 
 def check_system(name: str, system: SystemConfig) -> list[tuple[str, str]]:
@@ -45,3 +86,35 @@ def check_system(name: str, system: SystemConfig) -> list[tuple[str, str]]:
         return [(f"systems.{name}.kind", str(exc.args[0]))]
     check = getattr(cls, "check_config", None)
     return [(f"systems.{name}.{key}", msg) for key, msg in check(system)] if check else []
+
+
+def check_wiring(cfg: HubConfig) -> list[tuple[str, str]]:
+    """(key path, problem) where config.yaml names a system for a role it does not play: a location's
+    couriers, a channel's payment and stock publisher; and a channel left to "the" payment system
+    when there are several."""
+    roles: dict[str, str] = {}
+    for name, system in cfg.systems.items():
+        try:
+            roles[name] = build_connector.declared(system.kind).role
+        except KeyError:
+            pass                                  # check_system reports the unknown kind
+    problems: list[tuple[str, str]] = []
+    for loc in cfg.locations:
+        for name in loc.couriers or []:
+            if roles.get(name, "local_courier") not in ("local_courier", "express_courier"):
+                problems.append((f"locations[{loc.id}].couriers", f"{name} is a {roles[name]}, not a courier"))
+    payments = [name for name, role in roles.items() if role == "payment"]
+    for ch in cfg.channels:
+        if ch.publish_to and roles.get(ch.publish_to, "channel") != "channel":
+            problems.append((f"channels[{ch.id}].publish_to", f"{ch.publish_to} is a {roles[ch.publish_to]}, "
+                             "not a channel"))
+        if ch.payment and ch.payment != PAID_ON_CHANNEL and roles.get(ch.payment, "payment") != "payment":
+            problems.append((f"channels[{ch.id}].payment", f"{ch.payment} is a {roles[ch.payment]}, "
+                             "not a payment platform"))
+        if ch.payment is None and len(payments) > 1:
+            problems.append((f"channels[{ch.id}].payment", f"several payment systems ({', '.join(payments)}): "
+                             f"name the one this channel's buyers pay through, or {PAID_ON_CHANNEL!r}"))
+    for name, system in cfg.systems.items():
+        if name in roles and roles[name] not in PORTS:
+            problems.append((f"systems.{name}.kind", f"{system.kind} declares an unknown role {roles[name]!r}"))
+    return problems

@@ -11,19 +11,27 @@ A refund (`POST /v3/refund/domestic/refunds`) is signed WECHATPAY2-SHA256-RSA204
 `METHOD\nPATH\ntimestamp\nnonce\nbody\n` with the merchant's API key, and its answer is trusted
 only when signed by the platform like a notification (the official SDK refuses an unsigned 2xx).
 The platform pays a refund once per out_refund_no: asking again answers the same refund.
+
+The daily bills (`GET /v3/bill/tradebill`, ALL and REFUND, GZIP): the signed answer gives the file's SHA1 and
+its `download_url`, fetched with the merchant's signature on the same host only; a file whose SHA1 is not the
+signed one raises BillIntegrityError (connectors/wechat_bill_file.py reads the file).
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
+import hashlib
 import json
 import secrets
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Mapping as Headers
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Self
+from urllib.parse import urlsplit
 
 import requests
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -33,8 +41,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hub.config import SystemConfig
 from hub.domain.model import OrderSnapshot, PaymentNotice, RefundAnswer, RefundRequest
+from hub.domain.payment_bills import Bill
+from hub.ports import BillIntegrityError
 from mappings import Mapping, load_mapping
 
+from . import wechat_bill_file
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_session
 from .wechat_api import WeChatApi
 from .wechat_keys import PlatformKeys
@@ -44,6 +55,12 @@ NONCE_MEMORY = 10_000
 
 
 class WeChatPayConnector:
+    kind = "wechat_pay"
+    role = "payment"
+    callback = "payment_notice"
+    callback_accepted = {"code": "SUCCESS"}
+    callback_error = {"code": "FAIL"}     # WeChat Pay reads `code`; anything but SUCCESS makes it notify again
+
     def __init__(self, name: str, mapping: Mapping, *, mch_id: str, api_v3_key: str,
                  platform_keys: list[tuple[str, str]], api: WeChatApi | None, retry: RetryPolicy,
                  nonce_memory: int = NONCE_MEMORY, pay_base_url: str = "", merchant_serial: str = "",
@@ -198,6 +215,54 @@ class WeChatPayConnector:
             raise MappingError(self.name, "out_refund_no", fields["refund_no"], "the answer is for another refund")
         return RefundAnswer(refund_no=fields["refund_no"], refund_id=fields["refund_id"], status=fields["status"],
                             amount_fen=fields["amount_fen"], at=fields.get("at"))
+
+    # -- outbound: the daily bills ----------------------------------------------------------------
+    def daily_bill(self, day: date) -> Bill:
+        """The trade bill (ALL) and the refund bill (REFUND) of `day`, each verified against its signed SHA1."""
+        self._need_merchant_key()
+        trade = self._bill_text(day, "ALL")
+        refund = self._bill_text(day, "REFUND")
+        return Bill(day=day.isoformat(), payments=tuple(wechat_bill_file.payments(self.mapping, trade)),
+                    refunds=tuple(wechat_bill_file.refunds(self.mapping, refund)))
+
+    def _bill_text(self, day: date, bill_type: str) -> str:
+        path = f"{self.mapping.operation('trade_bill')}?bill_date={day.isoformat()}&bill_type={bill_type}&tar_type=GZIP"
+        answer = self.retry.call(self._signed_call, "GET", path, b"")
+        hash_type, url = answer.get("hash_type"), answer.get("download_url")
+        expected = str(answer.get("hash_value") or "")
+        if hash_type != "SHA1" or not expected or not isinstance(url, str):
+            raise MappingError(self.name, "hash_type/hash_value/download_url", hash_type, "not a bill answer")
+        where, home = urlsplit(url), urlsplit(self._pay_base)
+        if (where.scheme, where.netloc) != (home.scheme, home.netloc):
+            # The merchant's signature goes to the platform's own host only.
+            raise MappingError(self.name, "download_url", url, "the bill is offered on another host")
+        raw = self.retry.call(self._download, where.path + (f"?{where.query}" if where.query else ""))
+        try:
+            content = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error):
+            content = raw                              # served uncompressed: the digest decides
+        actual = hashlib.sha1(content).hexdigest()
+        if actual.lower() != expected.lower():
+            raise BillIntegrityError(self.name, f"{bill_type} bill of {day}: SHA1 {actual} is not the signed "
+                                                f"{expected.lower()}")
+        try:
+            return content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MappingError(self.name, "bill", "<bytes>", "the bill is not UTF-8") from None
+
+    def _download(self, path: str) -> bytes:
+        """The bill file: signed like any merchant call; the platform does not sign the file (its digest does)."""
+        headers = {"Authorization": self.authorization("GET", path, b"")}
+        try:
+            resp = self._pay_session.get(self._pay_base + path, headers=headers, timeout=self._timeout)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise TransientError(self.name, f"bill download: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise TransientError(self.name, f"bill download: HTTP {resp.status_code}", status=resp.status_code)
+        if resp.status_code != 200:
+            raise PermanentError(self.name, f"bill download: HTTP {resp.status_code} {resp.text[:200]}",
+                                 status=resp.status_code)
+        return resp.content
 
     def _need_merchant_key(self) -> None:
         if self._merchant_key is None or not self._merchant_serial or not self._pay_base:

@@ -29,6 +29,11 @@ def push_signature(token: str, timestamp: str, nonce: str) -> str:
 
 
 class WeChatShopConnector:
+    kind = "wechat_shop"
+    role = "channel"
+    callback = "channel_order_push"
+    callback_accepted = "success"         # a plain-text `success`, as WeChat's message pushes expect
+
     def __init__(self, name: str, mapping: Mapping, api: WeChatApi, push_token: str, binder: Binder,
                  retry: RetryPolicy, channel: str = "miniprogram"):
         self.name, self.mapping, self.api = name, mapping, api

@@ -18,6 +18,8 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Field names that hold secrets: these may only come from the environment.
 _SECRET_NAME = re.compile(r"(^|_)(key|secret|password|salt|checkword|token)$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# `channels[].payment: channel` — the channel's own platform takes its payments (and refunds them).
+PAID_ON_CHANNEL = "channel"
 
 
 class ConfigError(Exception):
@@ -91,6 +93,8 @@ class ChannelConfig(_Strict):
     key: str = Field(min_length=8)
     safety_stock: int = Field(0, ge=0)
     publish_to: str | None = None
+    # The system that takes this channel's payments; absent: the single payment system.
+    payment: str | None = None
 
 
 class OpeningHours(_Strict):
@@ -129,6 +133,8 @@ class LocationConfig(_Strict):
     safety_stock: int = Field(0, ge=0)
     pos_key: str | None = None
     phone: str = Field("", pattern=r"^[0-9+\- ]*$")     # the sender's phone on waybills (couriers want one)
+    # The couriers (systems) that serve this location, in the order asked; absent: every one configured.
+    couriers: list[str] | None = None
 
     @model_validator(mode="after")
     def _store_needs(self) -> LocationConfig:
@@ -171,6 +177,12 @@ class HubConfig(_Strict):
         for ch in self.channels:
             if ch.publish_to and ch.publish_to not in self.systems:
                 raise ValueError(f"channels: {ch.id} publishes to unknown system {ch.publish_to!r}")
+            if ch.payment and ch.payment != PAID_ON_CHANNEL and ch.payment not in self.systems:
+                raise ValueError(f"channels: {ch.id} takes payment through unknown system {ch.payment!r}")
+        for loc in self.locations:
+            unknown = [name for name in loc.couriers or [] if name not in self.systems]
+            if unknown:
+                raise ValueError(f"locations: {loc.id} is served by unknown courier(s) {', '.join(unknown)}")
         return self
 
     # Lookups the core uses all the time.

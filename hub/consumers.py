@@ -8,18 +8,22 @@ Two kinds of failure, two answers:
   fine, so it is waited out with bounded backoff, never counted as an attempt, never parked —
   the broker message stays unacknowledged on its queue meanwhile;
 - the work itself failing (an external system refusing, a mapping error): retried a bounded
-  number of times with backoff, then parked as a dead letter an operator can list and replay.
+  number of times with backoff, then parked as a dead letter an operator can list and replay;
+  a create whose answer was lost (`ports.OutcomeUnknown`) is not retried, since that could do it
+  twice: it is parked at once as `unknown_outcome` and replayed only when the operator says resend.
 `handle_once` returns only when the effect or the dead letter is committed, so the caller may
 acknowledge the message then, and only then.
 
-A consumer that calls an external system registers with `calls_out=True` and opens its own
-short transactions (read, commit, call, record): no transaction stays open across the call.
+A consumer is a row of `hub/handlers.py` (the one table of who handles what): its name (the
+once-only records' and the dead letters' key), the event it takes, its function, its filter.
+One that calls an external system says `calls_out=True` and opens its own short transactions
+(read, commit, call, record): no transaction stays open across the call.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -30,23 +34,51 @@ from hub.logs import log_context
 from hub.metrics import METRICS
 
 from .bootstrap import HubContext
+from .events import Event
+from .ports import OutcomeUnknown
 from .storage.outage import is_outage
-from .storage.tables import DeadLetter, ProcessedMessage, utcnow
+from .storage.tables import FAILED, UNKNOWN_OUTCOME, DeadLetter, ProcessedMessage, utcnow
 from .storage.uow import UnitOfWork
 from .storage.upsert import insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# consumer name -> function(ctx, uow, data); the same function runs on delivery and on replay.
-Handler = Callable[[HubContext, UnitOfWork, dict[str, Any]], None]
-# a consumer that calls out: function(ctx, data), opening its own short units of work.
-CallingHandler = Callable[[HubContext, dict[str, Any]], None]
-HANDLERS: dict[str, Handler | CallingHandler] = {}
-CALLS_OUT: set[str] = set()
-# consumer name -> function(ctx, [data, ...]) that calls out for many events at once (same effect as one by one).
-BatchHandler = Callable[[HubContext, list[dict[str, Any]]], None]
-BATCH_HANDLERS: dict[str, BatchHandler] = {}
+# function(ctx, uow, event): the same function runs on delivery and on replay.
+Handler = Callable[[HubContext, UnitOfWork, Any], None]
+# a consumer that calls out: function(ctx, event), opening its own short units of work.
+CallingHandler = Callable[[HubContext, Any], None]
+# function(ctx, [event, ...]) that calls out for many events at once (same effect as one by one).
+BatchHandler = Callable[[HubContext, list[Any]], None]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One consumer of one event: a row of `hub/handlers.py`."""
+
+    name: str                        # the once-only records' and the dead letters' key; its metrics label
+    event: type[Event]               # what `run` receives, parsed from the envelope's `data`
+    run: Handler | CallingHandler
+    service: str                     # the worker that runs it (`workers/<service>.py`)
+    calls_out: bool = False          # run(ctx, event) in its own short transactions, not run(ctx, uow, event)
+    fulfillment: frozenset[str] = frozenset()   # only these fulfilment types (empty: all)
+    to: frozenset[str] = frozenset()            # only these target states (empty: all)
+    batch: BatchHandler | None = None           # how it takes many events at once (calls out only)
+
+    def wants(self, data: dict[str, Any]) -> bool:
+        """The filter, on the wire `data` (a skipped event is never parsed nor written down)."""
+        return (not self.fulfillment or data.get("fulfillment") in self.fulfillment) and \
+            (not self.to or data.get("to") in self.to)
+
+    def parse(self, envelope: dict[str, Any]) -> Any:
+        return self.event.from_data(envelope.get("data") or {})
+
+
+def by_name(table: Iterable[Consumer], aliases: Mapping[str, str] | None = None) -> dict[str, Consumer]:
+    """Consumers by name, and by the older names `aliases` maps to a name (dead letters parked before)."""
+    named = {c.name: c for c in table}
+    return {**{old: named[new] for old, new in (aliases or {}).items()}, **named}
+
 
 # The id of the event a consumer is handling (delivery, retry and replay alike): work a calling-out
 # consumer starts that must keep one name across them (a refund's number) is keyed by it.
@@ -60,26 +92,6 @@ def current_message_id() -> str | None:
 # Waiting out our own outage: first pause, and the longest pause between two tries.
 OUTAGE_FIRST_WAIT_S = 0.2
 OUTAGE_MAX_WAIT_S = 5.0
-
-
-def consumer(name: str, *, calls_out: bool = False) -> Callable[[T], T]:
-    """Register a consumer under a stable name (the dead letters' `target`)."""
-    def register(fn: T) -> T:
-        HANDLERS[name] = fn  # type: ignore[assignment]
-        if calls_out:
-            CALLS_OUT.add(name)
-        else:
-            CALLS_OUT.discard(name)
-        return fn
-    return register
-
-
-def batch_consumer(name: str) -> Callable[[BatchHandler], BatchHandler]:
-    """Register how calling-out consumer `name` handles a batch (it is registered one by one too)."""
-    def register(fn: BatchHandler) -> BatchHandler:
-        BATCH_HANDLERS[name] = fn
-        return fn
-    return register
 
 
 @dataclass(frozen=True)
@@ -104,18 +116,17 @@ def wait_out_outage(what: str, fn: Callable[[], T], sleep: Callable[[float], Non
             delay = min(delay * 2, OUTAGE_MAX_WAIT_S)
 
 
-def _apply_once(ctx: HubContext, name: str, envelope: dict[str, Any]) -> bool:
-    handler = HANDLERS[name]
-    data = envelope.get("data") or {}
-    key = {"consumer": name, "message_id": envelope["id"]}
-    if name in CALLS_OUT:
+def _apply_once(ctx: HubContext, consumer: Consumer, envelope: dict[str, Any]) -> bool:
+    handler: Any = consumer.run
+    key = {"consumer": consumer.name, "message_id": envelope["id"]}
+    if consumer.calls_out:
         with ctx.reader() as uow:
             seen = uow.session.execute(select(ProcessedMessage.message_id).filter_by(**key)).first()
         if seen is not None:
             return False
         token = _MESSAGE_ID.set(envelope["id"])
         try:
-            handler(ctx, data)                          # its own short transactions
+            handler(ctx, consumer.parse(envelope))      # its own short transactions
         finally:
             _MESSAGE_ID.reset(token)
         with ctx.uow() as uow:
@@ -125,22 +136,22 @@ def _apply_once(ctx: HubContext, name: str, envelope: dict[str, Any]) -> bool:
     with ctx.uow() as uow:
         if not insert_ignore(uow.session, ProcessedMessage, {**key, "processed_at": utcnow()}):
             return False
-        handler(ctx, uow, data)
+        handler(ctx, uow, consumer.parse(envelope))
         uow.commit()
     return True
 
 
-def handle_once(ctx: HubContext, name: str, envelope: dict[str, Any], *, attempts: int = 3,
+def handle_once(ctx: HubContext, consumer: Consumer, envelope: dict[str, Any], *, attempts: int = 3,
                 backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> Outcome:
-    """Apply `envelope` with consumer `name` exactly once, or park it after `attempts` failures of the work.
+    """Apply `envelope` with `consumer` exactly once, or park it after `attempts` failures of the work.
 
     Returns only once the effect or the dead letter is committed; an outage of our database is
     waited out in between, however long it lasts.
     """
-    started = time.perf_counter()
+    started, name = time.perf_counter(), consumer.name
     with log_context(consumer=name, message_id=envelope.get("id") if isinstance(envelope, dict) else None,
                      order_id=_order_of(envelope)):
-        outcome = _handle_once(ctx, name, envelope, attempts, backoff, sleep)
+        outcome = _handle_once(ctx, consumer, envelope, attempts, backoff, sleep)
     METRICS.consumer_seconds.labels(name).observe(time.perf_counter() - started)
     METRICS.consumer_messages.labels(name, outcome.status).inc()
     return outcome
@@ -151,8 +162,9 @@ def _order_of(envelope: Any) -> str | None:
     return data.get("order_id") if isinstance(data, dict) else None
 
 
-def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backoff: float,
+def _handle_once(ctx: HubContext, consumer: Consumer, envelope: Any, attempts: int, backoff: float,
                  sleep: Callable[[float], None]) -> Outcome:
+    name = consumer.name
     if not isinstance(envelope, dict) or "id" not in envelope:
         payload = envelope if isinstance(envelope, dict) else {"raw": repr(envelope)}
         wait_out_outage(f"parking a malformed event for {name}",
@@ -161,7 +173,7 @@ def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backo
     error, attempt, delay = "", 0, OUTAGE_FIRST_WAIT_S
     while attempt < attempts:
         try:
-            return Outcome("applied" if _apply_once(ctx, name, envelope) else "duplicate", attempt + 1)
+            return Outcome("applied" if _apply_once(ctx, consumer, envelope) else "duplicate", attempt + 1)
         except Exception as exc:
             if is_outage(exc):        # not the event's fault: wait, and do not count it
                 log.warning("consumer %s: our database or gate is unavailable (%s); %s waits %.1fs on its queue", name,
@@ -169,6 +181,13 @@ def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backo
                 sleep(delay)
                 delay = min(delay * 2, OUTAGE_MAX_WAIT_S)
                 continue
+            if isinstance(exc, OutcomeUnknown):   # retrying could do it twice: an operator decides
+                error = f"{type(exc).__name__}: {exc}"
+                log.error("consumer %s: %s has an unknown outcome, parked at once: %s", name, envelope["id"], error)
+                wait_out_outage(f"parking {envelope['id']} for {name}",
+                                lambda e=error, n=attempt + 1: park(ctx, name, envelope, e, n, kind=UNKNOWN_OUTCOME),
+                                sleep)
+                return Outcome("parked", attempt + 1, error)
             attempt += 1
             error = f"{type(exc).__name__}: {exc}"
             METRICS.consumer_failures.labels(name).inc()
@@ -181,7 +200,7 @@ def _handle_once(ctx: HubContext, name: str, envelope: Any, attempts: int, backo
     return Outcome("parked", attempts, error)
 
 
-def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) -> list[Outcome]:
+def handle_batch(ctx: HubContext, consumer: Consumer, envelopes: list[dict[str, Any]]) -> list[Outcome]:
     """Handle many events of a calling-out consumer at once: the unseen ones go to its batch handler
     (which opens its own short transactions around its calls), then all are marked processed together.
 
@@ -189,10 +208,10 @@ def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) ->
     (outages waited out, the work retried, then parked), so on return every event's effect or dead
     letter is committed and the messages may be acknowledged.
     """
-    batch = BATCH_HANDLERS.get(name)
+    batch, name = consumer.batch, consumer.name
     good = [e for e in envelopes if isinstance(e, dict) and "id" in e]
-    if batch is None or name not in CALLS_OUT or len(good) < 2 or len(good) < len(envelopes):
-        return [handle_once(ctx, name, e) for e in envelopes]
+    if batch is None or not consumer.calls_out or len(good) < 2 or len(good) < len(envelopes):
+        return [handle_once(ctx, consumer, e) for e in envelopes]
     ids = list(dict.fromkeys(e["id"] for e in good))
     try:
         with ctx.reader() as uow:
@@ -200,7 +219,7 @@ def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) ->
                 ProcessedMessage.consumer == name, ProcessedMessage.message_id.in_(ids))).scalars())
         fresh = {e["id"]: e for e in good if e["id"] not in seen}
         if fresh:
-            batch(ctx, [e.get("data") or {} for e in fresh.values()])
+            batch(ctx, [consumer.parse(e) for e in fresh.values()])
             with ctx.uow() as uow:
                 now = utcnow()
                 insert_ignore_many(uow.session, ProcessedMessage, [
@@ -208,7 +227,7 @@ def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) ->
                 uow.commit()
     except Exception as exc:  # one by one: outages waited out, retries, a dead letter for the one that fails
         log.warning("consumer %s failed on a batch of %d, handling them one by one: %s", name, len(good), exc)
-        return [handle_once(ctx, name, e) for e in envelopes]
+        return [handle_once(ctx, consumer, e) for e in envelopes]
     METRICS.consumer_messages.labels(name, "applied").inc(len(fresh))
     outcomes = []
     for e in envelopes:
@@ -217,8 +236,10 @@ def handle_batch(ctx: HubContext, name: str, envelopes: list[dict[str, Any]]) ->
     return outcomes
 
 
-def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, attempts: int) -> int:
-    """Keep failed work for an operator: payload, target, error, attempts, first and last failure."""
+def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, attempts: int,
+         kind: str = FAILED) -> int:
+    """Keep failed work for an operator: payload, target, error, attempts, first and last failure,
+    and its kind (failed, or unknown_outcome: replay only when the operator says resend)."""
     now = utcnow()
     with ctx.uow() as uow:
         message_id = payload.get("id") if isinstance(payload, dict) else None
@@ -229,15 +250,24 @@ def park(ctx: HubContext, target: str, payload: dict[str, Any], error: str, atte
                 DeadLetter.status == "parked")).scalar_one_or_none()
         if row is None:
             row = DeadLetter(target=target, message_id=message_id, payload=payload, error=error[:4000],
-                             attempts=attempts, first_failed_at=now, last_failed_at=now, status="parked")
+                             attempts=attempts, first_failed_at=now, last_failed_at=now, status="parked", kind=kind)
             uow.session.add(row)
         else:
             row.attempts += attempts
-            row.error, row.last_failed_at = error[:4000], now
+            row.error, row.last_failed_at, row.kind = error[:4000], now, kind
         uow.commit()
         METRICS.dead_letters_parked.labels(target).inc()
         log.error("parked dead letter %s for %s: %s", row.id, target, error)
         return row.id
+
+
+class ResendNotConfirmed(Exception):
+    """Replaying this letter may do its work twice: the operator must check and say resend."""
+
+    def __init__(self, dead_letter_id: int, error: str):
+        self.dead_letter_id = dead_letter_id
+        super().__init__(f"dead letter {dead_letter_id} has an unknown outcome ({error[:200]}); check the "
+                         f"other system first, then replay it with resend to send it again")
 
 
 def dead_letters(ctx: HubContext, status: str = "parked") -> list[DeadLetter]:
@@ -248,23 +278,29 @@ def dead_letters(ctx: HubContext, status: str = "parked") -> list[DeadLetter]:
         return rows
 
 
-def replay(ctx: HubContext, dead_letter_id: int) -> bool:
-    """Run a parked event through its consumer again. Success removes it; failure keeps it."""
+def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer], *, resend: bool = False) -> bool:
+    """Run a parked event through its consumer again (looked up by the letter's target in `known`,
+    `handlers.BY_NAME` for the hub's own). Success removes it; failure keeps it.
+    A letter of unknown outcome (the ERP may already hold it) runs only with `resend=True`."""
     with ctx.uow() as uow:
         row = uow.session.get(DeadLetter, dead_letter_id)
         if row is None or row.status != "parked":
             return False
+        if row.kind == UNKNOWN_OUTCOME and not resend:
+            raise ResendNotConfirmed(dead_letter_id, row.error)
         target, payload = row.target, row.payload
-    if target not in HANDLERS:
-        raise KeyError(f"no consumer {target!r} is registered in this process")
+    if target not in known:
+        raise KeyError(f"no consumer {target!r} in hub/handlers.py")
     try:
-        with log_context(consumer=target, message_id=payload.get("id"), order_id=_order_of(payload)):
-            _apply_once(ctx, target, payload)
+        with log_context(consumer=known[target].name, message_id=payload.get("id"), order_id=_order_of(payload)):
+            _apply_once(ctx, known[target], payload)
     except Exception as exc:
         with ctx.uow() as uow:
             row = uow.session.get(DeadLetter, dead_letter_id)
             row.attempts += 1
             row.error, row.last_failed_at = f"{type(exc).__name__}: {exc}"[:4000], utcnow()
+            if isinstance(exc, OutcomeUnknown):      # now maybe done: the next replay must ask first too
+                row.kind = UNKNOWN_OUTCOME
             uow.commit()
         METRICS.dead_letters_replayed.labels("failed").inc()
         return False

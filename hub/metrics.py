@@ -13,9 +13,11 @@ Names (each counter also as `…_total`):
   hub_connector_last_success_timestamp_seconds, …_last_failure_…            system
   hub_dead_letters_parked_events, hub_dead_letters_replayed                 consumer / outcome
   hub_reconciliation_drift, hub_reconciliation_repaired                     channel
+  hub_payment_reconciliation_runs, …_differences, …_repaired                 system (outcome | kind)
   hub_flash_sale_admissions                                                  outcome (admitted, sold_out, …)
   hub_orders_placed, hub_stock_events_applied
   hub_courier_claims                                                         system, outcome
+  hub_express_tracking_stopped                                               system (the courier stopped pushing)
   hub_cancel_requests                                                        outcome (accepted, refused)
   hub_courier_bookings_capped                                                system
   scrape time (SCRAPE_GAUGES): hub_outbox_unsent, hub_outbox_oldest_unsent_age_seconds, hub_dead_letters_parked,
@@ -104,6 +106,18 @@ class HubMetrics:
                                             "from what the hub would publish", ("channel",), registry=r)
         self.reconciliation_repaired = Counter("hub_reconciliation_repaired", "Drifted channel stock figures "
                                                "repaired with an absolute update", ("channel",), registry=r)
+        self.payment_reconciliation_runs = Counter(
+            "hub_payment_reconciliation_runs", "Comparisons of a payment system's daily bills with the hub, by "
+            "outcome (ok; error: no usable bill, e.g. its SHA1 did not match)", ("system", "outcome"), registry=r)
+        self.payment_reconciliation_differences = Counter(
+            "hub_payment_reconciliation_differences", "Lines where a payment system's daily bill and the hub "
+            "disagree, per run, by kind (hub.domain.payment_bills.Kind)", ("system", "kind"), registry=r)
+        self.payment_reconciliation_repaired = Counter(
+            "hub_payment_reconciliation_repaired", "Payments the hub missed, applied from the daily bill",
+            ("system",), registry=r)
+        self.express_tracking_stopped = Counter("hub_express_tracking_stopped", "Express waybills whose tracking "
+                                                "push the courier stopped (Kuaidi100 abort): polled from then on",
+                                                ("system",), registry=r)
         self.courier_claims = Counter("hub_courier_claims", "Courier callbacks by what the courier's query said of "
                                       "them (confirmed, contradicted, unconfirmed, mismatch, stale_booking)",
                                       ("system", "outcome"), registry=r)

@@ -1,16 +1,20 @@
-"""What the core asks of the outside world: one Protocol per kind of external system, the
-errors the core understands, and the registry that hands flows the connector for a role.
+"""What the core asks of the outside world: one Protocol per role an external system plays, the
+errors the core understands, and the registry that hands flows the connectors for a role.
 
-Connectors (`connectors/`) implement these ports; the core never imports them. Which system
-plays which role comes from config.yaml: each `systems.<name>.kind` names a connector kind,
-and `ROLE_OF_KIND` says which port that kind implements.
+Connectors (`connectors/`) implement these ports; the core never imports them and never names a
+kind. Each connector class declares its `kind`, the `role` (port) it implements and the callback
+use case it feeds, if any; the factory the entrypoint wires in reads those declarations. Which
+systems serve which store or channel comes from config.yaml (`locations[].couriers`,
+`channels[].payment`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
-from hub.config import HubConfig, LocationConfig, SystemConfig
+from hub.config import PAID_ON_CHANNEL, HubConfig, LocationConfig, SystemConfig
 from hub.domain.flash_sale import GateState, SaleTerms, Verdict
 from hub.domain.model import (
     Booking,
@@ -27,6 +31,7 @@ from hub.domain.model import (
     StockDelta,
     TrackingEvent,
 )
+from hub.domain.payment_bills import Bill
 
 # -- errors a connector raises and the core must tell apart -------------------------------
 
@@ -40,7 +45,10 @@ class ConnectorError(Exception):
 
 
 class TransientError(ConnectorError):
-    """Worth retrying: timeout, connection error, 5xx, rate limit. `retry_after` in seconds if given."""
+    """Worth retrying: timeout, connection error, 5xx, rate limit. `retry_after` in seconds if given.
+    `maybe_applied`: the request may have reached the system and taken effect (its answer was lost)."""
+
+    maybe_applied = False
 
     def __init__(self, system: str, message: str, *, status: int | None = None,
                  retry_after: float | None = None):
@@ -52,8 +60,17 @@ class PermanentError(ConnectorError):
     """Not worth retrying: the system refused the request (validation error, other 4xx, SOAP fault)."""
 
 
+class OutcomeUnknown(PermanentError):
+    """A create may or may not have been saved (its answer was lost) and the system can neither be
+    asked nor safely sent it again: parked at once for an operator, never re-sent blindly."""
+
+
 class SignatureError(ConnectorError):
     """What a system sent us does not verify: bad or missing signature, stale timestamp, replay."""
+
+
+class BillIntegrityError(PermanentError):
+    """A downloaded bill does not match the digest the platform signed for it: kept as an error, never compared."""
 
 
 class MappingError(ConnectorError):
@@ -175,6 +192,11 @@ class PaymentPlatform(Protocol):
     def upload_shipping_info(self, order: OrderSnapshot, transaction_id: str, logistics_type: str,
                              tracking_no: str | None = None, express_company: str | None = None) -> None: ...
 
+    def daily_bill(self, day: date) -> Bill:
+        """The merchant's trade and refund bills of `day` (the platform's calendar), digests verified;
+        BillIntegrityError when a file does not match the digest the platform signed."""
+        ...
+
 
 @runtime_checkable
 class Erp(Protocol):
@@ -200,18 +222,50 @@ class Crm(Protocol):
     def add_points(self, member_id: str, order_id: str, points: int) -> None: ...
 
 
-# role -> port; config.yaml's system `kind` -> role.
+# role -> port. A connector class declares `role = <one of these>`.
 PORTS: dict[str, type] = {
     "channel": ChannelStockPublisher, "pos": PointOfSale, "local_courier": LocalCourier,
     "express_courier": ExpressCourier, "payment": PaymentPlatform, "erp": Erp, "crm": Crm,
 }
-ROLE_OF_KIND: dict[str, str] = {
-    "wechat_shop": "channel", "pos_rest": "pos", "local_courier": "local_courier",
-    "express_courier": "express_courier", "wechat_pay": "payment", "erp_soap": "erp", "crm_rest": "crm",
-}
 
-# Builds the connector for one system block: (system name, its config, binder) -> connector.
-ConnectorFactory = Callable[[str, SystemConfig, Binder], Any]
+# The use cases a system's own callback (`/callbacks/<system>`) feeds; a connector declares
+# `callback = <one of these>`, and hub/api/callbacks.py answers each with one handler.
+CALLBACKS = ("payment_notice", "channel_order_push", "express_tracking_push", "courier_claim")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a connector class says of itself: its kind, the role it plays and, when the system calls
+    back, the use case its callback feeds and the bodies it expects back (accepted: a JSON object, or
+    a text answered as text/plain; an error: fields set beside the hub's own error)."""
+
+    kind: str
+    role: str
+    callback: str | None = None
+    accepted: dict[str, Any] | str = field(default_factory=dict)
+    error_body: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, connector_class: type) -> Declaration:
+        return cls(kind=connector_class.kind, role=connector_class.role,
+                   callback=getattr(connector_class, "callback", None),
+                   accepted=getattr(connector_class, "callback_accepted", {}),
+                   error_body=getattr(connector_class, "callback_error", {}))
+
+
+class ConnectorFactory(Protocol):
+    """Builds the connector for one system block, and tells what the connector of a kind declares
+    (the entrypoint passes `connectors.registry.build_connector`)."""
+
+    def __call__(self, name: str, system: SystemConfig, binder: Binder) -> Any: ...
+
+    def declared(self, kind: str) -> Declaration: ...
+
+
+class HasChannel(Protocol):
+    """An order, as the registry reads it: the channel it came through."""
+
+    channel: str
 
 
 # -- the flash-sale admission gate (Redis in production: connectors/redis_gate.py) ---------
@@ -240,8 +294,10 @@ class AdmissionGate(Protocol):
 class ConnectorRegistry:
     """Connectors by system name, built on first use by the factory the entrypoint wires in.
 
-    Flows ask by role (`registry.pos()`), so no system name is written in them; callbacks and
-    shipments name their system, and ask by name (`registry["express"]`).
+    Flows ask by role and place — `couriers(store)`, `payment_platform_for(order)`, `erp()` — so no
+    system name or kind is written in them; callbacks and shipments name their system, and ask by
+    name (`registry[shipment.carrier]`). Several systems may play one role; config.yaml says which
+    serve which store (`locations[].couriers`) or channel (`channels[].payment`).
     """
 
     def __init__(self, config: HubConfig, binder: Callable[[], Binder], factory: ConnectorFactory | None):
@@ -249,15 +305,31 @@ class ConnectorRegistry:
         self._built: dict[str, Any] = {}
         self.overrides: dict[str, Any] = {}
 
+    # -- what the configured systems declare ---------------------------------------------------
+
+    def declared(self, name: str) -> Declaration | None:
+        """What system `name`'s connector declares; None for no such system or no factory wired in."""
+        system = self._config.systems.get(name)
+        if system is None or self.factory is None:
+            return None
+        return self.factory.declared(system.kind)
+
+    def role_of(self, name: str) -> str | None:
+        found = self.declared(name)
+        return found.role if found else None
+
+    def names(self, role: str) -> list[str]:
+        """Every configured system that plays `role`, in config.yaml's order."""
+        return [name for name in self._config.systems if self.role_of(name) == role]
+
     def system_for(self, role: str) -> str | None:
         """The name of the configured system that plays `role` (the first, if several do)."""
-        for name, system in self._config.systems.items():
-            if ROLE_OF_KIND.get(system.kind) == role:
-                return name
-        return None
+        return next(iter(self.names(role)), None)
 
     def has(self, role: str) -> bool:
         return self.system_for(role) is not None
+
+    # -- by name ---------------------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> Any:
         if name in self.overrides:
@@ -282,6 +354,47 @@ class ConnectorRegistry:
             raise LookupError(f"no system in config.yaml plays the {role!r} role")
         return self[name]
 
+    # -- by role and place -------------------------------------------------------------------------
+
+    def _serving(self, location_id: str | None, role: str) -> list[str]:
+        """The systems of `role` a location names in `couriers` (its order), else every one of that role."""
+        loc = self._config.location(location_id or "")
+        of_role = self.names(role)
+        if loc is None or loc.couriers is None:
+            return of_role
+        return [name for name in loc.couriers if name in of_role]
+
+    def couriers(self, location_id: str | None) -> list[LocalCourier]:
+        """The local couriers that serve the store, in its configured order (default: every one)."""
+        return [self[name] for name in self._serving(location_id, "local_courier")]
+
+    def express_courier_for(self, location_id: str | None) -> ExpressCourier:
+        """The parcel carrier that ships from the location: the first it names, else the first configured."""
+        names = self._serving(location_id, "express_courier")
+        if not names:
+            raise LookupError(f"no express courier in config.yaml ships from {location_id!r}")
+        return self[names[0]]
+
+    def channels(self) -> list[ChannelStockPublisher]:
+        return [self[name] for name in self.names("channel")]
+
+    def payment_system_for(self, channel_id: str) -> str | None:
+        """The name of the system that takes a channel's payments: its `payment`, else the single payment
+        system; None when the channel's own platform takes them (`payment: channel`)."""
+        channel = self._config.channel(channel_id)
+        chosen = channel.payment if channel is not None else None
+        if chosen == PAID_ON_CHANNEL:
+            return None
+        name = chosen or self.system_for("payment")
+        if name is None:
+            raise LookupError(f"no system in config.yaml takes the payments of channel {channel_id!r}")
+        return name
+
+    def payment_platform_for(self, order: HasChannel) -> PaymentPlatform | None:
+        """The system that took the order's payment; None when the channel's platform took it itself."""
+        name = self.payment_system_for(order.channel)
+        return self[name] if name is not None else None
+
     def erp(self) -> Erp:
         return self._role("erp")
 
@@ -291,6 +404,11 @@ class ConnectorRegistry:
     def pos(self) -> PointOfSale:
         return self._role("pos")
 
+    def channel(self, name: str) -> ChannelStockPublisher:
+        """The channel's stock publisher, by the system name its `publish_to` gives."""
+        return self[name]
+
+    # Thin aliases for callers not yet asking by place (parts B and C of issue 20 may still use them).
     def payment(self) -> PaymentPlatform:
         return self._role("payment")
 
@@ -299,7 +417,3 @@ class ConnectorRegistry:
 
     def express_courier(self) -> ExpressCourier:
         return self._role("express_courier")
-
-    def channel(self, name: str) -> ChannelStockPublisher:
-        """The channel's stock publisher, by the system name its `publish_to` gives."""
-        return self[name]

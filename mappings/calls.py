@@ -16,6 +16,7 @@
         entity: sales_order
         result: sales_order_result
         lookup: find_sales_order             # asked first: a found order is not created again
+        dedupes: false                       # true: the ERP refuses or ignores a repeat, so a resend is safe
         errors: {table: RETURN.item, type: TYPE, fail_on: [E, A], id: [ID, NUMBER],
                  text: MESSAGE, kinds: message_kind}
 
@@ -24,6 +25,15 @@ Placeholders in `args`: `${plants}` (the ERP's codes of the warehouses asked, as
 `${page_size}`, `${bookmark}` (paging; an argument whose value is absent is left out) and
 `${order.<field>}` (a field of the order being pushed). A string that is exactly one
 placeholder takes the value as is (a list, a number); otherwise it is text.
+
+`per_line: true` makes one call per order line (a NAV codeunit's flat CreateSalesLine): the
+`entity` is mapped per line, its `^.` fields from the order and its `position` (the line
+number rule) from the line's index; the push is applied only when every line was.
+
+A create that can neither be looked up (`lookup`) nor safely repeated (`dedupes`) is never
+re-sent after an answer that may have been lost: it is parked as "unknown outcome".
+Faults and message ids mapped to `done` (in `fault_kind` / the `errors.kinds` map) mean
+"already there" (a duplicate-key refusal after a lost answer) and count as applied.
 """
 from __future__ import annotations
 
@@ -35,7 +45,8 @@ from typing import Any
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 _VARIABLES = {"plants", "plant", "item", "page", "page_size", "bookmark"}
 FAN_OUT = ("item", "plant")          # the variables that make one call per value
-_CALL_KEYS = {"operation", "wsdl", "endpoint", "args", "entity", "items", "result", "paging", "errors", "lookup"}
+_CALL_KEYS = {"operation", "wsdl", "endpoint", "args", "entity", "items", "result", "paging", "errors", "lookup",
+              "per_line", "dedupes"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,8 @@ class CallSpec:
     errors: ErrorTable | None = None
     lookup: str | None = None
     variables: frozenset[str] = frozenset()
+    per_line: bool = False           # one call per order line, the entity mapped per line
+    dedupes: bool = False            # the ERP itself refuses or ignores a repeat: resending is safe
 
     @property
     def fan_out(self) -> tuple[str, ...]:
@@ -132,6 +145,11 @@ def parse_calls(raw: Any, source: str, entities: Mapping[str, Any], values: Mapp
                 raise error(source, f"{key}.{text_key}", "must be a non-empty string")
         if "operation" not in spec:
             raise error(source, f"{key}.operation", "required: the SOAP operation's name")
+        for flag in ("per_line", "dedupes"):
+            if flag in spec and not isinstance(spec[flag], bool):
+                raise error(source, f"{key}.{flag}", "must be true or false")
+        if spec.get("per_line") and not spec.get("entity"):
+            raise error(source, f"{key}.per_line", "needs an `entity` mapped per order line")
         args = spec.get("args", {})
         if not isinstance(args, dict):
             raise error(source, f"{key}.args", "must be a mapping of argument -> value or placeholder")
@@ -148,7 +166,8 @@ def parse_calls(raw: Any, source: str, entities: Mapping[str, Any], values: Mapp
             args=args, entity=spec.get("entity"), items=spec.get("items"), result=spec.get("result"),
             paging=_paging(spec.get("paging"), names, source, f"{key}.paging", error),
             errors=_errors(spec.get("errors"), values, source, f"{key}.errors", error),
-            lookup=spec.get("lookup"), variables=frozenset(n.split(".")[0] for n in names))
+            lookup=spec.get("lookup"), variables=frozenset(n.split(".")[0] for n in names),
+            per_line=bool(spec.get("per_line", False)), dedupes=bool(spec.get("dedupes", False)))
     for name, call in calls.items():
         if call.lookup is not None and call.lookup not in calls:
             raise error(source, f"calls.{name}.lookup", f"no call {call.lookup!r} under calls")

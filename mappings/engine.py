@@ -437,6 +437,13 @@ class Mapping:
         """Map canonical values (a dict, or an object with attributes) to a system payload."""
         return self._out_fields(self._entity(entity), canonical, binder, "", None, 0)
 
+    def outbound_line(self, entity: str, line: Any, order: Any, index: int, binder: Binder | None = None) -> dict:
+        """Map one line of an order on its own (a call per line): the line's fields, the order's
+        as `order.<field>`, and a `position` field numbering the line by its index."""
+        canonical = {"order": order, "location_id": getattr(order, "location_id", None),
+                     **{k: getattr(line, k) for k in getattr(line, "__dataclass_fields__", {})}}
+        return self._out_fields(self._entity(entity), canonical, binder, "", order, index)
+
     def _out_fields(self, fields: tuple[_Field, ...], canonical: Any, binder: Binder | None,
                     prefix: str, parent: Any, index: int) -> dict:
         out: dict = {}

@@ -207,3 +207,22 @@ class Simulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class SandboxSystem:
+    """How the sandbox runs one system, declared beside its simulator (`SANDBOX = SandboxSystem(...)`)."""
+
+    name: str                 # the system's name in config.yaml, and the attribute on Sandbox
+    simulator: type           # offers `from_env(env, port, callback_base)`
+    port: int                 # fixed port (config.yaml's default address), used by `hub sandbox` and the demo
+    url_var: str              # the env var config.yaml reads this system's address from
+    url_path: str = ""        # appended to the base URL (the ERP's WSDL)
+    credentials: dict[str, str] = field(default_factory=dict)       # env var -> the sandbox's value
+    generated: Callable[[], dict[str, str]] | None = None          # credentials made on first use (key pairs)
+    bind: Callable[[Any, list[str]], Any] | None = None            # the hub's ids bound to the simulator's
+    prepare: Callable[[Any, list[str]], None] | None = None        # the running simulator set up to match
+
+    @property
+    def target(self) -> str:
+        return f"{self.simulator.__module__}:{self.simulator.__qualname__}"

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from .base import Request, Response, Simulator
+from .base import Request, Response, SandboxSystem, Simulator
 
 WINDOW_S = 300
 
@@ -134,3 +134,5 @@ def _error(status: int, code: str, message: str) -> Response:
     return Response(status, {"error": code, "message": message})
 
 
+SANDBOX = SandboxSystem("crm", CrmSimulator, 8702, "HUB_CRM_URL",
+                        credentials={"HUB_CRM_API_KEY": "sandbox-crm-hmac-secret-0001"})

@@ -4,13 +4,18 @@ service, HTTP Basic (NavUserPassword) or NTLM (Windows login), German field name
   /DynamicsNAV/WS/CRONUS/Page/Artikel            Read, ReadMultiple        items
   /DynamicsNAV/WS/CRONUS/Page/Lagerbestand       ReadMultiple              stock per item and location
   /DynamicsNAV/WS/CRONUS/Page/Verkaufsauftrag    Read, ReadMultiple, Create  sales orders (with lines)
+  /DynamicsNAV/WS/CRONUS/Page/Verkaufsreklamation  ReadMultiple, Create   sales return orders (with lines)
   /DynamicsNAV/WS/CRONUS/Codeunit/Lagerabfrage   GetItemInventory(itemNo, locationCode) -> return_value
+  /DynamicsNAV/WS/CRONUS/Codeunit/Verkaufsbuchung  CreateSalesLine(orderNo, lineNo, itemNo, locationCode,
+                                                   quantity, unitPrice) -> return_value   one flat call per line
 
-ReadMultiple takes `filter` (repeated {Field, Criteria}), `bookmarkKey` and `setSize`, and
+ReadMultiple takes `filter` (repeated {Field, Criteria}, at least one: an empty Criteria
+means all, as NAV's own WSDL has it), `bookmarkKey` and `setSize`, and
 answers records that each carry a `Key`; the next page starts after `bookmarkKey`. Create
 never dedupes: a second Create of the same order is a second order. Errors are SOAP Faults
-with NAV's exception names as fault codes. Knobs: `lock_next` (a locked table on Create),
-`lose_answer_next` (the order is created, the answer lost: HTTP 504).
+with NAV's exception names as fault codes; a second CreateSalesLine of the same (orderNo,
+lineNo) is refused with NavCSideDuplicateKeyException ("The Sales Line already exists").
+Knobs: `lock_next` (a locked table on Create), `lose_answer_next` (the order is created, the answer lost: HTTP 504).
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ UNITS = {"BOX": "KARTON", "EA": "STÜCK", "SET": "SATZ", "KG": "KG"}   # German 
 _EXC = "Microsoft.Dynamics.Nav.Types.Exceptions."
 NOT_FOUND, LOCKED, VALIDATION = _EXC + "NavNCLRecordNotFoundException", _EXC + "NavNCLLockTimeoutException", \
     _EXC + "NavTestFieldException"
+DUPLICATE = _EXC + "NavCSideDuplicateKeyException"
 
 
 def _ns(kind: str, name: str) -> str:
@@ -44,6 +50,8 @@ def _ns(kind: str, name: str) -> str:
 
 NS_ITEM, NS_STOCK, NS_ORDER = _ns("page", "Artikel"), _ns("page", "Lagerbestand"), _ns("page", "Verkaufsauftrag")
 NS_QUERY = _ns("codeunit", "Lagerabfrage")
+NS_RETURN = _ns("page", "Verkaufsreklamation")
+NS_POSTING = _ns("codeunit", "Verkaufsbuchung")
 
 
 def _filter_type(ns: str, page: str, fields: list[str]) -> type:
@@ -100,10 +108,44 @@ class Verkaufsauftrag(ComplexModel):
     Verkaufszeilen = Verkaufszeilen
 
 
+class Verkaufsreklamation_Zeile(ComplexModel):  # noqa: N801 - NAV's own type name
+    __namespace__ = NS_RETURN
+    Key = Unicode
+    Zeilennr = Integer
+    Art = Unicode(values=["_blank_", "G_L_Account", "Item", "Resource"])
+    Nr = Unicode
+    Lagerortcode = Unicode
+    Menge = XsDecimal
+    VK_Preis = XsDecimal
+
+
+class Reklamationszeilen(ComplexModel):
+    __namespace__ = NS_RETURN
+    __type_name__ = "Verkaufsreklamation_Zeile_List"
+    Verkaufsreklamation_Zeile = Verkaufsreklamation_Zeile.customize(max_occurs="unbounded")
+
+
+class Verkaufsreklamation(ComplexModel):
+    """A sales return order; `Erstattungsbetrag` (money paid back) is the retailer's page extension."""
+
+    __namespace__ = NS_RETURN
+    Key = Unicode
+    Nr = Unicode
+    Verk_an_Deb_Nr = Unicode
+    Externe_Belegnummer = Unicode          # the hub's return id
+    Ihre_Referenz = Unicode                # the hub's order id
+    Rueckgabegrundcode = Unicode(values=["RUECKGABE", "ERSTATTUNG"])
+    Erstattungsbetrag = XsDecimal
+    Lagerortcode = Unicode
+    Belegdatum = Date
+    Reklamationszeilen = Reklamationszeilen
+
+
 ArtikelFilter = _filter_type(NS_ITEM, "Artikel", ["Nr", "Beschreibung", "Basiseinheitencode", "VK_Preis", "EAN_Code"])
 LagerFilter = _filter_type(NS_STOCK, "Lagerbestand", ["Artikelnr", "Lagerortcode"])
 AuftragFilter = _filter_type(NS_ORDER, "Verkaufsauftrag", ["Nr", "Verk_an_Deb_Nr", "Externe_Belegnummer",
                                                            "Lagerortcode"])
+ReklFilter = _filter_type(NS_RETURN, "Verkaufsreklamation", ["Nr", "Externe_Belegnummer", "Ihre_Referenz"])
 
 
 def _sim(ctx: Any) -> NavSimulator:
@@ -119,7 +161,8 @@ def _page_service(name: str, model: type, filter_model: type, creates: bool = Fa
     def Read(ctx, Nr):  # noqa: N802, N803 - the WSDL's names
         return _sim(ctx).read(name, Nr)
 
-    @rpc(filter_model.customize(max_occurs="unbounded"), Unicode, Integer(min_occurs=1),
+    # As a real NAV page WSDL: `filter` is required (minOccurs=1); an empty Criteria means all.
+    @rpc(filter_model.customize(min_occurs=1, max_occurs="unbounded"), Unicode, Integer(min_occurs=1),
          _returns=result, _out_variable_name="ReadMultiple_Result", _body_style="wrapped")
     def ReadMultiple(ctx, filter, bookmarkKey, setSize):  # noqa: N802, N803, A002
         return {name: _sim(ctx).read_multiple(name, filter or [], bookmarkKey, setSize)}
@@ -140,6 +183,30 @@ class Lagerabfrage(ServiceBase):
         return _sim(ctx).item_inventory(itemNo, locationCode)
 
 
+class ReturnsPage(ServiceBase):
+    __service_name__ = "Verkaufsreklamation_Port"
+
+    @rpc(ReklFilter.customize(min_occurs=1, max_occurs="unbounded"), Unicode, Integer(min_occurs=1),
+         _returns=type("Verkaufsreklamation_List", (ComplexModel,), {
+             "__namespace__": NS_RETURN, "__type_name__": "Verkaufsreklamation_List",
+             "Verkaufsreklamation": Verkaufsreklamation.customize(max_occurs="unbounded")}),
+         _out_variable_name="ReadMultiple_Result", _body_style="wrapped")
+    def ReadMultiple(ctx, filter, bookmarkKey, setSize):  # noqa: N802, N803, A002
+        return {"Verkaufsreklamation": _sim(ctx).read_returns(filter or [], setSize)}
+
+    @rpc(Verkaufsreklamation, _returns=Verkaufsreklamation, _out_variable_name="Verkaufsreklamation",
+         _in_variable_names={"record": "Verkaufsreklamation"}, _body_style="wrapped")
+    def Create(ctx, record):  # noqa: N802
+        return _sim(ctx).create_return(record)
+
+
+class Verkaufsbuchung(ServiceBase):
+    @rpc(Unicode(min_occurs=1), Integer(min_occurs=1), Unicode(min_occurs=1), Unicode, XsDecimal(min_occurs=1),
+         XsDecimal, _returns=Unicode, _out_variable_name="return_value", _body_style="wrapped")
+    def CreateSalesLine(ctx, orderNo, lineNo, itemNo, locationCode, quantity, unitPrice):  # noqa: N802, N803
+        return _sim(ctx).create_line(orderNo, lineNo, itemNo, locationCode, quantity, unitPrice)
+
+
 @dataclass
 class NavSimulator(SoapErpSimulator):
     """Knobs (`faults`): lock_next fails Create with a lock timeout; lose_answer_next creates, then 504s.
@@ -155,12 +222,19 @@ class NavSimulator(SoapErpSimulator):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.orders: dict[str, dict[str, Any]] = {}        # Nr -> the order as created
+        self.sales_lines: dict[tuple[str, int], dict[str, Any]] = {}   # (orderNo, lineNo) -> the codeunit's line
+        self.return_orders: dict[str, dict[str, Any]] = {}  # Nr -> the sales return order as created
         self._next_no = 1001
 
     @classmethod
     def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> NavSimulator:
         return cls(port=port, username=env.get("HUB_ERP_USER", DEFAULT_USER),
                    password=env.get("HUB_ERP_PASSWORD", DEFAULT_PASSWORD))
+
+    def lines_for(self, order_no: str) -> list[dict[str, Any]]:
+        """The lines the per-line codeunit holds for an order, by line number."""
+        with self._lock:
+            return [ln for (no, _), ln in sorted(self.sales_lines.items()) if no == order_no]
 
     def orders_for(self, external_no: str) -> list[str]:
         with self._lock:
@@ -206,6 +280,60 @@ class NavSimulator(SoapErpSimulator):
             if location:
                 return self._stock.get((location, item_no), Decimal(0))
             return sum((q for (_, i), q in self._stock.items() if i == item_no), Decimal(0))
+
+    def create_line(self, order_no: str, line_no: int, item_no: str, location: str | None, qty: Decimal,
+                    unit_price: Decimal | None) -> str:
+        with self._lock:
+            self.calls.append("Codeunit/Verkaufsbuchung.CreateSalesLine")
+            record = {"orderNo": order_no, "lineNo": line_no, "itemNo": item_no, "locationCode": location,
+                      "quantity": qty, "unitPrice": unit_price}
+            self.received_orders.append(record)
+            if (order_no, line_no) in self.sales_lines:
+                raise Fault(DUPLICATE, "The Sales Line already exists. Identification fields and values: "
+                                       f"Document Type='Order',Document No.='{order_no}',Line No.='{line_no}'")
+            if item_no not in {i.item_no for i in self.catalogue}:
+                raise Fault(NOT_FOUND, f"Artikel Nr.='{item_no}' ist nicht vorhanden.")
+            if not qty or qty <= 0:
+                raise Fault(VALIDATION, f"Menge in Zeile {line_no} muss positiv sein.")
+            self.sales_lines[(order_no, line_no)] = record
+            self._saved()
+            return f"37;{order_no};{line_no}"
+
+    def returns_for(self, external_no: str) -> list[str]:
+        with self._lock:
+            return [nr for nr, o in self.return_orders.items() if o["Externe_Belegnummer"] == external_no]
+
+    def read_returns(self, filters: list[Any], size: int | None) -> list[Verkaufsreklamation]:
+        with self._lock:
+            self.calls.append("Page/Verkaufsreklamation.ReadMultiple")
+            rows = [self._return_record(nr, o) for nr, o in sorted(self.return_orders.items())]
+        for f in filters:
+            rows = [r for r in rows if _matches(getattr(r, f.Field, None), f.Criteria)]
+        return rows[: size] if size and size > 0 else rows
+
+    def create_return(self, rec: Verkaufsreklamation | None) -> Verkaufsreklamation:
+        with self._lock:
+            self.calls.append("Page/Verkaufsreklamation.Create")
+            lines = list(getattr(getattr(rec, "Reklamationszeilen", None), "Verkaufsreklamation_Zeile", None) or [])
+            record = {k: getattr(rec, k, None) for k in ("Externe_Belegnummer", "Ihre_Referenz", "Verk_an_Deb_Nr",
+                                                         "Rueckgabegrundcode", "Erstattungsbetrag", "Lagerortcode",
+                                                         "Belegdatum")}
+            record["Zeilen"] = [{"Zeilennr": ln.Zeilennr, "Art": ln.Art, "Nr": ln.Nr, "Lagerortcode": ln.Lagerortcode,
+                                 "Menge": ln.Menge, "VK_Preis": ln.VK_Preis} for ln in lines]
+            self.received_orders.append({"page": "Verkaufsreklamation", **record})
+            self._validate(record)
+            nr = f"VR{self._next_no:06d}"
+            self._next_no += 1
+            self.return_orders[nr] = record
+            self._saved()
+            return self._return_record(nr, record)
+
+    @staticmethod
+    def _return_record(nr: str, o: dict[str, Any]) -> Verkaufsreklamation:
+        lines = [Verkaufsreklamation_Zeile(Key=f"37;{nr};{ln['Zeilennr']}", **ln) for ln in o["Zeilen"]]
+        head = {k: v for k, v in o.items() if k != "Zeilen"}
+        return Verkaufsreklamation(Key=f"36;{nr}", Nr=nr, **head,
+                                   Reklamationszeilen=Reklamationszeilen(Verkaufsreklamation_Zeile=lines))
 
     def create(self, order: Verkaufsauftrag | None) -> Verkaufsauftrag:
         with self._lock:
@@ -262,7 +390,9 @@ class NavSimulator(SoapErpSimulator):
             f"{p}/Page/Verkaufsauftrag": soap_app([_page_service("Verkaufsauftrag", Verkaufsauftrag, AuftragFilter,
                                                                  creates=True)],
                                                   NS_ORDER, "Verkaufsauftrag_Service", self),
+            f"{p}/Page/Verkaufsreklamation": soap_app([ReturnsPage], NS_RETURN, "Verkaufsreklamation_Service", self),
             f"{p}/Codeunit/Lagerabfrage": soap_app([Lagerabfrage], NS_QUERY, "Lagerabfrage", self),
+            f"{p}/Codeunit/Verkaufsbuchung": soap_app([Verkaufsbuchung], NS_POSTING, "Verkaufsbuchung", self),
         }
 
     def login(self) -> BasicLogin | NtlmLogin:

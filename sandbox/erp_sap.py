@@ -10,12 +10,16 @@ Services, each with its own WSDL (GET on the service path):
       BAPI_SALESORDER_CREATEFROMDAT2(ORDER_HEADER_IN, ORDER_PARTNERS, ORDER_ITEMS_IN,
           ORDER_SCHEDULES_IN, ORDER_CONDITIONS_IN) -> SALESDOCUMENT, RETURN
       BAPI_SALESORDER_GETLIST(CUSTOMER_NUMBER, SALES_ORGANIZATION, PURCHASE_ORDER_NUMBER)
-          -> SALES_ORDERS, RETURN
+          -> SALES_ORDERS, RETURN                                   (returns too: they are sales documents)
+      BAPI_CUSTOMERRETURN_CREATE(RETURN_HEADER_IN, RETURN_PARTNERS, RETURN_ITEMS_IN,
+          RETURN_SCHEDULES_IN, RETURN_CONDITIONS_IN) -> SALESDOCUMENT, RETURN   a return order (RE) or
+          credit memo request (G2); ORD_REASON says why, ZZREFUND_AMOUNT (a customer field) the money back
 
 Like the real thing: errors come back inside a 200 as BAPIRET2 rows (TYPE E/A, ID, NUMBER,
 MESSAGE) with an empty SALESDOCUMENT; nothing dedupes, so every create makes a new document;
 items are numbered by the caller (ITM_NUMBER 000010, 000020) and schedule lines refer to
-them. Knobs: `lock_next` (V1 042: the document is being processed by another user),
+them; with `check_po_number` a second document for one customer PO is refused (E V4 115, as
+SAP's duplicate-PO check set to error). Knobs: `lock_next` (V1 042: the document is being processed by another user),
 `lose_answer_next` (the order is saved, the answer lost at the gateway: HTTP 504).
 """
 from __future__ import annotations
@@ -100,6 +104,20 @@ class HeaderIn(ComplexModel):
     PURCH_NO_C = Unicode
     PURCH_DATE = Unicode
     REF_1 = Unicode
+
+
+class ReturnHeaderIn(ComplexModel):
+    __namespace__ = NS
+    __type_name__ = "BAPISDHD1_RETURN"
+    DOC_TYPE = Unicode
+    SALES_ORG = Unicode
+    DISTR_CHAN = Unicode
+    DIVISION = Unicode
+    PURCH_NO_C = Unicode
+    PURCH_DATE = Unicode
+    REF_1 = Unicode
+    ORD_REASON = Unicode
+    ZZREFUND_AMOUNT = XsDecimal
 
 
 class Partner(ComplexModel):
@@ -193,6 +211,14 @@ class SalesOrderService(ServiceBase):
         return _sim(ctx).op_create(ORDER_HEADER_IN, ORDER_PARTNERS, ORDER_ITEMS_IN, ORDER_SCHEDULES_IN,
                                    ORDER_CONDITIONS_IN)
 
+    @rpc(ReturnHeaderIn, TablePartners, TableItems, TableSchedules, TableConditions,
+         _returns=(Unicode, TableOfBapiret2), _out_variable_names=("SALESDOCUMENT", "RETURN"),
+         _body_style="wrapped", _operation_name="BAPI_CUSTOMERRETURN_CREATE")
+    def create_return(ctx, RETURN_HEADER_IN, RETURN_PARTNERS, RETURN_ITEMS_IN, RETURN_SCHEDULES_IN,
+                      RETURN_CONDITIONS_IN):
+        return _sim(ctx).op_create(RETURN_HEADER_IN, RETURN_PARTNERS, RETURN_ITEMS_IN, RETURN_SCHEDULES_IN,
+                                   RETURN_CONDITIONS_IN, operation="BAPI_CUSTOMERRETURN_CREATE")
+
     @rpc(Unicode, Unicode, Unicode, _returns=(TableOrders, Bapireturn1), _out_variable_names=("SALES_ORDERS", "RETURN"),
          _body_style="wrapped", _operation_name="BAPI_SALESORDER_GETLIST")
     def getlist(ctx, CUSTOMER_NUMBER, SALES_ORGANIZATION, PURCHASE_ORDER_NUMBER):
@@ -210,6 +236,7 @@ class SapSimulator(SoapErpSimulator):
     catalogue: list[ErpItem] = field(default_factory=lambda: list(DEFAULT_CATALOGUE))
     first_plant: str = PLANTS[0]
     name: str = "erp_sap"
+    check_po_number: bool = False          # refuse a second document for the same customer PO (V4 115)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -243,11 +270,12 @@ class SapSimulator(SoapErpSimulator):
             return self._stock.get((plant or "", material), Decimal(0)), Bapireturn1(TYPE="", ID="", NUMBER="")
 
     def op_create(self, header: HeaderIn | None, partners: Any, items: Any, schedules: Any,
-                  conditions: Any) -> tuple[str, dict[str, list[Bapiret2]]]:
-        self._record("BAPI_SALESORDER_CREATEFROMDAT2")
+                  conditions: Any, operation: str = "BAPI_SALESORDER_CREATEFROMDAT2",
+                  ) -> tuple[str, dict[str, list[Bapiret2]]]:
+        self._record(operation)
         item_rows = list(getattr(items, "item", None) or [])
         schedule_rows = list(getattr(schedules, "item", None) or [])
-        record = {"PURCH_NO_C": getattr(header, "PURCH_NO_C", None), "header": _plain(header),
+        record = {"operation": operation, "PURCH_NO_C": getattr(header, "PURCH_NO_C", None), "header": _plain(header),
                   "partners": [_plain(p) for p in getattr(partners, "item", None) or []],
                   "items": [_plain(i) for i in item_rows], "schedules": [_plain(s) for s in schedule_rows],
                   "conditions": [_plain(c) for c in getattr(conditions, "item", None) or []]}
@@ -258,6 +286,10 @@ class SapSimulator(SoapErpSimulator):
                 return "", _ret(("E", "V1", "042", "Sales document 0000010000 is currently being processed "
                                                    "by user BATCHJOB"), _NOT_SAVED)
             problems = self._check(header, item_rows, schedule_rows)
+            po = getattr(header, "PURCH_NO_C", None)
+            if self.check_po_number and po and any(o["PURCH_NO_C"] == po for o in self.documents.values()):
+                # Customizing "check purchase order number" set to error: the ERP's own duplicate refusal.
+                problems = [("E", "V4", "115", f"A sales document already exists for purchase order {po}")]
             if problems:
                 return "", _ret(*problems, _NOT_SAVED)
             doc = f"{self._next_doc:010d}"

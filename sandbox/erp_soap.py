@@ -29,6 +29,8 @@ from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from .base import SandboxSystem
+
 NS = "urn:sandbox:erp:sales:v1"
 DEFAULT_USER = "hub"
 DEFAULT_PASSWORD = "sandbox-erp-password"
@@ -357,3 +359,23 @@ def _as_dict(order: SalesOrder) -> dict[str, Any]:
         "Lines": [{"ItemNo": ln.ItemNo, "Quantity": ln.Quantity, "UnitPrice": ln.UnitPrice}
                   for ln in (order.Lines or [])],
     }
+
+
+# The ERP's plants for the sandbox: the warehouse it already knows, and one per store for the sales
+# orders the stores' pickups and deliveries become.
+SANDBOX_PLANTS = {**PLANTS, "S001": "1101", "S002": "1102", "S003": "1103"}
+
+
+def _store_plants(sim: ErpSimulator, skus: list[str]) -> None:
+    """The store plants known with zero lines (the ERP refuses a sales order for a plant it holds no
+    stock line for); the hub pulls warehouse plants only, a store's on-hand comes from its POS."""
+    for plant in set(SANDBOX_PLANTS.values()) - set(PLANTS.values()):
+        for sku in skus:
+            sim.set_stock(plant, sku, 0)
+
+
+SANDBOX = SandboxSystem(
+    "erp", ErpSimulator, 8701, "HUB_ERP_WSDL", "/erp?wsdl",
+    credentials={"HUB_ERP_USER": "hub", "HUB_ERP_PASSWORD": "sandbox-erp-password",
+                 "HUB_ERP_KEY": "sandbox-erp-feed-key-0001"},
+    bind=lambda binder, skus: seed_binder(binder, skus, plants=SANDBOX_PLANTS), prepare=_store_plants)

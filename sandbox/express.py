@@ -30,7 +30,7 @@ from urllib.parse import quote_plus
 
 import requests
 
-from .base import Request, Response, Simulator
+from .base import Request, Response, SandboxSystem, Simulator
 
 CST = timezone(timedelta(hours=8))
 COMPANY = "shunfeng"
@@ -282,6 +282,16 @@ class ExpressSimulator(Simulator):
             self._held = []
         return [self._push(_number(f), url, f) for url, f in batch]
 
+    def abort_tracking(self, waybill_no: str, message: str = "3天查询无记录") -> dict[str, str]:
+        """Kuaidi100 gives up on a waybill (`status: abort`, e.g. no record for three days): the push
+        form it sends, signed; the subscription ends, so later steps are only seen by a query."""
+        with self._lock:
+            parcel = self.parcels[waybill_no]
+            sub = self.subscriptions.pop(waybill_no)
+            param = json.dumps({"status": "abort", "billstatus": "got", "message": message,
+                                "autoCheck": "0", "lastResult": self._last_result(parcel)}, ensure_ascii=False)
+        return {"param": param, "sign": k100_sign(param, sub.salt)}
+
     def flush_held(self) -> list[Push]:
         """Deliver a push held back by `reorder_callbacks` (when no later step came)."""
         with self._lock:
@@ -337,3 +347,10 @@ def _sf_api(code: str, message: str, result: dict[str, Any] | None = None) -> Re
 
 def _k100(result: bool, code: str, message: str) -> dict[str, Any]:
     return {"result": result, "returnCode": code, "message": message}
+
+
+SANDBOX = SandboxSystem(
+    "express", ExpressSimulator, 8706, "HUB_EXPRESS_URL",
+    credentials={"HUB_KUAIDI100_CUSTOMER": "SANDBOXCUSTOMER", "HUB_KUAIDI100_KEY": "sandbox-kuaidi100-key",
+                 "HUB_KUAIDI100_SALT": "sandbox-kuaidi100-salt", "HUB_SF_PARTNER_ID": "SFSANDBOX",
+                 "HUB_SF_CHECKWORD": "sandbox-sf-checkword"})

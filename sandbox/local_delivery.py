@@ -33,7 +33,7 @@ from typing import Any, Self
 
 import requests
 
-from .base import Request, Response, Simulator
+from .base import Request, Response, SandboxSystem, Simulator
 
 SYSTEM = "local_delivery"
 # Dada shop numbers of the hub's stores, with their coordinates (as config.yaml places them).
@@ -372,3 +372,10 @@ def _ok(result: Any) -> Response:
 
 def _fail(code: int, msg: str) -> Response:
     return Response(200, {"status": "fail", "code": code, "msg": msg, "result": None})
+
+
+SANDBOX = SandboxSystem(
+    "local_delivery", LocalDeliverySimulator, 8707, "HUB_DADA_URL",
+    credentials={"HUB_DADA_APP_KEY": "sandbox-dada-app-key", "HUB_DADA_APP_SECRET": "sandbox-dada-app-secret",
+                 "HUB_DADA_SOURCE_ID": "73753"},
+    bind=seed_binder)

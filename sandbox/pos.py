@@ -19,7 +19,7 @@ import requests
 
 from connectors.base import Binder
 
-from .base import Request, Response, Simulator
+from .base import Request, Response, SandboxSystem, Simulator
 
 SYSTEM = "pos"
 POS_LOCATIONS = {"S001": "LJNGAN01QZ8W", "S002": "LXUJIA02RT5K", "S003": "LLUJIA03MN7P"}
@@ -229,4 +229,5 @@ class PosSimulator(Simulator):
             return Response(200, {"order": order})
 
 
-
+SANDBOX = SandboxSystem("pos", PosSimulator, 8705, "HUB_POS_URL",
+                        credentials={"HUB_POS_API_KEY": "sandbox-pos-api-key-0001"}, bind=seed_binder)

@@ -1,45 +1,24 @@
 """Start every simulator together: for `hub sandbox`, the demo and the tests.
 
-Each simulator class offers `from_env(env, port, callback_base) -> Simulator`. A new
-simulator is one line in SIMULATORS; a module that does not exist yet is skipped.
+Each system's module declares how it runs (`SANDBOX`, found by `sandbox/systems.py`): its simulator
+class (`from_env(env, port, callback_base) -> Simulator`), port, address variable and credentials.
+A new system is its own sandbox file; nothing here names one.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any
 
-from .base import Simulator
+from .base import SandboxSystem, Simulator
 from .credentials import sandbox_env
+from .systems import sandbox_systems
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SimSpec:
-    name: str          # the system's name in config.yaml, and the attribute on Sandbox
-    target: str        # "module:Class"
-    port: int          # fixed port (config.yaml defaults), used by `hub sandbox` and the demo
-    url_var: str       # the env var config.yaml reads this system's address from
-    url_path: str = ""  # appended to the base URL (the ERP's WSDL)
-
-
-SIMULATORS: list[SimSpec] = [
-    SimSpec("erp", "sandbox.erp_soap:ErpSimulator", 8701, "HUB_ERP_WSDL", "/erp?wsdl"),
-    SimSpec("crm", "sandbox.crm:CrmSimulator", 8702, "HUB_CRM_URL"),
-    SimSpec("wechat_pay", "sandbox.wechat_pay:WeChatPaySimulator", 8703, "HUB_WECHAT_PAY_URL"),
-    SimSpec("wechat_shop", "sandbox.wechat_shop:WeChatShopSimulator", 8704, "HUB_WECHAT_SHOP_URL"),
-    SimSpec("pos", "sandbox.pos:PosSimulator", 8705, "HUB_POS_URL"),
-    SimSpec("express", "sandbox.express:ExpressSimulator", 8706, "HUB_EXPRESS_URL"),
-    SimSpec("local_delivery", "sandbox.local_delivery:LocalDeliverySimulator", 8707, "HUB_DADA_URL"),
-]
-
-
-def _available(spec: SimSpec) -> bool:
-    return importlib.util.find_spec(spec.target.split(":")[0]) is not None
+SimSpec = SandboxSystem            # the name the tests and tools knew it by
+SIMULATORS: list[SandboxSystem] = list(sandbox_systems())
 
 
 class Sandbox:
@@ -93,12 +72,8 @@ def start_sandbox(callback_base: str | None = None, fixed_ports: bool = False,
     started: dict[str, Simulator] = {}
     try:
         for spec in specs:
-            if not _available(spec):
-                log.warning("sandbox: simulator %s (%s) is not available; skipped", spec.name, spec.target)
-                continue
-            module, cls_name = spec.target.split(":")
-            cls = getattr(importlib.import_module(module), cls_name)
-            sim = cls.from_env(credentials, port=spec.port if fixed_ports else 0, callback_base=callback_base)
+            port = spec.port if fixed_ports else 0
+            sim = spec.simulator.from_env(credentials, port=port, callback_base=callback_base)
             started[spec.name] = sim.start()
     except BaseException:
         for sim in started.values():

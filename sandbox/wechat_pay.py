@@ -1,7 +1,8 @@
 """WeChat Pay simulator: signs and encrypts payment notifications and posts them to the hub, serves
 refunds as the platform does (the merchant's signature checked, one refund per out_refund_no, answers
-signed with the platform key, then a REFUND.* notification to the request's notify_url), and the
-mini-program shipping-info upload (with its access token)."""
+signed with the platform key, then a REFUND.* notification to the request's notify_url), the daily
+trade and refund bills (`GET /v3/bill/tradebill`, then the file at its `download_url`: sandbox/wechat_bills.py)
+and the mini-program shipping-info upload (with its access token)."""
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,7 @@ import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Self
 
@@ -19,8 +20,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .base import Request, Response, Simulator
-from .credentials import merchant_public_key_pem, platform_private_key_pem
+from .base import Request, Response, SandboxSystem, Simulator
+from .keys import merchant_private_key_pem, merchant_public_key_pem, platform_private_key_pem, platform_public_key_pem
+from .wechat_bills import BILL_DOWNLOAD, TRADE_BILL, BillKnobs, BillServer
 from .wechat_tokens import TokenIssuer
 
 CST = timezone(timedelta(hours=8))
@@ -47,6 +49,7 @@ class PayKnobs:
     refund_outcome: str = "SUCCESS"    # what the refund notification then says
     refund_notify_after_s: float | None = 0.05   # None: held until send_refund_notifications()
     unsigned_answers: bool = False   # answer refunds without the platform's signature (a proxy, not WeChat)
+    bill: BillKnobs = field(default_factory=BillKnobs)   # mismatches injected into the daily bills
 
 
 @dataclass
@@ -96,6 +99,7 @@ class WeChatPaySimulator(Simulator):
         self.deliveries: list[Delivery] = []
         self._seq = 0
         self._seq_lock = threading.Lock()
+        self.bills = BillServer(self)
         super().__init__(host, port)
 
     @classmethod
@@ -111,6 +115,8 @@ class WeChatPaySimulator(Simulator):
         self.route("POST", "/wxa/sec/order/upload_shipping_info", self._upload_shipping_info)
         self.route("POST", REFUNDS, self._refund)
         self.route("GET", REFUNDS + "/*", self._query_refund)
+        self.route("GET", TRADE_BILL, self._trade_bill)
+        self.route("GET", BILL_DOWNLOAD, self._download_bill)
 
     def reset(self) -> None:
         super().reset()
@@ -120,6 +126,8 @@ class WeChatPaySimulator(Simulator):
             self.deliveries.clear()
             self.refunds.clear()
             self.refund_notes.clear()
+            self.transactions.clear()
+            self.bills.clear()
 
     # -- the platform calling the hub ---------------------------------------------------------
     def _next_id(self, prefix: str) -> str:
@@ -143,9 +151,7 @@ class WeChatPaySimulator(Simulator):
                 "payer": {"openid": payer_openid},
                 "amount": {"total": amount_fen, "payer_total": amount_fen, "currency": "CNY",
                            "payer_currency": "CNY"}}
-            with self._lock:
-                self.transactions[transaction_id] = {"order_ref": order_ref, "amount_fen": amount_fen,
-                                                     "payer_openid": payer_openid}
+            self.take_payment(order_ref, amount_fen, transaction_id, payer_openid, now)
         elif event.startswith("REFUND."):
             refund_fen = amount_fen if refund_fen is None else refund_fen
             kind, resource = "refund", {
@@ -170,6 +176,23 @@ class WeChatPaySimulator(Simulator):
                          "associated_data": kind, "nonce": nonce},
         }
         return json.dumps(envelope, ensure_ascii=False).encode()
+
+    def take_payment(self, order_ref: str, amount_fen: int, transaction_id: str | None = None,
+                     payer_openid: str = "oSandboxPayer", at: str | None = None) -> str:
+        """A payment the platform took (it goes into that day's bill), notified or not; its transaction id."""
+        transaction_id = transaction_id or self._next_id("4200")
+        with self._lock:
+            self.transactions[transaction_id] = {
+                "order_ref": order_ref, "amount_fen": amount_fen, "payer_openid": payer_openid,
+                "at": at or datetime.now(CST).replace(microsecond=0).isoformat()}
+        return transaction_id
+
+    # -- the daily bills (the hub asking; the merchant's signature checked, the answer signed) -----
+    def _trade_bill(self, req: Request) -> Response:
+        return self._merchant_refusal(req) or self.bills.apply(req)
+
+    def _download_bill(self, req: Request) -> Response:
+        return self._merchant_refusal(req) or self.bills.download(req)
 
     def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         """Wechatpay-* headers for a body, honouring the knobs."""
@@ -415,3 +438,23 @@ class WeChatPaySimulator(Simulator):
     def send_refund_notifications(self) -> list[requests.Response]:
         """Post the held refund notifications to their notify_url, signed."""
         return [self.post_signed(url, body) for url, body in self.take_refund_notifications()]
+
+
+CREDENTIALS = {
+    "HUB_WECHAT_MCH_ID": "1900000001",
+    "HUB_WECHAT_API_V3_KEY": "SandboxApiV3Key0123456789abcdef0",   # exactly 32 bytes (AES-256)
+    "HUB_WECHAT_SERIAL": "3F1B7C2A9E0D4B6C8A5E2F1D0C9B8A7E6D5C4B3A",   # 40 hex digits, like a real platform cert
+    "HUB_WECHAT_APP_ID": "wxsandbox0001",
+    "HUB_WECHAT_APP_SECRET": "sandbox-wechat-app-secret",
+    "HUB_WECHAT_MERCHANT_SERIAL": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",   # the merchant's API certificate
+}
+assert len(CREDENTIALS["HUB_WECHAT_API_V3_KEY"].encode()) == 32
+
+
+def _keys() -> dict[str, str]:
+    return {"HUB_WECHAT_PLATFORM_PUBLIC_KEY": platform_public_key_pem(),
+            "HUB_WECHAT_MERCHANT_PRIVATE_KEY": merchant_private_key_pem().decode()}
+
+
+SANDBOX = SandboxSystem("wechat_pay", WeChatPaySimulator, 8703, "HUB_WECHAT_PAY_URL", credentials=CREDENTIALS,
+                        generated=_keys)

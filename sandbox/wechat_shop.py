@@ -18,7 +18,7 @@ import requests
 
 from connectors.base import Binder
 
-from .base import Request, Response, Simulator
+from .base import Request, Response, SandboxSystem, Simulator
 from .wechat_tokens import TokenIssuer
 
 SYSTEM = "wechat_shop"
@@ -230,3 +230,10 @@ class WeChatShopSimulator(Simulator):
             return refused
         key = (str(body["product_id"]), str(body["sku_id"]), body["out_warehouse_id"])
         return Response(200, {"errcode": 0, "errmsg": "ok", "num": self.stock.get(key, 0)})
+
+
+SANDBOX = SandboxSystem(
+    "wechat_shop", WeChatShopSimulator, 8704, "HUB_WECHAT_SHOP_URL",
+    credentials={"HUB_WECHAT_APP_ID": "wxsandbox0001", "HUB_WECHAT_APP_SECRET": "sandbox-wechat-app-secret",
+                 "HUB_WECHAT_PUSH_TOKEN": "sandboxpushtoken"},
+    bind=seed_binder, prepare=lambda sim, skus: sim.seed_catalog(skus))   # the shop lists the SKUs

@@ -23,7 +23,7 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callab
 
 @command("check-config")
 def check_config(args: argparse.Namespace) -> int:
-    from connectors.registry import check_system
+    from connectors.registry import check_system, check_wiring
     from hub.config import ConfigError, load_config
     from mappings.validation import validate_mappings
 
@@ -35,7 +35,9 @@ def check_config(args: argparse.Namespace) -> int:
     else:
         for name, system in cfg.systems.items():    # each connector checks its own block
             problems.extend(check_system(name, system))
+        problems.extend(check_wiring(cfg))           # which systems serve which store and channel
     problems.extend(validate_mappings())
+    problems.extend(_ca_bundle())
     for path, message in problems:
         print(f"{path}: {message}")
     if problems:
@@ -43,6 +45,19 @@ def check_config(args: argparse.Namespace) -> int:
         return 1
     print("config ok")
     return 0
+
+
+def _ca_bundle() -> list[tuple[str, str]]:
+    """A private CA (an ERP behind the company's own TLS) is trusted through REQUESTS_CA_BUNDLE: say which."""
+    import os
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+    if not bundle:
+        return []
+    if not os.path.isfile(bundle):
+        return [("REQUESTS_CA_BUNDLE", f"no CA bundle file at {bundle}")]
+    print(f"trusting the CA bundle at {bundle} (REQUESTS_CA_BUNDLE) for every HTTPS call")
+    return []
 
 
 @command("db")
@@ -253,19 +268,16 @@ def broker(args: argparse.Namespace) -> int:
 
 @command("dlq")
 def dlq(args: argparse.Namespace) -> int:
-    import workers.runner  # noqa: F401  (importing the services registers their consumers)
     from connectors.registry import build_connector
-    from hub import consumers
+    from hub import consumers, handlers
     from hub.bootstrap import build_context
     from hub.config import load_config
-    from workers.runner import all_service_classes
 
-    all_service_classes()
     ctx = build_context(load_config(args.config), connectors=build_connector)
     if args.action == "list":
         rows = consumers.dead_letters(ctx)
         for r in rows:
-            print(f"{r.id}\t{r.target}\tattempts={r.attempts}\tfirst={r.first_failed_at:%Y-%m-%d %H:%M:%S}"
+            print(f"{r.id}\t{r.target}\t{r.kind}\tattempts={r.attempts}\tfirst={r.first_failed_at:%Y-%m-%d %H:%M:%S}"
                   f"\tlast={r.last_failed_at:%Y-%m-%d %H:%M:%S}\t{r.error[:120]}")
         print(f"{len(rows)} dead letter(s)")
         return 0
@@ -273,7 +285,12 @@ def dlq(args: argparse.Namespace) -> int:
     failed: list[int] = []
     with _bar(len(ids), "replaying", "letter") as bar:
         for i in ids:
-            if not consumers.replay(ctx, i):
+            try:
+                ok = consumers.replay(ctx, i, handlers.BY_NAME, resend=args.resend)
+            except consumers.ResendNotConfirmed as exc:      # asked first: the ERP may hold it already
+                print(exc, file=sys.stderr)
+                ok = False
+            if not ok:
                 failed.append(i)
             bar.update(1)
             bar.set_postfix(failed=len(failed))
@@ -314,6 +331,35 @@ def resync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bill_day(text: str) -> object:
+    from datetime import date
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+@command("reconcile")
+def reconcile_cmd(args: argparse.Namespace) -> int:
+    from connectors.registry import build_connector
+    from hub.bootstrap import build_context
+    from hub.config import load_config
+    from hub.domain.errors import BadInput
+    from hub.services import payment_reconciliation
+
+    ctx = build_context(load_config(args.config), connectors=build_connector)
+    day = args.date or payment_reconciliation.yesterday()
+    try:
+        runs = payment_reconciliation.reconcile(ctx, day, trigger="cli", system=args.system)
+    except BadInput as exc:
+        print(f"hub reconcile payments: {exc}", file=sys.stderr)
+        return 2
+    for r in runs:
+        print(f"{r.system} {r.bill_date}: {r.status}, {r.differences} difference(s), {r.repaired} repaired"
+              + (f" — {r.error}" if r.error else "") + f" (run {r.run_id})")
+    return 1 if any(r.status == "error" for r in runs) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="O2O Hub: stock and orders in sync")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -339,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "replay"])
     p.add_argument("id", nargs="?")
     p.add_argument("--all", action="store_true")
+    p.add_argument("--resend", action="store_true",
+                   help="also resend letters of unknown outcome (check the other system first)")
+    p.add_argument("--config")
+    p = sub.add_parser("reconcile", help="compare the payment systems' daily bills with the hub (default: yesterday)")
+    p.add_argument("what", choices=["payments"])
+    p.add_argument("--date", type=_bill_day, help="the bill's day, YYYY-MM-DD")
+    p.add_argument("--system", help="one payment system (default every one)")
     p.add_argument("--config")
     p = sub.add_parser("resync", help="pull the ERP's product master and warehouse stock now")
     p.add_argument("--config")

@@ -1,26 +1,25 @@
-"""ERP sync: completed orders to the ERP (and CRM points), the ERP's product master and
-warehouse stock pulled on a timer."""
+"""ERP sync: completed orders to the ERP (and CRM points), returns and refunds after completion to
+the ERP (`hub/handlers.py`, service "erp_sync"), the ERP's product master and warehouse stock
+pulled on a timer."""
 from __future__ import annotations
 
 import logging
 
 from nameko.timer import timer
 
-from hub.flows import completed, erp_pull  # noqa: F401  (register consumers)
+from hub.flows import erp_pull
 
 from .dependencies import HubCore
-from .subscribe import consume
+from .subscribe import subscribed
 
 log = logging.getLogger(__name__)
 PULL_INTERVAL_S = 300
 
 
+@subscribed
 class ErpSyncService:
     name = "erp_sync"
     hub = HubCore()
-
-    sales_order = consume("erp_sync.sales_order")
-    crm_points = consume("erp_sync.crm_points")
 
     @timer(interval=PULL_INTERVAL_S)
     def pull_erp(self) -> None:

@@ -23,7 +23,7 @@ class HubApi(DependencyProvider):
     """Builds the WSGI API once per container; workers get its `handle(request)`."""
 
     def setup(self) -> None:
-        from hub import consumers
+        from hub import consumers, handlers
         from hub.api.app import build_api, build_deps
         from hub.services import flash_sales
         from hub.storage.db import warm_pool
@@ -43,7 +43,11 @@ class HubApi(DependencyProvider):
             except Exception as exc:         # Redis away: the gate's own errors answer the first attempts
                 log.warning("could not open the flash-sale gate's connections ahead of time: %s", exc)
         url, options = config["AMQP_URI"], transport_options(config)
-        self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=lambda i: consumers.replay(ctx, i),
+
+        def replay(i: int, resend: bool = False) -> bool:
+            return consumers.replay(ctx, i, handlers.BY_NAME, resend=resend)
+
+        self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=replay,
                                              queue_depths=lambda: queue_depths(url, all_service_classes(), options)))
 
     def get_dependency(self, worker_ctx: Any) -> Any:

@@ -1,4 +1,5 @@
-"""Scheduler: the hub's periodic work as nameko timers."""
+"""Scheduler: the hub's periodic work as nameko timers, and a flash sale's give-back
+(`hub/handlers.py`, service "scheduler")."""
 from __future__ import annotations
 
 import logging
@@ -6,17 +7,19 @@ import time
 
 from nameko.timer import timer
 
-from hub.flows import reconcile, refunds
-from hub.services import flash_sales, housekeeping
+from hub.flows import express, reconcile, refunds
+from hub.services import housekeeping, payment_reconciliation
 
 from .dependencies import HubCore
-from .subscribe import consume
+from .subscribe import subscribed
 
 log = logging.getLogger(__name__)
 RECONCILE_TICK_S = 5
 _last_reconcile: dict[int, float] = {}     # per hub context: when reconciliation last ran
+_bills_done: dict[int, str] = {}           # per hub context: the last bill day compared
 
 
+@subscribed
 class SchedulerService:
     name = "scheduler"
     hub = HubCore()
@@ -39,6 +42,12 @@ class SchedulerService:
         if settled:
             log.info("followed up %d refund(s) with the payment platform: %s", len(settled), ", ".join(settled))
 
+    @timer(interval=600)
+    def poll_stopped_express_tracking(self) -> None:
+        applied = express.poll_stopped_tracking(self.hub)     # waybills the courier stopped pushing
+        if applied:
+            log.info("polled express tracking the courier no longer pushes: %d report(s) applied", applied)
+
     # nameko fixes a timer's interval when the class is defined; config.yaml's
     # hub.reconcile_interval_s is honoured by a short tick that runs when the interval is up.
     @timer(interval=RECONCILE_TICK_S)
@@ -53,4 +62,21 @@ class SchedulerService:
         except Exception as exc:   # a channel (or our database) away: the next run checks again
             log.warning("channel stock reconciliation failed: %s", exc)
 
-    flash_sale_give_back = consume(flash_sales.GIVE_BACK)
+    # WeChat Pay publishes yesterday's bills from 10:00 Beijing time; the hourly check compares them once a day
+    # after that (a run that found no usable bill is tried again the next hour).
+    @timer(interval=3600)
+    def reconcile_payments(self) -> None:
+        now = payment_reconciliation.utcnow()
+        day = payment_reconciliation.yesterday(now)
+        if now.astimezone(payment_reconciliation.PLATFORM_TZ).hour < 10 or _bills_done.get(id(self.hub)) == str(day):
+            return
+        try:
+            runs = payment_reconciliation.reconcile(self.hub, day, trigger="daily")
+        except Exception as exc:   # our database away: the next hour tries again
+            log.warning("payment reconciliation of %s failed: %s", day, exc)
+            return
+        if all(r.status == "ok" for r in runs):
+            _bills_done[id(self.hub)] = str(day)
+        for r in runs:
+            log.info("payment reconciliation %s %s: %s, %d difference(s), %d repaired", r.system, r.bill_date,
+                     r.status, r.differences, r.repaired)

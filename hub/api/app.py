@@ -20,7 +20,7 @@ from werkzeug.exceptions import NotFound as RouteNotFound
 from werkzeug.routing import Map, Rule
 
 from hub import privacy
-from hub.api import callbacks, console, erp, flash_sales, openapi, ops, refunds, shop, store
+from hub.api import callbacks, console, erp, flash_sales, openapi, ops, payment_reconciliation, refunds, shop, store
 from hub.api.auth import all_secrets, authenticate
 from hub.api.body import limit_body, refuse_unstorable
 from hub.api.http import ApiError, Call, Route, json_response, log
@@ -46,8 +46,6 @@ from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Callback handlers need these connectors; the others are the workers' business.
-CALLBACK_KINDS = frozenset(callbacks.HANDLERS)
 
 
 @dataclass
@@ -55,7 +53,7 @@ class ApiDeps:
     """What the API needs beyond the database."""
 
     connectors: dict[str, Any] = field(default_factory=dict)       # system name -> connector
-    replay_dead_letter: Callable[[int], bool] | None = None    # None: replayed by this process's own flows
+    replay_dead_letter: Callable[..., bool] | None = None    # (id[, resend=]); None: this process's own flows
     now: Callable[[], datetime] = utcnow
     metrics: HubMetrics = field(default_factory=lambda: METRICS)
     queue_depths: Callable[[], dict[str, int]] | None = None     # broker queue -> messages ready (the gateway's)
@@ -66,16 +64,17 @@ class ApiDeps:
             self.health = ConnectorHealth(self.metrics)
 
 
-def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | None = None,
+def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | None = None,
                now: Callable[[], datetime] = utcnow, metrics: HubMetrics | None = None,
                queue_depths: Callable[[], dict[str, int]] | None = None) -> ApiDeps:
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
     (its callback answers 404) and logged, so a missing module never stops the API."""
     built: dict[str, Any] = {}
     for name, system in ctx.config.systems.items():
-        if system.kind not in CALLBACK_KINDS:
-            continue
         try:
+            declared = ctx.connectors.declared(name)
+            if declared is None or declared.callback not in callbacks.HANDLERS:
+                continue                          # callbacks need only these; the others are the workers' business
             built[name] = ctx.connectors[name]
         except Exception as exc:  # not landed yet, or misconfigured: serve everything else
             log.warning("connector %s (%s) not available to the API: %s", name, system.kind, exc)
@@ -84,7 +83,7 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[[int], bool] | N
 
 
 ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *flash_sales.ROUTES, *erp.ROUTES, *ops.ROUTES,
-                       *console.ROUTES,
+                       *console.ROUTES, *payment_reconciliation.ROUTES,
                        *callbacks.ROUTES]
 # The document of the table it is part of: served from here, so openapi.py needs no route table.
 ROUTES.append(Route("GET", "/openapi.json", lambda call: openapi.document(ROUTES), "public", "This document",

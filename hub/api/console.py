@@ -15,13 +15,22 @@ from sqlalchemy import func, select
 from hub.api import charts, schemas
 from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
-from hub.api.letters import may_replay, parked_letter_id, queue_depths, replay_letter
+from hub.api.letters import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
 from hub.api.views import iso, refund_list, timeline
 from hub.domain.errors import UnknownSku
 from hub.domain.order_states import OrderStatus
 from hub.privacy import mask_phone, redact
 from hub.services import inventory, money_owed
-from hub.storage.tables import DeadLetter, OrderRow, OutboxMessage, ProcessedMessage, SkuRow, StockMovement, utcnow
+from hub.storage.tables import (
+    UNKNOWN_OUTCOME,
+    DeadLetter,
+    OrderRow,
+    OutboxMessage,
+    ProcessedMessage,
+    SkuRow,
+    StockMovement,
+    utcnow,
+)
 
 HISTORY = 50          # ledger rows shown per lookup
 STATUSES = tuple(str(s) for s in OrderStatus)
@@ -179,7 +188,7 @@ def order_detail(call: Call) -> dict:
 def _letter(call: Call, d: DeadLetter, secrets: list[str]) -> dict:
     return {"id": d.id, "target": d.target, "message_id": d.message_id, "attempts": d.attempts,
             "first_failed_at": iso(call, d.first_failed_at), "last_failed_at": iso(call, d.last_failed_at),
-            "error": redact(d.error, secrets)[:500]}
+            "error": redact(d.error, secrets)[:500], "kind": d.kind}
 
 
 def dead_letters(call: Call) -> dict:
@@ -197,23 +206,27 @@ def dead_letters(call: Call) -> dict:
     return {"dead_letters": letters, "targets": targets}
 
 
-def _replay(call: Call, ids: list[int]) -> list[dict]:
-    results = [{"dead_letter_id": i, "replayed": replay_letter(call, i)} for i in ids]   # a failure is its answer
+def _replay(call: Call, ids: list[int], resend: bool = False) -> list[dict]:
+    results = [{"dead_letter_id": i, "replayed": replay_letter(call, i, resend=resend)} for i in ids]   # a failure
+    # is its answer
     log.info("operator replayed %d dead letter(s): %d ok", len(ids), sum(r["replayed"] for r in results))
     return results
 
 
 def replay_one(call: Call) -> dict:
-    call.body()
+    body = call.body()
     dead_letter_id = parked_letter_id(call)          # an unknown or non-numeric id: 404 before anything else
     may_replay(call, call.request.headers.get("X-Console-Token", ""))
-    return _replay(call, [dead_letter_id])[0]
+    resend = bool(body.get("resend"))
+    if letter_kind(call, dead_letter_id) == UNKNOWN_OUTCOME and not resend:
+        raise unknown_outcome(dead_letter_id)        # asked first: the ERP may hold it already
+    return _replay(call, [dead_letter_id], resend)[0]
 
 
 def replay_many(call: Call) -> dict:
     body = call.body()
     may_replay(call, call.request.headers.get("X-Console-Token", ""))
-    stmt = select(DeadLetter.id).where(DeadLetter.status == "parked")
+    stmt = select(DeadLetter.id, DeadLetter.kind).where(DeadLetter.status == "parked")
     if body["ids"] is not None:
         stmt = stmt.where(DeadLetter.id.in_(body["ids"]))
     elif body["target"] is not None:
@@ -221,16 +234,23 @@ def replay_many(call: Call) -> dict:
     else:
         raise schemas.invalid("ids", "name the dead letters (ids) or their consumer (target)")
     with call.ctx.uow() as uow:
-        ids = list(uow.session.execute(stmt.order_by(DeadLetter.id).limit(1000)).scalars())
+        rows = list(uow.session.execute(stmt.order_by(DeadLetter.id).limit(1000)))
+    # Letters of unknown outcome are left for one-by-one replay with resend, never resent in bulk.
+    ids = [i for i, kind in rows if kind != UNKNOWN_OUTCOME]
+    held = [i for i, kind in rows if kind == UNKNOWN_OUTCOME]
     results = _replay(call, ids)
     return {"replayed": sum(r["replayed"] for r in results), "failed": sum(not r["replayed"] for r in results),
-            "results": results}
+            "results": results, "unknown_outcome": held}
 
 
 # -- the route table -------------------------------------------------------------------------------
 
 TEXT = schemas.Str(required=False, max_len=64)
 LIMIT = schemas.Int(required=False, minimum=1, maximum=500)
+REPLAY_ONE = schemas.Obj(fields={
+    "resend": schemas.Bool(required=False, description="a letter of unknown outcome: the operator checked the "
+                                                      "other system and says send it again"),
+})
 REPLAY_MANY = schemas.Obj(fields={
     "ids": schemas.Arr(required=False, item=schemas.Int(minimum=1, maximum=2**62), min_items=1, max_items=1000),
     "target": schemas.Str(required=False, max_len=96, description="every parked letter of this consumer"),
@@ -259,8 +279,9 @@ ROUTES = [
           query=(Param("target", schemas.Str(required=False, max_len=96), "consumer"),
                  Param("q", TEXT, "text in the error"), Param("limit", LIMIT, "default 200"))),
     Route("POST", A + "/dead-letters/{dead_letter_id}/replay", replay_one, "admin", "Replay one dead letter",
-          body=schemas.EMPTY, responses={200: "replayed, or failed again (kept)", 403: "console token missing",
-                                         404: "no such parked dead letter"}),
+          body=REPLAY_ONE, responses={200: "replayed, or failed again (kept)", 403: "console token missing",
+                                      404: "no such parked dead letter",
+                                      409: "unknown outcome: check the other system, then replay with resend"}),
     Route("POST", A + "/dead-letters/replay", replay_many, "admin",
           "Replay many dead letters: by ids, or every one of a consumer", body=REPLAY_MANY,
           responses={200: "counts and per-letter results", 403: "console token missing"}),

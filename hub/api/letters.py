@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 
+from sqlalchemy import select
+
 from hub.api.auth import csrf_token
 from hub.api.http import ApiError, Call, log
 from hub.storage.tables import DeadLetter
@@ -27,6 +29,17 @@ def may_replay(call: Call, token: str) -> None:
         raise ApiError(403, "forbidden", "replay from the console: its token is missing or wrong")
 
 
+def letter_kind(call: Call, dead_letter_id: int) -> str:
+    with call.ctx.reader() as uow:
+        return uow.session.execute(select(DeadLetter.kind).where(DeadLetter.id == dead_letter_id)).scalar_one()
+
+
+def unknown_outcome(dead_letter_id: int) -> ApiError:
+    """A letter whose work may already be done elsewhere is resent only when the operator says so."""
+    return ApiError(409, "unknown_outcome", f"dead letter {dead_letter_id} has an unknown outcome: the other "
+                                            "system may already hold it; check there, then replay with resend")
+
+
 def parked_letter_id(call: Call) -> int:
     """The path's dead letter id if it names a parked one; 404 otherwise — before anything else is asked."""
     raw = call.params["dead_letter_id"]
@@ -39,15 +52,16 @@ def parked_letter_id(call: Call) -> int:
     return int(raw)
 
 
-def replay_letter(call: Call, dead_letter_id: int) -> bool:
-    """Run a dead letter through its consumer again: the gateway's hook, or this process's own flows.
-    A consumer that fails again (or is not known here) keeps the letter: False, never a 5xx."""
+def replay_letter(call: Call, dead_letter_id: int, *, resend: bool = False) -> bool:
+    """Run a dead letter through its consumer again: the gateway's hook, or this process's own consumers.
+    A consumer that fails again (or is not known here) keeps the letter: False, never a 5xx.
+    `resend`: the operator checked a letter of unknown outcome and says send it again."""
     try:
         if call.deps.replay_dead_letter is not None:
-            return bool(call.deps.replay_dead_letter(dead_letter_id))
-        from hub import consumers, flows
-        flows.load()
-        return consumers.replay(call.ctx, dead_letter_id)
+            hook = call.deps.replay_dead_letter
+            return bool(hook(dead_letter_id, resend=True) if resend else hook(dead_letter_id))
+        from hub import consumers, handlers
+        return consumers.replay(call.ctx, dead_letter_id, handlers.BY_NAME, resend=resend)
     except Exception as exc:  # noqa: BLE001 - the letter stays parked; the answer says it failed
         log.warning("replay of dead letter %s failed: %s", dead_letter_id, exc)
         return False

@@ -11,11 +11,11 @@ from werkzeug import Response
 
 from hub.api.auth import csrf_token
 from hub.api.http import Call, Route, json_response, log
-from hub.api.letters import may_replay, parked_letter_id, queue_depths, replay_letter
+from hub.api.letters import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
 from hub.metrics import CONTENT_TYPE, gauge
-from hub.storage.tables import DeadLetter, OutboxMessage, RefundRow
+from hub.storage.tables import UNKNOWN_OUTCOME, DeadLetter, OutboxMessage, RefundRow
 
 # Refunds the platform has not answered for good yet: one that stays here long is stuck.
 OPEN_REFUNDS = (RefundStatus.REQUESTED, RefundStatus.PROCESSING)
@@ -100,7 +100,10 @@ def admin(call: Call) -> Response:
 def replay(call: Call) -> Response:
     dead_letter_id = parked_letter_id(call)
     may_replay(call, call.request.form.get("csrf", ""))
-    ok = replay_letter(call, dead_letter_id)
+    resend = call.request.form.get("resend") == "1"
+    if letter_kind(call, dead_letter_id) == UNKNOWN_OUTCOME and not resend:
+        raise unknown_outcome(dead_letter_id)
+    ok = replay_letter(call, dead_letter_id, resend=resend)
     log.info("dead letter %s replayed by an operator: %s", dead_letter_id, "ok" if ok else "failed again")
     if call.request.form:          # a plain HTML form: back to the console
         return Response(status=303, headers={"Location": f"/admin?replayed={dead_letter_id}&ok={int(ok)}"})

@@ -102,6 +102,17 @@ class Int(Field):
 
 
 @dataclass(frozen=True)
+class Bool(Field):
+    def parse(self, value: Any, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise invalid(path, "must be true or false")
+        return value
+
+    def schema(self) -> dict[str, Any]:
+        return self._doc({"type": "boolean"})
+
+
+@dataclass(frozen=True)
 class Num(Field):
     minimum: float | None = None
     maximum: float | None = None

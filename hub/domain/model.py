@@ -238,3 +238,17 @@ class OrderSnapshot:
     created_at: datetime
     paid_at: datetime | None = None
     external_id: str | None = None   # the channel's own order id, when the channel sent it
+
+
+@dataclass(frozen=True)
+class ErpReturn:
+    """A return or a refund after completion, for the ERP (a return order / credit memo): once per
+    `return_id` (the refund's number, or the order's return), with the order's lines and the amount."""
+
+    return_id: str
+    kind: str                        # return (the goods came back) | refund (money back)
+    order_id: str
+    lines: tuple[OrderLine, ...]
+    amount_fen: int
+    location_id: str | None
+    created_at: datetime

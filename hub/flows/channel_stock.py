@@ -19,8 +19,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, tuple_
 
 from hub.bootstrap import HubContext
-from hub.consumers import batch_consumer, consumer
 from hub.domain.stock import available
+from hub.events import StockChanged
 from hub.services import inventory
 from hub.storage.tables import ChannelStockPublished, StockLevel, utcnow
 from hub.storage.uow import UnitOfWork
@@ -212,15 +212,13 @@ def _push_all(shop: Any, due: dict[Pair, int]) -> dict[Pair, Exception]:
     return {pair: call.exception() for pair, call in calls.items() if call.exception() is not None}
 
 
-@consumer("channel_sync.publish_stock", calls_out=True)
-def publish_stock(ctx: HubContext, data: dict[str, Any]) -> None:
-    _publish(ctx, data["sku"], data["location_id"])
+def stock_to_shop(ctx: HubContext, event: StockChanged) -> None:
+    _publish(ctx, event.sku, event.location_id)
 
 
-@batch_consumer("channel_sync.publish_stock")
-def publish_stock_many(ctx: HubContext, events: list[dict[str, Any]]) -> None:
+def stock_to_shop_batch(ctx: HubContext, events: list[StockChanged]) -> None:
     """Many stock events, one push per (SKU, store) whose figure the channel does not show yet."""
-    pairs = sorted({(d["sku"], d["location_id"]) for d in events if _is_store(ctx, d["location_id"])})
+    pairs = sorted({(e.sku, e.location_id) for e in events if _is_store(ctx, e.location_id)})
     for channel in ctx.config.channels:
         if channel.publish_to and pairs:
             publish_figures(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, pairs)

@@ -1,34 +1,38 @@
-"""A completed order (any fulfilment type) goes to the ERP and earns CRM points.
+"""A completed order (any fulfilment type) goes to the ERP and earns CRM points; a return or a
+refund after completion goes to the ERP as a return order / credit memo.
 
-Two consumers, so the ERP being down never holds back the points, nor the other way round.
+Separate consumers, so the ERP being down never holds back the points, nor the other way round.
 Both systems dedupe on the hub's order id: a repeat gets the same document / no new points.
+A return or refund is sent once per return id (`erp_returns`): the refund's number, or the
+order's one return (line-level returns come later), with the order's lines and the amount.
 """
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
-from hub.domain.model import Buyer
+from hub.domain.model import Buyer, ErpReturn, OrderLine
 from hub.domain.order_states import OrderStatus
-from hub.flows import reacts
-from hub.services import erp_feed, orders
-from hub.storage.tables import ErpFeedEntry
+from hub.domain.refunds import RefundStatus
+from hub.events import OrderStatusChanged
+from hub.services import erp_feed, money_owed, orders
+from hub.storage.tables import ErpFeedEntry, ErpReturnEntry, OrderRow, utcnow
+from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 S = OrderStatus
 
 
-@reacts("erp_sync.sales_order", to=[S.COMPLETED], calls_out=True)
-def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
+def erp_sales_order(ctx: HubContext, event: OrderStatusChanged) -> None:
     """Into the ERP's pull feed (once), and pushed over SOAP where the ERP takes pushes.
 
     The feed row is committed before the ERP is called, and the document number recorded after
     with one short UPDATE: no lock on `erp_feed` is held while the ERP answers."""
     with ctx.uow() as uow:
-        order = orders.get(uow, data["order_id"])
+        order = orders.get(uow, event.order_id)
         erp_feed.add_to_feed(uow, order.id)
         snap = orders.snapshot(order)
         uow.commit()
@@ -48,13 +52,63 @@ def push_sales_order(ctx: HubContext, data: dict[str, Any]) -> None:
     log.info("order %s is ERP document %s", snap.order_id, document_no)
 
 
-@reacts("erp_sync.crm_points", to=[S.COMPLETED], calls_out=True)
-def award_points(ctx: HubContext, data: dict[str, Any]) -> None:
+def erp_return_order(ctx: HubContext, event: OrderStatusChanged) -> None:
+    """A return or refund of an order the ERP holds as a sale: once per return id, over SOAP.
+
+    Only after completion (the order is in the ERP feed); a refund of an order already returned
+    is that return's money, which the return order already credits, so it is not sent again."""
+    erp = ctx.config.systems.get(ctx.connectors.system_for("erp") or "")
+    if erp is None or not erp.get("push_orders") or event.from_status == S.RETURNED:
+        return
+    with ctx.uow() as uow:
+        order = orders.get(uow, event.order_id)
+        if not _in_feed(uow, order.id):
+            return                    # never completed: the ERP holds no sale to take back
+        ret = _erp_return(uow, order, "return" if event.to_status == S.RETURNED else "refund",
+                          money_back=event.from_status != S.REFUNDED)
+        insert_ignore(uow.session, ErpReturnEntry, {"return_id": ret.return_id, "order_id": order.id,
+                                                     "kind": ret.kind, "added_at": utcnow()})
+        uow.commit()
+    with ctx.reader() as uow:
+        if uow.session.get(ErpReturnEntry, ret.return_id).erp_document_no:
+            return
+    push = getattr(ctx.connectors.erp(), "push_return", None)
+    document_no = push(ret) if push is not None else None
+    if document_no is None:
+        log.info("order %s: the ERP mapping has no create_return_order; %s %s not sent", ret.order_id, ret.kind,
+                 ret.return_id)
+        return
+    with ctx.uow() as uow:
+        uow.session.execute(update(ErpReturnEntry).where(ErpReturnEntry.return_id == ret.return_id,
+                                                         ErpReturnEntry.erp_document_no.is_(None))
+                            .values(erp_document_no=document_no))
+        uow.commit()
+    log.info("order %s: %s %s is ERP document %s", ret.order_id, ret.kind, ret.return_id, document_no)
+
+
+def _in_feed(uow: UnitOfWork, order_id: str) -> bool:
+    return uow.session.execute(select(ErpFeedEntry.seq).where(ErpFeedEntry.order_id == order_id)).first() is not None
+
+
+def _erp_return(uow: UnitOfWork, order: OrderRow, kind: str, money_back: bool) -> ErpReturn:
+    """The order's lines; for a refund the money the platform paid back (its refund's number is the
+    id), for a return after a refund nothing more (the money went back with that refund)."""
+    lines = tuple(OrderLine(x.sku, x.qty, x.unit_price_fen) for x in order.lines)
+    if kind == "return":
+        return ErpReturn(f"{order.id}-return", kind, order.id, lines, order.total_fen if money_back else 0,
+                         order.location_id, utcnow())
+    paid_back = [r for r in money_owed.of_order(uow, order.id) if r.status == RefundStatus.SUCCESS]
+    refund_id = paid_back[-1].refund_no if paid_back else f"{order.id}-refund"
+    return ErpReturn(refund_id, kind, order.id, lines, sum(r.amount_fen for r in paid_back) or order.total_fen,
+                     order.location_id, utcnow())
+
+
+def crm_points(ctx: HubContext, event: OrderStatusChanged) -> None:
     """One point per yuan spent, to the buyer's CRM member (created on the first order)."""
     if not ctx.connectors.has("crm"):
         return
     with ctx.reader() as uow:
-        order = orders.get(uow, data["order_id"])
+        order = orders.get(uow, event.order_id)
         order_id, buyer, points = order.id, Buyer(**order.buyer), order.total_fen // 100
     crm = ctx.connectors.crm()
     member = crm.upsert_member(buyer)

@@ -15,16 +15,15 @@ down first (an inactive `quoted` shipment), so such a booking can be recognised.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import func, select
 
 from hub.bootstrap import HubContext
-from hub.consumers import consumer
 from hub.domain.errors import NeedsOperator
 from hub.domain.model import CourierState, TrackingStatus
 from hub.domain.order_states import OrderStatus
-from hub.flows import callback_url, reacts
+from hub.events import OrderStatusChanged, ShipmentRebookNeeded
+from hub.flows import callback_url
 from hub.metrics import METRICS
 from hub.ports import PermanentError
 from hub.services import courier_claims, courier_outcomes, orders
@@ -64,7 +63,10 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
         snap = orders.snapshot(order)
         booked = bookings_made(uow, order.id)
-    courier = ctx.connectors.local_courier()
+    couriers = ctx.connectors.couriers(store.id)              # the store's, in its order: the first books
+    if not couriers:
+        raise LookupError(f"no local courier in config.yaml serves store {store.id}")
+    courier = couriers[0]
     # A courier that cannot be reached raises TransientError here: retried, then parked — never
     # taken for "no booking", which would book a second rider once it answers again.
     held = courier.query(order_id)
@@ -186,18 +188,15 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
     return row
 
 
-@reacts("fulfilment.local_delivery", fulfillment=["delivery"], to=[S.ALLOCATED, S.CANCEL_REQUESTED, S.CANCELLED],
-        calls_out=True)
-def on_delivery_status(ctx: HubContext, data: dict[str, Any]) -> None:
-    if data["to"] == S.CANCELLED:
-        cancel_rider(ctx, data["order_id"], "order cancelled")
-    elif data["to"] == S.CANCEL_REQUESTED:
-        ask_to_cancel(ctx, data["order_id"])
+def delivery_to_courier(ctx: HubContext, event: OrderStatusChanged) -> None:
+    if event.to_status == S.CANCELLED:
+        cancel_rider(ctx, event.order_id, "order cancelled")
+    elif event.to_status == S.CANCEL_REQUESTED:
+        ask_to_cancel(ctx, event.order_id)
     else:
-        book_rider(ctx, data["order_id"])
+        book_rider(ctx, event.order_id)
 
 
-@consumer("fulfilment.rebook_courier", calls_out=True)
-def on_rebook_needed(ctx: HubContext, data: dict[str, Any]) -> None:
-    if book_rider(ctx, data["order_id"]) is None:
-        log.info("delivery %s: no re-booking needed", data["order_id"])
+def rebook_courier(ctx: HubContext, event: ShipmentRebookNeeded) -> None:
+    if book_rider(ctx, event.order_id) is None:
+        log.info("delivery %s: no re-booking needed", event.order_id)

@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
 
 from hub.bootstrap import HubContext, upsert_skus
 from hub.domain.errors import BadInput
 from hub.domain.limits import fits_int
 from hub.services import inventory
+from hub.storage.tables import SkuRow
 
 log = logging.getLogger(__name__)
 
 
 def pull_products(ctx: HubContext) -> int:
-    """Upsert the ERP's product master; how many SKUs were added or changed."""
-    skus = ctx.connectors.erp().fetch_products()
+    """Upsert the ERP's product master; how many SKUs were added or changed. An ERP without a
+    product list (an order-only service) is skipped, and says so."""
+    erp = ctx.connectors.erp()
+    if not _does(erp, "product_master"):
+        log.info("ERP %s has no product list (no calls.product_master): product pull skipped", erp.name)
+        return 0
+    skus = erp.fetch_products()
     with ctx.uow() as uow:
         changed = upsert_skus(uow, skus)
         uow.commit()
@@ -36,7 +45,17 @@ def pull_warehouse_stock(ctx: HubContext, progress: Callable[[int, int], None] |
     if not warehouses:
         return 0
     applied = 0
-    lines = list(ctx.connectors.erp().fetch_warehouse_stock(warehouses))
+    erp = ctx.connectors.erp()
+    if not _does(erp, "warehouse_stock"):
+        log.info("ERP %s has no stock service (no calls.warehouse_stock): stock pull skipped", erp.name)
+        return 0
+    if _does(erp, "product_master"):
+        lines = list(erp.fetch_warehouse_stock(warehouses))
+    else:                             # no product list: ask for the hub's own SKUs
+        with ctx.reader() as uow:
+            codes = list(uow.session.execute(select(SkuRow.code).where(SkuRow.active).order_by(SkuRow.code))
+                         .scalars())
+        lines = list(erp.fetch_warehouse_stock(warehouses, sku_codes=codes))
     for done, count in enumerate(lines, 1):
         if progress is not None:
             progress(done, len(lines))
@@ -56,3 +75,9 @@ def pull_warehouse_stock(ctx: HubContext, progress: Callable[[int, int], None] |
         applied += result.applied
     log.info("ERP warehouse stock: %d count(s) applied", applied)
     return applied
+
+
+def _does(erp: Any, job: str) -> bool:
+    """Whether the ERP's mapping names this job; a connector that cannot say does them all."""
+    does = getattr(erp, "does", None)
+    return True if does is None else bool(does(job))

@@ -1,19 +1,26 @@
 """Express from a warehouse: waybill, tracking subscription, shipped (which commits the stock).
 
 The courier dedupes waybills on the hub's order id, so a retry after a crash gets the same
-waybill back, and subscribing twice is harmless.
+waybill back, and subscribing twice is harmless. When the courier stops pushing a waybill's
+tracking (Kuaidi100's `status: abort`), operations see it (hub_express_tracking_stopped, a
+warning naming the order) and the scheduler polls that waybill instead (`poll_stopped_tracking`).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any
+
+from sqlalchemy import select
 
 from hub.bootstrap import HubContext
 from hub.domain.order_states import OrderStatus
-from hub.flows import callback_url, reacts
+from hub.events import OrderStatusChanged
+from hub.flows import callback_url
 from hub.flows.delivery import active_shipment
+from hub.metrics import METRICS
 from hub.services import orders
+from hub.services.tracking import apply_tracking
 from hub.storage.tables import Shipment, utcnow
+from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -32,7 +39,7 @@ def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
     origin = ctx.config.location(next(iter(origin_ids))) if len(origin_ids) == 1 else None
     if origin is None:
         raise LookupError(f"order {order_id}: one origin warehouse needed, have {sorted(origin_ids)}")
-    courier = ctx.connectors.express_courier()
+    courier = ctx.connectors.express_courier_for(origin.id)
     booking = courier.create_waybill(snap, origin)           # deduped on the hub's order id
     address = snap.fulfillment.address
     courier.subscribe_tracking(booking.shipment_ref, callback_url(ctx.config, courier.name),
@@ -53,6 +60,37 @@ def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
     return shipment
 
 
-@reacts("fulfilment.express", fulfillment=["express"], to=[S.ALLOCATED], calls_out=True)
-def on_express_allocated(ctx: HubContext, data: dict[str, Any]) -> None:
-    ship_express(ctx, data["order_id"])
+def express_waybill(ctx: HubContext, event: OrderStatusChanged) -> None:
+    ship_express(ctx, event.order_id)
+
+
+def push_stopped(uow: UnitOfWork, carrier: str, waybill: str, reason: str) -> None:
+    """The courier stopped pushing this waybill's tracking: poll it from now on, and say so."""
+    shipment = uow.session.execute(select(Shipment).where(Shipment.carrier == carrier,
+                                                          Shipment.shipment_ref == waybill)).scalar_one_or_none()
+    if shipment is None:
+        log.warning("express %s stopped tracking unknown waybill %s: %s", carrier, waybill, reason)
+        return
+    if shipment.tracking != "polling":
+        METRICS.express_tracking_stopped.labels(carrier).inc()
+    shipment.tracking = "polling"
+    log.warning("express order %s: %s stopped tracking waybill %s (%s); the hub polls it instead",
+                shipment.order_id, carrier, waybill, reason)
+
+
+def poll_stopped_tracking(ctx: HubContext) -> int:
+    """Ask the courier for every active waybill it no longer pushes; how many new reports applied."""
+    with ctx.reader() as uow:
+        due = [(s.carrier, s.shipment_ref, s.order_id) for s in uow.session.execute(
+            select(Shipment).where(Shipment.kind == "express", Shipment.active, Shipment.tracking == "polling",
+                                   Shipment.status.not_in(["delivered", "cancelled", "expired"]))).scalars()]
+    applied = 0
+    for carrier, waybill, order_id in due:
+        with ctx.reader() as uow:
+            snap = orders.snapshot(orders.get(uow, order_id))
+        address = snap.fulfillment.address
+        events = ctx.connectors[carrier].poll_tracking(waybill, (address.phone if address else "") or snap.buyer.phone)
+        with ctx.uow() as uow:
+            applied += sum(apply_tracking(uow, ctx.config, e) for e in sorted(events, key=lambda e: e.at))
+            uow.commit()
+    return applied

@@ -12,7 +12,7 @@ from typing import Any
 from hub.bootstrap import HubContext
 from hub.domain.model import OrderSnapshot
 from hub.domain.order_states import OrderStatus
-from hub.flows import reacts
+from hub.events import OrderStatusChanged
 from hub.services import orders
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,8 @@ S = OrderStatus
 
 # the POS state each hub state asks for, and the hub states in which that still holds
 _POS_STATE = {S.READY_FOR_PICKUP: "ready", S.COLLECTED: "collected", S.CANCELLED: "cancelled"}
-_STILL = {S.ALLOCATED: {S.ALLOCATED, S.READY_FOR_PICKUP}, S.READY_FOR_PICKUP: {S.READY_FOR_PICKUP},
-          S.COLLECTED: {S.COLLECTED, S.COMPLETED}, S.CANCELLED: {S.CANCELLED, S.REFUNDED}}
+STILL = {S.ALLOCATED: {S.ALLOCATED, S.READY_FOR_PICKUP}, S.READY_FOR_PICKUP: {S.READY_FOR_PICKUP},
+         S.COLLECTED: {S.COLLECTED, S.COMPLETED}, S.CANCELLED: {S.CANCELLED, S.REFUNDED}}
 
 
 MAX_ROUNDS = 3       # re-syncs when the order moves on while the POS is being called
@@ -30,7 +30,7 @@ MAX_ROUNDS = 3       # re-syncs when the order moves on while the POS is being c
 def _target_for(status: str) -> S | None:
     """The event target whose POS state the order's current status asks for."""
     # latest first: ready_for_pickup still holds for an allocated push, but asks for PREPARED
-    return next((t for t in (S.CANCELLED, S.COLLECTED, S.READY_FOR_PICKUP, S.ALLOCATED) if status in _STILL[t]), None)
+    return next((t for t in (S.CANCELLED, S.COLLECTED, S.READY_FOR_PICKUP, S.ALLOCATED) if status in STILL[t]), None)
 
 
 def _read(ctx: HubContext, order_id: str) -> tuple[str, OrderSnapshot]:
@@ -39,18 +39,17 @@ def _read(ctx: HubContext, order_id: str) -> tuple[str, OrderSnapshot]:
         return order.status, orders.snapshot(order)
 
 
-@reacts("fulfilment.pickup_pos", fulfillment=["pickup"], to=list(_STILL), calls_out=True)
-def sync_pickup_to_pos(ctx: HubContext, data: dict[str, Any]) -> None:
-    target = S(data["to"])
-    status, snap = _read(ctx, data["order_id"])
-    if status not in _STILL[target]:
-        log.info("pickup %s: %s is past (now %s); POS left as it is", data["order_id"], target, status)
+def pickup_to_pos(ctx: HubContext, event: OrderStatusChanged) -> None:
+    target = S(event.to_status)
+    status, snap = _read(ctx, event.order_id)
+    if status not in STILL[target]:
+        log.info("pickup %s: %s is past (now %s); POS left as it is", event.order_id, target, status)
         return
     pos = ctx.connectors.pos()
     for _ in range(MAX_ROUNDS):
         _set_at_pos(pos, snap, target)
-        status, snap = _read(ctx, data["order_id"])
-        if status in _STILL[target] or (now := _target_for(status)) is None:
+        status, snap = _read(ctx, event.order_id)
+        if status in STILL[target] or (now := _target_for(status)) is None:
             return
         # The order moved on while the POS was called; that move's own event may have reached the
         # POS before this call did, so the POS is set again to what the order is now.

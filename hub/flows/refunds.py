@@ -15,34 +15,38 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext
-from hub.consumers import consumer, current_message_id
+from hub.consumers import current_message_id
 from hub.domain.model import RefundRequest
 from hub.domain.refunds import TO_ASK, RefundStatus
+from hub.events import OrderRefundDue
 from hub.flows import callback_url
 from hub.ports import PermanentError
 from hub.services import refunds
-from hub.storage.tables import RefundRow, utcnow
+from hub.storage.tables import OrderRow, RefundRow, utcnow
 
 log = logging.getLogger(__name__)
 
 
-@consumer("fulfilment.refund_due", calls_out=True)
-def ask_for_refund(ctx: HubContext, data: dict[str, Any]) -> None:
-    message_id = current_message_id() or f"{data['order_id']}:{data.get('payment_ref')}"
+def ask_for_refund(ctx: HubContext, event: OrderRefundDue) -> None:
+    message_id = current_message_id() or f"{event.order_id}:{event.payment_ref}"
     with ctx.uow() as uow:                       # 1. the refund, numbered and committed before any call
-        row = refunds.for_event(uow, data, message_id)
+        row = refunds.for_event(uow, event, message_id)
         if row is None:
             uow.commit()
             return
         if row.status not in TO_ASK:
             log.info("refund %s of order %s is already %s", row.refund_no, row.order_id, row.status)
             return
-        payment = ctx.connectors.payment()
+        payment = ctx.connectors.payment_platform_for(uow.session.get(OrderRow, row.order_id))
+        if payment is None:     # the channel's own platform took the payment, and refunds it
+            log.info("refund %s of order %s: paid on the channel's platform; not ours to ask", row.refund_no,
+                     row.order_id)
+            uow.commit()
+            return
         request = RefundRequest(refund_no=row.refund_no, order_ref=row.order_id, payment_ref=row.payment_ref,
                                 paid_fen=row.paid_fen, amount_fen=row.amount_fen, reason=row.reason,
                                 notify_url=callback_url(ctx.config, payment.name))
@@ -71,15 +75,14 @@ def follow_up(ctx: HubContext, now: datetime | None = None, limit: int = 100) ->
     its (signed) answer. One refund's failure stops nothing else; returns the refund numbers that moved."""
     cutoff = (now or utcnow()) - FOLLOW_UP_AFTER
     with ctx.reader() as uow:
-        due = list(uow.session.execute(
-            select(RefundRow.refund_no).where(RefundRow.status == RefundStatus.PROCESSING,
-                                              RefundRow.updated_at < cutoff)
-            .order_by(RefundRow.updated_at).limit(limit)).scalars())
-    if not due:
-        return []
-    payment = ctx.connectors.payment()
+        due = [(refund_no, ctx.connectors.payment_platform_for(order)) for refund_no, order in uow.session.execute(
+            select(RefundRow.refund_no, OrderRow).join(OrderRow, OrderRow.id == RefundRow.order_id)
+            .where(RefundRow.status == RefundStatus.PROCESSING, RefundRow.updated_at < cutoff)
+            .order_by(RefundRow.updated_at).limit(limit)).tuples()]
     moved = []
-    for refund_no in due:
+    for refund_no, payment in due:
+        if payment is None:             # the channel's own platform took it: not ours to ask
+            continue
         try:
             answer = payment.query_refund(refund_no)          # no transaction open
             with ctx.uow() as uow:

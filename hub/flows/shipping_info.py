@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any
 
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext
 from hub.domain.order_states import OrderStatus
-from hub.flows import reacts
+from hub.events import OrderStatusChanged
 from hub.flows.delivery import active_shipment
 from hub.services import orders
 from hub.storage.tables import ProcessedMessage, utcnow
@@ -37,14 +36,15 @@ def upload_key(order_id: str, payment_ref: str, logistics: str, tracking_no: str
     return f"{order_id}:{digest}"
 
 
-@reacts("fulfilment.shipping_info", to=list(LOGISTICS), calls_out=True)
-def upload_shipping_info(ctx: HubContext, data: dict[str, Any]) -> None:
+def shipping_info_upload(ctx: HubContext, event: OrderStatusChanged) -> None:
     with ctx.reader() as uow:
-        order = orders.get(uow, data["order_id"])
-        if not order.payment_ref or not ctx.connectors.has("payment"):
+        order = orders.get(uow, event.order_id)
+        paid_here = order.payment_ref and ctx.connectors.has("payment")
+        payment = ctx.connectors.payment_platform_for(order) if paid_here else None
+        if payment is None:     # unpaid, or paid on the channel's own platform: nothing of ours to tell
             log.info("order %s: no platform payment to attach shipping info to", order.id)
             return
-        logistics = LOGISTICS[S(data["to"])]
+        logistics = LOGISTICS[S(event.to_status)]
         tracking_no = carrier = None
         if logistics == "express":
             shipment = active_shipment(uow, order.id)
@@ -59,7 +59,7 @@ def upload_shipping_info(ctx: HubContext, data: dict[str, Any]) -> None:
         log.info("order %s: shipping info (%s) already uploaded; nothing new to tell", snap.order_id, logistics)
         return
     company = express_company(ctx, carrier) if carrier else None
-    ctx.connectors.payment().upload_shipping_info(snap, payment_ref, logistics, tracking_no, company)
+    payment.upload_shipping_info(snap, payment_ref, logistics, tracking_no, company)
     with ctx.uow() as uow:
         insert_ignore(uow.session, ProcessedMessage, {"consumer": UPLOADED, "message_id": key,
                                                       "processed_at": utcnow()})

@@ -7,6 +7,7 @@ and a time), so anyone can post one. Before a callback moves an order:
 3. `confirmed` — the report the hub applies is what the query says, never what the claim says:
    its status, its rider; its time is the courier's, and never later than now (a forged future
    time would make every genuine report after it look older and freeze the order).
+`settle` is that sequence as one use case, given the courier through its port.
 """
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from hub.bootstrap import HubContext
 from hub.domain.errors import BadInput, NotFound
 from hub.domain.model import CourierState, TrackingEvent
 from hub.metrics import METRICS
+from hub.ports import LocalCourier
+from hub.services.tracking import apply_tracking
 from hub.storage.tables import Shipment
 from hub.storage.uow import UnitOfWork
 
@@ -35,6 +39,28 @@ class CallbackMismatch(BadInput):
 class BookingRef:
     order_id: str
     active: bool
+
+
+def settle(ctx: HubContext, courier: LocalCourier, claim: TrackingEvent, now: datetime) -> TrackingEvent | None:
+    """A rider's claim, settled: the report applied (None when nothing was).
+
+    Its order must be its booking's (else CallbackMismatch, 422: a genuine courier never mixes them
+    up, so only a forger or a broken sender gets it, and nothing is recorded); then only what the
+    query says is applied, and the caller answers 200 even when the query contradicts the claim — a
+    genuine report can be overtaken by the next step, and a retry would be contradicted the same way.
+    A courier that cannot be asked raises from `query` (502), so the courier sends its callback again."""
+    with ctx.reader() as uow:
+        booking = booking_of(uow, claim)
+    if not booking.active:
+        # A dropped booking: the query answers for the order's current one, so this one cannot be confirmed.
+        METRICS.courier_claims.labels(claim.carrier, "stale_booking").inc()
+        return None
+    report = confirmed(claim, courier.query(booking.order_id), now)     # no transaction open across the query
+    if report is not None:
+        with ctx.uow() as uow:
+            apply_tracking(uow, ctx.config, report)
+            uow.commit()
+    return report
 
 
 def booking_of(uow: UnitOfWork, claim: TrackingEvent) -> BookingRef:

@@ -28,7 +28,7 @@ from hub.domain.errors import BadInput, NotFound, SaleEnded, UnknownLocation, Un
 from hub.domain.flash_sale import SaleTerms
 from hub.domain.model import FulfillmentType, PlaceOrder
 from hub.domain.routing import CandidateVerdict, RoutingDecision
-from hub.flows import reacts
+from hub.events import OrderStatusChanged
 from hub.metrics import METRICS
 from hub.services import inventory, orders
 from hub.storage.tables import (
@@ -47,7 +47,6 @@ from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 LIVE_RESERVATIONS = ("open", "committed")      # units an order of the sale really holds or took
-GIVE_BACK = "scheduler.flash_sale_give_back"     # the consumer's name (a dead letter's target)
 
 
 @dataclass(frozen=True)
@@ -321,10 +320,9 @@ def end(ctx: HubContext, sale_id: str, now: datetime | None = None) -> dict[str,
     return result
 
 
-@reacts(GIVE_BACK, to=["cancelled"])
-def give_back(ctx: HubContext, uow: UnitOfWork, data: dict[str, Any]) -> None:
+def flash_sale_give_back(ctx: HubContext, uow: UnitOfWork, event: OrderStatusChanged) -> None:
     """A cancelled (or expired) order of a flash sale hands its unit back to the gate, once per attempt."""
-    order = uow.session.get(OrderRow, data["order_id"])
+    order = uow.session.get(OrderRow, event.order_id)
     if order is None or not order.flash_sale_id:
         return
     returned = ctx.gate.give_back(order.flash_sale_id, attempt_key(order.channel, order.idempotency_key))

@@ -52,8 +52,7 @@ LocationStock = StockPosition       # the name the services' callers know
 
 def stock_changed(uow: UnitOfWork, sku: str, location_id: str, cause: str) -> None:
     """One event per (SKU, location) per transaction: the consumer reads the figure as it is then."""
-    uow.emit(events.STOCK_CHANGED, {"sku": sku, "location_id": location_id, "cause": cause},
-             once_per=(events.STOCK_CHANGED, sku, location_id))
+    uow.emit(events.StockChanged(sku, location_id, cause), once_per=(events.StockChanged.TYPE, sku, location_id))
 
 
 def _check_refs(session: Session, sku: str, location_id: str) -> None:

@@ -41,8 +41,7 @@ def owe(uow: UnitOfWork, order: OrderRow, *, payment_ref: str, paid_fen: int, ca
     Raises BadInput when nothing (or less than asked) is left to refund on that payment."""
     row = record(uow, order, payment_ref=payment_ref, paid_fen=paid_fen, cause=cause, source=source,
                  reason=reason, amount_fen=amount_fen, request_key=request_key)
-    uow.emit(events.ORDER_REFUND_DUE, {"order_id": order.id, "payment_ref": payment_ref, "amount_fen": row.amount_fen,
-                                       "reason": row.reason, "refund_no": row.refund_no})
+    uow.emit(events.OrderRefundDue(order.id, payment_ref, row.amount_fen, row.reason, row.refund_no))
     return row
 
 

@@ -274,9 +274,7 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
     order.status, order.updated_at = target, utcnow()
     order.transitions.append(OrderTransition(from_status=current, to_status=target, at=at, source=source,
                                              detail=detail))
-    uow.emit(events.ORDER_STATUS_CHANGED, {"order_id": order.id, "from": current, "to": target,
-                                      "fulfillment": order.fulfillment_type, "location_id": order.location_id,
-                                      "source": source})
+    uow.emit(events.OrderStatusChanged(order.id, current, target, order.fulfillment_type, order.location_id, source))
     return True
 
 

@@ -19,6 +19,7 @@ from hub.domain.errors import BadInput, IllegalTransition, NotFound
 from hub.domain.model import PaymentNotice, RefundAnswer
 from hub.domain.order_states import OrderStatus, allowed
 from hub.domain.refunds import RefundStatus
+from hub.events import OrderRefundDue
 from hub.services import money_owed, orders
 from hub.storage.tables import OrderRow, RefundRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -59,22 +60,22 @@ def ask(uow: UnitOfWork, order: OrderRow, *, amount_fen: int | None, reason: str
     return row, True
 
 
-def for_event(uow: UnitOfWork, data: dict[str, Any], message_id: str) -> RefundRow | None:
+def for_event(uow: UnitOfWork, due: OrderRefundDue, message_id: str) -> RefundRow | None:
     """The refund an `order.refund_due` asks for. Events the hub's services emit name their refund
     (`refund_no`); one that comes without (`{order_id, payment_ref[, amount_fen, reason]}`) gets a
     row now, keyed by the event, so a retry or a replay asks for the same refund. None when nothing
     is left to refund on that payment."""
-    order = orders.get(uow, data["order_id"], lock=True)
-    if data.get("refund_no"):
-        row = by_no(uow, data["refund_no"])
+    order = orders.get(uow, due.order_id, lock=True)
+    if due.refund_no:
+        row = by_no(uow, due.refund_no)
         if row is None or row.order_id != order.id:
-            raise NotFound(f"no refund {data['refund_no']!r} for order {order.id}")
+            raise NotFound(f"no refund {due.refund_no!r} for order {order.id}")
         return row
     key = f"event:{message_id}"
     row = _by_key(uow, order.id, key)
     if row is not None:
         return row
-    payment_ref = data.get("payment_ref") or order.payment_ref
+    payment_ref = due.payment_ref or order.payment_ref
     if order.paid_at is None or not payment_ref:
         raise BadInput(f"order {order.id} has no payment to refund")
     held = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, payment_ref)]
@@ -82,8 +83,8 @@ def for_event(uow: UnitOfWork, data: dict[str, Any], message_id: str) -> RefundR
         log.info("order %s: refund due, but payment %s is already refunded in full", order.id, payment_ref)
         return None
     return money_owed.record(uow, order, payment_ref=payment_ref, paid_fen=order.total_fen,
-                             cause=str(data.get("cause") or "due"), source="hub",
-                             reason=str(data.get("reason") or "refund due"), amount_fen=data.get("amount_fen"),
+                             cause="due", source="hub",
+                             reason=str(due.reason or "refund due"), amount_fen=due.amount_fen,
                              request_key=key)
 
 

@@ -129,9 +129,8 @@ def _rebook(uow: UnitOfWork, order: OrderRow, shipment: Shipment, event: Trackin
     if order.status in (S.DISPATCHED, S.RIDER_ASSIGNED):
         reason = f"{event.carrier} {event.status}" + (f": {event.detail}" if event.detail else "")
         orders.transition(uow, order, S.ALLOCATED, event.carrier, reason, event.at)
-        uow.emit(events.SHIPMENT_REBOOK_NEEDED, {"order_id": order.id, "shipment_id": shipment.id,
-                                            "carrier": shipment.carrier, "shipment_ref": shipment.shipment_ref,
-                                            "reason": str(event.status)})
+        uow.emit(events.ShipmentRebookNeeded(order.id, shipment.id, shipment.carrier, shipment.shipment_ref,
+                                             str(event.status)))
 
 
 def order_timeline(uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[timeline.Step]:

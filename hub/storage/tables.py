@@ -205,6 +205,8 @@ class Shipment(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_event_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # push (the courier pushes) | polling (it stopped: Kuaidi100's `abort`; the hub asks instead)
+    tracking: Mapped[str] = mapped_column(String(16), default="push", server_default="push")
 
 
 class TrackingEventRow(Base):
@@ -258,6 +260,9 @@ class ProcessedMessage(Base):
     processed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+FAILED, UNKNOWN_OUTCOME = "failed", "unknown_outcome"      # a dead letter's kind
+
+
 class DeadLetter(Base):
     """Work that failed after its retries: kept for an operator to see and replay."""
 
@@ -271,6 +276,19 @@ class DeadLetter(Base):
     first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="parked")  # parked | replayed
+    # failed (its retries ran out) | unknown_outcome (a create that may have been saved: resend only when told)
+    kind: Mapped[str] = mapped_column(String(24), default=FAILED, server_default=FAILED)
+
+
+class ErpReturnEntry(Base):
+    """A return or refund of a completed order sent to the ERP: once per return id, its document after."""
+
+    __tablename__ = "erp_returns"
+    return_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))          # return | refund
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    erp_document_no: Mapped[str | None] = mapped_column(String(64))
 
 
 class ErpFeedEntry(Base):
@@ -349,3 +367,40 @@ class RefundRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     settled_at: Mapped[datetime | None]                         # when the platform said SUCCESS
+
+
+class PaymentReconciliationRun(Base):
+    """One comparison of a payment system's daily bills with the hub (`services/payment_reconciliation.py`):
+    `ok` with its counts, or `error` (a bill that could not be had or whose digest did not match) — nothing
+    compared then."""
+
+    __tablename__ = "payment_reconciliations"
+    __table_args__ = (Index("ix_payment_reconciliations_day", "system", "bill_date"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    system: Mapped[str] = mapped_column(String(32))
+    bill_date: Mapped[str] = mapped_column(String(10))           # the platform's calendar day, YYYY-MM-DD
+    status: Mapped[str] = mapped_column(String(16))              # ok | error
+    trigger: Mapped[str] = mapped_column(String(16))             # daily | operator | cli
+    bill_payments: Mapped[int] = mapped_column(Integer, default=0)
+    bill_refunds: Mapped[int] = mapped_column(Integer, default=0)
+    differences: Mapped[int] = mapped_column(Integer, default=0)
+    repaired: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentDifference(Base):
+    """A line of a run where the bill and the hub disagree (`hub.domain.payment_bills.Kind`)."""
+
+    __tablename__ = "payment_differences"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("payment_reconciliations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    order_id: Mapped[str] = mapped_column(String(64))            # as the bill or the hub names it (maybe unknown)
+    transaction_id: Mapped[str] = mapped_column(String(64), default="")
+    refund_no: Mapped[str] = mapped_column(String(64), default="")
+    bill_fen: Mapped[int | None] = mapped_column(Integer)
+    hub_fen: Mapped[int | None] = mapped_column(Integer)
+    repaired: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[str] = mapped_column(Text, default="")

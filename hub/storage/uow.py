@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from ..events import Event
 from .detached import discard_detached, has_pending, insert_rows, write_detached
 from .tables import OutboxMessage, utcnow
 
@@ -26,7 +27,7 @@ class UnitOfWork:
         self._session_factory = session_factory
         self.read_only = read_only
         self.session: Session
-        self.emitted: list[tuple[str, str, dict[str, Any]]] = []
+        self.emitted: list[tuple[str, Event]] = []
         self._once: dict[Hashable, str] = {}
         self._outbox: list[dict[str, Any]] = []
 
@@ -44,20 +45,23 @@ class UnitOfWork:
         # A reader's rows stay readable after the block (closed, not expired): it changed nothing.
         self.session.close()
 
-    def emit(self, event_type: str, data: dict[str, Any], once_per: Hashable | None = None) -> str:
+    def emit(self, event: Event, once_per: Hashable | None = None) -> str:
         """Queue an event; it reaches the outbox with this transaction's commit.
 
         Events with the same `once_per` key coalesce into the first: "stock of this SKU here changed"
         needs saying once per transaction, however many lines or receipts moved it.
         """
+        if not isinstance(event, Event):      # here, not in a consumer a queue later
+            raise TypeError(f"uow.emit takes an event of hub/events.py, not {type(event).__name__}")
         if once_per is not None and once_per in self._once:
             return self._once[once_per]
         message_id = str(uuid.uuid4())
         now = utcnow()
-        envelope = {"id": message_id, "type": event_type, "occurred_at": now.isoformat(), "data": data}
+        event_type = event.TYPE
+        envelope = {"id": message_id, "type": event_type, "occurred_at": now.isoformat(), "data": event.data()}
         self._outbox.append({"message_id": message_id, "event_type": event_type, "payload": envelope,
                              "created_at": now})
-        self.emitted.append((message_id, event_type, data))
+        self.emitted.append((message_id, event))
         if once_per is not None:
             self._once[once_per] = message_id
         return message_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hub import consumers
 from hub.api.auth import csrf_token
 from hub.connector_health import ConnectorHealth
+from hub.events import Probe
 from hub.metered import Metered
 from tests.support import T0
 
@@ -135,10 +136,10 @@ def test_bulk_replay_through_the_real_consumer_removes_what_succeeds(api, monkey
         if not data["ok"]:
             raise RuntimeError("still down")
 
-    monkeypatch.setitem(consumers.HANDLERS, "console_test.flaky", flaky)
+    known = {"console_test.flaky": consumers.Consumer("console_test.flaky", Probe, flaky, "console_test")}
     ids = [consumers.park(api.ctx, "console_test.flaky", {"id": f"m{i}", "data": {"ok": i % 2 == 0}}, "down", 3)
            for i in range(4)]
-    api.deps.replay_dead_letter = lambda i: consumers.replay(api.ctx, i)
+    api.deps.replay_dead_letter = lambda i: consumers.replay(api.ctx, i, known)
     r = api.post("/admin/api/dead-letters/replay", {"target": "console_test.flaky"}, key=OPS_KEY)
     assert (r.json["replayed"], r.json["failed"]) == (2, 2)
     left = [d["id"] for d in api.get("/admin/api/dead-letters", key=OPS_KEY).json["dead_letters"]]
@@ -160,3 +161,27 @@ def test_the_console_reads_flash_sales_with_its_basic_credentials_but_cannot_arm
     # Arming stays a bearer-key call: a browser's remembered basic password must not arm a sale from another page.
     arm = {"sku": "TEA-001", "location_id": "S001", "quota": 5}
     assert api.call("POST", "/admin/api/flash-sales", key=None, headers=basic, json=arm).status_code == 401
+
+
+def test_a_dead_letter_of_unknown_outcome_is_shown_and_replayed_only_when_told_to_resend(api):
+    from hub.storage.tables import DeadLetter
+    with api.ctx.uow() as uow:
+        row = DeadLetter(target="erp_sync.sales_order", message_id="m-9", payload={"id": "m-9", "data": {}},
+                         error="OutcomeUnknown: erp: BAPI_SALESORDER_CREATEFROMDAT2 for order O-1: the answer was "
+                               "lost", attempts=1, first_failed_at=T0, last_failed_at=T0, status="parked",
+                         kind="unknown_outcome")
+        uow.session.add(row)
+        uow.commit()
+        letter = row.id
+    listed = api.get("/admin/api/dead-letters", key=OPS_KEY).json["dead_letters"]
+    assert [(d["id"], d["kind"]) for d in listed] == [(letter, "unknown_outcome")]
+
+    calls: list[tuple[int, bool]] = []
+    api.deps.replay_dead_letter = lambda i, resend=False: calls.append((i, resend)) or True
+    r = api.post(f"/admin/api/dead-letters/{letter}/replay", {}, key=OPS_KEY)
+    assert r.status_code == 409 and r.json["error"] == "unknown_outcome" and calls == []
+    r = api.post("/admin/api/dead-letters/replay", {"ids": [letter]}, key=OPS_KEY)   # never resent in bulk
+    assert r.json["unknown_outcome"] == [letter] and r.json["replayed"] == 0 and calls == []
+    r = api.post(f"/admin/api/dead-letters/{letter}/replay", {"resend": True}, key=OPS_KEY)
+    assert r.status_code == 200 and r.json["replayed"] is True and calls == [(letter, True)]
+    assert api.post(f"/admin/api/dead-letters/{letter}/replay", {"resend": "yes"}, key=OPS_KEY).status_code == 422

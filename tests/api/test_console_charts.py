@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hub import handlers
 from hub.connector_health import ConnectorHealth
 from hub.metered import Metered
 from hub.storage.tables import DeadLetter, OutboxMessage, ProcessedMessage
@@ -26,7 +27,7 @@ def test_flow_and_backlog_a_minute_at_a_time_from_the_database(api):
             event("a1", ago(seconds=90), ago(seconds=30)), event("a2", ago(seconds=90)), event("a3", ago(seconds=90)),
             event("b1", ago(minutes=10.5)), event("b2", ago(minutes=10.5)),
             event("old-sent", ago(hours=2), ago(hours=2)), event("old-waiting", ago(hours=2)),
-            ProcessedMessage(consumer="channel_sync.publish_stock", message_id="a1", processed_at=ago(seconds=5)),
+            ProcessedMessage(consumer=handlers.STOCK_TO_SHOP.name, message_id="a1", processed_at=ago(seconds=5)),
             DeadLetter(target="fulfilment.push_pos", message_id="x", payload={}, error="boom", attempts=3,
                        first_failed_at=ago(minutes=30.5), last_failed_at=ago(minutes=30.5), status="parked")])
         uow.commit()

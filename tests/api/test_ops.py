@@ -111,6 +111,24 @@ def test_console_page_carries_its_token_and_pick_lists_and_the_form_replay_still
     assert r.status_code == 200 and r.json["dead_letter_id"] == dl and isinstance(r.json["replayed"], bool)
 
 
+def test_the_plain_form_resends_a_letter_of_unknown_outcome_only_when_it_says_resend(api):
+    with api.ctx.uow() as uow:
+        row = DeadLetter(target="erp_sales_order", message_id="m-7", payload={"id": "m-7", "data": {}},
+                         error="OutcomeUnknown: the answer was lost", attempts=1, first_failed_at=T0,
+                         last_failed_at=T0, status="parked", kind="unknown_outcome")
+        uow.session.add(row)
+        uow.commit()
+        dl = row.id
+    calls: list[tuple[int, bool]] = []
+    api.deps.replay_dead_letter = lambda i, resend=False: calls.append((i, resend)) or True
+    form = {"csrf": csrf_token(api.ctx.config)}
+    r = api.call("POST", f"/admin/dead-letters/{dl}/replay", key=None, headers=api.basic(OPS_KEY), data=form)
+    assert r.status_code == 409 and calls == []
+    r = api.call("POST", f"/admin/dead-letters/{dl}/replay", key=None, headers=api.basic(OPS_KEY),
+                 data={**form, "resend": "1"})
+    assert r.status_code == 303 and r.headers["Location"] == f"/admin?replayed={dl}&ok=1" and calls == [(dl, True)]
+
+
 def test_every_route_is_documented_and_every_documented_operation_is_served(api):
     doc = api.get("/openapi.json", key=None).json
     assert doc["openapi"].startswith("3.1")

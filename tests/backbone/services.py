@@ -10,19 +10,23 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from sqlalchemy import text
 
-from hub.consumers import consumer, handle_once
+from hub.consumers import Consumer, handle_once
+from hub.events import Probe
 from workers.batching import batch_event_handler
 from workers.dependencies import HubCore
 
 
-@consumer("test.record_effect")
 def record_effect(ctx, uow, data: dict[str, Any]) -> None:
     uow.session.execute(text("INSERT INTO test_effects (n) VALUES (:n)"), {"n": data["n"]})
 
 
-@consumer("test.award_points")
 def award_points(ctx, uow, data: dict[str, Any]) -> None:
     ctx.connectors["crm"].add_points(data["member_id"], data["order_id"], data["points"])
+
+
+RECORD_EFFECT = Consumer("test.record_effect", Probe, record_effect, "effects")
+AWARD_POINTS = Consumer("test.award_points", Probe, award_points, "effects")
+TABLE = {c.name: c for c in (RECORD_EFFECT, AWARD_POINTS)}       # what a replay here looks letters up in
 
 
 class EffectService:
@@ -35,11 +39,11 @@ class EffectService:
             uow.session.execute(text("INSERT INTO test_deliveries (message_id) VALUES (:m)"),
                                 {"m": envelope["id"]})
             uow.commit()
-        handle_once(self.hub, "test.record_effect", envelope)
+        handle_once(self.hub, RECORD_EFFECT, envelope)
 
     @event_handler("hub", "test.points")
     def on_points(self, envelope: dict[str, Any]) -> None:
-        handle_once(self.hub, "test.award_points", envelope, attempts=2, backoff=0.05)
+        handle_once(self.hub, AWARD_POINTS, envelope, attempts=2, backoff=0.05)
 
     @rpc
     def echo(self, value: Any) -> Any:

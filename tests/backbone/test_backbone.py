@@ -6,9 +6,10 @@ import time
 from sqlalchemy import func, select, text
 
 from hub import consumers
+from hub.events import Probe
 from hub.storage.tables import DeadLetter, OutboxMessage
 
-from . import services  # noqa: F401  (registers the test consumers in this process, for replay)
+from . import services
 from .harness import HubProcess, hub_env, wait_for
 
 EFFECTS = "tests.backbone.services:EffectService"
@@ -17,7 +18,7 @@ EFFECTS = "tests.backbone.services:EffectService"
 def emit_pings(ctx, n: int, start: int = 0) -> None:
     with ctx.uow() as uow:
         for i in range(start, start + n):
-            uow.emit("test.ping", {"n": i})
+            uow.emit(Probe("test.ping", {"n": i}))
         uow.commit()
 
 
@@ -111,12 +112,12 @@ def test_outbound_call_retried_to_success_then_parked_and_replayed(backbone, tmp
         try:
             crm.faults.fail_next = 2                       # the connector's own retries absorb these
             with ctx.uow() as uow:
-                uow.emit("test.points", {"member_id": member, "order_id": "O-1", "points": 10})
+                uow.emit(Probe("test.points", {"member_id": member, "order_id": "O-1", "points": 10}))
                 uow.commit()
             wait_for(lambda: crm.members[member].points == 10, 30, "points after retries")
             crm.faults.error_rate, crm.faults.error_status = 1.0, 503     # CRM down for good
             with ctx.uow() as uow:
-                uow.emit("test.points", {"member_id": member, "order_id": "O-2", "points": 5})
+                uow.emit(Probe("test.points", {"member_id": member, "order_id": "O-2", "points": 5}))
                 uow.commit()
             wait_for(lambda: len(consumers.dead_letters(ctx)) == 1, 90, "a dead letter")
         finally:
@@ -124,9 +125,9 @@ def test_outbound_call_retried_to_success_then_parked_and_replayed(backbone, tmp
         parked = consumers.dead_letters(ctx)[0]
         assert parked.target == "test.award_points" and parked.attempts == 2 and "503" in parked.error
         assert parked.payload["data"]["order_id"] == "O-2"
-        assert not consumers.replay(_ctx_with(ctx, sandbox), parked.id)       # still down: kept
+        assert not consumers.replay(_ctx_with(ctx, sandbox), parked.id, services.TABLE)  # still down: kept
         crm.faults.error_rate = 0.0
-        assert consumers.replay(_ctx_with(ctx, sandbox), parked.id)           # recovered: applied, removed
+        assert consumers.replay(_ctx_with(ctx, sandbox), parked.id, services.TABLE)  # recovered: applied, removed
         assert crm.members[member].points == 15
         with ctx.uow() as uow:
             assert uow.session.get(DeadLetter, parked.id) is None

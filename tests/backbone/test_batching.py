@@ -7,6 +7,8 @@ import pytest
 from kombu import Connection
 from sqlalchemy import text
 
+from hub.events import Probe
+
 from .harness import HubProcess, hub_env, wait_for
 
 BATCHED = "tests.backbone.services:BatchedService"
@@ -37,7 +39,7 @@ def test_batches_gather_beyond_the_containers_workers_while_one_runs(backbone, b
     try:
         with ctx.uow() as uow:
             for i in range(300):
-                uow.emit("test.batched", {"n": i})
+                uow.emit(Probe("test.batched", {"n": i}))
             uow.commit()
         relay = HubProcess(["relay"], env, tmp_path / "relay.log")
         try:

@@ -268,7 +268,7 @@ def test_a_call_can_have_its_own_wsdl_and_endpoint(sap):
         other.stop()
 
 
-@pytest.mark.parametrize("mapping", ["erp_soap.yaml", "erp_nav.yaml", "erp_sap.yaml"])
+@pytest.mark.parametrize("mapping", ["erp_soap.yaml", "erp_nav.yaml", "erp_sap.yaml", "erp_nav_codeunit.yaml"])
 def test_every_flavour_passes_the_config_check(mapping):
     cfg = erp_config(ErpSimulator(port=1), mapping, "basic", HUB_ERP_WSDL="http://erp.example/ws/")
     assert check_system("erp", cfg) == []

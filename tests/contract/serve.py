@@ -18,6 +18,7 @@ from hub.api.app import build_api, build_deps
 from hub.bootstrap import HubContext, build_context
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.domain.model import StockCount, StockDelta
+from hub.events import Probe
 from hub.flows.reconcile import reconcile_channel_stock
 from hub.services import inventory
 from hub.storage.bindings import SqlBinder
@@ -44,9 +45,11 @@ def build(workdir: Path, sandbox: Sandbox) -> HubContext:
     return ctx
 
 
-@consumers.consumer("console_check.noted")
 def _noted(ctx: HubContext, uow: object, data: dict) -> None:
     """A consumer that succeeds: a letter parked for it replays cleanly (the browser test replays one)."""
+
+
+KNOWN = {"console_check.noted": consumers.Consumer("console_check.noted", Probe, _noted, "console_check")}
 
 
 def scenery(ctx: HubContext, sandbox: Sandbox) -> None:
@@ -76,7 +79,7 @@ def main(workdir: str) -> None:
 def serve(workdir: str, sandbox: Sandbox) -> None:
     ctx = build(Path(workdir), sandbox)
     scenery(ctx, sandbox)
-    app = build_api(ctx, build_deps(ctx, replay_dead_letter=lambda i: consumers.replay(ctx, i)))
+    app = build_api(ctx, build_deps(ctx, replay_dead_letter=lambda i: consumers.replay(ctx, i, KNOWN)))
     order = {"lines": [{"sku": "TEA-001", "qty": 1}], "buyer": {"id": "b1", "name": "Li Lei", "phone": "13800138000"},
              "fulfillment": {"type": "pickup", "store_id": "S001"}}
     Client(app).post("/api/v1/orders", json=order, headers={"Authorization": f"Bearer {CHANNEL_KEY}",

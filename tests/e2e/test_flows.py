@@ -5,7 +5,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from hub import consumers
+from hub import consumers, handlers
 from hub.flows.erp_pull import pull_products, pull_warehouse_stock
 from hub.services import housekeeping
 from workers.launcher import wait_for
@@ -78,7 +78,7 @@ def test_store_pickup_end_to_end(hub):
                       if c["system"] == "pos")
     assert pos_health["calls"] >= 2 and pos_health["last_success_at"]
     text = hub.call("GET", "/metrics", key="ops").text
-    assert 'hub_consumer_messages_total{consumer="channel_sync.publish_stock",outcome="applied"}' in text
+    assert f'hub_consumer_messages_total{{consumer="{handlers.STOCK_TO_SHOP.name}",outcome="applied"}}' in text
     assert 'hub_connector_call_duration_seconds_bucket{' in text and "process_resident_memory_bytes" in text
     assert hub.call("GET", "/admin/api/flow", key="ops").json()["queues"]      # RabbitMQ's depths, read passively
 
@@ -168,7 +168,7 @@ def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
     def parked():
         # This order's booking only: an event of the previous test still in a consumer when the tables were
         # emptied parks a NotFound letter of its own, which made a count of all letters flaky.
-        return [d for d in consumers.dead_letters(hub.ctx) if d.target == "fulfilment.local_delivery"
+        return [d for d in consumers.dead_letters(hub.ctx) if d.target == handlers.DELIVERY_TO_COURIER.name
                 and (d.payload.get("data") or {}).get("order_id") == order_id]
 
     wait_for(lambda: len(parked()) == 1, 90, "a dead letter for the booking", interval=0.5)

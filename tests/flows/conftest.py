@@ -123,7 +123,6 @@ def make_flow(ctx: HubContext, sandbox: Sandbox) -> Flow:
             for sku in SKUS:
                 inventory.apply_count(uow, count(sku, location, 10))
         uow.commit()
-    flows.load()
     return Flow(fctx, sandbox)
 
 

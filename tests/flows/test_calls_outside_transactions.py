@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from hub import handlers
 from hub.consumers import handle_once
 from hub.domain.model import StockDelta
 from hub.services import erp_feed, inventory
@@ -30,7 +31,7 @@ def test_a_pos_sale_is_applied_while_a_slow_shop_call_is_in_flight(tmp_path, san
     flow = make_flow(ctx, sandbox)
     sandbox.wechat_shop.faults.latency_s = SLOW_S
     try:
-        publishing = _in_background(handle_once, flow.ctx, "channel_sync.publish_stock",
+        publishing = _in_background(handle_once, flow.ctx, handlers.STOCK_TO_SHOP,
                                     {"id": "slow-shop-1", "data": {"sku": "TEA-001", "location_id": "S001"}})
         with flow.ctx.uow() as uow:
             inventory.apply_delta(uow, StockDelta("pos", "R-SLOW-1", "CUP-002", "S002", -1, utcnow(), "sale"))
@@ -51,7 +52,7 @@ def test_the_erp_feed_is_read_while_a_slow_erp_push_is_in_flight(pg_flow):
     envelope = pg_flow.events("order.status_changed", order_id=order_id, to="completed")[0]
     pg_flow.sandbox.erp.faults.latency_s = SLOW_S
     try:
-        pushing = _in_background(handle_once, pg_flow.ctx, "erp_sync.sales_order", envelope)
+        pushing = _in_background(handle_once, pg_flow.ctx, handlers.ERP_SALES_ORDER, envelope)
         with pg_flow.ctx.uow() as uow:
             rows, _ = erp_feed.page(uow)
             listed = [entry.order_id for entry, _ in rows]

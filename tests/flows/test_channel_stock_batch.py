@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from hub import handlers
 from hub.consumers import handle_batch
 from hub.domain.model import StockDelta
 from hub.flows import channel_stock  # noqa: F401  (registers the consumer and its batch handler)
@@ -33,7 +34,7 @@ def test_a_burst_is_pushed_once_per_pair_with_the_figure_now(flow):
     shop.stock_updates.clear()
     envelopes = flow.events("stock.changed")
     assert len(envelopes) >= 5
-    outcomes = handle_batch(flow.ctx, "channel_sync.publish_stock", envelopes)
+    outcomes = handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, envelopes)
     assert {o.status for o in outcomes} == {"applied"}
     assert shop.stock_of(a, "S001") == 10 - 3 - safety and shop.stock_of(b, "S002") == 10 - 2 - safety
     pushed = [(u["product_id"], u["sku_id"], u["out_warehouse_id"]) for u in shop.stock_updates]
@@ -43,11 +44,11 @@ def test_a_burst_is_pushed_once_per_pair_with_the_figure_now(flow):
     # the same figures again (a replayed burst under new ids): nothing to push
     shop.stock_updates.clear()
     again = [{**e, "id": e["id"][:-4] + "ffff"} for e in envelopes]
-    handle_batch(flow.ctx, "channel_sync.publish_stock", again)
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, again)
     assert shop.stock_updates == []
 
     sell(flow, a, "S001", 1, "r-a-9")                         # and a new sale is pushed with its figure
-    handle_batch(flow.ctx, "channel_sync.publish_stock", flow.events("stock.changed")[-1:] * 2)
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:] * 2)
     assert shop.stock_of(a, "S001") == 10 - 4 - safety
 
 
@@ -85,7 +86,7 @@ def test_a_figure_that_moves_under_its_push_is_pushed_again_by_a_later_batch(flo
     rechecks = [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]
     assert [(e["data"]["sku"], e["data"]["location_id"]) for e in rechecks] == [(a, "S001")]
     assert len(shop.stock_updates) == 2                                       # one round: each pair once
-    handle_batch(flow.ctx, "channel_sync.publish_stock", rechecks + envelopes)
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, rechecks + envelopes)
     assert shop.stock_of(a, "S001") == 10 - 3 - safety and shop.stock_of(b, "S001") == 10 - 1 - safety
     assert len(shop.stock_updates) == 3                                       # only the moved pair again
 
@@ -146,7 +147,7 @@ def test_an_older_push_landing_last_is_pushed_over_by_the_recheck(flow):
 
     for _ in range(3):                                              # the rechecks, as the consumer takes them
         rechecks = [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]
-        handle_batch(flow.ctx, "channel_sync.publish_stock", rechecks)
+        handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, rechecks)
     assert sim.stock_of(*pair) == five - 1                          # the hub's figure, without reconciliation
     with flow.ctx.reader() as uow:
         assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: five - 1}

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 from werkzeug.test import Client
 
-from hub import consumers
+from hub import consumers, handlers
 from hub.api.app import build_api, build_deps
 from hub.metrics import METRICS, HubMetrics
 from hub.services import inventory, orders
@@ -106,7 +106,7 @@ def test_callback_naming_another_order_is_refused_and_records_nothing(flow):
     first = dispatched_delivery(flow)
     second = flow.place("delivery", [(SKU, 1, 36000)], address=NEAR_S001, key="second")
     flow.pay(second)
-    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=second, to="allocated")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=second, to="allocated")
     ref = flow.sandbox.local_delivery.deliveries[first].delivery_no
     r = post(flow, forged(flow, first, 4, names_order=second, ref=ref))
     assert r.status_code == 422 and r.json["error"] == "callback_mismatch"
@@ -125,14 +125,14 @@ def test_rebooking_stops_at_the_cap_and_parks_the_order_for_an_operator(flow):
         post(flow, genuine(flow, order_id, 2))
         post(flow, genuine(flow, order_id, 5, cancel_reason="骑士取消订单", cancel_from=1))
         assert flow.order(order_id).status == "allocated"
-        outcomes = flow.deliver("fulfilment.rebook_courier", "shipment.rebook_needed", order_id=order_id)
+        outcomes = flow.deliver(handlers.REBOOK_COURIER, "shipment.rebook_needed", order_id=order_id)
         if n < cap - 1:
             assert flow.order(order_id).status == "dispatched", n
     assert outcomes[-1].status == "parked" and "hub.max_courier_bookings" in outcomes[-1].error
     assert len(dada.requests_to("/api/order/addAfterQuery")) == cap            # never a fourth rider
     assert flow.order(order_id).status == "allocated" and level(flow).reserved == 1   # still held, for the operator
     [letter] = [d for d in consumers.dead_letters(flow.ctx) if d.payload["data"]["order_id"] == order_id]
-    assert letter.target == "fulfilment.rebook_courier" and "NeedsOperator" in letter.error
+    assert letter.target == handlers.REBOOK_COURIER.name and "NeedsOperator" in letter.error
 
 
 def test_re_booked_riders_upload_the_shipping_info_once_per_payment(flow):
@@ -143,14 +143,14 @@ def test_re_booked_riders_upload_the_shipping_info_once_per_payment(flow):
     for _ in range(2):                                   # two riders give up: three bookings in all
         post(flow, genuine(flow, order_id, 2))
         post(flow, genuine(flow, order_id, 5, cancel_reason="骑士取消订单", cancel_from=1))
-        flow.deliver("fulfilment.rebook_courier", "shipment.rebook_needed", order_id=order_id)
+        flow.deliver(handlers.REBOOK_COURIER, "shipment.rebook_needed", order_id=order_id)
         assert flow.order(order_id).status == "dispatched"
-    uploads = flow.deliver("fulfilment.shipping_info", "order.status_changed", order_id=order_id, to="dispatched")
+    uploads = flow.deliver(handlers.SHIPPING_INFO_UPLOAD, "order.status_changed", order_id=order_id, to="dispatched")
     assert [o.status for o in uploads] == ["applied"] * 3, [o.error for o in uploads]
     pay = flow.sandbox.wechat_pay
     assert [u["logistics_type"] for u in pay.shipping_uploads] == [2]       # told once: nothing changed since
     assert len(pay.requests_to("/wxa/sec/order/upload_shipping_info")) == 1
-    assert [d for d in consumers.dead_letters(flow.ctx) if d.target == "fulfilment.shipping_info"] == []
+    assert [d for d in consumers.dead_letters(flow.ctx) if d.target == handlers.SHIPPING_INFO_UPLOAD.name] == []
 
 
 # -- booking: ask first, adopt what the courier holds ------------------------------------------------
@@ -164,7 +164,7 @@ def test_a_booking_the_courier_already_holds_is_adopted_not_booked_again(flow):
                                  status="quoted", fee_fen=600, active=False))
         uow.commit()
     flow.sandbox.local_delivery.seed_booking(order_id, "Dada-CRASH", status=2)
-    [outcome] = flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="allocated")
+    [outcome] = flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="allocated")
     assert outcome.status == "applied"
     [shipment] = shipments(flow, order_id)
     assert (shipment.shipment_ref, shipment.active) == ("Dada-CRASH", True)
@@ -176,7 +176,7 @@ def test_a_live_booking_the_hub_never_quoted_is_parked_not_doubled(flow):
     order_id = flow.place("delivery", [(SKU, 1, 36000)], address=NEAR_S001)
     flow.pay(order_id)
     flow.sandbox.local_delivery.seed_booking(order_id, "Dada-ELSEWHERE", status=1)
-    [outcome] = flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="allocated")
+    [outcome] = flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="allocated")
     assert outcome.status == "parked" and "never quoted" in outcome.error
     assert flow.sandbox.local_delivery.requests_to("/api/order/addAfterQuery") == []
     assert flow.order(order_id).status == "allocated"
@@ -188,7 +188,7 @@ def test_courier_down_while_booking_is_retried_then_parked(flow):
     dada = flow.sandbox.local_delivery
     dada.faults.error_rate, dada.faults.error_status = 1.0, 503
     try:
-        [outcome] = flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id,
+        [outcome] = flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id,
                                  to="allocated")
     finally:
         dada.faults.error_rate = 0.0
@@ -213,7 +213,7 @@ def test_cancel_refused_by_the_courier_keeps_the_stock_out_and_the_delivery_goin
     assert r.status_code == 202 and r.json["status"] == "cancel_requested"
     assert (level(flow).on_hand, level(flow).reserved) == (before.on_hand, before.reserved)   # nothing moved yet
     refused = METRICS.registry.get_sample_value("hub_cancel_requests_total", {"outcome": "refused"}) or 0
-    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancel_requested")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="cancel_requested")
     order = flow.order(order_id)
     assert order.status == "picked_up"                    # Dada: 2050 in delivery; the order goes on
     assert level(flow).on_hand == before.on_hand - 1 and level(flow).reserved == before.reserved - 1
@@ -230,7 +230,7 @@ def test_cancel_accepted_by_the_courier_releases_the_stock_and_owes_the_refund(f
     before = level(flow)
     assert cancel(flow, order_id).status_code == 202
     assert level(flow).reserved == before.reserved        # held until the courier answers
-    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancel_requested")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="cancel_requested")
     assert flow.order(order_id).status == "cancelled"
     assert flow.sandbox.local_delivery.status_of(order_id) == 5
     assert (level(flow).on_hand, level(flow).reserved) == (before.on_hand, before.reserved - 1)

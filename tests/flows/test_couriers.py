@@ -7,6 +7,7 @@ import json
 from sqlalchemy import select
 from werkzeug.test import Client
 
+from hub import handlers
 from hub.api.app import build_api
 from hub.services import money_owed, orders, payments
 from hub.services import tracking as fulfilment
@@ -26,7 +27,7 @@ def shipments(flow, order_id: str) -> list[Shipment]:
 def dispatched_delivery(flow) -> str:
     order_id = flow.place("delivery", [("POT-003", 1, 36000)], address=NEAR_S001)
     flow.pay(order_id)
-    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="allocated")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="allocated")
     return order_id
 
 
@@ -41,7 +42,7 @@ def test_delivery_is_quoted_booked_dispatched_and_uploaded_as_same_city(flow):
     assert dada.deliveries[order_id].callback == "http://127.0.0.1:8000/callbacks/local_delivery"
     assert flow.order(order_id).status == "dispatched"
 
-    flow.deliver("fulfilment.shipping_info", "order.status_changed", order_id=order_id, to="dispatched")
+    flow.deliver(handlers.SHIPPING_INFO_UPLOAD, "order.status_changed", order_id=order_id, to="dispatched")
     [upload] = flow.sandbox.wechat_pay.shipping_uploads
     assert upload["logistics_type"] == 2
 
@@ -58,8 +59,8 @@ def test_courier_cancel_rebooks_once_and_old_booking_goes_inactive(flow):
         uow.commit()
     assert flow.order(order_id).status == "allocated"
 
-    rebook = flow.deliver("fulfilment.rebook_courier", "shipment.rebook_needed", order_id=order_id)
-    again = flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="allocated")
+    rebook = flow.deliver(handlers.REBOOK_COURIER, "shipment.rebook_needed", order_id=order_id)
+    again = flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="allocated")
 
     assert rebook[0].status == "applied" and [o.status for o in again] == ["duplicate", "applied"]
     old, new = shipments(flow, order_id)
@@ -75,9 +76,9 @@ def test_cancelling_the_order_cancels_the_booking_and_refunds_the_payment(flow):
         uow.commit()
     assert flow.order(order_id).status == "cancel_requested"
 
-    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancel_requested")
-    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancelled")
-    flow.deliver("fulfilment.refund_due", "order.refund_due", order_id=order_id)
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="cancel_requested")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="cancelled")
+    flow.deliver(handlers.ASK_FOR_REFUND, "order.refund_due", order_id=order_id)
 
     assert flow.sandbox.local_delivery.status_of(order_id) == 5 and flow.order(order_id).status == "cancelled"
     [shipment] = shipments(flow, order_id)
@@ -94,8 +95,8 @@ def test_express_gets_a_waybill_a_subscription_ships_and_commits_the_stock(flow)
     tx = flow.pay(order_id)
     assert flow.order(order_id).location_id == "WH01"
 
-    flow.deliver("fulfilment.express", "order.status_changed", order_id=order_id, to="allocated")
-    flow.deliver("fulfilment.shipping_info", "order.status_changed", order_id=order_id, to="shipped")
+    flow.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="allocated")
+    flow.deliver(handlers.SHIPPING_INFO_UPLOAD, "order.status_changed", order_id=order_id, to="shipped")
 
     express = flow.sandbox.express
     waybill = express.orders[order_id]
@@ -124,7 +125,7 @@ def _refunds(flow, order_id: str) -> list[tuple[int, str, str]]:
 
 def _courier_lets_go(flow, order_id: str) -> None:
     """The hub asks the courier to cancel (the consumer of `cancel_requested`), and the courier agrees."""
-    flow.deliver("fulfilment.local_delivery", "order.status_changed", order_id=order_id, to="cancel_requested")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="cancel_requested")
 
 
 def test_a_refund_at_the_payment_platform_while_a_rider_is_booked_asks_the_courier_to_cancel(flow):

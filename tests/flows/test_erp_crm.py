@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from connectors.base import RetryPolicy
-from hub import consumers
+from hub import consumers, handlers
 from hub.consumers import handle_once
 from hub.flows import erp_pull
 from hub.flows.reconcile import reconcile_channel_stock
@@ -40,11 +40,11 @@ def feed_entry(flow, order_id: str) -> ErpFeedEntry:
 def test_completed_order_gets_its_erp_document_and_crm_points_once(flow):
     order_id = completed_pickup(flow)
     for _ in range(2):                       # the event delivered twice
-        flow.deliver("erp_sync.sales_order", "order.status_changed", order_id=order_id, to="completed")
-        flow.deliver("erp_sync.crm_points", "order.status_changed", order_id=order_id, to="completed")
+        flow.deliver(handlers.ERP_SALES_ORDER, "order.status_changed", order_id=order_id, to="completed")
+        flow.deliver(handlers.CRM_POINTS, "order.status_changed", order_id=order_id, to="completed")
     # and re-sent under a new message id: the ERP and the CRM dedupe on the order id
     envelope = flow.events("order.status_changed", order_id=order_id, to="completed")[0]
-    for name in ("erp_sync.sales_order", "erp_sync.crm_points"):
+    for name in (handlers.ERP_SALES_ORDER, handlers.CRM_POINTS):
         assert handle_once(flow.ctx, name, {**envelope, "id": "resent"}).status == "applied"
 
     erp, crm = flow.sandbox.erp, flow.sandbox.crm
@@ -64,18 +64,18 @@ def test_erp_down_parks_the_sales_order_crm_unaffected_replay_after_recovery(flo
     erp.faults.http_error_next = 1000                         # the ERP's front answers 503 to everything
     envelope = flow.events("order.status_changed", order_id=order_id, to="completed")[0]
 
-    parked = handle_once(flow.ctx, "erp_sync.sales_order", envelope, sleep=lambda s: None)
-    points = handle_once(flow.ctx, "erp_sync.crm_points", envelope, sleep=lambda s: None)
+    parked = handle_once(flow.ctx, handlers.ERP_SALES_ORDER, envelope, sleep=lambda s: None)
+    points = handle_once(flow.ctx, handlers.CRM_POINTS, envelope, sleep=lambda s: None)
 
     assert parked.status == "parked" and "503" in parked.error and points.status == "applied"
     [letter] = consumers.dead_letters(flow.ctx)
-    assert letter.target == "erp_sync.sales_order" and letter.payload["id"] == envelope["id"]
+    assert letter.target == handlers.ERP_SALES_ORDER.name and letter.payload["id"] == envelope["id"]
     assert feed_entry(flow, order_id).erp_document_no is None      # still in the pull feed meanwhile
     assert flow.sandbox.crm.member_by_ref("oBuyer001").points == 301
 
-    assert not consumers.replay(flow.ctx, letter.id)           # still down: kept
+    assert not consumers.replay(flow.ctx, letter.id, handlers.BY_NAME)           # still down: kept
     erp.faults.http_error_next = 0
-    assert consumers.replay(flow.ctx, letter.id)
+    assert consumers.replay(flow.ctx, letter.id, handlers.BY_NAME)
     assert feed_entry(flow, order_id).erp_document_no == erp.document_for(order_id) is not None
     with flow.ctx.uow() as uow:
         assert uow.session.get(DeadLetter, letter.id) is None

@@ -1,5 +1,5 @@
 """Refunds executed: every path that owes money ends in a refund asked of the payment platform (the
-WeChat Pay simulator, over HTTP, signed) by `fulfilment.refund_due`, and the order reaches refunded
+WeChat Pay simulator, over HTTP, signed) by `ask_for_refund`, and the order reaches refunded
 only when the platform's notification (posted to the hub's real callback) says the money went back."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from hub import events
+from hub import events, handlers
 from hub.consumers import dead_letters, handle_once, replay
 from hub.domain.order_states import OrderStatus as S
 from hub.flows import refunds as refund_flow
@@ -19,7 +19,7 @@ from tests.conftest import make_ctx
 
 from .conftest import make_flow
 
-CONSUMER = "fulfilment.refund_due"
+CONSUMER = handlers.ASK_FOR_REFUND
 
 
 def paid_pickup(flow, qty: int = 2) -> str:
@@ -197,8 +197,8 @@ def test_a_platform_that_keeps_failing_parks_the_refund_and_a_replay_asks_by_the
     [row] = refunds_of(flow, order_id)
     assert row.status == "requested"                    # nothing refused: it will be asked again
     pay.faults.fail_next = 0
-    [letter] = [d for d in dead_letters(flow.ctx) if d.target == CONSUMER]
-    assert replay(flow.ctx, letter.id)
+    [letter] = [d for d in dead_letters(flow.ctx) if d.target == CONSUMER.name]
+    assert replay(flow.ctx, letter.id, handlers.BY_NAME)
     assert list(pay.refunds) == [row.refund_no]
     assert [r.status for r in refunds_of(flow, order_id)] == ["processing"]
 
@@ -224,9 +224,8 @@ def test_the_bare_payload_another_flow_emits_works_and_keeps_one_number_across_r
     order_id = paid_pickup(flow)
     with flow.ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
-        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order_id, "payment_ref": order.payment_ref})
-        uow.emit(events.ORDER_REFUND_DUE, {"order_id": order_id, "payment_ref": order.payment_ref,
-                                           "amount_fen": 300, "reason": "returned: one box dented"})
+        uow.emit(events.OrderRefundDue(order_id, order.payment_ref))
+        uow.emit(events.OrderRefundDue(order_id, order.payment_ref, amount_fen=300, reason="returned: one box dented"))
         uow.commit()
     pay = flow.sandbox.wechat_pay
     pay.faults.fail_next, pay.faults.error_status = 1000, 503
@@ -235,8 +234,8 @@ def test_the_bare_payload_another_flow_emits_works_and_keeps_one_number_across_r
     [first] = refunds_of(flow, order_id)
     assert (first.amount_fen, first.reason) == (300, "returned: one box dented")
     pay.faults.fail_next = 0
-    [letter] = [d for d in dead_letters(flow.ctx) if d.target == CONSUMER]
-    assert replay(flow.ctx, letter.id)
+    [letter] = [d for d in dead_letters(flow.ctx) if d.target == CONSUMER.name]
+    assert replay(flow.ctx, letter.id, handlers.BY_NAME)
     assert handle_once(flow.ctx, CONSUMER, bare).status == "applied"       # default: all that is left
     assert handle_once(flow.ctx, CONSUMER, bare).status == "duplicate"
     rows = refunds_of(flow, order_id)

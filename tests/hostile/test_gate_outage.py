@@ -10,8 +10,7 @@ import redis
 from sqlalchemy import func, select
 
 from connectors.redis_gate import RedisGate
-from hub import consumers
-from hub.services import flash_sales
+from hub import consumers, handlers
 from hub.storage.tables import DeadLetter, OrderRow, OutboxMessage
 from tests.api.test_flash_sales import arm, attempt, drawn
 
@@ -57,7 +56,7 @@ def test_the_give_back_consumer_waits_out_redis_and_never_parks(api):
         if len(waits) == 6:
             api.ctx.gate = gate
 
-    outcome = consumers.handle_once(api.ctx, flash_sales.GIVE_BACK, envelope, sleep=sleep)
+    outcome = consumers.handle_once(api.ctx, handlers.FLASH_SALE_GIVE_BACK, envelope, sleep=sleep)
     assert outcome.status == "applied" and len(waits) == 6
     assert count(api, DeadLetter) == 0
     assert gate.state(sale).left == 2

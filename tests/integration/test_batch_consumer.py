@@ -7,25 +7,27 @@ import uuid
 
 from sqlalchemy import func, select
 
-from hub.consumers import batch_consumer, consumer, handle_batch
+from hub.consumers import Consumer, handle_batch
+from hub.events import Probe
 from hub.storage.tables import DeadLetter, ProcessedMessage
 
 APPLIED: list[str] = []
 BATCHES: list[int] = []
 
 
-@consumer("test.batched", calls_out=True)
 def _one(ctx, data):
     if data.get("bad"):
         raise ValueError("cannot apply this one")
     APPLIED.append(data["n"])
 
 
-@batch_consumer("test.batched")
 def _many(ctx, events):
     BATCHES.append(len(events))
     for data in events:
         _one(ctx, data)
+
+
+BATCHED = Consumer("test.batched", Probe, _one, "test", calls_out=True, batch=_many)
 
 
 def envelope(n: str, **extra) -> dict:
@@ -35,10 +37,10 @@ def envelope(n: str, **extra) -> dict:
 def test_a_batch_is_applied_once_in_one_go(ctx):
     APPLIED.clear(), BATCHES.clear()
     events = [envelope(str(i)) for i in range(5)]
-    outcomes = handle_batch(ctx, "test.batched", events + events[:2])   # two redelivered within the batch
+    outcomes = handle_batch(ctx, BATCHED, events + events[:2])   # two redelivered within the batch
     assert [o.status for o in outcomes] == ["applied"] * 5 + ["duplicate"] * 2
     assert BATCHES == [5] and sorted(APPLIED) == ["0", "1", "2", "3", "4"]
-    again = handle_batch(ctx, "test.batched", events)
+    again = handle_batch(ctx, BATCHED, events)
     assert {o.status for o in again} == {"duplicate"} and len(APPLIED) == 5
     with ctx.uow() as uow:
         assert uow.session.execute(select(func.count()).select_from(ProcessedMessage)
@@ -48,7 +50,7 @@ def test_a_batch_is_applied_once_in_one_go(ctx):
 def test_a_bad_event_parks_alone_and_the_rest_apply(ctx):
     APPLIED.clear(), BATCHES.clear()
     events = [envelope("a"), envelope("b", bad=True), envelope("c")]
-    outcomes = handle_batch(ctx, "test.batched", events)
+    outcomes = handle_batch(ctx, BATCHED, events)
     assert [o.status for o in outcomes] == ["applied", "parked", "applied"]
     assert APPLIED.count("c") == 1 and "b" not in APPLIED      # the batch never got past b
     with ctx.uow() as uow:

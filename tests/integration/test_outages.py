@@ -12,7 +12,8 @@ from sqlalchemy.pool import NullPool
 
 from hub import consumers
 from hub.bootstrap import HubContext
-from hub.consumers import consumer, handle_once
+from hub.consumers import Consumer, handle_once
+from hub.events import Probe
 from hub.storage.db import make_engine
 from tests.conftest import PG_URL
 from tests.faults import allow_connections
@@ -20,7 +21,6 @@ from tests.faults import allow_connections
 CALLS: dict[str, int] = {}
 
 
-@consumer("test.cuts_its_own_connection")
 def cuts_its_own_connection(ctx, uow, data) -> None:
     """Its first three tries lose the database connection under it (as a restart or a cut would)."""
     CALLS["cut"] = CALLS.get("cut", 0) + 1
@@ -28,7 +28,6 @@ def cuts_its_own_connection(ctx, uow, data) -> None:
         uow.session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
 
 
-@consumer("test.unmappable")
 def unmappable(ctx, uow, data) -> None:
     """Fails for a reason of its own every time; on the last try the database stops taking connections."""
     CALLS["unmappable"] = CALLS.get("unmappable", 0) + 1
@@ -45,6 +44,10 @@ def unmappable(ctx, uow, data) -> None:
     raise ValueError("unit code 'BOX12' has no mapping")
 
 
+CUTS = Consumer("test.cuts_its_own_connection", Probe, cuts_its_own_connection, "test")
+UNMAPPABLE = Consumer("test.unmappable", Probe, unmappable, "test")
+
+
 @pytest.fixture
 def db_comes_back():
     yield
@@ -54,7 +57,7 @@ def db_comes_back():
 
 def test_a_cut_database_connection_is_waited_out_not_parked(pg_ctx, db_comes_back):
     CALLS.clear()
-    outcome = handle_once(pg_ctx, "test.cuts_its_own_connection", {"id": "cut-1", "data": {}},
+    outcome = handle_once(pg_ctx, CUTS, {"id": "cut-1", "data": {}},
                           attempts=3, backoff=0.01)
     assert outcome.status == "applied"
     assert CALLS["cut"] == 4
@@ -68,7 +71,7 @@ def test_parking_during_a_database_outage_waits_and_commits_the_dead_letter(pg_c
     # Every unit of work opens a new connection, as a process whose pooled connections were cut would.
     ctx = HubContext(pg_ctx.config, make_engine(PG_URL, poolclass=NullPool))
     try:
-        outcome = handle_once(ctx, "test.unmappable", {"id": "unmappable-1", "data": {"unit": "BOX12"}},
+        outcome = handle_once(ctx, UNMAPPABLE, {"id": "unmappable-1", "data": {"unit": "BOX12"}},
                               attempts=3, backoff=0.01)
     finally:
         ctx.engine.dispose()

@@ -134,3 +134,13 @@ def test_check_config_cli_names_a_bad_closing_time(tmp_path):
     result = _hub_cli("check-config", str(bad), env=config_env())
     assert result.returncode != 0
     assert "locations[S001].opening_hours.close" in result.stdout and "must be HH:MM" in result.stdout
+
+
+def test_check_config_cli_shows_the_private_ca_bundle_it_trusts(tmp_path):
+    """Issue 25 item 9: a private CA is trusted through REQUESTS_CA_BUNDLE, and check-config says so."""
+    bundle = tmp_path / "our-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    ok = _hub_cli("check-config", env={**config_env(), "REQUESTS_CA_BUNDLE": str(bundle)})
+    assert ok.returncode == 0 and f"trusting the CA bundle at {bundle}" in ok.stdout, ok.stdout + ok.stderr
+    bad = _hub_cli("check-config", env={**config_env(), "REQUESTS_CA_BUNDLE": str(tmp_path / "missing.pem")})
+    assert bad.returncode != 0 and "REQUESTS_CA_BUNDLE: no CA bundle file at" in bad.stdout

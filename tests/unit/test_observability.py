@@ -45,27 +45,26 @@ def test_replicas_add_up_in_multiprocess_mode(tmp_path):
 
 def test_consumers_are_timed_and_counted_by_outcome(ctx):
     from hub import consumers
+    from hub.events import Probe
 
     def fails(ctx, uow, data):
         raise RuntimeError("down")
 
-    consumers.HANDLERS["obs_test.ok"] = lambda ctx, uow, data: None
-    consumers.HANDLERS["obs_test.fails"] = fails
-    try:
-        def value(name: str, **labels: str) -> float:
-            return METRICS.registry.get_sample_value(name, labels) or 0
+    ok = consumers.Consumer("obs_test.ok", Probe, lambda ctx, uow, data: None, "obs_test")
+    failing = consumers.Consumer("obs_test.fails", Probe, fails, "obs_test")
 
-        before = value("hub_consumer_messages_total", consumer="obs_test.ok", outcome="applied")
-        consumers.handle_once(ctx, "obs_test.ok", {"id": "e1", "data": {}})
-        consumers.handle_once(ctx, "obs_test.ok", {"id": "e1", "data": {}})
-        consumers.handle_once(ctx, "obs_test.fails", {"id": "e2", "data": {}}, attempts=2, sleep=lambda s: None)
-        assert value("hub_consumer_messages_total", consumer="obs_test.ok", outcome="applied") == before + 1
-        assert value("hub_consumer_messages_total", consumer="obs_test.ok", outcome="duplicate") >= 1
-        assert value("hub_consumer_failures_total", consumer="obs_test.fails") >= 2
-        assert value("hub_dead_letters_parked_events_total", consumer="obs_test.fails") >= 1
-        assert value("hub_consumer_duration_seconds_count", consumer="obs_test.ok") >= 2
-    finally:
-        del consumers.HANDLERS["obs_test.ok"], consumers.HANDLERS["obs_test.fails"]
+    def value(name: str, **labels: str) -> float:
+        return METRICS.registry.get_sample_value(name, labels) or 0
+
+    before = value("hub_consumer_messages_total", consumer="obs_test.ok", outcome="applied")
+    consumers.handle_once(ctx, ok, {"id": "e1", "data": {}})
+    consumers.handle_once(ctx, ok, {"id": "e1", "data": {}})
+    consumers.handle_once(ctx, failing, {"id": "e2", "data": {}}, attempts=2, sleep=lambda s: None)
+    assert value("hub_consumer_messages_total", consumer="obs_test.ok", outcome="applied") == before + 1
+    assert value("hub_consumer_messages_total", consumer="obs_test.ok", outcome="duplicate") >= 1
+    assert value("hub_consumer_failures_total", consumer="obs_test.fails") >= 2
+    assert value("hub_dead_letters_parked_events_total", consumer="obs_test.fails") >= 1
+    assert value("hub_consumer_duration_seconds_count", consumer="obs_test.ok") >= 2
 
 
 def test_json_log_lines_carry_the_context_and_stay_masked():

@@ -1,0 +1,76 @@
+"""Who handles what: every consumer of every event, in one table.
+
+A row says the consumer's one name (its function's name, its once-only records' and dead letters'
+key, its metrics label), the event it takes, the function, its filter (fulfilment types, target
+states: an event outside it is skipped without a database write), whether it calls out (then it
+opens its own short transactions around the call), and the worker that runs it. The workers
+(`workers/fulfilment.py`, ...), the broker's queues and the subscriptions are generated from it.
+
+This module is the top of the core: it imports the flows, nothing imports it but the workers,
+the operators' replay and the tests.
+"""
+from __future__ import annotations
+
+from .consumers import Consumer, by_name
+from .domain.order_states import OrderStatus as S
+from .events import OrderRefundDue, OrderStatusChanged, ShipmentRebookNeeded, StockChanged
+from .flows import channel_stock, completed, delivery, express, pickup, refunds, shipping_info
+from .services import flash_sales
+
+STOCK_TO_SHOP = Consumer("stock_to_shop", StockChanged, channel_stock.stock_to_shop, "channel_sync",
+                         calls_out=True, batch=channel_stock.stock_to_shop_batch)
+PICKUP_TO_POS = Consumer("pickup_to_pos", OrderStatusChanged, pickup.pickup_to_pos, "fulfilment", calls_out=True,
+                         fulfillment=frozenset({"pickup"}), to=frozenset(pickup.STILL))
+DELIVERY_TO_COURIER = Consumer("delivery_to_courier", OrderStatusChanged, delivery.delivery_to_courier,
+                               "fulfilment", calls_out=True, fulfillment=frozenset({"delivery"}),
+                               to=frozenset({S.ALLOCATED, S.CANCEL_REQUESTED, S.CANCELLED}))
+EXPRESS_WAYBILL = Consumer("express_waybill", OrderStatusChanged, express.express_waybill, "fulfilment",
+                           calls_out=True, fulfillment=frozenset({"express"}), to=frozenset({S.ALLOCATED}))
+SHIPPING_INFO_UPLOAD = Consumer("shipping_info_upload", OrderStatusChanged, shipping_info.shipping_info_upload,
+                                "fulfilment", calls_out=True, to=frozenset(shipping_info.LOGISTICS))
+REBOOK_COURIER = Consumer("rebook_courier", ShipmentRebookNeeded, delivery.rebook_courier, "fulfilment",
+                          calls_out=True)
+ASK_FOR_REFUND = Consumer("ask_for_refund", OrderRefundDue, refunds.ask_for_refund, "fulfilment", calls_out=True)
+ERP_SALES_ORDER = Consumer("erp_sales_order", OrderStatusChanged, completed.erp_sales_order, "erp_sync",
+                           calls_out=True, to=frozenset({S.COMPLETED}))
+ERP_RETURN_ORDER = Consumer("erp_return_order", OrderStatusChanged, completed.erp_return_order, "erp_sync",
+                            calls_out=True, to=frozenset({S.RETURNED, S.REFUNDED}))
+CRM_POINTS = Consumer("crm_points", OrderStatusChanged, completed.crm_points, "erp_sync", calls_out=True,
+                      to=frozenset({S.COMPLETED}))
+FLASH_SALE_GIVE_BACK = Consumer("flash_sale_give_back", OrderStatusChanged, flash_sales.flash_sale_give_back,
+                                "scheduler", to=frozenset({S.CANCELLED}))
+
+TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, PICKUP_TO_POS, DELIVERY_TO_COURIER, EXPRESS_WAYBILL,
+                               SHIPPING_INFO_UPLOAD, REBOOK_COURIER, ASK_FOR_REFUND, ERP_SALES_ORDER, ERP_RETURN_ORDER,
+                               CRM_POINTS, FLASH_SALE_GIVE_BACK)
+
+# The names before this table (issue 20), kept so that what a deployed hub already holds still works:
+# dead letters parked under the old name replay through the consumer (`BY_NAME`), and the broker's
+# queues keep their names — nameko names a queue after the service method, and the method keeps the
+# old name where it had another (`workers/subscribe.py`), so messages waiting in them are consumed.
+OLD_TARGETS: dict[str, str] = {
+    "channel_sync.publish_stock": STOCK_TO_SHOP.name, "fulfilment.pickup_pos": PICKUP_TO_POS.name,
+    "fulfilment.local_delivery": DELIVERY_TO_COURIER.name, "fulfilment.express": EXPRESS_WAYBILL.name,
+    "fulfilment.shipping_info": SHIPPING_INFO_UPLOAD.name, "fulfilment.rebook_courier": REBOOK_COURIER.name,
+    "fulfilment.refund_due": ASK_FOR_REFUND.name, "erp_sync.sales_order": ERP_SALES_ORDER.name,
+    "erp_sync.return_order": ERP_RETURN_ORDER.name, "erp_sync.crm_points": CRM_POINTS.name,
+    "scheduler.flash_sale_give_back": FLASH_SALE_GIVE_BACK.name,
+}
+OLD_QUEUE_METHODS: dict[str, str] = {
+    STOCK_TO_SHOP.name: "on_stock_changed", PICKUP_TO_POS.name: "pickup_at_pos",
+    DELIVERY_TO_COURIER.name: "local_delivery", SHIPPING_INFO_UPLOAD.name: "shipping_info",
+    ASK_FOR_REFUND.name: "refund_due", ERP_SALES_ORDER.name: "sales_order", ERP_RETURN_ORDER.name: "return_order",
+}
+
+# name (or an old name) -> consumer: what `consumers.replay` looks a dead letter's target up in.
+BY_NAME: dict[str, Consumer] = by_name(TABLE, OLD_TARGETS)
+
+
+def consumers_of(event_type: str) -> tuple[Consumer, ...]:
+    """The consumers of one event type, in the table's order."""
+    return tuple(c for c in TABLE if c.event.TYPE == event_type)
+
+
+def of_service(service: str) -> tuple[Consumer, ...]:
+    """The consumers worker `service` runs."""
+    return tuple(c for c in TABLE if c.service == service)

@@ -1,0 +1,38 @@
+"""Kuaidi100's `status: abort` (it stopped tracking a waybill) is shown to operations and the
+hub falls back to polling that waybill (issue 25, "Also")."""
+from __future__ import annotations
+
+from werkzeug.test import Client
+
+from hub import handlers
+from hub.api.app import build_api
+from hub.flows.express import poll_stopped_tracking
+from hub.metrics import METRICS
+
+from .conftest import HANGZHOU
+from .test_couriers import shipments
+
+
+def stopped_count() -> float:
+    return METRICS.express_tracking_stopped.labels("express")._value.get()
+
+
+def test_an_aborted_tracking_is_counted_and_the_waybill_is_polled_until_delivered(flow):
+    order_id = flow.place("express", [("SET-004", 1, 19900)], address=HANGZHOU)
+    flow.pay(order_id)
+    flow.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="allocated")
+    express = flow.sandbox.express
+    waybill = express.orders[order_id]
+    assert poll_stopped_tracking(flow.ctx) == 0                  # pushed: nothing to poll
+
+    before = stopped_count()
+    r = Client(build_api(flow.ctx)).post("/callbacks/express", data=express.abort_tracking(waybill))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    [shipment] = shipments(flow, order_id)
+    assert shipment.tracking == "polling" and stopped_count() == before + 1
+
+    assert express.advance(waybill, 3) == []                     # delivered: Kuaidi100 no longer pushes it
+    assert poll_stopped_tracking(flow.ctx) >= 1                  # the hub asked instead
+    [shipment] = shipments(flow, order_id)
+    assert shipment.status == "delivered"
+    assert flow.order(order_id).status == "completed"                 # delivered, so completed
