@@ -17,6 +17,7 @@ import requests
 
 from hub.config import SystemConfig
 from hub.domain.model import Buyer
+from hub.ports import Crm
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, http_call, http_session
@@ -80,3 +81,7 @@ class CrmConnector:
 
     def close(self) -> None:
         self.session.close()
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[Crm] = CrmConnector

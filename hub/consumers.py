@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -38,7 +39,7 @@ from .events import Event
 from .ports import OutcomeUnknown
 from .storage.outage import is_outage
 from .storage.tables import FAILED, UNKNOWN_OUTCOME, DeadLetter, ProcessedMessage, utcnow
-from .storage.uow import UnitOfWork
+from .storage.uow import UnitOfWork, must_get
 from .storage.upsert import insert_ignore, insert_ignore_many
 
 log = logging.getLogger(__name__)
@@ -185,8 +186,7 @@ def _handle_once(ctx: HubContext, consumer: Consumer, envelope: Any, attempts: i
                 error = f"{type(exc).__name__}: {exc}"
                 log.error("consumer %s: %s has an unknown outcome, parked at once: %s", name, envelope["id"], error)
                 wait_out_outage(f"parking {envelope['id']} for {name}",
-                                lambda e=error, n=attempt + 1: park(ctx, name, envelope, e, n, kind=UNKNOWN_OUTCOME),
-                                sleep)
+                                partial(park, ctx, name, envelope, error, attempt + 1, kind=UNKNOWN_OUTCOME), sleep)
                 return Outcome("parked", attempt + 1, error)
             attempt += 1
             error = f"{type(exc).__name__}: {exc}"
@@ -296,7 +296,7 @@ def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer], 
             _apply_once(ctx, known[target], payload)
     except Exception as exc:
         with ctx.uow() as uow:
-            row = uow.session.get(DeadLetter, dead_letter_id)
+            row = must_get(uow.session, DeadLetter, dead_letter_id)
             row.attempts += 1
             row.error, row.last_failed_at = f"{type(exc).__name__}: {exc}"[:4000], utcnow()
             if isinstance(exc, OutcomeUnknown):      # now maybe done: the next replay must ask first too
@@ -305,7 +305,7 @@ def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer], 
         METRICS.dead_letters_replayed.labels("failed").inc()
         return False
     with ctx.uow() as uow:
-        uow.session.delete(uow.session.get(DeadLetter, dead_letter_id))
+        uow.session.delete(must_get(uow.session, DeadLetter, dead_letter_id))
         uow.commit()
     METRICS.dead_letters_replayed.labels("ok").inc()
     return True

@@ -55,13 +55,14 @@ class Script:
         self.wait(f"order {order_id} to be {status}", lambda: self.order(order_id)["status"] == status, timeout)
         return self.order(order_id)
 
-    def place(self, label: str, lines: list[dict], fulfillment: dict) -> str | None:
+    def place(self, label: str, lines: list[dict], fulfillment: dict) -> str:
+        """The new order's id; a refusal ends the demo (every order of the story is meant to be taken)."""
         r = self.call("POST", "/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
                       json={"lines": lines, "buyer": BUYER, "fulfillment": fulfillment})
         body = r.json()
         if r.status_code != 201:
             self.say(f"  {label}: refused ({r.status_code} {body.get('error')}: {body.get('message')})")
-            return None
+            raise DemoFailed(f"the {label} order was refused")
         order = self.order(body["order_id"])
         routing = order["routing"]
         self.say(f"  {label}: order {order['order_id']} -> {order['fulfillment']['type']} from "
@@ -131,8 +132,8 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
     ctx = build_context(cfg, connectors=build_connector)
     runner = build_runner(list(SERVICES), "memory://", http_address=f"127.0.0.1:{port}")
     runner.start()
-    keys = {"channel": cfg.channel("miniprogram").key, "erp": cfg.systems["erp"].get("key"), "ops": cfg.hub.ops_key,
-            **{s.id: s.pos_key for s in cfg.stores}}
+    keys = {"channel": cfg.known_channel("miniprogram").key, "erp": cfg.systems["erp"].get("key"),
+            "ops": cfg.hub.ops_key, **{s.id: s.pos_key for s in cfg.stores}}
     s = Script(base, keys, say)
     try:
         s.wait("the gateway", lambda: _up(base))

@@ -61,9 +61,10 @@ def _oldest_waiting(call: Call) -> tuple[float, dict[str, float]]:
         s = uow.session
         oldest = s.execute(select(func.min(OutboxMessage.created_at)).where(OutboxMessage.sent_at.is_(None))
                            ).scalar_one()
-        refunds = dict(s.execute(select(RefundRow.status, func.min(RefundRow.updated_at))
-                                 .where(RefundRow.status.in_([str(x) for x in OPEN_REFUNDS]))
-                                 .group_by(RefundRow.status)).all())
+        refunds: dict[str, datetime | None] = {
+            status: at for status, at in s.execute(select(RefundRow.status, func.min(RefundRow.updated_at))
+                                                   .where(RefundRow.status.in_([str(x) for x in OPEN_REFUNDS]))
+                                                   .group_by(RefundRow.status))}
     return _age_s(now, oldest), {str(x): _age_s(now, refunds.get(str(x))) for x in OPEN_REFUNDS}
 
 

@@ -28,11 +28,20 @@ LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
            Param("lng", schemas.LNG, "buyer's longitude (with lat)"))
 
 
-def _position(call: Call, required: bool) -> tuple[float, float] | None:
+def _position(call: Call) -> tuple[float, float] | None:
     lat, lng = call.query("lat"), call.query("lng")
-    if (lat is None) != (lng is None) or (required and lat is None):
-        raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
-    return (lat, lng) if lat is not None and lng is not None else None
+    if lat is None or lng is None:
+        if (lat is None) != (lng is None):
+            raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
+        return None
+    return lat, lng
+
+
+def _required_position(call: Call) -> tuple[float, float]:
+    pos = _position(call)
+    if pos is None:
+        raise schemas.invalid("lat", "lat and lng are given together")
+    return pos
 
 
 def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[float, float], qty: int) -> dict:
@@ -47,8 +56,8 @@ def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[flo
 
 def stock(call: Call) -> Any:
     cfg, sku = call.ctx.config, call.params["sku"]
-    channel = cfg.channel(call.caller.id)
-    pos = _position(call, required=False)
+    channel = cfg.known_channel(call.caller.id)
+    pos = _position(call)
     with call.ctx.reader() as uow:
         try:
             held = inventory.held_of(uow.session, sku)
@@ -59,7 +68,7 @@ def stock(call: Call) -> Any:
     levels = inventory.stock_everywhere(cfg, sku, held)
     locations = []
     for level in levels:
-        loc = cfg.location(level.location_id)
+        loc = cfg.known_location(level.location_id)
         available = channel_available(level.available, channel.safety_stock)
         item: dict[str, Any] = {"location_id": loc.id, "kind": loc.kind, "name": loc.name, "available": available}
         if pos is not None and loc.is_store:
@@ -72,10 +81,10 @@ def stock(call: Call) -> Any:
 
 def nearby(call: Call) -> dict:
     cfg = call.ctx.config
-    pos = _position(call, required=True)
+    pos = _required_position(call)
     sku = call.query("sku")
     qty = call.query("qty") or 1
-    channel = cfg.channel(call.caller.id)
+    channel = cfg.known_channel(call.caller.id)
     held: dict[str, int] = {}
     if sku:
         with call.ctx.uow() as uow:
@@ -149,9 +158,10 @@ def pay_order(call: Call) -> dict:
         return {"order_id": order.id, "status": order.status}
 
 
-PENDING_CANCEL = {S.CANCEL_REQUESTED: "a rider is booked: the courier is asked to cancel; the order is cancelled "
-                                     "(and refunded) only if it accepts",
-                  S.RETURNING: "the delivery failed: the goods are on their way back, the refund follows"}
+PENDING_CANCEL: dict[str, str] = {
+    S.CANCEL_REQUESTED: "a rider is booked: the courier is asked to cancel; the order is cancelled (and refunded) "
+                        "only if it accepts",
+    S.RETURNING: "the delivery failed: the goods are on their way back, the refund follows"}
 
 
 def cancel_order(call: Call):

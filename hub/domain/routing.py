@@ -162,7 +162,7 @@ def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, sto
             v.reason = "no local delivery"
         elif dist > loc.delivery_radius_km:
             v.reason = f"too far ({dist:.2f} km > {loc.delivery_radius_km:g} km radius)"
-        elif not is_open(loc, now_local.time()):
+        elif loc.opening_hours is not None and not is_open(loc, now_local.time()):
             v.reason = f"closed now (open {loc.opening_hours.open}-{loc.opening_hours.close})"
         elif short := _shortages(wanted, stock.get(loc.id, {})):
             v.reason = "; ".join(short)

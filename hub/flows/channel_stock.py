@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_
 
 from hub.bootstrap import HubContext
 from hub.domain.stock import available
 from hub.events import StockChanged
+from hub.ports import ChannelStockPublisher
 from hub.services import inventory
 from hub.storage.tables import ChannelStockPublished, StockLevel, utcnow
 from hub.storage.uow import UnitOfWork
@@ -42,7 +42,7 @@ def told_row(uow: UnitOfWork, channel: str, sku: str, store_id: str) -> ChannelS
                                .execution_options(populate_existing=True)).scalar_one()
 
 
-def publish_figure(ctx: HubContext, shop: Any, channel: str, safety: int, sku: str, store_id: str, *,
+def publish_figure(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, sku: str, store_id: str, *,
                    shown: int | None = None) -> int | None:
     """Bring the channel's figure for (sku, store) to the hub's. Returns the last figure pushed, None if
     none was needed. `shown` is what the channel shows, when known (else what it was last told)."""
@@ -120,7 +120,8 @@ def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tup
                tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))}
 
 
-def publish_figures(ctx: HubContext, shop: Any, channel: str, safety: int, pairs: list[Pair]) -> dict[Pair, int]:
+def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int,
+                    pairs: list[Pair]) -> dict[Pair, int]:
     """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
     eight round trips per pair: read every figure and what the channel was told; number the pushes of
     those that differ; push them (several at once, no transaction open); record them under the lock and
@@ -194,7 +195,7 @@ PUSHES_AT_ONCE = 8           # shop calls in flight for one batch (the shop API 
 _pushers: ThreadPoolExecutor | None = None
 
 
-def _push_all(shop: Any, due: dict[Pair, int]) -> dict[Pair, Exception]:
+def _push_all(shop: ChannelStockPublisher, due: dict[Pair, int]) -> dict[Pair, BaseException]:
     """Push every figure, several at once (green threads in the services); the pairs whose push failed,
     with the error, once all have finished (a figure pushed twice is harmless: it is absolute)."""
     global _pushers
@@ -209,7 +210,7 @@ def _push_all(shop: Any, due: dict[Pair, int]) -> dict[Pair, Exception]:
         _pushers = ThreadPoolExecutor(PUSHES_AT_ONCE, thread_name_prefix="shop-push")
     calls = {pair: _pushers.submit(shop.update_store_stock, pair[0], pair[1], figure) for pair, figure in due.items()}
     wait(calls.values())
-    return {pair: call.exception() for pair, call in calls.items() if call.exception() is not None}
+    return {pair: failed for pair, call in calls.items() if (failed := call.exception()) is not None}
 
 
 def stock_to_shop(ctx: HubContext, event: StockChanged) -> None:

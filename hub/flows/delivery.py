@@ -29,10 +29,11 @@ from hub.ports import PermanentError
 from hub.services import courier_claims, courier_outcomes, orders
 from hub.services.tracking import apply_tracking
 from hub.storage.tables import Shipment, utcnow
-from hub.storage.uow import UnitOfWork
+from hub.storage.uow import UnitOfWork, must_get
 
 log = logging.getLogger(__name__)
-S, T = OrderStatus, TrackingStatus
+S = OrderStatus
+T = TrackingStatus
 QUOTED = "quoted"                       # a quote about to be booked: not a booking yet
 GONE = {T.CANCELLED, T.EXPIRED, T.PROBLEM}   # what the courier holds is no booking to adopt
 
@@ -151,7 +152,7 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
             courier_outcomes.cancel_accepted(uow, orders.get(uow, order_id, lock=True), "hub", "no rider booked")
             uow.commit()
         return "accepted"
-    courier = ctx.connectors[carrier]
+    courier = ctx.connectors.local_courier(carrier)
     try:
         courier.cancel(order_id, "cancelled by the buyer")
     except PermanentError as exc:          # e.g. code 2050: the rider is delivering
@@ -165,7 +166,7 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
         return "refused"
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
-        row = uow.session.get(Shipment, shipment.id, with_for_update=True)
+        row = must_get(uow.session, Shipment, shipment.id, lock=True)
         if order.status == S.CANCEL_REQUESTED:
             row.active, row.status = False, "cancelled"
         courier_outcomes.cancel_accepted(uow, order, carrier, "the courier cancelled the booking")
@@ -179,9 +180,9 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
         shipment = active_shipment(uow, order_id)
     if shipment is None or shipment.kind != "local":
         return None
-    ctx.connectors[shipment.carrier].cancel(order_id, reason)
+    ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason)
     with ctx.uow() as uow:
-        row = uow.session.get(Shipment, shipment.id, with_for_update=True)
+        row = must_get(uow.session, Shipment, shipment.id, lock=True)
         row.active, row.status = False, "cancelled"
         uow.commit()
     log.info("delivery %s: booking %s cancelled", order_id, shipment.shipment_ref)

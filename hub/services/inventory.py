@@ -33,7 +33,7 @@ from hub.domain.stock import (
 from hub.storage.detached import guard_detached, insert_detached
 from hub.storage.tables import FlashSaleRow, LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork
-from hub.storage.upsert import insert_ignore
+from hub.storage.upsert import insert_ignore, rows_affected
 
 # Ledger kinds that move on-hand by their qty, and so are summed after a count.
 DELTA_KINDS = ("delta", "commit", "return")
@@ -204,7 +204,7 @@ def _take(session: Session, sku: str, location_id: str, qty: int, safety: int, n
                can_take(StockLevel.on_hand, StockLevel.reserved, safety, qty))
         .values(reserved=StockLevel.reserved + qty, updated_at=now)
         .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return rows_affected(result) == 1
 
 
 def _open_reservations(session: Session, order_id: str, status: str = "open") -> list[Reservation]:
@@ -250,7 +250,7 @@ def _back_into_hold(session: Session, sale_id: str, qty: int) -> bool:
     transaction, and this one for an end in progress."""
     result = session.execute(_BACK_INTO_SALE, {"g_sale": sale_id, "g_qty": qty},
                              execution_options={"synchronize_session": False})
-    return result.rowcount == 1
+    return rows_affected(result) == 1
 
 
 # -- a flash sale's held stock --------------------------------------------------------------------
@@ -293,7 +293,8 @@ def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str,
     `backing`: the stock row's (on_hand, reserved) when the caller read it already in this transaction."""
     session, now = uow.session, utcnow()
     if backing is None:
-        backing = session.connection().execute(_BACKING, {"sku": sku, "location_id": location_id}).one_or_none()
+        level = session.connection().execute(_BACKING, {"sku": sku, "location_id": location_id}).one_or_none()
+        backing = (level.on_hand, level.reserved) if level is not None else None
     on_hand, reserved = backing or (0, 0)
     safety = cfg.safety_stock(location_id)
     if not hold_is_backed(on_hand, reserved, safety):

@@ -120,6 +120,8 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     if f.type == FulfillmentType.PICKUP:
         return routing.route_pickup(cfg, lines, f.store_id, stock)
     if f.type == FulfillmentType.DELIVERY:
+        if f.address is None:                 # _validate refused it already
+            raise BadInput("a delivery order needs fulfillment.address")
         return routing.route_delivery(cfg, lines, f.address, stock, local_now(cfg, now))
     return routing.route_express(cfg, lines, f.address, stock)
 
@@ -187,8 +189,10 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     if detached:
         if f.type != FulfillmentType.PICKUP:
             raise ValueError("only a pickup order, which is never re-routed, can be written detached")
-        for child in (*order.lines, *order.transitions):
-            child.order_id = order_id
+        for line_row in order.lines:
+            line_row.order_id = order_id
+        for step in order.transitions:
+            step.order_id = order_id
         insert_detached(uow.session, order, *order.lines, *order.transitions)    # queued: sent with the draw's
     else:
         uow.session.add(order)
