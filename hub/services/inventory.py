@@ -212,6 +212,15 @@ def _open_reservations(session: Session, order_id: str, status: str = "open") ->
     return list(session.execute(stmt.order_by(Reservation.sku, Reservation.location_id)).scalars())
 
 
+def hold_length(session: Session, order_id: str) -> timedelta | None:
+    """How long the order's open reservations hold its stock (created to `expires_at`, the longest); None when
+    none carries an expiry. The unpaid-order sweep reports it: the hold the order got, whatever the policy
+    (`orders.reservation_length`) says today."""
+    held = [res.expires_at - res.created_at for res in _open_reservations(session, order_id)
+            if res.expires_at is not None]
+    return max(held, default=None)
+
+
 def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
     """Give an order's open reservations back to available stock (or to the running flash sale whose
     held stock they came from). Returns units released."""
