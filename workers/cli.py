@@ -101,12 +101,15 @@ def demo(args: argparse.Namespace) -> int:
 
     from hub.logs import configure
     from sandbox.demo import run_demo
+    from workers import SERVICES
+    from workers.runner import build_runner
 
     configure(level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))   # the story on stdout; warnings (redacted) on stderr
     if "HUB_LOG_LEVEL" not in os.environ:
         # nameko warns for every timer thread it kills while stopping a container: the demo's normal end.
         logging.getLogger("nameko.containers").setLevel(logging.ERROR)
-    return run_demo(verbose=not args.quiet)
+    return run_demo(list(SERVICES), lambda names, address: build_runner(names, "memory://", http_address=address),
+                    verbose=not args.quiet)
 
 
 def _green() -> None:
