@@ -26,6 +26,7 @@ demo: $(STAMP)
 ## Quick start 2: the whole suite, on SQLite and on PostgreSQL + RabbitMQ (started if down)
 test: $(STAMP) services browser wrk promtool
 	$(BIN)/ruff check .
+	$(BIN)/mypy hub connectors mappings workers
 	$(BIN)/python -m pytest -q
 
 services:
@@ -46,6 +47,7 @@ promtool:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy hub connectors mappings workers
 
 # The bench's own database and vhost (HUB_BENCH_*); wrk drives the gateway, pgbench gives the database's limit.
 bench: $(STAMP) services wrk

@@ -9,7 +9,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from connectors.registry import build_connector
@@ -26,7 +26,7 @@ from workers.launcher import HubProcess, wait_for
 from . import backbone, report, scale, scenario
 from .broker_raw import raw_rate
 from .load import LoadProcess
-from .pgbench import sale_tps
+from .pgbench import ensure_pg_database, sale_tps
 
 PG_URL = os.environ.get("HUB_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/hub_bench")
 AMQP_URL = os.environ.get("HUB_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/hub_bench")
@@ -40,15 +40,6 @@ PLAIN_UNITS = 100
 START = 1_000_000
 PARTS = ("receipts", "rush", "plain", "sync", "orders", "events", "scale")
 LOAD_ORDERS_PER_S = 10                      # pickup orders beside the sales during the sync figure
-
-
-def _ensure_pg_database(url: str) -> None:
-    u = make_url(url)
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("select 1 from pg_database where datname=:d"), {"d": u.database}).scalar():
-            conn.execute(text(f'create database "{u.database}"'))
-    admin.dispose()
 
 
 def _ensure_vhost(url: str) -> None:
@@ -97,7 +88,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
     env = {**os.environ, **sandbox.env(), "HUB_LOG_LEVEL": "WARNING"}
     os.environ.update(sandbox.env())
     if mode == "production":
-        _ensure_pg_database(PG_URL)
+        ensure_pg_database(PG_URL)
         _ensure_vhost(AMQP_URL)
         db, broker = PG_URL, AMQP_URL
         env["HUB_REDIS_URL"] = REDIS_URL

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 SETUP = """
@@ -49,3 +50,13 @@ def sale_tps(database_url: str, clients: int = 8, seconds: int = 10) -> float:
     if not match:
         raise RuntimeError(f"pgbench printed no tps:\n{out}")
     return float(match.group(1))
+
+
+def ensure_pg_database(url: str) -> None:
+    """The bench's PostgreSQL database, created if missing (the load generator's and the scale run's)."""
+    u = make_url(url)
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("select 1 from pg_database where datname=:d"), {"d": u.database}).scalar():
+            conn.execute(text(f'create database "{u.database}"'))
+    admin.dispose()

@@ -32,11 +32,11 @@ def _config(stores: int, path: Path) -> Path:
 
 def _generate(url: str, stores: int, skus: int) -> None:
     """Create the database, the schema and the rows, unless they are already there."""
-    from bench.__main__ import _ensure_pg_database
+    from bench.pgbench import ensure_pg_database
     from hub.bootstrap import build_context
     from hub.config import load_config
 
-    _ensure_pg_database(url)
+    ensure_pg_database(url)
     ctx = build_context(load_config(), url)           # migrates and mirrors the configured locations
     with ctx.engine.begin() as conn:
         held = conn.execute(text("select count(*) from stock_levels")).scalar()

@@ -17,7 +17,7 @@ import requests
 
 from hub.config import SystemConfig
 from hub.domain.model import Buyer
-from hub.ports import CrmRefused, PermanentError
+from hub.ports import Crm, CrmRefused, PermanentError
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, http_call, http_session
@@ -123,3 +123,7 @@ def _refusal(system: str, exc: PermanentError) -> PermanentError:
     if not isinstance(body, dict) or not isinstance(body.get("error"), str):
         return exc
     return CrmRefused(system, body["error"], str(body.get("message") or ""), status=exc.status)
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[Crm] = CrmConnector

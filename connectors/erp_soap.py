@@ -36,6 +36,7 @@ from zeep.wsse.username import UsernameToken
 
 from hub.config import SystemConfig
 from hub.domain.model import ErpReturn, OrderSnapshot, Sku, StockCount
+from hub.ports import Erp
 from mappings.calls import CallSpec, render
 from mappings.engine import Mapping, MappingConfigError, load_mapping
 
@@ -230,7 +231,7 @@ class ErpSoapConnector:
             answer = {"DocumentNo": answer}   # an operation that answers the bare number
         return self.mapping.inbound(spec.result or "sales_order_result", answer)["document_no"]
 
-    def _send(self, spec: CallSpec, args: dict[str, Any], order: OrderSnapshot) -> Any:
+    def _send(self, spec: CallSpec, args: dict[str, Any], order: OrderSnapshot | ErpReturn) -> Any:
         """One create call: its answer, or None when the ERP says it already holds it."""
         try:
             return self._invoke(spec, args)
@@ -245,7 +246,7 @@ class ErpSoapConnector:
                                                 f"ERP before resending") from exc
             raise
 
-    def _line_args(self, spec: CallSpec, order: OrderSnapshot, line: Any, index: int) -> dict[str, Any]:
+    def _line_args(self, spec: CallSpec, order: OrderSnapshot | ErpReturn, line: Any, index: int) -> dict[str, Any]:
         args = render(spec.args, {"order": order, "line": line})
         return _merge(args, self.mapping.outbound_line(spec.entity or "", line, order, index, self.binder))
 
@@ -288,7 +289,8 @@ class ErpSoapConnector:
                 raise PermanentError(self.name, f"{spec.operation}: more than {MAX_PAGES} pages")
         return out
 
-    def _args(self, spec: CallSpec, variables: dict[str, Any], order: OrderSnapshot | None) -> dict[str, Any]:
+    def _args(self, spec: CallSpec, variables: dict[str, Any],
+              order: OrderSnapshot | ErpReturn | None) -> dict[str, Any]:
         args = render(spec.args, variables)
         if spec.entity:
             args = _merge(args, self.mapping.outbound(spec.entity, order, self.binder))
@@ -368,9 +370,9 @@ class ErpSoapConnector:
             error.maybe_applied = not _never_sent(exc)
             raise error from exc
         except zeep.exceptions.TransportError as exc:
-            error = self._http_error(exc, operation)
-            error.maybe_applied = exc.status_code not in NOT_SENT_STATUSES
-            raise error from exc
+            failed = self._http_error(exc, operation)
+            failed.maybe_applied = exc.status_code not in NOT_SENT_STATUSES
+            raise failed from exc
         except (TypeError, ValueError, zeep.exceptions.ValidationError) as exc:
             # Our arguments do not fit the WSDL: a mapping problem, retrying will not help.
             raise PermanentError(self.name, f"{operation}: arguments do not fit the WSDL "
@@ -543,3 +545,7 @@ class _Transport(Transport):
             raise zeep.exceptions.TransportError(f"HTTP {response.status_code}",
                                                  status_code=response.status_code, content=response.content)
         return response
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[Erp] = ErpSoapConnector

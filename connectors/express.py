@@ -22,6 +22,7 @@ import requests
 
 from hub.config import LocationConfig, SystemConfig
 from hub.domain.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
+from hub.ports import ExpressCourier
 from mappings.engine import Mapping, load_mapping
 
 from .base import (
@@ -179,7 +180,9 @@ class ExpressConnector:
             return None
         if not isinstance(body, dict) or body.get("status") != "abort":
             return None
-        last = body.get("lastResult") if isinstance(body.get("lastResult"), dict) else {}
+        last = body.get("lastResult")
+        if not isinstance(last, dict):
+            last = {}
         return str(last.get("nu") or ""), str(body.get("message") or "tracking stopped")
 
     def company_code(self) -> str:
@@ -256,3 +259,7 @@ def _drop_empty(node: Any) -> Any:
     if isinstance(node, list):
         return [_drop_empty(v) for v in node]
     return node
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[ExpressCourier] = ExpressConnector

@@ -28,6 +28,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
+from hub.ports import LocalCourier
 from hub.privacy import mask_phone
 from mappings.engine import Mapping, load_mapping
 
@@ -84,7 +85,7 @@ class LocalDeliveryConnector:
         if address is None:
             raise MappingError(self.mapping.system, "fulfillment.address", None,
                                "a delivery order needs a delivery address")
-        canonical = {
+        canonical: dict[str, Any] = {
             "store_id": store.id, "order_id": order.order_id, "city_code": self.city_code,
             "cargo_fen": order.total_fen, "callback": callback_url,
             "receiver": {"name": address.name or order.buyer.name or None,
@@ -204,3 +205,7 @@ def _signature(params: dict[str, str], secret: str) -> str:
     text = "".join(f"{k}{params[k]}" for k in sorted(params) if k != "signature")
     return hashlib.md5(f"{secret}{text}{secret}".encode()).hexdigest().upper()
 
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[LocalCourier] = LocalDeliveryConnector

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
+from hub.ports import ChannelStockPublisher
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -215,3 +216,7 @@ class MeituanConnector:
 
     def close(self) -> None:
         self.session.close()
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[ChannelStockPublisher] = MeituanConnector

@@ -14,6 +14,7 @@ import requests
 
 from hub.config import SystemConfig
 from hub.domain.model import OrderSnapshot, StockCount, StockDelta
+from hub.ports import PointOfSale
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, PermanentError, RetryPolicy, http_call, http_session
@@ -152,3 +153,7 @@ class PosConnector:
 
     def close(self) -> None:
         self.session.close()
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[PointOfSale] = PosConnector

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import redis
 
 from hub.domain.flash_sale import GateState, SaleTerms, Verdict
-from hub.ports import GateUnavailable
+from hub.ports import AdmissionGate, GateUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,7 +127,7 @@ class RedisGate:
 
     @_reachable
     def restore(self, terms: SaleTerms, held: Mapping[str, tuple[str, int]], ended: bool = False) -> bool:
-        args: list[object] = [terms.quota, terms.per_buyer_limit, terms.min_interval_ms, terms.starts_ms,
+        args: list[str | int] = [terms.quota, terms.per_buyer_limit, terms.min_interval_ms, terms.starts_ms,
                               terms.ends_ms, int(ended)]
         for attempt, (buyer, qty) in held.items():
             args += [attempt, buyer, qty]
@@ -145,7 +145,7 @@ class RedisGate:
     def end(self, sale_id: str) -> None:
         sale = self._keys(sale_id)[0]
         if self.client.exists(sale):
-            self.client.hset(sale, "ended", 1)
+            self.client.hset(sale, "ended", "1")
 
     @_reachable
     def state(self, sale_id: str) -> GateState | None:
@@ -158,3 +158,7 @@ class RedisGate:
             return None
         return GateState(int(fields["quota"]), int(fields["left"]),
                          {k: int(v.split("|", 1)[0]) for k, v in holding.items()}, fields.get("ended") == "1")
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[AdmissionGate] = RedisGate

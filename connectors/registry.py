@@ -50,7 +50,9 @@ def connector_kinds() -> dict[str, str]:
     return kinds
 
 
-def connector_class(kind: str) -> type:
+def connector_class(kind: str) -> type[Any]:
+    """The class serving `kind`, imported now: known only at run time, so typed by what it declares
+    (`kind`, `role`, `from_config`), which `Declaration.of` and the tests check."""
     try:
         target = connector_kinds()[kind]
     except KeyError:

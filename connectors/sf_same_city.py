@@ -29,6 +29,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
+from hub.ports import LocalCourier
 from mappings.engine import Mapping, load_mapping
 
 from .base import (
@@ -210,3 +211,7 @@ def _first(query: Any, name: str) -> str:
         return (parse_qs(query).get(name) or [""])[-1]
     value = query.get(name)
     return str(value) if value else ""
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[LocalCourier] = SfSameCityConnector

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hub.config import SystemConfig
 from hub.domain.model import OrderSnapshot, PaymentNotice, RefundAnswer, RefundRequest
 from hub.domain.payment_bills import Bill
-from hub.ports import BillIntegrityError
+from hub.ports import BillIntegrityError, PaymentPlatform
 from mappings import Mapping, load_mapping
 
 from . import wechat_bill_file
@@ -80,10 +80,10 @@ class WeChatPayConnector:
             self._merchant_key = key
         self._timeout = timeout
         self._pay_session = http_session(self._pay_base)
-        key = api_v3_key.encode()
-        if len(key) != 32:
+        v3_key = api_v3_key.encode()
+        if len(v3_key) != 32:
             raise ValueError(f"{name}: api_v3_key must be 32 bytes for AES-256-GCM")
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(v3_key)
         try:
             self._keys = PlatformKeys(platform_keys)
         except ValueError as exc:
@@ -363,3 +363,7 @@ def mask_phone(phone: str) -> str:
     if len(digits) < 7:
         return "*" * len(digits)
     return f"{digits[:3]}****{digits[-4:]}"
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[PaymentPlatform] = WeChatPayConnector

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
+from hub.ports import ChannelStockPublisher
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, SignatureError
@@ -140,3 +141,7 @@ class WeChatShopConnector:
 
 
 
+
+
+# The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
+_port_check: type[ChannelStockPublisher] = WeChatShopConnector

@@ -38,7 +38,7 @@ class HubContext:
     @cached_property
     def gate(self) -> AdmissionGate:
         """The flash-sale gate: in-process unless the workers wire Redis (HUB_REDIS_URL) in its place."""
-        from hub.services.flash_gate import MemoryGate
+        from hub.domain.flash_gate import MemoryGate
 
         return MemoryGate()
 

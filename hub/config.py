@@ -220,6 +220,20 @@ class HubConfig(_Strict):
     def channel(self, channel_id: str) -> ChannelConfig | None:
         return self._index("channels", self.channels).get(channel_id)
 
+    def known_location(self, location_id: str | None) -> LocationConfig:
+        """A location the caller knows is configured (a stock row's, an order's): LookupError if it is not."""
+        found = self.location(location_id) if location_id is not None else None
+        if found is None:
+            raise LookupError(f"no location {location_id!r} in config.yaml")
+        return found
+
+    def known_channel(self, channel_id: str) -> ChannelConfig:
+        """A channel the caller knows is configured (an authenticated channel's own): LookupError if not."""
+        found = self.channel(channel_id)
+        if found is None:
+            raise LookupError(f"no channel {channel_id!r} in config.yaml")
+        return found
+
     @property
     def stores(self) -> list[LocationConfig]:
         return [loc for loc in self.locations if loc.kind == "store"]

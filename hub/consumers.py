@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
@@ -41,8 +42,8 @@ from .events import Event
 from .ports import OutcomeUnknown
 from .storage.outage import is_outage
 from .storage.tables import FAILED, UNKNOWN_OUTCOME, DeadLetter, ProcessedMessage, RetryDue, utcnow
-from .storage.uow import UnitOfWork
-from .storage.upsert import insert_ignore, insert_ignore_many
+from .storage.uow import UnitOfWork, must_get
+from .storage.upsert import insert_ignore, insert_ignore_many, rows_affected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -201,8 +202,7 @@ def _handle_once(ctx: HubContext, consumer: Consumer, envelope: Any, attempts: i
                 error = f"{type(exc).__name__}: {exc}"
                 log.error("consumer %s: %s has an unknown outcome, parked at once: %s", name, envelope["id"], error)
                 wait_out_outage(f"parking {envelope['id']} for {name}",
-                                lambda e=error, n=attempt + 1: park(ctx, name, envelope, e, n, kind=UNKNOWN_OUTCOME),
-                                sleep)
+                                partial(park, ctx, name, envelope, error, attempt + 1, kind=UNKNOWN_OUTCOME), sleep)
                 return Outcome("parked", attempt + 1, error)
             attempt += 1
             error = f"{type(exc).__name__}: {exc}"
@@ -212,7 +212,7 @@ def _handle_once(ctx: HubContext, consumer: Consumer, envelope: Any, attempts: i
                 log.warning("consumer %s: %s is to be tried again later (up to %.0fs): %s", name, envelope["id"],
                             wait_up_to, error)
                 return wait_out_outage(f"deferring {envelope['id']} for {name}",
-                                       lambda e=error, w=wait_up_to: _defer(ctx, name, envelope, e, w), sleep)
+                                       partial(_defer, ctx, name, envelope, error, wait_up_to), sleep)
             log.warning("consumer %s failed on %s (attempt %d/%d): %s", name, envelope["id"], attempt, attempts,
                         error)
             if attempt < attempts:
@@ -315,10 +315,10 @@ def retry_due(ctx: HubContext, known: Mapping[str, Consumer], now: datetime | No
     outcomes = []
     for name, message_id, due_at in due:
         with ctx.uow() as uow:
-            claimed = uow.session.execute(
+            claimed = rows_affected(uow.session.execute(
                 update(RetryDue).where(RetryDue.consumer == name, RetryDue.message_id == message_id,
                                        RetryDue.due_at == due_at)
-                .values(due_at=now + timedelta(seconds=RETRY_LEASE_S))).rowcount == 1
+                .values(due_at=now + timedelta(seconds=RETRY_LEASE_S)))) == 1
             row = uow.session.get(RetryDue, {"consumer": name, "message_id": message_id}) if claimed else None
             payload = dict(row.payload) if row is not None else None
             uow.commit()
@@ -415,7 +415,7 @@ def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer], 
             _apply_once(ctx, known[target], payload)
     except Exception as exc:
         with ctx.uow() as uow:
-            row = uow.session.get(DeadLetter, dead_letter_id)
+            row = must_get(uow.session, DeadLetter, dead_letter_id)
             row.attempts += 1
             row.error, row.last_failed_at = f"{type(exc).__name__}: {exc}"[:4000], utcnow()
             if isinstance(exc, OutcomeUnknown):      # now maybe done: the next replay must ask first too
@@ -424,7 +424,7 @@ def replay(ctx: HubContext, dead_letter_id: int, known: Mapping[str, Consumer], 
         METRICS.dead_letters_replayed.labels("failed").inc()
         return False
     with ctx.uow() as uow:
-        uow.session.delete(uow.session.get(DeadLetter, dead_letter_id))
+        uow.session.delete(must_get(uow.session, DeadLetter, dead_letter_id))
         uow.commit()
     METRICS.dead_letters_replayed.labels("ok").inc()
     return True

@@ -145,7 +145,7 @@ class Probe(Event):
     """Not the core's: an event of the backbone tests' and benchmarks' own consumers (any type name,
     any data, handed to the consumer as the dict it is). The core emits only the CATALOGUE's."""
 
-    TYPE: str                # type: ignore[misc]  (an instance's own name here)
+    TYPE: str   # type: ignore[misc]  # mypy: a ClassVar made a field; a probe carries its own name
     fields: dict[str, Any]
 
     def data(self) -> dict[str, Any]:

@@ -38,7 +38,12 @@ from hub.domain.payment_bills import Bill
 
 
 class ConnectorError(Exception):
-    """A call to an external system failed. `system` names it."""
+    """A call to an external system failed. `system` names it; `code` is the system's own error code when it
+    answered with one, `outcome` what the connector's mapping says that code means (`result_code`)."""
+
+    maybe_applied = False          # see TransientError; a connector may say so of any failure
+    code: str | int | None = None
+    outcome: str | None = None
 
     def __init__(self, system: str, message: str, *, status: int | None = None):
         self.system, self.status = system, status
@@ -51,8 +56,6 @@ class TransientError(ConnectorError):
     `wait_up_to`: the system said the condition lasts up to this many seconds (WeChat's payment not yet
     visible: about a minute), so a consumer tries again later until then instead of parking after its
     quick attempts (`hub/consumers.py`, retries due)."""
-
-    maybe_applied = False
 
     def __init__(self, system: str, message: str, *, status: int | None = None,
                  retry_after: float | None = None, wait_up_to: float | None = None):
@@ -189,6 +192,10 @@ class ExpressCourier(Protocol):
         """The hub's name for the courier company (`sf`); each platform maps it to its own code."""
         ...
 
+    def poll_tracking(self, waybill_no: str, phone: str = "") -> list[TrackingEvent]:
+        """The waybill's tracking asked now (for one whose pushes stopped)."""
+        ...
+
 
 @runtime_checkable
 class PaymentPlatform(Protocol):
@@ -223,7 +230,11 @@ class Erp(Protocol):
 
     def fetch_products(self) -> list[Sku]: ...
 
-    def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None) -> list[StockCount]: ...
+    def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None,
+                              sku_codes: list[str] | None = None) -> list[StockCount]:
+        """On-hand counts per (warehouse, SKU); `sku_codes` names the SKUs to ask for when the ERP keeps no
+        product list the hub pulls (then it cannot list its items itself)."""
+        ...
 
     def push_sales_order(self, order: OrderSnapshot) -> str: ...
 
@@ -259,6 +270,8 @@ class Crm(Protocol):
 class CrmRefused(PermanentError):
     """The CRM refused a member step; `code` is its reason (coupon_not_owned, points_insufficient, ...)."""
 
+    code: str
+
     def __init__(self, system: str, code: str, message: str, *, status: int | None = None):
         super().__init__(system, f"{code}: {message}", status=status)
         self.code, self.reason = code, message
@@ -288,7 +301,7 @@ class Declaration:
     error_body: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, connector_class: type) -> Declaration:
+    def of(cls, connector_class: type[Any]) -> Declaration:
         return cls(kind=connector_class.kind, role=connector_class.role,
                    callback=getattr(connector_class, "callback", None),
                    accepted=getattr(connector_class, "callback_accepted", {}),
@@ -450,12 +463,13 @@ class ConnectorRegistry:
         """The channel's stock publisher, by the system name its `publish_to` gives."""
         return self[name]
 
-    # Thin aliases for callers not yet asking by place (parts B and C of issue 20 may still use them).
-    def payment(self) -> PaymentPlatform:
-        return self._role("payment")
+    # By the name a shipment or a bill gives (`shipment.carrier`), typed by the port; without a name, the
+    # first system of the role (for callers not asking by place).
+    def payment(self, name: str | None = None) -> PaymentPlatform:
+        return self[name] if name is not None else self._role("payment")
 
-    def local_courier(self) -> LocalCourier:
-        return self._role("local_courier")
+    def local_courier(self, name: str | None = None) -> LocalCourier:
+        return self[name] if name is not None else self._role("local_courier")
 
-    def express_courier(self) -> ExpressCourier:
-        return self._role("express_courier")
+    def express_courier(self, name: str | None = None) -> ExpressCourier:
+        return self[name] if name is not None else self._role("express_courier")

@@ -51,8 +51,8 @@ from typing import Any
 
 import yaml
 
-from connectors.base import Binder, MappingError
 from hub.domain.clock import in_range
+from hub.ports import Binder, MappingError
 
 from . import yaml_text
 from .calls import CallSpec, parse_calls
@@ -433,7 +433,7 @@ class Mapping:
         return value
 
     # -- outbound: canonical -> system payload -----------------------------------------------
-    def outbound(self, entity: str, canonical: dict, binder: Binder | None = None) -> dict:
+    def outbound(self, entity: str, canonical: Any, binder: Binder | None = None) -> dict:
         """Map canonical values (a dict, or an object with attributes) to a system payload."""
         return self._out_fields(self._entity(entity), canonical, binder, "", None, 0)
 
@@ -477,7 +477,7 @@ class Mapping:
 
     @staticmethod
     def _put(out: dict, f: _Field, value: Any) -> None:
-        for path in (f.path, *f.also):
+        for path in (f.path, *f.also) if f.path is not None else f.also:   # an outbound field has its path
             _set(out, path, value)
 
     def _out_value(self, f: _Field, value: Any, binder: Binder | None, where: str) -> Any:
@@ -572,10 +572,11 @@ def _build_fields(spec: Any, source: str, key: str, values: dict[str, _ValueMap]
             raise MappingConfigError(source, fkey, f"bad canonical name: {exc}") from None
         path_spec = fspec.get("path")
         path_texts = path_spec if isinstance(path_spec, list) else [path_spec]
-        if not path_texts or not all(isinstance(p, str) and p for p in path_texts):
+        texts = [p for p in path_texts if isinstance(p, str) and p]
+        if not texts or len(texts) != len(path_texts):
             raise MappingConfigError(source, f"{fkey}.path", "required, a dotted path string (or a list of them)")
         try:
-            path, *also = [_parse_path(p) for p in path_texts]
+            path, *also = [_parse_path(p) for p in texts]
         except ValueError as exc:
             raise MappingConfigError(source, f"{fkey}.path", str(exc)) from None
         position = _position(fspec["position"], source, f"{fkey}.position") if "position" in fspec else None

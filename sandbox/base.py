@@ -74,6 +74,11 @@ class Simulator:
 
     name = "simulator"
 
+    @classmethod
+    def from_env(cls, env: dict[str, str], port: int = 0, callback_base: str | None = None) -> Simulator:
+        """The simulator as the sandbox's credentials configure it (each system's own)."""
+        raise NotImplementedError
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host, self.port = host, port
         self.received: list[Request] = []
@@ -214,7 +219,7 @@ class SandboxSystem:
     """How the sandbox runs one system, declared beside its simulator (`SANDBOX = SandboxSystem(...)`)."""
 
     name: str                 # the system's name in config.yaml, and the attribute on Sandbox
-    simulator: type           # offers `from_env(env, port, callback_base)`
+    simulator: type[Simulator]   # offers `from_env(env, port, callback_base)`
     port: int                 # fixed port (config.yaml's default address), used by `hub sandbox` and the demo
     url_var: str              # the env var config.yaml reads this system's address from
     url_path: str = ""        # appended to the base URL (the ERP's WSDL)

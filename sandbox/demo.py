@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -55,13 +55,14 @@ class Script:
         self.wait(f"order {order_id} to be {status}", lambda: self.order(order_id)["status"] == status, timeout)
         return self.order(order_id)
 
-    def place(self, label: str, lines: list[dict], fulfillment: dict) -> str | None:
+    def place(self, label: str, lines: list[dict], fulfillment: dict) -> str:
+        """The new order's id; a refusal ends the demo (every order of the story is meant to be taken)."""
         r = self.call("POST", "/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
                       json={"lines": lines, "buyer": BUYER, "fulfillment": fulfillment})
         body = r.json()
         if r.status_code != 201:
             self.say(f"  {label}: refused ({r.status_code} {body.get('error')}: {body.get('message')})")
-            return None
+            raise DemoFailed(f"the {label} order was refused")
         order = self.order(body["order_id"])
         routing = order["routing"]
         self.say(f"  {label}: order {order['order_id']} -> {order['fulfillment']['type']} from "
@@ -86,17 +87,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_demo(verbose: bool = True, workdir: str | os.PathLike[str] = "var") -> int:
+class Services(Protocol):
+    """The hub's services running in this process (a nameko ServiceRunner)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# (service names, the gateway's HTTP address) -> the services on the in-memory broker, not started yet.
+ServicesFactory = Callable[[list[str], str], Services]
+
+
+def run_demo(services: list[str], make_services: ServicesFactory, verbose: bool = True,
+             workdir: str | os.PathLike[str] = "var") -> int:
+    """The story, with the hub's services in this process: the entrypoint (workers/cli.py) hands in their
+    names and how to build them, so the sandbox imports nothing of the workers."""
     say = print if verbose else (lambda _text: None)
     try:
-        _run(say, Path(workdir))
+        _run(say, Path(workdir), services, make_services)
     except DemoFailed as exc:
         print(f"demo failed: {exc}")
         return 1
     return 0
 
 
-def _run(say: Callable[[str], None], workdir: Path) -> None:
+def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_services: ServicesFactory) -> None:
     from connectors.registry import build_connector
     from hub import consumers
     from hub.bootstrap import build_context
@@ -107,8 +123,6 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
     from sandbox.bindings import bind_sandbox
     from sandbox.credentials import sandbox_env
     from sandbox.runner import start_sandbox
-    from workers import SERVICES
-    from workers.runner import build_runner
 
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "demo.sqlite"
@@ -129,15 +143,15 @@ def _run(say: Callable[[str], None], workdir: Path) -> None:
                        "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file)})
     cfg = load_config()
     ctx = build_context(cfg, connectors=build_connector)
-    runner = build_runner(list(SERVICES), "memory://", http_address=f"127.0.0.1:{port}")
+    runner = make_services(services, f"127.0.0.1:{port}")
     runner.start()
-    keys = {"channel": cfg.channel("miniprogram").key, "erp": cfg.systems["erp"].get("key"), "ops": cfg.hub.ops_key,
-            **{s.id: s.pos_key for s in cfg.stores}}
+    keys = {"channel": cfg.known_channel("miniprogram").key, "erp": cfg.systems["erp"].get("key"),
+            "ops": cfg.hub.ops_key, **{s.id: s.pos_key for s in cfg.stores}}
     s = Script(base, keys, say)
     try:
         s.wait("the gateway", lambda: _up(base))
         say(f"O2O Hub demo — embedded mode: one process, SQLite at {db}, in-memory broker, "
-            f"{len(SERVICES)} services, {len(sandbox.simulators)} simulators")
+            f"{len(services)} services, {len(sandbox.simulators)} simulators")
         say("(stores are treated as open all day, so the script reads the same at any hour)\n")
 
         # The sandbox's systems know the hub's SKUs and stores by their own ids: bind them first.
@@ -278,7 +292,7 @@ def _pay(s: Script, sandbox: Any, order_id: str | None, say: Callable[[str], Non
     say(f"  paid {total / 100:.2f} yuan; WeChat Pay's signed notification -> {r.json().get('code')}")
 
 
-def _pick(s: Script, store: str, order_id: str | None, say: Callable[[str], None],
+def _pick(s: Script, store: str, order_id: str, say: Callable[[str], None],
           short: dict[str, int] | None = None) -> dict:
     """The store's staff pick the order (as the staff screen at /store does): every line in full but the
     `short` ones, which get the quantity given."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterable
+from typing import Protocol
 
 from kombu import Connection, Queue
 from nameko.events import EventHandler
@@ -16,7 +17,11 @@ from nameko.standalone.events import get_event_exchange
 from . import EVENT_SOURCE
 
 
-def event_queues(service_classes: Iterable[type]) -> list[Queue]:
+class _Service(Protocol):
+    name: str
+
+
+def event_queues(service_classes: Iterable[type[_Service]]) -> list[Queue]:
     """The queues nameko's EventHandler would declare for these services (same names and flags)."""
     queues = []
     for cls in service_classes:

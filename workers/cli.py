@@ -6,6 +6,14 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:          # the commands import what they use when they run: `hub --help` stays fast
+    from nameko.runners import ServiceRunner
+
+    from hub.bootstrap import HubContext
+    from sandbox.runner import Sandbox
 
 # eventlet and pkg_resources announce their own deprecation at import; not our users' concern.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -93,12 +101,15 @@ def demo(args: argparse.Namespace) -> int:
 
     from hub.logs import configure
     from sandbox.demo import run_demo
+    from workers import SERVICES
+    from workers.runner import build_runner
 
     configure(level=os.environ.get("HUB_LOG_LEVEL", "WARNING"))   # the story on stdout; warnings (redacted) on stderr
     if "HUB_LOG_LEVEL" not in os.environ:
         # nameko warns for every timer thread it kills while stopping a container: the demo's normal end.
         logging.getLogger("nameko.containers").setLevel(logging.ERROR)
-    return run_demo(verbose=not args.quiet)
+    return run_demo(list(SERVICES), lambda names, address: build_runner(names, "memory://", http_address=address),
+                    verbose=not args.quiet)
 
 
 def _green() -> None:
@@ -114,7 +125,7 @@ def _green() -> None:
         pass
 
 
-def _sandbox_alongside(fixed_ports: bool = True) -> object:
+def _sandbox_alongside(fixed_ports: bool = True) -> Sandbox:
     """The simulators in this process, with their own credentials exported for the hub (and its children)."""
     import os
 
@@ -129,7 +140,7 @@ def _sandbox_alongside(fixed_ports: bool = True) -> object:
     return sandbox
 
 
-def _migrated_context(config_path: str | None, sandbox: object | None) -> object:
+def _migrated_context(config_path: str | None, sandbox: Sandbox | None) -> HubContext:
     """Migrate once before any service starts (waiting for the database if it is away); bind the sandbox."""
     from connectors.registry import build_connector
     from hub.bootstrap import build_context
@@ -165,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = _migrated_context(args.config, sandbox).config
     names = args.services or list(SERVICES)
 
-    def make_runner() -> object:
+    def make_runner() -> ServiceRunner:
         return build_runner(names, cfg.hub.broker_url, config_path=args.config,
                             http_address=f"{cfg.hub.http.host}:{cfg.hub.http.port}")
 
@@ -244,7 +255,7 @@ def _broker_of(config_path: str | None) -> str:
     return str(((raw or {}).get("hub") or {}).get("broker_url", ""))
 
 
-def _bind_sandbox(ctx: object, sandbox: object) -> None:
+def _bind_sandbox(ctx: HubContext, sandbox: Sandbox) -> None:
     """Bind the simulators' ids and take the ERP's catalogue and warehouse stock, so a first try has data."""
     from hub.flows.erp_pull import pull_products, pull_warehouse_stock
     from hub.storage.bindings import SqlBinder
@@ -334,8 +345,7 @@ def resync(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bill_day(text: str) -> object:
-    from datetime import date
+def _bill_day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:

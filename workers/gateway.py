@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from eventlet import wsgi
@@ -64,7 +65,8 @@ class _AnyPath(PathConverter):
 
 
 class _EveryPathRule(Rule):
-    def get_converter(self, variable_name: str, converter_name: str, args: tuple, kwargs: dict) -> Any:
+    def get_converter(self, variable_name: str, converter_name: str, args: tuple[Any, ...],
+                      kwargs: Mapping[str, Any]) -> Any:
         if converter_name == "everything":
             return _AnyPath(self.map, *args, **kwargs)
         return super().get_converter(variable_name, converter_name, args, kwargs)

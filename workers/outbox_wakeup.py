@@ -33,9 +33,14 @@ class PgWakeup:
             proxied = self.engine.raw_connection()
             proxied.detach()                       # ours for good: the pool neither resets nor reuses it
             conn = proxied.dbapi_connection
+            if conn is None:                       # only after the proxy was closed, which nothing did here
+                raise RuntimeError("the LISTEN connection is closed")
             conn.autocommit = True
-            with conn.cursor() as cur:
+            cur = conn.cursor()
+            try:
                 cur.execute(f"LISTEN {CHANNEL}")
+            finally:
+                cur.close()
             self._conn = conn
         return self._conn
 

@@ -98,6 +98,8 @@ class OutboxPublisher:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise PublishNotConfirmed(f"no confirm within {self.confirm_timeout}s")
+            if self._conn is None:                 # closed under us: nothing will confirm
+                raise PublishNotConfirmed("the connection closed before the broker confirmed")
             self._conn.drain_events(timeout=left)
 
     def close(self) -> None:

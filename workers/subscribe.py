@@ -8,7 +8,7 @@ except where the consumer had another name before the table, whose queue keeps i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hub import flows, handlers
 from hub.consumers import Consumer, handle_batch
@@ -17,7 +17,12 @@ from . import EVENT_SOURCE
 from .batching import batch_event_handler
 from .telemetry import traced_event_handler
 
-C = TypeVar("C", bound=type)
+
+class _Service(Protocol):
+    name: str
+
+
+C = TypeVar("C", bound=type[_Service])
 
 
 def consume(consumer: Consumer) -> Callable[[Any, dict[str, Any]], None]:
@@ -29,7 +34,7 @@ def consume(consumer: Consumer) -> Callable[[Any, dict[str, Any]], None]:
     def handle(self: Any, envelope: dict[str, Any]) -> None:
         flows.handle(self.hub, consumer, envelope)
     handle.__doc__ = f"{consumer.event.TYPE} -> {consumer.name}"
-    handle.consumer = consumer          # type: ignore[attr-defined]  (read by the table's test)
+    handle.consumer = consumer  # type: ignore[attr-defined]  # mypy types no function attributes; the test reads it
     return traced_event_handler(EVENT_SOURCE, consumer.event.TYPE, requeue_on_error=True)(handle)
 
 
@@ -39,7 +44,7 @@ def consume_batch(consumer: Consumer) -> Callable[[Any, list[dict[str, Any]]], N
     def handle(self: Any, envelopes: list[dict[str, Any]]) -> None:
         handle_batch(self.hub, consumer, envelopes)
     handle.__doc__ = f"{consumer.event.TYPE} -> {consumer.name} (in batches)"
-    handle.consumer = consumer          # type: ignore[attr-defined]  (read by the table's test)
+    handle.consumer = consumer  # type: ignore[attr-defined]  # mypy types no function attributes; the test reads it
     return batch_event_handler(EVENT_SOURCE, consumer.event.TYPE, requeue_on_error=True)(handle)
 
 

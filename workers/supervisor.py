@@ -109,17 +109,17 @@ class Supervisor:
     def stop(self) -> None:
         self._stopping = True
         self.check()        # a child that died since the last look is still reported (and, stopping, not restarted)
-        running = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
-        for child in running:
-            child.proc.terminate()
+        running = [(c, c.proc) for c in self.children if c.proc is not None and c.proc.poll() is None]
+        for _, proc in running:
+            proc.terminate()
         deadline = time.monotonic() + STOP_GRACE_S
-        for child in running:
+        for child, proc in running:
             try:
-                child.proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop in %.0fs; killing it", child.name, STOP_GRACE_S)
-                child.proc.kill()
-                child.proc.wait()
+                proc.kill()
+                proc.wait()
         for child in self.children:
             if child.log_file is not None:
                 child.log_file.close()

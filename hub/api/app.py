@@ -71,11 +71,10 @@ class ApiDeps:
     now: Callable[[], datetime] = utcnow
     metrics: HubMetrics = field(default_factory=lambda: METRICS)
     queue_depths: Callable[[], dict[str, int]] | None = None     # broker queue -> messages ready (the gateway's)
-    health: ConnectorHealth | None = None                          # built over `metrics` when not given
+    health: ConnectorHealth = field(init=False)       # over `metrics` (a test may set its own, with a clock)
 
     def __post_init__(self) -> None:
-        if self.health is None:
-            self.health = ConnectorHealth(self.metrics)
+        self.health = ConnectorHealth(self.metrics)
 
 
 def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | None = None,
@@ -99,7 +98,10 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | Non
 ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *store_orders.ROUTES, *flash_sales.ROUTES,
                        *erp.ROUTES, *ops.ROUTES,
                        *console.ROUTES, *STORE_SCREEN_ROUTES, *payment_reconciliation.ROUTES,
-                       *callbacks.ROUTES, *openapi.ROUTES]
+                       *callbacks.ROUTES]
+# The document of the table it is part of: served from here, so openapi.py needs no route table.
+ROUTES.append(Route("GET", "/openapi.json", lambda call: openapi.document(ROUTES), "public", "This document",
+                    responses={200: "OpenAPI 3.1"}))
 
 # Domain and connector errors -> (status, error code). Most specific first.
 MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
@@ -190,7 +192,8 @@ class ApiApp:
         try:
             limit_body(request, self.ctx.config.hub.http.max_body_bytes)   # before routing: every path
             try:
-                index, params = adapter.match()
+                index, matched = adapter.match()
+                params: dict[str, str] = dict(matched)          # every converter of the table gives a str
             except MethodNotAllowed as exc:
                 allowed = sorted(exc.valid_methods or [])
                 raise ApiError(405, "method_not_allowed", f"{request.method} is not allowed here", allowed=allowed,

@@ -10,21 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from dataclasses import dataclass
 
 from werkzeug import Request
 
 from ..config import HubConfig, secret_values
-from .http import ApiError, Route
+from .http import ApiError, Caller, Route
 
 UNAUTHORIZED = "missing or wrong key; send this caller's key as a bearer token"
-
-
-@dataclass(frozen=True)
-class Caller:
-    kind: str                  # channel | store | erp | ops | anonymous
-    id: str = ""
-    via_basic: bool = False    # the browser console sends the ops key as a basic password
 
 
 ANONYMOUS = Caller("anonymous")

@@ -18,7 +18,7 @@ from werkzeug import Request
 
 from hub.domain.limits import is_utf8
 
-from .http import ApiError
+from .errors import ApiError
 
 CHUNK = 64 * 1024
 MAX_DEPTH = 64              # no request the hub takes nests deeper; a thousand levels would exhaust the stack
@@ -34,7 +34,7 @@ def limit_body(request: Request, limit: int) -> None:
     request.max_content_length = limit          # werkzeug's own readers (forms) keep to it too
     declared = environ.get("CONTENT_LENGTH")
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    if declared not in (None, "") and not chunked:
+    if declared and not chunked:                # neither absent nor empty
         if not re.fullmatch(r"[0-9]{1,18}", declared.strip()):
             raise ApiError(400, "bad_content_length", "Content-Length must be a number of bytes")
         if int(declared) > limit:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Integer, cast, func, select
 
 from hub.api.http import Call
-from hub.api.shop import iso
+from hub.api.views import iso
 from hub.storage.tables import DeadLetter, OutboxMessage, ProcessedMessage
 
 MINUTES = 60

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from hub.api import charts, schemas
 from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
+from hub.api.letters import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
 from hub.api.lines import line_view
-from hub.api.ops import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
-from hub.api.shop import iso, refund_list, timeline
+from hub.api.views import iso, refund_list, timeline
 from hub.domain.errors import UnknownSku
 from hub.domain.order_states import OrderStatus
 from hub.privacy import mask_phone, redact

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hub.api import schemas
 from hub.api.http import Call, Param, Route
-from hub.api.shop import iso
+from hub.api.views import iso
 from hub.domain.refunds import line_amount_fen
 from hub.privacy import mask_phone
 from hub.services import erp_feed

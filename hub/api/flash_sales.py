@@ -12,15 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from hub.api import schemas, shop
+from hub.api import schemas, views
 from hub.api.http import Call, Param, Route, json_response
-from hub.api.shop import _placed, iso
+from hub.api.views import iso, order_view
 from hub.domain.flash_sale import Verdict
-from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine
-from hub.services import flash_sales, orders
-from hub.services.orders import IdempotencyConflict
+from hub.domain.model import Buyer
+from hub.services import flash_admission, flash_sales
 from hub.storage.tables import FlashSaleRow
 
 ARM = schemas.Obj(fields={
@@ -91,78 +89,24 @@ def end(call: Call) -> dict:
 
 
 def order(call: Call) -> Any:
-    """One attempt in the rush: the gate first, the order database only when admitted."""
-    key = shop.idempotency_key(call)
-    body, sale_id, channel = call.body(), call.params["sale_id"], call.caller.id
-    qty, buyer = body["qty"] or 1, body["buyer"]
-    attempt = flash_sales.attempt_key(channel, key)
-    who, now_ms = flash_sales.buyer_key(channel, buyer["id"]), flash_sales.epoch_ms(call.deps.now())
-    verdict = call.ctx.gate.admit(sale_id, attempt, who, qty, now_ms)
-    if verdict == Verdict.UNKNOWN:            # a sale the gate lost is learnt again from the ledger, then asked
-        flash_sales.restore_gate(call.ctx, sale_id)
-        verdict = call.ctx.gate.admit(sale_id, attempt, who, qty, now_ms)
-    call.deps.metrics.flash_sale_admissions.labels(str(verdict)).inc()
-    if verdict in REFUSALS:
-        status, error, message = REFUSALS[verdict]
-        headers = {"Retry-After": "1"} if verdict == Verdict.TOO_FAST else {}
+    """One attempt in the rush: parsed here, admitted and placed by the use case (services/flash_admission.py)."""
+    key = views.idempotency_key(call)
+    body, sale_id = call.body(), call.params["sale_id"]
+    b = body["buyer"]
+    metrics = call.deps.metrics
+    answer = flash_admission.attempt(
+        call.ctx, flash_admission.Attempt(sale_id, call.caller.id, key, body["qty"] or 1,
+                                          Buyer(b["id"], b["name"] or "", b["phone"] or "")),
+        call.deps.now(), lambda placed: order_view(call, placed),
+        lambda verdict: metrics.flash_sale_admissions.labels(str(verdict)).inc())
+    if answer.view is None:
+        status, error, message = REFUSALS[answer.verdict]
+        headers = {"Retry-After": "1"} if answer.verdict == Verdict.TOO_FAST else {}
         return json_response({"error": error, "message": message, "sale_id": sale_id}, status, headers)
-    admitted = verdict == Verdict.ADMITTED
-    try:
-        out, created = _place(call, sale_id, key, qty, buyer, first_time=admitted)
-    except IdempotencyConflict:
-        if admitted:        # the key's order is another request's: its unit goes back unless that order holds it
-            _settle(call, sale_id, key, attempt)
-        raise
-    except BaseException:
-        if admitted:        # nothing was committed for this attempt: its unit goes back
-            call.ctx.gate.give_back(sale_id, attempt)
-        raise
-    if created:
-        call.deps.metrics.orders_placed.labels("pickup").inc()
-    elif admitted:
-        # The gate had forgotten this attempt (its order was cancelled, or refunded, and the unit came back) and
-        # admitted it anew, but the answer is the order placed before: the new unit goes back unless that order
-        # still holds units of the sale (the same attempt raced itself).
-        _settle(call, sale_id, key, attempt)
-    return json_response(out, 201 if created else 200, {"Location": f"/api/v1/orders/{out['order_id']}"})
-
-
-def _settle(call: Call, sale_id: str, key: str, attempt: str) -> None:
-    """An admitted attempt that placed no order of its own: the gate keeps its unit only if the ledger says the
-    attempt's order holds units of this sale."""
-    if not flash_sales.attempt_holds(call.ctx, sale_id, call.caller.id, key):
-        call.ctx.gate.give_back(sale_id, attempt)
-
-
-def _place(call: Call, sale_id: str, key: str, qty: int, buyer: dict, first_time: bool) -> tuple[dict, bool]:
-    """The admitted attempt's order (its view, and whether it is new), drawn from the sale's hold."""
-    for attempt in range(2):
-        try:
-            with call.ctx.uow() as uow:
-                held = flash_sales.for_order(uow, sale_id)        # it cannot end while this order is written
-                sale, sku = held.sale, held.sku
-                price = sale.price_fen if sale.price_fen is not None else sku.price_fen
-                cmd = orders.PlaceOrder(
-                    channel=call.caller.id, idempotency_key=key, lines=(OrderLine(sale.sku, qty, price or 0),),
-                    buyer=Buyer(buyer["id"], buyer["name"] or "", buyer["phone"] or ""),
-                    fulfillment=Fulfillment(FulfillmentType.PICKUP, sale.location_id, None), flash_sale_id=sale_id)
-                # The gate saw this attempt for the first time: no order has its key, so the look-up is
-                # skipped; the key's unique constraint still catches a race, and the retry looks.
-                placed, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now(),
-                                               stock=flash_sales.stock_for(sale, held.backing),
-                                               detached=sale.stock_held,
-                                               known_new=first_time and not attempt)
-                if not created and placed.flash_sale_id != sale_id:
-                    # The key's order is another sale's (or no sale's): the same key in another sale is another
-                    # request, whatever the lines look like (issue 19).
-                    raise IdempotencyConflict("this Idempotency-Key was used for an order outside this flash sale")
-                out = _placed(call, placed) | {"flash_sale_id": sale_id}
-                uow.commit()
-            break
-        except IntegrityError:
-            if attempt:          # the same attempt raced itself; the second look finds the first's order
-                raise
-    return out, created
+    if answer.created:
+        metrics.orders_placed.labels("pickup").inc()
+    out = answer.view
+    return json_response(out, 201 if answer.created else 200, {"Location": f"/api/v1/orders/{out['order_id']}"})
 
 
 SALE = "/admin/api/flash-sales/{sale_id}"

@@ -11,21 +11,23 @@ from typing import TYPE_CHECKING, Any
 from werkzeug import Request, Response
 
 from ..bootstrap import HubContext
+from .body import DECODED
+from .errors import ApiError
+from .schemas import Field, parse_json, parse_query
 
 if TYPE_CHECKING:
-    from .app import ApiDeps
-    from .auth import Caller
-    from .schemas import Field
+    from .app import ApiDeps  # the type only: app.py builds the deps and imports this module
+
+__all__ = ["ApiError", "Call", "Caller", "Param", "Route", "json_response", "log"]
 
 log = logging.getLogger("hub.api")   # app.py installs the redacting filter on it
 
 
-class ApiError(Exception):
-    """An HTTP error with its code and reason; `extra` goes into the body beside them."""
-
-    def __init__(self, status: int, error: str, message: str, **extra: Any):
-        super().__init__(message)
-        self.status, self.error, self.message, self.extra = status, error, message, extra
+@dataclass(frozen=True)
+class Caller:
+    kind: str                  # channel | store | erp | ops | anonymous
+    id: str = ""
+    via_basic: bool = False    # the browser console sends the ops key as a basic password
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,10 @@ class Call:
 
     def body(self) -> Any:
         """The JSON body parsed and validated against the route's schema (400/422 otherwise)."""
-        from .body import DECODED
-        from .schemas import parse_json
         return parse_json(self.request.get_data(cache=True), self.route.body, self.request.environ.get(DECODED))
 
     def query(self, name: str) -> Any:
         """A declared query parameter, parsed and checked by its spec; None when absent."""
-        from .schemas import parse_query
         raw = self.request.args.get(name)
         spec = next((p.spec for p in self.route.query if p.name == name), None)
         if raw is None or spec is None:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from . import schemas
-from .http import Call, Route
+from .http import Route
 
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "channel": [{"channelKey": []}], "channel_or_ops": [{"channelKey": []}, {"opsKey": []}],
@@ -90,11 +90,3 @@ def document(routes: list[Route]) -> dict[str, Any]:
             "opsBasic": {"type": "http", "scheme": "basic", "description": "the operations key as password"},
         }},
     }
-
-
-def serve(call: Call) -> dict[str, Any]:
-    from .app import ROUTES  # the table this module is part of
-    return document(ROUTES)
-
-
-ROUTES = [Route("GET", "/openapi.json", serve, "public", "This document", responses={200: "OpenAPI 3.1"})]

@@ -6,7 +6,7 @@ from datetime import date
 
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route
-from hub.api.shop import iso
+from hub.api.views import iso
 from hub.services import payment_reconciliation
 
 RUN = schemas.Obj(fields={

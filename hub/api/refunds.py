@@ -9,7 +9,7 @@ from typing import Any
 
 from hub.api import schemas
 from hub.api.http import Call, Param, Route, json_response
-from hub.api.shop import idempotency_key, iso, refund_list
+from hub.api.views import idempotency_key, iso, refund_list
 from hub.domain.errors import NotFound
 from hub.domain.refunds import NEEDS_OPERATOR, RefundStatus
 from hub.services import orders, refunds

@@ -14,7 +14,7 @@ from typing import Any
 from hub.domain import clock
 from hub.domain.limits import INT_MAX, INT_MIN, is_utf8
 
-from .http import ApiError
+from .errors import ApiError
 
 NO_NUL = "^[^\\u0000]*$"                       # JSON Schema (ECMA) and Python both read \u0000 as NUL
 YEARS = "^(19[7-9][0-9]|2[0-9]{3})-"            # hub/domain/clock.py: 1970 to 2999

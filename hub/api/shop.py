@@ -11,34 +11,39 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hub.api import schemas, stock_view
-from hub.api.http import ApiError, Call, Param, Route, json_response
+from hub.api.http import Call, Param, Route, json_response
 from hub.api.lines import line_view
+from hub.api.views import idempotency_key, iso, order_refunds, order_view, timeline
 from hub.config import LocationConfig
-from hub.domain.errors import NotFound, UnknownSku
+from hub.domain.errors import NotFound, NotSellable, UnknownSku
 from hub.domain.geo import distance_km
-from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine
+from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
+from hub.domain.stock import channel_available
 from hub.flows import members
-from hub.flows.channel_stock import channel_available
-from hub.services import inventory, money_owed, orders, refunds, tracking
-from hub.storage.tables import OrderRow, RefundRow, SkuRow
+from hub.services import inventory, orders
+from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
            Param("lng", schemas.LNG, "buyer's longitude (with lat)"))
 
 
-def iso(call: Call, when: Any) -> str | None:
-    """Times out in the hub's configured offset."""
-    return orders.local_now(call.ctx.config, when).isoformat(timespec="seconds") if when else None
-
-
-def _position(call: Call, required: bool) -> tuple[float, float] | None:
+def _position(call: Call) -> tuple[float, float] | None:
     lat, lng = call.query("lat"), call.query("lng")
-    if (lat is None) != (lng is None) or (required and lat is None):
-        raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
-    return (lat, lng) if lat is not None and lng is not None else None
+    if lat is None or lng is None:
+        if (lat is None) != (lng is None):
+            raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
+        return None
+    return lat, lng
+
+
+def _required_position(call: Call) -> tuple[float, float]:
+    pos = _position(call)
+    if pos is None:
+        raise schemas.invalid("lat", "lat and lng are given together")
+    return pos
 
 
 def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[float, float], qty: int) -> dict:
@@ -53,8 +58,8 @@ def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[flo
 
 def stock(call: Call) -> Any:
     cfg, sku = call.ctx.config, call.params["sku"]
-    channel = cfg.channel(call.caller.id)
-    pos = _position(call, required=False)
+    channel = cfg.known_channel(call.caller.id)
+    pos = _position(call)
     with call.ctx.reader() as uow:
         try:
             held = inventory.held_of(uow.session, sku)
@@ -65,7 +70,7 @@ def stock(call: Call) -> Any:
     levels = inventory.stock_everywhere(cfg, sku, held)
     locations = []
     for level in levels:
-        loc = cfg.location(level.location_id)
+        loc = cfg.known_location(level.location_id)
         available = channel_available(level.available, channel.safety_stock)
         item: dict[str, Any] = {"location_id": loc.id, "kind": loc.kind, "name": loc.name, "available": available}
         if pos is not None and loc.is_store:
@@ -78,10 +83,10 @@ def stock(call: Call) -> Any:
 
 def nearby(call: Call) -> dict:
     cfg = call.ctx.config
-    pos = _position(call, required=True)
+    pos = _required_position(call)
     sku = call.query("sku")
     qty = call.query("qty") or 1
-    channel = cfg.channel(call.caller.id)
+    channel = cfg.known_channel(call.caller.id)
     held: dict[str, int] = {}
     if sku:
         with call.ctx.uow() as uow:
@@ -105,44 +110,20 @@ def nearby(call: Call) -> dict:
 
 def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
     with call.ctx.uow() as uow:
-        lines = []
-        for i, line in enumerate(body["lines"]):
-            row = uow.session.get(SkuRow, line["sku"])
-            if row is None or not row.active:
-                raise schemas.invalid(f"lines[{i}].sku", f"unknown SKU {line['sku']!r}")
-            if row.price_fen is None:
-                raise schemas.invalid(f"lines[{i}].sku", f"SKU {line['sku']!r} has no price yet")
-            lines.append(OrderLine(line["sku"], line["qty"], row.price_fen))   # the price list's, not the buyer's
+        try:
+            lines = orders.price_lines(uow, [(line["sku"], line["qty"]) for line in body["lines"]])
+        except NotSellable as exc:
+            raise schemas.invalid(f"lines[{exc.line}].sku", str(exc)) from None
     b, f = body["buyer"], body["fulfillment"]
     addr = f["address"]
     return orders.PlaceOrder(
         coupon_code=body["coupon_code"] or None, points=body["points"] or 0,
-        channel=call.caller.id, idempotency_key=key, lines=tuple(lines),
+        channel=call.caller.id, idempotency_key=key, lines=lines,
         buyer=Buyer(b["id"], b["name"] or "", b["phone"] or ""),
         fulfillment=Fulfillment(FulfillmentType(f["type"]), f["store_id"],
                                 Address(addr["text"], addr["lat"], addr["lng"], addr["name"] or "",
                                         addr["phone"] or "") if addr else None),
         note=body["note"] or None)
-
-
-def _placed(call: Call, order: OrderRow) -> dict:
-    routing = order.routing or {}
-    return {"order_id": order.id, "status": order.status, "total_fen": order.total_fen,
-            "expires_at": iso(call, order.expires_at),
-            "fulfillment": {"type": order.fulfillment_type, "requested": routing.get("requested"),
-                            "store_id": order.location_id if order.fulfillment_type != "express" else None,
-                            "location_id": order.location_id}}
-
-
-def idempotency_key(call: Call) -> str:
-    """The request's Idempotency-Key header, or a 400 saying what it must be."""
-    key = call.request.headers.get("Idempotency-Key") or ""
-    try:
-        schemas.IDEMPOTENCY_KEY.parse(key, "Idempotency-Key")
-    except ApiError:
-        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 visible ASCII "
-                       "characters is required") from None
-    return key
 
 
 def place_order(call: Call) -> Any:
@@ -153,7 +134,7 @@ def place_order(call: Call) -> Any:
             try:
                 with call.ctx.uow() as uow:
                     order, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
-                    body = _placed(call, order)
+                    body = order_view(call, order)
                     uow.commit()
                 break
             except IntegrityError:
@@ -185,9 +166,10 @@ def pay_order(call: Call) -> dict:
         return {"order_id": order.id, "status": order.status}
 
 
-PENDING_CANCEL = {S.CANCEL_REQUESTED: "a rider is booked: the courier is asked to cancel; the order is cancelled "
-                                     "(and refunded) only if it accepts",
-                  S.RETURNING: "the delivery failed: the goods are on their way back, the refund follows"}
+PENDING_CANCEL: dict[str, str] = {
+    S.CANCEL_REQUESTED: "a rider is booked: the courier is asked to cancel; the order is cancelled (and refunded) "
+                        "only if it accepts",
+    S.RETURNING: "the delivery failed: the goods are on their way back, the refund follows"}
 
 
 def cancel_order(call: Call):
@@ -203,42 +185,21 @@ def cancel_order(call: Call):
     return answer
 
 
-def timeline(call: Call, uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[dict]:
-    """The order's changes and courier reports in the order they happened, each once, the end last
-    (`services/tracking.py`); the buyer's without booking or waybill numbers."""
-    return [{"at": iso(call, s.at), "status": s.status, "source": s.source, "detail": s.detail}
-            for s in tracking.order_timeline(uow, order, for_buyer)]
-
-
 def get_order(call: Call) -> dict:
     with call.ctx.reader() as uow:
         order = _own(uow, call)
         routing = order.routing or {}
         return {
-            **_placed(call, order),
+            **order_view(call, order),
             "pickup_code": order.pickup_code if order.fulfillment_type == "pickup" else None,
             "lines": [line_view(x) for x in order.lines],
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
             "timeline": timeline(call, uow, order),
-            "refunds": _refunds(call, uow, order.id),
+            "refunds": order_refunds(call, uow, order.id),
             "routing": {"rule": routing.get("rule"), "location_id": routing.get("location_id"),
                         "candidates": routing.get("candidates", [])},
         }
-
-
-def refund_list(call: Call, rows: list[RefundRow]) -> list[dict]:
-    """Refunds as an order shows them (`refund_id` is the out_refund_no), times in the hub's offset."""
-    out = []
-    for row in rows:
-        item = refunds.view(row)
-        item["at"], item["settled_at"] = iso(call, item["at"]), iso(call, item["settled_at"])
-        out.append(item)
-    return out
-
-
-def _refunds(call: Call, uow: UnitOfWork, order_id: str) -> list[dict]:
-    return refund_list(call, money_owed.of_order(uow, order_id))
 
 
 ORDER = "/api/v1/orders/{order_id}"

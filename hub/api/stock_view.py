@@ -11,6 +11,7 @@ from typing import Any
 from werkzeug import Response
 
 from hub.config import HubConfig
+from hub.domain.stock import available
 
 # config -> one (location_id, safety stock, '{"location_id":…,"available":') per configured location.
 # The config is held, so its id cannot be reused by another while it is cached.
@@ -40,8 +41,8 @@ def render(cfg: HubConfig, sku: str, held: dict[str, tuple[int, int]], channel_s
     items, total = [], 0
     for location_id, safety, head in _fragments(cfg):
         on_hand, reserved = held.get(location_id, (0, 0))
-        available = max(max(on_hand - reserved - safety, 0) - channel_safety, 0)
-        total += available
-        items.append(f"{head}{available}}}")
+        figure = available(on_hand, reserved, safety, channel_safety)
+        total += figure
+        items.append(f"{head}{figure}}}")
     payload = f'{{"sku":{_dumps(sku)},"available":{total},"locations":[{",".join(items)}]}}'
     return Response(payload, status=200, content_type="application/json; charset=utf-8")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route, json_response
 from hub.api.lines import line_view
-from hub.api.shop import iso
+from hub.api.views import iso
 from hub.domain.clock import is_ahead
 from hub.domain.errors import PickupCodeRejected, PickupLocked, UnknownSku
 from hub.domain.model import FulfillmentType, StockCount, StockDelta

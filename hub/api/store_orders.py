@@ -2,13 +2,13 @@
 (short lines included), and whether it takes orders (pause, capacity). The staff screen `/store` reads these."""
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route
+from hub.api.views import iso
 from hub.domain.model import FulfillmentType
 from hub.domain.order_states import OrderStatus
 from hub.services import orders, picking, store_capacity
@@ -21,19 +21,14 @@ LISTABLE = (*OPEN, S.COLLECTED, S.PICKED_UP, S.SHIPPED, S.COMPLETED, S.CANCEL_RE
             S.RETURNED)
 
 
-def _iso(call: Call, when: datetime | None) -> str | None:
-    """Times out in the hub's offset (the same as hub/api/shop.iso)."""
-    return orders.local_now(call.ctx.config, when).isoformat(timespec="seconds") if when else None
-
-
 def _view(call: Call, order: OrderRow, skus: dict[str, SkuRow]) -> dict[str, Any]:
     return {"order_id": order.id, "status": order.status, "fulfillment": {"type": order.fulfillment_type},
             "lines": [{"sku": x.sku, "name": skus[x.sku].name if x.sku in skus else x.sku, "qty": x.qty,
                        "qty_picked": x.qty_picked, "bin": skus[x.sku].bin if x.sku in skus else None}
                       for x in order.lines],
-            "promised_at": _iso(call, picking.promised_at(order)), "note": order.note,
-            "created_at": _iso(call, order.created_at), "paid_at": _iso(call, order.paid_at),
-            "picked_at": _iso(call, order.picked_at), "picked_by": order.picked_by}
+            "promised_at": iso(call, picking.promised_at(order)), "note": order.note,
+            "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
+            "picked_at": iso(call, order.picked_at), "picked_by": order.picked_by}
 
 
 def _skus(uow: Any, rows: list[OrderRow]) -> dict[str, SkuRow]:
@@ -101,7 +96,7 @@ def picked(call: Call) -> dict[str, Any]:
 
 
 def _status_view(call: Call, st: store_capacity.StoreStatus) -> dict[str, Any]:
-    return {"store_id": st.store_id, "paused": st.paused, "paused_until": _iso(call, st.paused_until),
+    return {"store_id": st.store_id, "paused": st.paused, "paused_until": iso(call, st.paused_until),
             "reason": st.reason, "capacity": {"max_orders": st.max_orders, "window_minutes": st.window_minutes,
                                               "taken": st.taken}}
 

@@ -106,3 +106,11 @@ class MemberRefused(HubError):
     CRM's reason given, nothing reserved."""
 
     code = "member_refused"
+
+
+class NotSellable(BadInput):
+    """A line's SKU is unknown, inactive or has no price: no channel may order it. `line` is its index."""
+
+    def __init__(self, message: str, line: int, unknown: bool) -> None:
+        self.line, self.unknown = line, unknown
+        super().__init__(message)

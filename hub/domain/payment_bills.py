@@ -128,8 +128,9 @@ def compare(bill: Bill, orders: dict[str, HubOrder], paid_that_day: list[HubPaym
         elif mine.amount_fen != r.amount_fen:
             out.append(Difference(Kind.REFUND_AMOUNT_DIFFERS, mine.order_id, r.transaction_id, r.refund_no,
                                   bill_fen=r.amount_fen, hub_fen=mine.amount_fen))
-    for h in refunded_that_day:
-        if h.refund_no not in billed_refunds:
-            out.append(Difference(Kind.REFUND_ONLY_IN_HUB, h.order_id, refund_no=h.refund_no, hub_fen=h.amount_fen,
+    for settled in refunded_that_day:
+        if settled.refund_no not in billed_refunds:
+            out.append(Difference(Kind.REFUND_ONLY_IN_HUB, settled.order_id, refund_no=settled.refund_no,
+                                  hub_fen=settled.amount_fen,
                                   detail="the hub has this refund settled; the platform's refund bill does not"))
     return out

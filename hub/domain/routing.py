@@ -5,13 +5,59 @@ decision can be tested, replayed and explained without a database.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, time
+from typing import Protocol
 
-from hub.config import HubConfig, LocationConfig
 from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
 from hub.domain.geo import distance_km
 from hub.domain.model import Address, FulfillmentType, OrderLine
+
+
+# What routing reads of the configuration, as the domain's own terms: hub/config.py's models satisfy these
+# (mypy checks it where services pass a HubConfig), so the domain imports nothing above it.
+class OpeningHours(Protocol):
+    @property
+    def open(self) -> str: ...
+    @property
+    def close(self) -> str: ...
+
+
+class LocationConfig(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lng(self) -> float: ...
+    @property
+    def pickup(self) -> bool: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def delivery_radius_km(self) -> float: ...
+    @property
+    def opening_hours(self) -> OpeningHours | None: ...
+
+
+class RoutingRules(Protocol):
+    @property
+    def tie_break(self) -> Sequence[str]: ...
+    @property
+    def allow_split_express(self) -> bool: ...
+
+
+class HubConfig(Protocol):
+    @property
+    def routing(self) -> RoutingRules: ...
+    @property
+    def stores(self) -> Sequence[LocationConfig]: ...
+    @property
+    def warehouses(self) -> Sequence[LocationConfig]: ...
+    def location(self, location_id: str) -> LocationConfig | None: ...
 
 
 @dataclass
@@ -121,7 +167,7 @@ def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, sto
             v.reason = "no local delivery"
         elif dist > loc.delivery_radius_km:
             v.reason = f"too far ({dist:.2f} km > {loc.delivery_radius_km:g} km radius)"
-        elif not is_open(loc, now_local.time()):
+        elif loc.opening_hours is not None and not is_open(loc, now_local.time()):
             v.reason = f"closed now (open {loc.opening_hours.open}-{loc.opening_hours.close})"
         elif why := (refused or {}).get(loc.id):
             v.reason = why

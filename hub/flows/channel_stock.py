@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_
 
 from hub.bootstrap import HubContext
+from hub.domain.stock import available
 from hub.events import StockChanged
+from hub.ports import ChannelStockPublisher
 from hub.services import inventory
 from hub.storage.tables import ChannelStockPublished, StockLevel, utcnow
 from hub.storage.uow import UnitOfWork
@@ -29,12 +30,8 @@ from hub.storage.upsert import insert_ignore, insert_ignore_many
 log = logging.getLogger(__name__)
 
 
-def channel_available(location_available: int, channel_safety_stock: int) -> int:
-    return max(location_available - channel_safety_stock, 0)
-
-
 def figure_now(uow: UnitOfWork, ctx: HubContext, safety: int, sku: str, store_id: str) -> int:
-    return channel_available(inventory.stock_at(uow.session, ctx.config, sku, store_id).available, safety)
+    return inventory.stock_at(uow.session, ctx.config, sku, store_id).available_to(safety)
 
 
 def told_row(uow: UnitOfWork, channel: str, sku: str, store_id: str) -> ChannelStockPublished:
@@ -45,7 +42,7 @@ def told_row(uow: UnitOfWork, channel: str, sku: str, store_id: str) -> ChannelS
                                .execution_options(populate_existing=True)).scalar_one()
 
 
-def publish_figure(ctx: HubContext, shop: Any, channel: str, safety: int, sku: str, store_id: str, *,
+def publish_figure(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, sku: str, store_id: str, *,
                    shown: int | None = None) -> int | None:
     """Bring the channel's figure for (sku, store) to the hub's. Returns the figure pushed, None if none
     was needed. `shown` is what the channel shows, when known (else what it was last told).
@@ -69,8 +66,7 @@ def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair]
     out = {}
     for sku, loc in pairs:
         on_hand, reserved = held.get((sku, loc), (0, 0))
-        available = max(on_hand - reserved - ctx.config.safety_stock(loc), 0)
-        out[(sku, loc)] = channel_available(available, safety)
+        out[(sku, loc)] = available(on_hand, reserved, ctx.config.safety_stock(loc), safety)
     return out
 
 
@@ -112,7 +108,7 @@ def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tup
                tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))}
 
 
-def publish_figures(ctx: HubContext, shop: Any, channel: str, safety: int, pairs: list[Pair], *,
+def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, pairs: list[Pair], *,
                     shown: dict[Pair, int] | None = None) -> dict[Pair, int]:
     """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
     eight round trips per pair: read every figure and what the channel was told; number the pushes of
@@ -189,7 +185,7 @@ PUSHES_AT_ONCE = 8           # shop calls in flight for one batch (the shop API 
 _pushers: ThreadPoolExecutor | None = None
 
 
-def _push_all(shop: Any, due: dict[Pair, int]) -> dict[Pair, Exception]:
+def _push_all(shop: ChannelStockPublisher, due: dict[Pair, int]) -> dict[Pair, BaseException]:
     """Push every figure, several at once (green threads in the services); the pairs whose push failed,
     with the error, once all have finished (a figure pushed twice is harmless: it is absolute)."""
     global _pushers
@@ -206,7 +202,7 @@ def _push_all(shop: Any, due: dict[Pair, int]) -> dict[Pair, Exception]:
     calls = {pair: _pushers.submit(contextvars.copy_context().run, shop.update_store_stock, pair[0], pair[1], figure)
              for pair, figure in due.items()}
     wait(calls.values())
-    return {pair: call.exception() for pair, call in calls.items() if call.exception() is not None}
+    return {pair: failed for pair, call in calls.items() if (failed := call.exception()) is not None}
 
 
 def stock_to_shop(ctx: HubContext, event: StockChanged) -> None:

@@ -19,7 +19,7 @@ from hub.domain.refunds import RefundStatus
 from hub.events import OrderStatusChanged
 from hub.services import erp_feed, money_owed, orders
 from hub.storage.tables import ErpFeedEntry, ErpReturnEntry, OrderRow, utcnow
-from hub.storage.uow import UnitOfWork
+from hub.storage.uow import UnitOfWork, must_get
 from hub.storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def erp_return_order(ctx: HubContext, event: OrderStatusChanged) -> None:
                                                      "kind": ret.kind, "added_at": utcnow()})
         uow.commit()
     with ctx.reader() as uow:
-        if uow.session.get(ErpReturnEntry, ret.return_id).erp_document_no:
+        if must_get(uow.session, ErpReturnEntry, ret.return_id).erp_document_no:
             return
     push = getattr(ctx.connectors.erp(), "push_return", None)
     document_no = push(ret) if push is not None else None

@@ -33,10 +33,11 @@ from hub.ports import LocalCourier, PermanentError, TransientError
 from hub.services import courier_claims, courier_outcomes, courier_quotes, orders
 from hub.services.tracking import apply_tracking
 from hub.storage.tables import OrderRow, Shipment, utcnow
-from hub.storage.uow import UnitOfWork
+from hub.storage.uow import UnitOfWork, must_get
 
 log = logging.getLogger(__name__)
-S, T = OrderStatus, TrackingStatus
+S = OrderStatus
+T = TrackingStatus
 QUOTED = "quoted"                       # a quote about to be booked: not a booking yet
 GONE = {T.CANCELLED, T.EXPIRED, T.PROBLEM}   # what the courier holds is no booking to adopt
 
@@ -112,7 +113,7 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
         current = active_shipment(uow, order.id)
-        shipment = uow.session.get(Shipment, quoted_id, with_for_update=True)
+        shipment = must_get(uow.session, Shipment, quoted_id, lock=True)
         shipment.shipment_ref = booking.shipment_ref      # the courier's own number, where it gives one at booking
         if order.status in BOOKABLE and current is None:
             shipment.active, shipment.status, shipment.fee_fen = True, "booked", booking.fee_fen
@@ -127,7 +128,7 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
     if status == S.CANCELLED:           # cancelled while the courier was called: nobody else will cancel it
         courier.cancel(order_id, "order cancelled")
         with ctx.uow() as uow:          # a rider was booked (and let go): it counts towards the cap
-            uow.session.get(Shipment, quoted_id, with_for_update=True).status = "cancelled"
+            must_get(uow.session, Shipment, quoted_id, lock=True).status = "cancelled"
             uow.commit()
         log.info("delivery %s: cancelled while booking; booking %s cancelled", order_id, booking.shipment_ref)
     else:
@@ -199,7 +200,7 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
             courier_outcomes.cancel_accepted(uow, orders.get(uow, order_id, lock=True), "hub", "no rider booked")
             uow.commit()
         return "accepted"
-    courier = ctx.connectors[carrier]
+    courier = ctx.connectors.local_courier(carrier)
     try:
         courier.cancel(order_id, "cancelled by the buyer")
     except PermanentError as exc:          # e.g. code 2050: the rider is delivering
@@ -213,7 +214,7 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
         return "refused"
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
-        row = uow.session.get(Shipment, shipment.id, with_for_update=True)
+        row = must_get(uow.session, Shipment, shipment.id, lock=True)
         if order.status == S.CANCEL_REQUESTED:
             row.active, row.status = False, "cancelled"
         courier_outcomes.cancel_accepted(uow, order, carrier, "the courier cancelled the booking")
@@ -227,9 +228,9 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
         shipment = active_shipment(uow, order_id)
     if shipment is None or shipment.kind != "local":
         return None
-    ctx.connectors[shipment.carrier].cancel(order_id, reason)
+    ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason)
     with ctx.uow() as uow:
-        row = uow.session.get(Shipment, shipment.id, with_for_update=True)
+        row = must_get(uow.session, Shipment, shipment.id, lock=True)
         row.active, row.status = False, "cancelled"
         uow.commit()
     log.info("delivery %s: booking %s cancelled", order_id, shipment.shipment_ref)

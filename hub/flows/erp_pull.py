@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext, upsert_skus
 from hub.domain.errors import BadInput
 from hub.domain.limits import fits_int
+from hub.ports import Erp
 from hub.services import inventory
 from hub.storage.tables import SkuRow
 
@@ -77,7 +77,7 @@ def pull_warehouse_stock(ctx: HubContext, progress: Callable[[int, int], None] |
     return applied
 
 
-def _does(erp: Any, job: str) -> bool:
+def _does(erp: Erp, job: str) -> bool:
     """Whether the ERP's mapping names this job; a connector that cannot say does them all."""
     does = getattr(erp, "does", None)
     return True if does is None else bool(does(job))

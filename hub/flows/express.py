@@ -33,8 +33,8 @@ def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
         if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:
             return None
         # Routing names the warehouse; a split shipment (if allowed) would need one waybill per origin.
-        origin_ids = {order.location_id} if order.location_id else {line.location_id for line in order.lines}
-        origin_ids.discard(None)
+        origin_ids = ({order.location_id} if order.location_id
+                      else {line.location_id for line in order.lines if line.location_id is not None})
         snap = orders.snapshot(order)
     origin = ctx.config.location(next(iter(origin_ids))) if len(origin_ids) == 1 else None
     if origin is None:
@@ -89,7 +89,8 @@ def poll_stopped_tracking(ctx: HubContext) -> int:
         with ctx.reader() as uow:
             snap = orders.snapshot(orders.get(uow, order_id))
         address = snap.fulfillment.address
-        events = ctx.connectors[carrier].poll_tracking(waybill, (address.phone if address else "") or snap.buyer.phone)
+        phone = (address.phone if address else "") or snap.buyer.phone
+        events = ctx.connectors.express_courier(carrier).poll_tracking(waybill, phone)
         with ctx.uow() as uow:
             applied += sum(apply_tracking(uow, ctx.config, e) for e in sorted(events, key=lambda e: e.at))
             uow.commit()

@@ -7,12 +7,12 @@ events never move the POS backwards; no transaction is open while the POS is cal
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from hub.bootstrap import HubContext
 from hub.domain.model import OrderSnapshot
 from hub.domain.order_states import OrderStatus
 from hub.events import OrderStatusChanged
+from hub.ports import PointOfSale
 from hub.services import orders
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def pickup_to_pos(ctx: HubContext, event: OrderStatusChanged) -> None:
         target = now
 
 
-def _set_at_pos(pos: Any, snap: OrderSnapshot, target: S) -> None:
+def _set_at_pos(pos: PointOfSale, snap: OrderSnapshot, target: S) -> None:
     order_id = snap.order_id
     if target == S.ALLOCATED:
         # The POS dedupes on the hub's order id: a second push returns the same POS order.

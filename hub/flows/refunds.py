@@ -27,6 +27,7 @@ from hub.flows import callback_url
 from hub.ports import PermanentError
 from hub.services import refunds
 from hub.storage.tables import OrderRow, RefundRow, utcnow
+from hub.storage.uow import must_get
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def ask_for_refund(ctx: HubContext, event: OrderRefundDue) -> None:
         if row.status not in TO_ASK:
             log.info("refund %s of order %s is already %s", row.refund_no, row.order_id, row.status)
             return
-        payment = ctx.connectors.payment_platform_for(uow.session.get(OrderRow, row.order_id))
+        payment = ctx.connectors.payment_platform_for(must_get(uow.session, OrderRow, row.order_id))
         if payment is None:     # the channel's own platform took the payment, and refunds it
             log.info("refund %s of order %s: paid on the channel's platform; not ours to ask", row.refund_no,
                      row.order_id)

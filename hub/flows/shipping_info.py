@@ -39,9 +39,10 @@ def upload_key(order_id: str, payment_ref: str, logistics: str, tracking_no: str
 def shipping_info_upload(ctx: HubContext, event: OrderStatusChanged) -> None:
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
-        paid_here = order.payment_ref and ctx.connectors.has("payment")
+        payment_ref = order.payment_ref
+        paid_here = payment_ref is not None and ctx.connectors.has("payment")
         payment = ctx.connectors.payment_platform_for(order) if paid_here else None
-        if payment is None:     # unpaid, or paid on the channel's own platform: nothing of ours to tell
+        if payment is None or payment_ref is None:  # unpaid, or paid on the channel's platform: nothing to tell
             log.info("order %s: no platform payment to attach shipping info to", order.id)
             return
         logistics = LOGISTICS[S(event.to_status)]
@@ -51,7 +52,7 @@ def shipping_info_upload(ctx: HubContext, event: OrderStatusChanged) -> None:
             if shipment is None:
                 raise LookupError(f"order {order.id} shipped without an active waybill")
             tracking_no, carrier = shipment.shipment_ref, shipment.carrier
-        snap, payment_ref = orders.snapshot(order), order.payment_ref
+        snap = orders.snapshot(order)
         key = upload_key(order.id, payment_ref, logistics, tracking_no)
         told = uow.session.execute(select(ProcessedMessage.message_id).where(
             ProcessedMessage.consumer == UPLOADED, ProcessedMessage.message_id == key)).first()
@@ -69,4 +70,4 @@ def shipping_info_upload(ctx: HubContext, event: OrderStatusChanged) -> None:
 
 def express_company(ctx: HubContext, carrier: str) -> str:
     """The courier company's code, as the carrier's mapping names it for tracking."""
-    return ctx.connectors[carrier].company_code()
+    return ctx.connectors.express_courier(carrier).company_code()

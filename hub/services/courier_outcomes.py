@@ -24,7 +24,8 @@ from hub.storage.tables import OrderRow, OrderTransition, Shipment
 from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-S, T = OrderStatus, TrackingStatus
+S = OrderStatus
+T = TrackingStatus
 
 GAVE_UP = {T.CANCELLED, T.EXPIRED}
 # The rider has the goods (or had them): a pending cancel request can no longer be met.

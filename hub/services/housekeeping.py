@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from hub.bootstrap import HubContext
 from hub.domain.errors import HubError
 from hub.domain.order_states import OrderStatus
-from hub.services import orders
+from hub.services import inventory, orders
 from hub.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ def expire_unpaid(ctx: HubContext, now: datetime | None = None) -> list[str]:
                 order = orders.get(uow, order_id, lock=True)
                 if order.status != OrderStatus.PENDING_PAYMENT:
                     continue                      # paid meanwhile
-                orders.cancel(uow, order, "hub", f"unpaid after {ctx.config.hub.reservation_ttl_minutes} minutes")
+                held = (inventory.hold_length(uow.session, order.id)     # read before cancel releases it
+                        or orders.reservation_length(ctx.config, order.channel, order.fulfillment_type))
+                orders.cancel(uow, order, "hub", f"unpaid after {int(held.total_seconds()) // 60} minutes")
                 uow.commit()
                 done.append(order_id)
         except (StaleDataError, HubError) as exc:  # a payment won the race: nothing to expire

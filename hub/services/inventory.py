@@ -1,7 +1,7 @@
 """The stock ledger: deltas, counts, reservations. No overselling, order-independent.
 
 on_hand  = the newest count + every delta that occurred after it (whatever order they arrive in)
-available = on_hand - reserved - safety stock
+available = on_hand - reserved - safety stock (hub/domain/stock.py holds the arithmetic)
 A delta is applied once per (source, external id, sku, location); a count only if newer
 than the last count held. Reservations are a conditional UPDATE, so the database itself
 refuses the one unit too many, however many writers race.
@@ -21,10 +21,20 @@ from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, SaleEnded, SaleSoldOut, UnknownLocation, UnknownSku
 from hub.domain.limits import fits_int
 from hub.domain.model import StockCount, StockDelta
+from hub.domain.stock import (
+    StockPosition,
+    available,
+    can_take,
+    hold_is_backed,
+    may_draw,
+    newer_than_count,
+    quota_left,
+    reserved_after_release,
+)
 from hub.storage.detached import guard_detached, insert_detached
 from hub.storage.tables import FlashSaleRow, LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork
-from hub.storage.upsert import insert_ignore
+from hub.storage.upsert import insert_ignore, rows_affected
 
 # Ledger kinds that move on-hand by their qty, and so are summed after a count.
 DELTA_KINDS = ("delta", "commit", "return")
@@ -38,17 +48,7 @@ class LedgerResult:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class LocationStock:
-    sku: str
-    location_id: str
-    on_hand: int
-    reserved: int
-    safety_stock: int
-
-    @property
-    def available(self) -> int:
-        return max(self.on_hand - self.reserved - self.safety_stock, 0)
+LocationStock = StockPosition       # the name the services' callers know
 
 
 def stock_changed(uow: UnitOfWork, sku: str, location_id: str, cause: str) -> None:
@@ -80,7 +80,7 @@ def _apply_change(session: Session, kind: str, sku: str, location_id: str, qty: 
                   external_id: str, occurred_at: datetime, note: str | None = None) -> LedgerResult:
     level = _locked_level(session, sku, location_id)
     # A delta older than the last count is already inside that count.
-    counts = level.last_counted_at is None or occurred_at > level.last_counted_at
+    counts = newer_than_count(occurred_at, level.last_counted_at)
     on_hand_after = level.on_hand + qty if counts else level.on_hand
     if not fits_int(qty) or not fits_int(on_hand_after):      # INTEGER columns: refused, not a DataError
         raise BadInput(f"a change of {qty} takes on-hand of {sku} at {location_id} out of range")
@@ -121,7 +121,7 @@ def apply_count(uow: UnitOfWork, count: StockCount, now: datetime | None = None)
     session = uow.session
     _check_refs(session, count.sku, count.location_id)
     level = _locked_level(session, count.sku, count.location_id)
-    stale = level.last_counted_at is not None and count.counted_at <= level.last_counted_at
+    stale = not newer_than_count(count.counted_at, level.last_counted_at)
     if stale:
         on_hand = level.on_hand
     else:
@@ -190,8 +190,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     if short:
         savepoint.rollback()
         for line in short:
-            held = stock_at(session, cfg, line["sku"], line["location_id"]).available
-            line["available"] = max(held - channel_safety, 0)
+            line["available"] = stock_at(session, cfg, line["sku"], line["location_id"]).available_to(channel_safety)
         raise InsufficientStock(short)
     savepoint.commit()
     return rows
@@ -203,15 +202,24 @@ def _take(session: Session, sku: str, location_id: str, qty: int, safety: int, n
     result = session.execute(
         update(StockLevel)
         .where(StockLevel.sku == sku, StockLevel.location_id == location_id,
-               StockLevel.on_hand - StockLevel.reserved - safety >= qty)
+               can_take(StockLevel.on_hand, StockLevel.reserved, safety, qty))
         .values(reserved=StockLevel.reserved + qty, updated_at=now)
         .execution_options(synchronize_session=False))
-    return result.rowcount == 1
+    return rows_affected(result) == 1
 
 
 def _open_reservations(session: Session, order_id: str, status: str = "open") -> list[Reservation]:
     stmt = select(Reservation).where(Reservation.order_id == order_id, Reservation.status == status)
     return list(session.execute(stmt.order_by(Reservation.sku, Reservation.location_id)).scalars())
+
+
+def hold_length(session: Session, order_id: str) -> timedelta | None:
+    """How long the order's open reservations hold its stock (created to `expires_at`, the longest); None when
+    none carries an expiry. The unpaid-order sweep reports it: the hold the order got, whatever the policy
+    (`orders.reservation_length`) says today."""
+    held = [res.expires_at - res.created_at for res in _open_reservations(session, order_id)
+            if res.expires_at is not None]
+    return max(held, default=None)
 
 
 def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
@@ -225,7 +233,7 @@ def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
             total += res.qty
             continue
         level = _locked_level(session, res.sku, res.location_id)
-        level.reserved = max(level.reserved - res.qty, 0)
+        level.reserved = reserved_after_release(level.reserved, res.qty)
         res.status, res.closed_at = "released", now
         _record(session, sku=res.sku, location_id=res.location_id, kind="release", qty=res.qty, source="hub",
                 external_id=f"order:{order_id}:release", occurred_at=now, applied=True, note=reason[:200])
@@ -239,7 +247,7 @@ _G_QTY = bindparam("g_qty", type_=Integer)
 # An order's units out of a running sale's quota, whatever the gate said: the ledger's last word (issue 19).
 _DRAW_FROM_SALE = (update(FlashSaleRow.__table__)
                    .where(_SALES.id == bindparam("g_sale"), _SALES.status == "armed",
-                          _SALES.drawn + _G_QTY <= _SALES.quota)
+                          may_draw(_SALES.quota, _SALES.drawn, _G_QTY))
                    .values(drawn=_SALES.drawn + _G_QTY))
 _BACK_INTO_SALE = (update(FlashSaleRow.__table__)
                    .where(_SALES.id == bindparam("g_sale"), _SALES.status == "armed", _SALES.stock_held.is_(True))
@@ -252,7 +260,7 @@ def _back_into_hold(session: Session, sale_id: str, qty: int) -> bool:
     transaction, and this one for an end in progress."""
     result = session.execute(_BACK_INTO_SALE, {"g_sale": sale_id, "g_qty": qty},
                              execution_options={"synchronize_session": False})
-    return result.rowcount == 1
+    return rows_affected(result) == 1
 
 
 # -- a flash sale's held stock --------------------------------------------------------------------
@@ -275,7 +283,7 @@ def release_hold(uow: UnitOfWork, sku: str, location_id: str, qty: int, holder: 
     session, now = uow.session, utcnow()
     if qty > 0:
         level = _locked_level(session, sku, location_id)
-        level.reserved = max(level.reserved - qty, 0)
+        level.reserved = reserved_after_release(level.reserved, qty)
         stock_changed(uow, sku, location_id, "flash_sale_end")
     _record(session, sku=sku, location_id=location_id, kind="release", qty=qty, source="hub",
             external_id=f"{holder}:release", occurred_at=now, applied=True, note="the flash sale's unsold rest")
@@ -295,11 +303,13 @@ def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str,
     `backing`: the stock row's (on_hand, reserved) when the caller read it already in this transaction."""
     session, now = uow.session, utcnow()
     if backing is None:
-        backing = session.connection().execute(_BACKING, {"sku": sku, "location_id": location_id}).one_or_none()
+        level = session.connection().execute(_BACKING, {"sku": sku, "location_id": location_id}).one_or_none()
+        backing = (level.on_hand, level.reserved) if level is not None else None
     on_hand, reserved = backing or (0, 0)
-    if on_hand - reserved - cfg.safety_stock(location_id) < 0:
+    safety = cfg.safety_stock(location_id)
+    if not hold_is_backed(on_hand, reserved, safety):
         raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
-                                  "available": max(on_hand - cfg.safety_stock(location_id), 0)}])
+                                  "available": available(on_hand, 0, safety)}])
     row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
                       created_at=now, expires_at=(now + ttl) if ttl else None, flash_sale_id=sale_id)
     insert_detached(session, row)
@@ -316,7 +326,7 @@ def _refuse_draw(session: Session, sale_id: str, qty: int) -> None:
                           .where(FlashSaleRow.id == sale_id)).one()
     if row.status != "armed":
         raise SaleEnded(f"flash sale {sale_id} has ended")
-    raise SaleSoldOut(f"flash sale {sale_id} has {max(row.quota - row.drawn, 0)} unit(s) left, not {qty}")
+    raise SaleSoldOut(f"flash sale {sale_id} has {quota_left(row.quota, row.drawn)} unit(s) left, not {qty}")
 
 
 def drawn_from(session: Session, sale_id: str) -> int:
@@ -334,7 +344,7 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
         _apply_change(session, "commit", res.sku, res.location_id, -res.qty, "hub",
                       f"order:{order_id}:commit", now, "fulfilled")
         level = _locked_level(session, res.sku, res.location_id)
-        level.reserved = max(level.reserved - res.qty, 0)
+        level.reserved = reserved_after_release(level.reserved, res.qty)
         res.status, res.closed_at = "committed", now
         stock_changed(uow, res.sku, res.location_id, "fulfilment")
         total += res.qty
@@ -356,7 +366,7 @@ def short_pick(uow: UnitOfWork, order_id: str, sku: str, qty_missing: int, note:
         if result.duplicate:
             return 0
         level = _locked_level(session, sku, res.location_id)
-        level.reserved = max(level.reserved - take, 0)
+        level.reserved = reserved_after_release(level.reserved, take)
         res.qty -= take
         if res.qty == 0:
             res.status, res.closed_at = "released", now
@@ -424,6 +434,6 @@ def availability(session: Session, cfg: HubConfig, skus: Iterable[str],
     out: dict[str, dict[str, int]] = {loc.id: {s: 0 for s in skus} for loc in cfg.locations}
     for row in session.execute(select(StockLevel).where(StockLevel.sku.in_(skus))).scalars():
         if row.location_id in out:
-            safety = cfg.safety_stock(row.location_id) + channel_safety
-            out[row.location_id][row.sku] = max(row.on_hand - row.reserved - safety, 0)
+            out[row.location_id][row.sku] = available(row.on_hand, row.reserved, cfg.safety_stock(row.location_id),
+                                                      channel_safety)
     return out

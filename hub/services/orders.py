@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
@@ -15,12 +16,14 @@ from hub import events
 from hub.config import HubConfig
 from hub.domain import discounts, routing
 from hub.domain import refunds as refund_rules
+from hub.domain.catalogue import check_sellable
 from hub.domain.errors import (
     BadInput,
     HubError,
     IllegalTransition,
     InsufficientStock,
     NotFound,
+    NotSellable,
     PickupCodeRejected,
     PickupLocked,
     UnknownSku,
@@ -56,8 +59,26 @@ def local_now(cfg: HubConfig, now: datetime | None = None) -> datetime:
     return (now or utcnow()).astimezone(tz)
 
 
+def reservation_length(cfg: HubConfig, channel: str, fulfillment: FulfillmentType | str) -> timedelta:
+    """How long an unpaid order holds its stock: the one place that says so (a channel or fulfilment type
+    with its own length changes this function only). Today one length for all, from `hub.reservation_ttl_minutes`."""
+    return timedelta(minutes=cfg.hub.reservation_ttl_minutes)
+
+
 def new_order_id(now: datetime) -> str:
     return f"O{now:%y%m%d}{secrets.token_hex(5).upper()}"
+
+
+def price_lines(uow: UnitOfWork, lines: Sequence[tuple[str, int]]) -> tuple[OrderLine, ...]:
+    """(sku, qty) lines at the price list's prices (not the buyer's); NotSellable names the first line
+    no channel may order."""
+    out = []
+    for i, (sku, qty) in enumerate(lines):
+        row = uow.session.get(SkuRow, sku)
+        check_sellable(i, sku, row.active if row else None, row.price_fen if row else None)
+        assert row is not None and row.price_fen is not None      # check_sellable refused otherwise
+        out.append(OrderLine(sku, qty, row.price_fen))
+    return tuple(out)
 
 
 def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
@@ -67,13 +88,17 @@ def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
         raise BadInput("an Idempotency-Key of 1 to 128 characters is required")
     if not cmd.lines:
         raise BadInput("an order needs at least one line")
-    for line in cmd.lines:
+    for i, line in enumerate(cmd.lines):
         if line.qty <= 0:
             raise BadInput(f"quantity must be a positive integer (sku {line.sku}: {line.qty})")
         if line.unit_price_fen < 0:
             raise BadInput(f"price cannot be negative (sku {line.sku})")
-        if uow.session.get(SkuRow, line.sku) is None:
-            raise UnknownSku(f"unknown SKU {line.sku!r}")
+        row = uow.session.get(SkuRow, line.sku)
+        try:
+            check_sellable(i, line.sku, row.active if row else None, row.price_fen if row else None,
+                           priced_by_sale=cmd.flash_sale_id is not None)
+        except NotSellable as exc:
+            raise (UnknownSku(str(exc)) if exc.unknown else BadInput(str(exc))) from None
     if not fits_int(sum(x.qty * x.unit_price_fen for x in cmd.lines)):     # the orders' INTEGER total column
         raise BadInput(f"the order's total is more than {INT_MAX} fen: split it into smaller orders")
     line_amounts(cmd)                         # a discount above the lines' value: BadInput (422)
@@ -102,6 +127,8 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     if f.type == FulfillmentType.PICKUP:
         return routing.route_pickup(cfg, lines, f.store_id, stock, refused)
     if f.type == FulfillmentType.DELIVERY:
+        if f.address is None:                 # _validate refused it already
+            raise BadInput("a delivery order needs fulfillment.address")
         return routing.route_delivery(cfg, lines, f.address, stock, local_now(cfg, now), refused)
     return routing.route_express(cfg, lines, f.address, stock)
 
@@ -151,8 +178,8 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         return existing, False
     _validate(uow, cfg, cmd)
     order_id = new_order_id(now)
-    ttl = timedelta(minutes=cfg.hub.reservation_ttl_minutes)
     f = cmd.fulfillment
+    ttl = reservation_length(cfg, cmd.channel, f.type)
     decision = stock.route(uow, cfg, cmd, now)
     amounts = line_amounts(cmd)
     order = OrderRow(
@@ -172,8 +199,10 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     if detached:
         if f.type != FulfillmentType.PICKUP:
             raise ValueError("only a pickup order, which is never re-routed, can be written detached")
-        for child in (*order.lines, *order.transitions):
-            child.order_id = order_id
+        for line_row in order.lines:
+            line_row.order_id = order_id
+        for step in order.transitions:
+            step.order_id = order_id
         insert_detached(uow.session, order, *order.lines, *order.transitions)    # queued: sent with the draw's
     else:
         uow.session.add(order)

@@ -70,7 +70,7 @@ def reconcile(ctx: HubContext, day: date, *, trigger: str = "operator", system: 
 def _one(ctx: HubContext, system: str, day: date, trigger: str) -> RunSummary:
     started = utcnow()
     try:
-        bill = ctx.connectors[system].daily_bill(day)          # no transaction open while downloading
+        bill = ctx.connectors.payment(system).daily_bill(day)          # no transaction open while downloading
     except ConnectorError as exc:
         log.error("payment reconciliation %s %s: no usable bill: %s", system, day, exc)
         return _record(ctx, system, day, trigger, started, None, [], set(), error=str(exc))

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from hub.domain import refunds as rules
 from hub.domain.errors import BadInput, IllegalTransition, NotFound
@@ -203,6 +203,7 @@ def needing_operator(uow: UnitOfWork, statuses: tuple[str, ...] | None = None, l
                      now: datetime | None = None) -> list[RefundRow]:
     """Refunds in `statuses`; by default those an operator must look at: abnormal, closed, refused, and
     any still requested or processing after STALE_AFTER (a platform down for long, a notification lost)."""
+    where: ColumnElement[bool]
     if statuses is not None:
         where = RefundRow.status.in_(statuses)
     else:

@@ -20,6 +20,7 @@ from hub.config import HubConfig
 from hub.domain.clock import is_ahead
 from hub.domain.errors import BadInput, UnknownLocation
 from hub.domain.limits import INT_MIN, fits_int
+from hub.domain.stock import newer_than_count
 from hub.services.inventory import stock_changed
 from hub.storage.detached import insert_rows, update_rows
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
@@ -186,8 +187,7 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
                                       "on_hand": on_hand[sku], "note": "duplicate"})
                 continue
             fresh = True
-            last_count = levels[sku].last_counted_at
-            counts = last_count is None or r.sold_at > last_count
+            counts = newer_than_count(r.sold_at, levels[sku].last_counted_at)
             if counts:
                 on_hand[sku] -= qty
                 moved.add(sku)

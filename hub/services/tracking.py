@@ -26,7 +26,8 @@ from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
-S, T = OrderStatus, TrackingStatus
+S = OrderStatus
+T = TrackingStatus
 
 # The forward path of each courier-fulfilled order, and where each report takes it.
 PATHS: dict[str, list[S]] = {

@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, inspect, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, insert, inspect, update
 from sqlalchemy.orm import Session
 
 PENDING = "hub_detached_writes"          # session.info key: [Write, ...] in the order they were queued
@@ -84,7 +84,8 @@ def write_detached(session: Session) -> None:
     if conn.dialect.name == "postgresql" and 1 < len(pending) + (guard is not None) <= ONE_STATEMENT_MAX:
         shape = tuple(w[:4] for w in pending)
         params = {f"d{i}_{key}": value for i, w in enumerate(pending) for key, value in w[4].items()}
-        result = conn.execute(_together(shape, guard[0] if guard else None), {**params, **(guard[1] if guard else {})})
+        result: CursorResult[Any] | None = conn.execute(_together(shape, guard[0] if guard else None),
+                                                        {**params, **(guard[1] if guard else {})})
     else:
         for shape, rows in _runs(pending):               # several rows of a shape: one executemany
             conn.execute(_statement(shape, "p_"), [{f"p_{k}": v for k, v in row.items()} for row in rows])

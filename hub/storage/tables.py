@@ -3,7 +3,7 @@ PostgreSQL compare them alike."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -49,6 +50,10 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime, dict: JSON, list: JSON}
+    if TYPE_CHECKING:
+        # SQLAlchemy types `__table__` as any FromClause; every class here is mapped to a Table (its Core
+        # statements — update(), .c, insert_rows — rely on that).
+        __table__: ClassVar[Table]
 
 
 class SkuRow(Base):

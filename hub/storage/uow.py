@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -20,6 +20,16 @@ from .detached import discard_detached, has_pending, insert_rows, write_detached
 from .tables import OutboxMessage, utcnow
 
 _OUTBOX_INSERT = insert(OutboxMessage.__table__)
+
+R = TypeVar("R")
+
+
+def must_get(session: Session, model: type[R], key: Any, *, lock: bool = False) -> R:
+    """A row the caller read before (in this transaction or an earlier one): LookupError if it is gone."""
+    row = session.get(model, key, with_for_update=lock)
+    if row is None:
+        raise LookupError(f"no {model.__name__} {key!r}")
+    return row
 
 
 class UnitOfWork:

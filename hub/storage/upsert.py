@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import CursorResult, Result, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """The rows an INSERT, UPDATE or DELETE touched. `Session.execute` is typed to return a Result; for a DML
+    statement it is a CursorResult, which has the count."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> bool:
@@ -14,7 +20,7 @@ def insert_ignore(session: Session, table: Any, values: dict[str, Any]) -> bool:
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(table).values(**values).on_conflict_do_nothing()
-    return session.execute(stmt).rowcount == 1
+    return rows_affected(session.execute(stmt)) == 1
 
 
 def insert_ignore_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from hub import flows, handlers
+from hub.domain.flash_gate import MemoryGate
 from hub.services import flash_sales, inventory, orders
-from hub.services.flash_gate import MemoryGate
 from hub.storage.tables import OutboxMessage
 from tests.redis_support import redis_gate
 from tests.support import at

@@ -3,7 +3,7 @@ path gives: the same bytes, figures and every configured location, also for a SK
 from __future__ import annotations
 
 from hub.api.http import json_response
-from hub.flows.channel_stock import channel_available
+from hub.domain.stock import channel_available
 from hub.services import inventory
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 from connectors.registry import build_connector
 from hub.bootstrap import build_context, sync_locations
 from hub.config import DEFAULT_CONFIG_PATH, load_config
-from hub.flows.channel_stock import channel_available
+from hub.domain.stock import channel_available
 from hub.flows.erp_pull import pull_products
 from hub.services import inventory
 from hub.storage.bindings import SqlBinder

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from hub import consumers
-from hub.flows.channel_stock import channel_available
+from hub.domain.stock import channel_available
 from hub.services import inventory
 from hub.storage.tables import utcnow
 from tests.backbone.harness import HubProcess, hub_env, purge_hub_queues, wait_for

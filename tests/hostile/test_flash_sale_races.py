@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, select
 
+from hub.domain.flash_gate import MemoryGate
 from hub.services import inventory
-from hub.services.flash_gate import MemoryGate
 from hub.storage.tables import OrderLineRow, OrderRow
 from tests.api.conftest import OPS_KEY
 from tests.hostile.conftest import Live, at_once

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from hub.domain.flash_gate import MemoryGate
 from hub.domain.flash_sale import SaleTerms, Verdict
-from hub.services.flash_gate import MemoryGate
 from tests.redis_support import redis_gate
 
 T = 1_000_000                          # epoch ms inside the sale window

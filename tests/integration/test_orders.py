@@ -325,3 +325,21 @@ def test_placing_locks_the_stock_row_last_so_a_hot_row_is_held_for_the_commit_on
         events = uow.session.execute(select(OutboxMessage.payload).where(OutboxMessage.event_type == "stock.changed"))
         said = [e["data"] for e in events.scalars()]
         assert {"sku": "TEA-001", "location_id": "S001", "cause": "reservation"} in said
+
+
+def test_the_expiry_sweep_reports_the_hold_the_reservation_was_given(ctx):
+    # The reservation's expires_at is what the order was promised when placed: the sweep reads it, so a policy
+    # changed since (a longer hold for this channel, say) does not rewrite what happened.
+    from hub.services import housekeeping
+    from hub.storage.tables import Reservation
+
+    stock_up(ctx)
+    oid, _ = place(ctx, cmd(key="held"))
+    with ctx.uow() as uow:
+        for res in uow.session.execute(select(Reservation).where(Reservation.order_id == oid)).scalars():
+            res.expires_at = res.created_at + timedelta(minutes=40)
+        uow.commit()
+    assert housekeeping.expire_unpaid(ctx, now=utcnow() + timedelta(hours=1)) == [oid]
+    with ctx.uow() as uow:
+        order = orders.get(uow, oid)
+        assert order.status == S.CANCELLED and order.transitions[-1].detail == "unpaid after 40 minutes"

@@ -1,0 +1,57 @@
+"""What the handlers share besides the call: times in the hub's offset, an order's and its refunds' views,
+the Idempotency-Key header. A leaf of hub/api: it imports no handler module."""
+from __future__ import annotations
+
+from typing import Any
+
+from hub.api import schemas
+from hub.api.http import ApiError, Call
+from hub.services import money_owed, orders, refunds, tracking
+from hub.storage.tables import OrderRow, RefundRow
+from hub.storage.uow import UnitOfWork
+
+
+def iso(call: Call, when: Any) -> str | None:
+    """Times out in the hub's configured offset."""
+    return orders.local_now(call.ctx.config, when).isoformat(timespec="seconds") if when else None
+
+
+def order_view(call: Call, order: OrderRow) -> dict:
+    routing = order.routing or {}
+    return {"order_id": order.id, "status": order.status, "total_fen": order.total_fen,
+            "expires_at": iso(call, order.expires_at),
+            "fulfillment": {"type": order.fulfillment_type, "requested": routing.get("requested"),
+                            "store_id": order.location_id if order.fulfillment_type != "express" else None,
+                            "location_id": order.location_id}}
+
+
+def idempotency_key(call: Call) -> str:
+    """The request's Idempotency-Key header, or a 400 saying what it must be."""
+    key = call.request.headers.get("Idempotency-Key") or ""
+    try:
+        schemas.IDEMPOTENCY_KEY.parse(key, "Idempotency-Key")
+    except ApiError:
+        raise ApiError(400, "idempotency_key_required", "an Idempotency-Key header of 1 to 128 visible ASCII "
+                       "characters is required") from None
+    return key
+
+
+def timeline(call: Call, uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[dict]:
+    """The order's changes and courier reports in the order they happened, each once, the end last
+    (`services/tracking.py`); the buyer's without booking or waybill numbers."""
+    return [{"at": iso(call, s.at), "status": s.status, "source": s.source, "detail": s.detail}
+            for s in tracking.order_timeline(uow, order, for_buyer)]
+
+
+def refund_list(call: Call, rows: list[RefundRow]) -> list[dict]:
+    """Refunds as an order shows them (`refund_id` is the out_refund_no), times in the hub's offset."""
+    out = []
+    for row in rows:
+        item = refunds.view(row)
+        item["at"], item["settled_at"] = iso(call, item["at"]), iso(call, item["settled_at"])
+        out.append(item)
+    return out
+
+
+def order_refunds(call: Call, uow: UnitOfWork, order_id: str) -> list[dict]:
+    return refund_list(call, money_owed.of_order(uow, order_id))
