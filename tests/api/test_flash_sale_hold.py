@@ -235,7 +235,7 @@ def test_a_rush_order_written_outside_the_orm_reads_back_whole(api):
     placed = attempt(api, sale, "b1").json
     shown = api.get(f"/api/v1/orders/{placed['order_id']}").json
     assert shown["status"] == "pending_payment" and shown["total_fen"] == 990 == placed["total_fen"]
-    assert shown["lines"] == [{"sku": "TEA-001", "qty": 1, "unit_price_fen": 990}]
+    assert shown["lines"] == [{"sku": "TEA-001", "qty": 1, "unit_price_fen": 990, "amount_fen": 990}]
     assert [t["status"] for t in shown["timeline"]] == ["pending_payment"]
     assert len(shown["pickup_code"]) == 6 and shown["fulfillment"]["store_id"] == "S001"
     with api.ctx.uow() as uow:

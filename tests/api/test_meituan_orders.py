@@ -14,8 +14,8 @@ from connectors.registry import build_connector
 from hub.config import SystemConfig
 from hub.events import OrderRefundDue, OrderStatusChanged
 from hub.flows import channel_orders, refunds, shipping_info
-from hub.services import money_owed, orders
-from hub.storage.tables import OutboxMessage
+from hub.services import money_owed, orders, picking
+from hub.storage.tables import OutboxMessage, utcnow
 from sandbox.credentials import sandbox_env
 from sandbox.meituan import MeituanSimulator, seed_binder
 from tests.support import CATALOG
@@ -66,11 +66,12 @@ def test_a_platform_order_pushed_twice_is_taken_once_accepted_and_picked(api, mt
     assert api.level().reserved == 2
     channel_orders.channel_order_progress(api.ctx, changed(order, "allocated"))
     assert mt.calls == [("confirm", "5001")] and mt.orders["5001"]["status"] == 4
-    with api.ctx.uow() as uow:
-        orders.transition(uow, orders.get(uow, order.id, lock=True), "ready_for_pickup", "store")
+    with api.ctx.uow() as uow:                    # the store picks it (issue 21): allocated -> picking -> picked
+        picking.complete(uow, "S001", order.id, [], "Wang", utcnow())
         uow.commit()
-    channel_orders.channel_order_progress(api.ctx, changed(order, "ready_for_pickup"))
+    channel_orders.channel_order_progress(api.ctx, changed(order, "picked"))
     assert mt.calls == [("confirm", "5001"), ("picked", "5001")]
+    assert the_order(api, "5001").status == "ready_for_pickup"      # a pickup: ready at the counter once picked
 
 
 def test_a_bad_signature_is_401_and_takes_nothing(api, mt):
