@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hub import consumers, handlers
 from hub.flows.erp_pull import pull_products, pull_warehouse_stock
 from hub.services import housekeeping
+from tests.e2e.conftest import Hub
 from workers.launcher import wait_for
 
 NEAR_S002 = {"text": "Tianyaoqiao Road 1", "lat": 31.1930, "lng": 121.4390, "name": "Han Meimei",
@@ -83,6 +84,13 @@ def test_store_pickup_end_to_end(hub):
     assert hub.call("GET", "/admin/api/flow", key="ops").json()["queues"]      # RabbitMQ's depths, read passively
 
 
+def pick_all(hub: Hub, store: str, order_id: str) -> None:
+    """The store picks the whole order (the dispatch policy's default books the rider at pick complete)."""
+    lines = [{"sku": x["sku"], "qty_picked": x["qty"]} for x in hub.order(order_id)["lines"]]
+    r = hub.call("POST", f"/api/v1/stores/{store}/orders/{order_id}/picked", key=store, json={"lines": lines})
+    assert r.status_code == 200, r.text
+
+
 def test_nearby_delivery_end_to_end_with_duplicate_and_reordered_callbacks(hub):
     count(hub, "S002", "CUP-002", 4)
     hub.sandbox.local_delivery.faults.duplicate_callbacks = True
@@ -94,9 +102,10 @@ def test_nearby_delivery_end_to_end_with_duplicate_and_reordered_callbacks(hub):
     reasons = {c["location_id"]: c["reason"] for c in order["routing"]["candidates"]}
     assert reasons["S001"].startswith("short of CUP-002")
     pay(hub, order_id)
+    pick_all(hub, "S002", order_id)
     done = hub.wait_status(order_id, "completed", timeout=60)
     statuses = [e["status"] for e in done["timeline"]]
-    for expected in ("paid", "allocated", "dispatched", "picked_up", "delivered", "completed"):
+    for expected in ("paid", "allocated", "picked", "dispatched", "picked_up", "delivered", "completed"):
         assert expected in statuses
     rider = [e for e in done["timeline"] if "****" in (e.get("detail") or "")]
     assert rider, "the rider's masked phone is on the timeline"
@@ -110,6 +119,7 @@ def test_failed_delivery_comes_back_to_the_store_end_to_end(hub):
     hub.sandbox.local_delivery.knobs.fate = "returned"
     order_id = place(hub, [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002}).json()["order_id"]
     pay(hub, order_id)
+    pick_all(hub, "S002", order_id)
     done = hub.wait_status(order_id, "returned", timeout=60)
     statuses = [e["status"] for e in done["timeline"]]
     for expected in ("dispatched", "picked_up", "returning", "returned"):
@@ -164,6 +174,7 @@ def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
     courier.faults.error_rate, courier.faults.error_status = 1.0, 503
     order_id = place(hub, [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002}).json()["order_id"]
     pay(hub, order_id)
+    pick_all(hub, "S002", order_id)
 
     def parked():
         # This order's booking only: an event of the previous test still in a consumer when the tables were
@@ -172,7 +183,7 @@ def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
                 and (d.payload.get("data") or {}).get("order_id") == order_id]
 
     wait_for(lambda: len(parked()) == 1, 90, "a dead letter for the booking", interval=0.5)
-    assert hub.order(order_id)["status"] == "allocated"
+    assert hub.order(order_id)["status"] == "picked"
     courier.faults.error_rate = 0.0
     letter = parked()[0]
     assert "503" in letter.error and letter.attempts >= 1
