@@ -65,7 +65,7 @@ def test_unknown_member_is_permanent(sim, crm):
 
 
 def test_validation_error_is_permanent(sim, crm):
-    with pytest.raises(PermanentError, match="422.*mobile"):
+    with pytest.raises(PermanentError, match="validation_error.*mobile"):
         crm.upsert_member(Buyer("B-6", phone="call me"))
     assert len(sim.received) == 1
 
