@@ -73,7 +73,7 @@ def test_a_refund_of_a_completed_order_takes_earned_points_back(flow):
     m = member(flow)
     order_id = place(flow, coupon=None, points=0)
     flow.pay(order_id)
-    flow.move(order_id, "ready_for_pickup", "collected")
+    flow.move(order_id, "picking", "picked", "ready_for_pickup", "collected")
     with flow.ctx.uow() as uow:
         fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
         uow.commit()

@@ -13,7 +13,7 @@ from hub.storage.tables import RetryDue, utcnow
 def ready_pickup(flow) -> str:
     order_id = flow.place("pickup", [("CUP-002", 1, 4500)], store_id="S002")
     flow.pay(order_id)
-    flow.move(order_id, "ready_for_pickup")
+    flow.move(order_id, "picking", "picked", "ready_for_pickup")
     return order_id
 
 
