@@ -104,7 +104,10 @@ def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
     shop = flow.sandbox.wechat_shop
     first = reconcile_channel_stock(flow.ctx)       # the shop starts empty: S001 and S002's stock is set
     assert {(r["location_id"], r["shown"], r["expected"]) for r in first} == {("S001", 0, 9), ("S002", 0, 9)}
-    assert len(first) == 4 * 2 and reconcile_channel_stock(flow.ctx) == []   # S003 holds none: 0 is right
+    # each configured channel (the mini-program and, since issue 23, Meituan) is set: 4 SKUs x 2 stores each
+    assert len([r for r in first if r["channel"] == "miniprogram"]) == 4 * 2
+    assert len(first) == 4 * 2 * len(flow.ctx.config.channels)
+    assert reconcile_channel_stock(flow.ctx) == []                        # S003 holds none: 0 is right
     assert shop.stock_of("TEA-001", "S001") == 9              # 10 on hand, channel safety stock 1
     product_id, sku_id = shop_ids("TEA-001")
     shop.stock[(product_id, sku_id, STORE_WAREHOUSES["S001"])] = 3     # someone edits the shop's back office
