@@ -17,10 +17,13 @@ import requests
 
 from hub.config import SystemConfig
 from hub.domain.model import Buyer
-from hub.ports import Crm, CrmRefused, PermanentError
+from hub.ports import Crm, CrmRefused, PermanentError, TransientError
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, http_call, http_session
+
+# How long a consumer waits out a CRM that cannot be reached before parking the step for an operator.
+OUTAGE_WAIT_S = 6 * 3600.0
 
 
 def crm_signature(secret: str, method: str, path: str, timestamp: str, body: bytes) -> str:
@@ -33,8 +36,10 @@ class CrmConnector:
     role = "crm"
 
     def __init__(self, name: str, mapping: Mapping, base_url: str, api_key: str, key_id: str,
-                 retry: RetryPolicy, timeout: float = 5.0, session: requests.Session | None = None):
+                 retry: RetryPolicy, timeout: float = 5.0, session: requests.Session | None = None,
+                 outage_wait_s: float = OUTAGE_WAIT_S):
         self.name, self.mapping, self.retry, self.timeout = name, mapping, retry, timeout
+        self.outage_wait_s = outage_wait_s
         self.base_url = base_url.rstrip("/")
         self._secret, self._key_id = api_key, key_id
         self.session = session or http_session(self.base_url)
@@ -42,7 +47,8 @@ class CrmConnector:
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:
         return cls(name, load_mapping(name), system.get("base_url"), system.get("api_key"),
-                   system.get("key_id", "o2o-hub"), retry, timeout=float(system.get("timeout", 5.0)))
+                   system.get("key_id", "o2o-hub"), retry, timeout=float(system.get("timeout", 5.0)),
+                   outage_wait_s=float(system.get("outage_wait_s", OUTAGE_WAIT_S)))
 
     def _call(self, method: str, path: str, payload: dict[str, Any],
               extra_headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -62,6 +68,11 @@ class CrmConnector:
             resp = self.retry.call(once)
         except PermanentError as exc:
             raise _refusal(self.name, exc) from exc
+        except TransientError as exc:
+            # Down past the quick retries: a consumer keeps the step for later (retries due) instead of
+            # parking it, so an outage delays the member steps and loses none.
+            raise TransientError(self.name, str(exc).removeprefix(f"{self.name}: "), status=exc.status,
+                                 retry_after=exc.retry_after, wait_up_to=self.outage_wait_s) from exc
         try:
             return resp.json()
         except ValueError:
@@ -82,11 +93,11 @@ class CrmConnector:
         path = self.mapping.operation("points_add").format(member_id=quote(member_id, safe=""))
         self._call("POST", path, payload, {self.mapping.operation("idempotency_header"): f"points-{order_id}"})
 
-    def coupon(self, verb: str, code: str, member_id: str, order_key: str) -> int:
-        """lock | unlock | use | return (WeChat 商家券-style verbs), once per verb and order."""
+    def coupon(self, verb: str, code: str, member_id: str, order_key: str, key: str | None = None) -> int:
+        """lock | unlock | use | return (WeChat 商家券-style verbs), once per verb and order (or per `key`)."""
         path = self.mapping.operation("coupon").format(code=quote(code, safe=""), verb=verb)
         answer = self._call("POST", path, {"member_id": member_id, "order_no": order_key},
-                            {self.mapping.operation("idempotency_header"): f"coupon-{verb}-{order_key}"})
+                            {self.mapping.operation("idempotency_header"): key or f"coupon-{verb}-{order_key}"})
         return int(answer["coupon"]["value_fen"])
 
     def hold_points(self, member_id: str, points: int, order_key: str) -> str:

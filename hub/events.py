@@ -125,14 +125,16 @@ class MemberHoldsReleaseDue(Event):
     member_id: str
     coupon_code: str | None
     hold_id: str | None
+    points: int = 0             # asked for but the hold's id not known: found by the attempt's idempotency key
 
     def data(self) -> dict[str, Any]:
         return {"order_key": self.order_key, "member_id": self.member_id, "coupon_code": self.coupon_code,
-                "hold_id": self.hold_id}
+                "hold_id": self.hold_id, "points": self.points}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> MemberHoldsReleaseDue:
-        return cls(data["order_key"], data["member_id"], data.get("coupon_code"), data.get("hold_id"))
+        return cls(data["order_key"], data["member_id"], data.get("coupon_code"), data.get("hold_id"),
+                   int(data.get("points") or 0))
 
 
 CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue,

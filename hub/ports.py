@@ -249,9 +249,10 @@ class Crm(Protocol):
 
     def add_points(self, member_id: str, order_id: str, points: int) -> None: ...
 
-    def coupon(self, verb: str, code: str, member_id: str, order_key: str) -> int:
+    def coupon(self, verb: str, code: str, member_id: str, order_key: str, key: str | None = None) -> int:
         """lock | unlock | use | return the coupon for the order; returns its value in fen. CrmRefused when
-        the CRM says no (its code: coupon_not_owned, coupon_used, ...)."""
+        the CRM says no (its code: coupon_not_owned, coupon_used, ...). `key`: the Idempotency-Key, default
+        one per verb and order (a give-back checked by the CRM's state passes a fresh one)."""
         ...
 
     def hold_points(self, member_id: str, points: int, order_key: str) -> str:

@@ -59,6 +59,7 @@ class Faults:
     timeout_next: int = 0                # hang this many requests past the client's timeout
     timeout_s: float = 10.0
     only_paths: tuple[str, ...] = ()     # restrict faults to these path prefixes (empty = all)
+    down_until: float = 0.0              # time.monotonic() until which every request gets error_status (down)
     duplicate_callbacks: bool = False    # send each callback twice
     reorder_callbacks: bool = False      # send queued callbacks newest first
 
@@ -67,6 +68,7 @@ class Faults:
 
 
 Handler = Callable[[Request], Response]
+ADMIN_PREFIX = "/_sim/"                  # a simulator's fault endpoints (unsigned: the sandbox's, not the system's)
 
 
 class Simulator:
@@ -120,6 +122,10 @@ class Simulator:
     def _inject_fault(self, path: str) -> Response | None:
         with self._lock:
             f = self.faults
+            if path.startswith(ADMIN_PREFIX):     # the test's own hands on the simulator are never faulted
+                return None
+            if f.down_until and time.monotonic() < f.down_until:
+                return Response(f.error_status, {"error": "simulated outage"}, {"Connection": "close"})
             if not f.applies_to(path):
                 return None
             hang = f.timeout_next > 0

@@ -49,6 +49,25 @@ class CrmSimulator(Simulator):
         self.route("PUT", "/v1/members/*", self._signed(self._upsert))
         self.route("POST", "/v1/members/*", self._signed(self._once(self._member_post)))
         self.route("POST", "/v1/coupons/*", self._signed(self._once(self._coupon)))
+        self.route("POST", "/_sim/faults", self._set_faults)
+
+    # -- the sandbox's fault endpoint (not the CRM's API): fail chosen calls, or be down for a while --------
+    def _set_faults(self, req: Request) -> Response:
+        """`{fail_next, only_paths, error_status, down_for_s}`: the next `fail_next` requests to paths starting
+        with one of `only_paths` (all, if none) answer `error_status`; `down_for_s` answers every request so
+        for that many seconds of wall-clock time. `{}` clears them."""
+        try:
+            body = req.json() or {}
+            paths = tuple(str(p) for p in body.get("only_paths") or ())
+            fail_next, status = int(body.get("fail_next") or 0), int(body.get("error_status") or 503)
+            down_for = float(body.get("down_for_s") or 0)
+        except (ValueError, TypeError, AttributeError):
+            return _error(400, "invalid_faults", "fail_next, only_paths, error_status, down_for_s")
+        with self._lock:
+            self.faults.fail_next, self.faults.only_paths, self.faults.error_status = fail_next, paths, status
+            self.faults.down_until = time.monotonic() + down_for if down_for > 0 else 0.0
+        return Response(200, {"fail_next": fail_next, "only_paths": list(paths), "error_status": status,
+                              "down_for_s": down_for})
 
     # -- the test's and the demo's hands on the CRM's data ----------------------------------------
     def issue_coupon(self, member_id: str, code: str, value_fen: int) -> Coupon:

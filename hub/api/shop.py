@@ -142,7 +142,7 @@ def place_order(call: Call) -> Any:
                 if attempt:
                     raise
     except Exception:
-        members.release_later(call.ctx, members.order_key(cmd.channel, key), held)   # nothing placed
+        members.give_back_unplaced(call.ctx, held)          # nothing placed: what the attempt held goes back
         raise
     if created:
         call.deps.metrics.orders_placed.labels(body["fulfillment"]["type"]).inc()

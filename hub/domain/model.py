@@ -122,6 +122,7 @@ class PlaceOrder:
     points: int = 0                           # points the buyer spends on it, as the client asked
     discounts: tuple[Discount, ...] = ()      # what the CRM (or the channel) granted: shared over the lines
     note: str | None = None                   # the buyer's note to the store
+    crm_order_no: str | None = None           # the attempt whose CRM holds the order adopts (flows/members.py)
 
     def fingerprint(self) -> str:
         """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hub import events
@@ -22,8 +24,8 @@ from hub.domain.discounts import FEN_PER_EARNED_POINT, FEN_PER_POINT, Discount, 
 from hub.domain.errors import BadInput, MemberRefused
 from hub.domain.model import Buyer, PlaceOrder
 from hub.domain.order_states import OrderStatus as S
-from hub.ports import CrmRefused
-from hub.services import money_owed, orders
+from hub.ports import Crm, CrmRefused
+from hub.services import member_holds, money_owed, orders
 from hub.storage.tables import OrderRow
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,19 @@ def order_key(channel: str, idempotency_key: str) -> str:
 
 @dataclass(frozen=True)
 class Held:
+    """What one attempt of an order request asked the CRM for, under its own order_no: the coupon (to
+    unlock, a no-op if it was never locked for that order_no), and the points (by the hold's id, or found
+    again by the attempt's idempotency key when the answer was lost)."""
+
     member_id: str
     coupon_code: str | None
     hold_id: str | None
+    order_no: str = ""
+    points: int = 0
+
+
+# A give-back the CRM says needs nothing (never locked for this order_no, already given back) is done.
+UNLOCKED = ("coupon_available", "coupon_not_locked_for_order", "coupon_not_found")
 
 
 def _ref(member_id: str, item: str) -> str:
@@ -53,56 +65,115 @@ def _unref(ref: str) -> tuple[str, str]:
     return member_id, item
 
 
+def _claim(ctx: HubContext, crm: Crm, key: str, member: str, cmd: PlaceOrder) -> member_holds.Attempt | None:
+    """This request's attempt, after giving back an earlier attempt's holds (its give-back is in the outbox
+    too: a CRM still down answers 502 here and the consumer finishes it); None if the order exists."""
+    while True:
+        with ctx.uow() as uow:
+            step, attempt = member_holds.claim(uow, key, member, cmd.coupon_code or None, cmd.points)
+            uow.commit()
+        if step == "placed" or attempt is None:
+            return None
+        if step == "hold":
+            return attempt
+        _give_back(ctx, crm, Held(attempt.member_id, attempt.coupon_code, None, attempt.order_no,
+                                  attempt.points if attempt.points_asked else 0))
+
+
 def hold(ctx: HubContext, cmd: PlaceOrder) -> tuple[PlaceOrder, Held | None]:
-    """Lock the coupon and hold the points the order names; the command with what the CRM granted.
-    BadInput (422) or MemberRefused (409) with the CRM's reason, after giving back what was taken."""
+    """Lock the coupon and hold the points the order names; the command with what the CRM granted and
+    the attempt's order_no (the order adopts that attempt's holds). BadInput (422) or MemberRefused (409)
+    with the CRM's reason, after giving back what was taken."""
     if not cmd.coupon_code and not cmd.points:
         return cmd, None
     if not ctx.connectors.has("crm"):
         raise BadInput("coupons and points need a CRM, and none is configured")
+    lines_fen = sum(x.qty * x.unit_price_fen for x in cmd.lines)
+    if cmd.points * FEN_PER_POINT > lines_fen:        # known without the CRM: refused before anything is held
+        raise BadInput(f"points: {cmd.points} point(s) take {cmd.points * FEN_PER_POINT} fen off, more than the "
+                       f"lines' value ({lines_fen} fen)")
     crm, key = ctx.connectors.crm(), order_key(cmd.channel, cmd.idempotency_key)
     member = crm.upsert_member(cmd.buyer)
+    attempt = _claim(ctx, crm, key, member, cmd)
+    if attempt is None:
+        return cmd, None                               # placed already: the order is answered again
+    number = attempt.order_no
+    held = Held(member, cmd.coupon_code or None, None, number, 0)
     granted: list[Discount] = []
-    held = Held(member, None, None)
     try:
         if cmd.coupon_code:
-            value = crm.coupon("lock", cmd.coupon_code, member, key)
-            held = replace(held, coupon_code=cmd.coupon_code)
+            value = crm.coupon("lock", cmd.coupon_code, member, number)
             granted.append(Discount(DiscountKind.COUPON, value, _ref(member, cmd.coupon_code)))
         if cmd.points:
-            hold_id = crm.hold_points(member, cmd.points, key)
+            if not attempt.points_asked:
+                with ctx.uow() as uow:
+                    member_holds.points_asked(uow, attempt)
+                    uow.commit()
+            held = replace(held, points=cmd.points)
+            hold_id = crm.hold_points(member, cmd.points, number)
             held = replace(held, hold_id=hold_id)
             granted.append(Discount(DiscountKind.POINTS, cmd.points * FEN_PER_POINT, _ref(member, hold_id)))
     except CrmRefused as exc:
-        release_later(ctx, key, held)
+        give_back_unplaced(ctx, held)
         field = "coupon" if exc.code.startswith("coupon") else "points"
         if exc.code in BAD_INPUT:
             raise BadInput(f"{field}: {exc.code}: {exc.reason}") from None
         raise MemberRefused(f"{field}: {exc.code}: {exc.reason}") from None
     except Exception:
-        release_later(ctx, key, held)
+        release_later(ctx, held)                       # the CRM is away: given back once it answers
         raise
-    return replace(cmd, discounts=(*cmd.discounts, *granted)), held
+    return replace(cmd, discounts=(*cmd.discounts, *granted), crm_order_no=number), held
 
 
-def release_later(ctx: HubContext, key: str, held: Held | None) -> None:
+def give_back_unplaced(ctx: HubContext, held: Held | None) -> None:
+    """What an attempt held for an order that is not placed (refused, no stock): given back now, so the
+    answer is true when it is sent; left to `crm_release_holds` if the CRM cannot be reached."""
+    if held is None or not (held.coupon_code or held.points):
+        return
+    try:
+        _give_back(ctx, ctx.connectors.crm(), held)
+    except Exception as exc:
+        log.warning("giving back %s's holds later: %s", held.order_no, exc)
+        release_later(ctx, held)
+
+
+def release_later(ctx: HubContext, held: Held | None) -> None:
     """What was held for an order that was not placed: given back by `crm_release_holds` (outbox)."""
-    if held is None or not (held.coupon_code or held.hold_id):
+    if held is None or not (held.coupon_code or held.points):
         return
     with ctx.uow() as uow:
-        uow.emit(events.MemberHoldsReleaseDue(key, held.member_id, held.coupon_code, held.hold_id))
+        member_holds.releasing(uow, held.order_no, held.member_id, held.coupon_code, held.hold_id, held.points)
+        uow.commit()
+
+
+def _give_back(ctx: HubContext, crm: Crm, held: Held) -> None:
+    """Unlock and release what the attempt holding under `held.order_no` may hold, then say it is given back.
+    Each call is checked by the CRM's state (unlock only what is locked for this order_no, release a hold
+    once), so it goes under a fresh Idempotency-Key: a replayed answer of an earlier give-back must not stand
+    for this one, when a late lock of the same attempt came in between."""
+    if held.coupon_code:
+        code = held.coupon_code
+        _quiet(lambda: crm.coupon("unlock", code, held.member_id, held.order_no,
+                                  key=f"coupon-unlock-{held.order_no}-{uuid.uuid4().hex[:12]}"), *UNLOCKED)
+    hold_id = held.hold_id
+    if hold_id is None and held.points:
+        try:          # the attempt's own hold, replayed by its key (or made now, and released just after)
+            hold_id = crm.hold_points(held.member_id, held.points, held.order_no)
+        except CrmRefused:
+            hold_id = None                             # refused then: nothing was held
+    if hold_id:
+        found = hold_id
+        _quiet(lambda: crm.settle_points("release", held.member_id, found), "hold_released")
+    with ctx.uow() as uow:
+        member_holds.released(uow, held.order_no)
         uow.commit()
 
 
 def crm_release_holds(ctx: HubContext, event: events.MemberHoldsReleaseDue) -> None:
     if not ctx.connectors.has("crm"):
         return
-    crm = ctx.connectors.crm()
-    if event.coupon_code:
-        _quiet(lambda: crm.coupon("unlock", event.coupon_code or "", event.member_id, event.order_key),
-               "coupon_available")
-    if event.hold_id:
-        _quiet(lambda: crm.settle_points("release", event.member_id, event.hold_id or ""), "hold_released")
+    _give_back(ctx, ctx.connectors.crm(), Held(event.member_id, event.coupon_code, event.hold_id,
+                                               event.order_key, event.points))
 
 
 @dataclass(frozen=True)
@@ -113,7 +184,7 @@ class _Steps:
     points_used: int
 
 
-def _steps(order: OrderRow) -> _Steps:
+def _steps(order: OrderRow, number: str) -> _Steps:
     coupon = hold_ = None
     points = 0
     for d in (Discount.from_dict(x) for x in order.discounts or ()):
@@ -121,13 +192,13 @@ def _steps(order: OrderRow) -> _Steps:
             coupon = _unref(d.ref)
         elif d.kind == DiscountKind.POINTS:
             hold_, points = _unref(d.ref), d.amount_fen // FEN_PER_POINT
-    return _Steps(order_key(order.channel, order.idempotency_key), coupon, hold_, points)
+    return _Steps(number, coupon, hold_, points)
 
 
 def _read(ctx: HubContext, order_id: str) -> tuple[_Steps, OrderRow]:
     with ctx.reader() as uow:
         order = orders.get(uow, order_id)
-        steps = _steps(order)
+        steps = _steps(order, member_holds.placed_order_no(uow, order_key(order.channel, order.idempotency_key)))
         uow.session.expunge(order)
         return steps, order
 
@@ -160,9 +231,12 @@ def crm_give_back(ctx: HubContext, event: events.OrderStatusChanged) -> None:
     crm = ctx.connectors.crm()
     if order.paid_at is None:
         if steps.coupon:
-            _quiet(lambda: crm.coupon("unlock", steps.coupon[1], steps.coupon[0], steps.key), "coupon_available")
+            member, code = steps.coupon
+            _quiet(lambda: crm.coupon("unlock", code, member, steps.key,
+                                      key=f"coupon-unlock-{steps.key}-{uuid.uuid4().hex[:12]}"), *UNLOCKED)
         if steps.hold:
-            _quiet(lambda: crm.settle_points("release", *steps.hold), "hold_released")
+            holder, hold_id = steps.hold
+            _quiet(lambda: crm.settle_points("release", holder, hold_id), "hold_released")
         return
     _redeem(ctx, steps)
     if steps.coupon:
@@ -176,7 +250,7 @@ def crm_refund_points(ctx: HubContext, event: events.OrderRefundDue) -> None:
         return
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
-        steps = _steps(order)
+        steps = _steps(order, member_holds.placed_order_no(uow, order_key(order.channel, order.idempotency_key)))
         rows = [r for r in money_owed.of_order(uow, order.id) if r.payment_ref == order.payment_ref]
         earned = order.total_fen // FEN_PER_EARNED_POINT if orders.has_been(order, S.COMPLETED) else 0
         whole, buyer = order.total_fen, Buyer(**order.buyer)
@@ -197,10 +271,10 @@ def crm_refund_points(ctx: HubContext, event: events.OrderRefundDue) -> None:
     log.info("order %s refund %s: %d point(s) back, %d earned taken back", order.id, mine.refund_no, back, taken)
 
 
-def _quiet(call, done_code: str) -> None:
+def _quiet(call: Callable[[], object], *done_codes: str) -> None:
     """A give-back the CRM says is already done (an earlier attempt's, the hold's TTL) is done."""
     try:
         call()
     except CrmRefused as exc:
-        if exc.code != done_code:
+        if exc.code not in done_codes:
             raise

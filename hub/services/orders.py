@@ -39,7 +39,7 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
     PlaceOrder,
 )
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, OrderStatus, allowed
-from hub.services import inventory, money_owed, store_capacity
+from hub.services import inventory, member_holds, money_owed, store_capacity
 from hub.storage.detached import insert_detached, write_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -175,8 +175,12 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     if existing is not None:
         if not cmd.matches(existing.request_hash):
             raise IdempotencyConflict("this Idempotency-Key was used for a different order")
+        if cmd.crm_order_no:
+            member_holds.adopt_replayed(uow, cmd.crm_order_no)
         return existing, False
     _validate(uow, cfg, cmd)
+    if cmd.crm_order_no:          # this attempt's coupon and points, unless a retry took over meanwhile
+        member_holds.adopt(uow, cmd.crm_order_no)
     order_id = new_order_id(now)
     f = cmd.fulfillment
     ttl = reservation_length(cfg, cmd.channel, f.type)

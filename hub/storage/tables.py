@@ -309,6 +309,23 @@ class RetryDue(Base):
     give_up_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class MemberHold(Base):
+    """What an order request holds at the CRM, per Idempotency-Key (`order_key`): the coupon and points it
+    asked for and which attempt (`generation`) holds them. Each attempt holds under its own CRM order_no,
+    so an earlier attempt's give-back can never release what a retry took; the order adopts the current
+    attempt's holds (`placed`) or they are given back (`releasing` → `released`)."""
+
+    __tablename__ = "member_holds"
+    order_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64))
+    coupon_code: Mapped[str | None] = mapped_column(String(128))
+    points: Mapped[int] = mapped_column(Integer, default=0)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    points_asked: Mapped[bool] = mapped_column(default=False)   # the current attempt asked the CRM for points
+    state: Mapped[str] = mapped_column(String(16))              # holding | releasing | released | placed
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ErpReturnEntry(Base):
     """A return or refund of a completed order sent to the ERP: once per return id, its document after."""
 
