@@ -46,10 +46,13 @@ class Wallet:
     def __init__(self) -> None:
         self.coupons: dict[str, Coupon] = {}
         self.holds: dict[str, Hold] = {}
+        # every change applied, in order: (coupon code | hold id, verb); a replayed or refused call adds none
+        self.ledger: list[tuple[str, str]] = []
 
     def clear(self) -> None:
         self.coupons.clear()
         self.holds.clear()
+        self.ledger.clear()
 
     # POST /v1/coupons/{code}/{lock|unlock|use|return}  {member_id, order_no}
     def coupon(self, path: str, body: dict[str, Any]) -> Response:
@@ -81,6 +84,7 @@ class Wallet:
             if coupon.status != "used":
                 return error(409, f"coupon_{coupon.status}", f"the coupon is {coupon.status}")
             coupon.status, coupon.order_no = "available", ""
+        self.ledger.append((coupon.code, verb))
         return Response(200, {"coupon": coupon.json()})
 
     # POST /v1/members/{id}/points/holds  {points, order_no}
@@ -93,6 +97,7 @@ class Wallet:
         member.points -= points
         hold = Hold(f"H{len(self.holds) + 1:06d}", member.member_id, points, order_no)
         self.holds[hold.hold_id] = hold
+        self.ledger.append((hold.hold_id, "hold"))
         return Response(201, {"hold_id": hold.hold_id, "points": points, "balance": member.points})
 
     # POST /v1/members/{id}/points/holds/{hold_id}/{use|release}
@@ -103,6 +108,7 @@ class Wallet:
         if hold.status != "held":
             return error(409, f"hold_{hold.status}", f"the hold is {hold.status}")
         hold.status = "used" if verb == "use" else "released"
+        self.ledger.append((hold_id, verb))
         if verb == "release":
             member.points += hold.points
         return Response(200, {"hold_id": hold_id, "status": hold.status, "balance": member.points})
