@@ -8,7 +8,7 @@ from hub import handlers
 from hub.domain.errors import BadInput, MemberRefused
 from hub.domain.model import Fulfillment, FulfillmentType, OrderLine
 from hub.flows import members
-from hub.services import money_owed, orders
+from hub.services import money_owed, orders, picking
 from hub.services import tracking as fulfilment
 from hub.storage.tables import Reservation
 from tests.flows.conftest import BUYER
@@ -144,3 +144,44 @@ def test_discounts_beyond_the_lines_are_refused_and_nothing_stays_held(flow):
     assert flow.sandbox.crm.wallet.coupons["CPN-BIG"].status == "available"
     assert m.points == 100000 and [h.status for h in flow.sandbox.crm.wallet.holds.values()] == ["released"]
     assert not flow.events("member.holds_release_due")                   # none due: given back at once
+
+
+def test_a_short_pick_of_a_discounted_order_refunds_the_line_as_discounted_and_points_in_proportion(flow):
+    m = member(flow)
+    order_id = place(flow, key="short-m")
+    tx = flow.pay(order_id)
+    flow.deliver(handlers.CRM_REDEEM, "order.status_changed", order_id=order_id, to="paid")
+    with flow.ctx.reader() as uow:
+        order = orders.get(uow, order_id)
+        total, cup = order.total_fen, next(x.amount_fen for x in order.lines if x.sku == "CUP-002")
+    assert (total, cup) == (27100, 4500 - 3000 * 4500 // 30100 - 1)     # the cup's share of the discounts off
+    with flow.ctx.uow() as uow:                                         # the store finds no cup
+        picking.complete(uow, "S001", order_id, [picking.Picked("TEA-001", 2), picking.Picked("CUP-002", 0)],
+                         "Wang", T0)
+        uow.commit()
+    assert flow.order(order_id).status == "ready_for_pickup"
+    flow.deliver(handlers.ASK_FOR_REFUND, "order.refund_due", order_id=order_id)
+    [at_pay] = flow.sandbox.wechat_pay.refunds.values()
+    assert (at_pay.transaction_id, at_pay.amount_fen) == (tx, cup)      # the line as it was paid for
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+    back = 2000 * cup // total
+    assert m.points == 3000 + back and [e["points"] for e in flow.sandbox.crm.point_entries] == [back]
+
+    # collected and completed: points earned on what was kept; then all the rest refunded: every point used
+    # comes back and exactly the points earned are taken back
+    assert flow.platform_notifies() == [200]
+    flow.move(order_id, "collected")
+    with flow.ctx.uow() as uow:
+        fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
+        uow.commit()
+    flow.deliver(handlers.CRM_POINTS, "order.status_changed", order_id=order_id, to="completed")
+    earned = (total - cup) // 100
+    assert m.points == 3000 + back + earned
+    with flow.ctx.uow() as uow:
+        orders.refund_due(uow, orders.get(uow, order_id, lock=True), "not as described")
+        uow.commit()
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+    assert m.points == 5000
+    assert sorted(e["points"] for e in flow.sandbox.crm.point_entries) == sorted([back, earned, 2000 - back, -earned])
