@@ -69,7 +69,7 @@ def _unref(ref: str) -> tuple[str, str]:
 def _claim(ctx: HubContext, crm: Crm, key: str, member: str, cmd: PlaceOrder) -> member_holds.Attempt | None:
     """This request's attempt, after giving back an earlier attempt's holds (its give-back is in the outbox
     too: a CRM still down answers 502 here and the consumer finishes it); None if the order exists."""
-    while True:
+    for _ in range(3):                 # more only when other requests with this key keep coming at once
         with ctx.uow() as uow:
             step, attempt = member_holds.claim(uow, key, member, cmd.coupon_code or None, cmd.points)
             uow.commit()
@@ -79,6 +79,7 @@ def _claim(ctx: HubContext, crm: Crm, key: str, member: str, cmd: PlaceOrder) ->
             return attempt
         _give_back(ctx, crm, Held(attempt.member_id, attempt.coupon_code, None, attempt.order_no,
                                   attempt.points if attempt.points_asked else 0))
+    raise MemberRefused("other requests with this Idempotency-Key are holding its coupon and points; send it again")
 
 
 def hold(ctx: HubContext, cmd: PlaceOrder) -> tuple[PlaceOrder, Held | None]:
