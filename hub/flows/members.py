@@ -6,9 +6,11 @@ Then consumers of typed events (`hub/handlers.py`), each calling out with no tra
 paid → used (`crm_redeem`); cancelled unpaid or expired → given back (`crm_give_back`; a paid cancel gives
 the coupon back, its points come back with its refund); an order never placed → what was held released
 (`crm_release_holds`, on `member.holds_release_due`); a refund or return → the points used given back and
-the points earned taken back in proportion to the money (`crm_refund_points`). Every CRM call carries an
-Idempotency-Key made of the order's key, the hold's id or the refund's number; the CRM answers a repeat
-with its first answer. A CRM that is down raises TransientError: the consumer retries, then parks (replay).
+the points earned taken back in proportion to the money (`crm_refund_points`). Every taking or spending call
+carries an Idempotency-Key made of the attempt's order_no (`services/member_holds.py`: each attempt of a request
+holds under its own), the hold's id or the refund's number; the CRM answers a repeat with its first answer. A
+give-back is checked by the CRM's state and sent under a fresh key. A CRM that is down raises TransientError
+with a wait (`wait_up_to`): the consumer is retried due by the scheduler until then, and only then parked.
 """
 from __future__ import annotations
 
