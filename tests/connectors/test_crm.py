@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
 from connectors.base import MappingError, PermanentError, TransientError
 from connectors.crm import crm_signature
@@ -101,3 +102,28 @@ def test_outage_gives_up_transient(sim, crm):
     with pytest.raises(TransientError, match="503"):
         crm.upsert_member(Buyer("B-9"))
     assert len(sim.received) == 4
+    assert crm.outage_wait_s > 0 and excinfo_wait(crm) == crm.outage_wait_s   # kept for later, not parked
+
+
+def excinfo_wait(crm) -> float | None:
+    with pytest.raises(TransientError) as caught:
+        crm.upsert_member(Buyer("B-9"))
+    return caught.value.wait_up_to
+
+
+def test_the_fault_endpoint_takes_the_crm_down_for_a_while_and_fails_chosen_calls(sim, crm):
+    member_id = crm.upsert_member(Buyer("B-10"))
+    r = requests.post(sim.base_url + "/_sim/faults", json={"fail_next": 1, "only_paths": ["/v1/coupons/"]},
+                      timeout=5)
+    assert r.status_code == 200
+    crm.add_points(member_id, "O-10", 5)                               # another path: untouched
+    sim.issue_coupon(member_id, "CPN-10", 100)
+    assert crm.coupon("lock", "CPN-10", member_id, "K-10") == 100       # the one failure, retried past
+    assert [r.path for r in sim.received].count("/v1/coupons/CPN-10/lock") == 2
+    requests.post(sim.base_url + "/_sim/faults", json={"down_for_s": 60}, timeout=5).raise_for_status()
+    with pytest.raises(TransientError, match="503"):
+        crm.coupon("use", "CPN-10", member_id, "K-10")
+    requests.post(sim.base_url + "/_sim/faults", json={}, timeout=5).raise_for_status()    # back
+    crm.coupon("use", "CPN-10", member_id, "K-10")
+    assert sim.wallet.ledger == [("CPN-10", "lock"), ("CPN-10", "use")]
+    assert requests.post(sim.base_url + "/_sim/faults", json={"fail_next": "x"}, timeout=5).status_code == 400
