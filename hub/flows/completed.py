@@ -13,6 +13,7 @@ import logging
 from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
+from hub.domain import points as earned_points
 from hub.domain.model import Buyer, ErpReturn
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
@@ -104,13 +105,14 @@ def _erp_return(uow: UnitOfWork, order: OrderRow, kind: str, money_back: bool) -
 
 
 def crm_points(ctx: HubContext, event: OrderStatusChanged) -> None:
-    """One point per yuan spent, to the buyer's CRM member (created on the first order)."""
+    """One point per yuan the buyer kept at completion (`domain/points.py`: the total less every refund owed
+    before it, short picks included), to the buyer's CRM member (created on the first order)."""
     if not ctx.connectors.has("crm"):
         return
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
-        # the picked lines only: a short line was refunded
-        order_id, buyer, points = order.id, Buyer(**order.buyer), orders.kept_total_fen(order) // 100
+        order_id, buyer = order.id, Buyer(**order.buyer)
+        points = earned_points.earned(order.total_fen, money_owed.owed_back(uow, order))
     crm = ctx.connectors.crm()
     member = crm.upsert_member(buyer)
     if points > 0:

@@ -22,16 +22,15 @@ from dataclasses import dataclass, replace
 
 from hub import events
 from hub.bootstrap import HubContext
-from hub.domain.discounts import FEN_PER_EARNED_POINT, FEN_PER_POINT, Discount, DiscountKind, step_share
+from hub.domain import points as earned_points
+from hub.domain.discounts import FEN_PER_POINT, Discount, DiscountKind, step_share
 from hub.domain.errors import BadInput, MemberRefused
 from hub.domain.model import Buyer, PlaceOrder
-from hub.domain.order_states import OrderStatus as S
 from hub.ports import Crm, CrmRefused
 from hub.services import member_holds, money_owed, orders
 from hub.storage.tables import OrderRow
 
 log = logging.getLogger(__name__)
-SHORT_PICK = "short_pick"          # a refund's cause (services/picking.py): the missing lines, never earned on
 
 # The CRM's refusals that are the buyer's bad input (422); any other refusal is a 409 with its reason.
 BAD_INPUT = frozenset({"coupon_not_owned", "coupon_not_found", "points_insufficient", "validation_error"})
@@ -255,19 +254,19 @@ def crm_refund_points(ctx: HubContext, event: events.OrderRefundDue) -> None:
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
         steps = _steps(order, member_holds.placed_order_no(uow, order_key(order.channel, order.idempotency_key)))
-        rows = [r for r in money_owed.of_order(uow, order.id) if r.payment_ref == order.payment_ref]
-        # earned as `crm_points` gave them: on the kept lines (a short line's refund was never earned on)
-        kept = orders.kept_total_fen(order)
-        earned = kept // FEN_PER_EARNED_POINT if orders.has_been(order, S.COMPLETED) else 0
+        rows = money_owed.of_payment(uow, order.id, order.payment_ref or "")
+        owed = money_owed.owed_back(uow, order)
         whole, buyer = order.total_fen, Buyer(**order.buyer)
-    mine = next((r for r in rows if r.refund_no == event.refund_no), None)
-    if mine is None or event.payment_ref != order.payment_ref or not (steps.points_used or earned):
-        return                        # a second payment's refund, or nothing in points to move
-    before = sum(r.amount_fen for r in rows if r.id < mine.id)
+    at = next((i for i, r in enumerate(rows) if r.refund_no == event.refund_no), None)
+    if at is None or event.payment_ref != order.payment_ref:
+        return                        # a second payment's refund: the order's points are not its business
+    mine = rows[at]
+    before = sum(r.amount_fen for r in rows[:at])
     back = step_share(before, mine.amount_fen, whole, steps.points_used)
-    of_kept = [r for r in rows if r.cause != SHORT_PICK]           # the earned points' share: of the kept money
-    taken = 0 if mine.cause == SHORT_PICK else step_share(
-        sum(r.amount_fen for r in of_kept if r.id < mine.id), mine.amount_fen, kept, earned)
+    # earned as `crm_points` gave them (on the money kept at completion): a refund after it takes its share
+    taken = earned_points.taken_back(whole, owed, at)
+    if not (back or taken):
+        return
     crm = ctx.connectors.crm()
     if steps.hold:
         crm.settle_points("use", *steps.hold)          # spent first (a replay if paid already redeemed it)

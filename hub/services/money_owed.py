@@ -13,6 +13,8 @@ from sqlalchemy import select
 
 from hub import events
 from hub.domain import refunds as rules
+from hub.domain.order_states import OrderStatus
+from hub.domain.points import OwedBack
 from hub.domain.refunds import RefundStatus
 from hub.storage.tables import OrderRow, RefundRow, utcnow
 from hub.storage.uow import UnitOfWork
@@ -27,6 +29,11 @@ def of_order(uow: UnitOfWork, order_id: str) -> list[RefundRow]:
 
 def of_payment(uow: UnitOfWork, order_id: str, payment_ref: str) -> list[RefundRow]:
     return [r for r in of_order(uow, order_id) if r.payment_ref == payment_ref]
+
+
+def owed_back(uow: UnitOfWork, order: OrderRow) -> list[OwedBack]:
+    """The refunds of the order's own payment, as the points rules read them (`domain/points.py`)."""
+    return [OwedBack(r.amount_fen, r.after_completion) for r in of_payment(uow, order.id, order.payment_ref or "")]
 
 
 def new_refund_no(order_id: str) -> str:
@@ -56,9 +63,12 @@ def record(uow: UnitOfWork, order: OrderRow, *, payment_ref: str, paid_fen: int,
     else:                 # the platform's word about a refund made elsewhere: recorded as it says
         amount = int(amount_fen or 0)
     now = utcnow()
+    # whether the order had completed when this was owed: what its points earned and take back depend on
+    after = any(t.to_status == OrderStatus.COMPLETED for t in order.transitions)
     row = RefundRow(refund_no=refund_no or new_refund_no(order.id), order_id=order.id, payment_ref=payment_ref,
                     paid_fen=paid_fen, amount_fen=amount, reason=(reason or cause)[:REASON_MAX], cause=cause,
-                    source=source, request_key=request_key, status=status, created_at=now, updated_at=now)
+                    source=source, request_key=request_key, status=status, after_completion=after, created_at=now,
+                    updated_at=now)
     uow.session.add(row)
     uow.session.flush()
     return row

@@ -408,6 +408,8 @@ class RefundRow(Base):
     source: Mapped[str] = mapped_column(String(32))             # who asked (channel, ops, hub, the platform)
     request_key: Mapped[str | None] = mapped_column(String(160))  # Idempotency-Key or event id that asked
     status: Mapped[str] = mapped_column(String(16))             # hub.domain.refunds.RefundStatus
+    # recorded once the order had completed: it takes back earned points; one before was never earned on
+    after_completion: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     platform_refund_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)            # the platform's last word or refusal
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

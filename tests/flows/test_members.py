@@ -185,3 +185,60 @@ def test_a_short_pick_of_a_discounted_order_refunds_the_line_as_discounted_and_p
         flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
     assert m.points == 5000
     assert sorted(e["points"] for e in flow.sandbox.crm.point_entries) == sorted([back, earned, 2000 - back, -earned])
+
+
+def _complete(flow, order_id):
+    with flow.ctx.uow() as uow:
+        fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
+        uow.commit()
+    for _ in range(2):                                                   # redelivered: earned once
+        flow.deliver(handlers.CRM_POINTS, "order.status_changed", order_id=order_id, to="completed")
+
+
+def _refund(flow, order_id, amount_fen, cause="asked"):
+    with flow.ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause=cause,
+                       source="test", reason="part back", amount_fen=amount_fen)
+        uow.commit()
+
+
+def test_points_are_earned_on_the_money_kept_and_later_refunds_take_back_no_more_than_earned(flow):
+    """Issue 24: a partial refund asked while the order was on its way is not earned on (nor is a short
+    pick's), and is never taken back from what was earned; the refunds after completion take back exactly
+    what was earned, in proportion, over several refunds."""
+    m = member(flow)
+    order_id = place(flow, key="kept-m", coupon=None, points=2000)
+    flow.pay(order_id)
+    flow.deliver(handlers.CRM_REDEEM, "order.status_changed", order_id=order_id, to="paid")
+    with flow.ctx.uow() as uow:                                         # the store finds no cup: refunded
+        picking.complete(uow, "S001", order_id, [picking.Picked("TEA-001", 2), picking.Picked("CUP-002", 0)],
+                         "Wang", T0)
+        uow.commit()
+    total = flow.order(order_id).total_fen                               # 28100
+    [short] = flow.events("order.refund_due", order_id=order_id)
+    cup = short["data"]["amount_fen"]
+    _refund(flow, order_id, 5000)                                        # asked while at the counter
+    flow.move(order_id, "collected")
+    _complete(flow, order_id)
+    kept = total - cup - 5000
+    earned = kept // 100                                                 # the old rule earned (total - cup) // 100
+    assert m.points == 3000 + earned
+    # the refunds owed before completion, their consumer running only now: the points used come back in
+    # proportion, nothing earned is taken back
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+    back = 2000 * (cup + 5000) // total
+    assert m.points == 3000 + earned + back
+    # after completion: a third of what was kept, then the rest
+    _refund(flow, order_id, kept // 3)
+    _refund(flow, order_id, None)
+    for _ in range(2):
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+    assert m.points == 5000                                              # every point used back, all earned gone
+    entries = [e["points"] for e in flow.sandbox.crm.point_entries]     # the CRM's ledger, each applied once
+    assert sum(p for p in entries if p < 0) == -earned
+    assert sorted(entries) == sorted([earned, 2000 * cup // total, back - 2000 * cup // total,
+                                      -(earned * (kept // 3) // kept), -(earned - earned * (kept // 3) // kept),
+                                      2000 * (cup + 5000 + kept // 3) // total - back,
+                                      2000 - 2000 * (cup + 5000 + kept // 3) // total])
