@@ -45,6 +45,7 @@ class Sku:
     barcode: str | None = None
     unit: str = "pcs"
     price_fen: int | None = None
+    bin: str | None = None        # the shelf (bin) staff pick it from, where the product master names one
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ counter once picked. All in the caller's unit of work, under the order's lock: a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from hub.config import HubConfig
+from hub.domain import promise
 from hub.domain import refunds as refund_rules
 from hub.domain.errors import BadInput, HubError, IllegalTransition, NotFound
 from hub.domain.model import FulfillmentType
@@ -32,13 +34,15 @@ class OtherStoresOrder(HubError):
     code = "forbidden"
 
 
-# What the store is asked to be ready by, from payment (the mini-program's "pickup today", "delivery in ~1h").
-PROMISE = {FulfillmentType.PICKUP: timedelta(minutes=30), FulfillmentType.DELIVERY: timedelta(minutes=60)}
+def at_store(cfg: HubConfig, order: OrderRow) -> bool:
+    """A store of config.yaml fulfils the order (picks it, hands it over), not a warehouse."""
+    loc = cfg.location(order.location_id or "")
+    return loc is not None and loc.kind == "store"
 
 
-def promised_at(order: OrderRow) -> datetime | None:
-    promise = PROMISE.get(FulfillmentType(order.fulfillment_type))
-    return order.paid_at + promise if promise and order.paid_at else None
+def promised_at(cfg: HubConfig, order: OrderRow) -> datetime | None:
+    """The order's promised time (`domain/promise.py`): the store's list, its POS and the order view read it here."""
+    return promise.promised_at(order.fulfillment_type, order.paid_at, at_store(cfg, order))
 
 
 @dataclass(frozen=True)
