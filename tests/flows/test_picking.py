@@ -3,13 +3,19 @@ stock corrected (ledger `short_pick`), the ERP's sales order and the CRM's point
 picked cancels and refunds; the rider booked when the store's dispatch policy says."""
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import select
+from werkzeug.test import Client
 
 from hub import handlers
+from hub.api.app import build_api
 from hub.domain.model import Address
 from hub.domain.order_states import OrderStatus as S
+from hub.flows import erp_pull
 from hub.services import money_owed, orders, picking, tracking
 from hub.storage.tables import StockLevel, StockMovement
+from tests.flows.conftest import HANGZHOU
 from tests.support import T0
 
 NEAR_S002 = Address("5 Hongqiao Road, Xuhui, Shanghai", 31.1950, 121.4375, "Han Mei", "13900139000")
@@ -97,3 +103,49 @@ def test_a_store_that_books_at_payment_has_the_rider_before_the_pick(flow):
         assert sorted((x.sku, x.qty_picked) for x in order.lines) == [("CUP-002", 0), ("TEA-001", 2)]
         [owed] = money_owed.of_order(uow, order_id)
         assert owed.amount_fen == 4500
+
+
+def store_list(flow, store: str, **query: str) -> list[dict]:
+    """The store's order list over its key (the hub's real handler)."""
+    key = flow.ctx.config.location(store).pos_key
+    r = Client(build_api(flow.ctx)).get(f"/api/v1/stores/{store}/orders", query_string=query,
+                                        headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.json
+    return r.json["orders"]
+
+
+def test_a_delivery_order_reaches_its_stores_pos_and_list_with_lines_shelves_promise_and_note(flow):
+    erp_pull.pull_products(flow.ctx)             # the product master: TEA-001 on shelf A-03, CUP-002 on B-12
+    order_id = flow.place("delivery", LINES, address=NEAR_S002, key="to-the-till")
+    with flow.ctx.uow() as uow:
+        orders.get(uow, order_id, lock=True).note = "leave at the door"
+        uow.commit()
+    flow.pay(order_id)
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
+    paid_at = flow.order(order_id).paid_at.replace(tzinfo=UTC)
+    [at_till] = flow.sandbox.pos.orders_at("S002", "DELIVERY")
+    assert at_till["reference_id"] == order_id and flow.sandbox.pos.orders_at("S001") == []
+    assert [(i["quantity"], (i.get("metadata") or {}).get("bin")) for i in at_till["line_items"]] == [
+        ("2", "A-03"), ("1", "B-12")]
+    details = at_till["fulfillments"][0]["delivery_details"]
+    assert datetime.fromisoformat(details["deliver_at"]) == paid_at + timedelta(minutes=60)
+    assert details["note"] == "leave at the door"
+    assert details["recipient"]["address"]["address_line_1"] == NEAR_S002.text
+
+    [listed] = store_list(flow, "S002", fulfillment="delivery", status="allocated")    # placed at T0, not today
+    assert (listed["order_id"], listed["status"], listed["note"]) == (order_id, "allocated", "leave at the door")
+    assert [(x["sku"], x["qty"], x["bin"]) for x in listed["lines"]] == [("TEA-001", 2, "A-03"), ("CUP-002", 1, "B-12")]
+    assert datetime.fromisoformat(listed["promised_at"]) == (paid_at + timedelta(minutes=60)).replace(microsecond=0)
+    assert store_list(flow, "S002", fulfillment="pickup", status="allocated") == []
+
+    assert pick(flow, order_id, "S002", []) == S.PICKED
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="picked")
+    assert flow.sandbox.pos.pickup_state(order_id) == "PREPARED"        # the till shows it packed for the rider
+
+
+def test_a_warehouses_parcel_never_reaches_a_till(flow):
+    order_id = flow.place("express", LINES, address=HANGZHOU, key="parcel-wh")
+    flow.pay(order_id)
+    assert flow.order(order_id).location_id == "WH01"
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
+    assert flow.sandbox.pos.orders == {}
