@@ -85,8 +85,14 @@ class PosConnector:
         """Move the order's fulfilment: "ready" -> PREPARED, "collected" (handed over: at the counter, to the
         rider or the carrier) -> COMPLETED, "cancelled" -> CANCELED. Doing it twice is harmless."""
         target = self.mapping.value("pickup_state", state, "out")        # refuses an unknown state
-        order_state = self.mapping.value("order_state_for", state)
         pos_id = self.binder.to_external(self.name, "order", order.order_id) or self.push_order(order)
+        if state == "collected" and self.get_order(pos_id)["fulfillment"]["state"] in ("proposed", "reserved"):
+            # The POS completes only a prepared fulfilment: the ready step the hub did not get to tell it first.
+            self._move(order, pos_id, "ready", self.mapping.value("pickup_state", "ready", "out"))
+        self._move(order, pos_id, state, target)
+
+    def _move(self, order: OrderSnapshot, pos_id: str, state: str, target: str) -> None:
+        order_state = self.mapping.value("order_state_for", state)
         for attempt in (1, 2):
             current = self.get_order(pos_id)
             if current["fulfillment"]["state"] == state:

@@ -36,7 +36,8 @@ DELIVERY_TO_COURIER = Consumer("delivery_to_courier", OrderStatusChanged, delive
                                "fulfilment", calls_out=True, fulfillment=frozenset({"delivery"}),
                                to=frozenset({S.ALLOCATED, S.PICKED, S.CANCEL_REQUESTED, S.CANCELLED}))
 EXPRESS_WAYBILL = Consumer("express_waybill", OrderStatusChanged, express.express_waybill, "fulfilment",
-                           calls_out=True, fulfillment=frozenset({"express"}), to=frozenset({S.ALLOCATED}))
+                           calls_out=True, fulfillment=frozenset({"express"}),
+                           to=frozenset({S.ALLOCATED, S.PICKED}))     # a store's parcel: once picked
 SHIPPING_INFO_UPLOAD = Consumer("shipping_info_upload", OrderStatusChanged, shipping_info.shipping_info_upload,
                                 "fulfilment", calls_out=True, to=frozenset(shipping_info.LOGISTICS))
 REBOOK_COURIER = Consumer("rebook_courier", ShipmentRebookNeeded, delivery.rebook_courier, "fulfilment",

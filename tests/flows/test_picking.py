@@ -13,10 +13,10 @@ from hub.api.app import build_api
 from hub.domain.model import Address
 from hub.domain.order_states import OrderStatus as S
 from hub.flows import erp_pull
-from hub.services import money_owed, orders, picking, tracking
-from hub.storage.tables import StockLevel, StockMovement
-from tests.flows.conftest import HANGZHOU
-from tests.support import T0
+from hub.services import inventory, money_owed, orders, picking, tracking
+from hub.storage.tables import Shipment, StockLevel, StockMovement
+from tests.flows.conftest import HANGZHOU, Flow, sandbox_ctx
+from tests.support import T0, count
 
 NEAR_S002 = Address("5 Hongqiao Road, Xuhui, Shanghai", 31.1950, 121.4375, "Han Mei", "13900139000")
 NEAR_S001 = Address("88 Changde Road, Jing'an, Shanghai", 31.2301, 121.4456, "Han Mei", "13900139000")
@@ -149,3 +149,43 @@ def test_a_warehouses_parcel_never_reaches_a_till(flow):
     assert flow.order(order_id).location_id == "WH01"
     flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
     assert flow.sandbox.pos.orders == {}
+
+
+def shipping_from(flow, store: str) -> Flow:
+    """The same database and simulators, with `store` packing parcels for the carrier (ships_express)."""
+    key = f"pos_key: ${{HUB_POS_{store}_KEY}}\n"
+    edit = lambda text: text.replace(key, key + "    ships_express: true\n")       # noqa: E731
+    return Flow(sandbox_ctx(flow.ctx, flow.sandbox, edit), flow.sandbox)
+
+
+def test_a_parcel_shipped_from_a_store_waits_for_the_pick_then_gets_its_waybill(flow):
+    flow = shipping_from(flow, "S002")
+    with flow.ctx.uow() as uow:                  # the warehouse has run out of tea: a store ships it
+        inventory.apply_count(uow, count("TEA-001", "WH01", 0, minutes=5))
+        uow.commit()
+    order_id = flow.place("express", LINES, address=HANGZHOU, key="parcel-from-store")
+    flow.pay(order_id)
+    order = flow.order(order_id)
+    assert (order.location_id, order.fulfillment_type, order.status) == ("S002", "express", S.ALLOCATED)
+    assert "nearest store shipping parcels" in order.routing["rule"]
+
+    flow.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="allocated")
+    assert order_id not in flow.sandbox.express.orders and flow.order(order_id).status == S.ALLOCATED
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
+    [at_till] = flow.sandbox.pos.orders_at("S002", "SHIPMENT")
+    assert at_till["reference_id"] == order_id
+    assert at_till["fulfillments"][0]["shipment_details"]["expected_shipped_at"]      # the store's promise
+
+    assert pick(flow, order_id, "S002", [("CUP-002", 0)]) == S.PICKED                 # one line short
+    flow.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="picked")
+    waybill = flow.sandbox.express.orders[order_id]
+    assert "CUP-002" not in str(flow.sandbox.express.parcels[waybill].request)        # the picked lines only
+    assert flow.order(order_id).status == S.SHIPPED
+    with flow.ctx.uow() as uow:
+        [shipment] = uow.session.execute(select(Shipment).where(Shipment.order_id == order_id)).scalars()
+        assert (shipment.kind, shipment.shipment_ref) == ("express", waybill)
+    assert level(flow, "TEA-001", "S002") == (8, 0)          # the store's stock left with the parcel
+    # The till never heard of the pick (that event is late): it is prepared on the way to completed.
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="shipped")
+    assert flow.sandbox.pos.pickup_state(order_id) == "COMPLETED"
+    assert [s for _, ref, s in flow.sandbox.pos.state_changes if ref == order_id] == ["PREPARED", "COMPLETED"]
