@@ -12,7 +12,7 @@ from hub import handlers
 from hub.api.app import build_api
 from hub.domain.model import Address
 from hub.domain.order_states import OrderStatus as S
-from hub.flows import erp_pull
+from hub.flows import delivery, erp_pull
 from hub.services import inventory, money_owed, orders, picking, tracking
 from hub.storage.tables import Shipment, StockLevel, StockMovement
 from tests.flows.conftest import HANGZHOU, Flow, sandbox_ctx
@@ -85,6 +85,11 @@ def test_default_policy_books_the_rider_only_when_the_pick_is_complete(flow):
     assert flow.order(order_id).location_id == "S002"
     flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="allocated")
     assert order_id not in flow.sandbox.local_delivery.deliveries and flow.order(order_id).status == S.ALLOCATED
+    with flow.ctx.uow() as uow:
+        picking.start(uow, "S002", order_id, "Wang", T0)
+        uow.commit()
+    assert delivery.book_rider(flow.ctx, order_id) is None        # a re-booking or the timer asking: still not due
+    assert order_id not in flow.sandbox.local_delivery.deliveries and flow.order(order_id).status == S.PICKING
     assert pick(flow, order_id, "S002", []) == S.PICKED
     flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order_id, to="picked")
     assert flow.sandbox.local_delivery.deliveries[order_id].booked
