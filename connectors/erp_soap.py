@@ -64,6 +64,12 @@ MAX_PAGES = 10_000             # a system that ignores the page argument must no
 NOT_SENT_STATUSES = (429, 503)  # the server says it did not take the request: safe to send again
 
 
+def _shelf(value: Any) -> str | None:
+    """The master's shelf hint, if it has one that fits the hub's column (a flavour that maps none has none); a
+    longer one is dropped rather than the whole product pull refused."""
+    return value if isinstance(value, str) and 0 < len(value) <= 32 else None
+
+
 class AlreadyDone(PermanentError):
     """The ERP refused a call as a repeat of one it holds (a fault or message mapped `done`)."""
 
@@ -147,7 +153,8 @@ class ErpSoapConnector:
         for item in self._records(self.mapping.call("product_master"), {}):
             d = self.mapping.inbound("product", item, self.binder)
             skus.append(Sku(code=d["code"], name=d["name"], barcode=d["barcode"],
-                            unit=d["unit"] or "pcs", price_fen=d["price_fen"]))
+                            unit=d["unit"] or "pcs", price_fen=d["price_fen"],
+                            bin=_shelf(d.get("bin"))))
         return skus
 
     def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None,

@@ -1,9 +1,10 @@
-"""The stores' POS over REST (Square-style): pickup orders out, inventory changes in.
+"""The stores' POS over REST (Square-style): the store's orders out, inventory changes in.
 
-A pickup order is created once per hub order (the hub's order id is the idempotency key)
-with a PICKUP fulfilment in PROPOSED; staff or the hub move it to PREPARED, COMPLETED or
-CANCELED. Updates carry the order's version, so a stale write is refused by the POS and
-retried against the fresh version here.
+Every order a store fulfils is created once per hub order (the hub's order id is the idempotency
+key) with one fulfilment in PROPOSED — PICKUP, DELIVERY (a rider the hub books), or SHIPMENT (a
+parcel the store packs) —; staff or the hub move it to PREPARED, COMPLETED or CANCELED. Updates
+carry the order's version, so a stale write is refused by the POS and retried against the fresh
+version here.
 """
 from __future__ import annotations
 
@@ -41,17 +42,32 @@ class PosConnector:
                                timeout=self.timeout, json=body)
         return resp.json()
 
-    # -- pickup orders --------------------------------------------------------------------------
-    def push_pickup_order(self, order: OrderSnapshot) -> str:
-        """Create the pickup order at the store's POS (once per hub order); returns the POS's id."""
+    # -- the store's orders ------------------------------------------------------------------------
+    def push_order(self, order: OrderSnapshot) -> str:
+        """Create the order at its store's POS (once per hub order), as the fulfilment its type is (pickup,
+        delivery, a parcel to ship) with its lines, shelf hints, promised time and note; returns the POS's id."""
         if not order.location_id:
-            raise MappingError(self.name, "location_id", None, "a pickup order needs its store")
-        canonical = {"order_id": order.order_id, "store_id": order.location_id,
-                     "lines": [{"sku": ln.sku, "qty": ln.qty, "unit_price_fen": ln.unit_price_fen}
-                               for ln in order.lines],
-                     "fulfillment": {"state": "proposed"},
-                     "buyer": {"name": order.buyer.name or order.buyer.id, "phone": order.buyer.phone or None}}
-        payload = self.mapping.outbound("pickup_order", canonical, self.binder)
+            raise MappingError(self.name, "location_id", None, "an order for the POS needs its store")
+        entity = self.mapping.value("order_entity", order.fulfillment.type)
+        address = order.fulfillment.address
+        buyer = {"name": order.buyer.name or order.buyer.id, "phone": order.buyer.phone or None}
+        if address is not None and order.fulfillment.type != "pickup":     # the receiver at the door
+            buyer = {"name": address.name or buyer["name"], "phone": address.phone or buyer["phone"],
+                     "address": address.text}
+        fulfillment: dict[str, Any] = {"state": "proposed"}
+        if order.promised_at is not None:     # absent keys are left out of the payload (no nulls sent)
+            fulfillment.update(promised_at=order.promised_at, schedule="SCHEDULED")
+        if order.note:
+            fulfillment["note"] = order.note
+        lines = []
+        for ln in order.lines:
+            line: dict[str, Any] = {"sku": ln.sku, "qty": ln.qty, "unit_price_fen": ln.unit_price_fen}
+            if order.bins.get(ln.sku):
+                line["bin"] = order.bins[ln.sku]
+            lines.append(line)
+        canonical = {"order_id": order.order_id, "store_id": order.location_id, "lines": lines,
+                     "fulfillment": fulfillment, "buyer": buyer}
+        payload = self.mapping.outbound(entity, canonical, self.binder)
         payload["idempotency_key"] = f"hub-order-{order.order_id}"
         answer = self._call("POST", self.mapping.operation("order_create"), payload)
         pos_id = str((answer.get("order") or {}).get("id") or "")
@@ -60,19 +76,25 @@ class PosConnector:
         self.binder.bind(self.name, "order", pos_id, order.order_id)
         return pos_id
 
-    def get_pickup_order(self, pos_order_id: str) -> dict[str, Any]:
-        """The POS's view of a pickup order, in canonical terms (state, version, lines...)."""
+    def get_order(self, pos_order_id: str) -> dict[str, Any]:
+        """The POS's view of an order, in canonical terms (state, version, lines...)."""
         answer = self._call("GET", self._order_path(pos_order_id))
         return self.mapping.inbound("pickup_order", answer, self.binder)
 
-    def update_pickup_state(self, order: OrderSnapshot, state: str) -> None:
-        """Move the order's pickup fulfilment: "ready" -> PREPARED, "collected" -> COMPLETED,
-        "cancelled" -> CANCELED. Doing it twice is harmless."""
+    def update_order_state(self, order: OrderSnapshot, state: str) -> None:
+        """Move the order's fulfilment: "ready" -> PREPARED, "collected" (handed over: at the counter, to the
+        rider or the carrier) -> COMPLETED, "cancelled" -> CANCELED. Doing it twice is harmless."""
         target = self.mapping.value("pickup_state", state, "out")        # refuses an unknown state
+        pos_id = self.binder.to_external(self.name, "order", order.order_id) or self.push_order(order)
+        if state == "collected" and self.get_order(pos_id)["fulfillment"]["state"] in ("proposed", "reserved"):
+            # The POS completes only a prepared fulfilment: the ready step the hub did not get to tell it first.
+            self._move(order, pos_id, "ready", self.mapping.value("pickup_state", "ready", "out"))
+        self._move(order, pos_id, state, target)
+
+    def _move(self, order: OrderSnapshot, pos_id: str, state: str, target: str) -> None:
         order_state = self.mapping.value("order_state_for", state)
-        pos_id = self.binder.to_external(self.name, "order", order.order_id) or self.push_pickup_order(order)
         for attempt in (1, 2):
-            current = self.get_pickup_order(pos_id)
+            current = self.get_order(pos_id)
             if current["fulfillment"]["state"] == state:
                 return
             body = {"idempotency_key": f"hub-order-{order.order_id}-{state}",
@@ -86,6 +108,11 @@ class PosConnector:
                 # Someone (staff at the till) changed it meanwhile: read the new version, try once more.
                 if "VERSION_MISMATCH" not in str(exc) or attempt == 2:
                     raise
+
+    # The names the pickup-only connector had; callers that know only pickups keep working.
+    push_pickup_order = push_order
+    get_pickup_order = get_order
+    update_pickup_state = update_order_state
 
     def _order_path(self, pos_order_id: str) -> str:
         return self.mapping.operation("order").format(order_id=quote(pos_order_id, safe=""))

@@ -154,11 +154,16 @@ class LocationConfig(_Strict):
     courier_rule: Literal["preference", "cheapest", "fastest"] = "preference"
     dispatch: DispatchPolicy = DispatchPolicy()
     capacity: StoreCapacity | None = None          # absent: no cap
+    # A store that packs parcels for the express carrier (ship from store): routing sends it an express order
+    # no warehouse can ship whole; the waybill is booked once the store has picked it.
+    ships_express: bool = False
 
     @model_validator(mode="after")
     def _store_needs(self) -> LocationConfig:
         if self.kind == "store" and not self.pos_key:
             raise ValueError("a store needs a pos_key")
+        if self.kind == "warehouse" and self.ships_express:
+            raise ValueError("ships_express is a store's: every warehouse ships express")
         if self.kind == "warehouse" and (self.pickup or self.delivery_radius_km):
             raise ValueError("a warehouse offers neither pickup nor local delivery")
         return self

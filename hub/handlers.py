@@ -14,18 +14,30 @@ from __future__ import annotations
 from .consumers import Consumer, by_name
 from .domain.order_states import OrderStatus as S
 from .events import MemberHoldsReleaseDue, OrderRefundDue, OrderStatusChanged, ShipmentRebookNeeded, StockChanged
-from .flows import channel_orders, channel_stock, completed, delivery, express, members, pickup, refunds, shipping_info
+from .flows import (
+    channel_orders,
+    channel_stock,
+    completed,
+    delivery,
+    express,
+    members,
+    refunds,
+    shipping_info,
+    store_pos,
+)
 from .services import flash_sales
 
 STOCK_TO_SHOP = Consumer("stock_to_shop", StockChanged, channel_stock.stock_to_shop, "channel_sync",
                          calls_out=True, batch=channel_stock.stock_to_shop_batch)
-PICKUP_TO_POS = Consumer("pickup_to_pos", OrderStatusChanged, pickup.pickup_to_pos, "fulfilment", calls_out=True,
-                         fulfillment=frozenset({"pickup"}), to=frozenset(pickup.STILL))
+# Every store's order, pickup, delivery and a store's parcel alike (a warehouse's parcel is skipped inside).
+STORE_ORDER_TO_POS = Consumer("store_order_to_pos", OrderStatusChanged, store_pos.store_order_to_pos, "fulfilment",
+                              calls_out=True, to=store_pos.TOLD)
 DELIVERY_TO_COURIER = Consumer("delivery_to_courier", OrderStatusChanged, delivery.delivery_to_courier,
                                "fulfilment", calls_out=True, fulfillment=frozenset({"delivery"}),
                                to=frozenset({S.ALLOCATED, S.PICKED, S.CANCEL_REQUESTED, S.CANCELLED}))
 EXPRESS_WAYBILL = Consumer("express_waybill", OrderStatusChanged, express.express_waybill, "fulfilment",
-                           calls_out=True, fulfillment=frozenset({"express"}), to=frozenset({S.ALLOCATED}))
+                           calls_out=True, fulfillment=frozenset({"express"}),
+                           to=frozenset({S.ALLOCATED, S.PICKED}))     # a store's parcel: once picked
 SHIPPING_INFO_UPLOAD = Consumer("shipping_info_upload", OrderStatusChanged, shipping_info.shipping_info_upload,
                                 "fulfilment", calls_out=True, to=frozenset(shipping_info.LOGISTICS))
 REBOOK_COURIER = Consumer("rebook_courier", ShipmentRebookNeeded, delivery.rebook_courier, "fulfilment",
@@ -51,7 +63,7 @@ CRM_REFUND_POINTS = Consumer("crm_refund_points", OrderRefundDue, members.crm_re
 CRM_RELEASE_HOLDS = Consumer("crm_release_holds", MemberHoldsReleaseDue, members.crm_release_holds, "erp_sync",
                              calls_out=True)
 
-TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, PICKUP_TO_POS, DELIVERY_TO_COURIER, EXPRESS_WAYBILL,
+TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, STORE_ORDER_TO_POS, DELIVERY_TO_COURIER, EXPRESS_WAYBILL,
                                SHIPPING_INFO_UPLOAD, REBOOK_COURIER, ASK_FOR_REFUND, ERP_SALES_ORDER, ERP_RETURN_ORDER,
                                CRM_POINTS, FLASH_SALE_GIVE_BACK, CRM_REDEEM, CRM_GIVE_BACK, CRM_REFUND_POINTS,
                                CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS)
@@ -61,15 +73,16 @@ TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, PICKUP_TO_POS, DELIVERY_TO_COURIER
 # queues keep their names — nameko names a queue after the service method, and the method keeps the
 # old name where it had another (`workers/subscribe.py`), so messages waiting in them are consumed.
 OLD_TARGETS: dict[str, str] = {
-    "channel_sync.publish_stock": STOCK_TO_SHOP.name, "fulfilment.pickup_pos": PICKUP_TO_POS.name,
+    "channel_sync.publish_stock": STOCK_TO_SHOP.name, "fulfilment.pickup_pos": STORE_ORDER_TO_POS.name,
     "fulfilment.local_delivery": DELIVERY_TO_COURIER.name, "fulfilment.express": EXPRESS_WAYBILL.name,
     "fulfilment.shipping_info": SHIPPING_INFO_UPLOAD.name, "fulfilment.rebook_courier": REBOOK_COURIER.name,
     "fulfilment.refund_due": ASK_FOR_REFUND.name, "erp_sync.sales_order": ERP_SALES_ORDER.name,
     "erp_sync.return_order": ERP_RETURN_ORDER.name, "erp_sync.crm_points": CRM_POINTS.name,
     "scheduler.flash_sale_give_back": FLASH_SALE_GIVE_BACK.name,
+    "pickup_to_pos": STORE_ORDER_TO_POS.name,        # issue 21: every store order reaches the POS, not pickups only
 }
 OLD_QUEUE_METHODS: dict[str, str] = {
-    STOCK_TO_SHOP.name: "on_stock_changed", PICKUP_TO_POS.name: "pickup_at_pos",
+    STOCK_TO_SHOP.name: "on_stock_changed", STORE_ORDER_TO_POS.name: "pickup_at_pos",
     DELIVERY_TO_COURIER.name: "local_delivery", SHIPPING_INFO_UPLOAD.name: "shipping_info",
     ASK_FOR_REFUND.name: "refund_due", ERP_SALES_ORDER.name: "sales_order", ERP_RETURN_ORDER.name: "return_order",
 }

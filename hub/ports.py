@@ -123,14 +123,15 @@ class ChannelStockPublisher(Protocol):
 
 @runtime_checkable
 class PointOfSale(Protocol):
-    """A store's till: pickup orders appear there and follow the hub's state."""
+    """A store's till: every order the store fulfils (pickup, delivery, a parcel) appears there and follows the
+    hub's state."""
 
     name: str
     binder: Binder
 
-    def push_pickup_order(self, order: OrderSnapshot) -> str: ...
+    def push_order(self, order: OrderSnapshot) -> str: ...
 
-    def update_pickup_state(self, order: OrderSnapshot, state: str) -> None: ...
+    def update_order_state(self, order: OrderSnapshot, state: str) -> None: ...
 
     def parse_inventory_changes(self, payload: Any, store_id: str) -> list[StockDelta | StockCount]: ...
 

@@ -12,6 +12,7 @@ import re
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,7 +216,14 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
         sandbox.local_delivery.faults.fail_next = 1
         delivery = s.place("delivery", [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002})
         _pay(s, sandbox, delivery, say)
-        _pick(s, s.order(delivery)["routing"]["location_id"], delivery, say)   # the rider is booked at pick complete
+        store = s.order(delivery)["routing"]["location_id"]
+        s.wait(f"the delivery at {store}'s POS", lambda: sandbox.pos.order_for(delivery) is not None)
+        till = sandbox.pos.order_for(delivery) or {}
+        details = till["fulfillments"][0].get("delivery_details") or {}
+        shelves = ", ".join((i.get("metadata") or {}).get("bin") or "-" for i in till["line_items"])
+        say(f"  {store}'s POS shows it as a {till['fulfillments'][0]['type']} to deliver by "
+            f"{details.get('deliver_at')} (shelf {shelves})")
+        _pick(s, store, delivery, say)   # the rider is booked at pick complete
         done = s.wait_status(delivery, "completed", timeout=60)
         rider = next((e["detail"] for e in done["timeline"] if e["status"] == "rider_assigned"), "")
         say(f"  rider booked, picked up, delivered -> completed ({rider})")
@@ -251,7 +259,9 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
         s.wait("the outbox to drain and the shop to catch up", lambda: _drained(ctx), timeout=30)
         time.sleep(0.5)
         say("\nWhat each system received")
-        say(f"  POS: {len(sandbox.pos.orders)} pickup order(s), {len(sandbox.pos.state_changes)} state change(s)")
+        kinds = Counter(o["fulfillments"][0]["type"].lower() for o in list(sandbox.pos.orders.values()))
+        say(f"  POS: {len(sandbox.pos.orders)} order(s) ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
+            f"{len(sandbox.pos.state_changes)} state change(s)")
         say(f"  mini-program shop: {len(sandbox.wechat_shop.stock_updates)} per-store stock update(s)")
         say(f"  WeChat Pay: {len(sandbox.wechat_pay.shipping_uploads)} shipping-info upload(s), "
             f"{len(sandbox.wechat_pay.refunds)} refund(s)")

@@ -3,7 +3,7 @@ HTTP Basic, in the RFC namespace urn:sap-com:document:sap:rfc:functions.
 
 Services, each with its own WSDL (GET on the service path):
   /sap/bc/srt/rfc/sap/zhub_material_list/800/...   ZHUB_MATERIAL_LIST(I_PAGE, I_PAGE_SIZE)
-      -> ET_MATERIALS (MATNR, MAKTX, MEINS, EAN11, PRICE), RETURN        a customer Z-module, paged
+      -> ET_MATERIALS (MATNR, MAKTX, MEINS, EAN11, PRICE, LGPBE), RETURN        a customer Z-module, paged
   /sap/bc/srt/rfc/sap/bapi_material_availability/800/...
       BAPI_MATERIAL_AVAILABILITY(PLANT, MATERIAL, UNIT) -> AV_QTY_PLT, RETURN   one material, one plant
   /sap/bc/srt/rfc/sap/zsd_salesorder/800/...
@@ -86,6 +86,7 @@ class Material(ComplexModel):
     EAN11 = Unicode
     PRICE = XsDecimal
     WAERS = Unicode
+    LGPBE = Unicode                # the storage bin (MARD-LGPBE), where the Z-module fills it
 
 
 class TableOfMaterial(ComplexModel):
@@ -258,7 +259,8 @@ class SapSimulator(SoapErpSimulator):
         page, size = max(page or 1, 1), min(max(size or 100, 1), 1000)
         rows = self.catalogue[(page - 1) * size: page * size]
         return ({"item": [Material(MATNR=i.item_no, MAKTX=i.description, MEINS=UNITS.get(i.unit, i.unit),
-                                   EAN11=i.barcode, PRICE=i.price_yuan, WAERS="CNY") for i in rows]},
+                                   EAN11=i.barcode, PRICE=i.price_yuan, WAERS="CNY",
+                                   LGPBE=i.shelf) for i in rows]},
                 {"item": []})
 
     def op_availability(self, plant: str | None, material: str | None) -> tuple[Decimal | None, Bapireturn1]:

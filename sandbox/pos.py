@@ -1,6 +1,8 @@
-"""Store POS simulator (Square-style): pickup orders per location with fulfilment state
-changes, Bearer-key auth, idempotent creates, versioned updates; and it posts inventory
-changes (the POS's webhook shape) to the hub.
+"""Store POS simulator (Square-style): the store's orders per location — one PICKUP, DELIVERY or
+SHIPMENT fulfilment each, with its details (recipient, promised time, note) — and their fulfilment
+state changes, Bearer-key auth, idempotent creates, versioned updates, and SearchOrders
+(`POST /v2/orders/search`: by location, order state, fulfilment type and state; a cursor over
+pages), the list a till shows; and it posts inventory changes (the POS's webhook shape) to the hub.
 
 The POS's location and catalog ids differ from the hub's store ids and SKUs
 (`POS_LOCATIONS`, `catalog_id`), so the binder's cross-reference is really exercised.
@@ -24,6 +26,9 @@ from .base import Request, Response, SandboxSystem, Simulator
 SYSTEM = "pos"
 POS_LOCATIONS = {"S001": "LJNGAN01QZ8W", "S002": "LXUJIA02RT5K", "S003": "LLUJIA03MN7P"}
 # A fulfilment may only move forward (or be cancelled before it completes).
+# The details object each fulfilment type carries (Square's), and whether its recipient needs an address.
+_DETAILS = {"PICKUP": ("pickup_details", False), "DELIVERY": ("delivery_details", True),
+            "SHIPMENT": ("shipment_details", True)}
 _NEXT = {"PROPOSED": {"RESERVED", "PREPARED", "CANCELED"}, "RESERVED": {"PREPARED", "CANCELED"},
          "PREPARED": {"COMPLETED", "CANCELED"}, "COMPLETED": set(), "CANCELED": set()}
 
@@ -45,6 +50,13 @@ def seed_binder(binder: Binder, skus: Iterable[str], locations: dict[str, str] |
     for row in sandbox_bindings(skus, locations, system):
         binder.bind(*row)
     return binder
+
+
+def _rfc3339(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return False
 
 
 def _error(status: int, code: str, detail: str, category: str = "INVALID_REQUEST_ERROR") -> Response:
@@ -71,6 +83,7 @@ class PosSimulator(Simulator):
 
     def setup_routes(self) -> None:
         self.route("POST", "/v2/orders", self._auth(self._create))
+        self.route("POST", "/v2/orders/search", self._auth(self._search))
         self.route("GET", "/v2/orders/*", self._auth(self._get))
         self.route("PUT", "/v2/orders/*", self._auth(self._update))
 
@@ -84,9 +97,11 @@ class PosSimulator(Simulator):
             self.till_edits_after_get = 0
 
     # -- reading, in hub terms ----------------------------------------------------------------
-    def orders_at(self, store_id: str) -> list[dict[str, Any]]:
+    def orders_at(self, store_id: str, fulfillment_type: str | None = None) -> list[dict[str, Any]]:
+        """The store's orders, of one fulfilment type (PICKUP, DELIVERY, SHIPMENT) if named."""
         loc = POS_LOCATIONS.get(store_id, store_id)
-        return [o for o in self.orders.values() if o["location_id"] == loc]
+        return [o for o in self.orders.values() if o["location_id"] == loc and
+                (fulfillment_type is None or o["fulfillments"][0]["type"] == fulfillment_type)]
 
     def order_for(self, hub_order_id: str) -> dict[str, Any] | None:
         return next((o for o in self.orders.values() if o["reference_id"] == hub_order_id), None)
@@ -186,12 +201,42 @@ class PosSimulator(Simulator):
             if not re.fullmatch(r"[1-9]\d*", str(item.get("quantity", ""))) or not item.get("catalog_object_id"):
                 return "line item needs catalog_object_id and a positive quantity string"
         fulfillments = order.get("fulfillments") or []
-        if len(fulfillments) != 1 or fulfillments[0].get("type") != "PICKUP" or \
+        if len(fulfillments) != 1 or fulfillments[0].get("type") not in _DETAILS or \
                 fulfillments[0].get("state") != "PROPOSED":
-            return "one PICKUP fulfillment in state PROPOSED is expected"
-        if not (fulfillments[0].get("pickup_details") or {}).get("recipient"):
-            return "pickup_details.recipient is required"
+            return "one PICKUP, DELIVERY or SHIPMENT fulfillment in state PROPOSED is expected"
+        kind = fulfillments[0]["type"]
+        key, needs_address = _DETAILS[kind]
+        details = fulfillments[0].get(key) or {}
+        recipient = details.get("recipient")
+        if not recipient:
+            return f"{key}.recipient is required"
+        if needs_address and not (recipient.get("address") or {}).get("address_line_1"):
+            return f"{key}.recipient.address is required for a {kind} fulfillment"
+        when = {"PICKUP": "pickup_at", "DELIVERY": "deliver_at"}.get(kind)
+        if when and details.get("schedule_type") == "SCHEDULED" and not _rfc3339(details.get(when)):
+            return f"{key}.{when} (RFC 3339) is required when schedule_type is SCHEDULED"
         return None
+
+    def _search(self, req: Request, body: dict[str, Any]) -> Response:
+        """SearchOrders: the orders of the named locations, filtered by order state and fulfilment type and
+        state, oldest first, `limit` a page (`cursor` for the next)."""
+        locations = body.get("location_ids")
+        if not isinstance(locations, list) or not 1 <= len(locations) <= 10:
+            return _error(400, "INVALID_VALUE", "location_ids: 1 to 10 location ids are required")
+        flt = ((body.get("query") or {}).get("filter") or {})
+        states = set((flt.get("state_filter") or {}).get("states") or [])
+        kinds = set((flt.get("fulfillment_filter") or {}).get("fulfillment_types") or [])
+        f_states = set((flt.get("fulfillment_filter") or {}).get("fulfillment_states") or [])
+        limit, start = body.get("limit", 500), body.get("cursor") or "0"
+        if not isinstance(limit, int) or not 1 <= limit <= 1000 or not str(start).isdigit():
+            return _error(400, "INVALID_VALUE", "limit is 1..1000 and cursor one this endpoint gave")
+        with self._lock:
+            found = [json.loads(json.dumps(o)) for o in sorted(self.orders.values(), key=lambda o: o["created_at"])
+                     if o["location_id"] in locations and (not states or o["state"] in states)
+                     and (not kinds or o["fulfillments"][0]["type"] in kinds)
+                     and (not f_states or o["fulfillments"][0]["state"] in f_states)]
+        page, offset = found[int(start):int(start) + limit], int(start) + limit
+        return Response(200, {"orders": page, **({"cursor": str(offset)} if offset < len(found) else {})})
 
     def _get(self, req: Request, body: None) -> Response:
         order = self.orders.get(req.path.removeprefix("/v2/orders/"))

@@ -22,7 +22,7 @@ from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
 from hub.domain.stock import channel_available
 from hub.flows import members
-from hub.services import inventory, orders
+from hub.services import inventory, orders, picking
 from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
@@ -195,6 +195,7 @@ def get_order(call: Call) -> dict:
             "lines": [line_view(x) for x in order.lines],
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
+            "promised_at": iso(call, picking.promised_at(call.ctx.config, order)),
             "timeline": timeline(call, uow, order),
             "refunds": order_refunds(call, uow, order.id),
             "routing": {"rule": routing.get("rule"), "location_id": routing.get("location_id"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -45,6 +46,7 @@ class Sku:
     barcode: str | None = None
     unit: str = "pcs"
     price_fen: int | None = None
+    bin: str | None = None        # the shelf (bin) staff pick it from, where the product master names one
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,10 @@ class OrderSnapshot:
     paid_at: datetime | None = None
     external_id: str | None = None   # the channel's own order id, when the channel sent it
     weight_g: int | None = None      # the basket's weight from the product master; None when a SKU has none
+    # For the store that picks it (its POS, its list): the promised time, the buyer's note, SKU -> shelf hint.
+    promised_at: datetime | None = None
+    note: str | None = None
+    bins: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ the same step; the store's dispatch policy decides when the rider is booked (dis
 (the default, from picked), at payment or a delay after it (from allocated or picking: the rider may arrive
 before the pick, and the store still records its pick, without a state change, on the booked order); the
 courier's reports move a delivery on from dispatched, the express carrier's a parcel from shipped.
-A warehouse's express order is shipped from allocated (no store picks it).
+A warehouse's express order is shipped from allocated (no store picks it); a store that ships parcels picks its
+express order first, and the carrier's waybill ships it from picked.
 
 Cancel is immediate until a rider is booked. Once a rider is booked he may already hold the goods
 (the courier's reports lag), so the buyer's cancel becomes `cancel_requested`: the stock stays held

@@ -41,6 +41,8 @@ class LocationConfig(Protocol):
     def delivery_radius_km(self) -> float: ...
     @property
     def opening_hours(self) -> OpeningHours | None: ...
+    @property
+    def ships_express(self) -> bool: ...
 
 
 class RoutingRules(Protocol):
@@ -184,18 +186,22 @@ def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, sto
         return RoutingDecision(FulfillmentType.DELIVERY, FulfillmentType.DELIVERY, _all_from(best.id, wanted),
                                best.id, verdicts, "tie break: " + ", ".join(cfg.routing.tie_break))
     try:
-        decision = route_express(cfg, lines, address, stock)
+        decision = route_express(cfg, lines, address, stock, refused)
     except NoRoute as exc:
         raise NoRoute("no store can deliver and no warehouse can ship every line",
                       [asdict(v) for v in verdicts] + exc.reasons) from None
     decision.requested = FulfillmentType.DELIVERY
     decision.candidates = verdicts + decision.candidates
-    decision.rule = "no store can deliver: express from a warehouse"
+    from_store = decision.location_id in {x.id for x in cfg.stores}
+    decision.rule = "no store can deliver: express from a " + ("store shipping parcels" if from_store else "warehouse")
     return decision
 
 
-def route_express(cfg: HubConfig, lines: list[OrderLine], address: Address | None, stock: Stock) -> RoutingDecision:
-    """A warehouse holding every line (nearest first); split across warehouses only if allowed."""
+def route_express(cfg: HubConfig, lines: list[OrderLine], address: Address | None, stock: Stock,
+                  refused: dict[str, str] | None = None) -> RoutingDecision:
+    """A warehouse holding every line (nearest first); else a store that ships parcels (`ships_express`), takes
+    orders now (not in `refused`) and holds every line, nearest first — it picks the order before the waybill is
+    booked; split across warehouses only if allowed."""
     wanted = _wanted(lines)
     verdicts: list[CandidateVerdict] = []
     fit: list[tuple[tuple, LocationConfig, CandidateVerdict]] = []
@@ -215,6 +221,26 @@ def route_express(cfg: HubConfig, lines: list[OrderLine], address: Address | Non
             other.reason = f"can serve, but {best.id} is nearer"
         return RoutingDecision(FulfillmentType.EXPRESS, FulfillmentType.EXPRESS, _all_from(best.id, wanted),
                                best.id, verdicts, "nearest warehouse holding every line")
+    for loc in cfg.stores:
+        if not loc.ships_express:
+            continue
+        dist = round(distance_km(address.lat, address.lng, loc.lat, loc.lng), 2) if address else None
+        v = CandidateVerdict(loc.id, False, "", dist)
+        verdicts.append(v)
+        if why := (refused or {}).get(loc.id):
+            v.reason = why
+        elif short := _shortages(wanted, stock.get(loc.id, {})):
+            v.reason = "; ".join(short)
+        else:
+            fit.append(((dist or 0.0, loc.priority, loc.id), loc, v))
+    if fit:
+        fit.sort(key=lambda t: t[0])
+        _, best, chosen = fit[0]
+        chosen.accepted, chosen.reason = True, "store shipping parcels, holding every line"
+        for _, _, other in fit[1:]:
+            other.reason = f"can ship, but {best.id} is nearer"
+        return RoutingDecision(FulfillmentType.EXPRESS, FulfillmentType.EXPRESS, _all_from(best.id, wanted),
+                               best.id, verdicts, "no warehouse holds every line: nearest store shipping parcels")
     if cfg.routing.allow_split_express:
         split = _split(cfg, wanted, stock)
         if split:

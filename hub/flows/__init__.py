@@ -3,7 +3,8 @@
 One module per flow; which function consumes which event, with what filter, in which worker, is
 the table in `hub/handlers.py` (a consumer's name there is its function's name here).
 
-- pickup.py        order at the store's POS: pushed, PREPARED, COMPLETED, CANCELED
+- store_pos.py     every store's order (pickup, delivery, a store's parcel) at its POS: pushed, PREPARED,
+                   COMPLETED, CANCELED
 - delivery.py      local courier: quote + book -> dispatched; re-book after a courier gave up; cancel
 - express.py       waybill + tracking subscription -> shipped (stock committed); waybills the courier
                    stopped tracking polled (a scheduler timer)

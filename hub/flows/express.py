@@ -1,4 +1,6 @@
-"""Express from a warehouse: waybill, tracking subscription, shipped (which commits the stock).
+"""Express: waybill, tracking subscription, shipped (which commits the stock). A warehouse ships at once; a store
+that ships parcels (`ships_express`) picks the order first, and the waybill is booked when it is picked — the
+carrier's van never comes for a parcel nobody has packed.
 
 The courier dedupes waybills on the hub's order id, so a retry after a crash gets the same
 waybill back, and subscribing twice is harmless. When the courier stops pushing a waybill's
@@ -12,6 +14,7 @@ import logging
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext
+from hub.config import LocationConfig
 from hub.domain.order_states import OrderStatus
 from hub.events import OrderStatusChanged
 from hub.flows import callback_url
@@ -26,19 +29,27 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 
 
+def due_status(origin: LocationConfig) -> S:
+    """When a parcel is handed to the carrier: a warehouse's at once (allocated), a store's once picked."""
+    return S.PICKED if origin.is_store else S.ALLOCATED
+
+
 def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
-    """Book the waybill and mark the order shipped. None when it is not (or no longer) due."""
+    """Book the waybill and mark the order shipped. None when it is not (or not yet, or no longer) due."""
     with ctx.reader() as uow:
         order = orders.get(uow, order_id)
-        if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:
+        if order.status not in (S.ALLOCATED, S.PICKED) or active_shipment(uow, order.id) is not None:
             return None
-        # Routing names the warehouse; a split shipment (if allowed) would need one waybill per origin.
+        # Routing names the warehouse or store; a split shipment (if allowed) would need one waybill per origin.
         origin_ids = ({order.location_id} if order.location_id
                       else {line.location_id for line in order.lines if line.location_id is not None})
-        snap = orders.snapshot(order)
+        status, snap = order.status, orders.snapshot(order)     # the picked lines, once a store picked
     origin = ctx.config.location(next(iter(origin_ids))) if len(origin_ids) == 1 else None
     if origin is None:
         raise LookupError(f"order {order_id}: one origin warehouse needed, have {sorted(origin_ids)}")
+    if status != due_status(origin):
+        log.info("express %s: %s; the waybill waits for %s's pick", order_id, status, origin.id)
+        return None
     courier = ctx.connectors.express_courier_for(origin.id)
     booking = courier.create_waybill(snap, origin)           # deduped on the hub's order id
     address = snap.fulfillment.address
@@ -46,7 +57,7 @@ def ship_express(ctx: HubContext, order_id: str) -> Shipment | None:
                                phone=(address.phone if address else "") or snap.buyer.phone)
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
-        if order.status != S.ALLOCATED or active_shipment(uow, order.id) is not None:
+        if order.status != due_status(origin) or active_shipment(uow, order.id) is not None:
             log.info("express %s: now %s; waybill %s not recorded again", order_id, order.status,
                      booking.shipment_ref)
             return None

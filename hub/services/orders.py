@@ -130,7 +130,7 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
         if f.address is None:                 # _validate refused it already
             raise BadInput("a delivery order needs fulfillment.address")
         return routing.route_delivery(cfg, lines, f.address, stock, local_now(cfg, now), refused)
-    return routing.route_express(cfg, lines, f.address, stock)
+    return routing.route_express(cfg, lines, f.address, stock, refused)
 
 
 class StockSource(Protocol):

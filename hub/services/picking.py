@@ -6,15 +6,19 @@ counter once picked. All in the caller's unit of work, under the order's lock: a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 
+from sqlalchemy import select
+
+from hub.config import HubConfig
+from hub.domain import promise
 from hub.domain import refunds as refund_rules
 from hub.domain.errors import BadInput, HubError, IllegalTransition, NotFound
-from hub.domain.model import FulfillmentType
+from hub.domain.model import FulfillmentType, OrderSnapshot
 from hub.domain.order_states import TO_PICK, OrderStatus
 from hub.services import inventory, orders
-from hub.storage.tables import OrderRow, OrderTransition, utcnow
+from hub.storage.tables import OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
 
 S = OrderStatus
@@ -32,13 +36,24 @@ class OtherStoresOrder(HubError):
     code = "forbidden"
 
 
-# What the store is asked to be ready by, from payment (the mini-program's "pickup today", "delivery in ~1h").
-PROMISE = {FulfillmentType.PICKUP: timedelta(minutes=30), FulfillmentType.DELIVERY: timedelta(minutes=60)}
+def at_store(cfg: HubConfig, order: OrderRow) -> bool:
+    """A store of config.yaml fulfils the order (picks it, hands it over), not a warehouse."""
+    loc = cfg.location(order.location_id or "")
+    return loc is not None and loc.kind == "store"
 
 
-def promised_at(order: OrderRow) -> datetime | None:
-    promise = PROMISE.get(FulfillmentType(order.fulfillment_type))
-    return order.paid_at + promise if promise and order.paid_at else None
+def promised_at(cfg: HubConfig, order: OrderRow) -> datetime | None:
+    """The order's promised time (`domain/promise.py`): the store's list, its POS and the order view read it here."""
+    return promise.promised_at(order.fulfillment_type, order.paid_at, at_store(cfg, order))
+
+
+def for_store(uow: UnitOfWork, cfg: HubConfig, order: OrderRow) -> OrderSnapshot:
+    """The order as its store is given it (its POS): the snapshot with the promised time, the buyer's note and
+    the product master's shelf hint per SKU, where it has one."""
+    codes = [x.sku for x in order.lines]
+    bins = {code: shelf for code, shelf in uow.session.execute(
+        select(SkuRow.code, SkuRow.bin).where(SkuRow.code.in_(codes), SkuRow.bin.is_not(None)))}
+    return replace(orders.snapshot(order), promised_at=promised_at(cfg, order), note=order.note, bins=bins)
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def _seed(api) -> dict[str, list[str]]:
     api.pay(pickup)
     api.post(f"/api/v1/stores/S001/pickup-orders/{pickup}/ready", key=POS_KEYS["S001"])   # a code can be tried
     delivery = api.order("seed-d", kind="delivery")
-    letter = park(api.ctx, handlers.PICKUP_TO_POS.name, {"id": "m-1", "type": "order.status_changed",
+    letter = park(api.ctx, handlers.STORE_ORDER_TO_POS.name, {"id": "m-1", "type": "order.status_changed",
                                                       "data": {"order_id": pickup}}, "RuntimeError: boom", 5)
     sale = api.post("/admin/api/flash-sales", {"sku": "CUP-002", "location_id": "S001", "quota": 2,
                                                "per_buyer_limit": 1, "starts_at": _minutes(-10),

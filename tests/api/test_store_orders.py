@@ -2,6 +2,8 @@
 nothing changed), and pause / capacity refusing orders in routing with the reason."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from tests.api.conftest import ADDRESS, BUYER, POS_KEYS, order_body
 
 BASE = "/api/v1/stores/S001"
@@ -21,6 +23,11 @@ def test_the_store_lists_its_order_picks_it_and_the_same_pick_twice_is_the_same_
     oid = paid_two_lines(api)
     [listed] = api.get(f"{BASE}/orders", key=POS_KEYS["S001"]).json["orders"]
     assert (listed["order_id"], listed["status"], listed["note"]) == (oid, "allocated", "no bag, please")
+    # one promise: what the store's list shows is what the buyer's order view says (30 minutes after payment)
+    view = api.get(f"/api/v1/orders/{oid}").json
+    assert listed["promised_at"] == view["promised_at"] is not None
+    promise = datetime.fromisoformat(view["promised_at"]) - datetime.fromisoformat(view["paid_at"])
+    assert promise == timedelta(minutes=30)
     assert {x["sku"]: x["qty_picked"] for x in listed["lines"]} == {"TEA-001": None, "CUP-002": None}
     r = api.post(f"{BASE}/orders/{oid}/picking", {"staff": "Wang"}, key=POS_KEYS["S001"])
     assert r.status_code == 200 and r.json["status"] == "picking"

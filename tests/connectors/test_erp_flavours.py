@@ -27,8 +27,8 @@ FLAVOURS = {
     "sap": (SapSimulator, "erp_sap.yaml", "basic", "1000"),
 }
 EXPECTED_SKUS = [
-    Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800),
-    Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500),
+    Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800, "A-03"),      # the shelf: the pick's hint
+    Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500, "B-12"),
     Sku("POT-003", "Yixing clay teapot", "6901234567003", "pcs", 36000),
     Sku("SET-004", "Travel tea set", "6901234567004", "set", 19900),
 ]

@@ -1,12 +1,22 @@
-"""POS connector against its simulator: pickup orders out, inventory changes in."""
+"""POS connector against its simulator: the store's orders out (pickup, delivery, parcels), inventory changes in."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from connectors.base import MappingError, MemoryBinder, PermanentError, TransientError
-from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine, OrderSnapshot, StockCount, StockDelta
+from hub.domain.model import (
+    Address,
+    Buyer,
+    Fulfillment,
+    FulfillmentType,
+    OrderLine,
+    OrderSnapshot,
+    StockCount,
+    StockDelta,
+)
 from sandbox.base import Response
 from sandbox.pos import POS_LOCATIONS, PosSimulator, catalog_id, seed_binder
 from tests.connectors.conftest import simulator
@@ -136,6 +146,63 @@ def test_outage_gives_up_transient(sim, pos):
     with pytest.raises(TransientError):
         pos.push_pickup_order(pickup())
     assert len(sim.received) == 4
+
+
+# -- delivery and parcel orders, and the till's list ----------------------------------------------
+
+PROMISED = datetime(2024, 5, 1, 11, 0, tzinfo=UTC)
+DOOR = Address("88 Changde Road, Shanghai", 31.23, 121.44, "Li Lei", "13700000002")
+
+
+def for_store(kind: FulfillmentType, order_id: str = "O-200") -> OrderSnapshot:
+    return replace(pickup(order_id), fulfillment=Fulfillment(kind, None, DOOR), promised_at=PROMISED,
+                   note="ring twice", bins={"SKU-A": "A-03"})
+
+
+def test_a_delivery_order_lands_at_the_pos_with_its_shelf_hints_promised_time_and_note(sim, pos):
+    pos.push_order(for_store(FulfillmentType.DELIVERY))
+    [order] = sim.orders_at("S001", "DELIVERY")
+    assert [i.get("metadata") for i in order["line_items"]] == [{"bin": "A-03"}, None]
+    [f] = order["fulfillments"]
+    details = f["delivery_details"]
+    assert (f["state"], details["schedule_type"], details["note"]) == ("PROPOSED", "SCHEDULED", "ring twice")
+    assert datetime.fromisoformat(details["deliver_at"]) == PROMISED
+    assert details["recipient"] == {"display_name": "Li Lei", "phone_number": "13700000002",
+                                    "address": {"address_line_1": "88 Changde Road, Shanghai"}}
+    assert sim.orders_at("S001", "PICKUP") == []
+
+
+def test_a_parcel_a_store_ships_is_a_shipment_and_moves_like_a_pickup(sim, pos):
+    order = for_store(FulfillmentType.EXPRESS, "O-300")
+    pos.push_order(order)
+    pos.update_order_state(order, "ready")
+    [at_pos] = sim.orders_at("S001", "SHIPMENT")
+    details = at_pos["fulfillments"][0]["shipment_details"]
+    assert datetime.fromisoformat(details["expected_shipped_at"]) == PROMISED
+    assert details["shipping_note"] == "ring twice"
+    assert sim.pickup_state("O-300") == "PREPARED"
+
+
+def test_the_tills_search_lists_a_stores_orders_by_fulfilment_type(sim, pos):
+    pos.push_order(pickup("O-1"))
+    pos.push_order(for_store(FulfillmentType.DELIVERY, "O-2"))
+    pos.push_order(replace(for_store(FulfillmentType.DELIVERY, "O-3"), location_id="S002"))
+    search = pos.session.post(pos.base_url + "/v2/orders/search", timeout=5, json={
+        "location_ids": [POS_LOCATIONS["S001"]],
+        "query": {"filter": {"fulfillment_filter": {"fulfillment_types": ["DELIVERY"]}}}})
+    assert search.status_code == 200 and [o["reference_id"] for o in search.json()["orders"]] == ["O-2"]
+    every = pos.session.post(pos.base_url + "/v2/orders/search", timeout=5,
+                             json={"location_ids": [POS_LOCATIONS["S001"]], "limit": 1})
+    assert [o["reference_id"] for o in every.json()["orders"]] == ["O-1"] and every.json()["cursor"] == "1"
+    bad = pos.session.post(pos.base_url + "/v2/orders/search", timeout=5, json={"location_ids": []})
+    assert bad.status_code == 400
+
+
+def test_a_delivery_without_the_door_is_refused_by_the_pos(sim, pos):
+    no_door = replace(for_store(FulfillmentType.DELIVERY), fulfillment=Fulfillment(FulfillmentType.DELIVERY))
+    with pytest.raises(PermanentError, match="recipient.address"):
+        pos.push_order(no_door)
+    assert sim.orders == {}
 
 
 # -- inventory changes ---------------------------------------------------------------------------

@@ -102,8 +102,8 @@ def test_a_paid_pickup_orders_trace_reaches_the_pos(hub):
     pay(hub, order_id)
     wait_for(lambda: hub.sandbox.pos.order_for(order_id) is not None, 30, "the order at the store's POS")
     trace_id = trace_of("POST /callbacks/{connector}")
-    steps = ("POST /callbacks/{connector}", "outbox write", "publish order.status_changed", "consume pickup_to_pos",
-             "pos.push_pickup_order")
+    steps = ("POST /callbacks/{connector}", "outbox write", "publish order.status_changed",
+             "consume store_order_to_pos", "pos.push_order")
     wait_for(lambda: set(steps) <= {s["name"] for s in in_trace(trace_id)}, 10, "every step's span")
     path = chain(trace_id, *steps)
     assert [service_of(s) for s in path] == ["hub-gateway", "hub-gateway", "hub-relay", "hub-fulfilment",

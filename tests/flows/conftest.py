@@ -1,6 +1,7 @@
 """Flows against real simulators: one sandbox for the session, a hub context pointed at it per test."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,9 +42,10 @@ def sandbox():
     sb.stop()
 
 
-def sandbox_ctx(ctx: HubContext, sandbox: Sandbox) -> HubContext:
-    """The test's database, with config.yaml's systems pointed at the running simulators."""
-    text = always_open(Path(DEFAULT_CONFIG_PATH).read_text())
+def sandbox_ctx(ctx: HubContext, sandbox: Sandbox, edit: Callable[[str], str] = str) -> HubContext:
+    """The test's database, with config.yaml's systems pointed at the running simulators (and `edit` made to
+    config.yaml's text, for a test of another setting)."""
+    text = edit(always_open(Path(DEFAULT_CONFIG_PATH).read_text()))
     cfg = parse_config(text, env={**config_env(text), **sandbox.env(),
                                   "HUB_DATABASE_URL": ctx.config.hub.database_url})
     return HubContext(cfg, ctx.engine, ctx.connector_factory)

@@ -11,11 +11,11 @@ def test_pickup_reaches_the_pos_once_even_when_the_event_comes_twice(flow):
     flow.pay(order_id)
     pos = flow.sandbox.pos
 
-    first = flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
-    again = flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
+    first = flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
+    again = flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
     # The same change re-sent under a new message id (a relay that lost its confirm) is also harmless.
     envelope = flow.events("order.status_changed", order_id=order_id, to="allocated")[0]
-    fresh = handle_once(flow.ctx, handlers.PICKUP_TO_POS, {**envelope, "id": "resent-1"})
+    fresh = handle_once(flow.ctx, handlers.STORE_ORDER_TO_POS, {**envelope, "id": "resent-1"})
 
     assert [o.status for o in first + again] == ["applied", "duplicate"] and fresh.status == "applied"
     assert [o["reference_id"] for o in pos.orders_at("S001")] == [order_id]
@@ -27,10 +27,10 @@ def test_pickup_reaches_the_pos_once_even_when_the_event_comes_twice(flow):
 def test_ready_prepares_at_the_pos_and_uploads_self_pickup_then_collected_completes(flow):
     order_id = flow.place("pickup", [("CUP-002", 1, 4500)], store_id="S002")
     tx = flow.pay(order_id)
-    flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="allocated")
     flow.move(order_id, "picking", "picked", "ready_for_pickup")
 
-    flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="ready_for_pickup")
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="ready_for_pickup")
     flow.deliver(handlers.SHIPPING_INFO_UPLOAD, "order.status_changed", order_id=order_id, to="ready_for_pickup")
 
     assert flow.sandbox.pos.pickup_state(order_id) == "PREPARED"
@@ -39,7 +39,7 @@ def test_ready_prepares_at_the_pos_and_uploads_self_pickup_then_collected_comple
     assert upload["shipping_list"][0]["item_desc"] == "CUP-002 x1"
 
     flow.move(order_id, "collected")
-    flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="collected")
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="collected")
     assert flow.sandbox.pos.pickup_state(order_id) == "COMPLETED"
     assert len(flow.sandbox.wechat_pay.shipping_uploads) == 1   # nothing more to tell the platform
 
@@ -47,7 +47,7 @@ def test_ready_prepares_at_the_pos_and_uploads_self_pickup_then_collected_comple
 def test_cancelling_a_pushed_pickup_cancels_it_at_the_pos_and_a_late_push_is_skipped(flow):
     pushed = flow.place("pickup", [("TEA-001", 1, 12800)], store_id="S001", key="pushed")
     flow.pay(pushed)
-    flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=pushed, to="allocated")
+    flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=pushed, to="allocated")
     never = flow.place("pickup", [("TEA-001", 1, 12800)], store_id="S001", key="never")
     flow.pay(never)
     for order_id in (pushed, never):
@@ -56,9 +56,9 @@ def test_cancelling_a_pushed_pickup_cancels_it_at_the_pos_and_a_late_push_is_ski
             uow.commit()
 
     for order_id in (pushed, never):
-        flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=order_id, to="cancelled")
+        flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=order_id, to="cancelled")
     # The allocated event of the second order arrives only now: the order is gone, nothing is pushed.
-    late = flow.deliver(handlers.PICKUP_TO_POS, "order.status_changed", order_id=never, to="allocated")
+    late = flow.deliver(handlers.STORE_ORDER_TO_POS, "order.status_changed", order_id=never, to="allocated")
 
     assert late[0].status == "applied"
     assert flow.sandbox.pos.pickup_state(pushed) == "CANCELED"

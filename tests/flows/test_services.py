@@ -31,6 +31,6 @@ def test_pickup_order_reaches_the_pos_and_is_prepared_through_the_broker(pg_flow
     assert [o["reference_id"] for o in pos.orders_at("S001")] == [order_id]
     with pg_flow.ctx.uow() as uow:
         handled = uow.session.execute(select(func.count()).where(
-            ProcessedMessage.consumer == handlers.PICKUP_TO_POS.name)).scalar_one()
-    assert handled == 2          # allocated and ready_for_pickup; paid was not for it (no write)
+            ProcessedMessage.consumer == handlers.STORE_ORDER_TO_POS.name)).scalar_one()
+    assert handled == 3          # allocated, picked and ready_for_pickup; paid was not for it (no write)
     assert "Traceback" not in (tmp_path / "hub.log").read_text()

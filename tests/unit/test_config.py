@@ -119,6 +119,14 @@ def test_split_express_is_refused_because_fulfilment_books_one_waybill():
     assert any(path == "routing.allow_split_express" and "not supported" in why for path, why in found)
 
 
+def test_a_store_may_ship_parcels_and_a_warehouse_is_not_told_so():
+    key = "pos_key: ${HUB_POS_S002_KEY}\n"
+    cfg = parse_config(TEXT.replace(key, key + "    ships_express: true\n"), env=config_env())
+    assert [x.id for x in cfg.stores if x.ships_express] == ["S002"]
+    text = TEXT.replace("    safety_stock: 0\n\nsystems:", "    safety_stock: 0\n    ships_express: true\n\nsystems:")
+    assert any("ships_express is a store's" in why for _, why in problems(text, config_env()))
+
+
 def test_overnight_opening_hours_are_accepted_and_equal_ones_refused():
     overnight = TEXT.replace('{open: "09:00", close: "22:00"}', '{open: "22:00", close: "06:00"}')
     hours = parse_config(overnight, env=config_env()).location("S001").opening_hours

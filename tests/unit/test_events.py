@@ -85,9 +85,10 @@ def test_queue_names_are_the_ones_a_deployed_broker_has():
 def test_dead_letters_under_the_old_names_find_their_consumer():
     new = {handlers.CRM_REDEEM, handlers.CRM_GIVE_BACK, handlers.CRM_REFUND_POINTS, handlers.CRM_RELEASE_HOLDS,
            handlers.CHANNEL_ORDER_PROGRESS}                 # consumers added after the table have no old name
-    assert len(handlers.OLD_TARGETS) == len(handlers.TABLE) - len(new)
+    assert len(set(handlers.OLD_TARGETS.values())) == len(handlers.TABLE) - len(new)
     assert {handlers.BY_NAME[old] for old in handlers.OLD_TARGETS} == set(handlers.TABLE) - new
-    assert handlers.BY_NAME["fulfilment.pickup_pos"] is handlers.PICKUP_TO_POS
+    assert handlers.BY_NAME["fulfilment.pickup_pos"] is handlers.STORE_ORDER_TO_POS
+    assert handlers.BY_NAME["pickup_to_pos"] is handlers.STORE_ORDER_TO_POS      # its name before issue 21's
     assert handlers.BY_NAME["erp_sync.return_order"] is handlers.ERP_RETURN_ORDER     # issue 25's, before the table
     assert all(handlers.BY_NAME[c.name] is c for c in handlers.TABLE)
 
@@ -99,7 +100,8 @@ def test_every_event_has_a_consumer_and_every_consumer_a_catalogued_event():
 
 def test_filters_pick_fulfilment_types_and_target_states():
     allocated = {"order_id": "O-1", "from": "paid", "to": "allocated", "fulfillment": "pickup"}
-    assert handlers.PICKUP_TO_POS.wants(allocated)
+    assert handlers.STORE_ORDER_TO_POS.wants(allocated)
+    assert handlers.STORE_ORDER_TO_POS.wants({**allocated, "fulfillment": "delivery", "to": "picked"})   # every type
     assert not handlers.DELIVERY_TO_COURIER.wants(allocated)          # another fulfilment type
     assert not handlers.ERP_SALES_ORDER.wants(allocated)              # another target state
     assert handlers.ERP_SALES_ORDER.wants({**allocated, "to": "completed"})

@@ -130,3 +130,17 @@ def test_a_store_open_past_midnight_delivers_through_the_night(hh, mm, open_now)
 def test_a_convenience_store_open_until_two_is_open_at_one_and_at_seven():
     loc = overnight_config("07:00", "02:00").location("S001")
     assert [is_open(loc, time(h)) for h in (1, 2, 3, 6, 7, 12, 23)] == [True, False, False, False, True, True, True]
+
+
+def test_express_from_a_store_that_ships_parcels_only_when_no_warehouse_holds_every_line():
+    ships = CFG.model_copy(update={"locations": [loc.model_copy(update={"ships_express": True})
+                                                 if loc.id in ("S002", "S003") else loc for loc in CFG.locations]})
+    full = {"TEA-001": 2, "CUP-002": 1}
+    assert route_express(ships, LINES, NEAR_S001, stock(WH01=full, S002=full)).location_id == "WH01"
+    d = route_express(ships, LINES, NEAR_S001, stock(S002=full, S003=full, S001=full))
+    assert d.location_id == "S002" and "store shipping parcels" in d.rule      # the nearer of the two that ship
+    assert "S001" not in reasons(d)                                             # it packs no parcels
+    skipped = route_express(ships, LINES, NEAR_S001, stock(S002=full, S003=full), {"S002": "paused by the store"})
+    assert skipped.location_id == "S003" and reasons(skipped)["S002"] == "paused by the store"
+    with pytest.raises(NoRoute):
+        route_express(CFG, LINES, NEAR_S001, stock(S002=full))                   # no store ships: no route
