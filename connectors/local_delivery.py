@@ -107,18 +107,22 @@ class LocalDeliveryConnector:
         log.info("%s: booked delivery %s (fee %s fen)", self.name, quote.quote_id, quote.fee_fen)
         return Booking(carrier=self.name, shipment_ref=quote.quote_id, fee_fen=quote.fee_fen)
 
-    def cancel(self, order_id: str, reason: str) -> None:
-        """Cancel the delivery of the hub's order `order_id`; cancelling twice is fine."""
+    def cancel(self, order_id: str, reason: str) -> int:
+        """Cancel the delivery of the hub's order `order_id`; cancelling twice is fine. Dada's `deduct_fee`
+        (yuan) back in fen."""
         body = {"order_id": order_id, "cancel_reason_id": int(self.mapping.operation("cancel_reason_other")),
                 "cancel_reason": reason or "merchant cancelled"}
         result = self.retry.call(self._call, "cancel", body)
-        if isinstance(result, dict) and result.get("deduct_fee"):
-            log.info("%s: cancelling %s cost a %s yuan penalty", self.name, order_id, result["deduct_fee"])
+        deduct = round(float(result.get("deduct_fee") or 0) * 100) if isinstance(result, dict) else 0
+        if deduct:
+            log.info("%s: cancelling %s cost a %s fen penalty", self.name, order_id, deduct)
+        return deduct
 
-    def add_tip(self, order_id: str, tip_fen: int) -> None:
+    def add_tip(self, order_id: str, tip_fen: int, total_fen: int) -> int:
         """addTip: Dada's tip is the total in yuan, and only while no rider took the order."""
-        self.retry.call(self._call, "add_tip", {"order_id": order_id, "tips": round(tip_fen / 100, 2),
+        self.retry.call(self._call, "add_tip", {"order_id": order_id, "tips": round(total_fen / 100, 2),
                                                 "city_code": self.city_code, "info": "no rider yet"})
+        return total_fen
 
     def cancel_terms(self, order_id: str) -> CancelTerms:
         """Dada has no pre-cancel: its rules read from the status query (a cancel is refused once the rider has

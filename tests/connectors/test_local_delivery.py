@@ -319,11 +319,12 @@ def test_cancel_refusal_carries_dadas_code(sim, sink):
 def test_add_tip_sets_dadas_total_tip_while_nobody_took_the_order(sim, sink):
     conn = connector(sim)
     booked(sim, sink, conn, "O-8201")
-    conn.add_tip("O-8201", 250)
-    assert str(sim.deliveries["O-8201"].tips) == "2.5"
+    assert conn.add_tip("O-8201", 250, 250) == 250
+    assert conn.add_tip("O-8201", 150, 400) == 400        # Dada takes the total, not the increment
+    assert str(sim.deliveries["O-8201"].tips) == "4.0"
     sim.advance("O-8201", 2)
     with pytest.raises(PermanentError, match="code 2071"):
-        conn.add_tip("O-8201", 500)
+        conn.add_tip("O-8201", 100, 500)
 
 
 def test_cancel_terms_read_from_the_status_query(sim, sink):
