@@ -98,12 +98,23 @@ class LocalDeliveryConnector:
         result = self.retry.call(self._call, "query_fee", body)
         q = self.mapping.inbound("fee_result", result if isinstance(result, dict) else {})
         distance = q["distance_m"]
+        # The fee query's body is also reAddOrder's, should Dada have published this order before.
         return DeliveryQuote(carrier=self.name, quote_id=q["quote_id"], fee_fen=q["fee_fen"],
-                             distance_m=int(round(distance)) if distance is not None else None)
+                             distance_m=int(round(distance)) if distance is not None else None,
+                             terms={"order": body})
 
     def book(self, quote: DeliveryQuote) -> Booking:
-        """Order the delivery that `quote` priced; booking the same quote twice is fine."""
-        self.retry.call(self._call, "add_after_query", {"deliveryNo": quote.quote_id})
+        """addAfterQuery: order the delivery that `quote` priced (its deliveryNo freezes the fee); booking the
+        same quote twice is fine. An order Dada cancelled or let expire is published again by reAddOrder."""
+        try:
+            self.retry.call(self._call, "add_after_query", {"deliveryNo": quote.quote_id})
+        except PermanentError as exc:
+            if getattr(exc, "outcome", None) != "republish" or not quote.terms.get("order"):
+                raise
+            result = self.retry.call(self._call, "re_add", dict(quote.terms["order"])) or {}
+            fee = _fee_of(result, quote.fee_fen)
+            log.info("%s: re-dispatched %s with reAddOrder (fee %s fen)", self.name, quote.quote_id, fee)
+            return Booking(carrier=self.name, shipment_ref=quote.quote_id, fee_fen=fee)
         log.info("%s: booked delivery %s (fee %s fen)", self.name, quote.quote_id, quote.fee_fen)
         return Booking(carrier=self.name, shipment_ref=quote.quote_id, fee_fen=quote.fee_fen)
 
@@ -203,6 +214,12 @@ class LocalDeliveryConnector:
     def callback_reply(self) -> dict[str, Any]:
         """The body to answer a callback with (with HTTP 200)."""
         return dict(CALLBACK_REPLY)
+
+
+def _fee_of(result: Any, default: int) -> int:
+    """reAddOrder's fee (yuan) in fen; the quote's when it names none."""
+    fee = result.get("fee") if isinstance(result, dict) else None
+    return round(float(fee) * 100) if fee is not None else default
 
 
 def _signature(params: dict[str, str], secret: str) -> str:
