@@ -108,6 +108,12 @@ def test_no_rider_gets_a_bounded_tip_then_the_next_courier(flow):
     assert (now.carrier, now.tip_fen, f.order(order_id).status) == ("sf_same_city", 0, "dispatched")
     assert len(shipments(f, order_id)) == 2                                       # counted towards the cap
     assert any("re-dispatched to the next courier" in d for d in history(f, order_id))
+    console = Client(build_api(f.ctx)).get(f"/admin/api/orders/{order_id}",
+                                           headers={"Authorization": f"Bearer {f.ctx.config.hub.ops_key}"}).json
+    shown = [(s["carrier"], s["status"], s["fee_fen"], s["tip_fen"], s["penalty_fen"], s["escalation"])
+             for s in console["shipments"] if s["status"] != "quoted"]
+    assert shown == [("local_delivery", "cancelled", 600, 300, 0, "switched"),
+                     ("sf_same_city", "booked", 900, 0, 0, None)]
 
 
 def test_a_rider_who_accepted_unheard_is_applied_not_escalated(flow):
