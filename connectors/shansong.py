@@ -146,11 +146,12 @@ class ShansongConnector:
         return CancelTerms(True, int(result.get("deductAmount") or 0))
 
     def add_tip(self, order_id: str, tip_fen: int, total_fen: int) -> int:
-        """addition: Shansong adds `additionAmount` (whole yuan, in fen) to earlier ones, only while 派单中."""
+        """addition: Shansong adds `additionAmount` (whole yuan, in fen) to earlier ones, only while 派单中.
+        Rounded down to whole yuan, so a bounded tip stays within its bound."""
         no = self._held_no(order_id)
-        if no is None:
-            raise PermanentError(self.name, f"addition: Shansong holds no order for {order_id}")
-        amount = math.ceil(tip_fen / 100) * 100
+        amount = tip_fen // 100 * 100
+        if no is None or amount <= 0:
+            raise PermanentError(self.name, f"addition: no whole-yuan tip to add to {order_id}'s Shansong order")
         self.retry.call(self._call, "addition", {"issOrderNo": no, "additionAmount": amount})
         return total_fen - tip_fen + amount
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
 from hub.config import EscalationPolicy, LocationConfig
@@ -32,6 +32,7 @@ from hub.services import courier_claims, orders
 from hub.services.tracking import apply_tracking
 from hub.storage.tables import OrderRow, Shipment, utcnow
 from hub.storage.uow import must_get
+from hub.storage.upsert import rows_affected
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -79,7 +80,10 @@ def escalate(ctx: HubContext, order_id: str, now: datetime) -> str | None:
         if now < (shipment.escalated_at or shipment.created_at) + timedelta(minutes=policy.after_minutes):
             return None
         sid, ref, carrier, tip = shipment.id, shipment.shipment_ref, shipment.carrier, shipment.tip_fen
+        last_step = shipment.escalated_at
         tried = switched_from(uow, order_id) | {carrier}
+    if not _claim(ctx, sid, last_step, now):
+        return None                     # another scheduler took this step
     courier = ctx.connectors.local_courier(carrier)
     held = courier.query(order_id)                  # the courier's word first (no transaction open)
     if held is None or held.status != TrackingStatus.BOOKED:
@@ -147,6 +151,17 @@ def _then(ctx: HubContext, order_id: str, sid: int, courier: LocalCourier, store
         uow.commit()
     log.warning("delivery %s: %s (%s)", order_id, why, step)
     return step
+
+
+def _claim(ctx: HubContext, sid: int, last_step: datetime | None, now: datetime) -> bool:
+    """Take this step for the booking (one conditional UPDATE): two schedulers never tip or switch twice. A step
+    that then fails is tried again one period later."""
+    same = Shipment.escalated_at.is_(None) if last_step is None else Shipment.escalated_at == last_step
+    with ctx.uow() as uow:
+        claimed = rows_affected(uow.session.execute(update(Shipment).where(Shipment.id == sid, same)
+                                                    .values(escalated_at=now))) == 1
+        uow.commit()
+    return claimed
 
 
 def _record(ctx: HubContext, sid: int, now: datetime, step: str, detail: str, tip: int | None = None) -> None:

@@ -64,8 +64,11 @@ def test_a_wrong_secret_is_refused_by_shansong(sim, sink):
 
 def test_addition_adds_whole_yuan_only_while_dispatching(sim, sink):
     conn, quote, _ = booked(sim, sink)
-    assert conn.add_tip("O-9101", 250, 250) == 300          # Shansong takes whole yuan: rounded up
+    assert conn.add_tip("O-9101", 250, 250) == 200          # whole yuan: rounded down, within the bound
+    assert conn.add_tip("O-9101", 100, 300) == 300          # added to the one before
     assert sim.orders[quote.quote_id].addition_fen == 300
+    with pytest.raises(PermanentError):
+        conn.add_tip("O-9101", 50, 350)                       # less than a yuan: nothing Shansong takes
     sim.advance(quote.quote_id, 30)
     with pytest.raises(PermanentError, match="code 20016"):
         conn.add_tip("O-9101", 200, 500)

@@ -237,3 +237,13 @@ def test_a_callback_from_the_courier_switched_away_from_changes_nothing(flow):
         assert callback(f, notify(old, order_id, status)) == 200
     assert (f.order(order_id).status, active(f, order_id).carrier) == ("dispatched", "local_delivery")
     assert [s.status for s in shipments(f, order_id)] == ["cancelled", "booked"]
+
+
+def test_two_schedulers_never_take_the_same_step(flow):
+    from hub.flows.escalation import _claim
+    f = store(flow, couriers=["local_delivery"], after_minutes=10, tip_fen=100, max_tip_fen=500)
+    row = active(f, dispatch(f))
+    t = utcnow() + timedelta(minutes=11)
+    assert _claim(f.ctx, row.id, None, t) is True
+    assert _claim(f.ctx, row.id, None, t) is False          # the other read the same state: it takes nothing
+    assert _claim(f.ctx, row.id, t, t + timedelta(minutes=10)) is True
