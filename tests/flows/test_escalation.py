@@ -247,3 +247,16 @@ def test_two_schedulers_never_take_the_same_step(flow):
     assert _claim(f.ctx, row.id, None, t) is True
     assert _claim(f.ctx, row.id, None, t) is False          # the other read the same state: it takes nothing
     assert _claim(f.ctx, row.id, t, t + timedelta(minutes=10)) is True
+
+
+@pytest.mark.parametrize("data", ["not json", "[1, 2]", json.dumps({"issOrderNo": "X"}),
+                                  json.dumps({"issOrderNo": "X", "orderNo": "Y", "status": 77, "subStatus": 1,
+                                              "statusChangeTime": "2026-01-01 10:00:00"}),
+                                  json.dumps({"issOrderNo": "X", "orderNo": "Y", "status": 30,
+                                              "statusChangeTime": "yesterday"})])
+def test_a_signed_shansong_callback_that_does_not_map_is_a_4xx(flow, data):
+    sim = flow.sandbox.shansong
+    form = {"clientId": sim.client_id, "shopId": sim.shop_id, "timestamp": "1", "data": data}
+    form["sign"] = shansong_sign(form, sim.app_secret)
+    status = Client(build_api(flow.ctx)).post("/callbacks/shansong", data=form).status_code
+    assert 400 <= status < 500
