@@ -98,27 +98,42 @@ class LocalDeliveryConnector:
         result = self.retry.call(self._call, "query_fee", body)
         q = self.mapping.inbound("fee_result", result if isinstance(result, dict) else {})
         distance = q["distance_m"]
+        # The fee query's body is also reAddOrder's, should Dada have published this order before.
         return DeliveryQuote(carrier=self.name, quote_id=q["quote_id"], fee_fen=q["fee_fen"],
-                             distance_m=int(round(distance)) if distance is not None else None)
+                             distance_m=int(round(distance)) if distance is not None else None,
+                             terms={"order": body})
 
     def book(self, quote: DeliveryQuote) -> Booking:
-        """Order the delivery that `quote` priced; booking the same quote twice is fine."""
-        self.retry.call(self._call, "add_after_query", {"deliveryNo": quote.quote_id})
+        """addAfterQuery: order the delivery that `quote` priced (its deliveryNo freezes the fee); booking the
+        same quote twice is fine. An order Dada cancelled or let expire is published again by reAddOrder."""
+        try:
+            self.retry.call(self._call, "add_after_query", {"deliveryNo": quote.quote_id})
+        except PermanentError as exc:
+            if getattr(exc, "outcome", None) != "republish" or not quote.terms.get("order"):
+                raise
+            result = self.retry.call(self._call, "re_add", dict(quote.terms["order"])) or {}
+            fee = _fee_of(result, quote.fee_fen)
+            log.info("%s: re-dispatched %s with reAddOrder (fee %s fen)", self.name, quote.quote_id, fee)
+            return Booking(carrier=self.name, shipment_ref=quote.quote_id, fee_fen=fee)
         log.info("%s: booked delivery %s (fee %s fen)", self.name, quote.quote_id, quote.fee_fen)
         return Booking(carrier=self.name, shipment_ref=quote.quote_id, fee_fen=quote.fee_fen)
 
-    def cancel(self, order_id: str, reason: str) -> None:
-        """Cancel the delivery of the hub's order `order_id`; cancelling twice is fine."""
+    def cancel(self, order_id: str, reason: str) -> int:
+        """Cancel the delivery of the hub's order `order_id`; cancelling twice is fine. Dada's `deduct_fee`
+        (yuan) back in fen."""
         body = {"order_id": order_id, "cancel_reason_id": int(self.mapping.operation("cancel_reason_other")),
                 "cancel_reason": reason or "merchant cancelled"}
         result = self.retry.call(self._call, "cancel", body)
-        if isinstance(result, dict) and result.get("deduct_fee"):
-            log.info("%s: cancelling %s cost a %s yuan penalty", self.name, order_id, result["deduct_fee"])
+        deduct = round(float(result.get("deduct_fee") or 0) * 100) if isinstance(result, dict) else 0
+        if deduct:
+            log.info("%s: cancelling %s cost a %s fen penalty", self.name, order_id, deduct)
+        return deduct
 
-    def add_tip(self, order_id: str, tip_fen: int) -> None:
+    def add_tip(self, order_id: str, tip_fen: int, total_fen: int) -> int:
         """addTip: Dada's tip is the total in yuan, and only while no rider took the order."""
-        self.retry.call(self._call, "add_tip", {"order_id": order_id, "tips": round(tip_fen / 100, 2),
+        self.retry.call(self._call, "add_tip", {"order_id": order_id, "tips": round(total_fen / 100, 2),
                                                 "city_code": self.city_code, "info": "no rider yet"})
+        return total_fen
 
     def cancel_terms(self, order_id: str) -> CancelTerms:
         """Dada has no pre-cancel: its rules read from the status query (a cancel is refused once the rider has
@@ -199,6 +214,12 @@ class LocalDeliveryConnector:
     def callback_reply(self) -> dict[str, Any]:
         """The body to answer a callback with (with HTTP 200)."""
         return dict(CALLBACK_REPLY)
+
+
+def _fee_of(result: Any, default: int) -> int:
+    """reAddOrder's fee (yuan) in fen; the quote's when it names none."""
+    fee = result.get("fee") if isinstance(result, dict) else None
+    return round(float(fee) * 100) if fee is not None else default
 
 
 def _signature(params: dict[str, str], secret: str) -> str:

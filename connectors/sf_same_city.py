@@ -122,13 +122,14 @@ class SfSameCityConnector:
         return Booking(carrier=self.name, shipment_ref=str(result["sf_order_id"]),
                        fee_fen=int(result.get("total_price") or quote.fee_fen))
 
-    def cancel(self, order_id: str, reason: str) -> None:
+    def cancel(self, order_id: str, reason: str) -> int:
         body = {"order_id": order_id, "order_type": 2, "cancel_code": int(self.mapping.operation("cancel_code")),
                 "cancel_reason": reason or "merchant cancelled"}
         result = self.retry.call(self._call, "cancel", body)
-        fee = ((result or {}).get("deduction_detail") or {}).get("deduction_fee")
+        fee = int(((result or {}).get("deduction_detail") or {}).get("deduction_fee") or 0)
         if fee:
             log.info("%s: cancelling %s cost a %s fen penalty", self.name, order_id, fee)
+        return fee
 
     def cancel_terms(self, order_id: str) -> CancelTerms:
         try:
@@ -140,8 +141,11 @@ class SfSameCityConnector:
         fee = int(((result or {}).get("deduction_detail") or {}).get("deduction_fee") or 0)
         return CancelTerms(True, fee)
 
-    def add_tip(self, order_id: str, tip_fen: int) -> None:
-        self.retry.call(self._call, "tip", {"order_id": order_id, "order_type": 2, "gratuity_fee": int(tip_fen)})
+    def add_tip(self, order_id: str, tip_fen: int, total_fen: int) -> int:
+        """addordergratuityfee: SF adds `gratuity_fee` to earlier tips and answers the total."""
+        result = self.retry.call(self._call, "tip", {"order_id": order_id, "order_type": 2,
+                                                     "gratuity_fee": int(tip_fen)})
+        return int((result or {}).get("total_gratuity_fee") or total_fen)
 
     def query(self, order_id: str) -> CourierState | None:
         try:

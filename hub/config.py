@@ -127,6 +127,24 @@ class DispatchPolicy(_Strict):
     delay_s: int = Field(0, ge=0, le=86_400)
 
 
+class EscalationPolicy(_Strict):
+    """When no rider accepted a store's booking within `after_minutes`: add `tip_fen` (up to `max_tip_fen` in all),
+    one step per `after_minutes`; once the tips are spent (or none are allowed), `then`: re-dispatch to the store's
+    next courier (the booking cancelled where the courier's rules allow), send it by express from the store, or park
+    it for an operator. `last` is what follows when no courier is left or none can take the order at all."""
+    after_minutes: int = Field(gt=0, le=24 * 60)
+    tip_fen: int = Field(0, ge=0)
+    max_tip_fen: int = Field(0, ge=0, le=100_00)
+    then: Literal["next_courier", "express", "operator"] = "next_courier"
+    last: Literal["express", "operator"] = "operator"
+
+    @model_validator(mode="after")
+    def _tips_bounded(self) -> EscalationPolicy:
+        if self.tip_fen > self.max_tip_fen:
+            raise ValueError(f"tip_fen {self.tip_fen} is more than max_tip_fen {self.max_tip_fen}")
+        return self
+
+
 class StoreCapacity(_Strict):
     """At most `max_orders` orders routed to the store per `window_minutes` (Ele.me's order.limited.taking)."""
     max_orders: int = Field(gt=0)
@@ -153,6 +171,7 @@ class LocationConfig(_Strict):
     # (preference), the cheapest quote, or the soonest promised pickup (fastest).
     courier_rule: Literal["preference", "cheapest", "fastest"] = "preference"
     dispatch: DispatchPolicy = DispatchPolicy()
+    escalation: EscalationPolicy | None = None     # absent: the booking waits (and `hub.max_courier_bookings` caps)
     capacity: StoreCapacity | None = None          # absent: no cap
     # A store that packs parcels for the express carrier (ship from store): routing sends it an express order
     # no warehouse can ship whole; the waybill is booked once the store has picked it.

@@ -154,14 +154,17 @@ class LocalCourier(Protocol):
         `shipment_ref` is the quote's id, or the courier's own order number when it gives one at booking."""
         ...
 
-    def cancel(self, order_id: str, reason: str) -> None: ...
+    def cancel(self, order_id: str, reason: str) -> int:
+        """Cancel the order's delivery; the penalty the courier kept (fen, 0 for none). Twice is fine."""
+        ...
 
     def cancel_terms(self, order_id: str) -> CancelTerms:
         """Whether the courier would cancel the order's delivery now, and at what penalty (its pre-cancel)."""
         ...
 
-    def add_tip(self, order_id: str, tip_fen: int) -> None:
-        """Add `tip_fen` to the booked delivery's fee so a rider takes it (the total tip, never a second one)."""
+    def add_tip(self, order_id: str, tip_fen: int, total_fen: int) -> int:
+        """Add `tip_fen` to the booked delivery's fee so a rider takes it, `total_fen` being the order's tip with
+        it (some couriers take the increment, others the total); the total tip the courier now holds."""
         ...
 
     def query(self, order_id: str) -> CourierState | None:

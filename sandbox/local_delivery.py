@@ -1,5 +1,6 @@
-"""Local delivery courier simulator (Dada style): fee query, order after query, cancel, status query,
-callbacks.
+"""Local delivery courier simulator (Dada style): fee query, order after query (the quote's deliveryNo
+freezes the fee), reAddOrder (an order Dada cancelled or let expire, published again), addTip, cancel, status
+query, callbacks.
 
 Requests are JSON: app_key, timestamp, format, v, source_id, body (the business fields as
 a JSON string) and signature = upper(md5(app_secret + sorted key+value pairs + app_secret)).
@@ -45,6 +46,7 @@ CHINA = timezone(timedelta(hours=8))
 STEP_TIMES = {"acceptTime": (2, 8), "fetchTime": (3,), "finishTime": (4,), "cancelTime": (5,)}
 HAPPY_PATH = (2, 100, 3, 4)
 QUOTE_TTL_S = 180          # Dada keeps a fee quote for three minutes
+REPUBLISH_CODE = 2160      # addAfterQuery for an order published before (assumed code, see the README)
 STATUS_NAMES = {1: "待接单", 2: "待取货", 3: "配送中", 4: "已完成", 5: "已取消", 7: "已过期", 8: "指派单",
                 9: "妥投异常之物品返回中", 10: "妥投异常之物品返回完成", 100: "骑士到店", 1000: "创建达达运单失败"}
 REQUIRED = ("shop_no", "origin_id", "city_code", "cargo_price", "is_prepay", "receiver_name",
@@ -122,6 +124,7 @@ class LocalDeliverySimulator(Simulator):
         self.quote_ttl_s: float = QUOTE_TTL_S
         self.knobs = RiderKnobs()
         self.deliveries: dict[str, Delivery] = {}      # origin_id -> the latest quote / booking
+        self.published: set[str] = set()               # origin_ids booked at least once (re-dispatch: reAddOrder)
         self.callbacks: list[Callback] = []
         self._held: list[tuple[str, dict[str, Any]]] = []
         self._seq = 0
@@ -140,6 +143,7 @@ class LocalDeliverySimulator(Simulator):
         self.route("POST", "/api/order/formalCancel", self._signed(self._formal_cancel))
         self.route("POST", "/api/order/status/query", self._signed(self._status_query))
         self.route("POST", "/api/order/addTip", self._signed(self._add_tip))
+        self.route("POST", "/api/order/reAddOrder", self._signed(self._re_add_order))
 
     def reset(self) -> None:
         super().reset()
@@ -148,6 +152,7 @@ class LocalDeliverySimulator(Simulator):
             self.quote_ttl_s = QUOTE_TTL_S
             self.callbacks.clear()
             self._held.clear()
+            self.published.clear()
 
     def stop(self) -> None:
         self._stop.set()
@@ -232,11 +237,41 @@ class LocalDeliverySimulator(Simulator):
                 return _fail(2065, "该平台订单编号已处理,请勿重复请求")
             if time.time() - delivery.quoted_at > self.quote_ttl_s:
                 return _fail(2062, "订单价格信息已过期,请重新查询后发单")
+            if delivery.origin_id in self.published:    # cancelled or expired before: only reAddOrder republishes
+                return _fail(REPUBLISH_CODE, "该订单已发过单,请调用重新发单接口")
             delivery.booked = True
-        self.advance(delivery.origin_id, 1)
-        if self.step_s:
-            threading.Thread(target=self._ride, args=(delivery.origin_id,), daemon=True).start()
+            self.published.add(delivery.origin_id)
+        self._publish(delivery.origin_id)
         return _ok(None)
+
+    def _publish(self, origin_id: str) -> None:
+        self.advance(origin_id, 1)
+        if self.step_s:
+            threading.Thread(target=self._ride, args=(origin_id,), daemon=True).start()
+
+    def _re_add_order(self, body: dict[str, Any]) -> Response:
+        """reAddOrder: the addOrder fields again, for an order Dada cancelled or let expire; the latest fee query's
+        quote (if any) is the one republished, so its deliveryNo stays the booking's number."""
+        for name in REQUIRED + ("receiver_phone",):
+            if body.get(name) in (None, ""):
+                return _fail(MISSING_CODES.get(name, 2013), f"{name}不能为空")
+        origin_id = str(body["origin_id"])
+        with self._lock:
+            current = self.deliveries.get(origin_id)
+            if origin_id not in self.published or current is None:
+                return _fail(2005, "订单不存在,请核查订单号")
+            if current.booked and current.status not in (5, 7, 1000):
+                return _fail(2130, "订单已发单,不能重新发单")
+            if current.booked:                            # no fee query since: a new Dada order number
+                self._seq += 1
+                current = Delivery(f"Dada{int(time.time())}{self._seq:05d}", origin_id, str(body["shop_no"]),
+                                   str(body["callback"]), current.fee, current.distance_m, time.time(), body)
+                self.deliveries[origin_id] = current
+            current.booked, current.callback = True, str(body["callback"])
+            fee, distance = current.fee, current.distance_m
+        self._publish(origin_id)
+        return _ok({"distance": round(distance, 1), "fee": float(fee), "deliverFee": float(fee),
+                    "couponFee": 0.0, "tips": 0.0, "insuranceFee": 0.0})
 
     def _formal_cancel(self, body: dict[str, Any]) -> Response:
         order_id = str(body.get("order_id") or "")
@@ -305,6 +340,7 @@ class LocalDeliverySimulator(Simulator):
             d = Delivery(delivery_no, order_id, shop_no, callback, Decimal("6.0"), 1200.0, time.time(), {},
                          booked=True)
             self.deliveries[order_id] = d
+            self.published.add(order_id)
         drop, self.knobs.drop_callbacks = self.knobs.drop_callbacks, True
         try:
             self.advance(order_id, status, update_time=update_time)

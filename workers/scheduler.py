@@ -9,7 +9,7 @@ from nameko.timer import timer
 
 from hub import handlers
 from hub.consumers import retry_due
-from hub.flows import delivery, express, reconcile, refunds
+from hub.flows import delivery, escalation, express, reconcile, refunds
 from hub.services import housekeeping, payment_reconciliation
 
 from .dependencies import HubCore
@@ -55,6 +55,18 @@ class SchedulerService:
         booked = delivery.book_due(self.hub)        # stores that book a delay after payment (延迟发单)
         if booked:
             log.info("booked %d rider(s) due by their store's dispatch delay: %s", len(booked), ", ".join(booked))
+
+    # No rider accepted within a store's `escalation.after_minutes`: a tip, then the next courier, express or an
+    # operator (`flows/escalation.py`); each booking's own time decides, so a short tick is enough.
+    @timer(interval=30)
+    def escalate_deliveries(self) -> None:
+        try:
+            stepped = escalation.escalate_due(self.hub)
+        except Exception as exc:   # our database away: the next tick looks again
+            log.warning("delivery escalation failed: %s", exc)
+            return
+        if stepped:
+            log.info("escalated %d delivery booking(s) no rider accepted: %s", len(stepped), ", ".join(stepped))
 
     @timer(interval=300)
     def follow_up_refunds(self) -> None:

@@ -17,7 +17,7 @@ from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
 from hub.api.letters import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
 from hub.api.lines import line_view
-from hub.api.views import iso, refund_list, timeline
+from hub.api.views import iso, refund_list, shipment_list, timeline
 from hub.domain.errors import UnknownSku
 from hub.domain.order_states import OrderStatus
 from hub.privacy import mask_phone, redact
@@ -181,7 +181,8 @@ def order_detail(call: Call) -> dict:
         return {**_summary(call, order),
                 "lines": [line_view(x) for x in order.lines],
                 "routing": order.routing or {}, "timeline": timeline(call, uow, order, for_buyer=False),
-                "refunds": refund_list(call, money_owed.of_order(uow, order.id))}
+                "refunds": refund_list(call, money_owed.of_order(uow, order.id)),
+                "shipments": shipment_list(call, uow, order.id)}
 
 
 # -- dead letters -------------------------------------------------------------------------------------
@@ -274,7 +275,8 @@ ROUTES = [
                        "last digits of the buyer's phone"),
                  Param("store", schemas.Str(required=False, max_len=32), "location id"),
                  Param("status", schemas.Str(required=False, enum=STATUSES)), Param("limit", LIMIT, "default 50"))),
-    Route("GET", A + "/orders/{order_id}", order_detail, "admin", "An order with its timeline",
+    Route("GET", A + "/orders/{order_id}", order_detail, "admin",
+          "An order with its timeline, refunds and shipments (fee, tips, penalty, escalation)",
           responses={200: "the order", 404: "unknown order"}),
     Route("GET", A + "/dead-letters", dead_letters, "admin", "Parked dead letters, filtered",
           query=(Param("target", schemas.Str(required=False, max_len=96), "consumer"),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
 from hub.api import schemas
 from hub.api.http import ApiError, Call
+from hub.privacy import mask_phone
 from hub.services import money_owed, orders, refunds, tracking
-from hub.storage.tables import OrderRow, RefundRow
+from hub.storage.tables import OrderRow, RefundRow, Shipment
 from hub.storage.uow import UnitOfWork
 
 
@@ -23,6 +26,18 @@ def order_view(call: Call, order: OrderRow) -> dict:
             "fulfillment": {"type": order.fulfillment_type, "requested": routing.get("requested"),
                             "store_id": order.location_id if order.fulfillment_type != "express" else None,
                             "location_id": order.location_id}}
+
+
+def shipment_list(call: Call, uow: UnitOfWork, order_id: str) -> list[dict]:
+    """The order's bookings and waybills for operations, oldest first: what each cost (the booked quote's fee,
+    the tips escalation added, the penalty a cancel cost, fen) and the last escalation step. Quotes written
+    down but never booked show as `quoted`."""
+    rows = uow.session.execute(select(Shipment).where(Shipment.order_id == order_id).order_by(Shipment.id)).scalars()
+    return [{"kind": s.kind, "carrier": s.carrier, "shipment_ref": s.shipment_ref, "status": s.status,
+             "active": bool(s.active), "fee_fen": s.fee_fen, "tip_fen": s.tip_fen, "penalty_fen": s.penalty_fen,
+             "escalation": s.escalation, "escalation_detail": s.escalation_detail,
+             "escalated_at": iso(call, s.escalated_at), "created_at": iso(call, s.created_at),
+             "rider_phone": mask_phone(s.rider_phone) if s.rider_phone else None} for s in rows]
 
 
 def idempotency_key(call: Call) -> str:

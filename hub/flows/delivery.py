@@ -12,6 +12,10 @@ Booking asks the courier first, by order id: a booking it already holds (the hub
 booking and recording) is adopted, never booked twice. The quote about to be booked is written
 down first (an inactive `quoted` shipment), so such a booking can be recognised. After
 `hub.max_courier_bookings` bookings for one order, the work is parked for an operator instead.
+
+A courier the store's escalation switched away from (`flows/escalation.py`: nobody accepted) is not asked again
+for that order. When no courier is left, or every one refuses the order, the store's `escalation.last` says what
+follows: express from the store, or an operator (without an escalation policy: the first courier's refusal).
 """
 from __future__ import annotations
 
@@ -75,8 +79,9 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
     """
     with ctx.reader() as uow:
         order = orders.get(uow, order_id)
-        if order.status not in BOOKABLE or active_shipment(uow, order.id) is not None:
-            return None
+        if order.fulfillment_type != "delivery" or order.status not in BOOKABLE or \
+                active_shipment(uow, order.id) is not None:
+            return None                 # (handed to express meanwhile: the express flow ships it)
         store = ctx.config.location(order.location_id or "")
         if store is None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
@@ -87,8 +92,11 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         booked = bookings_made(uow, order.id)
         quoted_by = set(uow.session.execute(select(Shipment.carrier).where(
             Shipment.order_id == order.id, Shipment.kind == "local", Shipment.status == QUOTED)).scalars())
+        switched = switched_from(uow, order.id)
+        if "express" in escalations(uow, order.id):
+            return None                 # escalation is handing it to express
     couriers = ctx.connectors.couriers(store.id)              # the store's, in its order
-    if not couriers:
+    if not couriers and store.escalation is None:
         raise LookupError(f"no local courier in config.yaml serves store {store.id}")
     # A courier that cannot be reached raises TransientError here: retried, then parked — never
     # taken for "no booking", which would book a second rider once it answers again.
@@ -98,10 +106,16 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
             return adopt(ctx, order_id, held)
     cap = ctx.config.hub.max_courier_bookings
     if booked >= cap:
-        METRICS.bookings_capped.labels(couriers[0].name).inc()
+        METRICS.bookings_capped.labels(couriers[0].name if couriers else "none").inc()
         raise NeedsOperator(f"order {order_id} has had {booked} riders booked (hub.max_courier_bookings = {cap}); "
                             "an operator decides: book by hand and replay, or cancel the order")
-    quote = _choose_quote(ctx, couriers, snap, store)
+    left = [c for c in couriers if c.name not in switched]
+    quote = _choose_quote(ctx, left, snap, store) if left else None
+    if quote is None:
+        why = (f"every courier of store {store.id} was tried ({', '.join(sorted(switched))})" if not left
+               else f"no courier of store {store.id} takes it")
+        no_courier(ctx, order_id, store, why)
+        return None
     courier = ctx.connectors[quote.carrier]
     with ctx.uow() as uow:
         row = Shipment(order_id=order_id, kind="local", carrier=quote.carrier, shipment_ref=quote.quote_id,
@@ -145,18 +159,50 @@ def _may_hold(ctx: HubContext, couriers: list[LocalCourier], quoted_by: set[str]
     return [ctx.connectors[name] for name in sorted(quoted_by)]
 
 
+def escalations(uow: UnitOfWork, order_id: str) -> set[str]:
+    """The escalation steps recorded on the order's local bookings."""
+    return {step for step in uow.session.execute(select(Shipment.escalation).where(
+        Shipment.order_id == order_id, Shipment.kind == "local")).scalars() if step}
+
+
+def switched_from(uow: UnitOfWork, order_id: str) -> set[str]:
+    """The couriers escalation took the order away from: not asked for it again."""
+    return set(uow.session.execute(select(Shipment.carrier).where(
+        Shipment.order_id == order_id, Shipment.kind == "local", Shipment.escalation == "switched")).scalars())
+
+
+def no_courier(ctx: HubContext, order_id: str, store: LocationConfig, why: str) -> None:
+    """No courier can take the order: the store's escalation policy's `last` decides — express from the store,
+    or an operator (parked: NeedsOperator)."""
+    policy = store.escalation
+    if policy is None or policy.last == "operator":
+        raise NeedsOperator(f"order {order_id}: {why}; an operator decides (book by hand and replay, or cancel)")
+    with ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        if order.fulfillment_type != "delivery" or order.status not in BOOKABLE or \
+                active_shipment(uow, order_id) is not None:
+            return None
+        orders.hand_to_express(uow, order, "hub", f"{why}: sent by express from {store.name}")
+        uow.commit()
+    log.warning("delivery %s: %s; handed to express from %s", order_id, why, store.id)
+    return None
+
+
 def _choose_quote(ctx: HubContext, couriers: list[LocalCourier], snap: OrderSnapshot,
-                  store: LocationConfig) -> DeliveryQuote:
+                  store: LocationConfig) -> DeliveryQuote | None:
     """Quotes asked (in parallel with a deadline, or in order for `preference`), the one to book chosen by
-    the store's rule; when nobody quoted, the first courier's error (a TransientError is retried)."""
+    the store's rule; when nobody quoted, the first courier's error (a TransientError is retried), or None
+    when every courier refused and the store's escalation policy says what follows."""
     asked = courier_quotes.ask(couriers, snap, store, lambda name: callback_url(ctx.config, name),
                                ctx.config.hub.courier_quote_deadline_s,
                                one_by_one=store.courier_rule == "preference")
     chosen = courier_choice.choose(asked.quotes, store.courier_rule, [c.name for c in couriers])
     if chosen is not None:
         return chosen
-    for courier in couriers:
-        failure = asked.failures.get(courier.name)
+    failures = [asked.failures.get(c.name) for c in couriers]
+    if store.escalation is not None and all(isinstance(f, PermanentError) for f in failures):
+        return None
+    for failure in failures:
         if isinstance(failure, Exception) and not isinstance(failure, TimeoutError):
             raise failure
     raise TransientError(couriers[0].name, f"no courier of store {store.id} quoted within the deadline")

@@ -296,6 +296,26 @@ def transition(uow: UnitOfWork, order: OrderRow, target: str, source: str, detai
     return True
 
 
+# A delivery whose rider never came (or that no courier could take) may be handed to express from its store.
+TO_EXPRESS_FROM = (S.ALLOCATED, S.PICKING, S.PICKED, S.DISPATCHED)
+
+
+def hand_to_express(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
+    """A nearby delivery sent by express from its store instead (the store's escalation policy): its fulfilment
+    becomes express and it is allocated again, so the express flow books the waybill (`order.status_changed`
+    to allocated, express). Not a transition of one fulfilment's table: the order changes table. No stock moves
+    (the goods stay reserved at the store until the parcel leaves)."""
+    if order.fulfillment_type != FulfillmentType.DELIVERY or order.status not in TO_EXPRESS_FROM:
+        raise IllegalTransition(order.id, order.status, S.ALLOCATED, FulfillmentType.EXPRESS)
+    current, now = order.status, utcnow()
+    at = max(now, order.transitions[-1].at) if order.transitions else now
+    order.fulfillment_type, order.status, order.updated_at = FulfillmentType.EXPRESS.value, S.ALLOCATED, now
+    order.transitions.append(OrderTransition(from_status=current, to_status=S.ALLOCATED, at=at, source=source,
+                                             detail=detail))
+    uow.emit(events.OrderStatusChanged(order.id, current, S.ALLOCATED, order.fulfillment_type, order.location_id,
+                                       source))
+
+
 def has_been(order: OrderRow, status: str) -> bool:
     """The order entered `status` at some time (its history says so)."""
     return any(t.to_status == status for t in order.transitions)

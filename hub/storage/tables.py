@@ -219,6 +219,13 @@ class Shipment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # push (the courier pushes) | polling (it stopped: Kuaidi100's `abort`; the hub asks instead)
     tracking: Mapped[str] = mapped_column(String(16), default="push", server_default="push")
+    # Escalation when no rider accepts (flows/escalation.py): the tip added in all and the penalty a cancel cost
+    # (fen), the last step taken (tipped | switched | express | operator | cancel_refused | tip_refused), why, when.
+    tip_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    penalty_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalation: Mapped[str | None] = mapped_column(String(24))
+    escalation_detail: Mapped[str | None] = mapped_column(String(300))
+    escalated_at: Mapped[datetime | None]
 
 
 class TrackingEventRow(Base):

@@ -319,11 +319,12 @@ def test_cancel_refusal_carries_dadas_code(sim, sink):
 def test_add_tip_sets_dadas_total_tip_while_nobody_took_the_order(sim, sink):
     conn = connector(sim)
     booked(sim, sink, conn, "O-8201")
-    conn.add_tip("O-8201", 250)
-    assert str(sim.deliveries["O-8201"].tips) == "2.5"
+    assert conn.add_tip("O-8201", 250, 250) == 250
+    assert conn.add_tip("O-8201", 150, 400) == 400        # Dada takes the total, not the increment
+    assert str(sim.deliveries["O-8201"].tips) == "4.0"
     sim.advance("O-8201", 2)
     with pytest.raises(PermanentError, match="code 2071"):
-        conn.add_tip("O-8201", 500)
+        conn.add_tip("O-8201", 100, 500)
 
 
 def test_cancel_terms_read_from_the_status_query(sim, sink):
@@ -334,3 +335,34 @@ def test_cancel_terms_read_from_the_status_query(sim, sink):
     assert conn.cancel_terms("O-8202").penalty_fen == 200
     sim.advance("O-8202", 3)
     assert not conn.cancel_terms("O-8202").allowed
+
+
+# -- Dada's quote path and re-dispatch (issue 22) ------------------------------------------------
+
+def test_the_quotes_delivery_no_books_the_fee_it_quoted(sim, sink):
+    conn = connector(sim)
+    quote, booking = booked(sim, sink, conn, "O-8401")
+    assert sim.requests_to("/api/order/addAfterQuery")[-1].json()["body"] == \
+        json.dumps({"deliveryNo": quote.quote_id}, separators=(",", ":"))
+    assert (booking.shipment_ref, booking.fee_fen) == (quote.quote_id, quote.fee_fen)
+    assert sim.requests_to("/api/order/reAddOrder") == []
+
+
+@pytest.mark.parametrize("gone", [5, 7])             # cancelled by Dada's rider, or nobody took it in time
+def test_an_order_dada_dropped_is_published_again_with_re_add_order(sim, sink, gone):
+    conn, oid = connector(sim), f"O-8402-{gone}"
+    first, _ = booked(sim, sink, conn, oid)
+    sim.advance(oid, gone)
+    again, booking = booked(sim, sink, conn, oid)
+    sent = json.loads(sim.requests_to("/api/order/reAddOrder")[-1].json()["body"])
+    assert (sent["origin_id"], sent["shop_no"]) == (oid, "11047059")
+    assert booking.shipment_ref == again.quote_id != first.quote_id and booking.fee_fen == again.fee_fen
+    held = conn.query(oid)
+    assert held.status == "booked" and sim.deliveries[oid].delivery_no == again.quote_id
+
+
+def test_re_add_order_of_a_live_order_is_refused(sim, sink):
+    conn = connector(sim)
+    quote, _ = booked(sim, sink, conn, "O-8403")
+    with pytest.raises(PermanentError, match="code 2130"):
+        conn.retry.call(conn._call, "re_add", dict(quote.terms["order"]))

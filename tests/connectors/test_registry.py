@@ -32,13 +32,15 @@ def located(cfg: HubConfig, store: str, couriers: list[str] | None) -> HubConfig
 
 
 def test_a_store_is_served_by_every_local_courier_by_default_in_config_order():
-    assert [c.name for c in registry(with_()).couriers("S001")] == ["local_delivery", "sf_same_city", "dada_east"]
+    assert [c.name for c in registry(with_()).couriers("S001")] == ["local_delivery", "sf_same_city", "shansong",
+                                                                    "dada_east"]
 
 
 def test_a_store_names_its_couriers_and_their_order():
     reg = registry(located(BASE, "S002", ["dada_east", "express", "local_delivery"]))
     assert [c.name for c in reg.couriers("S002")] == ["dada_east", "local_delivery"]   # the parcel carrier is not local
-    assert [c.name for c in reg.couriers("S001")] == ["local_delivery", "sf_same_city", "dada_east"]
+    assert [c.name for c in reg.couriers("S001")] == ["local_delivery", "sf_same_city", "shansong",
+                                                                    "dada_east"]
     assert reg.express_courier_for("S002").name == "express"
 
 

@@ -60,11 +60,12 @@ def test_a_bad_dev_key_is_refused_by_sf(sim, sink):
 
 def test_tip_adds_to_the_fee_only_while_no_rider_took_it(sim, sink):
     conn, _, _ = booked(sim, sink)
-    conn.add_tip("O-9001", 300)
-    assert sim.orders["O-9001"].gratuity_fee == 300
+    assert conn.add_tip("O-9001", 300, 300) == 300
+    assert conn.add_tip("O-9001", 200, 500) == 500          # SF adds each tip to the ones before
+    assert sim.orders["O-9001"].gratuity_fee == 500
     sim.advance("O-9001", 10)
     with pytest.raises(PermanentError, match="code 2017"):
-        conn.add_tip("O-9001", 300)
+        conn.add_tip("O-9001", 300, 800)
 
 
 def test_precancel_tells_the_penalty_and_a_cancel_after_pickup_is_refused(sim, sink):

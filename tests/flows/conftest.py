@@ -34,7 +34,7 @@ BUYER = Buyer("oBuyer001", "Han Mei", "13800138000")
 @pytest.fixture(scope="session")
 def sandbox():
     # every system config.yaml names for the flows (meituan too: a channel stock pushes to, issue 23)
-    sb = start_sandbox(only=["pos", "wechat_pay", "local_delivery", "sf_same_city", "express", "erp", "crm",
+    sb = start_sandbox(only=["pos", "wechat_pay", "local_delivery", "sf_same_city", "shansong", "express", "erp", "crm",
                               "wechat_shop", "meituan"])
     sb.local_delivery.step_s = None        # tests move riders and parcels themselves
     sb.express.auto_step_s = None

@@ -152,3 +152,17 @@ def test_check_config_cli_shows_the_private_ca_bundle_it_trusts(tmp_path):
     assert ok.returncode == 0 and f"trusting the CA bundle at {bundle}" in ok.stdout, ok.stdout + ok.stderr
     bad = _hub_cli("check-config", env={**config_env(), "REQUESTS_CA_BUNDLE": str(tmp_path / "missing.pem")})
     assert bad.returncode != 0 and "REQUESTS_CA_BUNDLE: no CA bundle file at" in bad.stdout
+
+
+def test_a_stores_escalation_policy_is_read_and_an_unbounded_tip_refused():
+    policy = "    # escalation: {after_minutes: 10, tip_fen: 200, max_tip_fen: 600, then: next_courier, last: express}"
+    assert policy in TEXT
+    ok = TEXT.replace(policy, policy.replace("# ", "", 1))
+    esc = parse_config(ok, env=config_env()).location("S001").escalation
+    assert (esc.after_minutes, esc.tip_fen, esc.max_tip_fen, esc.then, esc.last) == (10, 200, 600, "next_courier",
+                                                                                     "express")
+    assert parse_config(TEXT, env=config_env()).location("S001").escalation is None
+    (path, message), = problems(ok.replace("tip_fen: 200", "tip_fen: 900"), config_env())
+    assert path.startswith("locations[S001].escalation") and "max_tip_fen" in message
+    (path, _), = problems(ok.replace("then: next_courier", "then: pray"), config_env())
+    assert path.startswith("locations[S001].escalation")
