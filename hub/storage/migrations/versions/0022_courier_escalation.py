@@ -10,7 +10,7 @@ from alembic import op
 import hub.storage.tables
 
 revision = '0022'
-down_revision = '0010'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
