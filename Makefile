@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 export HUB_TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_test
 export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_test
 export HUB_CHAOS_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_chaos
+# Most of the suite waits (on brokers, simulators, timers, subprocesses), so it runs on more workers than cores;
+# each worker has its own database and vhost (tests/workers.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 4
 export HUB_CHAOS_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_chaos
 
 .PHONY: install demo test lint services browser wrk promtool bench sandbox chaos
@@ -27,7 +30,7 @@ demo: $(STAMP)
 test: $(STAMP) services browser wrk promtool
 	$(BIN)/ruff check .
 	$(BIN)/mypy hub connectors mappings workers
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 services:
 	bash scripts/services.sh
