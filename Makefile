@@ -8,7 +8,7 @@ export HUB_TEST_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hu
 export HUB_TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_test
 export HUB_CHAOS_DATABASE_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/hub_chaos
 # Most of the suite waits (on brokers, simulators, timers, subprocesses), so it runs on more workers than cores;
-# each worker has its own database and vhost (tests/workers.py). TEST_WORKERS=0 runs it in one process.
+# each worker has its own database and vhost (tests/parallel.py). TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 4
 export HUB_CHAOS_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672/hub_chaos
 

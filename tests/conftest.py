@@ -19,9 +19,9 @@ from hub.storage.tables import Base  # noqa: E402
 
 from .support import make_config, seed_catalog  # noqa: E402
 
-from .workers import isolate_this_worker  # noqa: E402
+from .parallel import isolate_this_worker  # noqa: E402
 
-# Under pytest-xdist each worker gets its own database and vhost (created here), so workers that truncate
+# Under pytest-xdist each worker gets its own database and vhost (tests/parallel.py), so workers that truncate
 # and purge never disturb each other; subprocesses the tests start inherit the rewritten variables.
 isolate_this_worker()
 PG_URL = os.environ.get("HUB_TEST_DATABASE_URL")
