@@ -10,19 +10,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Mapping as Query
+from datetime import datetime
 from typing import Any, Self
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
-from hub.ports import ChannelStockPublisher
+from hub.ports import ChannelStockPublisher, OrderPage
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, SignatureError
 from .wechat_api import WeChatApi
 
 PUSH_WINDOW_S = 300
+LIST_WINDOW_S = 7 * 24 * 3600      # order/list/get: update_time_range at most 7 days
+LIST_PAGE_SIZE = 100               # its page_size limit
 
 
 def push_signature(token: str, timestamp: str, nonce: str) -> str:
@@ -34,6 +38,7 @@ class WeChatShopConnector:
     role = "channel"
     callback = "channel_order_push"
     callback_accepted = "success"         # a plain-text `success`, as WeChat's message pushes expect
+    pull_window_s = LIST_WINDOW_S
 
     def __init__(self, name: str, mapping: Mapping, api: WeChatApi, push_token: str, binder: Binder,
                  retry: RetryPolicy, channel: str = "miniprogram"):
@@ -104,6 +109,21 @@ class WeChatShopConnector:
                                       phone=f["buyer"]["phone"] or ""),
                           fulfillment=Fulfillment(kind, store_id=store_id, address=address),
                           status=f["status"], total_fen=f["total_fen"])
+
+    def changed_orders(self, since: datetime, until: datetime, stores: tuple[str, ...] = (),
+                       page: str = "") -> OrderPage:
+        """order/list/get by update time (the shop's orders, every store at once), paged by `next_key`."""
+        body: dict[str, Any] = {"update_time_range": {"start_time": int(since.timestamp()),
+                                                      "end_time": math.ceil(until.timestamp())},
+                                "page_size": LIST_PAGE_SIZE}
+        if page:
+            body["next_key"] = page
+        answer = self.retry.call(self.api.post, "order_list", body)
+        ids = answer.get("order_id_list")
+        if not isinstance(ids, list):
+            raise MappingError(self.name, "order_id_list", None, "order/list/get answered without a list")
+        more = bool(answer.get("has_more")) and bool(answer.get("next_key"))
+        return OrderPage(tuple(str(i) for i in ids), str(answer["next_key"]) if more else "")
 
     def _address(self, a: dict[str, Any], kind: FulfillmentType) -> Address | None:
         text = "".join(a[k] or "" for k in ("province", "city", "county", "detail"))

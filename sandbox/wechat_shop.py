@@ -25,6 +25,7 @@ SYSTEM = "wechat_shop"
 STORE_WAREHOUSES = {"S001": "wh_jingan_0001", "S002": "wh_xujiahui_0002", "S003": "wh_lujiazui_0003"}
 # Error codes this simulator answers beyond WeChat's common ones (stand-ins, see README).
 ERR_NO_ORDER, ERR_NO_PRODUCT, ERR_NO_WAREHOUSE, ERR_BAD_ARGS = 10020060, 10020050, 10020064, 47001
+LIST_WINDOW_S = 7 * 24 * 3600          # order/list/get's longest update_time_range
 
 
 def shop_ids(sku: str) -> tuple[str, str]:
@@ -72,7 +73,8 @@ class WeChatShopSimulator(Simulator):
         # push there until another has landed, to make pushes land in the order it means to.
         self.before_stock_update: Callable[[dict[str, Any]], None] | None = None
         self.orders: dict[str, dict[str, Any]] = {}
-        self.pushes: list[tuple[str, str, int]] = []         # (event, order_id, hub's HTTP status)
+        self.pushes: list[tuple[str, str, int]] = []         # (event, order_id, hub's HTTP status; 0: never arrived)
+        self.drop_pushes = False                             # pushes lost on the way (a network split)
         super().__init__(host, port)
 
     @classmethod
@@ -83,6 +85,7 @@ class WeChatShopSimulator(Simulator):
     def setup_routes(self) -> None:
         self.route("GET", "/cgi-bin/token", self.tokens.handle)
         self.route("POST", "/channels/ec/order/get", self._authed(self._order_get))
+        self.route("POST", "/channels/ec/order/list/get", self._authed(self._order_list))
         self.route("POST", "/channels/ec/warehouse/stock/update", self._authed(self._stock_update))
         self.route("POST", "/channels/ec/warehouse/stock/get", self._authed(self._stock_get))
 
@@ -94,6 +97,7 @@ class WeChatShopSimulator(Simulator):
             self.orders.clear()
             self.pushes.clear()
             self.before_stock_update = None
+            self.drop_pushes = False
 
     # -- seeding and reading, in hub terms ----------------------------------------------------
     def seed_catalog(self, skus: Iterable[str]) -> None:
@@ -116,8 +120,9 @@ class WeChatShopSimulator(Simulator):
 
     def seed_order(self, order_id: str, lines: list[tuple[str, int, int]], *, status: int = 20,
                    openid: str = "oSandboxBuyer", fulfillment: str | None = None, store_id: str | None = None,
-                   address: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Put an order in the shop, as order/get will answer it. `lines`: (hub sku, qty, price fen)."""
+                   address: dict[str, Any] | None = None, at: int | None = None) -> dict[str, Any]:
+        """Put an order in the shop, as order/get will answer it (and order/list/get lists it by its update
+        time, `at` or now). `lines`: (hub sku, qty, price fen)."""
         infos = []
         for sku, qty, price in lines:
             product_id, sku_id = shop_ids(sku)
@@ -133,7 +138,7 @@ class WeChatShopSimulator(Simulator):
         if store_id:
             ext["o2o_store_id"] = STORE_WAREHOUSES.get(store_id, store_id)
         total = sum(q * p for _, q, p in lines)
-        now = int(time.time())
+        now = at if at is not None else int(time.time())
         order = {"order_id": order_id, "status": status, "create_time": now, "update_time": now,
                  "openid": openid, "unionid": "",
                  "order_detail": {"product_infos": infos,
@@ -147,6 +152,11 @@ class WeChatShopSimulator(Simulator):
             self.orders[order_id] = order
         return order
 
+    def set_status(self, order_id: str, status: int) -> None:
+        """The order moves in the shop (paid, cancelled, ...): its update time is now."""
+        with self._lock:
+            self.orders[order_id].update(status=status, update_time=int(time.time()))
+
     # -- the shop calling the hub -------------------------------------------------------------
     def signed_query(self, timestamp: int | None = None) -> dict[str, str]:
         ts, nonce = str(timestamp if timestamp is not None else int(time.time())), secrets.token_hex(5)
@@ -159,19 +169,27 @@ class WeChatShopSimulator(Simulator):
                                else external_order_id}}
         return json.dumps(body).encode()
 
-    def push_event(self, url: str, event: str, external_order_id: str) -> requests.Response:
+    def push_event(self, url: str, event: str, external_order_id: str) -> requests.Response | None:
         """Push `channels_ec_<event>` (or a full event name) for an order, signed. With
-        faults.duplicate_callbacks the push goes twice, as WeChat retries when unsure."""
+        faults.duplicate_callbacks the push goes twice, as WeChat retries when unsure. None when the push
+        never arrived (`drop_pushes`, or nothing listening): the order stays in the shop, listed by
+        order/list/get."""
         event = event if event.startswith("channels_ec_") else f"channels_ec_{event}"
         body = self.push_body(event, external_order_id)
         first = None
         for _ in range(2 if self.faults.duplicate_callbacks else 1):
-            resp = requests.post(url, params=self.signed_query(), data=body,
-                                 headers={"Content-Type": "application/json"}, timeout=10)
+            try:
+                if self.drop_pushes:
+                    raise requests.ConnectionError("push dropped")
+                resp = requests.post(url, params=self.signed_query(), data=body,
+                                     headers={"Content-Type": "application/json"}, timeout=10)
+            except requests.ConnectionError:     # the hub away or the push lost: the shop keeps the order
+                with self._lock:
+                    self.pushes.append((event, external_order_id, 0))
+                return None
             with self._lock:
                 self.pushes.append((event, external_order_id, resp.status_code))
             first = first or resp
-        assert first is not None
         return first
 
     # -- the hub calling the shop -------------------------------------------------------------
@@ -194,6 +212,25 @@ class WeChatShopSimulator(Simulator):
         if order is None:
             return Response(200, {"errcode": ERR_NO_ORDER, "errmsg": "order not exist"})
         return Response(200, {"errcode": 0, "errmsg": "ok", "order": order})
+
+    def _order_list(self, body: dict[str, Any]) -> Response:
+        """order/list/get by update_time_range (at most 7 days, [start, end)), oldest first; `next_key` is the
+        offset of the next page (a sandbox convention: the real key is opaque)."""
+        window = body.get("update_time_range")
+        size, key = body.get("page_size", 10), str(body.get("next_key") or "0")
+        if not isinstance(window, dict) or not all(isinstance(window.get(k), int) for k in ("start_time", "end_time")) \
+                or not 0 <= window["end_time"] - window["start_time"] <= LIST_WINDOW_S \
+                or not isinstance(size, int) or not 1 <= size <= 100 or not key.isdigit():
+            return Response(200, {"errcode": ERR_BAD_ARGS,
+                                  "errmsg": "invalid update_time_range, page_size or next_key"})
+        start, end, offset = window["start_time"], window["end_time"], int(key)
+        with self._lock:
+            found = sorted((o["update_time"], o["order_id"]) for o in self.orders.values()
+                           if start <= o["update_time"] < end)
+        page = [oid for _, oid in found[offset:offset + size]]
+        more = offset + size < len(found)
+        return Response(200, {"errcode": 0, "errmsg": "ok", "order_id_list": page,
+                              "next_key": str(offset + size) if more else "", "has_more": more})
 
     def _known(self, body: dict[str, Any]) -> Response | None:
         product_id, sku_id = str(body.get("product_id")), str(body.get("sku_id"))

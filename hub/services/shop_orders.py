@@ -18,14 +18,18 @@ S = OrderStatus
 PAID_IN_SHOP = {"paid", "shipped", "completed"}
 
 
-def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, now: datetime) -> None:
-    """Place the shop's order in the hub (once), then follow its payment, cancellation or refund."""
+def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, now: datetime) -> bool:
+    """Place the shop's order in the hub (once), then follow its payment, cancellation or refund. True when
+    this changed the hub's order (placed it, or moved it): a pull counts those as the pushes' misses."""
     key = shop_order.idempotency_key
     order = orders.find_by_idempotency(uow, shop_order.channel, key)
     if order is None:
         if shop_order.status in ("cancelled", "refunded"):
-            return                      # never reached the hub
+            return False                # never reached the hub
         order, _ = orders.place(uow, cfg, shop_order, now=now)
+        before = None
+    else:
+        before = order.status
     if shop_order.status in PAID_IN_SHOP and order.paid_at is None and order.status in (S.PENDING_PAYMENT,
                                                                                          S.CANCELLED):
         # The shop's total may include freight or discounts: its word on the amount stands. Paid after
@@ -36,3 +40,4 @@ def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, n
         orders.cancel(uow, order, system, "cancelled in the shop", owe_refund=False)
     elif shop_order.status == "refunded":
         refunded(uow, order, system, "refunded in the shop")
+    return before is None or order.status != before
