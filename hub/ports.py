@@ -141,6 +141,48 @@ class ChannelStockPublisher(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ChannelDelivery:
+    """How a channel's order left the store, as the channel is told: an express waybill or a same-city rider's
+    booking. `company` is the hub's name for who carries it (an express courier's `company_code()`, a local
+    courier's system name); each channel's mapping turns it into its own code."""
+
+    kind: str                              # express | same_city
+    company: str
+    waybill: str                           # the waybill number, or the courier's order number for the rider
+    lines: tuple[tuple[str, int], ...]     # (sku, qty) that went
+
+
+@dataclass(frozen=True)
+class AfterSale:
+    """A buyer's after-sales request (售后) made in the channel: money back, or goods and money back."""
+
+    after_sale_id: str
+    external_order_id: str
+    kind: str                  # refund (仅退款) | return (退货退款)
+    status: str                # requested | accepted | refunded | rejected | cancelled | failed (the mapping's)
+    amount_fen: int
+    reason: str = ""
+
+
+@runtime_checkable
+class ChannelAfterSales(Protocol):
+    """What a channel that runs its own delivery display and after-sales (the WeChat shop) also offers; the
+    flows ask a channel's connector for these by name and leave a channel without them alone."""
+
+    def send_delivery(self, external_order_id: str, delivery: ChannelDelivery) -> None:
+        """Tell the channel how the order left; the same delivery told again changes nothing."""
+        ...
+
+    def get_after_sale(self, after_sale_id: str) -> AfterSale: ...
+
+    def accept_after_sale(self, after_sale_id: str) -> None:
+        """Agree: the channel pays the buyer back (a return: once the goods are back). Again: no change."""
+        ...
+
+    def reject_after_sale(self, after_sale_id: str, reason: str) -> None: ...
+
+
 @runtime_checkable
 class PointOfSale(Protocol):
     """A store's till: pickup orders appear there and follow the hub's state."""

@@ -10,7 +10,8 @@ from datetime import datetime
 from hub.config import HubConfig
 from hub.domain.model import PlaceOrder
 from hub.domain.order_states import OrderStatus
-from hub.services import orders
+from hub.ports import AfterSale
+from hub.services import channel_after_sales, orders
 from hub.services.payments import refunded
 from hub.storage.uow import UnitOfWork
 
@@ -18,9 +19,12 @@ S = OrderStatus
 PAID_IN_SHOP = {"paid", "shipped", "completed"}
 
 
-def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, now: datetime) -> bool:
-    """Place the shop's order in the hub (once), then follow its payment, cancellation or refund. True when
-    this changed the hub's order (placed it, or moved it): a pull counts those as the pushes' misses."""
+def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, now: datetime,
+         after_sale: AfterSale | None = None) -> bool:
+    """Place the shop's order in the hub (once), then follow its payment, cancellation or refund — and the buyer's
+    after-sales request the push was about (before the order's own status: a refund it completed is the
+    shop's refund of the order). True when this changed the hub's order (placed it, or moved it): a pull counts
+    those as the pushes' misses."""
     key = shop_order.idempotency_key
     order = orders.find_by_idempotency(uow, shop_order.channel, key)
     if order is None:
@@ -30,6 +34,8 @@ def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, n
         before = None
     else:
         before = order.status
+    if after_sale is not None:
+        channel_after_sales.apply(uow, system, order, after_sale, now)
     if shop_order.status in PAID_IN_SHOP and order.paid_at is None and order.status in (S.PENDING_PAYMENT,
                                                                                          S.CANCELLED):
         # The shop's total may include freight or discounts: its word on the amount stands. Paid after
