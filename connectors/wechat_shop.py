@@ -88,7 +88,8 @@ class WeChatShopConnector:
         of_after_sale = push.pop("after_sale_order_id", None)
         push["external_order_id"] = push["external_order_id"] or of_after_sale
         if not push["external_order_id"]:
-            raise MappingError(self.name, "order_info.order_id", None, "missing required field: the push names no order")
+            raise MappingError(self.name, "order_info.order_id", None,
+                               "missing required field: the push names no order")
         return push
 
     # -- orders ---------------------------------------------------------------------------------

@@ -270,8 +270,9 @@ class WeChatShopSimulator(Simulator):
 
     def _delivery_send(self, body: dict[str, Any]) -> Response:
         """order/delivery/send: lines of a paid order (20, 21), under a known delivery_id; the order is then
-        awaiting receipt (30; 21 when some units did not go). The same delivery sent again is answered ok and changes nothing; another waybill
-        for a shipped order replaces the first (the shop's delivery-info update, folded in here)."""
+        awaiting receipt (30; 21 when some units did not go). The same delivery sent again is answered ok and
+        changes nothing; another waybill for a shipped order replaces the first (the shop's delivery-info
+        update, folded in here)."""
         order = self.orders.get(str(body.get("order_id")))
         packages = body.get("delivery_list")
         if order is None:
