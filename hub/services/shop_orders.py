@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hub.config import HubConfig
+from hub.domain.errors import BadInput
 from hub.domain.model import PlaceOrder
 from hub.domain.order_states import OrderStatus
 from hub.ports import AfterSale
@@ -25,6 +26,9 @@ def sync(uow: UnitOfWork, cfg: HubConfig, system: str, shop_order: PlaceOrder, n
     after-sales request the push was about (before the order's own status: a refund it completed is the
     shop's refund of the order). True when this changed the hub's order (placed it, or moved it): a pull counts
     those as the pushes' misses."""
+    if after_sale is not None and after_sale.external_order_id != shop_order.external_id:
+        raise BadInput(f"after-sale {after_sale.after_sale_id} is of order {after_sale.external_order_id}, "
+                       f"not {shop_order.external_id}")
     key = shop_order.idempotency_key
     order = orders.find_by_idempotency(uow, shop_order.channel, key)
     if order is None:

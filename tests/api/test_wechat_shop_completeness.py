@@ -4,6 +4,7 @@ the hub and answered through the shop's API (`aftersale/acceptapply`, `rejectapp
 simulator, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -202,3 +203,15 @@ def test_a_request_the_buyer_withdrew_before_the_answer_is_recorded_as_closed(ap
     channel_after_sales.channel_after_sale_answer(api.ctx, due)  # the shop refuses the answer: not parked
     assert shop.after_sale_calls == []
     assert refunds_of(api, order.id) == [("AS-wechat_shop-9100004", 1200, "closed")]
+
+
+def test_an_after_sales_push_naming_another_orders_request_is_422_and_decides_nothing(api, shop):
+    api.stock(10)
+    order = take(api, shop, "3705300000000000007")
+    take(api, shop, "3705300000000000008")
+    shop.seed_after_sale("9100005", "3705300000000000008", 1200)
+    body = json.loads(shop.after_sale_body("9100005"))
+    body["finder_shop_aftersale_status_update"]["order_id"] = "3705300000000000007"
+    r = push(api, shop, json.dumps(body).encode())
+    assert r.status_code == 422 and "9100005" in r.json["message"]
+    assert answers_due(api) == [] and refunds_of(api, order.id) == []
