@@ -251,3 +251,18 @@ def test_the_platforms_list_is_asked_store_by_store_within_its_window(api, mt):
     assert {a["app_poi_code"] for a in asks} == {"t_4987001", "t_4987002", "t_4987003"}
     assert all(int(a["end_time"]) - int(a["start_time"]) <= 86400 for a in asks)
     assert result.listed == 1 and result.cursor_at == now
+
+
+def test_the_scheduler_pulls_at_start_then_once_per_interval(api, shop):
+    """A scheduler starting is often our own outage ending: its first tick pulls at once."""
+    from workers.scheduler import SchedulerService, _last_order_pull
+
+    _last_order_pull.pop(id(api.ctx), None)                # a context of an earlier test may have had this id
+    api.stock(10)
+    shop.seed_order("3705200000000000007", [("TEA-001", 1, 1200)], status=20, fulfillment="pickup", store_id="S001")
+    service = SchedulerService()
+    service.hub = api.ctx
+    service.pull_channel_orders()
+    assert len(shop_orders_of(api, "3705200000000000007")) == 1
+    service.pull_channel_orders()                          # the next tick, well within the interval: not asked
+    assert len(shop.requests_to("/channels/ec/order/list/get")) == 1
