@@ -23,7 +23,7 @@ from hub.bootstrap import HubContext
 from hub.domain.errors import HubError
 from hub.metrics import METRICS
 from hub.ports import ChannelStockPublisher, PermanentError
-from hub.services import shop_orders
+from hub.services import orders, shop_orders
 from hub.storage.tables import ChannelOrderPull, utcnow
 from hub.storage.uow import UnitOfWork
 
@@ -97,12 +97,23 @@ def pull_channel(ctx: HubContext, channel_id: str, system: str, now: datetime | 
     return PullResult(system, channel_id, listed, missed, refused, cursor)
 
 
+class HandledElsewhere(HubError):
+    """An order the hub never knew that the channel already shows shipped or done: it was served outside the hub
+    (before the hub took the channel's orders, or by hand); placing it now would send its goods a second time."""
+
+
+GONE_ON = frozenset({"shipped", "completed"})
+
+
 def take(ctx: HubContext, connector: ChannelStockPublisher, system: str, external_id: str, now: datetime) -> bool:
     """The order as the channel holds it now, applied as its push would be; True when that changed the hub."""
     shop_order = connector.get_order(external_id)            # no transaction open
     for attempt in (1, 2):
         try:
             with ctx.uow() as uow:
+                if shop_order.status in GONE_ON and orders.find_by_idempotency(
+                        uow, shop_order.channel, shop_order.idempotency_key) is None:
+                    raise HandledElsewhere(f"{shop_order.status} in {system} but never in the hub")
                 changed = shop_orders.sync(uow, ctx.config, system, shop_order, now)
                 uow.commit()
                 return changed

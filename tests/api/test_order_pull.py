@@ -266,3 +266,13 @@ def test_the_scheduler_pulls_at_start_then_once_per_interval(api, shop):
     assert len(shop_orders_of(api, "3705200000000000007")) == 1
     service.pull_channel_orders()                          # the next tick, well within the interval: not asked
     assert len(shop.requests_to("/channels/ec/order/list/get")) == 1
+
+
+def test_an_order_the_hub_never_knew_that_already_shipped_is_not_placed(api, shop):
+    """Served outside the hub (before it took the shop's orders): placing it would send the goods twice."""
+    api.stock(10)
+    shop.seed_order("3705200000000000008", [("TEA-001", 1, 1200)], status=30, fulfillment="pickup", store_id="S001")
+    result = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    assert (result.listed, result.missed, result.refused) == (1, 0, 1)
+    assert shop_orders_of(api, "3705200000000000008") == [] and api.level().reserved == 0
+    assert result.cursor_at > datetime.now(UTC) - timedelta(minutes=5)          # passed, not waited on
