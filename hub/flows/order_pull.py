@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.bootstrap import HubContext
 from hub.domain.errors import HubError
 from hub.metrics import METRICS
-from hub.ports import ChannelStockPublisher, PermanentError
+from hub.ports import ChannelStockPublisher, MappingError, PermanentError
 from hub.services import orders, shop_orders
 from hub.storage.tables import ChannelOrderPull, utcnow
 from hub.storage.uow import UnitOfWork
@@ -74,7 +74,7 @@ def pull_channel(ctx: HubContext, channel_id: str, system: str, now: datetime | 
         for external_id in dict.fromkeys(ids):       # an id on two pages is taken once
             try:
                 window_missed += take(ctx, connector, system, external_id, now)
-            except (PermanentError, HubError) as exc:
+            except (PermanentError, MappingError, HubError) as exc:
                 # The hub will never take it (what a push would be answered 4xx for): logged, not waited on.
                 refused += 1
                 log.warning("order pull of %s: order %s refused: %s", channel_id, external_id, exc)
@@ -88,11 +88,12 @@ def pull_channel(ctx: HubContext, channel_id: str, system: str, now: datetime | 
                 row.last_missed_at = now
             cursor = row.cursor_at
             uow.commit()
+        if window_missed:                 # counted as committed: a later window failing takes nothing back
+            METRICS.channel_orders_missed.labels(channel_id).inc(window_missed)
         listed, missed = listed + len(ids), missed + window_missed
         since = until
     METRICS.channel_order_pulls.labels(channel_id, "ok").inc()
     if missed:
-        METRICS.channel_orders_missed.labels(channel_id).inc(missed)
         log.warning("order pull of %s took %d order change(s) its pushes never delivered", channel_id, missed)
     return PullResult(system, channel_id, listed, missed, refused, cursor)
 

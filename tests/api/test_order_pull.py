@@ -276,3 +276,17 @@ def test_an_order_the_hub_never_knew_that_already_shipped_is_not_placed(api, sho
     assert (result.listed, result.missed, result.refused) == (1, 0, 1)
     assert shop_orders_of(api, "3705200000000000008") == [] and api.level().reserved == 0
     assert result.cursor_at > datetime.now(UTC) - timedelta(minutes=5)          # passed, not waited on
+
+
+def test_an_order_that_does_not_map_is_passed_and_the_others_taken(api, shop):
+    """An unknown SKU (a push of it is answered 422) must not hold the cursor for ever."""
+    api.stock(10)
+    t = int(time.time())
+    shop.seed_order("3705200000000000009", [("NOPE-999", 1, 1200)], status=20, fulfillment="pickup", store_id="S001",
+                    at=t - 2)
+    shop.seed_order("3705200000000000010", [("TEA-001", 1, 1200)], status=20, fulfillment="pickup", store_id="S001",
+                    at=t - 1)
+    result = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    assert (result.listed, result.missed, result.refused) == (2, 1, 1)
+    assert shop_orders_of(api, "3705200000000000009") == [] and len(shop_orders_of(api, "3705200000000000010")) == 1
+    assert result.cursor_at > datetime.now(UTC) - timedelta(minutes=5)
