@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Iterable
 from collections.abc import Mapping as Query
@@ -21,7 +22,7 @@ from urllib.parse import parse_qsl
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
-from hub.ports import ChannelStockPublisher
+from hub.ports import ChannelStockPublisher, OrderPage
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -36,6 +37,7 @@ from .base import (
 )
 
 PUSH_WINDOW_S = 300
+LIST_WINDOW_S = 24 * 3600          # getOrderIdByPage: one day per ask (sandbox assumption, README)
 
 
 def sign(url: str, params: Query[str, Any], secret: str) -> str:
@@ -50,6 +52,7 @@ class MeituanConnector:
     callback = "channel_order_push"
     callback_accepted = {"data": "ok"}                      # what the platform expects back from a push
     callback_error = {"data": "ng"}
+    pull_window_s = LIST_WINDOW_S
 
     def __init__(self, name: str, mapping: Mapping, base_url: str, app_id: str, app_secret: str, push_url: str,
                  binder: Binder, retry: RetryPolicy, channel: str = "meituan", timeout: float = 5.0):
@@ -158,12 +161,27 @@ class MeituanConnector:
                           fulfillment=Fulfillment(kind, store_id=f["store_id"], address=address),
                           status=f["status"], total_fen=f["total_fen"])
 
-    def changed_orders(self, store_id: str, since: datetime, until: datetime,
-                       cursor: str = "") -> tuple[list[str], str]:
+    def changed_orders(self, since: datetime, until: datetime, stores: tuple[str, ...],
+                       page: str = "") -> OrderPage:
+        """Every store's changed orders, a store at a time: `page` is "<store index>:<vernier>"."""
+        index, _, vernier = page.partition(":")
+        for i in range(int(index) if index.isdigit() else 0, len(stores)):
+            if self.binder.to_external(self.name, "store", stores[i]) is None:
+                vernier = ""                        # a store not listed on the platform has no orders there
+                continue
+            ids, vernier = self.store_changed_orders(stores[i], since, until, vernier)
+            if vernier:                             # more of this store
+                return OrderPage(tuple(ids), f"{i}:{vernier}")
+            if ids:                                 # this store done: the next one next
+                return OrderPage(tuple(ids), f"{i + 1}:" if i + 1 < len(stores) else "")
+        return OrderPage(())
+
+    def store_changed_orders(self, store_id: str, since: datetime, until: datetime,
+                             cursor: str = "") -> tuple[list[str], str]:
         """One page of the store's order ids changed in [since, until): (ids, next cursor, "" at the end)."""
         poi = self._store(store_id)
         data = self._call("order_list", {"app_poi_code": poi, "start_time": str(int(since.timestamp())),
-                                         "end_time": str(int(until.timestamp())), "page_size": "100",
+                                         "end_time": str(math.ceil(until.timestamp())), "page_size": "100",
                                          "vernier": cursor})
         if not isinstance(data, dict) or not isinstance(data.get("order_ids"), list):
             raise MappingError(self.name, "order_ids", None, "order list answered without ids")

@@ -10,19 +10,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 from collections.abc import Mapping as Query
+from datetime import datetime
 from typing import Any, Self
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
-from hub.ports import ChannelStockPublisher
+from hub.ports import AfterSale, ChannelAfterSales, ChannelDelivery, ChannelStockPublisher, OrderPage
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, SignatureError
 from .wechat_api import WeChatApi
 
 PUSH_WINDOW_S = 300
+LIST_WINDOW_S = 7 * 24 * 3600      # order/list/get: update_time_range at most 7 days
+LIST_PAGE_SIZE = 100               # its page_size limit
 
 
 def push_signature(token: str, timestamp: str, nonce: str) -> str:
@@ -34,6 +38,7 @@ class WeChatShopConnector:
     role = "channel"
     callback = "channel_order_push"
     callback_accepted = "success"         # a plain-text `success`, as WeChat's message pushes expect
+    pull_window_s = LIST_WINDOW_S
 
     def __init__(self, name: str, mapping: Mapping, api: WeChatApi, push_token: str, binder: Binder,
                  retry: RetryPolicy, channel: str = "miniprogram"):
@@ -70,7 +75,8 @@ class WeChatShopConnector:
         return query.get("echostr", "")
 
     def parse_push(self, query: Query[str, str], body: bytes) -> dict[str, Any]:
-        """Verify and map an order event push: {event, external_order_id, at}. Reply `success`."""
+        """Verify and map an order event push: {event, external_order_id, at, after_sale_id}. Reply `success`.
+        An after-sales push names its order inside `finder_shop_aftersale_status_update`."""
         self.verify_push(query)
         try:
             payload = json.loads(body)
@@ -78,7 +84,13 @@ class WeChatShopConnector:
             raise MappingError(self.name, "body", body[:40], "push is not JSON") from None
         if not isinstance(payload, dict):
             raise MappingError(self.name, "body", type(payload).__name__, "push is not an object")
-        return self.mapping.inbound("push", payload)
+        push = self.mapping.inbound("push", payload)
+        of_after_sale = push.pop("after_sale_order_id", None)
+        push["external_order_id"] = push["external_order_id"] or of_after_sale
+        if not push["external_order_id"]:
+            raise MappingError(self.name, "order_info.order_id", None,
+                               "missing required field: the push names no order")
+        return push
 
     # -- orders ---------------------------------------------------------------------------------
     def get_order(self, external_order_id: str) -> PlaceOrder:
@@ -105,6 +117,21 @@ class WeChatShopConnector:
                           fulfillment=Fulfillment(kind, store_id=store_id, address=address),
                           status=f["status"], total_fen=f["total_fen"])
 
+    def changed_orders(self, since: datetime, until: datetime, stores: tuple[str, ...] = (),
+                       page: str = "") -> OrderPage:
+        """order/list/get by update time (the shop's orders, every store at once), paged by `next_key`."""
+        body: dict[str, Any] = {"update_time_range": {"start_time": int(since.timestamp()),
+                                                      "end_time": math.ceil(until.timestamp())},
+                                "page_size": LIST_PAGE_SIZE}
+        if page:
+            body["next_key"] = page
+        answer = self.retry.call(self.api.post, "order_list", body)
+        ids = answer.get("order_id_list")
+        if not isinstance(ids, list):
+            raise MappingError(self.name, "order_id_list", None, "order/list/get answered without a list")
+        more = bool(answer.get("has_more")) and bool(answer.get("next_key"))
+        return OrderPage(tuple(str(i) for i in ids), str(answer["next_key"]) if more else "")
+
     def _address(self, a: dict[str, Any], kind: FulfillmentType) -> Address | None:
         text = "".join(a[k] or "" for k in ("province", "city", "county", "detail"))
         if kind is FulfillmentType.PICKUP or not text:
@@ -118,6 +145,41 @@ class WeChatShopConnector:
         # Express needs no coordinates: 0.0 stands for "not given" there.
         return Address(text=text, lat=a["lat"] or 0.0, lng=a["lng"] or 0.0, name=a["name"] or "",
                        phone=a["phone"] or "")
+
+    # -- delivery and after-sales ----------------------------------------------------------------
+    def send_delivery(self, external_order_id: str, delivery: ChannelDelivery) -> None:
+        """order/delivery/send: the whole order in one package, its waybill (a rider: the courier's order
+        number) under the carrier's delivery_id (`delivery_company` in the mapping); deliver_type 1, the
+        merchant's own shipping. The shop answers a repeat of the same delivery ok (README)."""
+        infos = []
+        for sku, qty in delivery.lines:
+            product_id = self.binder.to_external(self.name, "product", sku)
+            sku_id = self.binder.to_external(self.name, "sku", sku)
+            if product_id is None or sku_id is None:
+                raise MappingError(self.name, "product_infos.sku_id", sku, "unmapped sku")
+            infos.append({"product_id": product_id, "sku_id": sku_id, "product_cnt": int(qty)})
+        body = {"order_id": external_order_id,
+                "delivery_list": [{"delivery_id": self.mapping.value("delivery_company", delivery.company, "out"),
+                                   "waybill_id": delivery.waybill, "deliver_type": 1, "product_infos": infos}]}
+        self.retry.call(self.api.post, "delivery_send", body)
+
+    def get_after_sale(self, after_sale_id: str) -> AfterSale:
+        answer = self.retry.call(self.api.post, "aftersale_get", {"after_sale_order_id": after_sale_id})
+        if not isinstance(answer.get("after_sale_order"), dict):
+            raise MappingError(self.name, "after_sale_order", None, "getaftersaleorder answered without one")
+        f = self.mapping.inbound("after_sale", answer["after_sale_order"])
+        if f["amount_fen"] < 0:
+            raise MappingError(self.name, "refund_info.amount", f["amount_fen"], "a negative refund")
+        return AfterSale(after_sale_id=f["after_sale_id"], external_order_id=f["order_id"], kind=f["kind"],
+                         status=f["status"], amount_fen=f["amount_fen"], reason=f["reason"] or "")
+
+    def accept_after_sale(self, after_sale_id: str) -> None:
+        """aftersale/acceptapply: a refund is paid to the buyer by the shop; a return is agreed first."""
+        self.retry.call(self.api.post, "aftersale_accept", {"after_sale_order_id": after_sale_id})
+
+    def reject_after_sale(self, after_sale_id: str, reason: str) -> None:
+        self.retry.call(self.api.post, "aftersale_reject", {"after_sale_order_id": after_sale_id,
+                                                            "reject_reason": reason[:200]})
 
     # -- stock ----------------------------------------------------------------------------------
     def update_store_stock(self, sku: str, store_id: str, available: int) -> None:
@@ -145,3 +207,4 @@ class WeChatShopConnector:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ChannelStockPublisher] = WeChatShopConnector
+_after_sales_check: type[ChannelAfterSales] = WeChatShopConnector

@@ -55,6 +55,8 @@ class HubSection(_Strict):
     courier_quote_deadline_s: float = Field(3.0, gt=0)  # couriers asked in parallel; a later answer is no quote
     ops_key: str = Field(min_length=8)
     reconcile_interval_s: int = Field(300, ge=10)     # channel stock reconciliation, the safety net
+    order_pull_interval_s: int = Field(60, ge=5)      # each channel's orders changed since its cursor, pulled
+    order_pull_overlap_s: int = Field(120, ge=0)      # asked again before the cursor: the channel's clock may lag
     # `hub up`: processes per service (competing consumers); a service not named runs once
     replicas: dict[str, int] = {}
 

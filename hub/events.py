@@ -137,8 +137,31 @@ class MemberHoldsReleaseDue(Event):
                    int(data.get("points") or 0))
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelAfterSaleAnswerDue(Event):
+    """The hub decided a buyer's after-sales request made in a channel (`services/channel_after_sales.py`)."""
+
+    TYPE: ClassVar[str] = "channel.after_sale_answer_due"
+    MEANING: ClassVar[str] = ("a buyer's after-sales request in a channel (the WeChat shop) was decided: tell the "
+                              "channel, which then pays the buyer back (accepted) or not (rejected)")
+    order_id: str
+    system: str
+    after_sale_id: str
+    accept: bool
+    reason: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "system": self.system, "after_sale_id": self.after_sale_id,
+                "accept": self.accept, "reason": self.reason}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ChannelAfterSaleAnswerDue:
+        return cls(data["order_id"], data["system"], data["after_sale_id"], bool(data["accept"]),
+                   data.get("reason") or "")
+
+
 CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue,
-                                      MemberHoldsReleaseDue)
+                                      MemberHoldsReleaseDue, ChannelAfterSaleAnswerDue)
 EVENTS: dict[str, type[Event]] = {e.TYPE: e for e in CATALOGUE}
 
 

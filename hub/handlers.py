@@ -13,8 +13,17 @@ from __future__ import annotations
 
 from .consumers import Consumer, by_name
 from .domain.order_states import OrderStatus as S
-from .events import MemberHoldsReleaseDue, OrderRefundDue, OrderStatusChanged, ShipmentRebookNeeded, StockChanged
+from .events import (
+    ChannelAfterSaleAnswerDue,
+    MemberHoldsReleaseDue,
+    OrderRefundDue,
+    OrderStatusChanged,
+    ShipmentRebookNeeded,
+    StockChanged,
+)
 from .flows import (
+    channel_after_sales,
+    channel_delivery,
     channel_orders,
     channel_stock,
     completed,
@@ -52,6 +61,10 @@ CRM_POINTS = Consumer("crm_points", OrderStatusChanged, completed.crm_points, "e
 CHANNEL_ORDER_PROGRESS = Consumer("channel_order_progress", OrderStatusChanged,
                                   channel_orders.channel_order_progress, "fulfilment", calls_out=True,
                                   to=channel_orders.TOLD)
+CHANNEL_DELIVERY_SEND = Consumer("channel_delivery_send", OrderStatusChanged, channel_delivery.channel_delivery_send,
+                                 "fulfilment", calls_out=True, to=frozenset(channel_delivery.KINDS))
+CHANNEL_AFTER_SALE_ANSWER = Consumer("channel_after_sale_answer", ChannelAfterSaleAnswerDue,
+                                     channel_after_sales.channel_after_sale_answer, "fulfilment", calls_out=True)
 FLASH_SALE_GIVE_BACK = Consumer("flash_sale_give_back", OrderStatusChanged, flash_sales.flash_sale_give_back,
                                 "scheduler", to=frozenset({S.CANCELLED}))
 CRM_REDEEM = Consumer("crm_redeem", OrderStatusChanged, members.crm_redeem, "erp_sync", calls_out=True,
@@ -66,7 +79,8 @@ CRM_RELEASE_HOLDS = Consumer("crm_release_holds", MemberHoldsReleaseDue, members
 TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, STORE_ORDER_TO_POS, DELIVERY_TO_COURIER, EXPRESS_WAYBILL,
                                SHIPPING_INFO_UPLOAD, REBOOK_COURIER, ASK_FOR_REFUND, ERP_SALES_ORDER, ERP_RETURN_ORDER,
                                CRM_POINTS, FLASH_SALE_GIVE_BACK, CRM_REDEEM, CRM_GIVE_BACK, CRM_REFUND_POINTS,
-                               CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS)
+                               CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS, CHANNEL_DELIVERY_SEND,
+                               CHANNEL_AFTER_SALE_ANSWER)
 
 # The names before this table (issue 20), kept so that what a deployed hub already holds still works:
 # dead letters parked under the old name replay through the consumer (`BY_NAME`), and the broker's

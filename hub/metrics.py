@@ -13,6 +13,7 @@ Names (each counter also as `…_total`):
   hub_connector_last_success_timestamp_seconds, …_last_failure_…            system
   hub_dead_letters_parked_events, hub_dead_letters_replayed                 consumer / outcome
   hub_reconciliation_drift, hub_reconciliation_repaired                     channel
+  hub_channel_order_pulls, hub_channel_orders_missed                         channel (outcome)
   hub_payment_reconciliation_runs, …_differences, …_repaired                 system (outcome | kind)
   hub_flash_sale_admissions                                                  outcome (admitted, sold_out, …)
   hub_orders_placed, hub_stock_events_applied
@@ -106,6 +107,11 @@ class HubMetrics:
                                             "from what the hub would publish", ("channel",), registry=r)
         self.reconciliation_repaired = Counter("hub_reconciliation_repaired", "Drifted channel stock figures "
                                                "repaired with an absolute update", ("channel",), registry=r)
+        self.channel_order_pulls = Counter("hub_channel_order_pulls", "Pulls of a channel's changed orders, by "
+                                           "outcome (ok, failed)", ("channel", "outcome"), registry=r)
+        self.channel_orders_missed = Counter("hub_channel_orders_missed", "Channel orders (or their changes) the "
+                                             "pull found that the channel's pushes never delivered", ("channel",),
+                                             registry=r)
         self.payment_reconciliation_runs = Counter(
             "hub_payment_reconciliation_runs", "Comparisons of a payment system's daily bills with the hub, by "
             "outcome (ok; error: no usable bill, e.g. its SHA1 did not match)", ("system", "outcome"), registry=r)

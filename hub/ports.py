@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from hub.config import PAID_ON_CHANNEL, HubConfig, LocationConfig, SystemConfig
@@ -106,11 +106,25 @@ class Binder(Protocol):
 # -- the ports: one per kind of external system ---------------------------------------------
 
 
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a channel's orders changed in a window: the channel's order ids, and the page to ask
+    for next ("" when this was the last)."""
+
+    order_ids: tuple[str, ...]
+    next_page: str = ""
+
+
 @runtime_checkable
 class ChannelStockPublisher(Protocol):
-    """A sales channel that shows per-store stock and pushes its orders (the mini-program shop)."""
+    """A sales channel that shows per-store stock and pushes its orders (the mini-program shop).
+
+    Pushes can all be lost (the channel gives up after its retries), so each channel also lists the orders
+    changed in a window (`changed_orders`), which the hub's pull takes like a push (`flows/order_pull.py`).
+    `pull_window_s` is the longest window the channel's list accepts in one ask."""
 
     name: str
+    pull_window_s: int
 
     def update_store_stock(self, sku: str, store_id: str, available: int) -> None: ...
 
@@ -119,6 +133,54 @@ class ChannelStockPublisher(Protocol):
     def parse_push(self, query: Mapping[str, str], body: bytes) -> dict[str, Any]: ...
 
     def get_order(self, external_order_id: str) -> PlaceOrder: ...
+
+    def changed_orders(self, since: datetime, until: datetime, stores: tuple[str, ...],
+                       page: str = "") -> OrderPage:
+        """The ids of orders the channel changed in [since, until), by its update time, from any of the hub's
+        `stores` (a channel that lists per store asks each); `page` is a previous answer's `next_page`."""
+        ...
+
+
+@dataclass(frozen=True)
+class ChannelDelivery:
+    """How a channel's order left the store, as the channel is told: an express waybill or a same-city rider's
+    booking. `company` is the hub's name for who carries it (an express courier's `company_code()`, a local
+    courier's system name); each channel's mapping turns it into its own code."""
+
+    kind: str                              # express | same_city
+    company: str
+    waybill: str                           # the waybill number, or the courier's order number for the rider
+    lines: tuple[tuple[str, int], ...]     # (sku, qty) that went
+
+
+@dataclass(frozen=True)
+class AfterSale:
+    """A buyer's after-sales request (售后) made in the channel: money back, or goods and money back."""
+
+    after_sale_id: str
+    external_order_id: str
+    kind: str                  # refund (仅退款) | return (退货退款)
+    status: str                # requested | accepted | refunded | rejected | cancelled | failed (the mapping's)
+    amount_fen: int
+    reason: str = ""
+
+
+@runtime_checkable
+class ChannelAfterSales(Protocol):
+    """What a channel that runs its own delivery display and after-sales (the WeChat shop) also offers; the
+    flows ask a channel's connector for these by name and leave a channel without them alone."""
+
+    def send_delivery(self, external_order_id: str, delivery: ChannelDelivery) -> None:
+        """Tell the channel how the order left; the same delivery told again changes nothing."""
+        ...
+
+    def get_after_sale(self, after_sale_id: str) -> AfterSale: ...
+
+    def accept_after_sale(self, after_sale_id: str) -> None:
+        """Agree: the channel pays the buyer back (a return: once the goods are back). Again: no change."""
+        ...
+
+    def reject_after_sale(self, after_sale_id: str, reason: str) -> None: ...
 
 
 @runtime_checkable

@@ -120,12 +120,17 @@ class MeituanSimulator(Simulator):
         return params
 
     def push(self, push_url: str, order_id: str, push_type: str = "order", **extra: Any) -> requests.Response | None:
-        """A signed urlencoded push to the hub (None when `drop_pushes`: it never arrives)."""
+        """A signed urlencoded push to the hub (None when `drop_pushes` or nobody listens: it never arrives)."""
         if self.drop_pushes:
             with self._lock:
                 self.pushes.append((push_type, order_id, 0))
             return None
-        resp = requests.post(push_url, data=self.push_params(push_url, order_id, push_type, **extra), timeout=10)
+        try:
+            resp = requests.post(push_url, data=self.push_params(push_url, order_id, push_type, **extra), timeout=10)
+        except requests.ConnectionError:          # nothing listening: the order stays, listed by the query
+            with self._lock:
+                self.pushes.append((push_type, order_id, 0))
+            return None
         with self._lock:
             self.pushes.append((push_type, order_id, resp.status_code))
         return resp

@@ -17,9 +17,8 @@ from hub.bootstrap import HubContext, build_context, sync_locations  # noqa: E40
 from hub.config import HubConfig  # noqa: E402
 from hub.storage.tables import Base  # noqa: E402
 
-from .support import make_config, seed_catalog  # noqa: E402
-
 from .parallel import isolate_this_worker  # noqa: E402
+from .support import make_config, seed_catalog  # noqa: E402
 
 # Under pytest-xdist each worker gets its own database and vhost (tests/parallel.py), so workers that truncate
 # and purge never disturb each other; subprocesses the tests start inherit the rewritten variables.

@@ -361,6 +361,17 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
     from hub.services import payment_reconciliation
 
     ctx = build_context(load_config(args.config), connectors=build_connector)
+    if args.what == "orders":                 # each channel's orders since its cursor, now (after an outage)
+        from hub.flows import order_pull
+
+        pulled = order_pull.pull_channel_orders(ctx)
+        for p in pulled:
+            print(f"{p.channel} ({p.system}): {p.listed} listed, {p.missed} the pushes missed, {p.refused} refused; "
+                  f"cursor {p.cursor_at.isoformat(timespec='seconds')}")
+        failed = {c.id for c in ctx.config.channels if c.publish_to} - {p.channel for p in pulled}
+        for channel in sorted(failed):
+            print(f"{channel}: the pull failed (see the log); its cursor stays", file=sys.stderr)
+        return 1 if failed else 0
     day = args.date or payment_reconciliation.yesterday()
     try:
         runs = payment_reconciliation.reconcile(ctx, day, trigger="cli", system=args.system)
@@ -401,8 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resend", action="store_true",
                    help="also resend letters of unknown outcome (check the other system first)")
     p.add_argument("--config")
-    p = sub.add_parser("reconcile", help="compare the payment systems' daily bills with the hub (default: yesterday)")
-    p.add_argument("what", choices=["payments"])
+    p = sub.add_parser("reconcile", help="payments: compare the payment systems' daily bills with the hub (default: "
+                                         "yesterday); orders: pull each channel's orders changed since its cursor now")
+    p.add_argument("what", choices=["payments", "orders"])
     p.add_argument("--date", type=_bill_day, help="the bill's day, YYYY-MM-DD")
     p.add_argument("--system", help="one payment system (default every one)")
     p.add_argument("--config")

@@ -9,7 +9,7 @@ from nameko.timer import timer
 
 from hub import handlers
 from hub.consumers import retry_due
-from hub.flows import delivery, escalation, express, reconcile, refunds
+from hub.flows import delivery, escalation, express, order_pull, reconcile, refunds
 from hub.services import housekeeping, payment_reconciliation
 
 from .dependencies import HubCore
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 RECONCILE_TICK_S = 5
 _last_reconcile: dict[int, float] = {}     # per hub context: when reconciliation last ran
 _bills_done: dict[int, str] = {}           # per hub context: the last bill day compared
+_last_order_pull: dict[int, float] = {}    # per hub context: when the channels' orders were last pulled
 
 
 @subscribed
@@ -93,6 +94,20 @@ class SchedulerService:
             reconcile.reconcile_channel_stock(self.hub)     # logs and counts what it repaired
         except Exception as exc:   # a channel (or our database) away: the next run checks again
             log.warning("channel stock reconciliation failed: %s", exc)
+
+    # Each channel's orders changed since its cursor, so an order whose pushes were all lost is still taken.
+    # The first tick pulls at once: a scheduler starting is often our own outage ending.
+    @timer(interval=RECONCILE_TICK_S)
+    def pull_channel_orders(self) -> None:
+        now = time.monotonic()
+        last = _last_order_pull.get(id(self.hub))
+        if last is not None and now - last < self.hub.config.hub.order_pull_interval_s:
+            return
+        _last_order_pull[id(self.hub)] = now
+        for r in order_pull.pull_channel_orders(self.hub):    # a channel that failed is logged there
+            if r.missed or r.refused:
+                log.info("order pull of %s: %d listed, %d its pushes missed, %d refused", r.channel, r.listed,
+                         r.missed, r.refused)
 
     # WeChat Pay publishes yesterday's bills from 10:00 Beijing time; the hourly check compares them once a day
     # after that (a run that found no usable bill is tried again the next hour).

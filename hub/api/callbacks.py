@@ -39,8 +39,11 @@ def payment_notice(call: Call, connector: PaymentPlatform) -> None:
 def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
     push = connector.parse_push(call.request.args, call.request.get_data())
     shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
+    # An after-sales push: the request as the channel holds it now, read before the transaction opens.
+    read_after_sale = getattr(connector, "get_after_sale", None)
+    after_sale = read_after_sale(push["after_sale_id"]) if read_after_sale and push.get("after_sale_id") else None
     with call.ctx.uow() as uow:
-        shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now())
+        shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now(), after_sale)
         uow.commit()
 
 

@@ -24,6 +24,7 @@ from hub.privacy import mask_phone, redact
 from hub.services import inventory, money_owed
 from hub.storage.tables import (
     UNKNOWN_OUTCOME,
+    ChannelOrderPull,
     DeadLetter,
     OrderRow,
     OutboxMessage,
@@ -100,7 +101,21 @@ def reconciliation(call: Call) -> dict:
     channels = sorted({c.id for c in call.ctx.config.channels} | set(found) | set(repaired))
     return {"channels": [{"channel": c, "drift_found": int(found.get(c, 0)), "repaired": int(repaired.get(c, 0))}
                          for c in channels],
-            "note": "since the hub's processes started"}
+            "note": "since the hub's processes started",
+            "orders": order_pulls(call)}
+
+
+def order_pulls(call: Call) -> list[dict[str, Any]]:
+    """Each channel's order pull: its cursor, when it last ran, what it failed with, and the orders the pull
+    found that the pushes never delivered (kept in the database: since the pull began, across restarts)."""
+    with call.ctx.reader() as uow:
+        rows = {r.channel: r for r in uow.session.execute(select(ChannelOrderPull)).scalars()}
+    pulled = [c for c in call.ctx.config.channels if c.publish_to]
+    return [{"channel": c.id, "system": c.publish_to, "cursor_at": iso(call, r.cursor_at) if r else None,
+             "last_pull_at": iso(call, r.last_pull_at) if r else None, "listed": r.listed if r else 0,
+             "missed": r.missed if r else 0, "last_missed_at": iso(call, r.last_missed_at) if r else None,
+             "last_error": r.last_error if r else None}
+            for c in pulled for r in [rows.get(c.id)]]
 
 
 # -- stock with the ledger's history ----------------------------------------------------------------
@@ -265,7 +280,8 @@ ROUTES = [
     Route("GET", A + "/charts", charts.charts, "admin",
           "The last hour a minute at a time: events written, published, consumed and parked; outbox backlog; "
           "each connector's calls, errors, error rate and latency"),
-    Route("GET", A + "/reconciliation", reconciliation, "admin", "Channel stock drift found and repaired"),
+    Route("GET", A + "/reconciliation", reconciliation, "admin",
+          "Channel stock drift found and repaired; each channel's order pull (cursor, last run, orders missed)"),
     Route("GET", A + "/stock/{sku}", stock, "admin", "Stock of a SKU per location, with the ledger's history",
           query=(Param("location", schemas.Str(required=False, max_len=32), "one location only"),),
           responses={200: "levels and history (newest first)", 404: "unknown SKU or location"}),

@@ -470,3 +470,19 @@ class StoreStatusRow(Base):
     paused_until: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelOrderPull(Base):
+    """Each channel's order pull (`hub/flows/order_pull.py`): every order the channel changed before `cursor_at`
+    has been taken and committed; the next pull asks from there (less a small overlap). `missed` counts the
+    orders (or their changes) the pull found that the channel's pushes never delivered."""
+
+    __tablename__ = "channel_order_pulls"
+    system: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    cursor_at: Mapped[datetime]
+    last_pull_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    listed: Mapped[int] = mapped_column(BigInteger, default=0)
+    missed: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_missed_at: Mapped[datetime | None]

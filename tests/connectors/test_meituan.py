@@ -96,12 +96,12 @@ def test_order_list_pages_by_cursor(sim, mt):
     since, until = datetime.fromtimestamp(t - 60, UTC), datetime.fromtimestamp(t + 1, UTC)
     found, cursor = [], ""
     while True:
-        ids, cursor = mt.changed_orders("S001", since, until, cursor)
+        ids, cursor = mt.store_changed_orders("S001", since, until, cursor)
         found += ids
         if not cursor:
             break
     assert found == [f"2710{i}" for i in range(5)]
-    assert mt.changed_orders("S001", since + timedelta(hours=1), until + timedelta(hours=1)) == ([], "")
+    assert mt.store_changed_orders("S001", since + timedelta(hours=1), until + timedelta(hours=1)) == ([], "")
 
 
 def test_confirm_pick_and_rider_in_the_platforms_order(sim, mt):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connectors.base import MappingError, MemoryBinder, PermanentError, SignatureError, TransientError
 from hub.domain.model import FulfillmentType
+from hub.ports import ChannelDelivery
 from sandbox.base import Response
 from sandbox.wechat_shop import STORE_WAREHOUSES, WeChatShopSimulator, seed_binder, shop_ids
 from tests.connectors.conftest import simulator
@@ -235,3 +237,51 @@ def test_wrong_app_secret_is_permanent(sim, make_connector, binder):
     with pytest.raises(PermanentError, match="40125"):
         shop.update_store_stock("SKU-A", "S001", 1)
     assert len(sim.requests_to("/cgi-bin/token")) == 1
+
+
+# -- the order list (the pull), delivery, after-sales ------------------------------------------
+
+def test_order_list_pages_by_next_key_on_the_update_time(sim, shop):
+    t = int(time.time())
+    for i in range(130):                                # more than one page of 100
+        sim.seed_order(f"37054{i:03d}", [("SKU-A", 1, 100)], at=t - 200 + i)
+    sim.seed_order("37055000", [("SKU-A", 1, 100)], at=t - 4000)     # changed before the window
+    since, until = datetime.fromtimestamp(t - 300, UTC), datetime.fromtimestamp(t, UTC)
+    first = shop.changed_orders(since, until)
+    assert len(first.order_ids) == 100 and first.next_page
+    rest = shop.changed_orders(since, until, page=first.next_page)
+    assert rest.next_page == "" and first.order_ids + rest.order_ids == tuple(f"37054{i:03d}" for i in range(130))
+    [ask] = sim.requests_to("/channels/ec/order/list/get")[:1]
+    assert ask.json() == {"update_time_range": {"start_time": t - 300, "end_time": t}, "page_size": 100}
+
+
+def test_order_list_longer_than_seven_days_is_refused(sim, shop):
+    until = datetime.now(UTC)
+    with pytest.raises(PermanentError, match="47001"):
+        shop.changed_orders(until - timedelta(days=8), until)
+
+
+def test_an_after_sales_push_names_its_order_and_request(sim, shop):
+    sim.seed_order("37056001", [("SKU-A", 2, 500)])
+    sim.seed_after_sale("88001", "37056001", 1000, kind="RETURN")
+    push = shop.parse_push(sim.signed_query(), sim.after_sale_body("88001"))
+    assert (push["event"], push["external_order_id"], push["after_sale_id"]) == ("aftersale_update", "37056001",
+                                                                                "88001")
+    sale = shop.get_after_sale("88001")
+    assert (sale.external_order_id, sale.kind, sale.status, sale.amount_fen) == ("37056001", "return", "requested",
+                                                                                 1000)
+    shop.accept_after_sale("88001")
+    assert shop.get_after_sale("88001").status == "accepted"          # a return: the buyer sends the goods first
+    with pytest.raises(PermanentError, match="10020001"):             # accepted: it can no longer be rejected
+        shop.reject_after_sale("88001", "too late")
+
+
+def test_delivery_send_maps_the_carrier_and_refuses_an_unknown_one(sim, shop):
+    sim.seed_order("37056002", [("SKU-A", 2, 500)])
+    with pytest.raises(MappingError, match="delivery_company"):
+        shop.send_delivery("37056002", ChannelDelivery("express", "pigeon", "P-1", (("SKU-A", 2),)))
+    assert sim.requests_to("/channels/ec/order/delivery/send") == []
+    shop.send_delivery("37056002", ChannelDelivery("express", "sf", "SF1", (("SKU-A", 1),)))
+    assert sim.orders["37056002"]["status"] == 21                     # one of two units went: part shipped
+    shop.send_delivery("37056002", ChannelDelivery("express", "sf", "SF1", (("SKU-A", 1),)))     # again: no change
+    assert len(sim.deliveries) == 1

@@ -19,6 +19,7 @@ from hub.bootstrap import HubContext, build_context
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
 from hub.domain.model import StockCount, StockDelta
 from hub.events import Probe
+from hub.flows.order_pull import pull_channel
 from hub.flows.reconcile import reconcile_channel_stock
 from hub.services import inventory
 from hub.storage.bindings import SqlBinder
@@ -53,8 +54,9 @@ KNOWN = {"console_check.noted": consumers.Consumer("console_check.noted", Probe,
 
 
 def scenery(ctx: HubContext, sandbox: Sandbox) -> None:
-    """What an operator would find: sales and an order in the ledger, two parked dead letters, and a
-    reconciliation against the shop simulator (one call failing) — connector health and drift to show."""
+    """What an operator would find: sales and an order in the ledger, two parked dead letters, a
+    reconciliation against the shop simulator (one call failing) — connector health and drift to show — and
+    the shop's order pull."""
     skus = [s.code for s in CATALOG]
     seed_sandbox_bindings(SqlBinder(ctx.session_factory), skus)
     prepare_simulators(sandbox, skus)
@@ -66,6 +68,10 @@ def scenery(ctx: HubContext, sandbox: Sandbox) -> None:
                        "TransientError: wechat_shop: HTTP 503 from the shop", 3)
     sandbox.wechat_shop.faults.fail_next = 5          # the first pair's look-up fails after its retries
     reconcile_channel_stock(ctx)
+    # A shop order whose pushes never came: the shop's order pull takes it (the console's pull panel counts it).
+    sandbox.wechat_shop.seed_order("3705900000000000001", [("CUP-002", 1, 1500)], status=20, fulfillment="pickup",
+                                   store_id="S001")
+    pull_channel(ctx, "miniprogram", "wechat_shop")
 
 
 def main(workdir: str) -> None:

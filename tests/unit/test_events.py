@@ -79,12 +79,15 @@ def test_queue_names_are_the_ones_a_deployed_broker_has():
         "evt-hub-order.refund_due--erp_sync.crm_refund_points",
         "evt-hub-member.holds_release_due--erp_sync.crm_release_holds",
         "evt-hub-order.status_changed--fulfilment.channel_order_progress",     # issue 23's, after the table
+        "evt-hub-order.status_changed--fulfilment.channel_delivery_send",
+        "evt-hub-channel.after_sale_answer_due--fulfilment.channel_after_sale_answer",
     }
 
 
 def test_dead_letters_under_the_old_names_find_their_consumer():
     new = {handlers.CRM_REDEEM, handlers.CRM_GIVE_BACK, handlers.CRM_REFUND_POINTS, handlers.CRM_RELEASE_HOLDS,
-           handlers.CHANNEL_ORDER_PROGRESS}                 # consumers added after the table have no old name
+           handlers.CHANNEL_ORDER_PROGRESS, handlers.CHANNEL_DELIVERY_SEND,
+           handlers.CHANNEL_AFTER_SALE_ANSWER}              # consumers added after the table have no old name
     assert len(set(handlers.OLD_TARGETS.values())) == len(handlers.TABLE) - len(new)
     assert {handlers.BY_NAME[old] for old in handlers.OLD_TARGETS} == set(handlers.TABLE) - new
     assert handlers.BY_NAME["fulfilment.pickup_pos"] is handlers.STORE_ORDER_TO_POS
@@ -117,6 +120,7 @@ SAMPLES = (
     events.OrderStatusChanged("O-1", "paid", "allocated", "pickup", "S001", "routing"),
     events.ShipmentRebookNeeded("O-1", 7, "local_delivery", "DADA-1", "cancelled"),
     events.OrderRefundDue("O-1", "wx-1", 300, "returned", "R-1"),
+    events.ChannelAfterSaleAnswerDue("O-1", "wechat_shop", "9100001", False, "asks too much"),
 )
 
 
