@@ -121,7 +121,8 @@ def _channel_safety(cfg: HubConfig, cmd: PlaceOrder) -> int:
 
 def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> routing.RoutingDecision:
     lines = list(cmd.lines)
-    stock = inventory.availability(uow.session, cfg, {line.sku for line in lines}, _channel_safety(cfg, cmd))
+    stock = inventory.availability(uow.session, cfg, {line.sku for line in lines}, _channel_safety(cfg, cmd),
+                                   cfg.channel(cmd.channel))
     f = cmd.fulfillment
     refused = store_capacity.refusals(uow, cfg, now)      # paused or full stores: skipped, with the reason
     if f.type == FulfillmentType.PICKUP:
@@ -140,7 +141,7 @@ class StockSource(Protocol):
         ...
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> object:
+                ttl: timedelta, channel_safety: int, channel: str | None = None) -> object:
         ...
 
 
@@ -151,8 +152,8 @@ class FreeStock:
         return _route(uow, cfg, cmd, now)
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> object:
-        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety)
+                ttl: timedelta, channel_safety: int, channel: str | None = None) -> object:
+        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety, channel)
 
 
 FREE_STOCK = FreeStock()
@@ -211,7 +212,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     # Stock may move between the routing snapshot and the reservation; re-route a few times.
     for attempt in range(3):
         try:
-            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd))
+            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd), cmd.channel)
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP:

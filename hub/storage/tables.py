@@ -195,9 +195,22 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | released | committed | returned
     # Set when the unit came out of a flash sale's held stock rather than the location's free stock.
     flash_sale_id: Mapped[str | None] = mapped_column(ForeignKey("flash_sales.id"), index=True)
+    # Set when the units count against a channel's allocation (channel_reserved), so closing it gives them back.
+    channel: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+
+
+class ChannelReserved(Base):
+    """Units a channel with an allocation holds open per (SKU, store): what its share is measured against.
+    Written in the reservation's own transaction, after the stock row's lock (services/inventory.py)."""
+
+    __tablename__ = "channel_reserved"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.code"), primary_key=True)
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+    reserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Shipment(Base):

@@ -1,0 +1,31 @@
+"""channel allocation: what each channel with a share holds open per (SKU, store), and which channel a
+reservation counts against
+
+Revision ID: 0025
+Revises: 0010
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0025'
+down_revision = '0010'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'channel_reserved',
+        sa.Column('channel', sa.String(length=32), primary_key=True),
+        sa.Column('sku', sa.String(length=64), sa.ForeignKey('skus.code'), primary_key=True),
+        sa.Column('location_id', sa.String(length=32), sa.ForeignKey('locations.id'), primary_key=True),
+        sa.Column('reserved', sa.Integer(), server_default='0', nullable=False),
+    )
+    with op.batch_alter_table('reservations') as batch:
+        batch.add_column(sa.Column('channel', sa.String(length=32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('reservations') as batch:
+        batch.drop_column('channel')
+    op.drop_table('channel_reserved')
