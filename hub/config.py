@@ -144,6 +144,10 @@ class ChannelConfig(_Strict):
     # The system that takes this channel's payments; absent: the single payment system.
     payment: str | None = None
     allocation: ChannelAllocation | None = None
+    # Who delivers this channel's delivery orders: the store's couriers (the hub books one and, when the channel
+    # takes such reports, tells it the rider) or the platform's own rider; an order's own word (a platform's
+    # logistics code, through its mapping) comes first.
+    rider: Literal["store", "platform"] = "store"
 
     def allocation_for(self, store_id: str, sku: str) -> Allocation | None:
         """The channel's part of (store, sku), None when it may sell all of it (no allocation block)."""

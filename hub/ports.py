@@ -122,6 +122,21 @@ class ChannelStockPublisher(Protocol):
 
 
 @runtime_checkable
+class ChannelRiders(Protocol):
+    """A channel with riders of its own (an instant-retail platform): the hub hands an order to the platform's
+    rider and reads the platform's reports on him; an order the store's courier delivers is told back."""
+
+    name: str
+
+    def call_platform_rider(self, external_order_id: str) -> None: ...
+
+    def rider_report(self, push: dict[str, Any]) -> TrackingEvent: ...
+
+    def sync_rider(self, external_order_id: str, status: str, rider_name: str | None, rider_phone: str | None,
+                   lat: float | None, lng: float | None, carrier_ref: str | None = None) -> None: ...
+
+
+@runtime_checkable
 class PointOfSale(Protocol):
     """A store's till: pickup orders appear there and follow the hub's state."""
 

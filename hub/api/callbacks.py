@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
 from hub.flows import express as express_flow
-from hub.ports import ChannelStockPublisher, Declaration, ExpressCourier, LocalCourier, PaymentPlatform
+from hub.ports import ChannelRiders, ChannelStockPublisher, Declaration, ExpressCourier, LocalCourier, PaymentPlatform
 from hub.services import courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
 
@@ -38,10 +38,19 @@ def payment_notice(call: Call, connector: PaymentPlatform) -> None:
 
 def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
     push = connector.parse_push(call.request.args, call.request.get_data())
+    if push.get("kind") == RIDER_PUSH and isinstance(connector, ChannelRiders):
+        report = connector.rider_report(push)         # the platform's own rider: its signed word on him
+        with call.ctx.uow() as uow:
+            apply_tracking(uow, call.ctx.config, report)
+            uow.commit()
+        return
     shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
     with call.ctx.uow() as uow:
         shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now())
         uow.commit()
+
+
+RIDER_PUSH = "logistics_status"          # a channel's push kind (its mapping's `push` values) for its rider
 
 
 def express_tracking_push(call: Call, connector: ExpressCourier) -> None:

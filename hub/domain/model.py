@@ -122,6 +122,7 @@ class PlaceOrder:
     points: int = 0                           # points the buyer spends on it, as the client asked
     discounts: tuple[Discount, ...] = ()      # what the CRM (or the channel) granted: shared over the lines
     note: str | None = None                   # the buyer's note to the store
+    rider: str | None = None                  # "platform": the channel's own rider delivers it (its logistics code)
 
     def fingerprint(self) -> str:
         """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,
@@ -202,6 +203,8 @@ class TrackingEvent:
     rider_phone: str | None = None
     external_id: str = ""      # id of the report itself, for duplicate suppression
     order_ref: str | None = None
+    rider_lat: float | None = None     # the rider's position (GCJ-02), where the courier gives it
+    rider_lng: float | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,8 @@ class CourierState:
     rider_phone: str | None = None
     fee_fen: int | None = None
     shipment_ref: str | None = None    # the courier's own number for the booking, where it has one
+    rider_lat: float | None = None     # the rider's position (GCJ-02), where the courier gives it
+    rider_lng: float | None = None
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,15 @@ def _channel_safety(cfg: HubConfig, cmd: PlaceOrder) -> int:
     return channel.safety_stock if channel else 0
 
 
+def _rider(cfg: HubConfig, cmd: PlaceOrder) -> str | None:
+    """"platform" when the channel's own rider delivers this order (its word, else the channel's config)."""
+    if cmd.fulfillment.type != FulfillmentType.DELIVERY:
+        return None
+    channel = cfg.channel(cmd.channel)
+    rider = cmd.rider or (channel.rider if channel else "store")
+    return "platform" if rider == "platform" else None
+
+
 def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> routing.RoutingDecision:
     lines = list(cmd.lines)
     stock = inventory.availability(uow.session, cfg, {line.sku for line in lines}, _channel_safety(cfg, cmd),
@@ -190,6 +199,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         total_fen=sum(amounts), created_at=now, updated_at=now,
         expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id,
         discounts=[d.to_dict() for d in cmd.discounts] or None, note=cmd.note,
+        rider=_rider(cfg, cmd),
     )
     for line, amount in zip(cmd.lines, amounts, strict=True):
         order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,

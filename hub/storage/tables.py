@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -143,6 +144,8 @@ class OrderRow(Base):
     expires_at: Mapped[datetime | None]
     flash_sale_id: Mapped[str | None] = mapped_column(String(40), index=True)   # admitted by that sale's gate
     note: Mapped[str | None] = mapped_column(String(200))             # the buyer's note to the store
+    # "platform": the channel's own rider delivers it (the hub calls the platform's rider instead of a courier)
+    rider: Mapped[str | None] = mapped_column(String(16))
     picked_at: Mapped[datetime | None]                                # the store's pick, done (services/picking.py)
     picked_by: Mapped[str | None] = mapped_column(String(100))        # the store, and the staff member if named
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -232,6 +235,8 @@ class Shipment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # push (the courier pushes) | polling (it stopped: Kuaidi100's `abort`; the hub asks instead)
     tracking: Mapped[str] = mapped_column(String(16), default="push", server_default="push")
+    rider_lat: Mapped[float | None] = mapped_column(Float)      # the rider's last position (GCJ-02), if given
+    rider_lng: Mapped[float | None] = mapped_column(Float)
 
 
 class TrackingEventRow(Base):

@@ -1,5 +1,5 @@
 """channel allocation: what each channel with a share holds open per (SKU, store), and which channel a
-reservation counts against
+reservation counts against; who delivers an order (the platform's rider), the rider's last position
 
 Revision ID: 0025
 Revises: 0010
@@ -23,9 +23,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('reservations') as batch:
         batch.add_column(sa.Column('channel', sa.String(length=32), nullable=True))
+    with op.batch_alter_table('orders') as batch:
+        batch.add_column(sa.Column('rider', sa.String(length=16), nullable=True))
+    with op.batch_alter_table('shipments') as batch:
+        batch.add_column(sa.Column('rider_lat', sa.Float(), nullable=True))
+        batch.add_column(sa.Column('rider_lng', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('shipments') as batch:
+        batch.drop_column('rider_lng')
+        batch.drop_column('rider_lat')
+    with op.batch_alter_table('orders') as batch:
+        batch.drop_column('rider')
     with op.batch_alter_table('reservations') as batch:
         batch.drop_column('channel')
     op.drop_table('channel_reserved')
