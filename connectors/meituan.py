@@ -23,6 +23,7 @@ from hub.config import SystemConfig
 from hub.domain.model import (
     Address,
     Buyer,
+    ChannelRefundRequest,
     Fulfillment,
     FulfillmentType,
     OrderLine,
@@ -30,7 +31,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
-from hub.ports import ChannelRiders, ChannelStockPublisher
+from hub.ports import ChannelAfterSales, ChannelRiders, ChannelStockPublisher
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -214,6 +215,31 @@ class MeituanConnector:
             "courier_phone": rider_phone, "logistics_status": str(code),
             "latitude": None if lat is None else f"{lat:.6f}", "longitude": None if lng is None else f"{lng:.6f}"})
 
+    # -- after-sales: the platform asks, the hub answers --------------------------------------------
+    def refund_request(self, push: dict[str, Any]) -> ChannelRefundRequest:
+        """A verified part_refund (the lines in `food`, a JSON string) or refund (the whole order) push."""
+        params = dict(push["params"])
+        if push["kind"] == "part_refund":
+            try:
+                food = json.loads(params.get("food") or "")
+            except ValueError:
+                raise MappingError(self.name, "food", str(params.get("food"))[:40],
+                                   "refund lines are not JSON") from None
+            if not isinstance(food, list) or not food:
+                raise MappingError(self.name, "food", food, "a part refund names its lines")
+            params["food"] = food
+        else:
+            params.pop("food", None)                  # a whole-order refund: every line
+        f = self.mapping.inbound("refund_request", params, self.binder)
+        lines = None if f["lines"] is None else tuple((ln["sku"], ln["qty"]) for ln in f["lines"])
+        return ChannelRefundRequest(channel=self.channel, refund_id=f["refund_id"],
+                                    external_order_id=push["external_order_id"], lines=lines, reason=f["reason"] or "")
+
+    def answer_refund(self, external_order_id: str, refund_id: str, agree: bool, reason: str) -> None:
+        """order/refund/agree or /reject (a reason is required to reject); answered ok when repeated."""
+        self._call("refund_agree" if agree else "refund_reject",
+                   {"order_id": external_order_id, "refund_id": refund_id, "reason": reason[:200] or "同意"})
+
     # -- stock ------------------------------------------------------------------------------------
     def _store(self, store_id: str) -> str:
         poi = self.binder.to_external(self.name, "store", store_id)
@@ -254,3 +280,4 @@ class MeituanConnector:
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ChannelStockPublisher] = MeituanConnector
 _riders_check: type[ChannelRiders] = MeituanConnector
+_after_sales_check: type[ChannelAfterSales] = MeituanConnector

@@ -20,6 +20,7 @@ from hub.domain.model import (
     Booking,
     Buyer,
     CancelTerms,
+    ChannelRefundRequest,
     CourierState,
     DeliveryQuote,
     OrderSnapshot,
@@ -134,6 +135,17 @@ class ChannelRiders(Protocol):
 
     def sync_rider(self, external_order_id: str, status: str, rider_name: str | None, rider_phone: str | None,
                    lat: float | None, lng: float | None, carrier_ref: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class ChannelAfterSales(Protocol):
+    """A channel that takes its orders' refunds itself (a platform's 退款): it asks, the hub answers."""
+
+    name: str
+
+    def refund_request(self, push: dict[str, Any]) -> ChannelRefundRequest: ...
+
+    def answer_refund(self, external_order_id: str, refund_id: str, agree: bool, reason: str) -> None: ...
 
 
 @runtime_checkable

@@ -59,6 +59,7 @@ class MeituanSimulator(Simulator):
         self.pushes: list[tuple[str, str, int]] = []           # (push_type, order_id, hub's HTTP status)
         self.drop_pushes = False                               # a push lost on the way (network split)
         self.rider_syncs: list[dict[str, str]] = []            # logistics/sync calls taken (the store's courier)
+        self.refunds: dict[str, dict[str, Any]] = {}            # refund_id -> the buyer's request and its answer
         super().__init__(host, port)
 
     @classmethod
@@ -86,6 +87,7 @@ class MeituanSimulator(Simulator):
             self.pushes.clear()
             self.drop_pushes = False
             self.rider_syncs.clear()
+            self.refunds.clear()
 
     # -- seeding and reading, in hub terms ------------------------------------------------------
     def stock_of(self, sku: str, store_id: str) -> int | None:
@@ -212,7 +214,9 @@ class MeituanSimulator(Simulator):
 
     # -- riders: the platform's (reported to the hub), the store's (synced to the platform) ----------
     def rider_routes(self) -> dict[str, Any]:
-        return {"/api/v1/ecommerce/order/logistics/sync": self._logistics_sync}
+        return {"/api/v1/ecommerce/order/logistics/sync": self._logistics_sync,
+                "/api/v1/order/refund/agree": self._refund_answer(True),
+                "/api/v1/order/refund/reject": self._refund_answer(False)}
 
     def rider_params(self, push_url: str, order_id: str, logistics_status: int, *, name: str = "张师傅",
                      phone: str = "13700001111", at: int | None = None) -> dict[str, str]:
@@ -250,6 +254,36 @@ class MeituanSimulator(Simulator):
         with self._lock:
             self.rider_syncs.append({k: v for k, v in p.items() if k not in ("sig", "timestamp", "app_id")})
         return Response(200, {"data": "ok"})
+
+    # -- after-sales: the buyer asks the platform, the platform asks the store (the hub) ---------------
+    def refund_params(self, push_url: str, order_id: str, refund_id: str, lines: list[tuple[str, int]] | None,
+                      reason: str = "商品缺失") -> dict[str, str]:
+        """A signed refund push: `part_refund` with its lines (hub sku, count) in `food`, or `refund` (None: the
+        whole order). The request is kept, to be answered through refund/agree or refund/reject."""
+        food = None if lines is None else json.dumps(
+            [{"app_food_code": platform_sku(sku), "sku_id": platform_sku(sku), "count": qty} for sku, qty in lines],
+            ensure_ascii=False)
+        with self._lock:
+            self.refunds.setdefault(refund_id, {"order_id": order_id, "lines": lines, "status": "applied"})
+        extra: dict[str, Any] = {"refund_id": refund_id, "reason": reason, "notify_type": "apply"}
+        if food is not None:
+            extra["food"] = food
+        return self.push_params(push_url, order_id, "part_refund" if lines is not None else "refund", **extra)
+
+    def _refund_answer(self, agree: bool) -> Any:
+        def handler(p: dict[str, str]) -> Response:
+            refund = self.refunds.get(p.get("refund_id", ""))
+            if refund is None or refund["order_id"] != p.get("order_id"):
+                return Response(200, {"data": "ng", "error": {"code": ERR_NO_ORDER, "msg": "退款单不存在"}})
+            if not agree and not p.get("reason"):
+                return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "驳回须填写原因"}})
+            answer = "agreed" if agree else "rejected"
+            with self._lock:
+                if refund["status"] not in ("applied", answer):
+                    return Response(200, {"data": "ng", "error": {"code": ERR_STATE, "msg": "退款单状态不允许"}})
+                refund.update(status=answer, reason=p.get("reason", ""))     # a repeat is the same answer
+            return Response(200, {"data": "ok"})
+        return handler
 
 
 SELF_DELIVERY = "0000"                     # logistics_code: 商家自配送

@@ -17,8 +17,16 @@ from werkzeug import Request, Response
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
 from hub.flows import express as express_flow
-from hub.ports import ChannelRiders, ChannelStockPublisher, Declaration, ExpressCourier, LocalCourier, PaymentPlatform
-from hub.services import courier_claims, payments, shop_orders
+from hub.ports import (
+    ChannelAfterSales,
+    ChannelRiders,
+    ChannelStockPublisher,
+    Declaration,
+    ExpressCourier,
+    LocalCourier,
+    PaymentPlatform,
+)
+from hub.services import channel_refunds, courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
 
 
@@ -44,6 +52,9 @@ def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
             apply_tracking(uow, call.ctx.config, report)
             uow.commit()
         return
+    if push.get("kind") in REFUND_PUSHES and isinstance(connector, ChannelAfterSales):
+        _channel_refund(call, connector, push)
+        return
     shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
     with call.ctx.uow() as uow:
         shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now())
@@ -51,6 +62,23 @@ def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
 
 
 RIDER_PUSH = "logistics_status"          # a channel's push kind (its mapping's `push` values) for its rider
+REFUND_PUSHES = ("part_refund", "refund")      # ... and for a refund its buyer asked of it
+
+
+def _channel_refund(call: Call, connector: ChannelAfterSales, push: dict[str, Any]) -> None:
+    """Decide (and apply) once, commit, then answer the platform with no transaction open; the push is
+    answered ok only once the platform took the answer, so a failed answer is asked again by its re-push."""
+    request = connector.refund_request(push)
+    with call.ctx.uow() as uow:
+        row = channel_refunds.decide(uow, connector.name, request, call.deps.now())
+        agreed, reason, told = row.agreed, row.reason, row.told_at is not None
+        uow.commit()
+    if told:
+        return
+    connector.answer_refund(request.external_order_id, request.refund_id, agreed, reason)
+    with call.ctx.uow() as uow:
+        channel_refunds.told(uow, request.channel, request.refund_id, call.deps.now())
+        uow.commit()
 
 
 def express_tracking_push(call: Call, connector: ExpressCourier) -> None:

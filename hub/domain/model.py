@@ -208,6 +208,18 @@ class TrackingEvent:
 
 
 @dataclass(frozen=True)
+class ChannelRefundRequest:
+    """A channel asks the hub to refund part of its own order (`lines`: (sku, qty)) or all of it (None).
+    The channel takes and gives back the money; the hub adjusts the order and answers agree or reject."""
+
+    channel: str
+    refund_id: str
+    external_order_id: str
+    lines: tuple[tuple[str, int], ...] | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class CourierState:
     """What a courier's query API says of an order's delivery now: the truth a callback only claims."""
 

@@ -457,6 +457,30 @@ def short_pick(uow: UnitOfWork, order_id: str, sku: str, qty_missing: int, note:
     return qty_missing - left
 
 
+def release_part(uow: UnitOfWork, order_id: str, sku: str, qty: int, tag: str, note: str) -> int:
+    """`qty` units of an order's line the channel refunded while the store still holds them (not yet handed
+    to a rider or the buyer): that part of the reservation goes back to available stock — the units are on
+    the shelf or the packing table, so on-hand does not move. Once per `tag` (the refund). Returns units."""
+    session, now, left = uow.session, utcnow(), qty
+    for res in _open_reservations(session, order_id):
+        if res.sku != sku or left <= 0:
+            continue
+        take = min(left, res.qty)
+        if not _record(session, sku=sku, location_id=res.location_id, kind="release", qty=take, source="hub",
+                       external_id=f"order:{order_id}:{tag}", occurred_at=now, applied=True, note=note[:200]):
+            return 0                                              # this refund's units went back already
+        if not (res.flash_sale_id and _back_into_hold(session, res.flash_sale_id, take)):
+            level = _locked_level(session, sku, res.location_id)
+            level.reserved = reserved_after_release(level.reserved, take)
+            _give_back_share(session, res, take)
+        res.qty -= take
+        if res.qty == 0:
+            res.status, res.closed_at = "released", now
+        stock_changed(uow, sku, res.location_id, "refund")
+        left -= take
+    return qty - left
+
+
 def return_to_stock(uow: UnitOfWork, order_id: str, note: str = "refund") -> int:
     """An order's goods came back (returned, or refunded after they left): committed quantities on-hand
     again, at the location they left from. Once: a second call finds nothing committed."""

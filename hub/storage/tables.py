@@ -170,6 +170,8 @@ class OrderLineRow(Base):
     amount_fen: Mapped[int | None] = mapped_column(Integer)    # after its share of the discounts; None: qty x price
     location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
     qty_picked: Mapped[int | None] = mapped_column(Integer)           # None until the store picked the order
+    # Units the channel refunded (a platform's partial refund), already taken off `qty` (and `qty_picked`)
+    qty_refunded: Mapped[int | None] = mapped_column(Integer)
     order: Mapped[OrderRow] = relationship(back_populates="lines")
 
 
@@ -203,6 +205,22 @@ class Reservation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+
+
+class ChannelRefundRow(Base):
+    """A refund a channel asked of the hub for its own order (a platform's 部分退款 or 全额退款), and the
+    hub's answer: decided once, in the transaction that adjusts the lines and the stock; `told_at` once the
+    platform took the answer."""
+
+    __tablename__ = "channel_refunds"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    refund_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    lines: Mapped[list | None] = mapped_column(JSON)           # [[sku, qty], ...]; None: the whole order
+    agreed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    told_at: Mapped[datetime | None]
 
 
 class ChannelReserved(Base):
