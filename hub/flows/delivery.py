@@ -176,6 +176,11 @@ def hand_to_platform(ctx: HubContext, order_id: str, platform: ChannelRiders, ex
     return shipment
 
 
+def _is_channel(ctx: HubContext, carrier: str) -> bool:
+    """The shipment is a channel's own rider (`hand_to_platform`), not a courier the hub booked."""
+    return any(ch.publish_to == carrier for ch in ctx.config.channels)
+
+
 def _may_hold(ctx: HubContext, couriers: list[LocalCourier], quoted_by: set[str]) -> list[LocalCourier]:
     """The couriers that may hold a booking the hub never recorded: those it wrote a quote down for (a
     crash between booking and recording), else the store's first (a booking made before any quote row)."""
@@ -239,6 +244,16 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
             courier_outcomes.cancel_accepted(uow, orders.get(uow, order_id, lock=True), "hub", "no rider booked")
             uow.commit()
         return "accepted"
+    if _is_channel(ctx, carrier):
+        # The platform's own rider, and the platform cancelled the order: its rider is its to call off, and
+        # its money its to give back — cancelled here with nothing owed.
+        with ctx.uow() as uow:
+            order = orders.get(uow, order_id, lock=True)
+            must_get(uow.session, Shipment, shipment.id, lock=True).active = False
+            if order.status == S.CANCEL_REQUESTED:
+                orders.cancel_now(uow, order, carrier, "cancelled by the platform with its rider", owe_refund=False)
+            uow.commit()
+        return "accepted"
     courier = ctx.connectors.local_courier(carrier)
     try:
         courier.cancel(order_id, "cancelled by the buyer")
@@ -267,7 +282,8 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
         shipment = active_shipment(uow, order_id)
     if shipment is None or shipment.kind != "local":
         return None
-    ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason)
+    if not _is_channel(ctx, shipment.carrier):           # the platform's rider is the platform's to call off
+        ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason)
     with ctx.uow() as uow:
         row = must_get(uow.session, Shipment, shipment.id, lock=True)
         row.active, row.status = False, "cancelled"

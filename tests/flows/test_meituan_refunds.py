@@ -137,3 +137,21 @@ def test_a_refund_for_an_order_the_hub_never_took_is_404_and_asked_again(flow):
     r = refund(flow, "6199", "R-8", [("TEA-001", 1)])
     assert r.status_code == 404 and r.json["data"] == "ng"
     assert flow.sandbox.meituan.refunds["R-8"]["status"] == "applied"
+
+
+def test_malformed_refund_and_rider_pushes_are_4xx_and_change_nothing(flow):
+    mt = flow.sandbox.meituan
+    order_id = taken(flow, "6105", pick_type=1)
+    sign = mt.push_params
+    bad = [sign(push_url(flow), "6105", "part_refund", refund_id="R-9", food="[{not json"),
+           sign(push_url(flow), "6105", "part_refund", refund_id="R-9", food="[]"),
+           sign(push_url(flow), "6105", "part_refund", refund_id="R-9",
+                food='[{"sku_id": "mt-nothing", "count": 1}]'),
+           sign(push_url(flow), "6105", "part_refund", food='[{"sku_id": "mt-tea-001", "count": 1}]'),
+           sign(push_url(flow), "6105", "logistics", logistics_status="77", time=str(int(time.time()))),
+           sign(push_url(flow), "6105", "logistics", logistics_status="10", time=str(int(time.time())))]
+    codes = [post(flow, params).status_code for params in bad]
+    assert codes == [422, 422, 422, 422, 422, 404], codes
+    assert lines_of(flow, order_id)["TEA-001"][:3] == (3, None, None) and level(flow) == (10, 3)
+    with flow.ctx.uow() as uow:
+        assert uow.session.execute(select(ChannelRefundRow)).first() is None

@@ -156,3 +156,23 @@ def test_a_rider_change_delivered_late_is_not_told_over_a_newer_one(flow):
                             headers={"Content-Type": "application/json"}).status_code == 200
     flow.deliver(handlers.RIDER_TO_CHANNEL, "shipment.changed", order_id=order.id)   # both, the older first
     assert [s["logistics_status"] for s in mt.rider_syncs] == ["20"]
+
+
+def test_the_platform_cancelling_an_order_its_rider_has_cancels_it_here_with_nothing_owed(flow):
+    mt = flow.sandbox.meituan
+    mt.seed_order("6005", [("TEA-001", 2, 1200)], "S001", status=2, pick_type=0, logistics_code="1001")
+    assert push(flow, "6005").status_code == 200
+    order = taken(flow, "6005")
+    flow.deliver(handlers.CHANNEL_ORDER_PROGRESS, "order.status_changed", order_id=order.id, to="allocated")
+    pick(flow, order.id)
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order.id, to="picked")
+    assert flow.order(order.id).status == "dispatched"
+    mt.set_status("6005", 9)                                              # the platform cancels it
+    assert push(flow, "6005", "cancel").status_code == 200
+    assert flow.order(order.id).status == "cancel_requested"              # a rider holds it: asked first
+    [outcome] = flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order.id,
+                             to="cancel_requested")
+    assert outcome.status == "applied" and flow.order(order.id).status == "cancelled"
+    assert level(flow) == (10, 0) and not the_shipment(flow, order.id).active
+    assert flow.events("order.refund_due") == []                          # the platform gives its money back
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order.id, to="cancelled")
