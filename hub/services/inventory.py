@@ -276,6 +276,21 @@ def figure_for(session: Session, cfg: HubConfig, channel: ChannelConfig | None, 
     return channel_figure(level.on_hand, level.reserved, level.safety_stock, channel.safety_stock, share, held)
 
 
+def channel_figures(session: Session, cfg: HubConfig, channel: ChannelConfig, sku: str,
+                    held: dict[str, tuple[int, int]]) -> dict[str, int] | None:
+    """location_id -> what `channel` may sell of `sku` there (`held`: `held_of`'s rows), or None when the
+    channel has no allocation (its figure is the location's available less its safety stock)."""
+    if channel.allocation is None:
+        return None
+    own = channel_held(session, channel.id, [(sku, loc.id) for loc in cfg.locations])
+    out = {}
+    for loc in cfg.locations:
+        on_hand, reserved = held.get(loc.id, (0, 0))
+        out[loc.id] = channel_figure(on_hand, reserved, loc.safety_stock, channel.safety_stock,
+                                     channel.allocation_for(loc.id, sku), own.get((sku, loc.id), 0))
+    return out
+
+
 def channel_held(session: Session, channel: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
     """(sku, location) -> units `channel` holds open against its allocation (0 where no row)."""
     pairs = list(pairs)

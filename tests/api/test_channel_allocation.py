@@ -221,3 +221,14 @@ def test_the_ledger_itself_refuses_past_a_share_when_routing_read_too_early(pg_a
                                            .group_by(Reservation.channel)).all())
     assert counted == taken and (held(api, "meituan"), held(api, "miniprogram")) == (taken["meituan"],
                                                                                    taken["miniprogram"])
+
+
+def test_the_stock_a_channel_reads_is_its_share(api):
+    api.stock(10)                                                     # S001, S002, WH01: 10 each
+    r = api.get("/api/v1/stock/TEA-001")
+    assert r.status_code == 200
+    by_loc = {x["location_id"]: x["available"] for x in r.json["locations"]}
+    assert (by_loc["S001"], by_loc["S002"], by_loc["WH01"], by_loc["S003"]) == (5, 5, 5, 0)   # 60 % of 10, less 1
+    assert r.json["available"] == sum(by_loc.values())
+    near = api.get("/api/v1/stock/TEA-001?lat=31.2291&lng=121.4484")
+    assert {x["location_id"]: x["available"] for x in near.json["locations"]}["S001"] == 5
