@@ -176,3 +176,23 @@ def test_the_platform_cancelling_an_order_its_rider_has_cancels_it_here_with_not
     assert level(flow) == (10, 0) and not the_shipment(flow, order.id).active
     assert flow.events("order.refund_due") == []                          # the platform gives its money back
     flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order.id, to="cancelled")
+
+
+def test_the_platforms_rider_cancelling_hands_the_order_to_the_platform_again(flow):
+    mt = flow.sandbox.meituan
+    mt.seed_order("6006", [("TEA-001", 1, 1200)], "S001", status=2, pick_type=0, logistics_code="1002")
+    assert push(flow, "6006").status_code == 200
+    order = taken(flow, "6006")
+    flow.deliver(handlers.CHANNEL_ORDER_PROGRESS, "order.status_changed", order_id=order.id, to="allocated")
+    pick(flow, order.id)
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order.id, to="picked")
+    t0 = int(time.time()) - 600
+    assert rider(flow, "6006", 10, at=t0).status_code == 200
+    assert rider(flow, "6006", 100, at=t0 + 60).status_code == 200                 # 配送单已取消
+    assert flow.order(order.id).status == "allocated" and level(flow) == (10, 1)   # the stock still held
+    [again] = flow.deliver(handlers.REBOOK_COURIER, "shipment.rebook_needed", order_id=order.id)
+    assert again.status == "applied" and flow.order(order.id).status == "dispatched"
+    shipment = the_shipment(flow, order.id)                                       # the same, active again
+    assert (shipment.carrier, shipment.active, shipment.status) == ("meituan", True, "booked")
+    assert rider(flow, "6006", 10, at=t0 + 120, name="李师傅").status_code == 200
+    assert flow.order(order.id).status == "rider_assigned" and the_shipment(flow, order.id).rider_name == "李师傅"
