@@ -30,4 +30,4 @@ def test_examples():
     assert Allocation(share=80).allowance(10) == 8 and Allocation(share=33).allowance(10) == 3
     assert Allocation(cap=5).allowance(10) == 5 and Allocation(listed=False).allowance(10) == 0
     assert channel_figure(10, 0, 0, 1) == 9 and channel_figure(10, 0, 0, 1, Allocation(share=50)) == 4
-    assert channel_figure(10, 8, 0, 1, Allocation(share=50), held=0) == 1      # the store has 2 left, less 1
+    assert channel_figure(10, 8, 0, 1, Allocation(share=50), 0) == 1      # the store has 2 left, less 1
