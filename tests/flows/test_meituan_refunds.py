@@ -155,3 +155,4 @@ def test_malformed_refund_and_rider_pushes_are_4xx_and_change_nothing(flow):
     assert lines_of(flow, order_id)["TEA-001"][:3] == (3, None, None) and level(flow) == (10, 3)
     with flow.ctx.uow() as uow:
         assert uow.session.execute(select(ChannelRefundRow)).first() is None
+
