@@ -163,8 +163,26 @@ class ShipmentChanged(Event):
                    data.get("rider_phone"), data.get("lat"), data.get("lng"), data.get("at", ""))
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelRefundAgreed(Event):
+    """A channel's partial refund of an order the ERP already holds as a sale: a credit memo for its lines."""
+
+    TYPE: ClassVar[str] = "channel.refund_agreed"
+    MEANING: ClassVar[str] = "a channel refunded lines of a completed order; the ERP gets a credit memo for them"
+    order_id: str
+    channel: str
+    refund_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "channel": self.channel, "refund_id": self.refund_id}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ChannelRefundAgreed:
+        return cls(data["order_id"], data["channel"], data["refund_id"])
+
+
 CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue,
-                                      MemberHoldsReleaseDue, ShipmentChanged)
+                                      MemberHoldsReleaseDue, ShipmentChanged, ChannelRefundAgreed)
 EVENTS: dict[str, type[Event]] = {e.TYPE: e for e in CATALOGUE}
 
 

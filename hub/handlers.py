@@ -14,6 +14,7 @@ from __future__ import annotations
 from .consumers import Consumer, by_name
 from .domain.order_states import OrderStatus as S
 from .events import (
+    ChannelRefundAgreed,
     MemberHoldsReleaseDue,
     OrderRefundDue,
     OrderStatusChanged,
@@ -49,6 +50,8 @@ CHANNEL_ORDER_PROGRESS = Consumer("channel_order_progress", OrderStatusChanged,
                                   to=channel_orders.TOLD)
 RIDER_TO_CHANNEL = Consumer("rider_to_channel", ShipmentChanged, channel_orders.rider_to_channel, "fulfilment",
                             calls_out=True)
+ERP_REFUND_LINES = Consumer("erp_refund_lines", ChannelRefundAgreed, completed.erp_refund_lines, "erp_sync",
+                            calls_out=True)
 FLASH_SALE_GIVE_BACK = Consumer("flash_sale_give_back", OrderStatusChanged, flash_sales.flash_sale_give_back,
                                 "scheduler", to=frozenset({S.CANCELLED}))
 CRM_REDEEM = Consumer("crm_redeem", OrderStatusChanged, members.crm_redeem, "erp_sync", calls_out=True,
@@ -63,7 +66,8 @@ CRM_RELEASE_HOLDS = Consumer("crm_release_holds", MemberHoldsReleaseDue, members
 TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, PICKUP_TO_POS, DELIVERY_TO_COURIER, EXPRESS_WAYBILL,
                                SHIPPING_INFO_UPLOAD, REBOOK_COURIER, ASK_FOR_REFUND, ERP_SALES_ORDER, ERP_RETURN_ORDER,
                                CRM_POINTS, FLASH_SALE_GIVE_BACK, CRM_REDEEM, CRM_GIVE_BACK, CRM_REFUND_POINTS,
-                               CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS, RIDER_TO_CHANNEL)
+                               CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS, RIDER_TO_CHANNEL,
+                               ERP_REFUND_LINES)
 
 # The names before this table (issue 20), kept so that what a deployed hub already holds still works:
 # dead letters parked under the old name replay through the consumer (`BY_NAME`), and the broker's

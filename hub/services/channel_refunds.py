@@ -7,7 +7,9 @@ amount by `domain/refunds.line_refund_fen`), so the ERP is sent the lines the bu
 pick (`orders.kept_lines`). Units the store still holds (reserved: before the pick, or picked and not yet
 handed over) go back to available stock (`inventory.release_part`); units that left with a rider or the
 buyer are money only — a refund never moves stock, only a return does. Nothing left: the order is refunded
-as a whole (`payments.refunded`: cancelled first if the goods never left). No WeChat Pay: not ours to ask.
+as a whole (`payments.refunded`: cancelled first if the goods never left). After completion the ERP holds the
+sale as it was: the lines stay, and the refunded lines go to it as a credit memo (`channel.refund_agreed` ->
+`flows/completed.erp_refund_lines`). No WeChat Pay: not ours to ask.
 """
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from hub import events
 from hub.domain import refunds as refund_rules
 from hub.domain.errors import NotFound
 from hub.domain.model import ChannelRefundRequest
 from hub.domain.order_states import OrderStatus
-from hub.services import inventory, orders
+from hub.services import erp_feed, inventory, orders
 from hub.services.payments import refunded
 from hub.storage.tables import ChannelRefundRow, OrderRow
 from hub.storage.uow import UnitOfWork
@@ -38,13 +41,26 @@ def order_of(uow: UnitOfWork, channel: str, external_id: str) -> OrderRow:
     return orders.get(uow, order.id, lock=True)
 
 
-def refusal(order: OrderRow, request: ChannelRefundRequest) -> str:
-    """Why the refund cannot be agreed ("" when it can): each line the order's, named once, 1.. what is left."""
+def refunded_after_sale(uow: UnitOfWork, order_id: str) -> dict[str, int]:
+    """Units per SKU refunded after completion (credit memos): the lines still show them."""
+    out: dict[str, int] = {}
+    for (lines,) in uow.session.execute(select(ChannelRefundRow.lines).where(
+            ChannelRefundRow.order_id == order_id, ChannelRefundRow.agreed.is_(True),
+            ChannelRefundRow.after_sale.is_(True))):
+        for sku, qty in lines or []:
+            out[sku] = out.get(sku, 0) + int(qty)
+    return out
+
+
+def refusal(order: OrderRow, request: ChannelRefundRequest, credited: dict[str, int] | None = None) -> str:
+    """Why the refund cannot be agreed ("" when it can): each line the order's, named once, 1.. what is left
+    (less `credited`, what refunds after completion took without changing the lines)."""
     if order.status in OVER:
         return f"order is {order.status}"
     if request.lines is None:
         return ""
-    left = {x.sku: x.qty if x.qty_picked is None else x.qty_picked for x in order.lines}
+    credited = credited or {}
+    left = {x.sku: (x.qty if x.qty_picked is None else x.qty_picked) - credited.get(x.sku, 0) for x in order.lines}
     seen: set[str] = set()
     for sku, qty in request.lines:
         if sku not in left:
@@ -63,15 +79,23 @@ def decide(uow: UnitOfWork, system: str, request: ChannelRefundRequest, now: dat
     if row is not None:
         return row
     order = order_of(uow, request.channel, request.external_order_id)
-    why = refusal(order, request)
+    # Completed (in the ERP's feed, written with the completion): the ERP holds the sale as it was.
+    after_sale = erp_feed.in_feed(uow, order.id)
+    why = refusal(order, request, refunded_after_sale(uow, order.id) if after_sale else None)
     lines = None if request.lines is None else [[sku, qty] for sku, qty in request.lines]
     row = ChannelRefundRow(channel=request.channel, refund_id=request.refund_id, order_id=order.id, lines=lines,
-                           agreed=not why, reason=(why or request.reason or "agreed")[:200], decided_at=now)
+                           agreed=not why, reason=(why or request.reason or "agreed")[:200], decided_at=now,
+                           after_sale=after_sale and request.lines is not None)
     uow.session.add(row)
     if why:
         log.info("order %s: %s refund %s rejected: %s", order.id, system, request.refund_id, why)
         return row
     detail = f"{system} refund {request.refund_id}" + (f": {request.reason}" if request.reason else "")
+    if row.after_sale:                  # the goods are the buyer's: money only, and a credit memo for the ERP
+        uow.emit(events.ChannelRefundAgreed(order.id, request.channel, request.refund_id))
+        log.info("order %s: %s refund %s agreed after completion (credit memo)", order.id, system,
+                 request.refund_id)
+        return row
     if request.lines is not None:
         _take_off(uow, order, request.refund_id, request.lines, detail)
     if request.lines is None or all(x.qty == 0 or x.qty_picked == 0 for x in order.lines):

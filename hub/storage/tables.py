@@ -218,6 +218,8 @@ class ChannelRefundRow(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
     lines: Mapped[list | None] = mapped_column(JSON)           # [[sku, qty], ...]; None: the whole order
     agreed: Mapped[bool] = mapped_column(Boolean)
+    # Agreed after completion: the ERP holds the sale as it was, so the lines stay and a credit memo goes
+    after_sale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reason: Mapped[str] = mapped_column(String(200))
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
     told_at: Mapped[datetime | None]

@@ -5,6 +5,7 @@ the answer given through refund/agree or refund/reject — and never a WeChat Pa
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 from sqlalchemy import select
 from werkzeug.test import Client
@@ -14,6 +15,8 @@ from hub.api.app import build_api
 from hub.services import inventory, orders, picking
 from hub.services import tracking as fulfilment
 from hub.storage.tables import ChannelRefundRow, StockMovement, utcnow
+
+from .test_erp_returns import returns_sent, sap  # noqa: F401 — the SAP simulator fixture
 
 LINES = [("TEA-001", 3, 12800), ("CUP-002", 1, 4500)]
 
@@ -156,3 +159,27 @@ def test_malformed_refund_and_rider_pushes_are_4xx_and_change_nothing(flow):
     with flow.ctx.uow() as uow:
         assert uow.session.execute(select(ChannelRefundRow)).first() is None
 
+
+
+def test_a_part_refund_after_completion_leaves_the_sale_and_sends_a_credit_memo(flow, sap):  # noqa: F811
+    order_id = taken(flow, "6107", pick_type=1)
+    with flow.ctx.uow() as uow:
+        picking.complete(uow, "S001", order_id, [], "Wang", utcnow())
+        uow.commit()
+    flow.move(order_id, "collected")
+    with flow.ctx.uow() as uow:
+        fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
+        uow.commit()
+    assert level(flow) == (7, 0)
+    assert refund(flow, "6107", "R-10", [("TEA-001", 2)], "少送").status_code == 200
+    assert flow.sandbox.meituan.refunds["R-10"]["status"] == "agreed"
+    assert lines_of(flow, order_id)["TEA-001"][:3] == (3, 3, None)    # the ERP's sale stands as it was
+    assert level(flow) == (7, 0) and flow.order(order_id).status == "completed"       # money only
+    assert refund(flow, "6107", "R-11", [("TEA-001", 2)]).status_code == 200          # 1 left to refund
+    assert flow.sandbox.meituan.refunds["R-11"]["status"] == "rejected"
+    for _ in range(2):                                                                 # redelivered: one memo
+        flow.deliver(handlers.ERP_REFUND_LINES, "channel.refund_agreed", order_id=order_id)
+    [memo] = returns_sent(sap)
+    assert (memo["header"]["DOC_TYPE"], memo["header"]["PURCH_NO_C"]) == ("G2", "meituan:R-10")
+    assert memo["header"]["ZZREFUND_AMOUNT"] == Decimal("256.00")                     # 2 x 128.00
+    assert len(memo["items"]) == 1

@@ -80,12 +80,14 @@ def test_queue_names_are_the_ones_a_deployed_broker_has():
         "evt-hub-member.holds_release_due--erp_sync.crm_release_holds",
         "evt-hub-order.status_changed--fulfilment.channel_order_progress",     # issue 23's, after the table
         "evt-hub-shipment.changed--fulfilment.rider_to_channel",               # issue 23's rider sync
+        "evt-hub-channel.refund_agreed--erp_sync.erp_refund_lines",            # ... and credit memos
     }
 
 
 def test_dead_letters_under_the_old_names_find_their_consumer():
     new = {handlers.CRM_REDEEM, handlers.CRM_GIVE_BACK, handlers.CRM_REFUND_POINTS, handlers.CRM_RELEASE_HOLDS,
-           handlers.CHANNEL_ORDER_PROGRESS, handlers.RIDER_TO_CHANNEL}   # added after the table: no old name
+           handlers.CHANNEL_ORDER_PROGRESS, handlers.RIDER_TO_CHANNEL,
+           handlers.ERP_REFUND_LINES}   # added after the table: no old name
     assert len(handlers.OLD_TARGETS) == len(handlers.TABLE) - len(new)
     assert {handlers.BY_NAME[old] for old in handlers.OLD_TARGETS} == set(handlers.TABLE) - new
     assert handlers.BY_NAME["fulfilment.pickup_pos"] is handlers.PICKUP_TO_POS

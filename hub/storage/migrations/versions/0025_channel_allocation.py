@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column('order_id', sa.String(length=40), sa.ForeignKey('orders.id'), nullable=False, index=True),
         sa.Column('lines', sa.JSON(), nullable=True),
         sa.Column('agreed', sa.Boolean(), nullable=False),
+        sa.Column('after_sale', sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column('reason', sa.String(length=200), nullable=False),
         sa.Column('decided_at', hub.storage.tables.UtcDateTime(), nullable=False),
         sa.Column('told_at', hub.storage.tables.UtcDateTime(), nullable=True),
