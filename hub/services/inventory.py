@@ -211,7 +211,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     if short:
         savepoint.rollback()
         for line in short:
-            line["available"] = figure_for(session, cfg, ch, line["sku"], line["location_id"])
+            line["available"] = figure_for(session, cfg, ch, line["sku"], line["location_id"], channel_safety)
         raise InsufficientStock(short)
     savepoint.commit()
     return rows
@@ -263,11 +263,13 @@ def _give_back_share(session: Session, res: Reservation, qty: int) -> None:
         row.reserved = reserved_after_release(row.reserved, qty)
 
 
-def figure_for(session: Session, cfg: HubConfig, channel: ChannelConfig | None, sku: str, location_id: str) -> int:
-    """What `channel` may sell of `sku` at `location_id` now (its safety stock and allocation applied)."""
+def figure_for(session: Session, cfg: HubConfig, channel: ChannelConfig | None, sku: str, location_id: str,
+               channel_safety: int = 0) -> int:
+    """What `channel` may sell of `sku` at `location_id` now (its safety stock and allocation applied); no
+    channel: the location's available less `channel_safety`."""
     level = stock_at(session, cfg, sku, location_id)
     if channel is None:
-        return level.available
+        return level.available_to(channel_safety)
     share = channel.allocation_for(location_id, sku)
     held = 0
     if share is not None:
