@@ -161,7 +161,8 @@ class LocalDeliveryConnector:
         status = TrackingStatus(d["status"])
         return CourierState(carrier=self.name, order_ref=d["order_ref"], status=status,
                             at=d.get(STEP_TIME.get(status, "")), rider_name=d["rider_name"] or None,
-                            rider_phone=d["rider_phone"] or None, fee_fen=d["fee_fen"])
+                            rider_phone=d["rider_phone"] or None, fee_fen=d["fee_fen"],
+                            rider_lat=d.get("rider_lat"), rider_lng=d.get("rider_lng"))
 
     def _call(self, operation: str, body: dict[str, Any]) -> Any:
         params = {"app_key": self.app_key, "timestamp": str(int(time.time())), "format": "json", "v": "1.0",

@@ -21,8 +21,18 @@ from typing import Any, Self
 from urllib.parse import parse_qsl
 
 from hub.config import SystemConfig
-from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
-from hub.ports import ChannelStockPublisher, OrderPage
+from hub.domain.model import (
+    Address,
+    Buyer,
+    ChannelRefundRequest,
+    Fulfillment,
+    FulfillmentType,
+    OrderLine,
+    PlaceOrder,
+    TrackingEvent,
+    TrackingStatus,
+)
+from hub.ports import ChannelRefunds, ChannelRiders, ChannelStockPublisher, OrderPage
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -159,7 +169,7 @@ class MeituanConnector:
                           buyer=Buyer(id=f["buyer"]["id"] or f"{self.name}:{f['external_id']}",
                                       name=f["buyer"]["name"] or "", phone=f["buyer"]["phone"] or ""),
                           fulfillment=Fulfillment(kind, store_id=f["store_id"], address=address),
-                          status=f["status"], total_fen=f["total_fen"])
+                          status=f["status"], total_fen=f["total_fen"], rider=f.get("rider"))
 
     def changed_orders(self, since: datetime, until: datetime, stores: tuple[str, ...],
                        page: str = "") -> OrderPage:
@@ -198,6 +208,55 @@ class MeituanConnector:
     def call_platform_rider(self, external_order_id: str) -> None:
         """order/logistics/push: hand the order to the platform's own rider."""
         self._call("logistics_push", {"order_id": external_order_id})
+
+    # -- riders: the platform's, reported; the store's, told -----------------------------------------
+    def rider_report(self, push: dict[str, Any]) -> TrackingEvent:
+        """A verified logistics push as a report on the platform's rider (the shipment is the platform's
+        order id). Signed with the app secret, so it is the platform's word, not a claim to confirm."""
+        params = push["params"]
+        f = self.mapping.inbound("rider_report", params)
+        order_id = push["external_order_id"]
+        return TrackingEvent(carrier=self.name, shipment_ref=order_id, status=TrackingStatus(f["status"]),
+                             at=f["at"], rider_name=f["rider_name"] or None, rider_phone=f["rider_phone"] or None,
+                             rider_lat=f["rider_lat"], rider_lng=f["rider_lng"],
+                             external_id=f"{order_id}:{params.get('logistics_status')}:{params.get('time')}")
+
+    def sync_rider(self, external_order_id: str, status: str, rider_name: str | None, rider_phone: str | None,
+                   lat: float | None, lng: float | None, carrier_ref: str | None = None) -> None:
+        """ecommerce/order/logistics/sync: the store's own courier's rider, status and position (GCJ-02)."""
+        try:
+            code = self.mapping.value("rider_sync", status)
+        except MappingError:
+            return                          # a state the platform has no code for (problem, returning): not told
+        self._call("logistics_sync", {
+            "order_id": external_order_id, "third_carrier_order_id": carrier_ref, "courier_name": rider_name,
+            "courier_phone": rider_phone, "logistics_status": str(code),
+            "latitude": None if lat is None else f"{lat:.6f}", "longitude": None if lng is None else f"{lng:.6f}"})
+
+    # -- after-sales: the platform asks, the hub answers --------------------------------------------
+    def refund_request(self, push: dict[str, Any]) -> ChannelRefundRequest:
+        """A verified part_refund (the lines in `food`, a JSON string) or refund (the whole order) push."""
+        params = dict(push["params"])
+        if push["kind"] == "part_refund":
+            try:
+                food = json.loads(params.get("food") or "")
+            except ValueError:
+                raise MappingError(self.name, "food", str(params.get("food"))[:40],
+                                   "refund lines are not JSON") from None
+            if not isinstance(food, list) or not food:
+                raise MappingError(self.name, "food", food, "a part refund names its lines")
+            params["food"] = food
+        else:
+            params.pop("food", None)                  # a whole-order refund: every line
+        f = self.mapping.inbound("refund_request", params, self.binder)
+        lines = None if f["lines"] is None else tuple((ln["sku"], ln["qty"]) for ln in f["lines"])
+        return ChannelRefundRequest(channel=self.channel, refund_id=f["refund_id"],
+                                    external_order_id=push["external_order_id"], lines=lines, reason=f["reason"] or "")
+
+    def answer_refund(self, external_order_id: str, refund_id: str, agree: bool, reason: str) -> None:
+        """order/refund/agree or /reject (a reason is required to reject); answered ok when repeated."""
+        self._call("refund_agree" if agree else "refund_reject",
+                   {"order_id": external_order_id, "refund_id": refund_id, "reason": reason[:200] or "同意"})
 
     # -- stock ------------------------------------------------------------------------------------
     def _store(self, store_id: str) -> str:
@@ -238,3 +297,5 @@ class MeituanConnector:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ChannelStockPublisher] = MeituanConnector
+_riders_check: type[ChannelRiders] = MeituanConnector
+_refunds_check: type[ChannelRefunds] = MeituanConnector

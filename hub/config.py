@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hub.domain.stock import Allocation
+
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Field names that hold secrets: these may only come from the environment.
@@ -90,6 +92,51 @@ class RoutingSection(_Strict):
         return v
 
 
+class AllocationRule(_Strict):
+    """An exception to a channel's default allocation: for one SKU, one store, or one SKU at one store (the
+    most specific rule that sets a field wins; a field it leaves out comes from the less specific ones)."""
+    sku: str | None = Field(None, min_length=1, max_length=64)
+    store: str | None = Field(None, min_length=1, max_length=32)
+    share: int | None = Field(None, ge=0, le=100)
+    cap: int | None = Field(None, ge=0)
+    listed: bool | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> AllocationRule:
+        if self.sku is None and self.store is None:
+            raise ValueError("an allocation rule names a sku, a store or both (the default is the block itself)")
+        if self.share is None and self.cap is None and self.listed is None:
+            raise ValueError("an allocation rule sets share, cap or listed")
+        return self
+
+
+class ChannelAllocation(_Strict):
+    """A channel's part of each store's stock per SKU: a share (percent) of what the store may sell, a cap,
+    or not listed at all; `rules` for particular SKUs and stores. Absent: the channel may sell it all."""
+    share: int = Field(100, ge=0, le=100)
+    cap: int | None = Field(None, ge=0)
+    listed: bool = True
+    rules: list[AllocationRule] = []
+
+    @model_validator(mode="after")
+    def _one_rule_per_target(self) -> ChannelAllocation:
+        seen: set[tuple[str | None, str | None]] = set()
+        for rule in self.rules:
+            if (rule.sku, rule.store) in seen:
+                raise ValueError(f"two allocation rules for sku {rule.sku!r} at store {rule.store!r}")
+            seen.add((rule.sku, rule.store))
+        return self
+
+    def for_item(self, store_id: str, sku: str) -> Allocation:
+        fields: dict[str, Any] = {"share": self.share, "cap": self.cap, "listed": self.listed}
+        # Less specific first, so a more specific rule overrides what it sets.
+        for rule in sorted((r for r in self.rules if r.store in (None, store_id) and r.sku in (None, sku)),
+                           key=lambda r: (r.sku is not None, r.store is not None)):
+            fields.update({k: v for k, v in (("share", rule.share), ("cap", rule.cap), ("listed", rule.listed))
+                           if v is not None})
+        return Allocation(**fields)
+
+
 class ChannelConfig(_Strict):
     id: str = Field(pattern=r"^[a-z0-9_\-]+$")
     name: str
@@ -98,6 +145,15 @@ class ChannelConfig(_Strict):
     publish_to: str | None = None
     # The system that takes this channel's payments; absent: the single payment system.
     payment: str | None = None
+    allocation: ChannelAllocation | None = None
+    # Who delivers this channel's delivery orders: the store's couriers (the hub books one and, when the channel
+    # takes such reports, tells it the rider) or the platform's own rider; an order's own word (a platform's
+    # logistics code, through its mapping) comes first.
+    rider: Literal["store", "platform"] = "store"
+
+    def allocation_for(self, store_id: str, sku: str) -> Allocation | None:
+        """The channel's part of (store, sku), None when it may sell all of it (no allocation block)."""
+        return self.allocation.for_item(store_id, sku) if self.allocation is not None else None
 
 
 class OpeningHours(_Strict):
@@ -224,6 +280,10 @@ class HubConfig(_Strict):
                 raise ValueError(f"channels: {ch.id} publishes to unknown system {ch.publish_to!r}")
             if ch.payment and ch.payment != PAID_ON_CHANNEL and ch.payment not in self.systems:
                 raise ValueError(f"channels: {ch.id} takes payment through unknown system {ch.payment!r}")
+            stores = {loc.id for loc in self.locations if loc.kind == "store"}
+            for rule in ch.allocation.rules if ch.allocation else []:
+                if rule.store is not None and rule.store not in stores:
+                    raise ValueError(f"channels: {ch.id}'s allocation names {rule.store!r}, which is not a store")
         for loc in self.locations:
             unknown = [name for name in loc.couriers or [] if name not in self.systems]
             if unknown:

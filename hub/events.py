@@ -160,8 +160,55 @@ class ChannelAfterSaleAnswerDue(Event):
                    data.get("reason") or "")
 
 
+@dataclass(frozen=True, slots=True)
+class ShipmentChanged(Event):
+    """A rider's status, name, phone or position changed for an order a channel takes itself and the store's
+    own courier delivers: the channel is told (its rider sync). `lat`/`lng` are GCJ-02, None when unknown."""
+
+    TYPE: ClassVar[str] = "shipment.changed"
+    MEANING: ClassVar[str] = ("the store's courier reported a real change of an order's delivery (status, rider, "
+                              "position)")
+    order_id: str
+    shipment_id: int
+    status: str
+    rider_name: str | None
+    rider_phone: str | None
+    lat: float | None
+    lng: float | None
+    at: str
+
+    def data(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "shipment_id": self.shipment_id, "status": self.status,
+                "rider_name": self.rider_name, "rider_phone": self.rider_phone, "lat": self.lat, "lng": self.lng,
+                "at": self.at}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ShipmentChanged:
+        return cls(data["order_id"], int(data["shipment_id"]), data["status"], data.get("rider_name"),
+                   data.get("rider_phone"), data.get("lat"), data.get("lng"), data.get("at", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRefundAgreed(Event):
+    """A channel's partial refund of an order the ERP already holds as a sale: a credit memo for its lines."""
+
+    TYPE: ClassVar[str] = "channel.refund_agreed"
+    MEANING: ClassVar[str] = "a channel refunded lines of a completed order; the ERP gets a credit memo for them"
+    order_id: str
+    channel: str
+    refund_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "channel": self.channel, "refund_id": self.refund_id}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ChannelRefundAgreed:
+        return cls(data["order_id"], data["channel"], data["refund_id"])
+
+
 CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue,
-                                      MemberHoldsReleaseDue, ChannelAfterSaleAnswerDue)
+                                      MemberHoldsReleaseDue, ChannelAfterSaleAnswerDue, ShipmentChanged,
+                                      ChannelRefundAgreed)
 EVENTS: dict[str, type[Event]] = {e.TYPE: e for e in CATALOGUE}
 
 

@@ -15,9 +15,11 @@ from .consumers import Consumer, by_name
 from .domain.order_states import OrderStatus as S
 from .events import (
     ChannelAfterSaleAnswerDue,
+    ChannelRefundAgreed,
     MemberHoldsReleaseDue,
     OrderRefundDue,
     OrderStatusChanged,
+    ShipmentChanged,
     ShipmentRebookNeeded,
     StockChanged,
 )
@@ -65,6 +67,10 @@ CHANNEL_DELIVERY_SEND = Consumer("channel_delivery_send", OrderStatusChanged, ch
                                  "fulfilment", calls_out=True, to=frozenset(channel_delivery.KINDS))
 CHANNEL_AFTER_SALE_ANSWER = Consumer("channel_after_sale_answer", ChannelAfterSaleAnswerDue,
                                      channel_after_sales.channel_after_sale_answer, "fulfilment", calls_out=True)
+RIDER_TO_CHANNEL = Consumer("rider_to_channel", ShipmentChanged, channel_orders.rider_to_channel, "fulfilment",
+                            calls_out=True)
+ERP_REFUND_LINES = Consumer("erp_refund_lines", ChannelRefundAgreed, completed.erp_refund_lines, "erp_sync",
+                            calls_out=True)
 FLASH_SALE_GIVE_BACK = Consumer("flash_sale_give_back", OrderStatusChanged, flash_sales.flash_sale_give_back,
                                 "scheduler", to=frozenset({S.CANCELLED}))
 CRM_REDEEM = Consumer("crm_redeem", OrderStatusChanged, members.crm_redeem, "erp_sync", calls_out=True,
@@ -80,7 +86,7 @@ TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, STORE_ORDER_TO_POS, DELIVERY_TO_CO
                                SHIPPING_INFO_UPLOAD, REBOOK_COURIER, ASK_FOR_REFUND, ERP_SALES_ORDER, ERP_RETURN_ORDER,
                                CRM_POINTS, FLASH_SALE_GIVE_BACK, CRM_REDEEM, CRM_GIVE_BACK, CRM_REFUND_POINTS,
                                CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS, CHANNEL_DELIVERY_SEND,
-                               CHANNEL_AFTER_SALE_ANSWER)
+                               CHANNEL_AFTER_SALE_ANSWER, RIDER_TO_CHANNEL, ERP_REFUND_LINES)
 
 # The names before this table (issue 20), kept so that what a deployed hub already holds still works:
 # dead letters parked under the old name replay through the consumer (`BY_NAME`), and the broker's

@@ -20,6 +20,7 @@ from hub.domain.model import (
     Booking,
     Buyer,
     CancelTerms,
+    ChannelRefundRequest,
     CourierState,
     DeliveryQuote,
     OrderSnapshot,
@@ -181,6 +182,32 @@ class ChannelAfterSales(Protocol):
         ...
 
     def reject_after_sale(self, after_sale_id: str, reason: str) -> None: ...
+
+
+@runtime_checkable
+class ChannelRiders(Protocol):
+    """A channel with riders of its own (an instant-retail platform): the hub hands an order to the platform's
+    rider and reads the platform's reports on him; an order the store's courier delivers is told back."""
+
+    name: str
+
+    def call_platform_rider(self, external_order_id: str) -> None: ...
+
+    def rider_report(self, push: dict[str, Any]) -> TrackingEvent: ...
+
+    def sync_rider(self, external_order_id: str, status: str, rider_name: str | None, rider_phone: str | None,
+                   lat: float | None, lng: float | None, carrier_ref: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class ChannelRefunds(Protocol):
+    """A channel that takes its orders' refunds itself (a platform's 退款): it asks, the hub answers."""
+
+    name: str
+
+    def refund_request(self, push: dict[str, Any]) -> ChannelRefundRequest: ...
+
+    def answer_refund(self, external_order_id: str, refund_id: str, agree: bool, reason: str) -> None: ...
 
 
 @runtime_checkable

@@ -58,6 +58,8 @@ class MeituanSimulator(Simulator):
         self.calls: list[tuple[str, str]] = []                 # (operation, order_id) of order calls
         self.pushes: list[tuple[str, str, int]] = []           # (push_type, order_id, hub's HTTP status)
         self.drop_pushes = False                               # a push lost on the way (network split)
+        self.rider_syncs: list[dict[str, str]] = []            # logistics/sync calls taken (the store's courier)
+        self.refunds: dict[str, dict[str, Any]] = {}            # refund_id -> the buyer's request and its answer
         super().__init__(host, port)
 
     @classmethod
@@ -71,6 +73,7 @@ class MeituanSimulator(Simulator):
                   "/api/v1/order/confirm": self._step("confirm", {2, 3}, 4),
                   "/api/v1/order/preparationMealComplete": self._step("picked", {4}, None),
                   "/api/v1/order/logistics/push": self._step("logistics_push", {4}, None)}
+        routes |= self.rider_routes()
         for path, handler in routes.items():
             self.route("POST", path, self._signed(path, handler))
 
@@ -83,13 +86,16 @@ class MeituanSimulator(Simulator):
             self.calls.clear()
             self.pushes.clear()
             self.drop_pushes = False
+            self.rider_syncs.clear()
+            self.refunds.clear()
 
     # -- seeding and reading, in hub terms ------------------------------------------------------
     def stock_of(self, sku: str, store_id: str) -> int | None:
         return self.stock.get((POI_CODES[store_id], platform_sku(sku)))
 
     def seed_order(self, order_id: str, lines: list[tuple[str, int, int]], store_id: str = "S001", *,
-                   status: int = 2, pick_type: int = 0, at: int | None = None) -> dict[str, Any]:
+                   status: int = 2, pick_type: int = 0, at: int | None = None,
+                   logistics_code: str = "1001") -> dict[str, Any]:
         """An order as the detail query answers it. `lines`: (hub sku, qty, unit price in fen)."""
         detail = [{"app_food_code": platform_sku(sku), "sku_id": platform_sku(sku), "food_name": sku,
                    "quantity": qty, "price": price / 100, "box_num": 0, "box_price": 0, "unit": "份"}
@@ -100,7 +106,7 @@ class MeituanSimulator(Simulator):
                  "recipient_name": "韩梅梅", "recipient_phone": "13900000000",
                  "recipient_address": "上海市静安区华山路100号", "latitude": 31.2250, "longitude": 121.4450,
                  "total": sum(q * p for _, q, p in lines) / 100, "shipping_fee": 0, "pick_type": pick_type,
-                 "logistics_code": "1001", "detail": json.dumps(detail, ensure_ascii=False),
+                 "logistics_code": logistics_code, "detail": json.dumps(detail, ensure_ascii=False),
                  "day_seq": len(self.orders) + 1}
         with self._lock:
             self.orders[order_id] = order
@@ -209,6 +215,84 @@ class MeituanSimulator(Simulator):
                         order.update(status=to, utime=int(time.time()))
             return Response(200, {"data": "ok"})
         return handler
+
+
+    # -- riders: the platform's (reported to the hub), the store's (synced to the platform) ----------
+    def rider_routes(self) -> dict[str, Any]:
+        return {"/api/v1/ecommerce/order/logistics/sync": self._logistics_sync,
+                "/api/v1/order/refund/agree": self._refund_answer(True),
+                "/api/v1/order/refund/reject": self._refund_answer(False)}
+
+    def rider_params(self, push_url: str, order_id: str, logistics_status: int, *, name: str = "张师傅",
+                     phone: str = "13700001111", at: int | None = None) -> dict[str, str]:
+        """The platform's rider moved (配送状态推送): a signed logistics push's parameters, for an order the
+        store handed to the platform's rider (`order/logistics/push`)."""
+        if ("logistics_push", order_id) not in self.calls:
+            raise AssertionError(f"order {order_id} was never handed to the platform's rider")
+        return self.push_params(push_url, order_id, "logistics", logistics_status=logistics_status,
+                                dispatcher_name=name, dispatcher_mobile=phone,
+                                time=at if at is not None else int(time.time()))
+
+    def push_rider(self, push_url: str, order_id: str, logistics_status: int, **kw: Any) -> requests.Response:
+        resp = requests.post(push_url, data=self.rider_params(push_url, order_id, logistics_status, **kw), timeout=10)
+        with self._lock:
+            self.pushes.append(("logistics", order_id, resp.status_code))
+        return resp
+
+    def _logistics_sync(self, p: dict[str, str]) -> Response:
+        """The store's own courier, told back: only for an order the store delivers (logistics_code 0000), a
+        known logistics_status, the courier named once one is assigned, a position of two decimal degrees."""
+        order = self.orders.get(p.get("order_id", ""))
+        if order is None:
+            return Response(200, {"data": "ng", "error": {"code": ERR_NO_ORDER, "msg": "订单不存在"}})
+        if order.get("logistics_code") != SELF_DELIVERY:
+            return Response(200, {"data": "ng", "error": {"code": ERR_STATE, "msg": "非商家自配送订单"}})
+        status = p.get("logistics_status", "")
+        if status not in SYNC_STATUSES or (status in {"10", "15", "20", "40"} and not p.get("courier_name")):
+            return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "logistics_status 或骑手信息错误"}})
+        try:
+            lat, lng = (float(p[k]) for k in ("latitude", "longitude")) if "latitude" in p else (0.0, 0.0)
+        except (KeyError, ValueError):
+            return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "经纬度错误"}})
+        if not (-90 <= lat <= 90 and -180 <= lng <= 180):
+            return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "经纬度错误"}})
+        with self._lock:
+            self.rider_syncs.append({k: v for k, v in p.items() if k not in ("sig", "timestamp", "app_id")})
+        return Response(200, {"data": "ok"})
+
+    # -- after-sales: the buyer asks the platform, the platform asks the store (the hub) ---------------
+    def refund_params(self, push_url: str, order_id: str, refund_id: str, lines: list[tuple[str, int]] | None,
+                      reason: str = "商品缺失") -> dict[str, str]:
+        """A signed refund push: `part_refund` with its lines (hub sku, count) in `food`, or `refund` (None: the
+        whole order). The request is kept, to be answered through refund/agree or refund/reject."""
+        food = None if lines is None else json.dumps(
+            [{"app_food_code": platform_sku(sku), "sku_id": platform_sku(sku), "count": qty} for sku, qty in lines],
+            ensure_ascii=False)
+        with self._lock:
+            self.refunds.setdefault(refund_id, {"order_id": order_id, "lines": lines, "status": "applied"})
+        extra: dict[str, Any] = {"refund_id": refund_id, "reason": reason, "notify_type": "apply"}
+        if food is not None:
+            extra["food"] = food
+        return self.push_params(push_url, order_id, "part_refund" if lines is not None else "refund", **extra)
+
+    def _refund_answer(self, agree: bool) -> Any:
+        def handler(p: dict[str, str]) -> Response:
+            refund = self.refunds.get(p.get("refund_id", ""))
+            if refund is None or refund["order_id"] != p.get("order_id"):
+                return Response(200, {"data": "ng", "error": {"code": ERR_NO_ORDER, "msg": "退款单不存在"}})
+            if not agree and not p.get("reason"):
+                return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "驳回须填写原因"}})
+            answer = "agreed" if agree else "rejected"
+            with self._lock:
+                if refund["status"] not in ("applied", answer):
+                    return Response(200, {"data": "ng", "error": {"code": ERR_STATE, "msg": "退款单状态不允许"}})
+                refund.update(status=answer, reason=p.get("reason", ""))     # a repeat is the same answer
+            return Response(200, {"data": "ok"})
+        return handler
+
+
+SELF_DELIVERY = "0000"                     # logistics_code: 商家自配送
+SYNC_STATUSES = {"0", "10", "15", "20", "40", "100"}
 
 
 SANDBOX = SandboxSystem(

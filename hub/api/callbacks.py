@@ -17,8 +17,16 @@ from werkzeug import Request, Response
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
 from hub.flows import express as express_flow
-from hub.ports import ChannelStockPublisher, Declaration, ExpressCourier, LocalCourier, PaymentPlatform
-from hub.services import courier_claims, payments, shop_orders
+from hub.ports import (
+    ChannelRefunds,
+    ChannelRiders,
+    ChannelStockPublisher,
+    Declaration,
+    ExpressCourier,
+    LocalCourier,
+    PaymentPlatform,
+)
+from hub.services import channel_refunds, courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
 
 
@@ -38,12 +46,41 @@ def payment_notice(call: Call, connector: PaymentPlatform) -> None:
 
 def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
     push = connector.parse_push(call.request.args, call.request.get_data())
+    if push.get("kind") == RIDER_PUSH and isinstance(connector, ChannelRiders):
+        report = connector.rider_report(push)         # the platform's own rider: its signed word on him
+        with call.ctx.uow() as uow:
+            apply_tracking(uow, call.ctx.config, report)
+            uow.commit()
+        return
+    if push.get("kind") in REFUND_PUSHES and isinstance(connector, ChannelRefunds):
+        _channel_refund(call, connector, push)
+        return
     shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
     # An after-sales push: the request as the channel holds it now, read before the transaction opens.
     read_after_sale = getattr(connector, "get_after_sale", None)
     after_sale = read_after_sale(push["after_sale_id"]) if read_after_sale and push.get("after_sale_id") else None
     with call.ctx.uow() as uow:
         shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now(), after_sale)
+        uow.commit()
+
+
+RIDER_PUSH = "logistics_status"          # a channel's push kind (its mapping's `push` values) for its rider
+REFUND_PUSHES = ("part_refund", "refund")      # ... and for a refund its buyer asked of it
+
+
+def _channel_refund(call: Call, connector: ChannelRefunds, push: dict[str, Any]) -> None:
+    """Decide (and apply) once, commit, then answer the platform with no transaction open; the push is
+    answered ok only once the platform took the answer, so a failed answer is asked again by its re-push."""
+    request = connector.refund_request(push)
+    with call.ctx.uow() as uow:
+        row = channel_refunds.decide(uow, connector.name, request, call.deps.now())
+        agreed, reason, told = row.agreed, row.reason, row.told_at is not None
+        uow.commit()
+    if told:
+        return
+    connector.answer_refund(request.external_order_id, request.refund_id, agreed, reason)
+    with call.ctx.uow() as uow:
+        channel_refunds.told(uow, request.channel, request.refund_id, call.deps.now())
         uow.commit()
 
 

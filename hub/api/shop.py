@@ -65,13 +65,15 @@ def stock(call: Call) -> Any:
             held = inventory.held_of(uow.session, sku)
         except UnknownSku:
             raise NotFound(f"unknown SKU {sku!r}") from None
-    if pos is None:                          # the common lookup: fragments encoded once (stock_view.py)
+        shares = inventory.channel_figures(uow.session, cfg, channel, sku, held)     # its allocation, if any
+    if pos is None and shares is None:       # the common lookup: fragments encoded once (stock_view.py)
         return stock_view.render(cfg, sku, held, channel.safety_stock)
     levels = inventory.stock_everywhere(cfg, sku, held)
     locations = []
     for level in levels:
         loc = cfg.known_location(level.location_id)
-        available = channel_available(level.available, channel.safety_stock)
+        available = shares[loc.id] if shares is not None else channel_available(level.available,
+                                                                                 channel.safety_stock)
         item: dict[str, Any] = {"location_id": loc.id, "kind": loc.kind, "name": loc.name, "available": available}
         if pos is not None and loc.is_store:
             item |= _store_offer(call, loc, available, pos, 1)
@@ -90,8 +92,12 @@ def nearby(call: Call) -> dict:
     held: dict[str, int] = {}
     if sku:
         with call.ctx.uow() as uow:
-            held = {s.location_id: channel_available(s.available, channel.safety_stock)
-                    for s in inventory.stock_of(uow.session, cfg, sku)}
+            levels = inventory.stock_of(uow.session, cfg, sku)
+            shares = inventory.channel_figures(uow.session, cfg, channel, sku,
+                                               {s.location_id: (s.on_hand, s.reserved) for s in levels})
+            held = shares if shares is not None else {s.location_id: channel_available(s.available,
+                                                                                        channel.safety_stock)
+                                                      for s in levels}
     found = []
     for loc in cfg.stores:
         available = held.get(loc.id, 0) if sku else qty

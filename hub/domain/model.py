@@ -125,6 +125,7 @@ class PlaceOrder:
     discounts: tuple[Discount, ...] = ()      # what the CRM (or the channel) granted: shared over the lines
     note: str | None = None                   # the buyer's note to the store
     crm_order_no: str | None = None           # the attempt whose CRM holds the order adopts (flows/members.py)
+    rider: str | None = None                  # "platform": the channel's own rider delivers it (its logistics code)
 
     def fingerprint(self) -> str:
         """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,
@@ -205,6 +206,20 @@ class TrackingEvent:
     rider_phone: str | None = None
     external_id: str = ""      # id of the report itself, for duplicate suppression
     order_ref: str | None = None
+    rider_lat: float | None = None     # the rider's position (GCJ-02), where the courier gives it
+    rider_lng: float | None = None
+
+
+@dataclass(frozen=True)
+class ChannelRefundRequest:
+    """A channel asks the hub to refund part of its own order (`lines`: (sku, qty)) or all of it (None).
+    The channel takes and gives back the money; the hub adjusts the order and answers agree or reject."""
+
+    channel: str
+    refund_id: str
+    external_order_id: str
+    lines: tuple[tuple[str, int], ...] | None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -219,6 +234,8 @@ class CourierState:
     rider_phone: str | None = None
     fee_fen: int | None = None
     shipment_ref: str | None = None    # the courier's own number for the booking, where it has one
+    rider_lat: float | None = None     # the rider's position (GCJ-02), where the courier gives it
+    rider_lng: float | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,46 @@ def channel_available(location_available: int, channel_safety: int) -> int:
     return max(location_available - channel_safety, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """A channel's part of one store's stock of one SKU: `share` percent of what the store may sell (on-hand
+    less its safety stock), at most `cap` units, nothing when not `listed`. What the channel holds open
+    (its reservations) counts against it; its own safety stock is held back from it on top."""
+
+    share: int = 100
+    cap: int | None = None
+    listed: bool = True
+
+    def allowance(self, pool: int) -> int:
+        """Units the channel may hold open out of a store's `pool` (on-hand less the store's safety stock)."""
+        if not self.listed:
+            return 0
+        allowed = max(pool, 0) * self.share // 100
+        return allowed if self.cap is None else min(allowed, self.cap)
+
+
+def channel_figure(on_hand: int, reserved: int, safety: int, channel_safety: int,
+                   allocation: Allocation | None = None, channel_reserved: int = 0) -> int:
+    """What a channel may sell (and is shown) at a store: the store's available less the channel's safety
+    stock, and, when the channel has an allocation, no more than what is left of it."""
+    figure = available(on_hand, reserved, safety, channel_safety)
+    if allocation is None:
+        return figure
+    left = allocation.allowance(on_hand - safety) - channel_reserved - channel_safety
+    return max(min(figure, left), 0)
+
+
+def within_share(channel_reserved: Any, qty: Any, channel_safety: int, pool: Any, allocation: Allocation) -> Any:
+    """Whether the channel may hold `qty` more: `channel_figure`'s allocation part, as a condition on ints or
+    SQL columns alike (no division: x <= floor(pool * share / 100) is 100 x <= pool * share), so the
+    conditional UPDATE that counts a channel's units applies this very rule."""
+    wanted = channel_reserved + qty + channel_safety
+    share = allocation.share if allocation.listed else 0          # not listed: nothing to sell
+    fits = wanted * 100 <= pool * share
+    # `&` is `and` on bools and AND on SQL expressions.
+    return fits if allocation.cap is None else fits & (wanted <= allocation.cap)
+
+
 def can_take(on_hand: Any, reserved: Any, safety: Any, qty: Any) -> Any:
     """Whether `qty` more may be reserved after `safety`. Works on ints and on SQL columns alike, so the
     conditional UPDATE that reserves applies this very rule."""

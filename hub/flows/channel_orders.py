@@ -10,8 +10,10 @@ import logging
 
 from hub.bootstrap import HubContext
 from hub.domain.order_states import OrderStatus as S
-from hub.events import OrderStatusChanged
+from hub.events import OrderStatusChanged, ShipmentChanged
+from hub.ports import ChannelRiders
 from hub.services import orders
+from hub.storage.tables import Shipment
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +36,29 @@ def channel_order_progress(ctx: HubContext, event: OrderStatusChanged) -> None:
         return
     tell(external_id)
     log.info("order %s: %s told %s (%s)", event.order_id, channel.publish_to, step, external_id)
+
+
+def rider_to_channel(ctx: HubContext, event: ShipmentChanged) -> None:
+    """The store's own courier delivers a channel's order: the channel is told the rider, his status and
+    position (Meituan's `ecommerce/order/logistics/sync`), as the event carries them. A report applied after
+    it sent its own event, so a late delivery of this one is skipped: the channel is never told an older
+    state over a newer one. No transaction open during the call; the platform takes a repeat as the same."""
+    with ctx.reader() as uow:
+        order = orders.get(uow, event.order_id)
+        channel = ctx.config.channel(order.channel)
+        external_id = order.external_id
+        shipment = uow.session.get(Shipment, event.shipment_id)
+        current = shipment is not None and shipment.active and shipment.status == event.status
+        carrier_ref = shipment.shipment_ref if shipment is not None else None
+    if channel is None or not channel.publish_to or not external_id:
+        return
+    connector = ctx.connectors.channel(channel.publish_to)
+    if not isinstance(connector, ChannelRiders):
+        return                                   # a channel that takes no rider reports
+    if not current:
+        log.info("order %s: rider %s not synced to %s, the delivery has moved on", event.order_id, event.status,
+                 channel.publish_to)
+        return
+    connector.sync_rider(external_id, event.status, event.rider_name, event.rider_phone, event.lat, event.lng,
+                         carrier_ref)
+    log.info("order %s: %s told the rider's %s", event.order_id, channel.publish_to, event.status)

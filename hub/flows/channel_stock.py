@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from sqlalchemy import bindparam, select, tuple_
 
 from hub.bootstrap import HubContext
-from hub.domain.stock import available
+from hub.domain.stock import channel_figure
 from hub.events import StockChanged
 from hub.ports import ChannelStockPublisher
 from hub.services import inventory
@@ -30,7 +30,11 @@ from hub.storage.upsert import insert_ignore, insert_ignore_many
 log = logging.getLogger(__name__)
 
 
-def figure_now(uow: UnitOfWork, ctx: HubContext, safety: int, sku: str, store_id: str) -> int:
+def figure_now(uow: UnitOfWork, ctx: HubContext, safety: int, sku: str, store_id: str,
+               channel: str | None = None) -> int:
+    ch = ctx.config.channel(channel) if channel else None
+    if ch is not None and ch.allocation is not None:
+        return inventory.figure_for(uow.session, ctx.config, ch, sku, store_id)
     return inventory.stock_at(uow.session, ctx.config, sku, store_id).available_to(safety)
 
 
@@ -58,15 +62,22 @@ def publish_figure(ctx: HubContext, shop: ChannelStockPublisher, channel: str, s
 Pair = tuple[str, str]          # (sku, store_id)
 
 
-def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair]) -> dict[Pair, int]:
-    """What the channel may sell of each (sku, store), read in one statement (0 where nothing is held)."""
+def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair],
+                channel: str | None = None) -> dict[Pair, int]:
+    """What the channel may sell of each (sku, store), read in one statement (0 where nothing is held); a
+    `channel` with an allocation is shown no more than what is left of its share (a second statement)."""
     held = {(sku, loc): (on_hand, reserved) for sku, loc, on_hand, reserved in uow.session.execute(
         select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
         .where(tuple_(StockLevel.sku, StockLevel.location_id).in_(pairs)))}
+    ch = ctx.config.channel(channel) if channel else None
+    allocated = ch is not None and ch.allocation is not None
+    its_own = inventory.channel_held(uow.session, ch.id, pairs) if ch is not None and allocated else {}
     out = {}
     for sku, loc in pairs:
         on_hand, reserved = held.get((sku, loc), (0, 0))
-        out[(sku, loc)] = available(on_hand, reserved, ctx.config.safety_stock(loc), safety)
+        share = ch.allocation_for(loc, sku) if ch is not None else None
+        out[(sku, loc)] = channel_figure(on_hand, reserved, ctx.config.safety_stock(loc), safety, share,
+                                         its_own.get((sku, loc), 0))
     return out
 
 
@@ -140,7 +151,7 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     if not pairs:
         return {}
     with ctx.reader() as uow:
-        figures = figures_now(uow, ctx, safety, pairs)
+        figures = figures_now(uow, ctx, safety, pairs, channel)
         told = _told(uow, channel, pairs)
     told |= shown or {}
     due = {p: figures[p] for p in pairs if told.get(p) != figures[p]}
@@ -155,7 +166,7 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     failed = _push_all(shop, due)
     with ctx.uow() as uow:
         numbers, now = _numbers(uow, channel, keys), utcnow()
-        again = figures_now(uow, ctx, safety, keys)
+        again = figures_now(uow, ctx, safety, keys, channel)
         rows, recheck = [], []
         for pair in keys:
             latest, untrusted = numbers[pair]

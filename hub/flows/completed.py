@@ -14,12 +14,13 @@ from sqlalchemy import select, update
 
 from hub.bootstrap import HubContext
 from hub.domain import points as earned_points
-from hub.domain.model import Buyer, ErpReturn
+from hub.domain import refunds as refund_rules
+from hub.domain.model import Buyer, ErpReturn, OrderLine
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
-from hub.events import OrderStatusChanged
+from hub.events import ChannelRefundAgreed, OrderStatusChanged
 from hub.services import erp_feed, money_owed, orders
-from hub.storage.tables import ErpFeedEntry, ErpReturnEntry, OrderRow, utcnow
+from hub.storage.tables import ChannelRefundRow, ErpFeedEntry, ErpReturnEntry, OrderRow, utcnow
 from hub.storage.uow import UnitOfWork, must_get
 from hub.storage.upsert import insert_ignore
 
@@ -70,6 +71,31 @@ def erp_return_order(ctx: HubContext, event: OrderStatusChanged) -> None:
         insert_ignore(uow.session, ErpReturnEntry, {"return_id": ret.return_id, "order_id": order.id,
                                                      "kind": ret.kind, "added_at": utcnow()})
         uow.commit()
+    _send_return(ctx, ret)
+
+
+def erp_refund_lines(ctx: HubContext, event: ChannelRefundAgreed) -> None:
+    """A channel's partial refund of a completed order (its lines stay as the ERP holds them): a credit memo for
+    the refunded lines at their discounted amount, once per refund (`erp_returns`, id `<channel>:<refund id>`)."""
+    erp = ctx.config.systems.get(ctx.connectors.system_for("erp") or "")
+    if erp is None or not erp.get("push_orders"):
+        return
+    return_id = f"{event.channel}:{event.refund_id}"
+    with ctx.uow() as uow:
+        order = orders.get(uow, event.order_id)
+        row = must_get(uow.session, ChannelRefundRow, (event.channel, event.refund_id))
+        by_sku = {x.sku: x for x in order.lines}
+        lines = tuple(OrderLine(sku, int(qty), by_sku[sku].unit_price_fen,
+                                refund_rules.line_refund_fen(by_sku[sku], int(qty))) for sku, qty in row.lines or [])
+        ret = ErpReturn(return_id, "refund", order.id, lines, sum(x.amount_fen or 0 for x in lines),
+                        order.location_id, utcnow())
+        insert_ignore(uow.session, ErpReturnEntry, {"return_id": return_id, "order_id": order.id, "kind": "refund",
+                                                     "added_at": utcnow()})
+        uow.commit()
+    _send_return(ctx, ret)
+
+
+def _send_return(ctx: HubContext, ret: ErpReturn) -> None:
     with ctx.reader() as uow:
         if must_get(uow.session, ErpReturnEntry, ret.return_id).erp_document_no:
             return

@@ -33,7 +33,7 @@ from hub.domain.order_states import OrderStatus
 from hub.events import OrderStatusChanged, ShipmentRebookNeeded
 from hub.flows import callback_url
 from hub.metrics import METRICS
-from hub.ports import LocalCourier, PermanentError, TransientError
+from hub.ports import ChannelRiders, LocalCourier, PermanentError, TransientError
 from hub.services import courier_claims, courier_outcomes, courier_quotes, orders
 from hub.services.tracking import apply_tracking
 from hub.storage.tables import OrderRow, Shipment, utcnow
@@ -85,7 +85,11 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         store = ctx.config.location(order.location_id or "")
         if store is None:
             raise LookupError(f"order {order.id} has no store to deliver from ({order.location_id!r})")
-        if not due(store.dispatch, order, utcnow()):
+        platform = _platform_rider(ctx, order)
+        # The platform's rider is asked for once the pick is complete, whatever the store's policy: the
+        # platform sends him when told the order is ready (its preparationMealComplete goes out then too).
+        policy = DispatchPolicy(book="at_pick_complete") if platform is not None else store.dispatch
+        if not due(policy, order, utcnow()):
             log.info("delivery %s: not booked yet (store %s books %s)", order.id, store.id, store.dispatch.book)
             return None
         snap = orders.snapshot(order)
@@ -95,6 +99,8 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         switched = switched_from(uow, order.id)
         if "express" in escalations(uow, order.id):
             return None                 # escalation is handing it to express
+    if platform is not None:
+        return hand_to_platform(ctx, order_id, *platform)
     couriers = ctx.connectors.couriers(store.id)              # the store's, in its order
     if not couriers and store.escalation is None:
         raise LookupError(f"no local courier in config.yaml serves store {store.id}")
@@ -149,6 +155,44 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         log.warning("delivery %s: booked %s but the order is now %s (%s)", order_id, booking.shipment_ref, status,
                     f"active booking {current.shipment_ref}" if current else "no booking recorded")
     return None
+
+
+def _platform_rider(ctx: HubContext, order: OrderRow) -> tuple[ChannelRiders, str] | None:
+    """(the channel's connector, its order id) when the channel's own rider delivers the order."""
+    if order.rider != "platform" or not order.external_id:
+        return None
+    channel = ctx.config.channel(order.channel)
+    connector = ctx.connectors.channel(channel.publish_to) if channel and channel.publish_to else None
+    if not isinstance(connector, ChannelRiders):
+        raise LookupError(f"order {order.id} is for {order.channel}'s rider, but its connector has none to call")
+    return connector, order.external_id
+
+
+def hand_to_platform(ctx: HubContext, order_id: str, platform: ChannelRiders, external_id: str) -> Shipment | None:
+    """The platform's rider delivers: the hub asks for him (Meituan's `order/logistics/push`, answered ok when
+    repeated, so a redelivered event only asks again) and records the platform as the order's courier, its
+    order id the shipment's; the platform's logistics pushes then move the order (`services/tracking.py`)."""
+    platform.call_platform_rider(external_id)
+    with ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        if order.status not in BOOKABLE or active_shipment(uow, order.id) is not None:
+            uow.commit()
+            return None
+        existing = uow.session.execute(select(Shipment).where(
+            Shipment.carrier == platform.name, Shipment.shipment_ref == external_id)).scalar_one_or_none()
+        shipment = existing or Shipment(order_id=order_id, kind="local", carrier=platform.name,
+                                        shipment_ref=external_id, created_at=utcnow())
+        shipment.status, shipment.active, shipment.fee_fen = "booked", True, 0
+        uow.session.add(shipment)
+        orders.transition(uow, order, S.DISPATCHED, platform.name, f"handed to {platform.name}'s own rider")
+        uow.commit()
+    log.info("delivery %s handed to %s's rider (%s)", order_id, platform.name, external_id)
+    return shipment
+
+
+def _is_channel(ctx: HubContext, carrier: str) -> bool:
+    """The shipment is a channel's own rider (`hand_to_platform`), not a courier the hub booked."""
+    return any(ch.publish_to == carrier for ch in ctx.config.channels)
 
 
 def _may_hold(ctx: HubContext, couriers: list[LocalCourier], quoted_by: set[str]) -> list[LocalCourier]:
@@ -246,6 +290,16 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
             courier_outcomes.cancel_accepted(uow, orders.get(uow, order_id, lock=True), "hub", "no rider booked")
             uow.commit()
         return "accepted"
+    if _is_channel(ctx, carrier):
+        # The platform's own rider, and the platform cancelled the order: its rider is its to call off, and
+        # its money its to give back — cancelled here with nothing owed.
+        with ctx.uow() as uow:
+            order = orders.get(uow, order_id, lock=True)
+            must_get(uow.session, Shipment, shipment.id, lock=True).active = False
+            if order.status == S.CANCEL_REQUESTED:
+                orders.cancel_now(uow, order, carrier, "cancelled by the platform with its rider", owe_refund=False)
+            uow.commit()
+        return "accepted"
     courier = ctx.connectors.local_courier(carrier)
     try:
         courier.cancel(order_id, "cancelled by the buyer")
@@ -274,7 +328,8 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
         shipment = active_shipment(uow, order_id)
     if shipment is None or shipment.kind != "local":
         return None
-    ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason)
+    if not _is_channel(ctx, shipment.carrier):           # the platform's rider is the platform's to call off
+        ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason)
     with ctx.uow() as uow:
         row = must_get(uow.session, Shipment, shipment.id, lock=True)
         row.active, row.status = False, "cancelled"

@@ -97,6 +97,7 @@ def confirmed(claim: TrackingEvent, truth: CourierState | None, now: datetime) -
     return TrackingEvent(
         carrier=claim.carrier, shipment_ref=claim.shipment_ref, status=truth.status, at=at,
         rider_name=truth.rider_name, rider_phone=truth.rider_phone, order_ref=truth.order_ref,
+        rider_lat=truth.rider_lat, rider_lng=truth.rider_lng,
         # One id per booking, status and time, whichever callback led to it: each step recorded once.
         external_id=f"{claim.shipment_ref}:{truth.status}:{int(at.timestamp())}")
 
@@ -106,4 +107,5 @@ def report_of(shipment_ref: str, truth: CourierState, now: datetime) -> Tracking
     at = min(truth.at or now, now)
     return TrackingEvent(carrier=truth.carrier, shipment_ref=shipment_ref, status=truth.status, at=at,
                          rider_name=truth.rider_name, rider_phone=truth.rider_phone, order_ref=truth.order_ref,
+                         rider_lat=truth.rider_lat, rider_lng=truth.rider_lng,
                          external_id=f"{shipment_ref}:{truth.status}:{int(at.timestamp())}")

@@ -24,6 +24,11 @@ def add_to_feed(uow: UnitOfWork, order_id: str, at: datetime | None = None) -> b
     return insert_ignore(uow.session, ErpFeedEntry, {"order_id": order_id, "added_at": at or utcnow()})
 
 
+def in_feed(uow: UnitOfWork, order_id: str) -> bool:
+    """The order is completed and in the ERP's feed: the ERP holds (or will pull) it as a sale."""
+    return uow.session.execute(select(ErpFeedEntry.seq).where(ErpFeedEntry.order_id == order_id)).first() is not None
+
+
 def page(uow: UnitOfWork, after: int = 0, limit: int = 50) -> tuple[list[tuple[ErpFeedEntry, OrderRow]], int | None]:
     """Unacked entries with seq > after, oldest first; `next` is None when nothing follows."""
     session = uow.session

@@ -212,7 +212,9 @@ class SaleStock:
                                "flash sale")
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> list[Reservation]:
+                ttl: timedelta, channel_safety: int, channel: str | None = None) -> list[Reservation]:
+        # The sale's quota is its own allocation, armed by operations out of the store's free stock (the hold
+        # is reserved, so every channel's figure shows it gone): a draw counts against no channel's share.
         if self.sale.status != "armed":
             raise SaleEnded(f"flash sale {self.sale.id} has ended")
         return [inventory.draw(uow, cfg, order_id, self.sale.id, sku, location_id, qty, ttl, backing=self.backing)

@@ -12,27 +12,39 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, bindparam, func, select, update
+from sqlalchemy import Integer, bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub import events
-from hub.config import HubConfig
+from hub.config import ChannelConfig, HubConfig
 from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, SaleEnded, SaleSoldOut, UnknownLocation, UnknownSku
 from hub.domain.limits import fits_int
 from hub.domain.model import StockCount, StockDelta
 from hub.domain.stock import (
+    Allocation,
     StockPosition,
     available,
     can_take,
+    channel_figure,
     hold_is_backed,
     may_draw,
     newer_than_count,
     quota_left,
     reserved_after_release,
+    within_share,
 )
 from hub.storage.detached import guard_detached, insert_detached
-from hub.storage.tables import FlashSaleRow, LocationRow, Reservation, SkuRow, StockLevel, StockMovement, utcnow
+from hub.storage.tables import (
+    ChannelReserved,
+    FlashSaleRow,
+    LocationRow,
+    Reservation,
+    SkuRow,
+    StockLevel,
+    StockMovement,
+    utcnow,
+)
 from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore, rows_affected
 
@@ -151,11 +163,12 @@ def apply_count(uow: UnitOfWork, count: StockCount, now: datetime | None = None)
 # -- reservations ------------------------------------------------------------------------------
 
 def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterable[tuple[str, str, int]],
-            ttl: timedelta | None, channel_safety: int = 0) -> list[Reservation]:
+            ttl: timedelta | None, channel_safety: int = 0, channel: str | None = None) -> list[Reservation]:
     """Reserve every (sku, location, qty) or nothing; InsufficientStock lists every short line.
 
     `channel_safety` is what the ordering channel holds back per location on top of the
-    location's own safety stock, so a channel never sells what it does not show.
+    location's own safety stock, so a channel never sells what it does not show. A `channel` with an
+    allocation also takes the units out of its share, in the same transaction (`_take_share`).
     """
     session = uow.session
     wanted: dict[tuple[str, str], int] = {}
@@ -174,9 +187,13 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     uow.write_events()
     savepoint = session.begin_nested()
     rows = []
+    ch = cfg.channel(channel) if channel else None
+    shares = {pair: share for pair in wanted
+              if ch is not None and (share := ch.allocation_for(pair[1], pair[0])) is not None}
     for (sku, location_id), qty in sorted(wanted.items()):
         row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
-                          created_at=now, expires_at=(now + ttl) if ttl else None)
+                          created_at=now, expires_at=(now + ttl) if ttl else None,
+                          channel=channel if (sku, location_id) in shares else None)
         session.add(row)
         rows.append(row)
         _record(session, sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",
@@ -185,12 +202,16 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     short: list[dict] = []
     # A fixed lock order keeps two multi-line orders from deadlocking each other.
     for (sku, location_id), qty in sorted(wanted.items()):
-        if not _take(session, sku, location_id, qty, cfg.safety_stock(location_id) + channel_safety, now):
+        safety = cfg.safety_stock(location_id)
+        share = shares.get((sku, location_id))
+        if not _take(session, sku, location_id, qty, safety + channel_safety, now) or (
+                share is not None and channel is not None
+                and not _take_share(session, channel, sku, location_id, qty, safety, channel_safety, share)):
             short.append({"sku": sku, "location_id": location_id, "wanted": qty})
     if short:
         savepoint.rollback()
         for line in short:
-            line["available"] = stock_at(session, cfg, line["sku"], line["location_id"]).available_to(channel_safety)
+            line["available"] = figure_for(session, cfg, ch, line["sku"], line["location_id"], channel_safety)
         raise InsufficientStock(short)
     savepoint.commit()
     return rows
@@ -206,6 +227,81 @@ def _take(session: Session, sku: str, location_id: str, qty: int, safety: int, n
         .values(reserved=StockLevel.reserved + qty, updated_at=now)
         .execution_options(synchronize_session=False))
     return rows_affected(result) == 1
+
+
+_LEVEL = StockLevel.__table__.c
+_CHANNEL = ChannelReserved.__table__.c
+
+
+def _take_share(session: Session, channel: str, sku: str, location_id: str, qty: int, safety: int,
+                channel_safety: int, share: Allocation) -> bool:
+    """Count `qty` against the channel's allocation if it has that much left: one conditional UPDATE of the
+    channel's row, measured against the stock row this transaction has just locked (`_take` runs first), so
+    two channels' orders for one SKU and store are serialised by that lock and neither passes its share."""
+    insert_ignore(session, ChannelReserved, {"channel": channel, "sku": sku, "location_id": location_id,
+                                             "reserved": 0})
+    pool = (select(_LEVEL.on_hand - safety).where(_LEVEL.sku == sku, _LEVEL.location_id == location_id)
+            .scalar_subquery())
+    result = session.execute(
+        update(ChannelReserved)
+        .where(_CHANNEL.channel == channel, _CHANNEL.sku == sku, _CHANNEL.location_id == location_id,
+               within_share(_CHANNEL.reserved, qty, channel_safety, pool, share))
+        .values(reserved=_CHANNEL.reserved + qty)
+        .execution_options(synchronize_session=False))
+    return rows_affected(result) == 1
+
+
+def _give_back_share(session: Session, res: Reservation, qty: int) -> None:
+    """`qty` of a reservation that counted against its channel's allocation is no longer held open. Called
+    after the stock row's lock, like `_take_share`, so the locks are always taken in the same order."""
+    if res.channel is None or qty <= 0:
+        return
+    row = session.execute(select(ChannelReserved).filter_by(channel=res.channel, sku=res.sku,
+                                                            location_id=res.location_id)
+                          .with_for_update().execution_options(populate_existing=True)).scalar_one_or_none()
+    if row is not None:
+        row.reserved = reserved_after_release(row.reserved, qty)
+
+
+def figure_for(session: Session, cfg: HubConfig, channel: ChannelConfig | None, sku: str, location_id: str,
+               channel_safety: int = 0) -> int:
+    """What `channel` may sell of `sku` at `location_id` now (its safety stock and allocation applied); no
+    channel: the location's available less `channel_safety`."""
+    level = stock_at(session, cfg, sku, location_id)
+    if channel is None:
+        return level.available_to(channel_safety)
+    share = channel.allocation_for(location_id, sku)
+    held = 0
+    if share is not None:
+        held = session.execute(select(ChannelReserved.reserved).filter_by(
+            channel=channel.id, sku=sku, location_id=location_id)).scalar_one_or_none() or 0
+    return channel_figure(level.on_hand, level.reserved, level.safety_stock, channel.safety_stock, share, held)
+
+
+def channel_figures(session: Session, cfg: HubConfig, channel: ChannelConfig, sku: str,
+                    held: dict[str, tuple[int, int]]) -> dict[str, int] | None:
+    """location_id -> what `channel` may sell of `sku` there (`held`: `held_of`'s rows), or None when the
+    channel has no allocation (its figure is the location's available less its safety stock)."""
+    if channel.allocation is None:
+        return None
+    own = channel_held(session, channel.id, [(sku, loc.id) for loc in cfg.locations])
+    out = {}
+    for loc in cfg.locations:
+        on_hand, reserved = held.get(loc.id, (0, 0))
+        out[loc.id] = channel_figure(on_hand, reserved, loc.safety_stock, channel.safety_stock,
+                                     channel.allocation_for(loc.id, sku), own.get((sku, loc.id), 0))
+    return out
+
+
+def channel_held(session: Session, channel: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(sku, location) -> units `channel` holds open against its allocation (0 where no row)."""
+    pairs = list(pairs)
+    if not pairs:
+        return {}
+    rows = session.execute(select(_CHANNEL.sku, _CHANNEL.location_id, _CHANNEL.reserved)
+                           .where(_CHANNEL.channel == channel,
+                                  tuple_(_CHANNEL.sku, _CHANNEL.location_id).in_(pairs)))
+    return {(sku, loc): n for sku, loc, n in rows}
 
 
 def _open_reservations(session: Session, order_id: str, status: str = "open") -> list[Reservation]:
@@ -234,6 +330,7 @@ def release(uow: UnitOfWork, order_id: str, reason: str) -> int:
             continue
         level = _locked_level(session, res.sku, res.location_id)
         level.reserved = reserved_after_release(level.reserved, res.qty)
+        _give_back_share(session, res, res.qty)
         res.status, res.closed_at = "released", now
         _record(session, sku=res.sku, location_id=res.location_id, kind="release", qty=res.qty, source="hub",
                 external_id=f"order:{order_id}:release", occurred_at=now, applied=True, note=reason[:200])
@@ -345,6 +442,7 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
                       f"order:{order_id}:commit", now, "fulfilled")
         level = _locked_level(session, res.sku, res.location_id)
         level.reserved = reserved_after_release(level.reserved, res.qty)
+        _give_back_share(session, res, res.qty)
         res.status, res.closed_at = "committed", now
         stock_changed(uow, res.sku, res.location_id, "fulfilment")
         total += res.qty
@@ -367,12 +465,37 @@ def short_pick(uow: UnitOfWork, order_id: str, sku: str, qty_missing: int, note:
             return 0
         level = _locked_level(session, sku, res.location_id)
         level.reserved = reserved_after_release(level.reserved, take)
+        _give_back_share(session, res, take)
         res.qty -= take
         if res.qty == 0:
             res.status, res.closed_at = "released", now
         stock_changed(uow, sku, res.location_id, "short_pick")
         left -= take
     return qty_missing - left
+
+
+def release_part(uow: UnitOfWork, order_id: str, sku: str, qty: int, tag: str, note: str) -> int:
+    """`qty` units of an order's line the channel refunded while the store still holds them (not yet handed
+    to a rider or the buyer): that part of the reservation goes back to available stock — the units are on
+    the shelf or the packing table, so on-hand does not move. Once per `tag` (the refund). Returns units."""
+    session, now, left = uow.session, utcnow(), qty
+    for res in _open_reservations(session, order_id):
+        if res.sku != sku or left <= 0:
+            continue
+        take = min(left, res.qty)
+        if not _record(session, sku=sku, location_id=res.location_id, kind="release", qty=take, source="hub",
+                       external_id=f"order:{order_id}:{tag}", occurred_at=now, applied=True, note=note[:200]):
+            return 0                                              # this refund's units went back already
+        if not (res.flash_sale_id and _back_into_hold(session, res.flash_sale_id, take)):
+            level = _locked_level(session, sku, res.location_id)
+            level.reserved = reserved_after_release(level.reserved, take)
+            _give_back_share(session, res, take)
+        res.qty -= take
+        if res.qty == 0:
+            res.status, res.closed_at = "released", now
+        stock_changed(uow, sku, res.location_id, "refund")
+        left -= take
+    return qty - left
 
 
 def return_to_stock(uow: UnitOfWork, order_id: str, note: str = "refund") -> int:
@@ -428,12 +551,18 @@ def stock_everywhere(cfg: HubConfig, sku: str, rows: dict[str, tuple[int, int]])
 
 
 def availability(session: Session, cfg: HubConfig, skus: Iterable[str],
-                 channel_safety: int = 0) -> dict[str, dict[str, int]]:
-    """location_id -> sku -> available (to a channel holding back `channel_safety`), for routing."""
+                 channel_safety: int = 0, channel: ChannelConfig | None = None) -> dict[str, dict[str, int]]:
+    """location_id -> sku -> available (to a channel holding back `channel_safety`, within the `channel`'s
+    allocation when it has one), for routing."""
     skus = list(skus)
     out: dict[str, dict[str, int]] = {loc.id: {s: 0 for s in skus} for loc in cfg.locations}
-    for row in session.execute(select(StockLevel).where(StockLevel.sku.in_(skus))).scalars():
+    rows = list(session.execute(select(StockLevel).where(StockLevel.sku.in_(skus))).scalars())
+    held = channel_held(session, channel.id, [(r.sku, r.location_id) for r in rows]) \
+        if channel is not None and channel.allocation is not None else {}
+    for row in rows:
         if row.location_id in out:
-            out[row.location_id][row.sku] = available(row.on_hand, row.reserved, cfg.safety_stock(row.location_id),
-                                                      channel_safety)
+            share = channel.allocation_for(row.location_id, row.sku) if channel is not None else None
+            out[row.location_id][row.sku] = channel_figure(
+                row.on_hand, row.reserved, cfg.safety_stock(row.location_id), channel_safety, share,
+                held.get((row.sku, row.location_id), 0))
     return out

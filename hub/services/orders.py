@@ -119,9 +119,19 @@ def _channel_safety(cfg: HubConfig, cmd: PlaceOrder) -> int:
     return channel.safety_stock if channel else 0
 
 
+def _rider(cfg: HubConfig, cmd: PlaceOrder) -> str | None:
+    """"platform" when the channel's own rider delivers this order (its word, else the channel's config)."""
+    if cmd.fulfillment.type != FulfillmentType.DELIVERY:
+        return None
+    channel = cfg.channel(cmd.channel)
+    rider = cmd.rider or (channel.rider if channel else "store")
+    return "platform" if rider == "platform" else None
+
+
 def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> routing.RoutingDecision:
     lines = list(cmd.lines)
-    stock = inventory.availability(uow.session, cfg, {line.sku for line in lines}, _channel_safety(cfg, cmd))
+    stock = inventory.availability(uow.session, cfg, {line.sku for line in lines}, _channel_safety(cfg, cmd),
+                                   cfg.channel(cmd.channel))
     f = cmd.fulfillment
     refused = store_capacity.refusals(uow, cfg, now)      # paused or full stores: skipped, with the reason
     if f.type == FulfillmentType.PICKUP:
@@ -140,7 +150,7 @@ class StockSource(Protocol):
         ...
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> object:
+                ttl: timedelta, channel_safety: int, channel: str | None = None) -> object:
         ...
 
 
@@ -151,8 +161,8 @@ class FreeStock:
         return _route(uow, cfg, cmd, now)
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> object:
-        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety)
+                ttl: timedelta, channel_safety: int, channel: str | None = None) -> object:
+        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety, channel)
 
 
 FREE_STOCK = FreeStock()
@@ -193,6 +203,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         total_fen=sum(amounts), created_at=now, updated_at=now,
         expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id,
         discounts=[d.to_dict() for d in cmd.discounts] or None, note=cmd.note,
+        rider=_rider(cfg, cmd),
     )
     for line, amount in zip(cmd.lines, amounts, strict=True):
         order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
@@ -215,7 +226,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     # Stock may move between the routing snapshot and the reservation; re-route a few times.
     for attempt in range(3):
         try:
-            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd))
+            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd), cmd.channel)
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP:

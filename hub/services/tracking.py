@@ -105,12 +105,17 @@ def apply_tracking(uow: UnitOfWork, cfg: HubConfig, event: TrackingEvent) -> boo
         log.info("tracking %s for %s recorded only (%s)", event.status, event.shipment_ref,
                  "booking no longer active" if not shipment.active else "older than the last report")
         return True
+    before = _seen(shipment)
     shipment.status, shipment.last_event_at = str(event.status), event.at
     if event.rider_name:
         shipment.rider_name = event.rider_name
     if event.rider_phone:
         shipment.rider_phone = event.rider_phone
+    if event.rider_lat is not None and event.rider_lng is not None:
+        shipment.rider_lat, shipment.rider_lng = event.rider_lat, event.rider_lng
     order = orders.get(uow, shipment.order_id, lock=True)
+    if _seen(shipment) != before:
+        _tell_channel(uow, cfg, order, shipment)
     if order.fulfillment_type not in PATHS:
         return True
     if courier_outcomes.settle(uow, order, shipment, event):    # a cancel request answered, a failed delivery
@@ -122,6 +127,22 @@ def apply_tracking(uow: UnitOfWork, cfg: HubConfig, event: TrackingEvent) -> boo
     if target is not None:
         _advance(uow, order, target, event.carrier, detail, event.at)
     return True
+
+
+def _seen(shipment: Shipment) -> tuple[object, ...]:
+    """What a channel is told of a delivery: a report repeating all of it is no change to tell."""
+    return (shipment.status, shipment.rider_name, shipment.rider_phone, shipment.rider_lat, shipment.rider_lng)
+
+
+def _tell_channel(uow: UnitOfWork, cfg: HubConfig, order: OrderRow, shipment: Shipment) -> None:
+    """An order a channel took itself, delivered by the store's courier: the channel is told the change
+    (`flows/channel_orders.rider_to_channel`, in the same transaction as the report: once per change)."""
+    channel = cfg.channel(order.channel)
+    if channel is None or not channel.publish_to or not order.external_id or order.rider == "platform":
+        return
+    uow.emit(events.ShipmentChanged(order.id, shipment.id, shipment.status, shipment.rider_name,
+                                    shipment.rider_phone, shipment.rider_lat, shipment.rider_lng,
+                                    (shipment.last_event_at or utcnow()).isoformat()))
 
 
 def _rebook(uow: UnitOfWork, order: OrderRow, shipment: Shipment, event: TrackingEvent) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -143,6 +144,8 @@ class OrderRow(Base):
     expires_at: Mapped[datetime | None]
     flash_sale_id: Mapped[str | None] = mapped_column(String(40), index=True)   # admitted by that sale's gate
     note: Mapped[str | None] = mapped_column(String(200))             # the buyer's note to the store
+    # "platform": the channel's own rider delivers it (the hub calls the platform's rider instead of a courier)
+    rider: Mapped[str | None] = mapped_column(String(16))
     picked_at: Mapped[datetime | None]                                # the store's pick, done (services/picking.py)
     picked_by: Mapped[str | None] = mapped_column(String(100))        # the store, and the staff member if named
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -167,6 +170,8 @@ class OrderLineRow(Base):
     amount_fen: Mapped[int | None] = mapped_column(Integer)    # after its share of the discounts; None: qty x price
     location_id: Mapped[str | None] = mapped_column(ForeignKey("locations.id"))
     qty_picked: Mapped[int | None] = mapped_column(Integer)           # None until the store picked the order
+    # Units the channel refunded (a platform's partial refund), already taken off `qty` (and `qty_picked`)
+    qty_refunded: Mapped[int | None] = mapped_column(Integer)
     order: Mapped[OrderRow] = relationship(back_populates="lines")
 
 
@@ -195,9 +200,40 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | released | committed | returned
     # Set when the unit came out of a flash sale's held stock rather than the location's free stock.
     flash_sale_id: Mapped[str | None] = mapped_column(ForeignKey("flash_sales.id"), index=True)
+    # Set when the units count against a channel's allocation (channel_reserved), so closing it gives them back.
+    channel: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+
+
+class ChannelRefundRow(Base):
+    """A refund a channel asked of the hub for its own order (a platform's 部分退款 or 全额退款), and the
+    hub's answer: decided once, in the transaction that adjusts the lines and the stock; `told_at` once the
+    platform took the answer."""
+
+    __tablename__ = "channel_refunds"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    refund_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    lines: Mapped[list | None] = mapped_column(JSON)           # [[sku, qty], ...]; None: the whole order
+    agreed: Mapped[bool] = mapped_column(Boolean)
+    # Agreed after completion: the ERP holds the sale as it was, so the lines stay and a credit memo goes
+    after_sale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reason: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    told_at: Mapped[datetime | None]
+
+
+class ChannelReserved(Base):
+    """Units a channel with an allocation holds open per (SKU, store): what its share is measured against.
+    Written in the reservation's own transaction, after the stock row's lock (services/inventory.py)."""
+
+    __tablename__ = "channel_reserved"
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("skus.code"), primary_key=True)
+    location_id: Mapped[str] = mapped_column(ForeignKey("locations.id"), primary_key=True)
+    reserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Shipment(Base):
@@ -226,6 +262,8 @@ class Shipment(Base):
     escalation: Mapped[str | None] = mapped_column(String(24))
     escalation_detail: Mapped[str | None] = mapped_column(String(300))
     escalated_at: Mapped[datetime | None]
+    rider_lat: Mapped[float | None] = mapped_column(Float)      # the rider's last position (GCJ-02), if given
+    rider_lng: Mapped[float | None] = mapped_column(Float)
 
 
 class TrackingEventRow(Base):

@@ -166,3 +166,44 @@ def test_a_stores_escalation_policy_is_read_and_an_unbounded_tip_refused():
     assert path.startswith("locations[S001].escalation") and "max_tip_fen" in message
     (path, _), = problems(ok.replace("then: next_courier", "then: pray"), config_env())
     assert path.startswith("locations[S001].escalation")
+ALLOCATION = '''    payment: channel                              # the platform takes and refunds its orders' money
+    allocation:
+      share: 80
+      rules:
+        - {sku: POT-003, listed: false}
+        - {sku: TEA-001, store: S002, cap: 5}
+        - {store: S003, share: 100}
+'''
+
+
+def allocated(block: str = ALLOCATION) -> str:
+    anchor = "    payment: channel                              # the platform takes and refunds its orders' money\n"
+    assert anchor in TEXT
+    return TEXT.replace(anchor, block, 1)
+
+
+def test_a_channels_allocation_resolves_the_most_specific_rule():
+    meituan = parse_config(allocated(), env=config_env()).channel("meituan")
+    assert meituan is not None
+    one = meituan.allocation_for
+    assert (one("S001", "TEA-001").share, one("S001", "TEA-001").cap) == (80, None)
+    assert (one("S002", "TEA-001").share, one("S002", "TEA-001").cap) == (80, 5)
+    assert one("S001", "POT-003").listed is False and one("S003", "POT-003").listed is False
+    assert one("S003", "CUP-002").share == 100
+    assert one("S001", "POT-003").allowance(10) == 0 and one("S002", "TEA-001").allowance(10) == 5
+    assert parse_config(TEXT, env=config_env()).channel("meituan").allocation_for("S001", "TEA-001") is None
+
+
+@pytest.mark.parametrize("rules, says", [
+    ("        - {sku: TEA-001, store: S009, cap: 5}\n", "'S009', which is not a store"),
+    ("        - {sku: TEA-001, store: WH01, cap: 5}\n", "'WH01', which is not a store"),
+    ("        - {share: 50}\n", "names a sku, a store or both"),
+    ("        - {sku: TEA-001}\n", "sets share, cap or listed"),
+    ("        - {sku: TEA-001, share: 120}\n", "less than or equal to 100"),
+    ("        - {sku: TEA-001, cap: 1}\n        - {sku: TEA-001, share: 5}\n", "two allocation rules"),
+])
+def test_check_config_refuses_a_bad_allocation(rules, says):
+    block = ("    payment: channel                              # the platform takes and refunds its orders' money\n"
+             "    allocation:\n      share: 80\n      rules:\n" + rules)
+    found = problems(allocated(block), config_env())
+    assert any(says in m for _, m in found), found

@@ -81,13 +81,16 @@ def test_queue_names_are_the_ones_a_deployed_broker_has():
         "evt-hub-order.status_changed--fulfilment.channel_order_progress",     # issue 23's, after the table
         "evt-hub-order.status_changed--fulfilment.channel_delivery_send",
         "evt-hub-channel.after_sale_answer_due--fulfilment.channel_after_sale_answer",
+        "evt-hub-shipment.changed--fulfilment.rider_to_channel",               # issue 23's rider sync
+        "evt-hub-channel.refund_agreed--erp_sync.erp_refund_lines",            # ... and credit memos
     }
 
 
 def test_dead_letters_under_the_old_names_find_their_consumer():
     new = {handlers.CRM_REDEEM, handlers.CRM_GIVE_BACK, handlers.CRM_REFUND_POINTS, handlers.CRM_RELEASE_HOLDS,
            handlers.CHANNEL_ORDER_PROGRESS, handlers.CHANNEL_DELIVERY_SEND,
-           handlers.CHANNEL_AFTER_SALE_ANSWER}              # consumers added after the table have no old name
+           handlers.CHANNEL_AFTER_SALE_ANSWER, handlers.RIDER_TO_CHANNEL,
+           handlers.ERP_REFUND_LINES}              # consumers added after the table have no old name
     assert len(set(handlers.OLD_TARGETS.values())) == len(handlers.TABLE) - len(new)
     assert {handlers.BY_NAME[old] for old in handlers.OLD_TARGETS} == set(handlers.TABLE) - new
     assert handlers.BY_NAME["fulfilment.pickup_pos"] is handlers.STORE_ORDER_TO_POS

@@ -1,0 +1,125 @@
+"""A channel's refund of its own order (a platform's 部分退款, or 全额退款): the platform takes and gives back
+the money, the hub answers. Decided once per refund id, in the transaction that applies it: agreed when the
+order still has every unit asked for, rejected otherwise (with the reason the platform shows the buyer).
+
+Agreed, the refunded units come off the order's lines (`qty`, and `qty_picked` once picked; the line's
+amount by `domain/refunds.line_refund_fen`), so the ERP is sent the lines the buyer kept, as after a short
+pick (`orders.kept_lines`). Units the store still holds (reserved: before the pick, or picked and not yet
+handed over) go back to available stock (`inventory.release_part`); units that left with a rider or the
+buyer are money only — a refund never moves stock, only a return does. Nothing left: the order is refunded
+as a whole (`payments.refunded`: cancelled first if the goods never left). After completion the ERP holds the
+sale as it was: the lines stay, and the refunded lines go to it as a credit memo (`channel.refund_agreed` ->
+`flows/completed.erp_refund_lines`). No WeChat Pay: not ours to ask.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+
+from hub import events
+from hub.domain import refunds as refund_rules
+from hub.domain.errors import NotFound
+from hub.domain.model import ChannelRefundRequest
+from hub.domain.order_states import OrderStatus
+from hub.services import erp_feed, inventory, orders
+from hub.services.payments import refunded
+from hub.storage.tables import ChannelRefundRow, OrderRow
+from hub.storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+OVER = (S.CANCELLED, S.REFUNDED, S.RETURNED)       # nothing left to refund
+
+
+def order_of(uow: UnitOfWork, channel: str, external_id: str) -> OrderRow:
+    order = uow.session.execute(select(OrderRow).where(OrderRow.channel == channel,
+                                                       OrderRow.external_id == external_id)).scalar_one_or_none()
+    if order is None:            # its push may not have come yet: 404, so the platform asks again
+        raise NotFound(f"no {channel} order {external_id!r}")
+    return orders.get(uow, order.id, lock=True)
+
+
+def refunded_after_sale(uow: UnitOfWork, order_id: str) -> dict[str, int]:
+    """Units per SKU refunded after completion (credit memos): the lines still show them."""
+    out: dict[str, int] = {}
+    for (lines,) in uow.session.execute(select(ChannelRefundRow.lines).where(
+            ChannelRefundRow.order_id == order_id, ChannelRefundRow.agreed.is_(True),
+            ChannelRefundRow.after_sale.is_(True))):
+        for sku, qty in lines or []:
+            out[sku] = out.get(sku, 0) + int(qty)
+    return out
+
+
+def refusal(order: OrderRow, request: ChannelRefundRequest, credited: dict[str, int] | None = None) -> str:
+    """Why the refund cannot be agreed ("" when it can): each line the order's, named once, 1.. what is left
+    (less `credited`, what refunds after completion took without changing the lines)."""
+    if order.status in OVER:
+        return f"order is {order.status}"
+    if request.lines is None:
+        return ""
+    credited = credited or {}
+    left = {x.sku: (x.qty if x.qty_picked is None else x.qty_picked) - credited.get(x.sku, 0) for x in order.lines}
+    seen: set[str] = set()
+    for sku, qty in request.lines:
+        if sku not in left:
+            return f"{sku} is not a line of the order"
+        if sku in seen:
+            return f"{sku} is named twice"
+        seen.add(sku)
+        if not 0 < qty <= left[sku]:
+            return f"{sku}: {qty} asked, {left[sku]} left to refund"
+    return ""
+
+
+def decide(uow: UnitOfWork, system: str, request: ChannelRefundRequest, now: datetime) -> ChannelRefundRow:
+    """The hub's answer to the refund (the same answer for the same refund id), applied if agreed."""
+    row = uow.session.get(ChannelRefundRow, (request.channel, request.refund_id))
+    if row is not None:
+        return row
+    order = order_of(uow, request.channel, request.external_order_id)
+    # Completed (in the ERP's feed, written with the completion): the ERP holds the sale as it was.
+    after_sale = erp_feed.in_feed(uow, order.id)
+    why = refusal(order, request, refunded_after_sale(uow, order.id) if after_sale else None)
+    lines = None if request.lines is None else [[sku, qty] for sku, qty in request.lines]
+    row = ChannelRefundRow(channel=request.channel, refund_id=request.refund_id, order_id=order.id, lines=lines,
+                           agreed=not why, reason=(why or request.reason or "agreed")[:200], decided_at=now,
+                           after_sale=after_sale and request.lines is not None)
+    uow.session.add(row)
+    if why:
+        log.info("order %s: %s refund %s rejected: %s", order.id, system, request.refund_id, why)
+        return row
+    detail = f"{system} refund {request.refund_id}" + (f": {request.reason}" if request.reason else "")
+    if row.after_sale:                  # the goods are the buyer's: money only, and a credit memo for the ERP
+        uow.emit(events.ChannelRefundAgreed(order.id, request.channel, request.refund_id))
+        log.info("order %s: %s refund %s agreed after completion (credit memo)", order.id, system,
+                 request.refund_id)
+        return row
+    if request.lines is not None:
+        _take_off(uow, order, request.refund_id, request.lines, detail)
+    if request.lines is None or all(x.qty == 0 or x.qty_picked == 0 for x in order.lines):
+        refunded(uow, order, system, detail)                  # the whole order: cancelled or refunded
+    log.info("order %s: %s refund %s agreed (%s)", order.id, system, request.refund_id,
+             "whole order" if request.lines is None else ", ".join(f"{s} x{q}" for s, q in request.lines))
+    return row
+
+
+def _take_off(uow: UnitOfWork, order: OrderRow, refund_id: str, lines: tuple[tuple[str, int], ...],
+              detail: str) -> None:
+    by_sku = {x.sku: x for x in order.lines}
+    for sku, qty in lines:
+        line = by_sku[sku]
+        line.amount_fen = refund_rules.line_amount_fen(line) - refund_rules.line_refund_fen(line, qty)
+        line.qty -= qty
+        if line.qty_picked is not None:
+            line.qty_picked -= qty
+        line.qty_refunded = (line.qty_refunded or 0) + qty
+        # Still in the store (reserved): back to available. Gone with a rider or the buyer: money only.
+        inventory.release_part(uow, order.id, sku, qty, f"refund:{refund_id}", detail)
+
+
+def told(uow: UnitOfWork, channel: str, refund_id: str, now: datetime) -> None:
+    row = uow.session.get(ChannelRefundRow, (channel, refund_id), with_for_update=True)
+    if row is not None and row.told_at is None:
+        row.told_at = now
