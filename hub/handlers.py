@@ -14,7 +14,18 @@ from __future__ import annotations
 from .consumers import Consumer, by_name
 from .domain.order_states import OrderStatus as S
 from .events import MemberHoldsReleaseDue, OrderRefundDue, OrderStatusChanged, ShipmentRebookNeeded, StockChanged
-from .flows import channel_orders, channel_stock, completed, delivery, express, members, pickup, refunds, shipping_info
+from .flows import (
+    channel_orders,
+    channel_stock,
+    completed,
+    delivery,
+    escalation,
+    express,
+    members,
+    pickup,
+    refunds,
+    shipping_info,
+)
 from .services import flash_sales
 
 STOCK_TO_SHOP = Consumer("stock_to_shop", StockChanged, channel_stock.stock_to_shop, "channel_sync",
@@ -56,6 +67,12 @@ TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, PICKUP_TO_POS, DELIVERY_TO_COURIER
                                CRM_POINTS, FLASH_SALE_GIVE_BACK, CRM_REDEEM, CRM_GIVE_BACK, CRM_REFUND_POINTS,
                                CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS)
 
+# Replay only: dead letters the hub parks itself, not from an event's queue (no queue, no subscription). The
+# escalation timer's operator step (flows/escalation.py) is one; its replay re-dispatches the delivery.
+DELIVERY_OPERATOR_STEP = Consumer(escalation.OPERATOR_STEP, ShipmentRebookNeeded, escalation.operator_rebook,
+                                  "scheduler", calls_out=True)
+REPLAY_ONLY: tuple[Consumer, ...] = (DELIVERY_OPERATOR_STEP,)
+
 # The names before this table (issue 20), kept so that what a deployed hub already holds still works:
 # dead letters parked under the old name replay through the consumer (`BY_NAME`), and the broker's
 # queues keep their names — nameko names a queue after the service method, and the method keeps the
@@ -75,7 +92,7 @@ OLD_QUEUE_METHODS: dict[str, str] = {
 }
 
 # name (or an old name) -> consumer: what `consumers.replay` looks a dead letter's target up in.
-BY_NAME: dict[str, Consumer] = by_name(TABLE, OLD_TARGETS)
+BY_NAME: dict[str, Consumer] = by_name(TABLE + REPLAY_ONLY, OLD_TARGETS)
 
 
 def consumers_of(event_type: str) -> tuple[Consumer, ...]:
