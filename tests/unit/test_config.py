@@ -165,7 +165,7 @@ def test_check_config_wants_an_express_system_for_a_store_whose_escalation_falls
     policy = "    # escalation: {after_minutes: 10, tip_fen: 200, max_tip_fen: 600, then: next_courier, last: express}"
     lists = "    # couriers: [local_delivery]"
     on = TEXT.replace(policy, policy.replace("# ", "", 1))
-    assert check_wiring(parse_config(on, env=config_env())) == []                   # every system serves it: express too
+    assert check_wiring(parse_config(on, env=config_env())) == []          # every system serves it, express too
     named = on.replace(lists, "    couriers: [local_delivery, sf_same_city]")
     (path, message), = check_wiring(parse_config(named, env=config_env()))
     assert path == "locations[S001].escalation.last" and "list one (express) in its couriers" in message
