@@ -178,14 +178,20 @@ def _park_for_operator(ctx: HubContext, order_id: str, sid: int, ref: str | None
     """The operator step as a dead letter: a `shipment.rebook_needed` for the waiting booking, whose replay is
     `operator_rebook`. Its message id names the booking, so one booking parks once (a letter still parked is
     updated, not doubled)."""
-    with ctx.reader() as uow:
-        detail = must_get(uow.session, Shipment, sid).escalation_detail or step
     event = ShipmentRebookNeeded(order_id, sid, carrier, ref, f"escalation: {step}")
     envelope = {"id": f"escalation-{sid}", "type": event.TYPE, "occurred_at": utcnow().isoformat(),
                 "data": event.data()}
-    consumers.park(ctx, OPERATOR_STEP, envelope, f"NeedsOperator: order {order_id}: {detail}. Replay cancels "
-                   f"the waiting booking at {carrier} (where its rules allow) and books again from the store's "
-                   "couriers; or cancel the order", 1)
+
+    def park() -> int:
+        with ctx.reader() as uow:
+            detail = must_get(uow.session, Shipment, sid).escalation_detail or step
+        return consumers.park(ctx, OPERATOR_STEP, envelope, f"NeedsOperator: order {order_id}: {detail}. Replay "
+                              f"cancels the waiting booking at {carrier} (where its rules allow) and books again "
+                              "from the store's couriers; or cancel the order", 1)
+
+    # The step is recorded already and the timer will not take it again: an outage of our database is waited out
+    # here, so the letter is never lost.
+    consumers.wait_out_outage(f"parking the operator step of {order_id}", park)
 
 
 def operator_rebook(ctx: HubContext, event: ShipmentRebookNeeded) -> None:
