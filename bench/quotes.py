@@ -121,7 +121,6 @@ def drive(database_url: str, rate_per_s: float, seconds: float) -> dict[str, Any
     out = summarize(rounds, couriers=COURIERS, cpu_s=cpu, wall_s=wall, asked=len(due))
     out["quotes_deadline_ms"] = deadline * 1000
     out["quotes_rate_asked"] = rate_per_s
-    out["quotes_examples"] = sorted({m for r in rounds for m in r.missed})[:5]
     ctx.engine.dispose()
     return out
 
@@ -164,10 +163,6 @@ def run(database_url: str, workdir: Path, rate_per_s: float = RATE_PER_S, second
         # core's worth, their queue — not the hub — sets the rounds' tail.
         sims_s = (after.user - before.user) + (after.system - before.system)
         out["quotes_sim_cpu_ms_per_order"] = sims_s * 1000 / max(out["quotes_orders"], 1)
-        placed = {"local_delivery": sum(1 for d in sandbox.local_delivery.deliveries.values() if d.booked),
-                  "sf_same_city": len(sandbox.sf_same_city.orders),
-                  "shansong": sum(1 for o in sandbox.shansong.orders.values() if o.placed)}
-        out["quotes_booked"] = sum(placed.values())   # a quote books nothing: 0
         return out
     finally:
         sandbox.stop()
