@@ -23,7 +23,7 @@ from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder
 from workers.launcher import HubProcess, wait_for
 
-from . import backbone, report, scale, scenario
+from . import backbone, quotes, report, scale, scenario
 from .broker_raw import raw_rate
 from .load import LoadProcess
 from .pgbench import ensure_pg_database, sale_tps
@@ -38,7 +38,8 @@ RUSH_SKU = "BENCH-RUSH"
 PLAIN_SKU = "BENCH-PLAIN"                   # the plain-order rush's SKU: PLAIN_UNITS to sell at S001
 PLAIN_UNITS = 100
 START = 1_000_000
-PARTS = ("receipts", "rush", "plain", "sync", "orders", "events", "scale")
+PARTS = ("receipts", "rush", "plain", "sync", "orders", "events", "scale", "quotes")
+ON_THEIR_OWN = {"quotes"}                  # a part that starts what it measures itself, not a mode's hub
 LOAD_ORDERS_PER_S = 10                      # pickup orders beside the sales during the sync figure
 
 
@@ -199,11 +200,14 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     for mode in args.modes.split(","):
-        results[mode] = run_mode(mode, args, workdir)
+        results[mode] = run_mode(mode, args, workdir) if args.only - ON_THEIR_OWN else {}
+    if "quotes" in args.only and "production" in results:
+        results["production"] |= quotes.run(PG_URL, workdir)
     if args.scale and "scale" in args.only and "production" in results:
         stores, skus = (int(x) for x in args.scale.split("x"))
         results["production"] |= scale.stock_query(SCALE_URL, stores, skus, args.seconds, workdir,
                                                    gateways=args.gateways)
+    results = {mode: r for mode, r in results.items() if r}
     report.print_table(results, load_before=load_before, load_after=os.getloadavg(), cores=os.cpu_count() or 0)
 
 

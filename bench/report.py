@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import quotes
+
 
 def _f(r: dict[str, Any], key: str, fmt: str = "{:.0f}") -> str:
     return fmt.format(r[key]) if key in r else "-"
@@ -95,6 +97,9 @@ def print_table(results: dict[str, dict[str, Any]], load_before: tuple[float, ..
                      ("  stock queries/s (4 connections)", _f(r, "stock_query_per_s"), "", ""),
                      ("  gateway CPU ms per query", _f(r, "stock_query_cpu_ms", "{:.2f}"), "",
                       _budget(r, "stock_query_cpu_ms", BUDGET_QUERY_MS))]
+        if all(k.startswith("quotes_") or k == "gateways" for k in r):
+            rows = []                       # `--only quotes`: none of the mode's hub figures were measured
+        rows += quotes.rows(r)
         width = max(len(x[0]) for x in rows)
         print(f"{'figure':<{width}}  {'hub':>18}  {'limit / conditions':<48} target")
         for name, value, lim, target in rows:

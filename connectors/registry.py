@@ -92,8 +92,9 @@ def check_system(name: str, system: SystemConfig) -> list[tuple[str, str]]:
 
 def check_wiring(cfg: HubConfig) -> list[tuple[str, str]]:
     """(key path, problem) where config.yaml names a system for a role it does not play: a location's
-    couriers, a channel's payment and stock publisher; and a channel left to "the" payment system
-    when there are several."""
+    couriers, a channel's payment and stock publisher; a channel left to "the" payment system
+    when there are several; and a store whose escalation falls back to express with no express system to ship
+    from it (its `couriers` name none, or none is configured)."""
     roles: dict[str, str] = {}
     for name, system in cfg.systems.items():
         try:
@@ -105,6 +106,16 @@ def check_wiring(cfg: HubConfig) -> list[tuple[str, str]]:
         for name in loc.couriers or []:
             if roles.get(name, "local_courier") not in ("local_courier", "express_courier"):
                 problems.append((f"locations[{loc.id}].couriers", f"{name} is a {roles[name]}, not a courier"))
+        policy = loc.escalation
+        if policy is not None and "express" in (policy.then, policy.last):
+            express = [name for name, role in roles.items() if role == "express_courier"]
+            ships = [name for name in loc.couriers if name in express] if loc.couriers is not None else express
+            if not ships:
+                step = "then" if policy.then == "express" else "last"
+                problems.append((f"locations[{loc.id}].escalation.{step}", "falls back to express, but no express "
+                                 "system ships from this store: " + (
+                                     f"list one ({', '.join(express)}) in its couriers" if express
+                                     else "configure one (a system of kind express_courier)")))
     payments = [name for name, role in roles.items() if role == "payment"]
     for ch in cfg.channels:
         if ch.publish_to and roles.get(ch.publish_to, "channel") != "channel":

@@ -30,6 +30,7 @@ from .flows import (
     channel_stock,
     completed,
     delivery,
+    escalation,
     express,
     members,
     refunds,
@@ -88,6 +89,12 @@ TABLE: tuple[Consumer, ...] = (STOCK_TO_SHOP, STORE_ORDER_TO_POS, DELIVERY_TO_CO
                                CRM_RELEASE_HOLDS, CHANNEL_ORDER_PROGRESS, CHANNEL_DELIVERY_SEND,
                                CHANNEL_AFTER_SALE_ANSWER, RIDER_TO_CHANNEL, ERP_REFUND_LINES)
 
+# Replay only: dead letters the hub parks itself, not from an event's queue (no queue, no subscription). The
+# escalation timer's operator step (flows/escalation.py) is one; its replay re-dispatches the delivery.
+DELIVERY_OPERATOR_STEP = Consumer(escalation.OPERATOR_STEP, ShipmentRebookNeeded, escalation.operator_rebook,
+                                  "scheduler", calls_out=True)
+REPLAY_ONLY: tuple[Consumer, ...] = (DELIVERY_OPERATOR_STEP,)
+
 # The names before this table (issue 20), kept so that what a deployed hub already holds still works:
 # dead letters parked under the old name replay through the consumer (`BY_NAME`), and the broker's
 # queues keep their names — nameko names a queue after the service method, and the method keeps the
@@ -108,7 +115,7 @@ OLD_QUEUE_METHODS: dict[str, str] = {
 }
 
 # name (or an old name) -> consumer: what `consumers.replay` looks a dead letter's target up in.
-BY_NAME: dict[str, Consumer] = by_name(TABLE, OLD_TARGETS)
+BY_NAME: dict[str, Consumer] = by_name(TABLE + REPLAY_ONLY, OLD_TARGETS)
 
 
 def consumers_of(event_type: str) -> tuple[Consumer, ...]:

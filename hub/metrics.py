@@ -21,6 +21,8 @@ Names (each counter also as `…_total`):
   hub_express_tracking_stopped                                               system (the courier stopped pushing)
   hub_cancel_requests                                                        outcome (accepted, refused)
   hub_courier_bookings_capped                                                system
+  hub_delivery_escalations                                                   courier, step (ESCALATION_STEPS)
+  hub_courier_cancel_penalty_fen                                             courier (fen the courier kept)
   scrape time (SCRAPE_GAUGES): hub_outbox_unsent, hub_outbox_oldest_unsent_age_seconds, hub_dead_letters_parked,
     hub_queue_messages{queue}, hub_refunds{status}, hub_refunds_oldest_open_age_seconds{status}
   process_* and python_* (the serving process; per process in multiprocess mode is not aggregated)
@@ -54,6 +56,9 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 # the gate's verdicts (hub.domain.flash_sale.Verdict), and units handed back
 FLASH_SALE_OUTCOMES = ("admitted", "again", "sold_out", "over_limit", "too_fast", "not_started", "ended", "unknown",
                        "released")
+
+# the steps of a delivery's escalation (hub/flows/escalation.py), as hub_delivery_escalations counts them
+ESCALATION_STEPS = ("tip", "tip_refused", "switch", "express", "operator", "cancel_refused", "operator_rebook")
 
 # Figures read from the database or the broker when /metrics is scraped (hub/api/ops.py): name -> help.
 SCRAPE_GAUGES = {
@@ -132,6 +137,11 @@ class HubMetrics:
                                        registry=r)
         self.bookings_capped = Counter("hub_courier_bookings_capped", "Orders left for an operator after "
                                        "hub.max_courier_bookings bookings", ("system",), registry=r)
+        self.delivery_escalations = Counter("hub_delivery_escalations", "Escalation steps taken for bookings no "
+                                            "rider accepted, by courier and step: " + ", ".join(ESCALATION_STEPS),
+                                            ("courier", "step"), registry=r)
+        self.cancel_penalty_fen = Counter("hub_courier_cancel_penalty_fen", "Cancel penalties (fen) couriers kept "
+                                          "for bookings the hub cancelled", ("courier",), registry=r)
         self.flash_sale_admissions = Counter("hub_flash_sale_admissions", "Flash-sale gate answers by outcome: "
                                              + ", ".join(FLASH_SALE_OUTCOMES), ("outcome",), registry=r)
 

@@ -44,6 +44,7 @@ S = OrderStatus
 T = TrackingStatus
 QUOTED = "quoted"                       # a quote about to be booked: not a booking yet
 GONE = {T.CANCELLED, T.EXPIRED, T.PROBLEM}   # what the courier holds is no booking to adopt
+OPERATOR_REBOOK = "operator_rebook"     # an operator replayed the escalation's operator step (flows/escalation.py)
 
 
 def active_shipment(uow: UnitOfWork, order_id: str) -> Shipment | None:
@@ -210,9 +211,13 @@ def escalations(uow: UnitOfWork, order_id: str) -> set[str]:
 
 
 def switched_from(uow: UnitOfWork, order_id: str) -> set[str]:
-    """The couriers escalation took the order away from: not asked for it again."""
-    return set(uow.session.execute(select(Shipment.carrier).where(
-        Shipment.order_id == order_id, Shipment.kind == "local", Shipment.escalation == "switched")).scalars())
+    """The couriers escalation took the order away from since an operator last re-dispatched it (a new round,
+    every courier again): not asked for it again."""
+    rows = uow.session.execute(select(Shipment.id, Shipment.carrier, Shipment.escalation).where(
+        Shipment.order_id == order_id, Shipment.kind == "local",
+        Shipment.escalation.in_(("switched", OPERATOR_REBOOK)))).all()
+    since = max((sid for sid, _, step in rows if step == OPERATOR_REBOOK), default=0)
+    return {carrier for sid, carrier, step in rows if step == "switched" and sid > since}
 
 
 def no_courier(ctx: HubContext, order_id: str, store: LocationConfig, why: str) -> None:
@@ -302,7 +307,7 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
         return "accepted"
     courier = ctx.connectors.local_courier(carrier)
     try:
-        courier.cancel(order_id, "cancelled by the buyer")
+        penalty = courier.cancel(order_id, "cancelled by the buyer") or 0
     except PermanentError as exc:          # e.g. code 2050: the rider is delivering
         held = courier.query(order_id)
         with ctx.uow() as uow:
@@ -316,9 +321,10 @@ def ask_to_cancel(ctx: HubContext, order_id: str) -> str | None:
         order = orders.get(uow, order_id, lock=True)
         row = must_get(uow.session, Shipment, shipment.id, lock=True)
         if order.status == S.CANCEL_REQUESTED:
-            row.active, row.status = False, "cancelled"
+            row.active, row.status, row.penalty_fen = False, "cancelled", penalty
         courier_outcomes.cancel_accepted(uow, order, carrier, "the courier cancelled the booking")
         uow.commit()
+    METRICS.cancel_penalty_fen.labels(carrier).inc(penalty)
     return "accepted"
 
 
@@ -328,12 +334,14 @@ def cancel_rider(ctx: HubContext, order_id: str, reason: str) -> Shipment | None
         shipment = active_shipment(uow, order_id)
     if shipment is None or shipment.kind != "local":
         return None
+    penalty = 0
     if not _is_channel(ctx, shipment.carrier):           # the platform's rider is the platform's to call off
-        ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason)
+        penalty = ctx.connectors.local_courier(shipment.carrier).cancel(order_id, reason) or 0
     with ctx.uow() as uow:
         row = must_get(uow.session, Shipment, shipment.id, lock=True)
-        row.active, row.status = False, "cancelled"
+        row.active, row.status, row.penalty_fen = False, "cancelled", penalty
         uow.commit()
+    METRICS.cancel_penalty_fen.labels(shipment.carrier).inc(penalty)
     log.info("delivery %s: booking %s cancelled", order_id, shipment.shipment_ref)
     return row
 

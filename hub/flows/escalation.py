@@ -10,6 +10,13 @@ Each `after_minutes` without a rider (since the booking, or the last step), one 
    courier (the one switched from is not asked again); or express from the store; or an operator. With no courier
    left, the policy's `last` (express or operator).
 
+The operator step (and a cancel the courier refused) is parked as a dead letter of `OPERATOR_STEP` (a replay-only
+consumer of `hub/handlers.py`), so it is listed where operators look for work — the console's dead letters, `hub
+dlq list` — and counted (`hub_delivery_escalations{step}`, alert HubDeliveryNeedsOperator). Replaying it
+(`operator_rebook`) starts a new round: the courier asked first (a rider who accepted meanwhile is applied), else
+the waiting booking cancelled where its rules allow and the order allocated again, so every courier of the store is
+asked afresh, within the booking cap; a courier that still refuses the cancel keeps the letter parked.
+
 One rider per order at a time: a booking is cancelled (and recorded so) before another is asked for, and the
 booking cap `hub.max_courier_bookings` still holds. No transaction is open while a courier is called; every
 step re-reads the order under its lock and does nothing when it moved meanwhile. `now` is injectable, so tests
@@ -22,11 +29,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from hub import consumers
 from hub.bootstrap import HubContext
 from hub.config import EscalationPolicy, LocationConfig
 from hub.domain.model import TrackingStatus
 from hub.domain.order_states import OrderStatus
-from hub.flows.delivery import active_shipment, switched_from
+from hub.events import ShipmentRebookNeeded
+from hub.flows.delivery import OPERATOR_REBOOK, active_shipment, switched_from
+from hub.metrics import METRICS
 from hub.ports import LocalCourier, PermanentError
 from hub.services import courier_claims, orders
 from hub.services.tracking import apply_tracking
@@ -38,6 +48,10 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 WAITING = str(TrackingStatus.BOOKED)        # booked, no rider yet
 PARKED = ("operator", "cancel_refused")     # steps after which the timer leaves the booking to an operator
+OPERATOR_STEP = OPERATOR_REBOOK             # the dead letters' target: hub/handlers.py's replay-only consumer
+# a recorded step -> its hub_delivery_escalations label
+COUNTED = {"tipped": "tip", "tip_refused": "tip_refused", "switched": "switch", "express": "express",
+           "operator": "operator", "cancel_refused": "cancel_refused"}
 
 
 def escalate_due(ctx: HubContext, now: datetime | None = None, limit: int = 200) -> list[str]:
@@ -99,13 +113,19 @@ def escalate(ctx: HubContext, order_id: str, now: datetime) -> str | None:
             total = courier.add_tip(order_id, step, tip + step)
         except PermanentError as exc:           # refused (a rider took it meanwhile?): on to the next step
             _record(ctx, sid, now, "tip_refused", str(exc))
+            METRICS.delivery_escalations.labels(carrier, "tip_refused").inc()
             log.info("delivery %s: %s refused a tip (%s)", order_id, carrier, exc)
         else:
             _record(ctx, sid, now, "tipped", f"tip {total} fen in all after {policy.after_minutes} min", tip=total)
             log.info("delivery %s: no rider within %d min; %s tipped %d fen (%d in all)", order_id,
                      policy.after_minutes, carrier, step, total)
+            METRICS.delivery_escalations.labels(carrier, "tip").inc()
             return "tipped"
-    return _then(ctx, order_id, sid, courier, store, policy, tried, now)
+    taken = _then(ctx, order_id, sid, courier, store, policy, tried, now)
+    METRICS.delivery_escalations.labels(carrier, COUNTED[taken]).inc()
+    if taken in PARKED:
+        _park_for_operator(ctx, order_id, sid, ref, carrier, taken)
+    return taken
 
 
 def _then(ctx: HubContext, order_id: str, sid: int, courier: LocalCourier, store: LocationConfig,
@@ -136,6 +156,7 @@ def _then(ctx: HubContext, order_id: str, sid: int, courier: LocalCourier, store
         log.warning("delivery %s: %s refused the cancel (%s); not switched", order_id, courier.name, exc)
         return "cancel_refused"
     penalty = penalty or terms.penalty_fen
+    METRICS.cancel_penalty_fen.labels(courier.name).inc(penalty)
     with ctx.uow() as uow:
         order = orders.get(uow, order_id, lock=True)
         row = must_get(uow.session, Shipment, sid, lock=True)
@@ -151,6 +172,68 @@ def _then(ctx: HubContext, order_id: str, sid: int, courier: LocalCourier, store
         uow.commit()
     log.warning("delivery %s: %s (%s)", order_id, why, step)
     return step
+
+
+def _park_for_operator(ctx: HubContext, order_id: str, sid: int, ref: str | None, carrier: str, step: str) -> None:
+    """The operator step as a dead letter: a `shipment.rebook_needed` for the waiting booking, whose replay is
+    `operator_rebook`. Its message id names the booking, so one booking parks once (a letter still parked is
+    updated, not doubled)."""
+    event = ShipmentRebookNeeded(order_id, sid, carrier, ref, f"escalation: {step}")
+    envelope = {"id": f"escalation-{sid}", "type": event.TYPE, "occurred_at": utcnow().isoformat(),
+                "data": event.data()}
+
+    def park() -> int:
+        with ctx.reader() as uow:
+            detail = must_get(uow.session, Shipment, sid).escalation_detail or step
+        return consumers.park(ctx, OPERATOR_STEP, envelope, f"NeedsOperator: order {order_id}: {detail}. Replay "
+                              f"cancels the waiting booking at {carrier} (where its rules allow) and books again "
+                              "from the store's couriers; or cancel the order", 1)
+
+    # The step is recorded already and the timer will not take it again: an outage of our database is waited out
+    # here, so the letter is never lost.
+    consumers.wait_out_outage(f"parking the operator step of {order_id}", park)
+
+
+def operator_rebook(ctx: HubContext, event: ShipmentRebookNeeded) -> None:
+    """An operator replayed the operator step's dead letter: a new round for the booking no rider accepted.
+    Nothing is done when the order moved on meanwhile (booked by hand, cancelled, a rider found); a rider who
+    accepted unheard is applied; else the booking is cancelled where the courier's rules allow (a refusal raises:
+    the letter stays parked) and the order allocated again, so flows/delivery.py asks the store's couriers afresh
+    — those escalation switched away from included — within `hub.max_courier_bookings`."""
+    now = utcnow()
+    order_id = event.order_id
+    with ctx.reader() as uow:
+        order = orders.get(uow, order_id)
+        row = uow.session.get(Shipment, event.shipment_id) if event.shipment_id is not None else None
+        if row is None or not row.active or row.escalation not in PARKED or order.status != S.DISPATCHED:
+            log.info("delivery %s: moved on since it was left to an operator; nothing to re-book", order_id)
+            return
+        sid, ref, carrier = row.id, row.shipment_ref, row.carrier
+    courier = ctx.connectors.local_courier(carrier)
+    held = courier.query(order_id)
+    if held is None or held.status != TrackingStatus.BOOKED:
+        if held is not None:
+            with ctx.uow() as uow:
+                apply_tracking(uow, ctx.config, courier_claims.report_of(ref, held, now))
+                uow.commit()
+        log.info("delivery %s: %s holds it as %s; not re-booked", order_id, carrier, held.status if held else None)
+        return
+    terms = courier.cancel_terms(order_id)
+    if not terms.allowed:
+        raise PermanentError(carrier, f"{carrier} still would not cancel booking {ref}: {terms.reason}")
+    _record(ctx, sid, now, OPERATOR_REBOOK, f"an operator replayed the escalation: cancel asked of {carrier}")
+    penalty = courier.cancel(order_id, "re-dispatched by an operator") or terms.penalty_fen
+    METRICS.cancel_penalty_fen.labels(carrier).inc(penalty)
+    METRICS.delivery_escalations.labels(carrier, OPERATOR_REBOOK).inc()
+    with ctx.uow() as uow:
+        order = orders.get(uow, order_id, lock=True)
+        row = must_get(uow.session, Shipment, sid, lock=True)
+        row.active, row.status, row.penalty_fen = False, "cancelled", penalty
+        if active_shipment(uow, order_id) is None and order.status == S.DISPATCHED:
+            orders.transition(uow, order, S.ALLOCATED, "operator", f"an operator re-dispatched it: booking {ref} "
+                              f"at {carrier} cancelled (penalty {penalty} fen); every courier of the store asked again")
+        uow.commit()
+    log.warning("delivery %s: an operator re-dispatched it; booking %s at %s cancelled", order_id, ref, carrier)
 
 
 def _claim(ctx: HubContext, sid: int, last_step: datetime | None, now: datetime) -> bool:

@@ -1,7 +1,13 @@
 """`make chaos` (`python -m tests.chaos`): production mode — `hub up` with two replicas of gateway,
 relay, channel_sync and fulfilment on RabbitMQ + PostgreSQL, the simulators alongside — under POS
-sales and paid pickup orders, while each service is killed with SIGKILL, the database refuses
-connections for 6 s and RabbitMQ is stopped for 12 s. Then it checks and prints what must hold.
+sales, paid pickup orders and paid delivery orders, while each service is killed with SIGKILL, the database
+refuses connections for 6 s and RabbitMQ is stopped for 12 s. Then it checks and prints what must hold.
+
+The delivery orders go to addresses next to each of the three stores, whose courier lists and rule (COURIERS,
+`preference`) put each store's first booking with another courier — Dada, SF 同城, 闪送 — all booked at payment;
+the check asks each courier's simulator what it holds: one live booking per order, at its store's courier, the
+one the hub recorded (none lost, none doubled). Riders are not moved (the Dada simulator's rides are off), so a
+delivery's units stay reserved and the stock check stays exact.
 
 Runs against its own database and vhost: HUB_CHAOS_DATABASE_URL, HUB_CHAOS_BROKER_URL (default
 hub_chaos on the local servers). `rabbitmqctl stop_app` stops RabbitMQ for the whole machine:
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,7 +38,7 @@ from hub.domain.stock import channel_available
 from hub.flows.erp_pull import pull_products
 from hub.services import inventory
 from hub.storage.bindings import SqlBinder
-from hub.storage.tables import Base, DeadLetter, OutboxMessage
+from hub.storage.tables import Base, DeadLetter, OutboxMessage, Shipment
 from sandbox.bindings import bind_sandbox
 from sandbox.credentials import sandbox_env
 from sandbox.runner import start_sandbox
@@ -42,7 +49,11 @@ from workers.launcher import ROOT, wait_for
 
 from .load import Tally, run_load
 
-STORES = ["S001", "S002"]
+STORES = ["S001", "S002", "S003"]
+PICKUP_STORES = ["S001", "S002"]           # S003 takes no pickup orders
+# each store's couriers, first asked first (rule `preference`): every courier is some store's first
+COURIERS = {"S001": ["local_delivery", "sf_same_city"], "S002": ["sf_same_city", "shansong"],
+            "S003": ["shansong", "local_delivery"]}
 SKUS = ["TEA-001", "CUP-002", "POT-003", "SET-004"]
 START_ON_HAND = 5000
 REPLICAS = {"gateway": 2, "relay": 2, "channel_sync": 2, "fulfilment": 2, "erp_sync": 1, "scheduler": 1}
@@ -54,6 +65,58 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def several_couriers(config_text: str) -> str:
+    """The config with each store's COURIERS under rule `preference`, every store booking its rider at payment."""
+    text = re.sub(r"\n\s*dispatch: \{[^}]*\}", "", config_text)
+    for store, couriers in COURIERS.items():
+        key = f"    pos_key: ${{HUB_POS_{store}_KEY}}\n"
+        assert key in text, store
+        text = text.replace(key, key + f"    couriers: [{', '.join(couriers)}]\n    courier_rule: preference\n"
+                                       "    dispatch: {book: at_payment}\n")
+    return text
+
+
+def live_bookings(sandbox: Any) -> dict[str, list[tuple[str, str]]]:
+    """Order id -> the (courier, its booking number) each courier's simulator holds live for it."""
+    held: dict[str, list[tuple[str, str]]] = {}
+    for order_id, d in list(sandbox.local_delivery.deliveries.items()):
+        if d.booked and d.status not in (4, 5, 7, 10):
+            held.setdefault(order_id, []).append(("local_delivery", d.delivery_no))
+    for order_id, o in list(sandbox.sf_same_city.orders.items()):
+        if o.status not in (2, 22):
+            held.setdefault(order_id, []).append(("sf_same_city", o.sf_order_id))
+    for o in list(sandbox.shansong.orders.values()):
+        if o.placed and o.status not in (50, 60):
+            held.setdefault(o.order_no, []).append(("shansong", o.iss_order_no))
+    return held
+
+
+def check_bookings(ctx: Any, sandbox: Any, tally: Tally) -> tuple[bool, str, int, int]:
+    """Each paid delivery order: one live booking at its store's first courier, the one the hub holds active.
+    (ok, detail, lost, doubled)."""
+    held = live_bookings(sandbox)
+    with ctx.reader() as uow:
+        recorded = {(oid, carrier): ref for oid, carrier, ref in uow.session.execute(
+            select(Shipment.order_id, Shipment.carrier, Shipment.shipment_ref).where(
+                Shipment.active.is_(True), Shipment.order_id.in_(list(tally.deliveries) or [""])))}
+    per_courier: Counter = Counter()
+    missing, twice, elsewhere = [], [], []
+    for order_id, store in tally.deliveries.items():
+        mine = held.get(order_id, [])
+        if len(mine) > 1:
+            twice.append(order_id)
+        elif not mine or recorded.get((order_id, mine[0][0])) != mine[0][1]:
+            missing.append(order_id)                       # nobody holds it, or not the booking the hub recorded
+        elif mine[0][0] != COURIERS[store][0]:
+            elsewhere.append(f"{order_id}@{mine[0][0]}")
+        else:
+            per_courier[mine[0][0]] += 1
+    every = len(tally.deliveries) < len(COURIERS) or set(per_courier) == {c[0] for c in COURIERS.values()}
+    detail = (", ".join(f"{c} {n}" for c, n in sorted(per_courier.items())) or "none booked") + \
+        f"; {len(missing)} missing, {len(twice)} twice, {len(elsewhere)} at another courier"
+    return not missing and not twice and not elsewhere and every, detail, len(missing), len(twice)
 
 
 def prepare(ctx: Any, sandbox: Any) -> None:
@@ -155,6 +218,9 @@ def check(ctx: Any, cfg: Any, sandbox: Any, tally: Tally, hub: Hub) -> dict[str,
     twice = [o for o, n in at_pos.items() if n > 1]
     lost += len(missing)
     doubled += len(twice)
+    booked_ok, booked, unbooked, booked_twice = check_bookings(ctx, sandbox, tally)
+    lost += unbooked
+    doubled += booked_twice
     alive = {s: len(hub.children(s)) for s in REPLICAS}
     return {
         "every request answered": (not tally.unanswered and not tally.refused,
@@ -166,6 +232,7 @@ def check(ctx: Any, cfg: Any, sandbox: Any, tally: Tally, hub: Hub) -> dict[str,
         "every paid order at the POS once": (not missing and not twice,
                                              f"{len(tally.paid_orders)} paid, {len(missing)} missing, "
                                              f"{len(twice)} twice"),
+        f"every paid delivery booked once ({len(tally.deliveries)})": (booked_ok, booked),
         "zero dead letters": (parked == 0, f"{parked} dead letter(s)"),
         "outbox drained": (unsent == 0, f"{unsent} unsent"),
         "every service alive or restarted": (alive == REPLICAS, f"{alive}, {hub.restarts()} restart(s)"),
@@ -177,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.split("\n\n")[0])
     ap.add_argument("--sales", type=int, default=1500)
     ap.add_argument("--orders", type=int, default=150)
+    ap.add_argument("--deliveries", type=int, default=60, help="delivery orders, spread over the three stores")
     ap.add_argument("--duration", type=float, default=50.0, help="seconds the load is spread over")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--db-outage", type=float, default=6.0)
@@ -190,9 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     config_file = workdir / "config.yaml"
-    config_file.write_text(always_open(DEFAULT_CONFIG_PATH.read_text()))
+    config_file.write_text(several_couriers(always_open(DEFAULT_CONFIG_PATH.read_text())))
 
     sandbox = start_sandbox(callback_base=base)
+    sandbox.local_delivery.step_s = None          # no rides: the bookings are what is checked (module docstring)
     env = {**os.environ, **sandbox_env(), **sandbox.env(), "HUB_CONFIG": str(config_file),
            "HUB_DATABASE_URL": db_url, "HUB_BROKER_URL": broker_url, "HUB_HTTP_PORT": str(port),
            "HUB_LOG_LEVEL": os.environ.get("HUB_LOG_LEVEL", "WARNING"), "PYTHONUNBUFFERED": "1"}
@@ -214,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         keys = {"channel": cfg.channel("miniprogram").key, **{s.id: s.pos_key for s in cfg.stores}}
         tally = Tally()
         started = time.monotonic()
+        near = {s: (cfg.location(s).lat, cfg.location(s).lng) for s in COURIERS}
         threads = run_load(base, keys, STORES, SKUS, sandbox.wechat_pay, sales=args.sales, orders=args.orders,
-                           clients=args.clients, duration_s=args.duration, tally=tally)
+                           clients=args.clients, duration_s=args.duration, tally=tally, pickup_stores=PICKUP_STORES,
+                           deliveries=args.deliveries, delivery_from=near)
         time.sleep(3)
         for service in REPLICAS:
             faults.kill(hub, service)
@@ -247,9 +318,9 @@ def main(argv: list[str] | None = None) -> int:
         allow_connections(db_url)
         ctx.engine.dispose()
 
-    events = sum(tally.sold.values()) + 2 * len(tally.paid_orders)
-    print(f"\nevents: {sum(tally.sold.values())} POS sales, {len(tally.paid_orders)} pickup orders placed and paid "
-          f"({events} in all) over {load_done - started:.0f}s")
+    events = sum(tally.sold.values()) + 2 * len(tally.paid_orders) + 2 * len(tally.deliveries)
+    print(f"\nevents: {sum(tally.sold.values())} POS sales, {len(tally.paid_orders)} pickup orders and "
+          f"{len(tally.deliveries)} delivery orders placed and paid ({events} in all) over {load_done - started:.0f}s")
     print(f"faults ({len(faults.done)}): " + "; ".join(what for what, _, _ in faults.done))
     for name, value in result.items():
         if not name.startswith("_"):

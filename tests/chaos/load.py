@@ -1,5 +1,5 @@
-"""The load: POS receipts and paid pickup orders through the public API, each retried with the
-same receipt id / idempotency key until the hub answers it."""
+"""The load: POS receipts, paid pickup orders and paid delivery orders through the public API, each retried with
+the same receipt id / idempotency key until the hub answers it."""
 from __future__ import annotations
 
 import threading
@@ -21,6 +21,7 @@ class Tally:
     sold: Counter = field(default_factory=Counter)            # (sku, store) -> units the hub accepted
     reserved: Counter = field(default_factory=Counter)        # (sku, store) -> units in paid pickup orders
     paid_orders: dict[str, str] = field(default_factory=dict)  # order id -> store
+    deliveries: dict[str, str] = field(default_factory=dict)   # paid delivery order id -> the store it is sent from
     requests: int = 0
     retries: int = 0
     unanswered: list[str] = field(default_factory=list)
@@ -66,12 +67,18 @@ def sell(client: Client, store: str, key: str, sku: str, receipt_id: str) -> Non
             client.tally.sold[(sku, store)] += 1
 
 
-def pickup_order(client: Client, channel_key: str, store: str, sku: str, pay: Any) -> None:
-    """Place (idempotency key), then pay through the payment simulator's signed notification until acknowledged."""
+def pickup_order(client: Client, channel_key: str, store: str, sku: str, pay: Any,
+                 near: tuple[float, float] | None = None) -> None:
+    """Place (idempotency key), then pay through the payment simulator's signed notification until acknowledged.
+    With `near` (a store's coordinates) a delivery order to an address there, which routing gives that store."""
     key = uuid.uuid4().hex
+    fulfillment: dict[str, Any] = {"type": "pickup", "store_id": store}
+    if near is not None:
+        fulfillment = {"type": "delivery", "address": {"text": f"next to store {store}", "lat": near[0] + 0.0005,
+                                                       "lng": near[1], "name": "Chaos Buyer", "phone": "13900001111"}}
     body = {"lines": [{"sku": sku, "qty": 1}], "buyer": {"id": f"b-{key[:8]}", "name": "Chaos Buyer",
                                                          "phone": "13900001111"},
-            "fulfillment": {"type": "pickup", "store_id": store}}
+            "fulfillment": fulfillment}
     placed = client.send(f"order {key}", "POST", "/api/v1/orders", channel_key, (200, 201),
                          headers={"Idempotency-Key": key}, json=body)
     if placed is None:
@@ -87,8 +94,8 @@ def pickup_order(client: Client, channel_key: str, store: str, sku: str, pay: An
             r = pay.notify(f"{client.base}/callbacks/wechat_pay", order_id, total)
             if r.status_code == 200:
                 with client.tally.lock:
-                    client.tally.paid_orders[order_id] = store
-                    client.tally.reserved[(sku, store)] += 1
+                    (client.tally.deliveries if near is not None else client.tally.paid_orders)[order_id] = store
+                    client.tally.reserved[(sku, store)] += 1      # a delivery's too: no rider moves in the run
                 return
         except (requests.RequestException, KeyError, ValueError):
             pass
@@ -100,9 +107,14 @@ def pickup_order(client: Client, channel_key: str, store: str, sku: str, pay: An
 
 
 def run_load(base: str, keys: dict[str, str], stores: list[str], skus: list[str], pay: Any, *, sales: int,
-             orders: int, clients: int, duration_s: float, tally: Tally) -> list[threading.Thread]:
-    """Start `clients` threads sharing `sales` receipts and `orders` pickup orders, paced evenly over
-    `duration_s` (a steady stream across the faults, not one burst before them); returns the threads."""
+             orders: int, clients: int, duration_s: float, tally: Tally, pickup_stores: list[str] | None = None,
+             deliveries: int = 0, delivery_from: dict[str, tuple[float, float]] | None = None
+             ) -> list[threading.Thread]:
+    """Start `clients` threads sharing `sales` receipts, `orders` pickup orders (at `pickup_stores`, default
+    `stores`) and `deliveries` delivery orders (to addresses next to the stores of `delivery_from`, in turn), paced
+    evenly over `duration_s` (a steady stream across the faults, not one burst before them); returns the threads."""
+    pickup_at = pickup_stores or stores
+    near = delivery_from or {}
     jobs: list[tuple] = []
     for i in range(sales):
         store, sku = stores[i % len(stores)], skus[(i // len(stores)) % len(skus)]
@@ -110,7 +122,11 @@ def run_load(base: str, keys: dict[str, str], stores: list[str], skus: list[str]
     for i in range(orders):
         # every tenth job an order, spread over the run
         jobs.insert(min(len(jobs), i * max(1, sales // max(orders, 1)) + i),
-                    ("order", stores[i % len(stores)], skus[i % len(skus)], None))
+                    ("order", pickup_at[i % len(pickup_at)], skus[i % len(skus)], None))
+    senders = sorted(near)
+    for i in range(deliveries if senders else 0):      # spread over the run as the pickup orders are
+        jobs.insert(min(len(jobs), i * max(1, len(jobs) // max(deliveries, 1)) + i // 2),
+                    ("delivery", senders[i % len(senders)], skus[(i + 1) % len(skus)], None))
     lock = threading.Lock()
     start, step, issued = time.monotonic(), duration_s / max(len(jobs), 1), [0]
 
@@ -127,7 +143,7 @@ def run_load(base: str, keys: dict[str, str], stores: list[str], skus: list[str]
             if kind == "sale":
                 sell(client, store, keys[store], sku, receipt)
             else:
-                pickup_order(client, keys["channel"], store, sku, pay)
+                pickup_order(client, keys["channel"], store, sku, pay, near[store] if kind == "delivery" else None)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
     for t in threads:

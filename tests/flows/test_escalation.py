@@ -9,16 +9,17 @@ import time
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from werkzeug.test import Client
 
-from hub import handlers
+from hub import consumers, handlers
 from hub.api.app import build_api
 from hub.bootstrap import HubContext
 from hub.config import EscalationPolicy
 from hub.flows.escalation import escalate_due
 from hub.services import orders
-from hub.storage.tables import Shipment, utcnow
+from hub.storage.tables import DeadLetter, Shipment, utcnow
 from sandbox.shansong import shansong_sign
 
 from .conftest import NEAR_S001, Flow
@@ -137,6 +138,13 @@ def test_a_cancel_the_courier_refuses_switches_nothing_and_is_recorded(flow):
     assert flow.sandbox.sf_same_city.orders[order_id].status == 1
     assert order_id not in flow.sandbox.local_delivery.deliveries                 # one rider, never two
     assert escalate_due(f.ctx, t0 + timedelta(minutes=40)) == []                  # left to an operator
+    (letter,) = letters_of(f, order_id)
+    assert consumers.replay(f.ctx, letter.id, handlers.BY_NAME) is False           # still refused: kept parked
+    (kept,) = letters_of(f, order_id)
+    assert kept.id == letter.id and "would not cancel" in kept.error
+    flow.sandbox.sf_same_city.refuse_cancel = False
+    assert consumers.replay(f.ctx, letter.id, handlers.BY_NAME) is True
+    assert (f.order(order_id).status, flow.sandbox.sf_same_city.orders[order_id].status) == ("allocated", 2)
 
 
 def test_after_the_last_courier_the_policy_sends_it_by_express(flow):
@@ -154,16 +162,57 @@ def test_after_the_last_courier_the_policy_sends_it_by_express(flow):
     assert (shipped.kind, f.order(order_id).status) == ("express", "shipped")
 
 
-def test_a_spent_escalation_is_left_to_an_operator(flow):
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def letters_of(flow: Flow, order_id: str) -> list[DeadLetter]:
+    return [d for d in consumers.dead_letters(flow.ctx) if d.payload["data"]["order_id"] == order_id]
+
+
+def console(flow: Flow, method: str, path: str) -> dict:
+    headers = {"Authorization": f"Bearer {flow.ctx.config.hub.ops_key}"}
+    return Client(build_api(flow.ctx)).open("/admin/api" + path, method=method, headers=headers).json
+
+
+def test_a_spent_escalation_is_left_to_an_operator_whose_replay_books_again(flow):
     f = store(flow, couriers=["local_delivery"], after_minutes=5, tip_fen=100, max_tip_fen=100, then="operator")
     order_id = dispatch(f)
     t0 = utcnow()
+    tips, operator = (counted("hub_delivery_escalations_total", courier="local_delivery", step=s)
+                      for s in ("tip", "operator"))
     assert escalate_due(f.ctx, t0 + timedelta(minutes=6)) == [order_id]           # the one tip
     assert escalate_due(f.ctx, t0 + timedelta(minutes=12)) == [order_id]
     row = active(f, order_id)
     assert (row.escalation, row.tip_fen, f.order(order_id).status) == ("operator", 100, "dispatched")
     assert flow.sandbox.local_delivery.status_of(order_id) == 1                   # the booking stays
     assert escalate_due(f.ctx, t0 + timedelta(minutes=30)) == []
+    assert counted("hub_delivery_escalations_total", courier="local_delivery", step="tip") == tips + 1
+    assert counted("hub_delivery_escalations_total", courier="local_delivery", step="operator") == operator + 1
+    # where operators look for work: a dead letter whose replay re-dispatches the delivery
+    (letter,) = letters_of(f, order_id)
+    listed = console(f, "GET", "/dead-letters?target=operator_rebook")["dead_letters"]
+    assert [x["id"] for x in listed if x["id"] == letter.id] and "Replay cancels" in letter.error
+    assert console(f, "POST", f"/dead-letters/{letter.id}/replay")["replayed"] is True
+    assert letters_of(f, order_id) == []
+    first = shipments(f, order_id)[0]
+    assert (first.active, first.status, first.escalation) == (False, "cancelled", "operator_rebook")
+    assert flow.sandbox.local_delivery.status_of(order_id) == 5 and f.order(order_id).status == "allocated"
+    book(f, order_id)                                                             # every courier asked again
+    again = active(f, order_id)
+    assert (again.carrier, again.id != first.id, f.order(order_id).status) == ("local_delivery", True, "dispatched")
+    assert flow.sandbox.local_delivery.status_of(order_id) == 1                   # one live booking, re-added
+
+
+def test_a_replayed_operator_step_of_an_order_that_moved_on_does_nothing(flow):
+    f = store(flow, couriers=["sf_same_city"], after_minutes=5, then="operator")
+    order_id = dispatch(f)
+    assert escalate_due(f.ctx, utcnow() + timedelta(minutes=6)) == [order_id]
+    (letter,) = letters_of(f, order_id)
+    flow.sandbox.sf_same_city.advance(order_id, 10, push=False)                   # a rider took it after all
+    assert consumers.replay(f.ctx, letter.id, handlers.BY_NAME) is True
+    assert (f.order(order_id).status, len(shipments(f, order_id))) == ("rider_assigned", 1)
+    assert flow.sandbox.sf_same_city.orders[order_id].status == 10                # not cancelled
 
 
 # -- a store no courier can serve ------------------------------------------------------------------------
@@ -260,3 +309,16 @@ def test_a_signed_shansong_callback_that_does_not_map_is_a_4xx(flow, data):
     form["sign"] = shansong_sign(form, sim.app_secret)
     status = Client(build_api(flow.ctx)).post("/callbacks/shansong", data=form).status_code
     assert 400 <= status < 500
+
+
+def test_a_cancel_penalty_the_courier_kept_is_recorded_and_counted(flow):
+    from hub.flows.delivery import cancel_rider
+    from sandbox.shansong import PENALTY_FEN
+    f = store(flow, couriers=["shansong"])
+    order_id = dispatch(f)
+    flow.sandbox.shansong.advance(active(f, order_id).shipment_ref, 30, push=False)   # a rider is on the way
+    before = counted("hub_courier_cancel_penalty_fen_total", courier="shansong")
+    cancel_rider(f.ctx, order_id, "order cancelled")
+    (row,) = shipments(f, order_id)
+    assert (row.active, row.status, row.penalty_fen) == (False, "cancelled", PENALTY_FEN) and PENALTY_FEN > 0
+    assert counted("hub_courier_cancel_penalty_fen_total", courier="shansong") == before + PENALTY_FEN

@@ -207,3 +207,29 @@ def test_check_config_refuses_a_bad_allocation(rules, says):
              "    allocation:\n      share: 80\n      rules:\n" + rules)
     found = problems(allocated(block), config_env())
     assert any(says in m for _, m in found), found
+
+
+def test_check_config_wants_an_express_system_for_a_store_whose_escalation_falls_back_to_express():
+    from connectors.registry import check_wiring
+    policy = "    # escalation: {after_minutes: 10, tip_fen: 200, max_tip_fen: 600, then: next_courier, last: express}"
+    lists = "    # couriers: [local_delivery]"
+    on = TEXT.replace(policy, policy.replace("# ", "", 1))
+    assert check_wiring(parse_config(on, env=config_env())) == []          # every system serves it, express too
+    named = on.replace(lists, "    couriers: [local_delivery, sf_same_city]")
+    (path, message), = check_wiring(parse_config(named, env=config_env()))
+    assert path == "locations[S001].escalation.last" and "list one (express) in its couriers" in message
+    assert check_wiring(parse_config(named.replace("sf_same_city]", "sf_same_city, express]"), env=config_env())) == []
+    to_operator = named.replace("last: express}", "last: operator}")
+    assert check_wiring(parse_config(to_operator, env=config_env())) == []         # no express needed
+    (path, _), = check_wiring(parse_config(to_operator.replace("then: next_courier", "then: express"),
+                                           env=config_env()))
+    assert path == "locations[S001].escalation.then"
+
+
+def test_check_config_cli_names_a_store_falling_back_to_express_it_cannot_ship_from(tmp_path):
+    policy = "    # escalation: {after_minutes: 10, tip_fen: 200, max_tip_fen: 600, then: next_courier, last: express}"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TEXT.replace(policy, policy.replace("# ", "", 1))
+                   .replace("    # couriers: [local_delivery]", "    couriers: [local_delivery]"))
+    result = _hub_cli("check-config", str(bad), env=config_env())
+    assert result.returncode != 0 and "locations[S001].escalation.last: falls back to express" in result.stdout

@@ -47,15 +47,17 @@ def test_each_consumer_runs_in_the_worker_the_table_names():
 
 
 def test_consumer_names_are_unique_and_are_their_functions_names():
-    names = [c.name for c in handlers.TABLE]
+    names = [c.name for c in handlers.TABLE + handlers.REPLAY_ONLY]
     assert len(names) == len(set(names))
-    assert [c.run.__name__ for c in handlers.TABLE] == names
+    assert [c.run.__name__ for c in handlers.TABLE + handlers.REPLAY_ONLY] == names
     assert all(c.batch is None or c.batch.__name__.startswith(c.name) for c in handlers.TABLE)
 
 
 def test_every_constant_of_the_table_is_in_it():
     constants = {v for v in vars(handlers).values() if isinstance(v, Consumer)}
-    assert constants == set(handlers.TABLE)
+    assert constants == set(handlers.TABLE) | set(handlers.REPLAY_ONLY)
+    assert not set(handlers.TABLE) & set(handlers.REPLAY_ONLY)          # replay-only: no queue, no subscription
+    assert all(handlers.BY_NAME[c.name] is c for c in handlers.REPLAY_ONLY)
 
 
 def test_queue_names_are_the_ones_a_deployed_broker_has():

@@ -18,7 +18,8 @@ COVERED = {"hub_http_requests_total", "hub_http_request_duration_seconds_bucket"
            "hub_consumer_failures_total", "hub_outbox_unsent", "hub_outbox_oldest_unsent_age_seconds",
            "hub_queue_messages", "hub_dead_letters_parked", "hub_connector_errors_total",
            "hub_connector_call_duration_seconds_bucket", "hub_reconciliation_drift_total",
-           "hub_reconciliation_repaired_total", "hub_flash_sale_admissions_total", "hub_refunds"}
+           "hub_reconciliation_repaired_total", "hub_flash_sale_admissions_total", "hub_refunds",
+           "hub_delivery_escalations_total", "hub_courier_cancel_penalty_fen_total"}     # issue 22's escalation
 
 
 def dashboard() -> dict:
