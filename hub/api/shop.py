@@ -16,13 +16,13 @@ from hub.api.lines import line_view
 from hub.api.views import idempotency_key, iso, order_refunds, order_view, timeline
 from hub.config import LocationConfig
 from hub.domain.errors import NotFound, NotSellable, UnknownSku
-from hub.domain.geo import distance_km
+from hub.domain.geo import distance_km, in_polygon
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
 from hub.domain.stock import channel_available
 from hub.flows import members
-from hub.services import inventory, orders
+from hub.services import inventory, orders, picking
 from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
@@ -49,11 +49,18 @@ def _required_position(call: Call) -> tuple[float, float]:
 def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[float, float], qty: int) -> dict:
     """Distance and what the buyer can have from this store now: pickup today, delivery soon."""
     dist = round(distance_km(pos[0], pos[1], loc.lat, loc.lng), 2)
-    open_now = is_open(loc, orders.local_now(call.ctx.config, call.deps.now()).time())
+    open_now = is_open(loc, orders.local_now(call.ctx.config, call.deps.now()))
     holds = available >= qty
-    return {"distance_km": dist, "open_now": open_now,
-            "pickup": loc.pickup and open_now and holds,
-            "delivery": 0 < loc.delivery_radius_km and dist <= loc.delivery_radius_km and open_now and holds}
+    offer: dict[str, Any] = {"distance_km": dist, "open_now": open_now, "pickup": loc.pickup and open_now and holds}
+    if loc.delivery_areas:        # the area the buyer is in, whatever the basket: its minimum is shown
+        area = next((a for a in loc.delivery_areas if in_polygon(pos[0], pos[1], a.polygon)), None)
+        offer["delivery"] = area is not None and open_now and holds
+        if area is not None:
+            offer["delivery_area"] = {"name": area.name, "min_order_fen": area.min_order_fen,
+                                      "delivery_fee_fen": area.delivery_fee_fen}
+    else:
+        offer["delivery"] = 0 < loc.delivery_radius_km and dist <= loc.delivery_radius_km and open_now and holds
+    return offer
 
 
 def stock(call: Call) -> Any:
@@ -98,7 +105,7 @@ def nearby(call: Call) -> dict:
         offer = _store_offer(call, loc, available, pos, qty)
         if offer["pickup"] or offer["delivery"]:
             item = {"store_id": loc.id, "name": loc.name, "address": loc.address, **offer,
-                    "opening_hours": loc.opening_hours.model_dump() if loc.opening_hours else None}
+                    "opening_hours": loc.opening_hours.view() if loc.opening_hours else None}
             if sku:
                 item["available"] = available
             found.append(item)
@@ -195,9 +202,12 @@ def get_order(call: Call) -> dict:
             "lines": [line_view(x) for x in order.lines],
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
+            # When the store is to have it ready (pickup) or handed over (delivery), in its open hours.
+            "promised_at": iso(call, picking.promised_at(call.ctx.config, order)),
             "timeline": timeline(call, uow, order),
             "refunds": order_refunds(call, uow, order.id),
             "routing": {"rule": routing.get("rule"), "location_id": routing.get("location_id"),
+                        **{k: routing[k] for k in ("area", "delivery_fee_fen", "ready_from") if k in routing},
                         "candidates": routing.get("candidates", [])},
         }
 

@@ -26,7 +26,7 @@ def _view(call: Call, order: OrderRow, skus: dict[str, SkuRow]) -> dict[str, Any
             "lines": [{"sku": x.sku, "name": skus[x.sku].name if x.sku in skus else x.sku, "qty": x.qty,
                        "qty_picked": x.qty_picked, "bin": skus[x.sku].bin if x.sku in skus else None}
                       for x in order.lines],
-            "promised_at": iso(call, picking.promised_at(order)), "note": order.note,
+            "promised_at": iso(call, picking.promised_at(call.ctx.config, order)), "note": order.note,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
             "picked_at": iso(call, order.picked_at), "picked_by": order.picked_by}
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from hub import events
 from hub.config import HubConfig
-from hub.domain import discounts, routing
+from hub.domain import discounts, hours, routing
 from hub.domain import refunds as refund_rules
 from hub.domain.catalogue import check_sellable
 from hub.domain.errors import (
@@ -125,7 +125,7 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     f = cmd.fulfillment
     refused = store_capacity.refusals(uow, cfg, now)      # paused or full stores: skipped, with the reason
     if f.type == FulfillmentType.PICKUP:
-        return routing.route_pickup(cfg, lines, f.store_id, stock, refused)
+        return routing.route_pickup(cfg, lines, f.store_id, stock, refused, local_now(cfg, now))
     if f.type == FulfillmentType.DELIVERY:
         if f.address is None:                 # _validate refused it already
             raise BadInput("a delivery order needs fulfillment.address")
@@ -441,12 +441,23 @@ def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[str
     return list(uow.session.execute(stmt).scalars())
 
 
+def collect_by(cfg: HubConfig, location_id: str | None, paid_at: datetime) -> datetime:
+    """When an uncollected pickup is given up: `hub.pickup_uncollected_days` days from payment, each day its
+    store does not open (a holiday closure, a closed weekday) adding one, so the buyer keeps their days."""
+    loc = cfg.location(location_id or "")
+    return hours.deadline_skipping_closed_days(loc.opening_hours if loc else None, local_now(cfg, paid_at),
+                                               cfg.hub.pickup_uncollected_days)
+
+
 def due_uncollected(uow: UnitOfWork, cfg: HubConfig, now: datetime, limit: int = 200) -> list[str]:
-    cutoff = now - timedelta(days=cfg.hub.pickup_uncollected_days)
-    stmt = (select(OrderRow.id).where(OrderRow.fulfillment_type == FulfillmentType.PICKUP,
-                                      OrderRow.status.in_([S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP]),
-                                      OrderRow.paid_at <= cutoff).limit(limit))
-    return list(uow.session.execute(stmt).scalars())
+    cutoff = now - timedelta(days=cfg.hub.pickup_uncollected_days)      # none is due sooner: read no newer
+    stmt = (select(OrderRow.id, OrderRow.location_id, OrderRow.paid_at)
+            .where(OrderRow.fulfillment_type == FulfillmentType.PICKUP,
+                   OrderRow.status.in_([S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP]),
+                   OrderRow.paid_at <= cutoff)
+            .order_by(OrderRow.paid_at).limit(limit * 4))
+    due = [oid for oid, loc, paid in uow.session.execute(stmt) if collect_by(cfg, loc, paid) <= now]
+    return due[:limit]
 
 
 def kept_lines(order: OrderRow) -> tuple[OrderLine, ...]:

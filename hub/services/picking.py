@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from hub.config import HubConfig
+from hub.domain import hours
 from hub.domain import refunds as refund_rules
 from hub.domain.errors import BadInput, HubError, IllegalTransition, NotFound
 from hub.domain.model import FulfillmentType
@@ -36,9 +38,15 @@ class OtherStoresOrder(HubError):
 PROMISE = {FulfillmentType.PICKUP: timedelta(minutes=30), FulfillmentType.DELIVERY: timedelta(minutes=60)}
 
 
-def promised_at(order: OrderRow) -> datetime | None:
+def promised_at(cfg: HubConfig, order: OrderRow) -> datetime | None:
+    """When the store is to have the order ready: the promise counted in the store's open time from payment
+    (paid while closed, or just before closing: ready that long after the next opening). None: no promise
+    for this type, not paid, or the store does not open within the calendar's horizon."""
     promise = PROMISE.get(FulfillmentType(order.fulfillment_type))
-    return order.paid_at + promise if promise and order.paid_at else None
+    if not promise or order.paid_at is None:
+        return None
+    loc = cfg.location(order.location_id or "")
+    return hours.after_open_time(loc.opening_hours if loc else None, orders.local_now(cfg, order.paid_at), promise)
 
 
 @dataclass(frozen=True)
