@@ -362,7 +362,11 @@ class HubConfig(_Strict):
 def _resolve(node: Any, path: str, env: dict[str, str], problems: list[tuple[str, str]]) -> Any:
     """Substitute ${VAR} references, refusing literal secrets."""
     if isinstance(node, dict):
-        return {k: _resolve(v, f"{path}.{k}" if path else str(k), env, problems) for k, v in node.items()}
+        # YAML reads an unquoted 2026-10-01 as a date: kept as its text, so an error's path names it so.
+        return {(k.isoformat() if isinstance(k, date) else k): _resolve(v, f"{path}.{k}" if path else str(k), env,
+                                                                        problems) for k, v in node.items()}
+    if isinstance(node, date):
+        return node.isoformat()
     if isinstance(node, list):
         return [_resolve(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
     leaf = path.rsplit(".", 1)[-1]
@@ -414,6 +418,8 @@ def parse_config(text: str, env: dict[str, str] | None = None, source: str = "co
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([(source, f"not valid YAML: {exc}")]) from exc
+    except ValueError as exc:           # PyYAML builds an unquoted 2026-13-01 as a date and fails so
+        raise ConfigError([(source, f"not valid YAML: a date that is none ({exc})")]) from exc
     if not isinstance(raw, dict):
         raise ConfigError([(source, "must be a mapping with hub, channels, locations, systems")])
     problems: list[tuple[str, str]] = []

@@ -131,10 +131,11 @@ def deadline_skipping_closed_days(cal: Calendar | None, start: datetime, days: i
 
 
 def describe(cal: Calendar | None, day: date) -> str:
-    """The day's hours for a reason: "open 09:00-14:00, 17:00-02:00", or "closed all day"."""
+    """The day's hours for a reason: "open 09:00-14:00, 17:00-02:00", "closed all day" (a weekday without
+    periods) or "a closure date, closed all day"."""
     if cal is None:
         return "open around the clock"
     periods = sorted(periods_on(cal, day), key=span)
     if not periods:
-        return "closed all day" + (" (closure)" if day in cal.closed and day not in cal.special else "")
+        return "a closure date, closed all day" if day in cal.closed and day not in cal.special else "closed all day"
     return "open " + ", ".join(f"{p.open}-{p.close}" for p in periods)
