@@ -81,7 +81,8 @@ def upsert_skus(uow: UnitOfWork, skus: list[Sku]) -> int:
     changed = 0
     for sku in skus:
         row = uow.session.get(SkuRow, sku.code)
-        values = {"name": sku.name, "barcode": sku.barcode, "unit": sku.unit, "price_fen": sku.price_fen}
+        values = {"name": sku.name, "barcode": sku.barcode, "unit": sku.unit, "price_fen": sku.price_fen,
+                  "weight_g": sku.weight_g}
         if row is None:
             uow.session.add(SkuRow(code=sku.code, active=True, updated_at=utcnow(), **values))
             changed += 1

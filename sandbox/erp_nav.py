@@ -69,6 +69,7 @@ class Artikel(ComplexModel):
     Basiseinheitencode = Unicode
     VK_Preis = XsDecimal
     EAN_Code = Unicode
+    Bruttogewicht = XsDecimal      # gross weight, kg by NAV's convention (0 when not set)
 
 
 class Lagerbestand(ComplexModel):
@@ -244,7 +245,8 @@ class NavSimulator(SoapErpSimulator):
     def _records(self, page: str) -> list[Any]:
         if page == "Artikel":
             return [Artikel(Key=f"32;GwAAAAJ7/{i.item_no}", Nr=i.item_no, Beschreibung=i.description,
-                            Basiseinheitencode=UNITS.get(i.unit, i.unit), VK_Preis=i.price_yuan, EAN_Code=i.barcode)
+                            Basiseinheitencode=UNITS.get(i.unit, i.unit), VK_Preis=i.price_yuan, EAN_Code=i.barcode,
+                            Bruttogewicht=i.weight_kg or Decimal("0"))
                     for i in self.catalogue]
         if page == "Lagerbestand":
             return [Lagerbestand(Key=f"27;{item};{loc}", Artikelnr=item, Lagerortcode=loc, Lagerbestand=qty)

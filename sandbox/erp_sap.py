@@ -86,6 +86,8 @@ class Material(ComplexModel):
     EAN11 = Unicode
     PRICE = XsDecimal
     WAERS = Unicode
+    BRGEW = XsDecimal              # gross weight; the Z-module converts it to GEWEI KG (0 when not maintained)
+    GEWEI = Unicode
 
 
 class TableOfMaterial(ComplexModel):
@@ -258,7 +260,8 @@ class SapSimulator(SoapErpSimulator):
         page, size = max(page or 1, 1), min(max(size or 100, 1), 1000)
         rows = self.catalogue[(page - 1) * size: page * size]
         return ({"item": [Material(MATNR=i.item_no, MAKTX=i.description, MEINS=UNITS.get(i.unit, i.unit),
-                                   EAN11=i.barcode, PRICE=i.price_yuan, WAERS="CNY") for i in rows]},
+                                   EAN11=i.barcode, PRICE=i.price_yuan, WAERS="CNY",
+                                   BRGEW=i.weight_kg or Decimal("0"), GEWEI="KG") for i in rows]},
                 {"item": []})
 
     def op_availability(self, plant: str | None, material: str | None) -> tuple[Decimal | None, Bapireturn1]:

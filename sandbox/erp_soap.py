@@ -72,6 +72,7 @@ class Product(ComplexModel):
     BaseUnit = Unicode
     UnitPrice = XsDecimal          # yuan, two decimals
     Currency = Unicode
+    GrossWeight = XsDecimal        # kg, three decimals; absent when the material has none
 
 
 class StockLine(ComplexModel):
@@ -135,13 +136,14 @@ class ErpItem:
     description: str
     unit: str
     price_yuan: Decimal
+    weight_kg: Decimal | None = None   # gross weight per unit; None: not maintained
 
 
 DEFAULT_CATALOGUE = (        # the hub's demo catalogue, as the ERP keeps it (prices in yuan)
-    ErpItem("TEA-001", "6901234567001", "Longjing green tea 250g", "BOX", Decimal("128.00")),
-    ErpItem("CUP-002", "6901234567002", "Celadon tea cup", "EA", Decimal("45.00")),
-    ErpItem("POT-003", "6901234567003", "Yixing clay teapot", "EA", Decimal("360.00")),
-    ErpItem("SET-004", "6901234567004", "Travel tea set", "SET", Decimal("199.00")),
+    ErpItem("TEA-001", "6901234567001", "Longjing green tea 250g", "BOX", Decimal("128.00"), Decimal("0.320")),
+    ErpItem("CUP-002", "6901234567002", "Celadon tea cup", "EA", Decimal("45.00"), Decimal("0.180")),
+    ErpItem("POT-003", "6901234567003", "Yixing clay teapot", "EA", Decimal("360.00"), Decimal("0.650")),
+    ErpItem("SET-004", "6901234567004", "Travel tea set", "SET", Decimal("199.00"), Decimal("1.200")),
 )
 
 
@@ -259,7 +261,8 @@ class ErpSimulator:
     def op_product_master(self, ctx: Any) -> list[Product]:
         self._enter(ctx, "GetProductMaster")
         return [Product(ItemNo=i.item_no, Barcode=i.barcode, Description=i.description,
-                        BaseUnit=i.unit, UnitPrice=i.price_yuan, Currency="CNY") for i in self.catalogue]
+                        BaseUnit=i.unit, UnitPrice=i.price_yuan, Currency="CNY", GrossWeight=i.weight_kg)
+                for i in self.catalogue]
 
     def op_warehouse_stock(self, ctx: Any, plants: list[str] | None) -> list[StockLine]:
         self._enter(ctx, "GetWarehouseStock")

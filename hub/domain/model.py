@@ -45,6 +45,7 @@ class Sku:
     barcode: str | None = None
     unit: str = "pcs"
     price_fen: int | None = None
+    weight_g: int | None = None      # one unit's weight in grams; None: the master does not say
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,9 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         discounts=[d.to_dict() for d in cmd.discounts] or None, note=cmd.note,
     )
     for line, amount in zip(cmd.lines, amounts, strict=True):
+        sku_row = uow.session.get(SkuRow, line.sku)          # read by _validate: the session's own copy
         order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
-                                        amount_fen=amount))
+                                        amount_fen=amount, unit_weight_g=sku_row.weight_g if sku_row else None))
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
                                              source=cmd.channel))
     _follow_route(order, decision)
@@ -476,6 +477,20 @@ def kept_total_fen(order: OrderRow) -> int:
     return sum(x.amount_fen or 0 for x in kept_lines(order))
 
 
+def basket_weight_g(order: OrderRow) -> int | None:
+    """What the kept lines weigh (grams, from the product master's weights when the order was placed); None
+    if a kept line's SKU has no weight: a courier is then told its own default, not a guess of ours."""
+    total = 0
+    for x in order.lines:
+        qty = x.qty if x.qty_picked is None else x.qty_picked
+        if qty <= 0:
+            continue
+        if x.unit_weight_g is None:
+            return None
+        total += qty * x.unit_weight_g
+    return total
+
+
 def snapshot(order: OrderRow) -> OrderSnapshot:
     """The connector-facing view of an order."""
     addr = order.address
@@ -487,4 +502,5 @@ def snapshot(order: OrderRow) -> OrderSnapshot:
         lines=kept_lines(order),
         buyer=Buyer(**order.buyer), total_fen=kept_total_fen(order), location_id=order.location_id,
         created_at=order.created_at, paid_at=order.paid_at, external_id=order.external_id,
+        weight_g=basket_weight_g(order),
     )
