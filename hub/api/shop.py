@@ -217,10 +217,11 @@ ROUTES = [
     Route("GET", "/api/v1/stock/{sku}", stock, "channel", "What this channel may sell of a SKU, per location",
           query=LAT_LNG, responses={200: "stock per location", 404: "unknown SKU"}),
     Route("GET", "/api/v1/stores/nearby", nearby, "channel", "Stores that can serve, nearest first",
-          query=(Param("lat", replace(schemas.LAT, required=True), "buyer's latitude"),
-                 Param("lng", replace(schemas.LNG, required=True), "buyer's longitude"),
+          query=(Param("lat", replace(schemas.LAT, required=True), "buyer's latitude (GCJ-02)"),
+                 Param("lng", replace(schemas.LNG, required=True), "buyer's longitude (GCJ-02)"),
                  Param("sku", replace(schemas.SKU, required=False)), Param("qty", schemas.QTY, "default 1")),
-          responses={200: "stores", 422: "bad position or quantity"}),
+          responses={200: "stores (distance, open_now, pickup, delivery, the delivery_area the buyer is in with "
+                          "its min_order_fen and delivery_fee_fen, opening_hours)", 422: "bad position or quantity"}),
     Route("POST", "/api/v1/orders", place_order, "channel", "Place an order (stock reserved, or 409)",
           body=schemas.PLACE_ORDER, headers=(Param("Idempotency-Key", schemas.IDEMPOTENCY_KEY),),
           responses={201: "placed", 200: "the same request again: the same order", 400: "malformed",
@@ -233,5 +234,6 @@ ROUTES = [
                                                 202: "cancel_requested: the courier decides (or returning)",
                                                 404: "unknown order", 409: "illegal transition (rider has the goods)"}),
     Route("GET", ORDER, get_order, "channel", "An order with its timeline and routing",
-          responses={200: "the order", 404: "unknown order"}),
+          responses={200: "the order (promised_at; a delivery's delivery_area and delivery_fee_fen)",
+                     404: "unknown order"}),
 ]
