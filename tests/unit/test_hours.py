@@ -85,3 +85,76 @@ def test_24_00_closes_at_midnight():
     all_day = OpeningHours.model_validate({"periods": [{"open": "00:00", "close": "24:00"}], "closed": [SAT]})
     assert hours.is_open(all_day, at(FRI, 0)) and hours.is_open(all_day, at(FRI, 23, 59))
     assert not hours.is_open(all_day, at(SAT, 0)) and hours.is_open(all_day, at(SUN, 0))
+
+
+# -- property: the calendar agrees with a minute-by-minute reference ----------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+START = date(2026, 11, 23)                    # a Monday; the reference covers three weeks from here
+DAYS = 21
+
+
+@st.composite
+def day_periods(draw):
+    """Up to three non-overlapping periods of one day, the last possibly past midnight."""
+    cuts = sorted(draw(st.sets(st.integers(0, 47), min_size=0, max_size=6)))
+    cuts = cuts[: len(cuts) // 2 * 2]
+    periods = [(cuts[i] * 30, cuts[i + 1] * 30) for i in range(0, len(cuts), 2)]
+    if periods and draw(st.booleans()):           # the last one runs overnight, closing before its open
+        a, _ = periods[-1]
+        periods[-1] = (a, draw(st.integers(0, min(a, 600) // 30)) * 30)
+    return [{"open": f"{a // 60:02d}:{a % 60:02d}", "close": f"{b // 60:02d}:{b % 60:02d}" if b < 1440 else "24:00"}
+            for a, b in periods if a != b]
+
+
+@st.composite
+def calendars(draw):
+    daily = draw(day_periods())
+    weekly = {d: draw(day_periods()) for d in draw(st.sets(st.sampled_from(hours.WEEKDAYS), max_size=3))}
+    if not any(weekly.get(d, daily) for d in hours.WEEKDAYS):
+        daily = [{"open": "09:00", "close": "18:00"}]
+        weekly = {d: p for d, p in weekly.items() if p}
+    closed = sorted(draw(st.sets(st.integers(0, DAYS - 1), max_size=4)))
+    return {"periods": daily, "weekly": weekly, "closed": [(START + timedelta(days=n)).isoformat() for n in closed]}
+
+
+def reference(raw: dict) -> bytearray:
+    """Open minutes from START's midnight, marked from the raw calendar by the README's rules."""
+    minute = bytearray(DAYS * 1440 + 2 * 1440)
+    closed = set(raw["closed"])
+    for n in range(DAYS):
+        day = START + timedelta(days=n)
+        if day.isoformat() in closed:
+            continue
+        for p in raw["weekly"].get(hours.WEEKDAYS[day.weekday()], raw["periods"]):
+            a = int(p["open"][:2]) * 60 + int(p["open"][3:])
+            b = int(p["close"][:2]) * 60 + int(p["close"][3:])
+            if b <= a:
+                b += 1440
+            for m in range(n * 1440 + a, n * 1440 + b):
+                minute[m] = 1
+    return minute
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw=calendars(), offset=st.integers(1440, (DAYS - 16) * 1440), length=st.sampled_from([30, 60, 95]))
+def test_the_calendar_matches_a_minute_reference(raw, offset, length):
+    cal = OpeningHours.model_validate(raw)
+    ref = reference(raw)
+    origin = at(START, 0)
+    t = origin + timedelta(minutes=offset)
+    assert hours.is_open(cal, t) is bool(ref[offset])
+    opens = hours.next_open(cal, t)
+    first = next((m for m in range(offset, offset + 15 * 1440) if ref[m]), None)
+    if first is None or first > offset + hours.HORIZON_DAYS * 1440:
+        assert opens is None or opens - t <= timedelta(days=hours.HORIZON_DAYS + 1)
+    else:
+        assert opens == origin + timedelta(minutes=first)
+        ready = hours.after_open_time(cal, t, timedelta(minutes=length))
+        seen, m = 0, offset
+        while seen < length:
+            seen += ref[m]
+            m += 1
+        assert ready == origin + timedelta(minutes=m)
