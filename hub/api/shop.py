@@ -16,7 +16,7 @@ from hub.api.lines import line_view
 from hub.api.views import idempotency_key, iso, order_refunds, order_view, timeline
 from hub.config import LocationConfig
 from hub.domain.errors import NotFound, NotSellable, UnknownSku
-from hub.domain.geo import distance_km, in_polygon
+from hub.domain.geo import CONVERT_TO_GCJ02, distance_km, in_polygon
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
@@ -27,7 +27,7 @@ from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
-           Param("lng", schemas.LNG, "buyer's longitude (with lat)"))
+           Param("lng", schemas.LNG, "buyer's longitude (with lat)"), Param("coords", schemas.COORDS))
 
 
 def _position(call: Call) -> tuple[float, float] | None:
@@ -36,7 +36,7 @@ def _position(call: Call) -> tuple[float, float] | None:
         if (lat is None) != (lng is None):
             raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
         return None
-    return lat, lng
+    return CONVERT_TO_GCJ02[call.query("coords") or "gcj02"](lat, lng)
 
 
 def _required_position(call: Call) -> tuple[float, float]:
@@ -123,12 +123,13 @@ def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
             raise schemas.invalid(f"lines[{exc.line}].sku", str(exc)) from None
     b, f = body["buyer"], body["fulfillment"]
     addr = f["address"]
+    lat, lng = CONVERT_TO_GCJ02[addr["coords"] or "gcj02"](addr["lat"], addr["lng"]) if addr else (0.0, 0.0)
     return orders.PlaceOrder(
         coupon_code=body["coupon_code"] or None, points=body["points"] or 0,
         channel=call.caller.id, idempotency_key=key, lines=lines,
         buyer=Buyer(b["id"], b["name"] or "", b["phone"] or ""),
         fulfillment=Fulfillment(FulfillmentType(f["type"]), f["store_id"],
-                                Address(addr["text"], addr["lat"], addr["lng"], addr["name"] or "",
+                                Address(addr["text"], lat, lng, addr["name"] or "",
                                         addr["phone"] or "") if addr else None),
         note=body["note"] or None)
 
@@ -219,6 +220,7 @@ ROUTES = [
     Route("GET", "/api/v1/stores/nearby", nearby, "channel", "Stores that can serve, nearest first",
           query=(Param("lat", replace(schemas.LAT, required=True), "buyer's latitude (GCJ-02)"),
                  Param("lng", replace(schemas.LNG, required=True), "buyer's longitude (GCJ-02)"),
+                 Param("coords", schemas.COORDS),
                  Param("sku", replace(schemas.SKU, required=False)), Param("qty", schemas.QTY, "default 1")),
           responses={200: "stores (distance, open_now, pickup, delivery, the delivery_area the buyer is in with "
                           "its min_order_fen and delivery_fee_fen, opening_hours)", 422: "bad position or quantity"}),

@@ -110,3 +110,26 @@ def test_the_no_show_timer_does_not_count_the_closure(api):
     paid = api.clock.now
     assert housekeeping.cancel_uncollected(hub, now=paid + timedelta(days=days, minutes=1)) == []
     assert housekeeping.cancel_uncollected(hub, now=paid + timedelta(days=days + 1, minutes=1)) == [order_id]
+
+
+def test_a_position_in_another_system_is_converted_to_gcj02(api):
+    """WeChat's getLocation answers WGS-84 unless asked for gcj02; a Baidu map gives BD-09."""
+    from hub.domain.geo import gcj02_to_bd09, gcj02_to_wgs84
+
+    api.stock(10)
+    gps = gcj02_to_wgs84(ADDRESS["lat"], ADDRESS["lng"])             # the same spot, as a phone's GPS says it
+    body = {"lines": [{"sku": "TEA-001", "qty": 3}], "buyer": BUYER,
+            "fulfillment": {"type": "delivery", "address": {**ADDRESS, "lat": gps[0], "lng": gps[1],
+                                                            "coords": "wgs84"}}}
+    r = api.post("/api/v1/orders", body, headers={"Idempotency-Key": "k-gps"})
+    assert r.status_code == 201, r.json
+    order = api.get(f"/api/v1/orders/{r.json['order_id']}").json
+    assert abs(order["address"]["lat"] - ADDRESS["lat"]) < 1e-7 and abs(order["address"]["lng"] - ADDRESS["lng"]) < 1e-7
+    assert order["fulfillment"]["delivery_area"] == "jingan"
+    baidu = gcj02_to_bd09(ADDRESS["lat"], ADDRESS["lng"])
+    as_baidu = api.get("/api/v1/stores/nearby", query_string={"lat": baidu[0], "lng": baidu[1], "coords": "bd09"})
+    as_gcj = api.get("/api/v1/stores/nearby", query_string={"lat": ADDRESS["lat"], "lng": ADDRESS["lng"]})
+    assert [(s["store_id"], s["distance_km"]) for s in as_baidu.json["stores"]] == \
+        [(s["store_id"], s["distance_km"]) for s in as_gcj.json["stores"]]
+    bad = api.get("/api/v1/stores/nearby", query_string={"lat": 31.2, "lng": 121.4, "coords": "utm"})
+    assert bad.status_code == 422 and "coords" in bad.json["message"] + str(bad.json.get("field", ""))
