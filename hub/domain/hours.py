@@ -101,12 +101,14 @@ def after_open_time(cal: Calendar | None, start: datetime, length: timedelta) ->
     closing is ready 20 minutes after the next opening, not at night. None if not within the horizon."""
     if cal is None:
         return start + length
-    left = length
+    left, counted_to = length, start
     for a, b in open_intervals(cal, start):
-        a = max(a, start)
+        a = max(a, counted_to)       # a night running into the next day's first period: its overlap once
+        if b <= a:
+            continue
         if a + left <= b:
             return a + left
-        left -= b - a
+        left, counted_to = left - (b - a), b
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from hub.domain.geo import (
@@ -87,7 +87,7 @@ def _reference_inside(radii: list[float], lat: float, lng: float) -> tuple[bool,
     return dist < t, abs(dist - t)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(radii=st.lists(st.floats(0.005, 0.05), min_size=3, max_size=12),
        lat_off=st.floats(-0.06, 0.06), lng_off=st.floats(-0.06, 0.06))
 def test_ray_casting_matches_the_star_reference(radii, lat_off, lng_off):

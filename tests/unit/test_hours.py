@@ -81,6 +81,15 @@ def test_the_collection_deadline_skips_days_the_store_does_not_open():
     assert hours.deadline_skipping_closed_days(None, at(thu, 12), 3) == at(SUN, 12)
 
 
+def test_a_night_running_into_the_next_mornings_period_counts_their_overlap_once():
+    early = OpeningHours.model_validate({"periods": [{"open": "05:00", "close": "09:00"},
+                                                     {"open": "22:00", "close": "06:00"}]})
+    # From 23:00 the store is open without a break until 09:00 (the night to 06:00, the morning from 05:00).
+    assert hours.after_open_time(early, at(FRI, 23), timedelta(hours=9)) == at(SAT, 8)
+    assert hours.after_open_time(early, at(FRI, 23), timedelta(hours=10)) == at(SAT, 9)
+    assert hours.after_open_time(early, at(FRI, 23), timedelta(hours=11)) == at(SAT, 23)
+
+
 def test_24_00_closes_at_midnight():
     all_day = OpeningHours.model_validate({"periods": [{"open": "00:00", "close": "24:00"}], "closed": [SAT]})
     assert hours.is_open(all_day, at(FRI, 0)) and hours.is_open(all_day, at(FRI, 23, 59))
@@ -89,7 +98,7 @@ def test_24_00_closes_at_midnight():
 
 # -- property: the calendar agrees with a minute-by-minute reference ----------------------------------
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 START = date(2026, 11, 23)                    # a Monday; the reference covers three weeks from here
@@ -138,7 +147,8 @@ def reference(raw: dict) -> bytearray:
     return minute
 
 
-@settings(max_examples=150, deadline=None)
+# Generation is timed by a health check: on a shared, busy machine it is slow without being wrong.
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=calendars(), offset=st.integers(1440, (DAYS - 16) * 1440), length=st.sampled_from([30, 60, 95]))
 def test_the_calendar_matches_a_minute_reference(raw, offset, length):
     cal = OpeningHours.model_validate(raw)
@@ -154,7 +164,8 @@ def test_the_calendar_matches_a_minute_reference(raw, offset, length):
         assert opens == origin + timedelta(minutes=first)
         ready = hours.after_open_time(cal, t, timedelta(minutes=length))
         seen, m = 0, offset
-        while seen < length:
+        while seen < length and m < len(ref):
             seen += ref[m]
             m += 1
-        assert ready == origin + timedelta(minutes=m)
+        if seen == length and m - offset <= 13 * 1440:        # well within the horizon
+            assert ready == origin + timedelta(minutes=m)
