@@ -152,9 +152,9 @@ class ErpSoapConnector:
         skus = []
         for item in self._records(self.mapping.call("product_master"), {}):
             d = self.mapping.inbound("product", item, self.binder)
-            skus.append(Sku(code=d["code"], name=d["name"], barcode=d["barcode"],
-                            unit=d["unit"] or "pcs", price_fen=d["price_fen"],
-                            bin=_shelf(d.get("bin"))))
+            skus.append(Sku(code=d["code"], name=d["name"], barcode=d["barcode"], unit=d["unit"] or "pcs",
+                            price_fen=d["price_fen"], bin=_shelf(d.get("bin")),
+                            weight_g=d.get("weight_g") or None))   # 0: not maintained
         return skus
 
     def fetch_warehouse_stock(self, warehouse_ids: list[str] | None = None,

@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 CANCELLABLE = {TrackingStatus.BOOKED, TrackingStatus.RIDER_ASSIGNED, TrackingStatus.RIDER_AT_STORE}
 CALLBACK_REPLY = {"code": 0, "msg": "success"}   # Dada only needs an HTTP 200; it retries otherwise
+# A basket whose weight the product master does not give in full is declared at 1 kg, as before weights.
+DEFAULT_WEIGHT_G = 1000
 # The status query's time of each step: the time of the status the delivery is in now.
 STEP_TIME = {TrackingStatus.RIDER_ASSIGNED: "accepted_at",
              TrackingStatus.COLLECTED: "fetched_at", TrackingStatus.DELIVERED: "finished_at",
@@ -87,7 +89,7 @@ class LocalDeliveryConnector:
                                "a delivery order needs a delivery address")
         canonical: dict[str, Any] = {
             "store_id": store.id, "order_id": order.order_id, "city_code": self.city_code,
-            "cargo_fen": order.total_fen, "callback": callback_url,
+            "cargo_fen": order.total_fen, "callback": callback_url, "weight_g": order.weight_g or DEFAULT_WEIGHT_G,
             "receiver": {"name": address.name or order.buyer.name or None,
                          "phone": address.phone or order.buyer.phone or None,
                          "address": address.text, "lat": address.lat, "lng": address.lng},
@@ -101,7 +103,7 @@ class LocalDeliveryConnector:
         # The fee query's body is also reAddOrder's, should Dada have published this order before.
         return DeliveryQuote(carrier=self.name, quote_id=q["quote_id"], fee_fen=q["fee_fen"],
                              distance_m=int(round(distance)) if distance is not None else None,
-                             terms={"order": body})
+                             terms={"order": body}, weight_g=canonical["weight_g"])
 
     def book(self, quote: DeliveryQuote) -> Booking:
         """addAfterQuery: order the delivery that `quote` priced (its deliveryNo freezes the fee); booking the

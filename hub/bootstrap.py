@@ -82,7 +82,7 @@ def upsert_skus(uow: UnitOfWork, skus: list[Sku]) -> int:
     for sku in skus:
         row = uow.session.get(SkuRow, sku.code)
         values = {"name": sku.name, "barcode": sku.barcode, "unit": sku.unit, "price_fen": sku.price_fen,
-                  "bin": sku.bin}
+                  "bin": sku.bin, "weight_g": sku.weight_g}
         if row is None:
             uow.session.add(SkuRow(code=sku.code, active=True, updated_at=utcnow(), **values))
             changed += 1

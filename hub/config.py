@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hub.domain import geo, hours
 from hub.domain.stock import Allocation
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -156,26 +158,127 @@ class ChannelConfig(_Strict):
         return self.allocation.for_item(store_id, sku) if self.allocation is not None else None
 
 
-class OpeningHours(_Strict):
-    """A store's daily hours, local time. `close` before `open` runs past midnight (a convenience store's
-    07:00-02:00 is open until 02:00 the next morning); `close` itself is closed. open == close is refused
-    as ambiguous (never open, or always?): a store open around the clock leaves opening_hours out."""
+def _hhmm(v: str, *, close: bool = False) -> str:
+    if not (_TIME.match(v) or (close and v == "24:00")):
+        raise ValueError("must be HH:MM" + (" (24:00 for the end of the day)" if close else ""))
+    return v
+
+
+class Period(_Strict):
+    """One opening period, local time: `close` not after `open` runs past midnight (22:00-02:00 closes at
+    02:00 the next morning); `close` itself is closed; 24:00 is the end of the day."""
     open: str
     close: str
 
-    @field_validator("open", "close")
+    @field_validator("open")
     @classmethod
-    def _hhmm(cls, v: str) -> str:
-        if not _TIME.match(v):
-            raise ValueError("must be HH:MM")
+    def _open(cls, v: str) -> str:
+        return _hhmm(v)
+
+    @field_validator("close")
+    @classmethod
+    def _close(cls, v: str) -> str:
+        return _hhmm(v, close=True)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Period:
+        if self.open == self.close:
+            raise ValueError(f"open and close are both {self.open}: a period open around the clock is "
+                             "00:00-24:00 (or leave opening_hours out)")
+        return self
+
+
+class OpeningHours(_Strict):
+    """A store's opening calendar (hub/domain/hours.py), local time. The old single pair `{open, close}`
+    means that period every day. Otherwise: `periods` every day, `weekly` a weekday's own periods
+    (an empty list: closed that weekday), `closed` dates no period opens on (holidays, closures),
+    `special` a date's own periods (replacing the rest that day). A store open around the clock with no
+    closures leaves opening_hours out."""
+    open: str | None = None
+    close: str | None = None
+    periods: list[Period] = []
+    weekly: dict[str, list[Period]] = {}
+    closed: list[date] = []
+    special: dict[date, list[Period]] = {}
+
+    @field_validator("open")
+    @classmethod
+    def _open(cls, v: str | None) -> str | None:
+        return None if v is None else _hhmm(v)
+
+    @field_validator("close")
+    @classmethod
+    def _close(cls, v: str | None) -> str | None:
+        return None if v is None else _hhmm(v, close=True)
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekdays(cls, v: dict[str, list[Period]]) -> dict[str, list[Period]]:
+        if unknown := [d for d in v if d not in hours.WEEKDAYS]:
+            raise ValueError(f"unknown weekday(s) {', '.join(map(repr, unknown))}: use {', '.join(hours.WEEKDAYS)}")
         return v
 
     @model_validator(mode="after")
-    def _not_empty(self) -> OpeningHours:
-        if self.open == self.close:
+    def _a_calendar(self) -> OpeningHours:
+        if (self.open is None) != (self.close is None):
+            raise ValueError("open and close are given together")
+        if self.open is not None and self.periods:
+            raise ValueError("either open/close (the same period every day) or periods, not both")
+        if self.open is not None and self.open == self.close:
             raise ValueError(f"open and close are both {self.open}: leave opening_hours out for a store "
                              "open around the clock")
+        for what, periods in [("periods", self.daily), *((f"weekly.{d}", p) for d, p in self.weekly.items()),
+                              *((f"special.{d}", p) for d, p in self.special.items())]:
+            if clash := hours.overlap(periods):
+                a, b = clash
+                raise ValueError(f"{what}: {a.open}-{a.close} and {b.open}-{b.close} overlap")
+        if not any(self.weekly.get(d, self.daily) for d in hours.WEEKDAYS):
+            raise ValueError("no period on any weekday: the store would never open (give open/close, "
+                             "periods or weekly)")
         return self
+
+    @property
+    def daily(self) -> list[Period]:
+        """Every day's periods (a weekday in `weekly` or a date in `special` has its own)."""
+        if self.open is not None and self.close is not None:
+            return [Period(open=self.open, close=self.close)]
+        return self.periods
+
+    def view(self) -> dict[str, Any]:
+        """The calendar as the API shows it (the old pair as every day's one period)."""
+        return {"periods": [p.model_dump() for p in self.daily],
+                "weekly": {d: [p.model_dump() for p in ps] for d, ps in self.weekly.items()},
+                "closed": [d.isoformat() for d in self.closed],
+                "special": {d.isoformat(): [p.model_dump() for p in ps] for d, ps in self.special.items()}}
+
+
+class AreaPoint(_Strict):
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+
+
+class DeliveryArea(_Strict):
+    """A polygon the store delivers into (GCJ-02, as config's coordinates are), with its minimum order (the
+    lines' value at their prices, before discounts) and its delivery fee: Meituan `shipping/save`'s
+    points, `min_price` and `shipping_fee`, in fen."""
+    name: str = Field(min_length=1, max_length=64)
+    points: list[AreaPoint] = Field(min_length=3, max_length=500)
+    min_order_fen: int = Field(0, ge=0, le=2_147_483_647)
+    delivery_fee_fen: int = Field(0, ge=0, le=2_147_483_647)
+
+    @model_validator(mode="after")
+    def _a_shape(self) -> DeliveryArea:
+        if geo.polygon_area(self.polygon) == 0:
+            raise ValueError(f"area {self.name!r}: its points lie on one line (no inside)")
+        if crossing := geo.self_intersection(self.polygon):
+            i, j = crossing
+            raise ValueError(f"area {self.name!r}: edges {i}-{i + 1} and {j}-{(j + 1) % len(self.points)} "
+                             "cross (an area's boundary may not cross itself)")
+        return self
+
+    @property
+    def polygon(self) -> tuple[tuple[float, float], ...]:
+        return tuple((p.lat, p.lng) for p in self.points)
 
 
 class DispatchPolicy(_Strict):
@@ -220,6 +323,8 @@ class LocationConfig(_Strict):
     delivery_radius_km: float = Field(0, ge=0)
     priority: int = 100
     opening_hours: OpeningHours | None = None
+    # Where the store delivers (polygons, GCJ-02); absent: within delivery_radius_km.
+    delivery_areas: list[DeliveryArea] = []
     safety_stock: int = Field(0, ge=0)
     pos_key: str | None = None
     phone: str = Field("", pattern=r"^[0-9+\- ]*$")     # the sender's phone on waybills (couriers want one)
@@ -241,8 +346,14 @@ class LocationConfig(_Strict):
             raise ValueError("a store needs a pos_key")
         if self.kind == "warehouse" and self.ships_express:
             raise ValueError("ships_express is a store's: every warehouse ships express")
-        if self.kind == "warehouse" and (self.pickup or self.delivery_radius_km):
+        if self.kind == "warehouse" and (self.pickup or self.delivery_radius_km or self.delivery_areas):
             raise ValueError("a warehouse offers neither pickup nor local delivery")
+        if self.delivery_areas and self.delivery_radius_km:
+            raise ValueError("a store with delivery_areas has no delivery_radius_km: its areas say where it "
+                             "delivers")
+        names = [a.name for a in self.delivery_areas]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"delivery_areas: duplicate name(s) {', '.join(dup)}")
         return self
 
     @property
@@ -336,7 +447,11 @@ class HubConfig(_Strict):
 def _resolve(node: Any, path: str, env: dict[str, str], problems: list[tuple[str, str]]) -> Any:
     """Substitute ${VAR} references, refusing literal secrets."""
     if isinstance(node, dict):
-        return {k: _resolve(v, f"{path}.{k}" if path else str(k), env, problems) for k, v in node.items()}
+        # YAML reads an unquoted 2026-10-01 as a date: kept as its text, so an error's path names it so.
+        return {(k.isoformat() if isinstance(k, date) else k): _resolve(v, f"{path}.{k}" if path else str(k), env,
+                                                                        problems) for k, v in node.items()}
+    if isinstance(node, date):
+        return node.isoformat()
     if isinstance(node, list):
         return [_resolve(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
     leaf = path.rsplit(".", 1)[-1]
@@ -388,6 +503,8 @@ def parse_config(text: str, env: dict[str, str] | None = None, source: str = "co
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([(source, f"not valid YAML: {exc}")]) from exc
+    except ValueError as exc:           # PyYAML builds an unquoted 2026-13-01 as a date and fails so
+        raise ConfigError([(source, f"not valid YAML: a date that is none ({exc})")]) from exc
     if not isinstance(raw, dict):
         raise ConfigError([(source, "must be a mapping with hub, channels, locations, systems")])
     problems: list[tuple[str, str]] = []

@@ -70,6 +70,7 @@ class Artikel(ComplexModel):
     VK_Preis = XsDecimal
     EAN_Code = Unicode
     Regalnr = Unicode              # the item card's "Shelf No."
+    Bruttogewicht = XsDecimal      # gross weight, kg by NAV's convention (0 when not set)
 
 
 class Lagerbestand(ComplexModel):
@@ -246,7 +247,7 @@ class NavSimulator(SoapErpSimulator):
         if page == "Artikel":
             return [Artikel(Key=f"32;GwAAAAJ7/{i.item_no}", Nr=i.item_no, Beschreibung=i.description,
                             Basiseinheitencode=UNITS.get(i.unit, i.unit), VK_Preis=i.price_yuan, EAN_Code=i.barcode,
-                            Regalnr=i.shelf)
+                            Regalnr=i.shelf, Bruttogewicht=i.weight_kg or Decimal("0"))
                     for i in self.catalogue]
         if page == "Lagerbestand":
             return [Lagerbestand(Key=f"27;{item};{loc}", Artikelnr=item, Lagerortcode=loc, Lagerbestand=qty)

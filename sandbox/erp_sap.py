@@ -87,6 +87,8 @@ class Material(ComplexModel):
     PRICE = XsDecimal
     WAERS = Unicode
     LGPBE = Unicode                # the storage bin (MARD-LGPBE), where the Z-module fills it
+    BRGEW = XsDecimal              # gross weight; the Z-module converts it to GEWEI KG (0 when not maintained)
+    GEWEI = Unicode
 
 
 class TableOfMaterial(ComplexModel):
@@ -260,7 +262,7 @@ class SapSimulator(SoapErpSimulator):
         rows = self.catalogue[(page - 1) * size: page * size]
         return ({"item": [Material(MATNR=i.item_no, MAKTX=i.description, MEINS=UNITS.get(i.unit, i.unit),
                                    EAN11=i.barcode, PRICE=i.price_yuan, WAERS="CNY",
-                                   LGPBE=i.shelf) for i in rows]},
+                                   LGPBE=i.shelf, BRGEW=i.weight_kg or Decimal("0"), GEWEI="KG") for i in rows]},
                 {"item": []})
 
     def op_availability(self, plant: str | None, material: str | None) -> tuple[Decimal | None, Bapireturn1]:

@@ -73,6 +73,7 @@ class Product(ComplexModel):
     UnitPrice = XsDecimal          # yuan, two decimals
     Currency = Unicode
     ShelfNo = Unicode              # where the stores shelve it (an item card's "Shelf No."); may be empty
+    GrossWeight = XsDecimal        # kg, three decimals; absent when the material has none
 
 
 class StockLine(ComplexModel):
@@ -137,13 +138,14 @@ class ErpItem:
     unit: str
     price_yuan: Decimal
     shelf: str | None = None
+    weight_kg: Decimal | None = None   # gross weight per unit; None: not maintained
 
 
 DEFAULT_CATALOGUE = (        # the hub's demo catalogue, as the ERP keeps it (prices in yuan)
-    ErpItem("TEA-001", "6901234567001", "Longjing green tea 250g", "BOX", Decimal("128.00"), "A-03"),
-    ErpItem("CUP-002", "6901234567002", "Celadon tea cup", "EA", Decimal("45.00"), "B-12"),
-    ErpItem("POT-003", "6901234567003", "Yixing clay teapot", "EA", Decimal("360.00")),
-    ErpItem("SET-004", "6901234567004", "Travel tea set", "SET", Decimal("199.00")),
+    ErpItem("TEA-001", "6901234567001", "Longjing green tea 250g", "BOX", Decimal("128.00"), "A-03", Decimal("0.320")),
+    ErpItem("CUP-002", "6901234567002", "Celadon tea cup", "EA", Decimal("45.00"), "B-12", Decimal("0.180")),
+    ErpItem("POT-003", "6901234567003", "Yixing clay teapot", "EA", Decimal("360.00"), None, Decimal("0.650")),
+    ErpItem("SET-004", "6901234567004", "Travel tea set", "SET", Decimal("199.00"), None, Decimal("1.200")),
 )
 
 
@@ -261,7 +263,8 @@ class ErpSimulator:
     def op_product_master(self, ctx: Any) -> list[Product]:
         self._enter(ctx, "GetProductMaster")
         return [Product(ItemNo=i.item_no, Barcode=i.barcode, Description=i.description,
-                        BaseUnit=i.unit, UnitPrice=i.price_yuan, Currency="CNY", ShelfNo=i.shelf)
+                        BaseUnit=i.unit, UnitPrice=i.price_yuan, Currency="CNY", ShelfNo=i.shelf,
+                        GrossWeight=i.weight_kg)
                 for i in self.catalogue]
 
     def op_warehouse_stock(self, ctx: Any, plants: list[str] | None) -> list[StockLine]:

@@ -15,11 +15,11 @@ from hub.domain.model import Sku, StockCount
 
 T0 = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)   # 10:00 in Shanghai: every store is open
 
-CATALOG = [
-    Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800),
-    Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500),
-    Sku("POT-003", "Yixing clay teapot", "6901234567003", "pcs", 36000),
-    Sku("SET-004", "Travel tea set", "6901234567004", "set", 19900),
+CATALOG = [          # as the sandbox ERP keeps it (its shelves, weights in grams)
+    Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800, bin="A-03", weight_g=320),
+    Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500, bin="B-12", weight_g=180),
+    Sku("POT-003", "Yixing clay teapot", "6901234567003", "pcs", 36000, weight_g=650),
+    Sku("SET-004", "Travel tea set", "6901234567004", "set", 19900, weight_g=1200),
 ]
 
 

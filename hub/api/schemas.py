@@ -253,6 +253,9 @@ def parse_query(raw: str, name: str, spec: Field) -> Any:
 
 LAT = Num(required=False, minimum=-90, maximum=90)
 LNG = Num(required=False, minimum=-180, maximum=180)
+# The system a client's coordinates are in: the hub's are GCJ-02; WeChat's getLocation answers WGS-84 by default.
+COORDS = Str(required=False, enum=("gcj02", "wgs84", "bd09"),
+             description="the coordinates' system (default gcj02); others are converted to GCJ-02")
 QTY = Int(required=False, minimum=1, maximum=9999)
 # Visible ASCII only: an HTTP header carries no more, and a key must survive proxies unchanged.
 IDEMPOTENCY_KEY = Str(max_len=128, pattern=r"[!-~]+", description="the client's key for this request")
@@ -262,12 +265,12 @@ IDEMPOTENCY_KEY = Str(max_len=128, pattern=r"[!-~]+", description="the client's 
 SKU = Str(max_len=64, description="SKU code from the product master")
 ADDRESS = Obj(required=False, fields={"text": Str(max_len=300), "lat": Num(minimum=-90, maximum=90),
                       "lng": Num(minimum=-180, maximum=180), "name": Str(required=False, min_len=0, max_len=64),
-                      "phone": Str(required=False, min_len=0, max_len=32)})
+                      "phone": Str(required=False, min_len=0, max_len=32), "coords": COORDS})
 PLACE_ORDER = Obj(fields={
     "lines": Arr(item=Obj(fields={"sku": SKU, "qty": Int(minimum=1, maximum=9999)}), min_items=1,
                  max_items=100),
     "buyer": Obj(fields={"id": Str(max_len=64), "name": Str(required=False, min_len=0, max_len=64),
-                         "phone": Str(required=False, min_len=0, max_len=32)}),
+                         "phone": Str(required=False, min_len=0, max_len=32), "coords": COORDS}),
     "fulfillment": Obj(fields={"type": Str(enum=("pickup", "delivery", "express")),
                                "store_id": Str(required=False, max_len=32), "address": ADDRESS}),
     "coupon_code": Str(required=False, max_len=64, pattern=r"[0-9A-Za-z_-]+",

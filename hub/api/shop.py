@@ -16,7 +16,7 @@ from hub.api.lines import line_view
 from hub.api.views import idempotency_key, iso, order_refunds, order_view, timeline
 from hub.config import LocationConfig
 from hub.domain.errors import NotFound, NotSellable, UnknownSku
-from hub.domain.geo import distance_km
+from hub.domain.geo import CONVERT_TO_GCJ02, distance_km, in_polygon
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
@@ -27,7 +27,7 @@ from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
 LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
-           Param("lng", schemas.LNG, "buyer's longitude (with lat)"))
+           Param("lng", schemas.LNG, "buyer's longitude (with lat)"), Param("coords", schemas.COORDS))
 
 
 def _position(call: Call) -> tuple[float, float] | None:
@@ -36,7 +36,7 @@ def _position(call: Call) -> tuple[float, float] | None:
         if (lat is None) != (lng is None):
             raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
         return None
-    return lat, lng
+    return CONVERT_TO_GCJ02[call.query("coords") or "gcj02"](lat, lng)
 
 
 def _required_position(call: Call) -> tuple[float, float]:
@@ -49,11 +49,18 @@ def _required_position(call: Call) -> tuple[float, float]:
 def _store_offer(call: Call, loc: LocationConfig, available: int, pos: tuple[float, float], qty: int) -> dict:
     """Distance and what the buyer can have from this store now: pickup today, delivery soon."""
     dist = round(distance_km(pos[0], pos[1], loc.lat, loc.lng), 2)
-    open_now = is_open(loc, orders.local_now(call.ctx.config, call.deps.now()).time())
+    open_now = is_open(loc, orders.local_now(call.ctx.config, call.deps.now()))
     holds = available >= qty
-    return {"distance_km": dist, "open_now": open_now,
-            "pickup": loc.pickup and open_now and holds,
-            "delivery": 0 < loc.delivery_radius_km and dist <= loc.delivery_radius_km and open_now and holds}
+    offer: dict[str, Any] = {"distance_km": dist, "open_now": open_now, "pickup": loc.pickup and open_now and holds}
+    if loc.delivery_areas:        # the area the buyer is in, whatever the basket: its minimum is shown
+        area = next((a for a in loc.delivery_areas if in_polygon(pos[0], pos[1], a.polygon)), None)
+        offer["delivery"] = area is not None and open_now and holds
+        if area is not None:
+            offer["delivery_area"] = {"name": area.name, "min_order_fen": area.min_order_fen,
+                                      "delivery_fee_fen": area.delivery_fee_fen}
+    else:
+        offer["delivery"] = 0 < loc.delivery_radius_km and dist <= loc.delivery_radius_km and open_now and holds
+    return offer
 
 
 def stock(call: Call) -> Any:
@@ -104,7 +111,7 @@ def nearby(call: Call) -> dict:
         offer = _store_offer(call, loc, available, pos, qty)
         if offer["pickup"] or offer["delivery"]:
             item = {"store_id": loc.id, "name": loc.name, "address": loc.address, **offer,
-                    "opening_hours": loc.opening_hours.model_dump() if loc.opening_hours else None}
+                    "opening_hours": loc.opening_hours.view() if loc.opening_hours else None}
             if sku:
                 item["available"] = available
             found.append(item)
@@ -122,12 +129,13 @@ def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
             raise schemas.invalid(f"lines[{exc.line}].sku", str(exc)) from None
     b, f = body["buyer"], body["fulfillment"]
     addr = f["address"]
+    lat, lng = CONVERT_TO_GCJ02[addr["coords"] or "gcj02"](addr["lat"], addr["lng"]) if addr else (0.0, 0.0)
     return orders.PlaceOrder(
         coupon_code=body["coupon_code"] or None, points=body["points"] or 0,
         channel=call.caller.id, idempotency_key=key, lines=lines,
         buyer=Buyer(b["id"], b["name"] or "", b["phone"] or ""),
         fulfillment=Fulfillment(FulfillmentType(f["type"]), f["store_id"],
-                                Address(addr["text"], addr["lat"], addr["lng"], addr["name"] or "",
+                                Address(addr["text"], lat, lng, addr["name"] or "",
                                         addr["phone"] or "") if addr else None),
         note=body["note"] or None)
 
@@ -201,10 +209,12 @@ def get_order(call: Call) -> dict:
             "lines": [line_view(x) for x in order.lines],
             "buyer": order.buyer, "address": order.address,
             "created_at": iso(call, order.created_at), "paid_at": iso(call, order.paid_at),
+            # When the store is to have it ready (pickup) or handed over (delivery), in its open hours.
             "promised_at": iso(call, picking.promised_at(call.ctx.config, order)),
             "timeline": timeline(call, uow, order),
             "refunds": order_refunds(call, uow, order.id),
             "routing": {"rule": routing.get("rule"), "location_id": routing.get("location_id"),
+                        **{k: routing[k] for k in ("area", "delivery_fee_fen", "ready_from") if k in routing},
                         "candidates": routing.get("candidates", [])},
         }
 
@@ -214,10 +224,12 @@ ROUTES = [
     Route("GET", "/api/v1/stock/{sku}", stock, "channel", "What this channel may sell of a SKU, per location",
           query=LAT_LNG, responses={200: "stock per location", 404: "unknown SKU"}),
     Route("GET", "/api/v1/stores/nearby", nearby, "channel", "Stores that can serve, nearest first",
-          query=(Param("lat", replace(schemas.LAT, required=True), "buyer's latitude"),
-                 Param("lng", replace(schemas.LNG, required=True), "buyer's longitude"),
+          query=(Param("lat", replace(schemas.LAT, required=True), "buyer's latitude (GCJ-02)"),
+                 Param("lng", replace(schemas.LNG, required=True), "buyer's longitude (GCJ-02)"),
+                 Param("coords", schemas.COORDS),
                  Param("sku", replace(schemas.SKU, required=False)), Param("qty", schemas.QTY, "default 1")),
-          responses={200: "stores", 422: "bad position or quantity"}),
+          responses={200: "stores (distance, open_now, pickup, delivery, the delivery_area the buyer is in with "
+                          "its min_order_fen and delivery_fee_fen, opening_hours)", 422: "bad position or quantity"}),
     Route("POST", "/api/v1/orders", place_order, "channel", "Place an order (stock reserved, or 409)",
           body=schemas.PLACE_ORDER, headers=(Param("Idempotency-Key", schemas.IDEMPOTENCY_KEY),),
           responses={201: "placed", 200: "the same request again: the same order", 400: "malformed",
@@ -230,5 +242,6 @@ ROUTES = [
                                                 202: "cancel_requested: the courier decides (or returning)",
                                                 404: "unknown order", 409: "illegal transition (rider has the goods)"}),
     Route("GET", ORDER, get_order, "channel", "An order with its timeline and routing",
-          responses={200: "the order", 404: "unknown order"}),
+          responses={200: "the order (promised_at; a delivery's delivery_area and delivery_fee_fen)",
+                     404: "unknown order"}),
 ]

@@ -21,11 +21,14 @@ def iso(call: Call, when: Any) -> str | None:
 
 def order_view(call: Call, order: OrderRow) -> dict:
     routing = order.routing or {}
+    fulfillment = {"type": order.fulfillment_type, "requested": routing.get("requested"),
+                   "store_id": order.location_id if order.fulfillment_type != "express" else None,
+                   "location_id": order.location_id}
+    if order.fulfillment_type == "delivery" and routing.get("area") is not None:
+        # The hub does not charge it (the lines' total is what is paid): the area's fee, as routing found it.
+        fulfillment |= {"delivery_area": routing["area"], "delivery_fee_fen": routing.get("delivery_fee_fen")}
     return {"order_id": order.id, "status": order.status, "total_fen": order.total_fen,
-            "expires_at": iso(call, order.expires_at),
-            "fulfillment": {"type": order.fulfillment_type, "requested": routing.get("requested"),
-                            "store_id": order.location_id if order.fulfillment_type != "express" else None,
-                            "location_id": order.location_id}}
+            "expires_at": iso(call, order.expires_at), "fulfillment": fulfillment}
 
 
 def shipment_list(call: Call, uow: UnitOfWork, order_id: str) -> list[dict]:

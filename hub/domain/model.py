@@ -47,6 +47,7 @@ class Sku:
     unit: str = "pcs"
     price_fen: int | None = None
     bin: str | None = None        # the shelf (bin) staff pick it from, where the product master names one
+    weight_g: int | None = None      # one unit's weight in grams; None: the master does not say
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from typing import Protocol
 
+from hub.domain import hours
 from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
-from hub.domain.geo import distance_km
+from hub.domain.geo import distance_km, in_polygon
 from hub.domain.model import Address, FulfillmentType, OrderLine
 
 
 # What routing reads of the configuration, as the domain's own terms: hub/config.py's models satisfy these
 # (mypy checks it where services pass a HubConfig), so the domain imports nothing above it.
-class OpeningHours(Protocol):
+class DeliveryArea(Protocol):
     @property
-    def open(self) -> str: ...
+    def name(self) -> str: ...
     @property
-    def close(self) -> str: ...
+    def min_order_fen(self) -> int: ...
+    @property
+    def delivery_fee_fen(self) -> int: ...
+    @property
+    def polygon(self) -> Sequence[tuple[float, float]]: ...
 
 
 class LocationConfig(Protocol):
@@ -40,9 +45,11 @@ class LocationConfig(Protocol):
     @property
     def delivery_radius_km(self) -> float: ...
     @property
-    def opening_hours(self) -> OpeningHours | None: ...
+    def opening_hours(self) -> hours.Calendar | None: ...
     @property
     def ships_express(self) -> bool: ...
+    @property
+    def delivery_areas(self) -> Sequence[DeliveryArea]: ...
 
 
 class RoutingRules(Protocol):
@@ -68,6 +75,15 @@ class CandidateVerdict:
     accepted: bool
     reason: str
     distance_km: float | None = None
+    area: str | None = None                  # the delivery area the address is in (a store with areas)
+    delivery_fee_fen: int | None = None      # that area's fee
+
+
+@dataclass(frozen=True)
+class AreaMatch:
+    """Where an address falls among a store's delivery areas: the area that serves it, or why none does."""
+    area: DeliveryArea | None
+    reason: str
 
 
 @dataclass
@@ -78,11 +94,16 @@ class RoutingDecision:
     location_id: str | None
     candidates: list[CandidateVerdict] = field(default_factory=list)
     rule: str = ""
+    area: str | None = None                  # the chosen store's delivery area, if it has areas
+    delivery_fee_fen: int | None = None      # that area's delivery fee
+    ready_from: str | None = None            # a pickup at a store closed now: when it opens (ISO, local)
 
     def to_dict(self) -> dict:
+        extra = {k: v for k, v in (("area", self.area), ("delivery_fee_fen", self.delivery_fee_fen),
+                                   ("ready_from", self.ready_from)) if v is not None}
         return {
             "requested": str(self.requested), "fulfillment": str(self.fulfillment),
-            "location_id": self.location_id, "rule": self.rule,
+            "location_id": self.location_id, "rule": self.rule, **extra,
             "allocations": [{"sku": s, "location_id": loc, "qty": q} for s, loc, q in self.allocations],
             "candidates": [asdict(c) for c in self.candidates],
         }
@@ -103,16 +124,28 @@ def _shortages(wanted: dict[str, int], held: dict[str, int]) -> list[str]:
             for sku, qty in sorted(wanted.items()) if held.get(sku, 0) < qty]
 
 
-def is_open(loc: LocationConfig, local_time: time) -> bool:
-    """Open from `open` up to (not at) `close`; hours whose close comes before their open run past
-    midnight, so 22:00-06:00 is open at 23:00 and 01:00, closed at 06:00 and 07:00."""
-    if loc.opening_hours is None:
-        return True
-    opens = time.fromisoformat(loc.opening_hours.open)
-    closes = time.fromisoformat(loc.opening_hours.close)
-    if opens < closes:
-        return opens <= local_time < closes
-    return local_time >= opens or local_time < closes        # overnight: the evening, or the early morning
+def is_open(loc: LocationConfig, at: datetime) -> bool:
+    """Whether the location is open at `at` (local time) by its calendar (hub/domain/hours.py); none: always."""
+    return hours.is_open(loc.opening_hours, at)
+
+
+def basket_fen(lines: Sequence[OrderLine]) -> int:
+    """The lines' value at their prices, before discounts: what an area's minimum order is compared with."""
+    return sum(line.qty * line.unit_price_fen for line in lines)
+
+
+def match_area(areas: Sequence[DeliveryArea], lat: float, lng: float, basket: int) -> AreaMatch:
+    """The first area (in config order: overlapping areas are the retailer's priority) holding the point whose
+    minimum order the basket meets; a point on an edge is in the area (hub/domain/geo.py `in_polygon`)."""
+    holding = [a for a in areas if in_polygon(lat, lng, a.polygon)]
+    if not holding:
+        return AreaMatch(None, f"outside every delivery area ({', '.join(a.name for a in areas)})")
+    for area in holding:
+        if basket >= area.min_order_fen:
+            return AreaMatch(area, f"in delivery area {area.name} (fee {area.delivery_fee_fen} fen)")
+    low = min(holding, key=lambda a: a.min_order_fen)
+    return AreaMatch(None, f"below the minimum order of delivery area {low.name} ({low.min_order_fen} fen; "
+                           f"the basket is {basket} fen)")
 
 
 def _all_from(location_id: str, wanted: dict[str, int]) -> list[tuple[str, str, int]]:
@@ -120,9 +153,10 @@ def _all_from(location_id: str, wanted: dict[str, int]) -> list[tuple[str, str, 
 
 
 def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, stock: Stock,
-                 refused: dict[str, str] | None = None) -> RoutingDecision:
+                 refused: dict[str, str] | None = None, now_local: datetime | None = None) -> RoutingDecision:
     """The buyer chose the store: it must offer pickup, take orders now (`refused`: store -> why not:
-    paused, at capacity) and hold every line."""
+    paused, at capacity), open within the calendar's horizon (closed now: the order is ready from its next
+    opening, `ready_from`) and hold every line."""
     loc = cfg.location(store_id or "")
     if loc is None or loc.kind != "store":
         raise UnknownLocation(f"unknown store {store_id!r}")
@@ -135,11 +169,19 @@ def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, s
     held = stock.get(loc.id, {})
     short = [{"sku": sku, "location_id": loc.id, "wanted": qty, "available": held.get(sku, 0)}
              for sku, qty in sorted(wanted.items()) if held.get(sku, 0) < qty]
+    ready_from = None
+    reason = "chosen by the buyer; holds every line"
+    if now_local is not None and not hours.is_open(loc.opening_hours, now_local):
+        opens = hours.next_open(loc.opening_hours, now_local)
+        if opens is None:
+            why = f"closed for the next {hours.HORIZON_DAYS} days"
+            raise NoRoute(f"store {loc.id} is {why}", [asdict(CandidateVerdict(loc.id, False, why))])
+        ready_from = opens.isoformat()
+        reason = f"chosen by the buyer; holds every line; closed now, opens {opens:%Y-%m-%d %H:%M}"
     if short:
         raise InsufficientStock(short)
     return RoutingDecision(FulfillmentType.PICKUP, FulfillmentType.PICKUP, _all_from(loc.id, wanted), loc.id,
-                           [CandidateVerdict(loc.id, True, "chosen by the buyer; holds every line")],
-                           "buyer's store")
+                           [CandidateVerdict(loc.id, True, reason)], "buyer's store", ready_from=ready_from)
 
 
 def _sort_key(cfg: HubConfig, loc: LocationConfig, dist: float, wanted: dict[str, int], stock: Stock) -> tuple:
@@ -156,21 +198,28 @@ def _sort_key(cfg: HubConfig, loc: LocationConfig, dist: float, wanted: dict[str
 
 def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, stock: Stock,
                    now_local: datetime, refused: dict[str, str] | None = None) -> RoutingDecision:
-    """Nearest open store within its delivery radius, taking orders now (not in `refused`: store -> why
-    not) and holding every line; else express."""
+    """Nearest open store delivering to the address (in one of its areas, meeting that area's minimum order;
+    a store without areas: within its radius), taking orders now (not in `refused`: store -> why not) and
+    holding every line; else express."""
     wanted = _wanted(lines)
+    basket = basket_fen(lines)
     verdicts: list[CandidateVerdict] = []
     fit: list[tuple[tuple, LocationConfig, CandidateVerdict]] = []
     for loc in cfg.stores:
         dist = round(distance_km(address.lat, address.lng, loc.lat, loc.lng), 2)
         v = CandidateVerdict(loc.id, False, "", dist)
         verdicts.append(v)
-        if loc.delivery_radius_km <= 0:
+        match = match_area(loc.delivery_areas, address.lat, address.lng, basket) if loc.delivery_areas else None
+        if match is not None and match.area is not None:
+            v.area, v.delivery_fee_fen = match.area.name, match.area.delivery_fee_fen
+        if match is not None and match.area is None:
+            v.reason = match.reason
+        elif match is None and loc.delivery_radius_km <= 0:
             v.reason = "no local delivery"
-        elif dist > loc.delivery_radius_km:
+        elif match is None and dist > loc.delivery_radius_km:
             v.reason = f"too far ({dist:.2f} km > {loc.delivery_radius_km:g} km radius)"
-        elif loc.opening_hours is not None and not is_open(loc, now_local.time()):
-            v.reason = f"closed now (open {loc.opening_hours.open}-{loc.opening_hours.close})"
+        elif not hours.is_open(loc.opening_hours, now_local):
+            v.reason = f"closed now ({hours.describe(loc.opening_hours, now_local.date())})"
         elif why := (refused or {}).get(loc.id):
             v.reason = why
         elif short := _shortages(wanted, stock.get(loc.id, {})):
@@ -180,11 +229,14 @@ def route_delivery(cfg: HubConfig, lines: list[OrderLine], address: Address, sto
     if fit:
         fit.sort(key=lambda t: t[0])
         _, best, chosen = fit[0]
-        chosen.accepted, chosen.reason = True, "nearest store in radius holding every line"
+        chosen.accepted = True
+        chosen.reason = (f"nearest store delivering to delivery area {chosen.area} (fee {chosen.delivery_fee_fen} "
+                         "fen), holding every line" if chosen.area else "nearest store in radius holding every line")
         for _, _, other in fit[1:]:
             other.reason = f"can serve, but ranked after {best.id} by {'/'.join(cfg.routing.tie_break)}"
         return RoutingDecision(FulfillmentType.DELIVERY, FulfillmentType.DELIVERY, _all_from(best.id, wanted),
-                               best.id, verdicts, "tie break: " + ", ".join(cfg.routing.tie_break))
+                               best.id, verdicts, "tie break: " + ", ".join(cfg.routing.tie_break),
+                               area=chosen.area, delivery_fee_fen=chosen.delivery_fee_fen)
     try:
         decision = route_express(cfg, lines, address, stock, refused)
     except NoRoute as exc:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from hub import events
 from hub.config import HubConfig
-from hub.domain import discounts, routing
+from hub.domain import discounts, hours, routing
 from hub.domain import refunds as refund_rules
 from hub.domain.catalogue import check_sellable
 from hub.domain.errors import (
@@ -135,7 +135,7 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     f = cmd.fulfillment
     refused = store_capacity.refusals(uow, cfg, now)      # paused or full stores: skipped, with the reason
     if f.type == FulfillmentType.PICKUP:
-        return routing.route_pickup(cfg, lines, f.store_id, stock, refused)
+        return routing.route_pickup(cfg, lines, f.store_id, stock, refused, local_now(cfg, now))
     if f.type == FulfillmentType.DELIVERY:
         if f.address is None:                 # _validate refused it already
             raise BadInput("a delivery order needs fulfillment.address")
@@ -206,8 +206,9 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         rider=_rider(cfg, cmd),
     )
     for line, amount in zip(cmd.lines, amounts, strict=True):
+        sku_row = uow.session.get(SkuRow, line.sku)          # read by _validate: the session's own copy
         order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
-                                        amount_fen=amount))
+                                        amount_fen=amount, unit_weight_g=sku_row.weight_g if sku_row else None))
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
                                              source=cmd.channel))
     _follow_route(order, decision)
@@ -476,12 +477,23 @@ def due_for_expiry(uow: UnitOfWork, now: datetime, limit: int = 200) -> list[str
     return list(uow.session.execute(stmt).scalars())
 
 
+def collect_by(cfg: HubConfig, location_id: str | None, paid_at: datetime) -> datetime:
+    """When an uncollected pickup is given up: `hub.pickup_uncollected_days` days from payment, each day its
+    store does not open (a holiday closure, a closed weekday) adding one, so the buyer keeps their days."""
+    loc = cfg.location(location_id or "")
+    return hours.deadline_skipping_closed_days(loc.opening_hours if loc else None, local_now(cfg, paid_at),
+                                               cfg.hub.pickup_uncollected_days)
+
+
 def due_uncollected(uow: UnitOfWork, cfg: HubConfig, now: datetime, limit: int = 200) -> list[str]:
-    cutoff = now - timedelta(days=cfg.hub.pickup_uncollected_days)
-    stmt = (select(OrderRow.id).where(OrderRow.fulfillment_type == FulfillmentType.PICKUP,
-                                      OrderRow.status.in_([S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP]),
-                                      OrderRow.paid_at <= cutoff).limit(limit))
-    return list(uow.session.execute(stmt).scalars())
+    cutoff = now - timedelta(days=cfg.hub.pickup_uncollected_days)      # none is due sooner: read no newer
+    stmt = (select(OrderRow.id, OrderRow.location_id, OrderRow.paid_at)
+            .where(OrderRow.fulfillment_type == FulfillmentType.PICKUP,
+                   OrderRow.status.in_([S.ALLOCATED, S.PICKING, S.PICKED, S.READY_FOR_PICKUP]),
+                   OrderRow.paid_at <= cutoff)
+            .order_by(OrderRow.paid_at).limit(limit * 4))
+    due = [oid for oid, loc, paid in uow.session.execute(stmt) if collect_by(cfg, loc, paid) <= now]
+    return due[:limit]
 
 
 def kept_lines(order: OrderRow) -> tuple[OrderLine, ...]:
@@ -500,6 +512,20 @@ def kept_total_fen(order: OrderRow) -> int:
     return sum(x.amount_fen or 0 for x in kept_lines(order))
 
 
+def basket_weight_g(order: OrderRow) -> int | None:
+    """What the kept lines weigh (grams, from the product master's weights when the order was placed); None
+    if a kept line's SKU has no weight: a courier is then told its own default, not a guess of ours."""
+    total = 0
+    for x in order.lines:
+        qty = x.qty if x.qty_picked is None else x.qty_picked
+        if qty <= 0:
+            continue
+        if x.unit_weight_g is None:
+            return None
+        total += qty * x.unit_weight_g
+    return total
+
+
 def snapshot(order: OrderRow) -> OrderSnapshot:
     """The connector-facing view of an order."""
     addr = order.address
@@ -511,4 +537,5 @@ def snapshot(order: OrderRow) -> OrderSnapshot:
         lines=kept_lines(order),
         buyer=Buyer(**order.buyer), total_fen=kept_total_fen(order), location_id=order.location_id,
         created_at=order.created_at, paid_at=order.paid_at, external_id=order.external_id,
+        weight_g=basket_weight_g(order),
     )

@@ -44,7 +44,9 @@ def at_store(cfg: HubConfig, order: OrderRow) -> bool:
 
 def promised_at(cfg: HubConfig, order: OrderRow) -> datetime | None:
     """The order's promised time (`domain/promise.py`): the store's list, its POS and the order view read it here."""
-    return promise.promised_at(order.fulfillment_type, order.paid_at, at_store(cfg, order))
+    loc = cfg.location(order.location_id or "")
+    paid = orders.local_now(cfg, order.paid_at) if order.paid_at is not None else None
+    return promise.promised_at(order.fulfillment_type, paid, at_store(cfg, order), loc.opening_hours if loc else None)
 
 
 def for_store(uow: UnitOfWork, cfg: HubConfig, order: OrderRow) -> OrderSnapshot:

@@ -65,6 +65,7 @@ class SkuRow(Base):
     unit: Mapped[str] = mapped_column(String(16), default="pcs")
     price_fen: Mapped[int | None] = mapped_column(Integer)
     bin: Mapped[str | None] = mapped_column(String(32))         # the shelf hint staff pick from, if the master has one
+    weight_g: Mapped[int | None] = mapped_column(Integer)       # one unit's weight in grams, if the master has it
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -172,6 +173,7 @@ class OrderLineRow(Base):
     qty_picked: Mapped[int | None] = mapped_column(Integer)           # None until the store picked the order
     # Units the channel refunded (a platform's partial refund), already taken off `qty` (and `qty_picked`)
     qty_refunded: Mapped[int | None] = mapped_column(Integer)
+    unit_weight_g: Mapped[int | None] = mapped_column(Integer)        # the SKU's weight when ordered; None: unknown
     order: Mapped[OrderRow] = relationship(back_populates="lines")
 
 

@@ -27,10 +27,10 @@ FLAVOURS = {
     "sap": (SapSimulator, "erp_sap.yaml", "basic", "1000"),
 }
 EXPECTED_SKUS = [
-    Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800, "A-03"),      # the shelf: the pick's hint
-    Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500, "B-12"),
-    Sku("POT-003", "Yixing clay teapot", "6901234567003", "pcs", 36000),
-    Sku("SET-004", "Travel tea set", "6901234567004", "set", 19900),
+    Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800, "A-03", 320),  # the shelf: the pick's hint
+    Sku("CUP-002", "Celadon tea cup", "6901234567002", "pcs", 4500, "B-12", 180),
+    Sku("POT-003", "Yixing clay teapot", "6901234567003", "pcs", 36000, None, 650),
+    Sku("SET-004", "Travel tea set", "6901234567004", "set", 19900, None, 1200),
 ]
 
 
@@ -73,6 +73,17 @@ def documents(name: str, sim, order_id: str) -> list[str]:
 def test_product_master_reads_the_same_catalogue_from_every_erp(flavour):
     name, sim, mapping, auth, plant = flavour
     assert connect(sim, mapping, auth, plant).fetch_products() == EXPECTED_SKUS
+
+
+def test_a_material_without_a_weight_has_none_in_every_erp(flavour):
+    """Each ERP's own way of saying "not maintained" (absent; SAP's BRGEW 0; NAV's Bruttogewicht 0)."""
+    name, sim, mapping, auth, plant = flavour
+    sim.catalogue.append(ErpItem("MUG-009", "6901234567009", "Enamel mug", "EA", Decimal("39.90")))
+    try:
+        skus = {s.code: s for s in connect(sim, mapping, auth, plant).fetch_products()}
+    finally:
+        sim.catalogue.pop()
+    assert skus["MUG-009"].weight_g is None and skus["TEA-001"].weight_g == 320
 
 
 def test_warehouse_stock_reads_on_hand_under_the_hubs_warehouse(flavour):

@@ -56,7 +56,7 @@ def test_product_master_in_fen_with_canonical_units(erp, binder):
     conn = connector(erp, binder)
     assert isinstance(conn, ErpSoapConnector) and conn.wsdl == erp.wsdl_url
     skus = conn.fetch_products()
-    assert skus[0] == Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800, "A-03")
+    assert skus[0] == Sku("TEA-001", "Longjing green tea 250g", "6901234567001", "box", 12800, "A-03", 320)
     assert {s.code: s.bin for s in skus}["POT-003"] is None          # a master without a shelf: no hint
     assert {s.code: (s.unit, s.price_fen) for s in skus}["CUP-002"] == ("pcs", 4500)
     assert len(skus) == 4

@@ -251,11 +251,12 @@ def test_callback_reply_and_phone_masking(sim):
 def test_fee_query_mapping_round_trips():
     m, b = load_mapping("local_delivery"), SystemBinder(binder(), "local_delivery")
     canonical = {"store_id": "S002", "order_id": "O-1", "city_code": "021", "cargo_fen": 25650,
-                 "callback": "http://hub/callbacks/local_delivery",
+                 "callback": "http://hub/callbacks/local_delivery", "weight_g": 1250,
                  "receiver": {"name": "Li", "address": "A", "lat": 31.2, "lng": 121.4, "phone": "138"},
                  "lines": [{"sku": "TEA-001", "name": "TEA-001", "qty": 2}]}
     payload = m.outbound("fee_query", canonical, b)
     assert payload["shop_no"] == "11047060" and payload["cargo_price"] == 256.5
+    assert payload["cargo_weight"] == 1.25                    # Dada's kg, from the basket's grams
     assert m.inbound("fee_query", payload, b) == canonical
 
 

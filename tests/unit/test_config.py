@@ -166,6 +166,8 @@ def test_a_stores_escalation_policy_is_read_and_an_unbounded_tip_refused():
     assert path.startswith("locations[S001].escalation") and "max_tip_fen" in message
     (path, _), = problems(ok.replace("then: next_courier", "then: pray"), config_env())
     assert path.startswith("locations[S001].escalation")
+
+
 ALLOCATION = '''    payment: channel                              # the platform takes and refunds its orders' money
     allocation:
       share: 80
@@ -233,3 +235,112 @@ def test_check_config_cli_names_a_store_falling_back_to_express_it_cannot_ship_f
                    .replace("    # couriers: [local_delivery]", "    couriers: [local_delivery]"))
     result = _hub_cli("check-config", str(bad), env=config_env())
     assert result.returncode != 0 and "locations[S001].escalation.last: falls back to express" in result.stdout
+
+
+# -- opening calendars and delivery areas (issue 22) ---------------------------------------------------
+
+S001_HOURS = '    opening_hours: {open: "09:00", close: "22:00"}\n'
+S001_RADIUS = "    delivery_radius_km: 5\n"
+assert S001_HOURS in TEXT and S001_RADIUS in TEXT
+
+
+def with_s001(hours_yaml: str | None = None, areas_yaml: str | None = None) -> str:
+    text = TEXT
+    if hours_yaml is not None:
+        text = text.replace(S001_HOURS, "    opening_hours:\n" + hours_yaml, 1)
+    if areas_yaml is not None:
+        text = text.replace(S001_RADIUS, "    delivery_areas:\n" + areas_yaml, 1)
+    return text
+
+
+CALENDAR_YAML = """\
+      periods:
+        - {open: "09:00", close: "14:00"}
+        - {open: "17:00", close: "02:00"}
+      weekly:
+        sun: []
+        sat: [{open: "00:00", close: "24:00"}]
+      closed: [2026-10-01, "2026-10-02"]
+      special:
+        2026-12-31: [{open: "18:00", close: "03:00"}]
+"""
+
+AREA_YAML = """\
+      - name: inner
+        min_order_fen: 2000
+        delivery_fee_fen: 300
+        points: [{lat: 31.215, lng: 121.435}, {lat: 31.215, lng: 121.460}, {lat: 31.240, lng: 121.448}]
+"""
+
+
+def test_an_opening_calendar_is_accepted():
+    from datetime import date
+    hours = parse_config(with_s001(CALENDAR_YAML), env=config_env()).location("S001").opening_hours
+    assert [(p.open, p.close) for p in hours.daily] == [("09:00", "14:00"), ("17:00", "02:00")]
+    assert hours.weekly["sun"] == [] and hours.closed == [date(2026, 10, 1), date(2026, 10, 2)]
+    assert [(p.open, p.close) for p in hours.special[date(2026, 12, 31)]] == [("18:00", "03:00")]
+    old = parse_config(TEXT, env=config_env()).location("S001").opening_hours
+    assert [(p.open, p.close) for p in old.daily] == [("09:00", "22:00")]     # the old pair: every day
+
+
+@pytest.mark.parametrize(("change", "path", "message"), [
+    (("sun: []", "sunday: []"), "locations[S001].opening_hours.weekly", "unknown weekday(s) 'sunday'"),
+    (('{open: "17:00", close: "02:00"}', '{open: "13:00", close: "02:00"}'), "locations[S001].opening_hours",
+     "periods: 09:00-14:00 and 13:00-02:00 overlap"),
+    (("2026-10-01,", '"2026-13-01",'), "locations[S001].opening_hours.closed[0]", "valid date"),
+    (("2026-10-01,", "2026-13-01,"), "config", "a date that is none (month must be in 1..12)"),
+    (('{open: "00:00", close: "24:00"}', '{open: "24:00", close: "06:00"}'),
+     "locations[S001].opening_hours.weekly.sat[0].open", "must be HH:MM"),
+    (('close: "03:00"', 'close: "18:00"'), "locations[S001].opening_hours.special.2026-12-31[0]",
+     "open and close are both 18:00"),
+])
+def test_a_bad_calendar_is_refused_with_its_path(change, path, message):
+    found = problems(with_s001(CALENDAR_YAML.replace(*change)), config_env())
+    assert any(p == path and message in m for p, m in found), found
+
+
+def test_a_calendar_that_never_opens_is_refused():
+    never = "      periods: []\n      special: {2026-12-31: [{open: \"09:00\", close: \"10:00\"}]}\n"
+    (path, message), = problems(with_s001(never), config_env())
+    assert path == "locations[S001].opening_hours" and "never open" in message
+
+
+def test_delivery_areas_are_accepted():
+    store = parse_config(with_s001(areas_yaml=AREA_YAML), env=config_env()).location("S001")
+    [area] = store.delivery_areas
+    assert (area.name, area.min_order_fen, area.delivery_fee_fen, store.delivery_radius_km) == ("inner", 2000, 300, 0)
+    assert area.polygon[0] == (31.215, 121.435)
+
+
+@pytest.mark.parametrize(("areas", "path", "message"), [
+    (AREA_YAML.replace(", {lat: 31.240, lng: 121.448}", ""), "locations[S001].delivery_areas[0].points",
+     "at least 3 items"),
+    (AREA_YAML.replace("{lat: 31.240, lng: 121.448}", "{lat: 31.215, lng: 121.470}"),
+     "locations[S001].delivery_areas[0]", "lie on one line"),
+    (AREA_YAML.replace("{lat: 31.240, lng: 121.448}]",
+                       "{lat: 31.240, lng: 121.435}, {lat: 31.250, lng: 121.470}]"),
+     "locations[S001].delivery_areas[0]", "cross"),
+    (AREA_YAML.replace("lat: 31.240", "lat: 91.240"), "locations[S001].delivery_areas[0].points[2].lat", "90"),
+    (AREA_YAML.replace("min_order_fen: 2000", "min_order_fen: -1"),
+     "locations[S001].delivery_areas[0].min_order_fen", "greater than or equal to 0"),
+    (AREA_YAML + AREA_YAML, "locations[S001]", "duplicate name(s) inner"),
+    (S001_RADIUS.replace("    ", "") + AREA_YAML, None, None),
+])
+def test_a_bad_delivery_area_is_refused_with_its_path(areas, path, message):
+    if path is None:                                      # areas and a radius: which one would count?
+        text = TEXT.replace(S001_RADIUS, S001_RADIUS + "    delivery_areas:\n" + AREA_YAML, 1)
+        path, message = "locations[S001]", "has no delivery_radius_km"
+    else:
+        text = with_s001(areas_yaml=areas)
+    found = problems(text, config_env())
+    assert any(p == path and message in m for p, m in found), found
+
+
+def test_check_config_cli_names_a_bad_area_and_a_bad_calendar(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(with_s001(CALENDAR_YAML.replace("sun: []", "sunday: []"),
+                             AREA_YAML.replace(", {lat: 31.240, lng: 121.448}", "")))
+    result = _hub_cli("check-config", str(bad), env=config_env())
+    assert result.returncode != 0
+    assert "locations[S001].opening_hours.weekly" in result.stdout and "'sunday'" in result.stdout
+    assert "locations[S001].delivery_areas[0].points" in result.stdout
