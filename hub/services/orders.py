@@ -314,18 +314,19 @@ TO_EXPRESS_FROM = (S.ALLOCATED, S.PICKING, S.PICKED, S.DISPATCHED)
 
 def hand_to_express(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
     """A nearby delivery sent by express from its store instead (the store's escalation policy): its fulfilment
-    becomes express and it is allocated again, so the express flow books the waybill (`order.status_changed`
-    to allocated, express). Not a transition of one fulfilment's table: the order changes table. No stock moves
+    becomes express and it is allocated again — picked, if its store picked it already — so the express flow
+    books the waybill (`order.status_changed` to allocated or picked, express). Not a transition of one fulfilment's table: the order changes table. No stock moves
     (the goods stay reserved at the store until the parcel leaves)."""
     if order.fulfillment_type != FulfillmentType.DELIVERY or order.status not in TO_EXPRESS_FROM:
         raise IllegalTransition(order.id, order.status, S.ALLOCATED, FulfillmentType.EXPRESS)
     current, now = order.status, utcnow()
+    # A store's parcel is booked once picked (flows/express.py): an order the store picked already is that.
+    to = S.PICKED if has_been(order, S.PICKED) else S.ALLOCATED
     at = max(now, order.transitions[-1].at) if order.transitions else now
-    order.fulfillment_type, order.status, order.updated_at = FulfillmentType.EXPRESS.value, S.ALLOCATED, now
-    order.transitions.append(OrderTransition(from_status=current, to_status=S.ALLOCATED, at=at, source=source,
+    order.fulfillment_type, order.status, order.updated_at = FulfillmentType.EXPRESS.value, to, now
+    order.transitions.append(OrderTransition(from_status=current, to_status=to, at=at, source=source,
                                              detail=detail))
-    uow.emit(events.OrderStatusChanged(order.id, current, S.ALLOCATED, order.fulfillment_type, order.location_id,
-                                       source))
+    uow.emit(events.OrderStatusChanged(order.id, current, to, order.fulfillment_type, order.location_id, source))
 
 
 def has_been(order: OrderRow, status: str) -> bool:

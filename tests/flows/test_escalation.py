@@ -18,7 +18,7 @@ from hub.api.app import build_api
 from hub.bootstrap import HubContext
 from hub.config import EscalationPolicy
 from hub.flows.escalation import escalate_due
-from hub.services import orders
+from hub.services import orders, picking
 from hub.storage.tables import DeadLetter, Shipment, utcnow
 from sandbox.shansong import shansong_sign
 
@@ -43,6 +43,13 @@ def dispatch(flow: Flow) -> str:
     flow.pay(order_id)
     book(flow, order_id)
     return order_id
+
+
+def pick_it(flow: Flow, order_id: str) -> None:
+    """S001's staff pick the order whole."""
+    with flow.ctx.uow() as uow:
+        picking.complete(uow, "S001", order_id, [picking.Picked("POT-003", 1)], "Wang", utcnow())
+        uow.commit()
 
 
 def book(flow: Flow, order_id: str) -> list:
@@ -158,6 +165,10 @@ def test_after_the_last_courier_the_policy_sends_it_by_express(flow):
     assert book(f, order_id) and shipments(f, order_id)[0].active is False       # no rider booked again
     f.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="allocated",
               fulfillment="express")
+    assert not [s for s in shipments(f, order_id) if s.active]                   # the store's parcel waits ...
+    pick_it(f, order_id)                                                          # ... for its pick
+    f.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="picked",
+              fulfillment="express")
     shipped = active(f, order_id)
     assert (shipped.kind, f.order(order_id).status) == ("express", "shipped")
 
@@ -231,7 +242,8 @@ def test_a_store_no_courier_takes_sends_it_by_express_when_its_policy_says(flow)
     order_id = dispatch(f)
     order = f.order(order_id)
     assert (order.fulfillment_type, order.status, shipments(f, order_id)) == ("express", "allocated", [])
-    f.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="allocated",
+    pick_it(f, order_id)                                                          # a store's parcel: once picked
+    f.deliver(handlers.EXPRESS_WAYBILL, "order.status_changed", order_id=order_id, to="picked",
               fulfillment="express")
     assert (active(f, order_id).kind, f.order(order_id).status) == ("express", "shipped")
 

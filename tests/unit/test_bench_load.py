@@ -28,8 +28,12 @@ class _Stalled(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128     # the default 5 refuses connections while a loaded machine is slow to accept
+
+
 def test_the_load_keeps_its_pace_while_the_hub_has_not_answered():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stalled)
+    server = _Server(("127.0.0.1", 0), _Stalled)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
