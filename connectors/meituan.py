@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
-from hub.ports import ChannelStockPublisher
+from hub.ports import ChannelPushes, ChannelStockPublisher
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -220,3 +220,4 @@ class MeituanConnector:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ChannelStockPublisher] = MeituanConnector
+_callback_check: type[ChannelPushes] = MeituanConnector      # what its callback's handler calls

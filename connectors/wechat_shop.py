@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
-from hub.ports import ChannelStockPublisher
+from hub.ports import ChannelPushes, ChannelStockPublisher
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, SignatureError
@@ -145,3 +145,4 @@ class WeChatShopConnector:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ChannelStockPublisher] = WeChatShopConnector
+_callback_check: type[ChannelPushes] = WeChatShopConnector      # what its callback's handler calls

@@ -102,7 +102,7 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
         raise NeedsOperator(f"order {order_id} has had {booked} riders booked (hub.max_courier_bookings = {cap}); "
                             "an operator decides: book by hand and replay, or cancel the order")
     quote = _choose_quote(ctx, couriers, snap, store)
-    courier = ctx.connectors[quote.carrier]
+    courier = ctx.connectors.local_courier(quote.carrier)
     with ctx.uow() as uow:
         row = Shipment(order_id=order_id, kind="local", carrier=quote.carrier, shipment_ref=quote.quote_id,
                        status=QUOTED, fee_fen=quote.fee_fen, active=False, created_at=utcnow())
@@ -142,7 +142,7 @@ def _may_hold(ctx: HubContext, couriers: list[LocalCourier], quoted_by: set[str]
     crash between booking and recording), else the store's first (a booking made before any quote row)."""
     if not quoted_by:
         return couriers[:1]
-    return [ctx.connectors[name] for name in sorted(quoted_by)]
+    return [ctx.connectors.local_courier(name) for name in sorted(quoted_by)]
 
 
 def _choose_quote(ctx: HubContext, couriers: list[LocalCourier], snap: OrderSnapshot,
