@@ -22,7 +22,7 @@ import requests
 
 from hub.config import LocationConfig, SystemConfig
 from hub.domain.model import Booking, OrderSnapshot, TrackingEvent, TrackingStatus
-from hub.ports import ExpressCourier
+from hub.ports import ExpressCourier, TrackingPushes
 from mappings.engine import Mapping, load_mapping
 
 from .base import (
@@ -263,3 +263,4 @@ def _drop_empty(node: Any) -> Any:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ExpressCourier] = ExpressConnector
+_callback_check: type[TrackingPushes] = ExpressConnector      # what its callback's handler calls

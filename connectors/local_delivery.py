@@ -28,7 +28,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
-from hub.ports import LocalCourier
+from hub.ports import CourierCallbacks, LocalCourier
 from hub.privacy import mask_phone
 from mappings.engine import Mapping, load_mapping
 
@@ -233,3 +233,4 @@ def _signature(params: dict[str, str], secret: str) -> str:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[LocalCourier] = LocalDeliveryConnector
+_callback_check: type[CourierCallbacks] = LocalDeliveryConnector      # what its callback's handler calls

@@ -32,7 +32,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
-from hub.ports import ChannelRefunds, ChannelRiders, ChannelStockPublisher, OrderPage
+from hub.ports import ChannelPushes, ChannelRefunds, ChannelRiders, ChannelStockPublisher, OrderPage
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -299,3 +299,4 @@ class MeituanConnector:
 _port_check: type[ChannelStockPublisher] = MeituanConnector
 _riders_check: type[ChannelRiders] = MeituanConnector
 _refunds_check: type[ChannelRefunds] = MeituanConnector
+_callback_check: type[ChannelPushes] = MeituanConnector      # what its callback's handler calls

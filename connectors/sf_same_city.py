@@ -29,7 +29,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
-from hub.ports import LocalCourier
+from hub.ports import CourierCallbacks, LocalCourier
 from mappings.engine import Mapping, load_mapping
 
 from .base import (
@@ -219,3 +219,4 @@ def _first(query: Any, name: str) -> str:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[LocalCourier] = SfSameCityConnector
+_callback_check: type[CourierCallbacks] = SfSameCityConnector      # what its callback's handler calls

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hub.config import SystemConfig
 from hub.domain.model import OrderSnapshot, PaymentNotice, RefundAnswer, RefundRequest
 from hub.domain.payment_bills import Bill
-from hub.ports import BillIntegrityError, PaymentPlatform
+from hub.ports import BillIntegrityError, PaymentNotices, PaymentPlatform
 from mappings import Mapping, load_mapping
 
 from . import wechat_bill_file
@@ -367,3 +367,4 @@ def mask_phone(phone: str) -> str:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[PaymentPlatform] = WeChatPayConnector
+_callback_check: type[PaymentNotices] = WeChatPayConnector      # what its callback's handler calls

@@ -18,7 +18,7 @@ from typing import Any, Self
 
 from hub.config import SystemConfig
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType, OrderLine, PlaceOrder
-from hub.ports import AfterSale, ChannelAfterSales, ChannelDelivery, ChannelStockPublisher, OrderPage
+from hub.ports import AfterSale, ChannelAfterSales, ChannelDelivery, ChannelPushes, ChannelStockPublisher, OrderPage
 from mappings import Mapping, load_mapping
 
 from .base import Binder, MappingError, RetryPolicy, SignatureError
@@ -208,3 +208,4 @@ class WeChatShopConnector:
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ChannelStockPublisher] = WeChatShopConnector
 _after_sales_check: type[ChannelAfterSales] = WeChatShopConnector
+_callback_check: type[ChannelPushes] = WeChatShopConnector      # what its callback's handler calls

@@ -54,6 +54,9 @@ class HubSection(_Strict):
     reservation_ttl_minutes: int = Field(15, gt=0)
     pickup_uncollected_days: int = Field(3, gt=0)
     pickup_code_max_attempts: int = Field(5, gt=0)
+    # member_holds rows of attempts placed or given back are kept this long (a retry or a member consumer's
+    # replay within it still finds its attempt), then removed by housekeeping; an open hold never is
+    member_holds_keep_days: int = Field(30, gt=0)
     pickup_code_lock_minutes: int = Field(30, gt=0)
     max_courier_bookings: int = Field(3, gt=0)         # riders booked for one order before an operator decides
     courier_quote_deadline_s: float = Field(3.0, gt=0)  # couriers asked in parallel; a later answer is no quote

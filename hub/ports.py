@@ -377,9 +377,70 @@ PORTS: dict[str, type] = {
     "express_courier": ExpressCourier, "payment": PaymentPlatform, "erp": Erp, "crm": Crm,
 }
 
-# The use cases a system's own callback (`/callbacks/<system>`) feeds; a connector declares
-# `callback = <one of these>`, and hub/api/callbacks.py answers each with one handler.
-CALLBACKS = ("payment_notice", "channel_order_push", "express_tracking_push", "courier_claim")
+# -- what a system's own callback (`/callbacks/<system>`) asks of its connector, per use case ----------
+# A connector declaring `callback = <use case>` satisfies that use case's Protocol (its module ends with
+# `_callback_check: type[<Protocol>] = <Class>`); hub/api/callbacks.py looks the connector up typed by it.
+
+
+class PaymentNotices(Protocol):
+    """`payment_notice`: a payment platform's signed payment and refund notifications."""
+
+    name: str
+
+    def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentNotice: ...
+
+
+class ChannelPushes(Protocol):
+    """`channel_order_push`: a channel's order push, then the order as the channel holds it now."""
+
+    name: str
+
+    def parse_push(self, query: Mapping[str, str], body: bytes) -> dict[str, Any]: ...
+
+    def get_order(self, external_order_id: str) -> PlaceOrder: ...
+
+
+class TrackingPushes(Protocol):
+    """`express_tracking_push`: a parcel carrier's tracking push (a form)."""
+
+    name: str
+
+    def parse_tracking_push(self, form: Mapping[str, str]) -> list[TrackingEvent]: ...
+
+
+class CourierCallbacks(Protocol):
+    """`courier_claim`: a rider's status, a claim confirmed with the courier's query API."""
+
+    name: str
+
+    def parse_callback(self, body: bytes, query: Mapping[str, str] | None = None) -> TrackingEvent: ...
+
+    def query(self, order_id: str) -> CourierState | None: ...
+
+
+# callback use case -> what its handler calls on the connector; `CALLBACKS` are its keys
+CALLBACK_PORTS: dict[str, type] = {
+    "payment_notice": PaymentNotices, "channel_order_push": ChannelPushes,
+    "express_tracking_push": TrackingPushes, "courier_claim": CourierCallbacks,
+}
+CALLBACKS = tuple(CALLBACK_PORTS)
+
+
+class CallbackConnectors(dict[str, Any]):
+    """The connectors the callbacks use, by system name (the API's `deps.connectors`), each handed out typed
+    by the callback use case its system declares, so the handlers are checked against that Protocol."""
+
+    def payment_notices(self, name: str) -> PaymentNotices:
+        return self[name]
+
+    def channel_pushes(self, name: str) -> ChannelPushes:
+        return self[name]
+
+    def tracking_pushes(self, name: str) -> TrackingPushes:
+        return self[name]
+
+    def courier_callbacks(self, name: str) -> CourierCallbacks:
+        return self[name]
 
 
 @dataclass(frozen=True)
@@ -444,9 +505,10 @@ class ConnectorRegistry:
     """Connectors by system name, built on first use by the factory the entrypoint wires in.
 
     Flows ask by role and place — `couriers(store)`, `payment_platform_for(order)`, `erp()` — so no
-    system name or kind is written in them; callbacks and shipments name their system, and ask by
-    name (`registry[shipment.carrier]`). Several systems may play one role; config.yaml says which
-    serve which store (`locations[].couriers`) or channel (`channels[].payment`).
+    system name or kind is written in them; shipments and bills name their system, and ask by name, typed
+    by the port (`local_courier(shipment.carrier)`; `registry[name]` is `object`). Several systems may play
+    one role; config.yaml says which serve which store (`locations[].couriers`) or channel
+    (`channels[].payment`).
     """
 
     def __init__(self, config: HubConfig, binder: Callable[[], Binder], factory: ConnectorFactory | None):
@@ -480,7 +542,12 @@ class ConnectorRegistry:
 
     # -- by name ---------------------------------------------------------------------------------
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> object:
+        """The connector of system `name`, untyped: callers ask through a typed accessor below (by role, or by
+        name typed by the port: `local_courier(name)`, `payment(name)`, ...)."""
+        return self._named(name)
+
+    def _named(self, name: str) -> Any:
         if name in self.overrides:
             return self.overrides[name]
         if name not in self._built:
@@ -501,7 +568,7 @@ class ConnectorRegistry:
         name = self.system_for(role)
         if name is None:
             raise LookupError(f"no system in config.yaml plays the {role!r} role")
-        return self[name]
+        return self._named(name)
 
     # -- by role and place -------------------------------------------------------------------------
 
@@ -515,17 +582,17 @@ class ConnectorRegistry:
 
     def couriers(self, location_id: str | None) -> list[LocalCourier]:
         """The local couriers that serve the store, in its configured order (default: every one)."""
-        return [self[name] for name in self._serving(location_id, "local_courier")]
+        return [self._named(name) for name in self._serving(location_id, "local_courier")]
 
     def express_courier_for(self, location_id: str | None) -> ExpressCourier:
         """The parcel carrier that ships from the location: the first it names, else the first configured."""
         names = self._serving(location_id, "express_courier")
         if not names:
             raise LookupError(f"no express courier in config.yaml ships from {location_id!r}")
-        return self[names[0]]
+        return self._named(names[0])
 
     def channels(self) -> list[ChannelStockPublisher]:
-        return [self[name] for name in self.names("channel")]
+        return [self._named(name) for name in self.names("channel")]
 
     def payment_system_for(self, channel_id: str) -> str | None:
         """The name of the system that takes a channel's payments: its `payment`, else the single payment
@@ -542,7 +609,7 @@ class ConnectorRegistry:
     def payment_platform_for(self, order: HasChannel) -> PaymentPlatform | None:
         """The system that took the order's payment; None when the channel's platform took it itself."""
         name = self.payment_system_for(order.channel)
-        return self[name] if name is not None else None
+        return self._named(name) if name is not None else None
 
     def erp(self) -> Erp:
         return self._role("erp")
@@ -555,15 +622,15 @@ class ConnectorRegistry:
 
     def channel(self, name: str) -> ChannelStockPublisher:
         """The channel's stock publisher, by the system name its `publish_to` gives."""
-        return self[name]
+        return self._named(name)
 
     # By the name a shipment or a bill gives (`shipment.carrier`), typed by the port; without a name, the
     # first system of the role (for callers not asking by place).
     def payment(self, name: str | None = None) -> PaymentPlatform:
-        return self[name] if name is not None else self._role("payment")
+        return self._named(name) if name is not None else self._role("payment")
 
     def local_courier(self, name: str | None = None) -> LocalCourier:
-        return self[name] if name is not None else self._role("local_courier")
+        return self._named(name) if name is not None else self._role("local_courier")
 
     def express_courier(self, name: str | None = None) -> ExpressCourier:
-        return self[name] if name is not None else self._role("express_courier")
+        return self._named(name) if name is not None else self._role("express_courier")

@@ -50,6 +50,7 @@ class SchedulerService:
         cancelled = housekeeping.cancel_uncollected(self.hub)
         if cancelled:
             log.info("cancelled %d uncollected pickup order(s)", len(cancelled))
+        housekeeping.remove_old_member_holds(self.hub)     # the same slow clean-up tick
 
     @timer(interval=5)
     def book_due_riders(self) -> None:

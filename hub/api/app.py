@@ -54,7 +54,7 @@ from hub.domain.errors import (
 )
 from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
-from hub.ports import ConnectorError, GateUnavailable, MappingError, SignatureError
+from hub.ports import CallbackConnectors, ConnectorError, GateUnavailable, MappingError, SignatureError
 from hub.services.orders import IdempotencyConflict
 from hub.storage.outage import is_outage
 from hub.storage.tables import utcnow
@@ -66,7 +66,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 class ApiDeps:
     """What the API needs beyond the database."""
 
-    connectors: dict[str, Any] = field(default_factory=dict)       # system name -> connector
+    # system name -> connector, for the callbacks (each looked up typed by its use case)
+    connectors: CallbackConnectors = field(default_factory=CallbackConnectors)
     replay_dead_letter: Callable[..., bool] | None = None    # (id[, resend=]); None: this process's own flows
     now: Callable[[], datetime] = utcnow
     metrics: HubMetrics = field(default_factory=lambda: METRICS)
@@ -82,7 +83,7 @@ def build_deps(ctx: HubContext, *, replay_dead_letter: Callable[..., bool] | Non
                queue_depths: Callable[[], dict[str, int]] | None = None) -> ApiDeps:
     """Build the connectors the callbacks use from config.yaml; one that cannot be built is left out
     (its callback answers 404) and logged, so a missing module never stops the API."""
-    built: dict[str, Any] = {}
+    built = CallbackConnectors()
     for name, system in ctx.config.systems.items():
         try:
             declared = ctx.connectors.declared(name)

@@ -17,15 +17,7 @@ from werkzeug import Request, Response
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
 from hub.flows import express as express_flow
-from hub.ports import (
-    ChannelRefunds,
-    ChannelRiders,
-    ChannelStockPublisher,
-    Declaration,
-    ExpressCourier,
-    LocalCourier,
-    PaymentPlatform,
-)
+from hub.ports import ChannelRefunds, ChannelRiders, Declaration
 from hub.services import channel_refunds, courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
 
@@ -37,14 +29,16 @@ def accepted(declared: Declaration) -> Response:
     return json_response(dict(declared.accepted))
 
 
-def payment_notice(call: Call, connector: PaymentPlatform) -> None:
-    notice = connector.parse_notification(dict(call.request.headers), call.request.get_data())
+def payment_notice(call: Call, name: str) -> None:
+    notice = call.deps.connectors.payment_notices(name).parse_notification(dict(call.request.headers),
+                                                                            call.request.get_data())
     with call.ctx.uow() as uow:
-        payments.apply_notice(uow, notice, call.params["connector"])
+        payments.apply_notice(uow, notice, name)
         uow.commit()
 
 
-def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
+def channel_order_push(call: Call, name: str) -> None:
+    connector = call.deps.connectors.channel_pushes(name)
     push = connector.parse_push(call.request.args, call.request.get_data())
     if push.get("kind") == RIDER_PUSH and isinstance(connector, ChannelRiders):
         report = connector.rider_report(push)         # the platform's own rider: its signed word on him
@@ -60,7 +54,7 @@ def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
     read_after_sale = getattr(connector, "get_after_sale", None)
     after_sale = read_after_sale(push["after_sale_id"]) if read_after_sale and push.get("after_sale_id") else None
     with call.ctx.uow() as uow:
-        shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now(), after_sale)
+        shop_orders.sync(uow, call.ctx.config, name, shop_order, call.deps.now(), after_sale)
         uow.commit()
 
 
@@ -84,8 +78,10 @@ def _channel_refund(call: Call, connector: ChannelRefunds, push: dict[str, Any])
         uow.commit()
 
 
-def express_tracking_push(call: Call, connector: ExpressCourier) -> None:
+def express_tracking_push(call: Call, name: str) -> None:
+    connector = call.deps.connectors.tracking_pushes(name)
     events = connector.parse_tracking_push(call.request.form)
+    # optional: a carrier that says its pushes stopped (Kuaidi100's `abort`), so the hub polls instead
     stopped = getattr(connector, "tracking_stopped", lambda form: None)(call.request.form)
     with call.ctx.uow() as uow:
         for event in sorted(events, key=lambda e: e.at):      # a push carries the history, newest first
@@ -95,14 +91,16 @@ def express_tracking_push(call: Call, connector: ExpressCourier) -> None:
         uow.commit()
 
 
-def courier_claim(call: Call, connector: LocalCourier) -> None:
+def courier_claim(call: Call, name: str) -> None:
     """A rider's status: a claim, confirmed with the courier's query API (`services/courier_claims.settle`)."""
+    connector = call.deps.connectors.courier_callbacks(name)
     claim = connector.parse_callback(call.request.get_data(), call.request.args)
     courier_claims.settle(call.ctx, connector, claim, call.deps.now())
 
 
-# callback use case (a connector's `callback`) -> handler; each answers the connector's `accepted` body
-HANDLERS: dict[str, Callable[[Call, Any], None]] = {
+# callback use case (a connector's `callback`) -> handler, which looks the system's connector up typed by the
+# use case's Protocol (`hub.ports.CALLBACK_PORTS`); each answers the connector's `accepted` body
+HANDLERS: dict[str, Callable[[Call, str], None]] = {
     "payment_notice": payment_notice,
     "channel_order_push": channel_order_push,
     "express_tracking_push": express_tracking_push,
@@ -110,13 +108,14 @@ HANDLERS: dict[str, Callable[[Call, Any], None]] = {
 }
 
 
-def _connector(call: Call) -> tuple[Declaration, Any]:
+def _declaration(call: Call) -> Declaration:
+    """What the system named in the path declares; 404 for one with no callback handled here, or whose
+    connector is not built (`deps.connectors`)."""
     name = call.params["connector"]
-    connector = call.deps.connectors.get(name)
-    declared = _declared(call.ctx, name) if connector is not None else None
+    declared = _declared(call.ctx, name) if name in call.deps.connectors else None
     if declared is None or declared.callback not in HANDLERS:
         raise ApiError(404, "unknown_connector", f"unknown connector {name!r}")
-    return declared, connector
+    return declared
 
 
 def _declared(ctx: HubContext, name: str) -> Declaration | None:
@@ -127,18 +126,19 @@ def _declared(ctx: HubContext, name: str) -> Declaration | None:
 
 
 def receive(call: Call) -> Response:
-    declared, connector = _connector(call)
-    HANDLERS[declared.callback or ""](call, connector)
+    declared = _declaration(call)
+    HANDLERS[declared.callback or ""](call, call.params["connector"])
     return accepted(declared)
 
 
 def verify_address(call: Call) -> Response:
     """WeChat's server-address check: GET with echostr, answered with echostr once verified."""
-    _, connector = _connector(call)
-    if not hasattr(connector, "echo"):
+    _declaration(call)
+    echo = getattr(call.deps.connectors[call.params["connector"]], "echo", None)   # the shop's only
+    if echo is None:
         raise ApiError(405, "method_not_allowed", "this connector takes POST only", allowed=["POST"],
                        _headers={"Allow": "POST"})
-    return Response(connector.echo(call.request.args), content_type="text/plain")
+    return Response(echo(call.request.args), content_type="text/plain")
 
 
 def error_reply(ctx: HubContext, request: Request, body: dict[str, Any], status: int,

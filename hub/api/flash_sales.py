@@ -3,9 +3,11 @@ mini-program orders through the gate (`POST /api/v1/flash-sales/{sale_id}/orders
 
 An attempt is answered by the gate before the order database is touched: sold out (409), over the
 buyer's limit or too fast (429 with the reason), not running (409), its key used for another buyer or
-qty (422). Only an admitted attempt opens a unit of work, whose order draws its unit from the sale's held
-stock and its count (the ledger's last word); if placing it fails, or its key's order is another
-request's, its unit goes back to the gate.
+qty (422). A coupon or points named is refused before the gate (422 `coupon_not_allowed`,
+`points_not_allowed`): the sale price excludes member benefits, and nothing is taken. Only an admitted
+attempt opens a unit of work, whose order draws its unit from the sale's held stock and its count (the
+ledger's last word); if placing it fails, or its key's order is another request's, its unit goes back to
+the gate.
 """
 from __future__ import annotations
 
@@ -37,6 +39,12 @@ FLASH_ORDER = schemas.Obj(fields={
     "buyer": schemas.Obj(fields={"id": schemas.Str(max_len=64), "name": schemas.Str(required=False, min_len=0,
                                                                                     max_len=64),
                                  "phone": schemas.Str(required=False, min_len=0, max_len=32)}),
+    # Named so that a client sending them hears why (422 coupon_not_allowed / points_not_allowed, nothing
+    # taken), not just "unknown field": the sale price excludes coupons and points.
+    "coupon_code": schemas.Str(required=False, max_len=64, description="not allowed: 422 coupon_not_allowed "
+                               "(a flash-sale price takes no coupon)"),
+    "points": schemas.Int(required=False, minimum=0, maximum=10**7, description="not allowed: 422 "
+                          "points_not_allowed (a flash-sale price takes no points)"),
 })
 
 # What the gate says -> (status, error, message) for an attempt that is not admitted.
@@ -96,7 +104,8 @@ def order(call: Call) -> Any:
     metrics = call.deps.metrics
     answer = flash_admission.attempt(
         call.ctx, flash_admission.Attempt(sale_id, call.caller.id, key, body["qty"] or 1,
-                                          Buyer(b["id"], b["name"] or "", b["phone"] or "")),
+                                          Buyer(b["id"], b["name"] or "", b["phone"] or ""),
+                                          body["coupon_code"] or None, body["points"] or 0),
         call.deps.now(), lambda placed: order_view(call, placed),
         lambda verdict: metrics.flash_sale_admissions.labels(str(verdict)).inc())
     if answer.view is None:
@@ -126,7 +135,8 @@ ROUTES = [
           body=FLASH_ORDER, headers=(Param("Idempotency-Key", schemas.IDEMPOTENCY_KEY),),
           responses={201: "admitted and placed", 200: "the same attempt again: the same order",
                      404: "unknown sale", 409: "sold out, not running, or the store ran out",
-                     422: "the same Idempotency-Key with another buyer or quantity, or used outside this sale",
+                     422: "the same Idempotency-Key with another buyer or quantity, or used outside this sale; "
+                          "a coupon or points named (coupon_not_allowed, points_not_allowed): nothing taken",
                      429: "over the buyer's limit or too fast (reason in `error`)",
                      503: "the gate (Redis) or the database is not reachable: retry after Retry-After"}),
 ]

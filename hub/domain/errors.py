@@ -28,6 +28,18 @@ class TimeAhead(BadInput):
     code = "time_ahead"
 
 
+class CouponNotAllowed(BadInput):
+    """A coupon named on an order whose price takes none (a flash sale's)."""
+
+    code = "coupon_not_allowed"
+
+
+class PointsNotAllowed(BadInput):
+    """Points to spend named on an order whose price takes none (a flash sale's)."""
+
+    code = "points_not_allowed"
+
+
 class NotFound(HubError):
     code = "not_found"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hub.domain.errors import CouponNotAllowed, PointsNotAllowed
+
 
 class Verdict(StrEnum):
     ADMITTED = "admitted"
@@ -39,3 +41,12 @@ class GateState:
     @property
     def taken(self) -> int:
         return sum(self.held.values())
+
+
+def refuse_member_benefits(coupon_code: str | None, points: int | None) -> None:
+    """A flash-sale price is the whole discount: a coupon or points on top are refused (422), before the gate
+    is asked, so nothing is taken — neither a unit of the sale nor anything at the CRM."""
+    if coupon_code:
+        raise CouponNotAllowed("a flash-sale price takes no coupon: order without it, or at the regular price")
+    if points:
+        raise PointsNotAllowed("a flash-sale price takes no points: order without them, or at the regular price")

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def channel_after_sale_answer(ctx: HubContext, event: ChannelAfterSaleAnswerDue) -> None:
-    channel: ChannelAfterSales = ctx.connectors[event.system]
+    channel = ctx.connectors[event.system]
+    if not isinstance(channel, ChannelAfterSales):         # config changed since the request was decided
+        raise LookupError(f"{event.system} takes no after-sales answers (no ports.ChannelAfterSales)")
     try:
         if event.accept:
             channel.accept_after_sale(event.after_sale_id)

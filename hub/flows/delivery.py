@@ -123,7 +123,7 @@ def book_rider(ctx: HubContext, order_id: str) -> Shipment | None:
                else f"no courier of store {store.id} takes it")
         no_courier(ctx, order_id, store, why)
         return None
-    courier = ctx.connectors[quote.carrier]
+    courier = ctx.connectors.local_courier(quote.carrier)
     with ctx.uow() as uow:
         row = Shipment(order_id=order_id, kind="local", carrier=quote.carrier, shipment_ref=quote.quote_id,
                        status=QUOTED, fee_fen=quote.fee_fen, active=False, created_at=utcnow())
@@ -201,7 +201,7 @@ def _may_hold(ctx: HubContext, couriers: list[LocalCourier], quoted_by: set[str]
     crash between booking and recording), else the store's first (a booking made before any quote row)."""
     if not quoted_by:
         return couriers[:1]
-    return [ctx.connectors[name] for name in sorted(quoted_by)]
+    return [ctx.connectors.local_courier(name) for name in sorted(quoted_by)]
 
 
 def escalations(uow: UnitOfWork, order_id: str) -> set[str]:

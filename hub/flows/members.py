@@ -95,6 +95,9 @@ def hold(ctx: HubContext, cmd: PlaceOrder) -> tuple[PlaceOrder, Held | None]:
     if cmd.points * FEN_PER_POINT > lines_fen:        # known without the CRM: refused before anything is held
         raise BadInput(f"points: {cmd.points} point(s) take {cmd.points * FEN_PER_POINT} fen off, more than the "
                        f"lines' value ({lines_fen} fen)")
+    with ctx.reader() as uow:          # placed already (its attempt's row perhaps removed since): answered again
+        if orders.find_by_idempotency(uow, cmd.channel, cmd.idempotency_key) is not None:
+            return cmd, None
     crm, key = ctx.connectors.crm(), order_key(cmd.channel, cmd.idempotency_key)
     member = crm.upsert_member(cmd.buyer)
     attempt = _claim(ctx, crm, key, member, cmd)

@@ -21,7 +21,7 @@ from hub.bootstrap import HubContext
 from hub.domain.errors import BadInput, NotFound
 from hub.domain.model import CourierState, TrackingEvent
 from hub.metrics import METRICS
-from hub.ports import LocalCourier
+from hub.ports import CourierCallbacks
 from hub.services.tracking import apply_tracking
 from hub.storage.tables import Shipment
 from hub.storage.uow import UnitOfWork
@@ -41,7 +41,7 @@ class BookingRef:
     active: bool
 
 
-def settle(ctx: HubContext, courier: LocalCourier, claim: TrackingEvent, now: datetime) -> TrackingEvent | None:
+def settle(ctx: HubContext, courier: CourierCallbacks, claim: TrackingEvent, now: datetime) -> TrackingEvent | None:
     """A rider's claim, settled: the report applied (None when nothing was).
 
     Its order must be its booking's (else CallbackMismatch, 422: a genuine courier never mixes them

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from hub.bootstrap import HubContext
-from hub.domain.flash_sale import Verdict
+from hub.domain.flash_sale import Verdict, refuse_member_benefits
 from hub.domain.model import Buyer, Fulfillment, FulfillmentType, OrderLine
 from hub.services import flash_sales, orders
 from hub.services.orders import IdempotencyConflict
@@ -28,6 +28,8 @@ class Attempt:
     idempotency_key: str
     qty: int
     buyer: Buyer
+    coupon_code: str | None = None     # named by the buyer: refused (a flash-sale price takes no coupon)
+    points: int = 0                    # named by the buyer: refused likewise
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ PLACES = (Verdict.ADMITTED, Verdict.AGAIN)       # every other verdict is a refu
 def attempt(ctx: HubContext, a: Attempt, now: datetime, view: Callable[[OrderRow], dict[str, Any]],
             counted: Callable[[Verdict], None] = lambda v: None) -> Admission:
     """The gate's verdict and, when admitted (or the same attempt again), the order `view` renders inside
-    its transaction. `counted` hears every verdict before anything is placed."""
+    its transaction. `counted` hears every verdict before anything is placed. A coupon or points named is
+    refused first (CouponNotAllowed, PointsNotAllowed: 422), nothing asked of the gate."""
+    refuse_member_benefits(a.coupon_code, a.points)
     key = flash_sales.attempt_key(a.channel, a.idempotency_key)
     who, now_ms = flash_sales.buyer_key(a.channel, a.buyer.id), flash_sales.epoch_ms(now)
     verdict = ctx.gate.admit(a.sale_id, key, who, a.qty, now_ms)

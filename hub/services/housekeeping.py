@@ -1,16 +1,17 @@
 """Periodic clean-up the scheduler runs: unpaid orders expire, uncollected pickups are
-cancelled and their payment asked back. Each order in its own transaction, so one failure stops nothing else."""
+cancelled and their payment asked back. Each order in its own transaction, so one failure stops nothing else.
+Member attempts placed or given back are removed once older than `hub.member_holds_keep_days`."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm.exc import StaleDataError
 
 from hub.bootstrap import HubContext
 from hub.domain.errors import HubError
 from hub.domain.order_states import OrderStatus
-from hub.services import inventory, orders
+from hub.services import inventory, member_holds, orders
 from hub.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -55,3 +56,15 @@ def cancel_uncollected(ctx: HubContext, now: datetime | None = None) -> list[str
         except (StaleDataError, HubError) as exc:
             log.info("order %s not cancelled: %s", order_id, exc)
     return done
+
+
+def remove_old_member_holds(ctx: HubContext, now: datetime | None = None) -> int:
+    """member_holds rows of attempts placed or given back, older than the retention, removed (never one still
+    open). A retry of a placed order's request after that is still answered by the order (`members.hold`)."""
+    before = (now or utcnow()) - timedelta(days=ctx.config.hub.member_holds_keep_days)
+    with ctx.uow() as uow:
+        removed = member_holds.remove_settled(uow, before)
+        uow.commit()
+    if removed:
+        log.info("%d member attempt(s) placed or given back before %s removed", removed, before.isoformat())
+    return removed

@@ -12,9 +12,10 @@ CRM call (the callers, `hub/flows/members.py`, call the CRM between them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from hub import events
 from hub.domain.errors import BadInput, MemberRefused
@@ -147,3 +148,12 @@ def placed_order_no(uow: UnitOfWork, key: str) -> str:
     """The CRM order_no an order's coupon is held under: its placed attempt's, else the bare key."""
     row = uow.session.execute(select(MemberHold).where(MemberHold.order_key == key)).scalar_one_or_none()
     return order_no(key, row.generation) if row is not None and row.state == PLACED else key
+
+
+def remove_settled(uow: UnitOfWork, before: datetime) -> int:
+    """Rows of attempts placed or given back, last changed before `before`, removed; how many. A row still
+    holding or being given back is never touched: its give-back needs it."""
+    result = uow.session.execute(delete(MemberHold).where(MemberHold.state.in_((PLACED, RELEASED)),
+                                                          MemberHold.updated_at < before)
+                                 .execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)

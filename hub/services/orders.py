@@ -315,8 +315,9 @@ TO_EXPRESS_FROM = (S.ALLOCATED, S.PICKING, S.PICKED, S.DISPATCHED)
 def hand_to_express(uow: UnitOfWork, order: OrderRow, source: str, detail: str) -> None:
     """A nearby delivery sent by express from its store instead (the store's escalation policy): its fulfilment
     becomes express and it is allocated again — picked, if its store picked it already — so the express flow
-    books the waybill (`order.status_changed` to allocated or picked, express). Not a transition of one fulfilment's table: the order changes table. No stock moves
-    (the goods stay reserved at the store until the parcel leaves)."""
+    books the waybill (`order.status_changed` to allocated or picked, express). Not a transition of one
+    fulfilment's table: the order changes table. No stock moves (the goods stay reserved at the store until the
+    parcel leaves)."""
     if order.fulfillment_type != FulfillmentType.DELIVERY or order.status not in TO_EXPRESS_FROM:
         raise IllegalTransition(order.id, order.status, S.ALLOCATED, FulfillmentType.EXPRESS)
     current, now = order.status, utcnow()

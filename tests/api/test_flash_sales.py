@@ -12,7 +12,7 @@ from sqlalchemy import select
 from hub import flows, handlers
 from hub.domain.flash_gate import MemoryGate
 from hub.services import flash_sales, inventory, orders
-from hub.storage.tables import OutboxMessage
+from hub.storage.tables import MemberHold, OrderRow, OutboxMessage
 from tests.redis_support import redis_gate
 from tests.support import at
 
@@ -119,6 +119,25 @@ def test_not_running_unknown_and_bad_input(gated):
                      headers={"Idempotency-Key": "k"})
     assert bad.status_code == 422
     assert gated.ctx.gate.state(sale).left == 2 and drawn(gated, sale) == 0
+
+
+@pytest.mark.parametrize(("benefit", "error"), [({"coupon_code": "CPN-100"}, "coupon_not_allowed"),
+                                                ({"points": 500}, "points_not_allowed"),
+                                                ({"coupon_code": "CPN-100", "points": 500}, "coupon_not_allowed")])
+def test_a_coupon_or_points_on_a_flash_sale_order_is_refused_and_nothing_is_taken(gated, benefit, error):
+    """The flash-sale price is the discount: a coupon or points on top is a 422 with its reason, before the
+    gate — no unit taken, the buyer's pace and limit untouched, the key free for the order without them."""
+    sale = arm(gated, quota=2, limit=1, interval=60_000)
+    url = f"/api/v1/flash-sales/{sale}/orders"
+    for _ in range(2):                                   # a retry is refused alike
+        r = gated.post(url, {"qty": 1, "buyer": {"id": "b1"}, **benefit}, headers={"Idempotency-Key": "fk"})
+        assert r.status_code == 422 and r.json["error"] == error, r.json
+    assert gated.ctx.gate.state(sale).left == 2 and drawn(gated, sale) == 0
+    with gated.ctx.reader() as uow:
+        assert uow.session.query(OrderRow).count() == 0 and uow.session.query(MemberHold).count() == 0
+    ok = gated.post(url, {"qty": 1, "buyer": {"id": "b1"}, "points": None}, headers={"Idempotency-Key": "fk"})
+    assert ok.status_code == 201, ok.json                # neither too fast nor a conflict: nothing was counted
+    assert gated.ctx.gate.state(sale).left == 1 and drawn(gated, sale) == 1
 
 
 def test_a_cancelled_order_gives_its_unit_back_once(gated):

@@ -242,3 +242,21 @@ def test_points_are_earned_on_the_money_kept_and_later_refunds_take_back_no_more
                                       -(earned * (kept // 3) // kept), -(earned - earned * (kept // 3) // kept),
                                       2000 * (cup + 5000 + kept // 3) // total - back,
                                       2000 - 2000 * (cup + 5000 + kept // 3) // total])
+
+
+def test_a_retry_after_its_attempt_was_removed_by_housekeeping_is_answered_by_the_order(flow):
+    from datetime import timedelta
+
+    from hub.services import housekeeping
+    from hub.storage.tables import MemberHold, utcnow
+
+    m = member(flow)
+    order_id = place(flow, key="late-retry")
+    later = utcnow() + timedelta(days=flow.ctx.config.hub.member_holds_keep_days + 1)
+    assert housekeeping.remove_old_member_holds(flow.ctx, now=later) == 1
+    ledger = list(flow.sandbox.crm.wallet.ledger)
+    assert place(flow, key="late-retry") == order_id                    # the same order, nothing held again
+    with flow.ctx.reader() as uow:
+        assert uow.session.query(MemberHold).count() == 0
+    assert m.points == 3000 and flow.sandbox.crm.wallet.coupons["CPN-100"].status == "locked"
+    assert flow.sandbox.crm.wallet.ledger == ledger

@@ -70,3 +70,34 @@ def test_the_same_key_with_another_coupon_is_refused_before_anything_is_held(ctx
     claim(ctx)
     with ctx.uow() as uow, pytest.raises(BadInput, match="another coupon"):
         mh.claim(uow, "K1", "M1", "CPN-2", 100)
+
+
+def test_housekeeping_removes_old_attempts_placed_or_given_back_never_an_open_hold(ctx):
+    from datetime import timedelta
+
+    from hub.services import housekeeping
+    from hub.storage.tables import MemberHold, utcnow
+
+    for key in ("PLACED", "GIVEN", "HOLDING", "RELEASING", "RECENT"):
+        claim(ctx, key=key)
+    with ctx.uow() as uow:
+        mh.adopt(uow, "PLACED")
+        mh.adopt(uow, "RECENT")
+        mh.releasing(uow, "GIVEN", "M1", "CPN-1", None, 100)
+        mh.released(uow, "GIVEN")
+        mh.releasing(uow, "RELEASING", "M1", "CPN-1", None, 100)
+        uow.commit()
+    keep = ctx.config.hub.member_holds_keep_days
+    with ctx.uow() as uow:                        # all but RECENT last changed before the retention
+        for row in uow.session.execute(select(MemberHold).where(MemberHold.order_key != "RECENT")).scalars():
+            row.updated_at = utcnow() - timedelta(days=keep + 1)
+        uow.commit()
+    assert housekeeping.remove_old_member_holds(ctx) == 2
+    assert housekeeping.remove_old_member_holds(ctx) == 0          # the timer again: nothing more
+    with ctx.reader() as uow:
+        left = {r.order_key: r.state for r in uow.session.execute(select(MemberHold)).scalars()}
+    assert left == {"HOLDING": "holding", "RELEASING": "releasing", "RECENT": "placed"}
+    # much later, the open ones still stay; RECENT goes once it is old too
+    assert housekeeping.remove_old_member_holds(ctx, now=utcnow() + timedelta(days=keep + 1)) == 1
+    with ctx.reader() as uow:
+        assert {r.order_key for r in uow.session.execute(select(MemberHold)).scalars()} == {"HOLDING", "RELEASING"}
