@@ -32,7 +32,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
-from hub.ports import LocalCourier
+from hub.ports import CourierCallbacks, LocalCourier
 from mappings.engine import Mapping, load_mapping
 
 from .base import (
@@ -228,3 +228,4 @@ class ShansongConnector:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[LocalCourier] = ShansongConnector
+_callback_check: type[CourierCallbacks] = ShansongConnector      # what its callback's handler calls

@@ -41,11 +41,11 @@ fi
 if ! psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='${db}'" | grep -q 1; then
   psql -h 127.0.0.1 -U postgres -qc "create database ${db}"
 fi
-# The reservation concurrency test opens 200 connections at once: make room for them.
+# The reservation concurrency test opens 200 connections at once, beside the other test workers' pools: make room.
 max=$(psql -h 127.0.0.1 -U postgres -tAc "show max_connections")
-if [ "${max}" -lt 300 ]; then
-  echo "raising PostgreSQL max_connections from ${max} to 300"
-  psql -h 127.0.0.1 -U postgres -qc "alter system set max_connections = 300"
+if [ "${max}" -lt 600 ]; then
+  echo "raising PostgreSQL max_connections from ${max} to 600"
+  psql -h 127.0.0.1 -U postgres -qc "alter system set max_connections = 600"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main restart
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
   max=$(psql -h 127.0.0.1 -U postgres -tAc "show max_connections")
