@@ -31,7 +31,7 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
-from hub.ports import ChannelAfterSales, ChannelRiders, ChannelStockPublisher
+from hub.ports import ChannelAfterSales, ChannelOrderRefusal, ChannelRiders, ChannelStockPublisher
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -166,7 +166,8 @@ class MeituanConnector:
                           buyer=Buyer(id=f["buyer"]["id"] or f"{self.name}:{f['external_id']}",
                                       name=f["buyer"]["name"] or "", phone=f["buyer"]["phone"] or ""),
                           fulfillment=Fulfillment(kind, store_id=f["store_id"], address=address),
-                          status=f["status"], total_fen=f["total_fen"], rider=f.get("rider"))
+                          status=f["status"], total_fen=f["total_fen"], rider=f.get("rider"),
+                          channel_store=True)          # the platform chose the store: served there or refused
 
     def changed_orders(self, store_id: str, since: datetime, until: datetime,
                        cursor: str = "") -> tuple[list[str], str]:
@@ -186,6 +187,15 @@ class MeituanConnector:
     def mark_picked(self, external_order_id: str) -> None:
         """order/preparationMealComplete: the store has picked; the rider may come."""
         self._call("order_picked", {"order_id": external_order_id})
+
+    def cancel_order(self, external_order_id: str, cause: str, reason: str) -> None:
+        """order/cancel: the store cannot fill the order (its cause as the mapping's reason_code); the platform
+        cancels it and pays its buyer back. Answered ok when repeated."""
+        try:
+            code = self.mapping.value("cancel_reason", cause)
+        except MappingError:
+            code = self.mapping.value("cancel_reason", "other")
+        self._call("order_cancel", {"order_id": external_order_id, "reason_code": str(code), "reason": reason[:200]})
 
     def call_platform_rider(self, external_order_id: str) -> None:
         """order/logistics/push: hand the order to the platform's own rider."""
@@ -281,3 +291,4 @@ class MeituanConnector:
 _port_check: type[ChannelStockPublisher] = MeituanConnector
 _riders_check: type[ChannelRiders] = MeituanConnector
 _after_sales_check: type[ChannelAfterSales] = MeituanConnector
+_refusal_check: type[ChannelOrderRefusal] = MeituanConnector

@@ -149,6 +149,16 @@ class ChannelAfterSales(Protocol):
 
 
 @runtime_checkable
+class ChannelOrderRefusal(Protocol):
+    """A channel whose orders name their store (a platform's `app_poi_code`): an order that store cannot fill is
+    cancelled back to the channel with its cause (StoreCannotFill.CAUSES), never routed to another store."""
+
+    name: str
+
+    def cancel_order(self, external_order_id: str, cause: str, reason: str) -> None: ...
+
+
+@runtime_checkable
 class PointOfSale(Protocol):
     """A store's till: pickup orders appear there and follow the hub's state."""
 

@@ -60,6 +60,7 @@ class MeituanSimulator(Simulator):
         self.drop_pushes = False                               # a push lost on the way (network split)
         self.rider_syncs: list[dict[str, str]] = []            # logistics/sync calls taken (the store's courier)
         self.refunds: dict[str, dict[str, Any]] = {}            # refund_id -> the buyer's request and its answer
+        self.cancels: dict[str, dict[str, str]] = {}            # order_id -> the store's order/cancel (reason_code, reason)
         super().__init__(host, port)
 
     @classmethod
@@ -72,7 +73,8 @@ class MeituanSimulator(Simulator):
                   "/api/v1/ecommerce/order/getOrderIdByPage": self._order_list,
                   "/api/v1/order/confirm": self._step("confirm", {2, 3}, 4),
                   "/api/v1/order/preparationMealComplete": self._step("picked", {4}, None),
-                  "/api/v1/order/logistics/push": self._step("logistics_push", {4}, None)}
+                  "/api/v1/order/logistics/push": self._step("logistics_push", {4}, None),
+                  "/api/v1/order/cancel": self._cancel}
         routes |= self.rider_routes()
         for path, handler in routes.items():
             self.route("POST", path, self._signed(path, handler))
@@ -88,6 +90,7 @@ class MeituanSimulator(Simulator):
             self.drop_pushes = False
             self.rider_syncs.clear()
             self.refunds.clear()
+            self.cancels.clear()
 
     # -- seeding and reading, in hub terms ------------------------------------------------------
     def stock_of(self, sku: str, store_id: str) -> int | None:
@@ -211,6 +214,23 @@ class MeituanSimulator(Simulator):
             return Response(200, {"data": "ok"})
         return handler
 
+    def _cancel(self, p: dict[str, str]) -> Response:
+        """商家取消订单: an order not yet delivered, with a known reason_code; it becomes 9 (cancelled, the
+        platform pays its buyer back). A repeat is answered ok and changes nothing."""
+        order_id = p.get("order_id", "")
+        with self._lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                return Response(200, {"data": "ng", "error": {"code": ERR_NO_ORDER, "msg": "订单不存在"}})
+            if order_id in self.cancels:
+                return Response(200, {"data": "ok"})
+            if p.get("reason_code") not in CANCEL_REASONS or not p.get("reason"):
+                return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "取消原因错误"}})
+            if order["status"] not in {1, 2, 3, 4}:
+                return Response(200, {"data": "ng", "error": {"code": ERR_STATE, "msg": "订单状态不允许"}})
+            self.cancels[order_id] = {"reason_code": p["reason_code"], "reason": p["reason"]}
+            order.update(status=9, utime=int(time.time()))
+        return Response(200, {"data": "ok"})
 
     # -- riders: the platform's (reported to the hub), the store's (synced to the platform) ----------
     def rider_routes(self) -> dict[str, Any]:
@@ -288,6 +308,7 @@ class MeituanSimulator(Simulator):
 
 SELF_DELIVERY = "0000"                     # logistics_code: 商家自配送
 SYNC_STATUSES = {"0", "10", "15", "20", "40", "100"}
+CANCEL_REASONS = {str(c) for c in range(2001, 2017)}   # 商家取消原因 codes (sandbox assumption, README)
 
 
 SANDBOX = SandboxSystem(

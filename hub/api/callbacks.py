@@ -9,6 +9,7 @@ shop's plain `success`), and an error's fields beside the hub's own (WeChat Pay:
 Kuaidi100: {"result": false, "returnCode": "500"})."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +17,12 @@ from werkzeug import Request, Response
 
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
+from hub.domain.errors import InsufficientStock, StoreCannotFill
+from hub.domain.model import PlaceOrder
 from hub.flows import express as express_flow
 from hub.ports import (
     ChannelAfterSales,
+    ChannelOrderRefusal,
     ChannelRiders,
     ChannelStockPublisher,
     Declaration,
@@ -28,6 +32,8 @@ from hub.ports import (
 )
 from hub.services import channel_refunds, courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
+
+log = logging.getLogger(__name__)
 
 
 def accepted(declared: Declaration) -> Response:
@@ -56,9 +62,24 @@ def channel_order_push(call: Call, connector: ChannelStockPublisher) -> None:
         _channel_refund(call, connector, push)
         return
     shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
-    with call.ctx.uow() as uow:
-        shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now())
-        uow.commit()
+    try:
+        with call.ctx.uow() as uow:
+            shop_orders.sync(uow, call.ctx.config, call.params["connector"], shop_order, call.deps.now())
+            uow.commit()
+    except (StoreCannotFill, InsufficientStock) as exc:
+        if not shop_order.channel_store or not isinstance(connector, ChannelOrderRefusal):
+            raise                                      # the hub's own routing: a 409 with the reasons
+        _refuse(connector, shop_order, exc)
+
+
+def _refuse(connector: ChannelOrderRefusal, order: PlaceOrder, exc: StoreCannotFill | InsufficientStock) -> None:
+    """The store the channel chose cannot fill its order (nothing was reserved, the transaction is gone): the
+    channel is told to cancel it, with the cause, and the push is answered ok. A re-push then finds the order
+    cancelled at the channel and never placed here; a failed cancel answers the push with an error, so the
+    channel's re-push asks again."""
+    cause = exc.cause if isinstance(exc, StoreCannotFill) else "sold_out"   # lost the last units to a rush
+    connector.cancel_order(order.external_id or "", cause, str(exc))
+    log.info("%s order %s refused back to the channel (%s): %s", connector.name, order.external_id, cause, exc)
 
 
 RIDER_PUSH = "logistics_status"          # a channel's push kind (its mapping's `push` values) for its rider

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, time
 from typing import Protocol
 
-from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
+from hub.domain.errors import InsufficientStock, NoRoute, StoreCannotFill, UnknownLocation
 from hub.domain.geo import distance_km
 from hub.domain.model import Address, FulfillmentType, OrderLine
 
@@ -138,6 +138,33 @@ def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, s
     return RoutingDecision(FulfillmentType.PICKUP, FulfillmentType.PICKUP, _all_from(loc.id, wanted), loc.id,
                            [CandidateVerdict(loc.id, True, "chosen by the buyer; holds every line")],
                            "buyer's store")
+
+
+def route_at_store(cfg: HubConfig, kind: FulfillmentType, lines: list[OrderLine], store_id: str | None,
+                   stock: Stock, now_local: datetime, refused: dict[str, str] | None = None) -> RoutingDecision:
+    """The channel chose the store (a platform's order names it): that store, open now, taking orders and
+    holding every line, or StoreCannotFill with the cause the channel is told. No distance or radius check:
+    the platform drew its own delivery area around the store."""
+    loc = cfg.location(store_id or "")
+    if loc is None or loc.kind != "store":
+        raise UnknownLocation(f"unknown store {store_id!r}")
+
+    def cannot(cause: str, why: str) -> StoreCannotFill:
+        return StoreCannotFill(loc.id, cause, f"store {loc.id} cannot fill the order: {why}",
+                               [asdict(CandidateVerdict(loc.id, False, why))])
+
+    wanted = _wanted(lines)
+    if kind == FulfillmentType.PICKUP and not loc.pickup:
+        raise cannot("other", "pickup not offered")
+    if loc.opening_hours is not None and not is_open(loc, now_local.time()):
+        raise cannot("closed", f"closed now (open {loc.opening_hours.open}-{loc.opening_hours.close})")
+    if why := (refused or {}).get(loc.id):
+        raise cannot("busy", why)
+    if short := _shortages(wanted, stock.get(loc.id, {})):
+        raise cannot("sold_out", "; ".join(short))
+    return RoutingDecision(kind, kind, _all_from(loc.id, wanted), loc.id,
+                           [CandidateVerdict(loc.id, True, "chosen by the channel; holds every line")],
+                           "channel's store")
 
 
 def _sort_key(cfg: HubConfig, loc: LocationConfig, dist: float, wanted: dict[str, int], stock: Stock) -> tuple:

@@ -6,9 +6,9 @@ from datetime import datetime, time, timedelta, timezone
 
 import pytest
 
-from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
+from hub.domain.errors import InsufficientStock, NoRoute, StoreCannotFill, UnknownLocation
 from hub.domain.model import Address, FulfillmentType, OrderLine
-from hub.domain.routing import is_open, route_delivery, route_express, route_pickup
+from hub.domain.routing import is_open, route_at_store, route_delivery, route_express, route_pickup
 from tests.support import make_config
 
 CFG = make_config(open_all_day=False)
@@ -130,3 +130,25 @@ def test_a_store_open_past_midnight_delivers_through_the_night(hh, mm, open_now)
 def test_a_convenience_store_open_until_two_is_open_at_one_and_at_seven():
     loc = overnight_config("07:00", "02:00").location("S001")
     assert [is_open(loc, time(h)) for h in (1, 2, 3, 6, 7, 12, 23)] == [True, False, False, False, True, True, True]
+
+
+def test_a_channels_store_serves_its_order_or_says_why_it_cannot():
+    """A platform's order names its store: served there even when another is nearer, or refused with the cause
+    the platform is told (never routed elsewhere)."""
+    full = {"TEA-001": 5, "CUP-002": 5}
+    d = route_at_store(CFG, FulfillmentType.DELIVERY, LINES, "S002", stock(S001=full, S002=full), NOON)
+    assert (d.location_id, d.fulfillment, d.rule) == ("S002", FulfillmentType.DELIVERY, "channel's store")
+    assert d.allocations == [("CUP-002", "S002", 1), ("TEA-001", "S002", 2)]
+    late = datetime(2026, 11, 25, 22, 30, tzinfo=SH)
+    cases = [(stock(S001=full, S002={"TEA-001": 1, "CUP-002": 5}), NOON, None, "sold_out"),
+             (stock(S002=full), late, None, "closed"),
+             (stock(S002=full), NOON, {"S002": "paused: lunch rush"}, "busy")]
+    for held, when, refused, cause in cases:
+        with pytest.raises(StoreCannotFill) as exc:
+            route_at_store(CFG, FulfillmentType.DELIVERY, LINES, "S002", held, when, refused)
+        assert (exc.value.store_id, exc.value.cause) == ("S002", cause)
+    with pytest.raises(StoreCannotFill) as exc:      # a platform's 到店自取 where the store has no counter
+        route_at_store(CFG, FulfillmentType.PICKUP, LINES, "S003", stock(S003=full), NOON)
+    assert exc.value.cause == "other"
+    with pytest.raises(UnknownLocation):
+        route_at_store(CFG, FulfillmentType.DELIVERY, LINES, "WH01", stock(), NOON)
