@@ -60,7 +60,7 @@ class MeituanSimulator(Simulator):
         self.drop_pushes = False                               # a push lost on the way (network split)
         self.rider_syncs: list[dict[str, str]] = []            # logistics/sync calls taken (the store's courier)
         self.refunds: dict[str, dict[str, Any]] = {}            # refund_id -> the buyer's request and its answer
-        self.cancels: dict[str, dict[str, str]] = {}            # order_id -> the store's order/cancel (reason_code, reason)
+        self.cancels: dict[str, dict[str, str]] = {}            # order_id -> order/cancel (reason_code, reason)
         super().__init__(host, port)
 
     @classmethod
