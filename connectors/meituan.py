@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from collections.abc import Mapping as Query
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
@@ -54,6 +55,16 @@ def sign(url: str, params: Query[str, Any], secret: str) -> str:
     return hashlib.md5(f"{url}?{text}{secret}".encode()).hexdigest()
 
 
+def channel_mapping(name: str, mapping: str | None) -> Mapping:
+    """The system's mapping: `mappings/<name>.yaml`, or the file `mapping:` names (a name under mappings/, or a
+    path: another platform of this kind kept outside the tree). Either way the file's `system:` is its name."""
+    if not mapping:
+        return load_mapping(name)
+    path = Path(mapping)
+    stem = path.name.removesuffix(".yaml")
+    return load_mapping(stem, path.parent) if path.parent != Path(".") else load_mapping(stem)
+
+
 class MeituanConnector:
     kind = "meituan_retail"
     role = "channel"
@@ -70,7 +81,8 @@ class MeituanConnector:
 
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:
-        return cls(name, load_mapping(name), system.get("base_url"), system.get("app_id"), system.get("app_secret"),
+        return cls(name, channel_mapping(name, system.get("mapping")), system.get("base_url"), system.get("app_id"),
+                   system.get("app_secret"),
                    system.get("push_url"), binder, retry, channel=system.get("channel", name),
                    timeout=float(system.get("timeout", 5.0)))
 
