@@ -329,7 +329,7 @@ def _platform_order(s: Script, ctx: Any, sandbox: Any, say: Callable[[str], None
     mt, push_url = sandbox.meituan, f"{s.base}/callbacks/meituan"
     say("13:30  A Meituan 闪购 order: the platform chose S002 and delivers with its own rider")
     ext = "7301"
-    mt.seed_order(ext, [("TEA-001", 1, 3800), ("CUP-002", 2, 2500)], "S002", status=2, pick_type=0,
+    mt.seed_order(ext, [("TEA-001", 2, 12800), ("CUP-002", 1, 4500)], "S002", status=2, pick_type=0,
                   logistics_code="1001")
     r = mt.push(push_url, ext)
     say(f"  the platform's signed push for its order {ext} -> {r.status_code if r is not None else 'lost'} "
@@ -352,14 +352,23 @@ def _platform_order(s: Script, ctx: Any, sandbox: Any, say: Callable[[str], None
         say(f"  the platform reports its rider: {what}")
     done = s.wait_status(order_id, "completed", timeout=30, key="meituan")
     say(f"  -> {done['status']} (no courier of the store's booked, no WeChat Pay involved)")
-    r = requests.post(push_url, data=mt.refund_params(push_url, ext, "MR-1", [("CUP-002", 1)], "杯子破损"),
+    r = requests.post(push_url, data=mt.refund_params(push_url, ext, "MR-1", [("TEA-001", 1)], "茶叶受潮"),
                       timeout=10)
-    say(f"  the buyer asks Meituan to refund one broken cup; its signed push -> {r.status_code}, "
+    say(f"  the buyer asks Meituan to refund one tin of tea; its signed push -> {r.status_code}, "
         f"the hub {mt.refunds['MR-1']['status']} it (order/refund/agree)")
     entry = next((e for e in s.order(order_id, "meituan")["timeline"] if e["status"] == "part_refunded"), None)
     if entry is None:
         raise DemoFailed("the platform's partial refund is not in the order's timeline")
     say(f"  the buyer's timeline: {entry['detail']}")
+    # Meituan sells 80 % of a store's stock less its safety stock of 1 (config.yaml): S002's last 2 cups give it
+    # 1 (80 % of 2, rounded down), less 1: none to sell.
+    mt.seed_order("7302", [("CUP-002", 2, 4500)], "S002", status=2, pick_type=0, logistics_code="1001")
+    mt.push(push_url, "7302")
+    cancel = mt.cancels.get("7302")
+    if cancel is None:
+        raise DemoFailed("an order past the platform's share at S002 was not refused back to it")
+    say(f"  a second Meituan order, 2 cups at S002, is more than the platform's share there: cancelled back to it "
+        f"(order/cancel, reason_code {cancel['reason_code']}), not sent to another store")
     return order_id
 
 

@@ -101,8 +101,9 @@ def test_the_third_channel_takes_its_order_at_its_store_pushes_its_own_figures_a
     # its own allocation: half of S002's 10 teas less its safety stock of 2; the cups not listed there
     assert (ele.stock_of("TEA-001", "S002"), ele.stock_of("CUP-002", "S002")) == (3, 0)
     assert ele.stock_calls and all(c["app_poi_code"] == POIS["S002"] for c in ele.stock_calls)
-    # ... while the other channels' figures follow their own rules (the stores' safety 0, theirs 1)
-    assert (mt.stock_of("TEA-001", "S002"), flow.sandbox.wechat_shop.stock_of("TEA-001", "S002")) == (9, 9)
+    # ... while the other channels' figures follow their own rules (config.yaml: Meituan 80 % of 10 less its
+    # safety 1; the mini-program all of it less its 1)
+    assert (mt.stock_of("TEA-001", "S002"), flow.sandbox.wechat_shop.stock_of("TEA-001", "S002")) == (7, 9)
 
     # its order, pushed signed with its own secret, names S002 (the buyer's address is by S001): taken there
     ele.seed_order("880001", [("TEA-001", 2, 1200)], "S002", status=2, pick_type=0)
@@ -119,7 +120,8 @@ def test_the_third_channel_takes_its_order_at_its_store_pushes_its_own_figures_a
     # every channel's figure pushed again as the sale moved stock: each by its own rule
     flow.deliver(handlers.STOCK_TO_SHOP, "stock.changed", sku="TEA-001", location_id="S002")
     assert ele.stock_of("TEA-001", "S002") == 1                  # its share of 5, 2 of it held, less 2 safety
-    assert mt.stock_of("TEA-001", "S002") == 7                   # 8 left unreserved, less its 1
+    assert mt.stock_of("TEA-001", "S002") == 7                   # its 8 (80 % of on-hand) less 1: no sale of its own
+    assert flow.sandbox.wechat_shop.stock_of("TEA-001", "S002") == 7      # 8 left unreserved, less its 1
 
     # more than its share is left: refused back to it, sold out, though S002 holds 8 unreserved
     ele.seed_order("880002", [("TEA-001", 3, 1200)], "S002", status=2, pick_type=0)
