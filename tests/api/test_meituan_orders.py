@@ -146,5 +146,5 @@ def test_a_platform_order_at_a_store_the_hub_does_not_know_is_a_4xx(api, mt):
     order = mt.seed_order("5012", [("TEA-001", 1, 1200)], "S001", status=2)
     order["app_poi_code"] = "t_unbound"                   # no binding: the hub cannot tell which store it is
     r = push(api, mt, "5012")
-    assert 400 <= r.status_code < 500 and r.json["data"] == "ng"
+    assert r.status_code == 422 and r.json["data"] == "ng", r.get_data()
     assert the_order(api, "5012") is None and mt.cancels == {}
