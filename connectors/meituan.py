@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from collections.abc import Mapping as Query
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl
 
@@ -32,7 +33,14 @@ from hub.domain.model import (
     TrackingEvent,
     TrackingStatus,
 )
-from hub.ports import ChannelPushes, ChannelRefunds, ChannelRiders, ChannelStockPublisher, OrderPage
+from hub.ports import (
+    ChannelOrderRefusal,
+    ChannelPushes,
+    ChannelRefunds,
+    ChannelRiders,
+    ChannelStockPublisher,
+    OrderPage,
+)
 from mappings import Mapping, load_mapping
 
 from .base import (
@@ -56,6 +64,16 @@ def sign(url: str, params: Query[str, Any], secret: str) -> str:
     return hashlib.md5(f"{url}?{text}{secret}".encode()).hexdigest()
 
 
+def channel_mapping(name: str, mapping: str | None) -> Mapping:
+    """The system's mapping: `mappings/<name>.yaml`, or the file `mapping:` names (a name under mappings/, or a
+    path: another platform of this kind kept outside the tree). Either way the file's `system:` is its name."""
+    if not mapping:
+        return load_mapping(name)
+    path = Path(mapping)
+    stem = path.name.removesuffix(".yaml")
+    return load_mapping(stem, path.parent) if path.parent != Path(".") else load_mapping(stem)
+
+
 class MeituanConnector:
     kind = "meituan_retail"
     role = "channel"
@@ -73,7 +91,8 @@ class MeituanConnector:
 
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:
-        return cls(name, load_mapping(name), system.get("base_url"), system.get("app_id"), system.get("app_secret"),
+        return cls(name, channel_mapping(name, system.get("mapping")), system.get("base_url"), system.get("app_id"),
+                   system.get("app_secret"),
                    system.get("push_url"), binder, retry, channel=system.get("channel", name),
                    timeout=float(system.get("timeout", 5.0)))
 
@@ -169,7 +188,8 @@ class MeituanConnector:
                           buyer=Buyer(id=f["buyer"]["id"] or f"{self.name}:{f['external_id']}",
                                       name=f["buyer"]["name"] or "", phone=f["buyer"]["phone"] or ""),
                           fulfillment=Fulfillment(kind, store_id=f["store_id"], address=address),
-                          status=f["status"], total_fen=f["total_fen"], rider=f.get("rider"))
+                          status=f["status"], total_fen=f["total_fen"], rider=f.get("rider"),
+                          channel_store=True)          # the platform chose the store: served there or refused
 
     def changed_orders(self, since: datetime, until: datetime, stores: tuple[str, ...],
                        page: str = "") -> OrderPage:
@@ -204,6 +224,15 @@ class MeituanConnector:
     def mark_picked(self, external_order_id: str) -> None:
         """order/preparationMealComplete: the store has picked; the rider may come."""
         self._call("order_picked", {"order_id": external_order_id})
+
+    def cancel_order(self, external_order_id: str, cause: str, reason: str) -> None:
+        """order/cancel: the store cannot fill the order (its cause as the mapping's reason_code); the platform
+        cancels it and pays its buyer back. Answered ok when repeated."""
+        try:
+            code = self.mapping.value("cancel_reason", cause)
+        except MappingError:
+            code = self.mapping.value("cancel_reason", "other")
+        self._call("order_cancel", {"order_id": external_order_id, "reason_code": str(code), "reason": reason[:200]})
 
     def call_platform_rider(self, external_order_id: str) -> None:
         """order/logistics/push: hand the order to the platform's own rider."""
@@ -300,3 +329,4 @@ _port_check: type[ChannelStockPublisher] = MeituanConnector
 _riders_check: type[ChannelRiders] = MeituanConnector
 _refunds_check: type[ChannelRefunds] = MeituanConnector
 _callback_check: type[ChannelPushes] = MeituanConnector      # what its callback's handler calls
+_refusal_check: type[ChannelOrderRefusal] = MeituanConnector

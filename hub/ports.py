@@ -211,6 +211,16 @@ class ChannelRefunds(Protocol):
 
 
 @runtime_checkable
+class ChannelOrderRefusal(Protocol):
+    """A channel whose orders name their store (a platform's `app_poi_code`): an order that store cannot fill is
+    cancelled back to the channel with its cause (StoreCannotFill.CAUSES), never routed to another store."""
+
+    name: str
+
+    def cancel_order(self, external_order_id: str, cause: str, reason: str) -> None: ...
+
+
+@runtime_checkable
 class PointOfSale(Protocol):
     """A store's till: every order the store fulfils (pickup, delivery, a parcel) appears there and follows the
     hub's state."""

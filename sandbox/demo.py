@@ -41,8 +41,8 @@ class Script:
         headers = {"Authorization": f"Bearer {self.keys[key]}", **kw.pop("headers", {})}
         return requests.request(method, self.base + path, headers=headers, timeout=30, **kw)
 
-    def order(self, order_id: str) -> dict:
-        return self.call("GET", f"/api/v1/orders/{order_id}").json()
+    def order(self, order_id: str, key: str = "channel") -> dict:
+        return self.call("GET", f"/api/v1/orders/{order_id}", key=key).json()
 
     def wait(self, what: str, predicate: Callable[[], bool], timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -52,9 +52,10 @@ class Script:
             time.sleep(0.1)
         raise DemoFailed(f"timed out waiting for {what}")
 
-    def wait_status(self, order_id: str, status: str, timeout: float = 40) -> dict:
-        self.wait(f"order {order_id} to be {status}", lambda: self.order(order_id)["status"] == status, timeout)
-        return self.order(order_id)
+    def wait_status(self, order_id: str, status: str, timeout: float = 40, key: str = "channel") -> dict:
+        self.wait(f"order {order_id} to be {status}", lambda: self.order(order_id, key).get("status") == status,
+                  timeout)
+        return self.order(order_id, key)
 
     def place(self, label: str, lines: list[dict], fulfillment: dict) -> str:
         """The new order's id; a refusal ends the demo (every order of the story is meant to be taken)."""
@@ -141,12 +142,15 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
     sandbox.local_delivery.step_s = 0.4
     sandbox.express.auto_step_s = 0.4
     os.environ.update({**sandbox.env(), "HUB_DATABASE_URL": f"sqlite:///{db}", "HUB_BROKER_URL": "memory://",
-                       "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file)})
+                       "HUB_HTTP_PORT": str(port), "HUB_CONFIG": str(config_file),
+                       # the platform signs its pushes over the address registered with it: this hub's
+                       "HUB_MEITUAN_PUSH_URL": f"{base}/callbacks/meituan"})
     cfg = load_config()
     ctx = build_context(cfg, connectors=build_connector)
     runner = make_services(services, f"127.0.0.1:{port}")
     runner.start()
-    keys = {"channel": cfg.known_channel("miniprogram").key, "erp": cfg.systems["erp"].get("key"),
+    keys = {"channel": cfg.known_channel("miniprogram").key, "meituan": cfg.known_channel("meituan").key,
+            "erp": cfg.systems["erp"].get("key"),
             "ops": cfg.hub.ops_key, **{s.id: s.pos_key for s in cfg.stores}}
     s = Script(base, keys, say)
     try:
@@ -235,6 +239,8 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
         waybill = sandbox.express.orders.get(express)
         say(f"  waybill {waybill} created, tracking pushes followed -> completed")
 
+        platform = _platform_order(s, ctx, sandbox, say)
+
         say("14:00  A forged payment notification")
         victim = s.place("pickup to be forged", [{"sku": "CUP-002", "qty": 1}], {"type": "pickup", "store_id": "S001"})
         sandbox.wechat_pay.knobs.bad_signature = True
@@ -267,6 +273,9 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
             f"{len(sandbox.wechat_pay.refunds)} refund(s)")
         say(f"  ERP: {len(sandbox.erp.received_orders)} sales order(s) over SOAP")
         say(f"  CRM: {len(sandbox.crm.point_entries)} points entr(y/ies)")
+        mt = sandbox.meituan
+        say(f"  Meituan: {len(mt.stock_calls)} per-store stock update(s), {len(mt.calls)} order call(s) "
+            f"({', '.join(op for op, _ in mt.calls)}), {len(mt.refunds)} refund(s) answered")
         say(f"  local courier: {len(sandbox.local_delivery.deliveries)} booking(s); "
             f"express: {len(sandbox.express.orders)} waybill(s)")
         feed = s.call("GET", "/api/v1/erp/orders?limit=50", key="erp").json()
@@ -274,8 +283,8 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
         say(f"  dead letters: {len(consumers.dead_letters(ctx))}")
 
         say("\nOrder timelines")
-        for order_id in (pickup, short, delivery, express, victim, regret):
-            o = s.order(order_id)
+        for order_id in (pickup, short, delivery, express, platform, victim, regret):
+            o = s.order(order_id, "meituan" if order_id == platform else "channel")
             say(f"  {order_id} ({o['fulfillment']['type']}):")
             for e in o["timeline"]:
                 say(f"    {e['at'][11:19]}  {e['status']:<16} {e['source']:<15} {(e.get('detail') or '')[:70]}")
@@ -303,14 +312,14 @@ def _pay(s: Script, sandbox: Any, order_id: str | None, say: Callable[[str], Non
 
 
 def _pick(s: Script, store: str, order_id: str, say: Callable[[str], None],
-          short: dict[str, int] | None = None) -> dict:
+          short: dict[str, int] | None = None, channel: str = "channel") -> dict:
     """The store's staff pick the order (as the staff screen at /store does): every line in full but the
     `short` ones, which get the quantity given."""
     s.wait(f"order {order_id} at {store}'s pick list", lambda: any(
         o["order_id"] == order_id for o in s.call("GET", f"/api/v1/stores/{store}/orders", key=store,
                                                   params={"status": "allocated"}).json().get("orders", [])))
     s.call("POST", f"/api/v1/stores/{store}/orders/{order_id}/picking", key=store, json={"staff": "Wang"})
-    lines = s.order(order_id)["lines"]
+    lines = s.order(order_id, channel)["lines"]
     picked = [{"sku": x["sku"], "qty_picked": (short or {}).get(x["sku"], x["qty"])} for x in lines]
     r = s.call("POST", f"/api/v1/stores/{store}/orders/{order_id}/picked", key=store,
                json={"lines": picked, "staff": "Wang"})
@@ -320,6 +329,57 @@ def _pick(s: Script, store: str, order_id: str, say: Callable[[str], None],
                         if x["qty_picked"] < q["qty"])
     say(f"  {store} picked {order_id}" + (f" — short: {missing}" if missing else " in full"))
     return r.json()
+
+
+def _platform_order(s: Script, ctx: Any, sandbox: Any, say: Callable[[str], None]) -> str:
+    """A Meituan 闪购 order: pushed by the platform (signed), taken at the store it names, accepted, picked,
+    handed to the platform's rider, who delivers it; then the buyer asks the platform for a partial refund."""
+    from hub.services import orders
+
+    mt, push_url = sandbox.meituan, f"{s.base}/callbacks/meituan"
+    say("13:30  A Meituan 闪购 order: the platform chose S002 and delivers with its own rider")
+    ext = "7301"
+    mt.seed_order(ext, [("TEA-001", 2, 12800), ("CUP-002", 1, 4500)], "S002", status=2, pick_type=0,
+                  logistics_code="1001")
+    r = mt.push(push_url, ext)
+    say(f"  the platform's signed push for its order {ext} -> {r.status_code if r is not None else 'lost'} "
+        f"{r.json() if r is not None else ''}")
+    with ctx.reader() as uow:
+        row = orders.find_by_idempotency(uow, "meituan", f"meituan:{ext}")
+        if row is None:
+            raise DemoFailed(f"the platform's order {ext} was not taken")
+        order_id = row.id
+    o = s.order(order_id, "meituan")
+    say(f"  order {order_id} -> {o['fulfillment']['type']} from {o['routing'].get('location_id')} "
+        f"({o['routing'].get('rule')}); {o['total_fen'] / 100:.2f} yuan paid to the platform")
+    s.wait("the platform told the order is accepted", lambda: ("confirm", ext) in mt.calls)
+    say("  accepted at the platform (order/confirm)")
+    _pick(s, "S002", order_id, say, channel="meituan")
+    s.wait("the platform's rider asked for", lambda: ("logistics_push", ext) in mt.calls)
+    say("  picked (preparationMealComplete) and handed to the platform's rider (order/logistics/push)")
+    for code, what in ((10, "rider assigned"), (20, "picked up"), (40, "delivered")):
+        mt.push_rider(push_url, ext, code)
+        say(f"  the platform reports its rider: {what}")
+    done = s.wait_status(order_id, "completed", timeout=30, key="meituan")
+    say(f"  -> {done['status']} (no courier of the store's booked, no WeChat Pay involved)")
+    r = requests.post(push_url, data=mt.refund_params(push_url, ext, "MR-1", [("TEA-001", 1)], "茶叶受潮"),
+                      timeout=10)
+    say(f"  the buyer asks Meituan to refund one tin of tea; its signed push -> {r.status_code}, "
+        f"the hub {mt.refunds['MR-1']['status']} it (order/refund/agree)")
+    entry = next((e for e in s.order(order_id, "meituan")["timeline"] if e["status"] == "part_refunded"), None)
+    if entry is None:
+        raise DemoFailed("the platform's partial refund is not in the order's timeline")
+    say(f"  the buyer's timeline: {entry['detail']}")
+    # Meituan sells 80 % of a store's stock less its safety stock of 1 (config.yaml): S002's last 2 cups give it
+    # 1 (80 % of 2, rounded down), less 1: none to sell.
+    mt.seed_order("7302", [("CUP-002", 2, 4500)], "S002", status=2, pick_type=0, logistics_code="1001")
+    mt.push(push_url, "7302")
+    cancel = mt.cancels.get("7302")
+    if cancel is None:
+        raise DemoFailed("an order past the platform's share at S002 was not refused back to it")
+    say(f"  a second Meituan order, 2 cups at S002, is more than the platform's share there: cancelled back to it "
+        f"(order/cancel, reason_code {cancel['reason_code']}), not sent to another store")
+    return order_id
 
 
 def _on_hand(ctx: Any, sku: str, location: str) -> int:

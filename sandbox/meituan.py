@@ -26,17 +26,22 @@ ERR_SIG, ERR_PARAM, ERR_NO_ORDER, ERR_STATE = 703, 701, 808, 806     # stand-ins
 PUSH_WINDOW_S = 300
 
 
-def platform_sku(sku: str) -> str:
-    return f"mt-{sku.lower()}"
+SKU_PREFIX = "mt-"
 
 
-def sandbox_bindings(skus: Iterable[str], system: str = SYSTEM) -> list[tuple[str, str, str, str]]:
-    rows = [(system, "sku", platform_sku(sku), sku) for sku in skus]
-    return rows + [(system, "store", poi, store) for store, poi in POI_CODES.items()]
+def platform_sku(sku: str, prefix: str = SKU_PREFIX) -> str:
+    return f"{prefix}{sku.lower()}"
 
 
-def seed_binder(binder: Binder, skus: Iterable[str], system: str = SYSTEM) -> Binder:
-    for row in sandbox_bindings(skus, system):
+def sandbox_bindings(skus: Iterable[str], system: str = SYSTEM, poi_codes: dict[str, str] | None = None,
+                     sku_prefix: str = SKU_PREFIX) -> list[tuple[str, str, str, str]]:
+    rows = [(system, "sku", platform_sku(sku, sku_prefix), sku) for sku in skus]
+    return rows + [(system, "store", poi, store) for store, poi in (poi_codes or POI_CODES).items()]
+
+
+def seed_binder(binder: Binder, skus: Iterable[str], system: str = SYSTEM, poi_codes: dict[str, str] | None = None,
+                sku_prefix: str = SKU_PREFIX) -> Binder:
+    for row in sandbox_bindings(skus, system, poi_codes, sku_prefix):
         binder.bind(*row)
     return binder
 
@@ -50,8 +55,12 @@ def sign(url: str, params: dict[str, Any], secret: str) -> str:
 class MeituanSimulator(Simulator):
     name = "meituan"
 
-    def __init__(self, *, app_id: str, app_secret: str, port: int = 0, host: str = "127.0.0.1"):
-        self.app_id, self.app_secret = app_id, app_secret
+    def __init__(self, *, app_id: str, app_secret: str, port: int = 0, host: str = "127.0.0.1",
+                 prefix: str = "/api/v1", poi_codes: dict[str, str] | None = None, sku_prefix: str = SKU_PREFIX):
+        """Another platform of this kind is another instance: its own credentials, its calls under its own
+        `prefix`, its own store codes and SKU ids (bind them with `seed_binder(..., poi_codes, sku_prefix)`)."""
+        self.app_id, self.app_secret, self.prefix = app_id, app_secret, prefix.rstrip("/")
+        self.poi_codes, self.sku_prefix = dict(poi_codes or POI_CODES), sku_prefix
         self.stock: dict[tuple[str, str], int] = {}            # (app_poi_code, sku_id) -> stock
         self.stock_calls: list[dict[str, Any]] = []
         self.orders: dict[str, dict[str, Any]] = {}
@@ -60,6 +69,7 @@ class MeituanSimulator(Simulator):
         self.drop_pushes = False                               # a push lost on the way (network split)
         self.rider_syncs: list[dict[str, str]] = []            # logistics/sync calls taken (the store's courier)
         self.refunds: dict[str, dict[str, Any]] = {}            # refund_id -> the buyer's request and its answer
+        self.cancels: dict[str, dict[str, str]] = {}            # order_id -> order/cancel (reason_code, reason)
         super().__init__(host, port)
 
     @classmethod
@@ -67,15 +77,16 @@ class MeituanSimulator(Simulator):
         return cls(app_id=env["HUB_MEITUAN_APP_ID"], app_secret=env["HUB_MEITUAN_APP_SECRET"], port=port)
 
     def setup_routes(self) -> None:
-        routes = {"/api/v1/retail/sku/stock": self._stock_update, "/api/v1/retail/get": self._stock_get,
-                  "/api/v1/ecommerce/order/getOrderDetail": self._order_detail,
-                  "/api/v1/ecommerce/order/getOrderIdByPage": self._order_list,
-                  "/api/v1/order/confirm": self._step("confirm", {2, 3}, 4),
-                  "/api/v1/order/preparationMealComplete": self._step("picked", {4}, None),
-                  "/api/v1/order/logistics/push": self._step("logistics_push", {4}, None)}
+        routes = {"/retail/sku/stock": self._stock_update, "/retail/get": self._stock_get,
+                  "/ecommerce/order/getOrderDetail": self._order_detail,
+                  "/ecommerce/order/getOrderIdByPage": self._order_list,
+                  "/order/confirm": self._step("confirm", {2, 3}, 4),
+                  "/order/preparationMealComplete": self._step("picked", {4}, None),
+                  "/order/logistics/push": self._step("logistics_push", {4}, None),
+                  "/order/cancel": self._cancel}
         routes |= self.rider_routes()
         for path, handler in routes.items():
-            self.route("POST", path, self._signed(path, handler))
+            self.route("POST", self.prefix + path, self._signed(self.prefix + path, handler))
 
     def reset(self) -> None:
         super().reset()
@@ -88,20 +99,24 @@ class MeituanSimulator(Simulator):
             self.drop_pushes = False
             self.rider_syncs.clear()
             self.refunds.clear()
+            self.cancels.clear()
 
     # -- seeding and reading, in hub terms ------------------------------------------------------
     def stock_of(self, sku: str, store_id: str) -> int | None:
-        return self.stock.get((POI_CODES[store_id], platform_sku(sku)))
+        return self.stock.get((self.poi_codes[store_id], self.sku_id(sku)))
+
+    def sku_id(self, sku: str) -> str:
+        return platform_sku(sku, self.sku_prefix)
 
     def seed_order(self, order_id: str, lines: list[tuple[str, int, int]], store_id: str = "S001", *,
                    status: int = 2, pick_type: int = 0, at: int | None = None,
                    logistics_code: str = "1001") -> dict[str, Any]:
         """An order as the detail query answers it. `lines`: (hub sku, qty, unit price in fen)."""
-        detail = [{"app_food_code": platform_sku(sku), "sku_id": platform_sku(sku), "food_name": sku,
+        detail = [{"app_food_code": self.sku_id(sku), "sku_id": self.sku_id(sku), "food_name": sku,
                    "quantity": qty, "price": price / 100, "box_num": 0, "box_price": 0, "unit": "份"}
                   for sku, qty, price in lines]
         now = at if at is not None else int(time.time())
-        order = {"order_id": int(order_id), "wm_order_id_view": order_id, "app_poi_code": POI_CODES[store_id],
+        order = {"order_id": int(order_id), "wm_order_id_view": order_id, "app_poi_code": self.poi_codes[store_id],
                  "status": status, "ctime": now, "utime": now, "user_id": 90000 + int(order_id) % 1000,
                  "recipient_name": "韩梅梅", "recipient_phone": "13900000000",
                  "recipient_address": "上海市静安区华山路100号", "latitude": 31.2250, "longitude": 121.4450,
@@ -164,7 +179,7 @@ class MeituanSimulator(Simulator):
             items = [(p["app_poi_code"], str(s["sku_id"]), int(s["stock"])) for f in foods for s in f["skus"]]
         except (KeyError, ValueError, TypeError):
             return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "food_data 格式错误"}})
-        if p["app_poi_code"] not in POI_CODES.values() or any(n < 0 for _, _, n in items):
+        if p["app_poi_code"] not in self.poi_codes.values() or any(n < 0 for _, _, n in items):
             return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "门店或库存错误"}})
         with self._lock:
             for poi, sku_id, n in items:
@@ -216,12 +231,29 @@ class MeituanSimulator(Simulator):
             return Response(200, {"data": "ok"})
         return handler
 
+    def _cancel(self, p: dict[str, str]) -> Response:
+        """商家取消订单: an order not yet delivered, with a known reason_code; it becomes 9 (cancelled, the
+        platform pays its buyer back). A repeat is answered ok and changes nothing."""
+        order_id = p.get("order_id", "")
+        with self._lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                return Response(200, {"data": "ng", "error": {"code": ERR_NO_ORDER, "msg": "订单不存在"}})
+            if order_id in self.cancels:
+                return Response(200, {"data": "ok"})
+            if p.get("reason_code") not in CANCEL_REASONS or not p.get("reason"):
+                return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "取消原因错误"}})
+            if order["status"] not in {1, 2, 3, 4}:
+                return Response(200, {"data": "ng", "error": {"code": ERR_STATE, "msg": "订单状态不允许"}})
+            self.cancels[order_id] = {"reason_code": p["reason_code"], "reason": p["reason"]}
+            order.update(status=9, utime=int(time.time()))
+        return Response(200, {"data": "ok"})
 
     # -- riders: the platform's (reported to the hub), the store's (synced to the platform) ----------
     def rider_routes(self) -> dict[str, Any]:
-        return {"/api/v1/ecommerce/order/logistics/sync": self._logistics_sync,
-                "/api/v1/order/refund/agree": self._refund_answer(True),
-                "/api/v1/order/refund/reject": self._refund_answer(False)}
+        return {"/ecommerce/order/logistics/sync": self._logistics_sync,
+                "/order/refund/agree": self._refund_answer(True),
+                "/order/refund/reject": self._refund_answer(False)}
 
     def rider_params(self, push_url: str, order_id: str, logistics_status: int, *, name: str = "张师傅",
                      phone: str = "13700001111", at: int | None = None) -> dict[str, str]:
@@ -266,7 +298,7 @@ class MeituanSimulator(Simulator):
         """A signed refund push: `part_refund` with its lines (hub sku, count) in `food`, or `refund` (None: the
         whole order). The request is kept, to be answered through refund/agree or refund/reject."""
         food = None if lines is None else json.dumps(
-            [{"app_food_code": platform_sku(sku), "sku_id": platform_sku(sku), "count": qty} for sku, qty in lines],
+            [{"app_food_code": self.sku_id(sku), "sku_id": self.sku_id(sku), "count": qty} for sku, qty in lines],
             ensure_ascii=False)
         with self._lock:
             self.refunds.setdefault(refund_id, {"order_id": order_id, "lines": lines, "status": "applied"})
@@ -293,6 +325,7 @@ class MeituanSimulator(Simulator):
 
 SELF_DELIVERY = "0000"                     # logistics_code: 商家自配送
 SYNC_STATUSES = {"0", "10", "15", "20", "40", "100"}
+CANCEL_REASONS = {str(c) for c in range(2001, 2017)}   # 商家取消原因 codes (sandbox assumption, README)
 
 
 SANDBOX = SandboxSystem(

@@ -9,6 +9,7 @@ shop's plain `success`), and an error's fields beside the hub's own (WeChat Pay:
 Kuaidi100: {"result": false, "returnCode": "500"})."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +17,14 @@ from werkzeug import Request, Response
 
 from hub.api.http import ApiError, Call, Route, json_response
 from hub.bootstrap import HubContext
+from hub.domain.errors import InsufficientStock, StoreCannotFill
+from hub.domain.model import PlaceOrder
 from hub.flows import express as express_flow
-from hub.ports import ChannelRefunds, ChannelRiders, Declaration
+from hub.ports import ChannelOrderRefusal, ChannelRefunds, ChannelRiders, Declaration
 from hub.services import channel_refunds, courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
+
+log = logging.getLogger(__name__)
 
 
 def accepted(declared: Declaration) -> Response:
@@ -53,9 +58,24 @@ def channel_order_push(call: Call, name: str) -> None:
     # An after-sales push: the request as the channel holds it now, read before the transaction opens.
     read_after_sale = getattr(connector, "get_after_sale", None)
     after_sale = read_after_sale(push["after_sale_id"]) if read_after_sale and push.get("after_sale_id") else None
-    with call.ctx.uow() as uow:
-        shop_orders.sync(uow, call.ctx.config, name, shop_order, call.deps.now(), after_sale)
-        uow.commit()
+    try:
+        with call.ctx.uow() as uow:
+            shop_orders.sync(uow, call.ctx.config, name, shop_order, call.deps.now(), after_sale)
+            uow.commit()
+    except (StoreCannotFill, InsufficientStock) as exc:
+        if not shop_order.channel_store or not isinstance(connector, ChannelOrderRefusal):
+            raise                                      # the hub's own routing: a 409 with the reasons
+        _refuse(connector, shop_order, exc)
+
+
+def _refuse(connector: ChannelOrderRefusal, order: PlaceOrder, exc: StoreCannotFill | InsufficientStock) -> None:
+    """The store the channel chose cannot fill its order (nothing was reserved, the transaction is gone): the
+    channel is told to cancel it, with the cause, and the push is answered ok. A re-push then finds the order
+    cancelled at the channel and never placed here; a failed cancel answers the push with an error, so the
+    channel's re-push asks again."""
+    cause = exc.cause if isinstance(exc, StoreCannotFill) else "sold_out"   # lost the last units to a rush
+    connector.cancel_order(order.external_id or "", cause, str(exc))
+    log.info("%s order %s refused back to the channel (%s): %s", connector.name, order.external_id, cause, exc)
 
 
 RIDER_PUSH = "logistics_status"          # a channel's push kind (its mapping's `push` values) for its rider

@@ -97,6 +97,20 @@ class NoRoute(HubError):
         super().__init__(message)
 
 
+class StoreCannotFill(NoRoute):
+    """The store a channel chose for its own order (a platform's `app_poi_code`) cannot fill it now. The hub does
+    not re-route a platform's choice: the order is refused back to it. `cause` is what the channel is told:
+    sold_out, busy (paused, at capacity), closed, or other."""
+
+    code = "store_cannot_fill"
+    CAUSES = ("sold_out", "busy", "closed", "other")
+
+    def __init__(self, store_id: str, cause: str, message: str, reasons: list[dict]):
+        assert cause in self.CAUSES, cause
+        self.store_id, self.cause = store_id, cause
+        super().__init__(message, reasons)
+
+
 class PickupCodeRejected(HubError):
     code = "pickup_code_rejected"
 

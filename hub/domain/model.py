@@ -127,6 +127,9 @@ class PlaceOrder:
     note: str | None = None                   # the buyer's note to the store
     crm_order_no: str | None = None           # the attempt whose CRM holds the order adopts (flows/members.py)
     rider: str | None = None                  # "platform": the channel's own rider delivers it (its logistics code)
+    # The channel chose the store (`fulfillment.store_id`: a platform's order names its store): served there or
+    # refused (StoreCannotFill), never routed elsewhere. Not in the fingerprint: the connector's word, not a client's.
+    channel_store: bool = False
 
     def fingerprint(self) -> str:
         """What a repeat with the same idempotency key must match: what the client sent (SKUs and quantities,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from hub.domain import hours
-from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
+from hub.domain.errors import InsufficientStock, NoRoute, StoreCannotFill, UnknownLocation
 from hub.domain.geo import distance_km, in_polygon
 from hub.domain.model import Address, FulfillmentType, OrderLine
 
@@ -182,6 +182,33 @@ def route_pickup(cfg: HubConfig, lines: list[OrderLine], store_id: str | None, s
         raise InsufficientStock(short)
     return RoutingDecision(FulfillmentType.PICKUP, FulfillmentType.PICKUP, _all_from(loc.id, wanted), loc.id,
                            [CandidateVerdict(loc.id, True, reason)], "buyer's store", ready_from=ready_from)
+
+
+def route_at_store(cfg: HubConfig, kind: FulfillmentType, lines: list[OrderLine], store_id: str | None,
+                   stock: Stock, now_local: datetime, refused: dict[str, str] | None = None) -> RoutingDecision:
+    """The channel chose the store (a platform's order names it): that store, open now, taking orders and
+    holding every line, or StoreCannotFill with the cause the channel is told. No distance or radius check:
+    the platform drew its own delivery area around the store."""
+    loc = cfg.location(store_id or "")
+    if loc is None or loc.kind != "store":
+        raise UnknownLocation(f"unknown store {store_id!r}")
+
+    def cannot(cause: str, why: str) -> StoreCannotFill:
+        return StoreCannotFill(loc.id, cause, f"store {loc.id} cannot fill the order: {why}",
+                               [asdict(CandidateVerdict(loc.id, False, why))])
+
+    wanted = _wanted(lines)
+    if kind == FulfillmentType.PICKUP and not loc.pickup:
+        raise cannot("other", "pickup not offered")
+    if not is_open(loc, now_local):
+        raise cannot("closed", f"closed now ({hours.describe(loc.opening_hours, now_local.date())})")
+    if why := (refused or {}).get(loc.id):
+        raise cannot("busy", why)
+    if short := _shortages(wanted, stock.get(loc.id, {})):
+        raise cannot("sold_out", "; ".join(short))
+    return RoutingDecision(kind, kind, _all_from(loc.id, wanted), loc.id,
+                           [CandidateVerdict(loc.id, True, "chosen by the channel; holds every line")],
+                           "channel's store")
 
 
 def _sort_key(cfg: HubConfig, loc: LocationConfig, dist: float, wanted: dict[str, int], stock: Stock) -> tuple:

@@ -25,7 +25,7 @@ from hub.domain.model import ChannelRefundRequest
 from hub.domain.order_states import OrderStatus
 from hub.services import erp_feed, inventory, orders
 from hub.services.payments import refunded
-from hub.storage.tables import ChannelRefundRow, OrderRow
+from hub.storage.tables import ChannelRefundRow, OrderRow, OrderTransition
 from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,8 @@ def decide(uow: UnitOfWork, system: str, request: ChannelRefundRequest, now: dat
         log.info("order %s: %s refund %s rejected: %s", order.id, system, request.refund_id, why)
         return row
     detail = f"{system} refund {request.refund_id}" + (f": {request.reason}" if request.reason else "")
+    if request.lines is not None:       # the buyer's and the console's timeline: which lines, how many, money
+        _history(order, system, request, now)
     if row.after_sale:                  # the goods are the buyer's: money only, and a credit memo for the ERP
         uow.emit(events.ChannelRefundAgreed(order.id, request.channel, request.refund_id))
         log.info("order %s: %s refund %s agreed after completion (credit memo)", order.id, system,
@@ -103,6 +105,22 @@ def decide(uow: UnitOfWork, system: str, request: ChannelRefundRequest, now: dat
     log.info("order %s: %s refund %s agreed (%s)", order.id, system, request.refund_id,
              "whole order" if request.lines is None else ", ".join(f"{s} x{q}" for s, q in request.lines))
     return row
+
+
+PART_REFUNDED = "part_refunded"     # a history entry, not a state: a partial refund leaves the status alone
+
+
+def _history(order: OrderRow, system: str, request: ChannelRefundRequest, now: datetime) -> None:
+    """One timeline entry for a line refund the platform paid back, written before the lines change (the money
+    is the lines' discounted amount per unit, as the platform's own refund is taken to be)."""
+    by_sku = {x.sku: x for x in order.lines}
+    money = [(sku, qty, refund_rules.line_refund_fen(by_sku[sku], qty)) for sku, qty in request.lines or ()]
+    what = ", ".join(f"{sku} x{qty} ({fen / 100:.2f} yuan)" for sku, qty, fen in money)
+    detail = (f"{system} refund {request.refund_id}: {what}; {sum(f for _, _, f in money) / 100:.2f} yuan back "
+              f"through {system}" + (f" ({request.reason})" if request.reason else ""))
+    at = max(now, order.transitions[-1].at) if order.transitions else now       # the history never goes back
+    order.transitions.append(OrderTransition(from_status=order.status, to_status=PART_REFUNDED, at=at,
+                                             source=system, detail=detail))
 
 
 def _take_off(uow: UnitOfWork, order: OrderRow, refund_id: str, lines: tuple[tuple[str, int], ...],

@@ -134,6 +134,8 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
                                    cfg.channel(cmd.channel))
     f = cmd.fulfillment
     refused = store_capacity.refusals(uow, cfg, now)      # paused or full stores: skipped, with the reason
+    if cmd.channel_store and f.type in (FulfillmentType.PICKUP, FulfillmentType.DELIVERY):
+        return routing.route_at_store(cfg, f.type, lines, f.store_id, stock, local_now(cfg, now), refused)
     if f.type == FulfillmentType.PICKUP:
         return routing.route_pickup(cfg, lines, f.store_id, stock, refused, local_now(cfg, now))
     if f.type == FulfillmentType.DELIVERY:
@@ -230,8 +232,8 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
             stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd), cmd.channel)
             break
         except InsufficientStock:
-            if attempt == 2 or f.type == FulfillmentType.PICKUP:
-                raise
+            if attempt == 2 or f.type == FulfillmentType.PICKUP or cmd.channel_store:
+                raise                         # the buyer's or the channel's store: no other to try
             decision = stock.route(uow, cfg, cmd, now)
             _follow_route(order, decision)
     if detached:

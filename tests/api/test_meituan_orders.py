@@ -14,7 +14,7 @@ from connectors.registry import build_connector
 from hub.config import SystemConfig
 from hub.events import OrderRefundDue, OrderStatusChanged
 from hub.flows import channel_orders, refunds, shipping_info
-from hub.services import money_owed, orders, picking
+from hub.services import money_owed, orders, picking, store_capacity
 from hub.storage.tables import OutboxMessage, utcnow
 from sandbox.credentials import sandbox_env
 from sandbox.meituan import MeituanSimulator, seed_binder
@@ -108,3 +108,43 @@ def test_the_platforms_order_is_never_refunded_through_wechat_pay(api, mt):
     with api.ctx.uow() as uow:
         [refund] = money_owed.of_order(uow, order.id)
         assert refund.status == "requested"                 # left alone: not ours to ask
+
+
+def test_a_platform_order_goes_to_the_store_it_names_not_the_nearest(api, mt):
+    """The buyer's address is by S001 (the nearest store, stocked), but the platform sold from S002: there."""
+    api.stock(10)
+    mt.seed_order("5010", [("TEA-001", 2, 1200)], "S002", status=2, pick_type=0)
+    assert push(api, mt, "5010").status_code == 200
+    order = the_order(api, "5010")
+    assert (order.status, order.location_id) == ("allocated", "S002")
+    assert api.level("S002").reserved == 2 and api.level("S001").reserved == 0
+    assert mt.cancels == {}
+
+
+@pytest.mark.parametrize("why, code", [("sold_out", "2009"), ("paused", "2008")])
+def test_a_platform_order_its_store_cannot_fill_is_cancelled_back_with_the_reason(api, mt, why, code):
+    """S002 is out of the tea (S001 holds plenty) or paused: nothing is reserved anywhere, no order is kept, and
+    the platform is asked to cancel its order with the reason; its re-push changes nothing more."""
+    api.stock(10, locations=("S001", "WH01"))
+    if why == "paused":
+        api.stock(10, locations=("S002",))
+        with api.ctx.uow() as uow:
+            store_capacity.pause(uow, api.ctx.config, "S002", True, None, "lunch rush", api.clock())
+            uow.commit()
+    mt.seed_order("5011", [("TEA-001", 2, 1200)], "S002", status=2, pick_type=0)
+    for _ in range(2):
+        r = push(api, mt, "5011")
+        assert r.status_code == 200 and r.json == {"data": "ok"}, r.get_data()
+    assert the_order(api, "5011") is None
+    assert [api.level(loc).reserved for loc in ("S001", "S002", "WH01")] == [0, 0, 0]
+    assert mt.cancels["5011"]["reason_code"] == code and "S002" in mt.cancels["5011"]["reason"]
+    assert mt.orders["5011"]["status"] == 9                   # the platform cancelled it (and pays its buyer back)
+
+
+def test_a_platform_order_at_a_store_the_hub_does_not_know_is_a_4xx(api, mt):
+    api.stock(10)
+    order = mt.seed_order("5012", [("TEA-001", 1, 1200)], "S001", status=2)
+    order["app_poi_code"] = "t_unbound"                   # no binding: the hub cannot tell which store it is
+    r = push(api, mt, "5012")
+    assert r.status_code == 422 and r.json["data"] == "ng", r.get_data()
+    assert the_order(api, "5012") is None and mt.cancels == {}

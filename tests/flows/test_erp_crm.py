@@ -103,10 +103,17 @@ def test_resync_pulls_products_and_warehouse_stock_once(flow):
 def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
     shop = flow.sandbox.wechat_shop
     first = reconcile_channel_stock(flow.ctx)       # the shop starts empty: S001 and S002's stock is set
-    assert {(r["location_id"], r["shown"], r["expected"]) for r in first} == {("S001", 0, 9), ("S002", 0, 9)}
-    # each configured channel (the mini-program and, since issue 23, Meituan) is set: 4 SKUs x 2 stores each
+    def found(channel: str) -> set[tuple[str, int, int]]:
+        return {(r["location_id"], r["shown"], r["expected"]) for r in first if r["channel"] == channel}
+
+    # 10 on hand, the stores' safety stock 0: the mini-program is shown all of it less its safety stock of 1;
+    # Meituan its allocation (config.yaml: 80 % of on-hand less the store's safety, 8) less its own 1
+    assert found("miniprogram") == {("S001", 0, 9), ("S002", 0, 9)}
+    assert found("meituan") == {("S001", 0, 7), ("S002", 0, 7)}
+    # each configured channel is set: 4 SKUs x 2 stores each, but POT-003, not listed on Meituan (its 0 is right)
     assert len([r for r in first if r["channel"] == "miniprogram"]) == 4 * 2
-    assert len(first) == 4 * 2 * len(flow.ctx.config.channels)
+    assert sorted({r["sku"] for r in first if r["channel"] == "meituan"}) == ["CUP-002", "SET-004", "TEA-001"]
+    assert len([r for r in first if r["channel"] == "meituan"]) == 3 * 2
     assert reconcile_channel_stock(flow.ctx) == []                        # S003 holds none: 0 is right
     assert shop.stock_of("TEA-001", "S001") == 9              # 10 on hand, channel safety stock 1
     product_id, sku_id = shop_ids("TEA-001")

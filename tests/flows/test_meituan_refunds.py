@@ -183,3 +183,25 @@ def test_a_part_refund_after_completion_leaves_the_sale_and_sends_a_credit_memo(
     assert (memo["header"]["DOC_TYPE"], memo["header"]["PURCH_NO_C"]) == ("G2", "meituan:R-10")
     assert memo["header"]["ZZREFUND_AMOUNT"] == Decimal("256.00")                     # 2 x 128.00
     assert len(memo["items"]) == 1
+
+
+def test_a_part_refund_is_an_entry_in_the_buyers_and_the_consoles_timeline_once(flow):
+    """Which lines, how many units, how much money, who paid it back; the order's status stays, and a re-push
+    of the same refund writes no second entry. A rejected refund writes none."""
+    order_id = taken(flow, "6111", pick_type=1)
+    assert refund(flow, "6111", "R-11", [("TEA-001", 1), ("CUP-002", 1)], "少送").status_code == 200
+    assert refund(flow, "6111", "R-11", [("TEA-001", 1), ("CUP-002", 1)], "少送").status_code == 200
+    assert refund(flow, "6111", "R-12", [("TEA-001", 5)]).status_code == 200          # more than is left
+    assert flow.sandbox.meituan.refunds["R-12"]["status"] == "rejected"
+    client = Client(build_api(flow.ctx))
+    channel_key = flow.ctx.config.known_channel("meituan").key
+    buyer = client.get(f"/api/v1/orders/{order_id}", headers={"Authorization": f"Bearer {channel_key}"}).json
+    console = client.get(f"/admin/api/orders/{order_id}",
+                         headers={"Authorization": f"Bearer {flow.ctx.config.hub.ops_key}"}).json
+    for view in (buyer, console):
+        entries = [e for e in view["timeline"] if e["status"] == "part_refunded"]
+        assert [(e["source"], e["detail"]) for e in entries] == [(
+            "meituan", "meituan refund R-11: TEA-001 x1 (128.00 yuan), CUP-002 x1 (45.00 yuan); "
+                       "173.00 yuan back through meituan (少送)")]
+        assert view["timeline"][-1]["status"] == "part_refunded"        # after the order's own changes
+        assert view["status"] == "allocated"

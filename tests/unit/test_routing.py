@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from hub.domain.errors import InsufficientStock, NoRoute, UnknownLocation
+from hub.domain.errors import InsufficientStock, NoRoute, StoreCannotFill, UnknownLocation
 from hub.domain.model import Address, FulfillmentType, OrderLine
-from hub.domain.routing import is_open, route_delivery, route_express, route_pickup
+from hub.domain.routing import is_open, route_at_store, route_delivery, route_express, route_pickup
 from tests.support import make_config
 
 CFG = make_config(open_all_day=False)
@@ -255,3 +255,25 @@ def test_a_pickup_at_a_store_closed_now_is_ready_from_its_next_opening():
     shut = store_with(CFG, "S001", opening_hours={**CALENDAR, "closed": [f"2026-12-{d:02d}" for d in range(1, 31)]})
     with pytest.raises(NoRoute, match="closed for the next 14 days"):
         route_pickup(shut, LINES, "S001", held, now_local=datetime(2026, 12, 1, 12, 0, tzinfo=SH))
+
+
+def test_a_channels_store_serves_its_order_or_says_why_it_cannot():
+    """A platform's order names its store: served there even when another is nearer, or refused with the cause
+    the platform is told (never routed elsewhere)."""
+    full = {"TEA-001": 5, "CUP-002": 5}
+    d = route_at_store(CFG, FulfillmentType.DELIVERY, LINES, "S002", stock(S001=full, S002=full), NOON)
+    assert (d.location_id, d.fulfillment, d.rule) == ("S002", FulfillmentType.DELIVERY, "channel's store")
+    assert d.allocations == [("CUP-002", "S002", 1), ("TEA-001", "S002", 2)]
+    late = datetime(2026, 11, 25, 22, 30, tzinfo=SH)
+    cases = [(stock(S001=full, S002={"TEA-001": 1, "CUP-002": 5}), NOON, None, "sold_out"),
+             (stock(S002=full), late, None, "closed"),
+             (stock(S002=full), NOON, {"S002": "paused: lunch rush"}, "busy")]
+    for held, when, refused, cause in cases:
+        with pytest.raises(StoreCannotFill) as exc:
+            route_at_store(CFG, FulfillmentType.DELIVERY, LINES, "S002", held, when, refused)
+        assert (exc.value.store_id, exc.value.cause) == ("S002", cause)
+    with pytest.raises(StoreCannotFill) as exc:      # a platform's 到店自取 where the store has no counter
+        route_at_store(CFG, FulfillmentType.PICKUP, LINES, "S003", stock(S003=full), NOON)
+    assert exc.value.cause == "other"
+    with pytest.raises(UnknownLocation):
+        route_at_store(CFG, FulfillmentType.DELIVERY, LINES, "WH01", stock(), NOON)
