@@ -20,6 +20,7 @@ from hub.services import inventory
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base, utcnow
 from sandbox.runner import start_sandbox
+from sandbox import meituan
 from sandbox.wechat_shop import seed_binder
 from workers.launcher import HubProcess, wait_for
 
@@ -77,13 +78,17 @@ def _prepare(database_url: str, shop: object) -> None:
         inventory.apply_count(uow, StockCount("bench", f"open-{PLAIN_SKU}", PLAIN_SKU, "S001",
                                               PLAIN_UNITS + held_back, now))
         uow.commit()
-    shop.seed_catalog(codes)
-    seed_binder(SqlBinder(ctx.session_factory), codes)
+    pushed = [*codes, PLAIN_SKU]                # every SKU whose stock moves is pushed to each channel
+    shop.seed_catalog(pushed)
+    binder = SqlBinder(ctx.session_factory)
+    seed_binder(binder, pushed)
+    meituan.seed_binder(binder, pushed)         # the second channel stock is pushed to (issue 23)
     ctx.engine.dispose()
 
 
 def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
-    sandbox = start_sandbox(only=["wechat_shop"])
+    # Every channel config.yaml publishes stock to: the mini-program's shop and Meituan (issue 23).
+    sandbox = start_sandbox(only=["wechat_shop", "meituan"])
     shop = sandbox.wechat_shop
     env = {**os.environ, **sandbox.env(), "HUB_LOG_LEVEL": "WARNING"}
     os.environ.update(sandbox.env())
