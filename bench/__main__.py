@@ -19,8 +19,8 @@ from hub.domain.model import Sku, StockCount
 from hub.services import inventory
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base, utcnow
-from sandbox.runner import start_sandbox
 from sandbox import meituan
+from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder
 from workers.launcher import HubProcess, wait_for
 
@@ -28,6 +28,7 @@ from . import backbone, report, scale, scenario
 from .broker_raw import raw_rate
 from .load import LoadProcess
 from .pgbench import ensure_pg_database, sale_tps
+from .profile import Profiler
 
 PG_URL = os.environ.get("HUB_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/hub_bench")
 AMQP_URL = os.environ.get("HUB_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/hub_bench")
@@ -116,7 +117,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
     if mode == "production":
         print(f"[{mode}] pgbench: the sale-shaped transaction on PostgreSQL itself ...", flush=True)
         out["pgbench_tps"] = sale_tps(db, seconds=args.seconds)
-    procs = [HubProcess(g, env, workdir / f"{mode}-{'-'.join(g)}.log") for g in groups]
+    profiler = Profiler(Path(args.profile) / mode if args.profile else None)
+    procs = [HubProcess(g, env | profiler.env(), workdir / f"{mode}-{'-'.join(g)}.log") for g in groups]
     try:
         import requests
         wait_for(lambda: _up(requests, base), 90, "the gateway")
@@ -129,15 +131,17 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
             roles.setdefault("+".join(g), []).append(p.proc.pid)
         if "receipts" in args.only:
             out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid,
-                                     [p.proc.pid for p in procs], roles=roles)
+                                     [p.proc.pid for p in procs], roles=roles, profiler=profiler)
         if "rush" in args.only:
             print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
-            out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
+            with profiler.part("rush", roles):
+                out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
         if "plain" in args.only:
             print(f"[{mode}] plain-order rush: {args.attempts} attempts on {PLAIN_UNITS} units, no flash sale ...",
                   flush=True)
-            out |= scenario.plain_rush(base, channel.key, PLAIN_SKU, "S001", args.attempts, db, gateway_pid,
-                                       units=PLAIN_UNITS)
+            with profiler.part("plain", roles):
+                out |= scenario.plain_rush(base, channel.key, PLAIN_SKU, "S001", args.attempts, db, gateway_pid,
+                                           units=PLAIN_UNITS)
         latency: list[float] = []
         if "sync" in args.only:
             print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
@@ -191,6 +195,8 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes in production mode")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"the figures to measure, of {','.join(PARTS)} (all by default)")
+    parser.add_argument("--profile", default="", metavar="DIR",
+                        help="sample every hub process with py-spy during each part: stacks in DIR, top frames printed")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
     if args.only - set(PARTS):
