@@ -22,7 +22,7 @@ from hub.bootstrap import HubContext
 from hub.domain.stock import available
 from hub.events import StockChanged
 from hub.ports import ChannelStockPublisher
-from hub.services import inventory
+from hub.services import inventory, sold_out
 from hub.storage.tables import ChannelStockPublished, StockLevel, utcnow
 from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore, insert_ignore_many
@@ -58,11 +58,19 @@ def publish_figure(ctx: HubContext, shop: ChannelStockPublisher, channel: str, s
 Pair = tuple[str, str]          # (sku, store_id)
 
 
-def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair]) -> dict[Pair, int]:
-    """What the channel may sell of each (sku, store), read in one statement (0 where nothing is held)."""
-    held = {(sku, loc): (on_hand, reserved) for sku, loc, on_hand, reserved in uow.session.execute(
+def held_now(uow: UnitOfWork, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
+    """(on_hand, reserved) of each (sku, store) that has a stock row, in one statement."""
+    return {(sku, loc): (on_hand, reserved) for sku, loc, on_hand, reserved in uow.session.execute(
         select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
         .where(tuple_(StockLevel.sku, StockLevel.location_id).in_(pairs)))}
+
+
+def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair],
+                held: dict[Pair, tuple[int, int]] | None = None) -> dict[Pair, int]:
+    """What the channel may sell of each (sku, store), read in one statement (0 where nothing is held);
+    `held`: the rows as the caller read them already."""
+    if held is None:
+        held = held_now(uow, pairs)
     out = {}
     for sku, loc in pairs:
         on_hand, reserved = held.get((sku, loc), (0, 0))
@@ -109,7 +117,8 @@ def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tup
 
 
 def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, pairs: list[Pair], *,
-                    shown: dict[Pair, int] | None = None) -> dict[Pair, int]:
+                    shown: dict[Pair, int] | None = None,
+                    held: dict[Pair, tuple[int, int]] | None = None) -> dict[Pair, int]:
     """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
     eight round trips per pair: read every figure and what the channel was told; number the pushes of
     those that differ; push them (several at once, no transaction open); record them under the lock and
@@ -135,12 +144,13 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     UNKNOWN equals no figure, so the next batch for the pair pushes; a told figure is skipped only when it
     is what the shop shows, or a push in flight will record — and check — after it. A push that fails may
     have landed: it is recorded as overlapped (UNKNOWN) before the error is raised, so the retry pushes.
-    `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told."""
+    `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told;
+    `held`: the stock rows as the caller just read them (one read for every channel of a batch)."""
     pairs = sorted(set(pairs))
     if not pairs:
         return {}
     with ctx.reader() as uow:
-        figures = figures_now(uow, ctx, safety, pairs)
+        figures = figures_now(uow, ctx, safety, pairs, held)
         told = _told(uow, channel, pairs)
     told |= shown or {}
     due = {p: figures[p] for p in pairs if told.get(p) != figures[p]}
@@ -212,9 +222,23 @@ def stock_to_shop(ctx: HubContext, event: StockChanged) -> None:
 def stock_to_shop_batch(ctx: HubContext, events: list[StockChanged]) -> None:
     """Many stock events, one push per (SKU, store) whose figure the channel does not show yet."""
     pairs = sorted({(e.sku, e.location_id) for e in events if _is_store(ctx, e.location_id)})
+    if not pairs:
+        return
+    held = _held_and_noted(ctx, pairs)
     for channel in ctx.config.channels:
-        if channel.publish_to and pairs:
-            publish_figures(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, pairs)
+        if channel.publish_to:
+            publish_figures(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, pairs,
+                            held=held)
+
+
+def _held_and_noted(ctx: HubContext, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
+    """The stock rows of `pairs`, read once for every channel, and the store figures they give told to the
+    sold-out cache (low ones kept, the rest forgotten: how a restock, a cancel or an expiry un-sticks it)."""
+    with ctx.reader() as uow:
+        held = held_now(uow, pairs)
+    sold_out.note_figures(ctx.sold_out, ctx.config, {
+        (sku, loc): available(*held.get((sku, loc), (0, 0)), ctx.config.safety_stock(loc)) for sku, loc in pairs})
+    return held
 
 
 def _is_store(ctx: HubContext, location_id: str) -> bool:
@@ -225,7 +249,8 @@ def _is_store(ctx: HubContext, location_id: str) -> bool:
 def _publish(ctx: HubContext, sku: str, location_id: str) -> None:
     if not _is_store(ctx, location_id):
         return                              # warehouses ship express
+    held = _held_and_noted(ctx, [(sku, location_id)])
     for channel in ctx.config.channels:
         if channel.publish_to:
-            publish_figure(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, sku,
-                           location_id)
+            publish_figures(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock,
+                            [(sku, location_id)], held=held)
