@@ -78,19 +78,11 @@ def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair]
     return out
 
 
-def _told(uow: UnitOfWork, channel: str, pairs: list[Pair], *, lock: bool = False) -> dict[Pair, int]:
-    """What `channel` was last told per pair; with `lock`, the rows are created if missing and locked in
-    key order (two batches over the same pairs wait for each other instead of deadlocking)."""
-    if lock:
-        now = utcnow()
-        insert_ignore_many(uow.session, ChannelStockPublished, [
-            {"channel": channel, "sku": sku, "location_id": loc, "available": -1, "published_at": now}
-            for sku, loc in pairs])
+def _told(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, int]:
+    """What `channel` was last told per pair."""
     stmt = (select(ChannelStockPublished.sku, ChannelStockPublished.location_id, ChannelStockPublished.available)
             .where(ChannelStockPublished.channel == channel,
                    tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))
-    if lock:
-        stmt = stmt.order_by(ChannelStockPublished.sku, ChannelStockPublished.location_id).with_for_update()
     return {(sku, loc): available for sku, loc, available in uow.session.execute(stmt)}
 
 
@@ -107,13 +99,18 @@ UNKNOWN = -1                 # told: which of overlapping pushes landed last is 
 
 
 def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
-    """(push_seq, untrusted_through) per pair, the rows created if missing and locked in key order."""
-    _told(uow, channel, pairs, lock=True)
+    """(push_seq, untrusted_through) per pair, the rows created if missing and locked in key order (two batches
+    over the same pairs wait for each other instead of deadlocking): two statements, the lock's read is the read."""
+    now = utcnow()
+    insert_ignore_many(uow.session, ChannelStockPublished, [
+        {"channel": channel, "sku": sku, "location_id": loc, "available": -1, "published_at": now}
+        for sku, loc in pairs])
     return {(sku, loc): (seq, untrusted) for sku, loc, seq, untrusted in uow.session.execute(
         select(ChannelStockPublished.sku, ChannelStockPublished.location_id, ChannelStockPublished.push_seq,
                ChannelStockPublished.untrusted_through)
         .where(ChannelStockPublished.channel == channel,
-               tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))}
+               tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs))
+        .order_by(ChannelStockPublished.sku, ChannelStockPublished.location_id).with_for_update())}
 
 
 def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, pairs: list[Pair], *,
