@@ -212,7 +212,7 @@ class SaleStock:
                                "flash sale")
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> list[Reservation]:
+                ttl: timedelta, channel_safety: int, *, final: bool = False) -> list[Reservation]:
         if self.sale.status != "armed":
             raise SaleEnded(f"flash sale {self.sale.id} has ended")
         return [inventory.draw(uow, cfg, order_id, self.sale.id, sku, location_id, qty, ttl, backing=self.backing)

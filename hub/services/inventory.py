@@ -151,11 +151,14 @@ def apply_count(uow: UnitOfWork, count: StockCount, now: datetime | None = None)
 # -- reservations ------------------------------------------------------------------------------
 
 def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterable[tuple[str, str, int]],
-            ttl: timedelta | None, channel_safety: int = 0) -> list[Reservation]:
+            ttl: timedelta | None, channel_safety: int = 0, *, final: bool = False) -> list[Reservation]:
     """Reserve every (sku, location, qty) or nothing; InsufficientStock lists every short line.
 
     `channel_safety` is what the ordering channel holds back per location on top of the
-    location's own safety stock, so a channel never sells what it does not show.
+    location's own safety stock, so a channel never sells what it does not show. `final`: the caller's
+    transaction ends with this refusal (a pickup order, never re-routed, is rolled back whole), so no
+    savepoint is taken: a hot stock row is locked from its UPDATE to the COMMIT, not also over the
+    savepoint's RELEASE — one turn of a busy gateway less per order in a rush (issue 26).
     """
     session = uow.session
     wanted: dict[tuple[str, str], int] = {}
@@ -172,7 +175,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     for sku, location_id in sorted(wanted):
         stock_changed(uow, sku, location_id, "reservation")
     uow.write_events()
-    savepoint = session.begin_nested()
+    savepoint = None if final else session.begin_nested()
     rows = []
     for (sku, location_id), qty in sorted(wanted.items()):
         row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
@@ -188,11 +191,13 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
         if not _take(session, sku, location_id, qty, cfg.safety_stock(location_id) + channel_safety, now):
             short.append({"sku": sku, "location_id": location_id, "wanted": qty})
     if short:
-        savepoint.rollback()
+        if savepoint is not None:
+            savepoint.rollback()
         for line in short:
             line["available"] = stock_at(session, cfg, line["sku"], line["location_id"]).available_to(channel_safety)
         raise InsufficientStock(short)
-    savepoint.commit()
+    if savepoint is not None:
+        savepoint.commit()
     return rows
 
 

@@ -140,8 +140,8 @@ class StockSource(Protocol):
         ...
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> object:
-        ...
+                ttl: timedelta, channel_safety: int, *, final: bool = False) -> object:
+        """`final`: a refusal ends the caller's transaction (no re-route follows)."""
 
 
 class FreeStock:
@@ -151,8 +151,8 @@ class FreeStock:
         return _route(uow, cfg, cmd, now)
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int) -> object:
-        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety)
+                ttl: timedelta, channel_safety: int, *, final: bool = False) -> object:
+        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety, final=final)
 
 
 FREE_STOCK = FreeStock()
@@ -211,7 +211,9 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     # Stock may move between the routing snapshot and the reservation; re-route a few times.
     for attempt in range(3):
         try:
-            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd))
+            # A pickup is never re-routed: its refusal ends the transaction, so no savepoint is needed.
+            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd),
+                          final=f.type == FulfillmentType.PICKUP)
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP:
