@@ -65,11 +65,12 @@ def held_now(uow: UnitOfWork, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
         .where(tuple_(StockLevel.sku, StockLevel.location_id).in_(pairs)))}
 
 
-def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair],
+def figures_now(uow: UnitOfWork | None, ctx: HubContext, safety: int, pairs: list[Pair],
                 held: dict[Pair, tuple[int, int]] | None = None) -> dict[Pair, int]:
     """What the channel may sell of each (sku, store), read in one statement (0 where nothing is held);
     `held`: the rows as the caller read them already."""
     if held is None:
+        assert uow is not None, "the rows, or a unit of work to read them"
         held = held_now(uow, pairs)
     out = {}
     for sku, loc in pairs:
@@ -114,8 +115,8 @@ def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tup
 
 
 def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, pairs: list[Pair], *,
-                    shown: dict[Pair, int] | None = None,
-                    held: dict[Pair, tuple[int, int]] | None = None) -> dict[Pair, int]:
+                    shown: dict[Pair, int] | None = None, held: dict[Pair, tuple[int, int]] | None = None,
+                    told: dict[Pair, int] | None = None) -> dict[Pair, int]:
     """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
     eight round trips per pair: read every figure and what the channel was told; number the pushes of
     those that differ; push them (several at once, no transaction open); record them under the lock and
@@ -142,14 +143,17 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     is what the shop shows, or a push in flight will record — and check — after it. A push that fails may
     have landed: it is recorded as overlapped (UNKNOWN) before the error is raised, so the retry pushes.
     `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told;
-    `held`: the stock rows as the caller just read them (one read for every channel of a batch)."""
+    `held` and `told`: the stock rows and what this channel was told, as the caller just read them (one read
+    transaction for every channel of a batch)."""
     pairs = sorted(set(pairs))
     if not pairs:
         return {}
-    with ctx.reader() as uow:
-        figures = figures_now(uow, ctx, safety, pairs, held)
-        told = _told(uow, channel, pairs)
-    told |= shown or {}
+    if held is None or told is None:
+        with ctx.reader() as uow:
+            held = held_now(uow, pairs) if held is None else held
+            told = _told(uow, channel, pairs) if told is None else told
+    figures = figures_now(None, ctx, safety, pairs, held)
+    told = told | (shown or {})
     due = {p: figures[p] for p in pairs if told.get(p) != figures[p]}
     if not due:
         return {}
@@ -221,21 +225,23 @@ def stock_to_shop_batch(ctx: HubContext, events: list[StockChanged]) -> None:
     pairs = sorted({(e.sku, e.location_id) for e in events if _is_store(ctx, e.location_id)})
     if not pairs:
         return
-    held = _held_and_noted(ctx, pairs)
-    for channel in ctx.config.channels:
-        if channel.publish_to:
-            publish_figures(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, pairs,
-                            held=held)
+    _publish_all(ctx, pairs)
 
 
-def _held_and_noted(ctx: HubContext, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
-    """The stock rows of `pairs`, read once for every channel, and the store figures they give told to the
-    sold-out cache (low ones kept, the rest forgotten: how a restock, a cancel or an expiry un-sticks it)."""
+def _publish_all(ctx: HubContext, pairs: list[Pair]) -> None:
+    """Every publishing channel brought to the hub's figures for `pairs`: the stock rows and what each channel was
+    told read in one transaction, the store figures handed to the sold-out cache (low ones kept, the rest
+    forgotten: how a restock, a cancel or an expiry un-sticks it), then each channel's pushes."""
+    channels = [c for c in ctx.config.channels if c.publish_to]
     with ctx.reader() as uow:
         held = held_now(uow, pairs)
+        told = {c.id: _told(uow, c.id, pairs) for c in channels}
     sold_out.note_figures(ctx.sold_out, ctx.config, {
         (sku, loc): available(*held.get((sku, loc), (0, 0)), ctx.config.safety_stock(loc)) for sku, loc in pairs})
-    return held
+    for c in channels:
+        assert c.publish_to is not None
+        publish_figures(ctx, ctx.connectors.channel(c.publish_to), c.id, c.safety_stock, pairs, held=held,
+                        told=told[c.id])
 
 
 def _is_store(ctx: HubContext, location_id: str) -> bool:
@@ -246,8 +252,4 @@ def _is_store(ctx: HubContext, location_id: str) -> bool:
 def _publish(ctx: HubContext, sku: str, location_id: str) -> None:
     if not _is_store(ctx, location_id):
         return                              # warehouses ship express
-    held = _held_and_noted(ctx, [(sku, location_id)])
-    for channel in ctx.config.channels:
-        if channel.publish_to:
-            publish_figures(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock,
-                            [(sku, location_id)], held=held)
+    _publish_all(ctx, [(sku, location_id)])
