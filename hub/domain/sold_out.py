@@ -16,11 +16,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 LOW_TTL_MS = 2000           # how long a low figure is believed without a fresh one (`hub.sold_out_ttl_ms`)
 PLACED_TTL_S = 24 * 3600    # how long a retry of a placed order is told apart from a new attempt
 
 Pair = tuple[str, str]      # (location_id, sku)
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def is_low(figure: int, channel_safeties: Iterable[int]) -> bool:
@@ -50,6 +53,15 @@ def figure_from_refusal(available_to_channel: int, channel_safety: int) -> int:
     return available_to_channel + channel_safety
 
 
+BOUND = 100_000             # entries the in-process store keeps: a dict is no cache without a bound
+
+
+def _pruned(entries: dict[K, V], deadline: Callable[[V], float], now: float) -> dict[K, V]:
+    """The live entries, at most half of BOUND (the newest: dicts keep insertion order), so pruning is rare."""
+    live = [(k, v) for k, v in entries.items() if deadline(v) > now]
+    return dict(live[-BOUND // 2:])
+
+
 class MemorySoldOut:
     """Embedded mode's cache: one process, so a lock around a dict with deadlines is the store."""
 
@@ -73,13 +85,11 @@ class MemorySoldOut:
                 self._low.pop(pair, None)
             for pair, figure in low.items():
                 self._low[pair] = (figure, until)
-            if len(self._low) > 100_000:            # a dict is no cache without a bound: drop the expired
-                now = self._clock()
-                self._low = {p: v for p, v in self._low.items() if v[1] > now}
+            if len(self._low) > BOUND:
+                self._low = _pruned(self._low, lambda v: v[1], self._clock())
 
     def placed(self, key: str, ttl_s: int = PLACED_TTL_S) -> None:
         with self._lock:
             self._placed[key] = self._clock() + ttl_s
-            if len(self._placed) > 100_000:
-                now = self._clock()
-                self._placed = {k: t for k, t in self._placed.items() if t > now}
+            if len(self._placed) > BOUND:
+                self._placed = _pruned(self._placed, lambda t: t, self._clock())

@@ -49,3 +49,15 @@ def test_a_placed_key_is_known_for_its_ttl():
     assert cache.lookup([], "miniprogram:k1") == ({}, True) and cache.lookup([], "miniprogram:k2") == ({}, False)
     clock.t += 11
     assert cache.lookup([], "miniprogram:k1") == ({}, False)
+
+
+def test_the_in_process_store_stays_bounded(monkeypatch):
+    from hub.domain import sold_out
+
+    monkeypatch.setattr(sold_out, "BOUND", 10)
+    cache = MemorySoldOut(Clock())
+    for i in range(25):
+        cache.placed(f"k{i}")
+        cache.note({("S001", f"sku{i}"): 0})
+    assert len(cache._placed) <= 10 and len(cache._low) <= 10
+    assert cache.lookup([("S001", "sku24")], "k24") == ({("S001", "sku24"): 0}, True)    # the newest are kept
