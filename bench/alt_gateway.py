@@ -6,7 +6,7 @@ whose JSON answers to malformed request lines and 64 kB paths these servers do n
     python -m bench.alt_gateway gunicorn HOST PORT    # 1 worker, 16 threads (real threads, no monkey-patching)
     python -m bench.alt_gateway bjoern HOST PORT      # one request at a time (libev, C); SO_REUSEPORT
 
-Both need their package (`pip install gunicorn` / `pip install bjoern-binary`); neither is a hub dependency."""
+Both need their package (pyproject's `bench` extra: gunicorn, bjoern-binary); neither is a hub dependency."""
 from __future__ import annotations
 
 import os
