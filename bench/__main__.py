@@ -19,14 +19,17 @@ from hub.domain.model import Sku, StockCount
 from hub.services import inventory
 from hub.storage.bindings import SqlBinder
 from hub.storage.tables import Base, utcnow
+from sandbox import meituan
 from sandbox.runner import start_sandbox
 from sandbox.wechat_shop import seed_binder
 from workers.launcher import HubProcess, wait_for
 
 from . import backbone, quotes, report, scale, scenario
+from .alt_gateway import AltGateway
 from .broker_raw import raw_rate
 from .load import LoadProcess
 from .pgbench import ensure_pg_database, sale_tps
+from .profile import Profiler
 
 PG_URL = os.environ.get("HUB_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/hub_bench")
 AMQP_URL = os.environ.get("HUB_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/hub_bench")
@@ -78,13 +81,17 @@ def _prepare(database_url: str, shop: object) -> None:
         inventory.apply_count(uow, StockCount("bench", f"open-{PLAIN_SKU}", PLAIN_SKU, "S001",
                                               PLAIN_UNITS + held_back, now))
         uow.commit()
-    shop.seed_catalog(codes)
-    seed_binder(SqlBinder(ctx.session_factory), codes)
+    pushed = [*codes, PLAIN_SKU]                # every SKU whose stock moves is pushed to each channel
+    shop.seed_catalog(pushed)
+    binder = SqlBinder(ctx.session_factory)
+    seed_binder(binder, pushed)
+    meituan.seed_binder(binder, pushed)         # the second channel stock is pushed to (issue 23)
     ctx.engine.dispose()
 
 
 def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
-    sandbox = start_sandbox(only=["wechat_shop"])
+    # Every channel config.yaml publishes stock to: the mini-program's shop and Meituan (issue 23).
+    sandbox = start_sandbox(only=["wechat_shop", "meituan"])
     shop = sandbox.wechat_shop
     env = {**os.environ, **sandbox.env(), "HUB_LOG_LEVEL": "WARNING"}
     os.environ.update(sandbox.env())
@@ -112,28 +119,36 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
     if mode == "production":
         print(f"[{mode}] pgbench: the sale-shaped transaction on PostgreSQL itself ...", flush=True)
         out["pgbench_tps"] = sale_tps(db, seconds=args.seconds)
-    procs = [HubProcess(g, env, workdir / f"{mode}-{'-'.join(g)}.log") for g in groups]
+    profiler = Profiler(Path(args.profile) / mode if args.profile else None)
+    alt = args.gateway_server if mode == "production" and args.gateway_server != "nameko" else None
+    procs: list[HubProcess | AltGateway] = [
+        AltGateway(alt, env, workdir / f"{mode}-{alt}-{i}.log", cfg.hub.http.host, cfg.hub.http.port)
+        if alt and g == ["gateway"] else HubProcess(g, env | profiler.env(), workdir / f"{mode}-{'-'.join(g)}.log")
+        for i, g in enumerate(groups)]
     try:
         import requests
         wait_for(lambda: _up(requests, base), 90, "the gateway")
         print(f"[{mode}] broker raw rate ...", flush=True)
         out["broker_raw_per_s"] = raw_rate(broker if mode == "production" else "memory://", messages=args.raw)
-        gateway_pid = [p.proc.pid for p, g in zip(procs, groups, strict=True) if "gateway" in g]
-        out["gateways"] = len(gateway_pid)
+        pids = [p.pids() if isinstance(p, AltGateway) else [p.proc.pid] for p in procs]
+        gateway_pid = [pid for group, g in zip(pids, groups, strict=True) if "gateway" in g for pid in group]
+        out["gateways"] = sum(1 for g in groups if "gateway" in g)
         roles: dict[str, list[int]] = {}
-        for p, g in zip(procs, groups, strict=True):
-            roles.setdefault("+".join(g), []).append(p.proc.pid)
+        for group, g in zip(pids, groups, strict=True):
+            roles.setdefault("+".join(g) + (f" ({alt})" if alt and g == ["gateway"] else ""), []).extend(group)
         if "receipts" in args.only:
             out |= scenario.receipts(base, store_keys["S001"], "S001", len(SKUS), args.seconds, db, mode, gateway_pid,
-                                     [p.proc.pid for p in procs], roles=roles)
+                                     [pid for group in pids for pid in group], roles=roles, profiler=profiler)
         if "rush" in args.only:
             print(f"[{mode}] flash-sale rush: {args.attempts} attempts on 100 units ...", flush=True)
-            out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
+            with profiler.part("rush", roles):
+                out |= scenario.rush(base, cfg.hub.ops_key, channel.key, RUSH_SKU, args.attempts, db, gateway_pid)
         if "plain" in args.only:
             print(f"[{mode}] plain-order rush: {args.attempts} attempts on {PLAIN_UNITS} units, no flash sale ...",
                   flush=True)
-            out |= scenario.plain_rush(base, channel.key, PLAIN_SKU, "S001", args.attempts, db, gateway_pid,
-                                       units=PLAIN_UNITS)
+            with profiler.part("plain", roles):
+                out |= scenario.plain_rush(base, channel.key, PLAIN_SKU, "S001", args.attempts, db, gateway_pid,
+                                           units=PLAIN_UNITS)
         latency: list[float] = []
         if "sync" in args.only:
             print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
@@ -187,8 +202,15 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes in production mode")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"the figures to measure, of {','.join(PARTS)} (all by default)")
+    parser.add_argument("--gateway-server", default="nameko", choices=("nameko", "gunicorn", "bjoern"),
+                        help="production mode's gateways: the hub's nameko service, or the same API behind another "
+                             "WSGI server to compare (bench/alt_gateway.py)")
+    parser.add_argument("--profile", default="", metavar="DIR",
+                        help="sample every hub process with py-spy during each part: stacks in DIR, top frames printed")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
+    if args.profile and args.gateway_server != "nameko":
+        parser.error("--profile samples the hub's own processes: use it with --gateway-server nameko")
     if args.only - set(PARTS):
         parser.error(f"--only takes {','.join(PARTS)}")
     from sandbox.credentials import sandbox_env

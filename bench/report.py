@@ -27,7 +27,8 @@ def _steps(r: dict[str, Any], label: str) -> list[tuple[str, str, str, str]]:
     """Each step of the receipt's path: the processes of each role, then the shop simulator taking the push."""
     prefix = f"{label}_step_ms_"
     order = {"gateway": 0, "relay": 1, "channel_sync": 2}          # the receipt's path; anything else after
-    names = sorted((k[len(prefix):] for k in r if k.startswith(prefix)), key=lambda n: (order.get(n, 3), n))
+    names = sorted((k[len(prefix):] for k in r if k.startswith(prefix)),
+                   key=lambda n: (order.get(n.split(" ")[0], 3), n))      # "gateway (gunicorn)" first too
     rows = [(f"    step {n}", _f(r, prefix + n, "{:.3f}"), "CPU ms per event, /proc over the window", "")
             for n in names if n != "shop"]
     if "shop" in names:

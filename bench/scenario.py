@@ -18,6 +18,7 @@ from hub.handlers import STOCK_TO_SHOP
 from workers.launcher import wait_for
 
 from . import wrk
+from .profile import Profiler
 
 
 @dataclass
@@ -88,7 +89,7 @@ def thread_cpu() -> float:
 
 def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int, db: str,
              mode: str, pids: list[int], all_pids: list[int] | None = None,
-             roles: dict[str, list[int]] | None = None) -> dict[str, float]:
+             roles: dict[str, list[int]] | None = None, profiler: Profiler | None = None) -> dict[str, float]:
     """Stock events/s through the API, one receipt per request and 100 per request (wrk), and the batched
     figure end to end: from the first request until channel sync has handled every stock event.
 
@@ -98,16 +99,18 @@ def receipts(base: str, store_key: str, store: str, sku_count: int, seconds: int
     roles = roles or {}
     for label, batch, conns in (("single", 0, 8), ("batched", 100, 4)):
         print(f"[{mode}] stock events, {label} receipts, wrk {seconds}s x {conns} connections ...", flush=True)
-        started, cpu, hub_cpu = time.perf_counter(), cpu_seconds(pids), cpu_seconds(all_pids or pids)
-        per_role, shop_cpu = role_cpu(roles), thread_cpu()
-        r = wrk.run(base, "sales.lua", [store, store_key, str(sku_count), str(batch), f"{label}{uuid.uuid4().hex[:6]}",
-                                        _now()], seconds=seconds, connections=conns)
-        ok = r.statuses.get("201" if batch == 0 else "200", 0)
-        events = ok * max(batch, 1)
-        out[f"{label}_events_per_s"] = events / r.seconds
-        out[f"{label}_p99_ms"] = r.p99_ms
-        out[f"{label}_failed"] = r.requests - ok + r.errors
-        wait_for(lambda: synced(db), 600, "channel sync to catch up", interval=0.2)
+        with (profiler or Profiler(None)).part(label, roles):
+            started, cpu, hub_cpu = time.perf_counter(), cpu_seconds(pids), cpu_seconds(all_pids or pids)
+            per_role, shop_cpu = role_cpu(roles), thread_cpu()
+            r = wrk.run(base, "sales.lua", [store, store_key, str(sku_count), str(batch),
+                                            f"{label}{uuid.uuid4().hex[:6]}", _now()], seconds=seconds,
+                        connections=conns)
+            ok = r.statuses.get("201" if batch == 0 else "200", 0)
+            events = ok * max(batch, 1)
+            out[f"{label}_events_per_s"] = events / r.seconds
+            out[f"{label}_p99_ms"] = r.p99_ms
+            out[f"{label}_failed"] = r.requests - ok + r.errors
+            wait_for(lambda: synced(db), 600, "channel sync to catch up", interval=0.2)
         out[f"{label}_e2e_events_per_s"] = events / (time.perf_counter() - started)
         out[f"{label}_cpu_ms_per_event"] = (cpu_seconds(pids) - cpu) * 1000 / max(events, 1)
         # every hub process (gateways, relay, channel sync) until the shop holds every figure

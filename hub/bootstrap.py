@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub import privacy
 from hub.config import HubConfig, load_config, secret_values
 from hub.domain.model import Sku
-from hub.ports import AdmissionGate, ConnectorFactory, ConnectorRegistry
+from hub.ports import AdmissionGate, ConnectorFactory, ConnectorRegistry, SoldOutCache
 from hub.storage import migrate
 from hub.storage.bindings import SqlBinder
 from hub.storage.db import make_engine, make_session_factory
@@ -41,6 +41,13 @@ class HubContext:
         from hub.domain.flash_gate import MemoryGate
 
         return MemoryGate()
+
+    @cached_property
+    def sold_out(self) -> SoldOutCache:
+        """The sold-out cache (`domain/sold_out.py`): in-process unless the workers wire Redis in its place."""
+        from hub.domain.sold_out import MemorySoldOut
+
+        return MemorySoldOut()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)

@@ -52,6 +52,9 @@ class HubSection(_Strict):
     http: HttpConfig = HttpConfig()
     timezone: str = "+08:00"
     reservation_ttl_minutes: int = Field(15, gt=0)
+    # How long a store's low figure answers pickup orders 409 without the order database (hub/domain/sold_out.py):
+    # the longest a wrong refusal lasts when stock came back unseen; 0 turns the sold-out cache off.
+    sold_out_ttl_ms: int = Field(2000, ge=0)
     pickup_uncollected_days: int = Field(3, gt=0)
     pickup_code_max_attempts: int = Field(5, gt=0)
     # member_holds rows of attempts placed or given back are kept this long (a retry or a member consumer's

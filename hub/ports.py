@@ -9,7 +9,7 @@ systems serve which store or channel comes from config.yaml (`locations[].courie
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -509,6 +509,22 @@ class AdmissionGate(Protocol):
     def end(self, sale_id: str) -> None: ...
 
     def state(self, sale_id: str) -> GateState | None: ...
+
+
+class SoldOutCache(Protocol):
+    """Where a gateway learns, without the order database, that a (location, SKU) has too little for a pickup
+    order (`hub/domain/sold_out.py` says what is kept and for how long). Never raises: a store that cannot be
+    reached knows nothing (the ledger decides) and what could not be written is simply not kept."""
+
+    def lookup(self, pairs: Sequence[tuple[str, str]], placed_key: str) -> tuple[dict[tuple[str, str], int], bool]:
+        """The low figures known for `pairs`, and whether an order with `placed_key` reached the ledger."""
+
+    def note(self, low: Mapping[tuple[str, str], int], other: Iterable[tuple[str, str]] = (),
+             ttl_ms: int = ...) -> None:
+        """Keep each low figure for `ttl_ms`; forget `other`'s."""
+
+    def placed(self, key: str, ttl_s: int = ...) -> None:
+        """An order with this key reaches the ledger: its retries are never refused from the cache."""
 
 
 class ConnectorRegistry:

@@ -30,3 +30,24 @@ def redis_gate() -> Iterator[object]:
         for key in client.scan_iter(f"{prefix}*", count=1000):
             client.delete(key)
         client.close()
+
+
+@contextmanager
+def redis_sold_out() -> Iterator[object]:
+    """The sold-out cache in Redis, under a prefix of its own (removed afterwards)."""
+    import redis
+
+    from connectors.redis_sold_out import RedisSoldOut
+
+    prefix = f"hubtest:{uuid.uuid4().hex[:8]}:"
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: scripts/services.sh starts it")
+    try:
+        yield RedisSoldOut(client, prefix)
+    finally:
+        for key in client.scan_iter(f"{prefix}*", count=1000):
+            client.delete(key)
+        client.close()

@@ -167,7 +167,10 @@ def run(args: argparse.Namespace) -> int:
     from workers.runner import build_runner, run_forever
 
     _logging()
+    from workers.cpu_profile import install_from_env
     from workers.telemetry import setup_tracing
+
+    install_from_env()                                  # HUB_CPU_PROFILE: the bench's --profile
 
     setup_tracing(args.services or list(SERVICES))     # off unless OTEL_EXPORTER_OTLP_ENDPOINT / HUB_TRACE_FILE
     embedded = _broker_of(args.config).startswith("memory://") and not args.no_sandbox

@@ -32,8 +32,11 @@ def context_from_config(config: dict[str, Any]) -> HubContext:
             if cfg.hub.redis_url:
                 # Every replica shares the gate in Redis; without it the in-process gate serves one process.
                 from connectors.redis_gate import RedisGate
+                from connectors.redis_sold_out import RedisSoldOut
 
                 ctx.gate = RedisGate.from_url(cfg.hub.redis_url)
+                # ... and the sold-out cache: channel sync writes it, every gateway reads it.
+                ctx.sold_out = RedisSoldOut.from_url(cfg.hub.redis_url)
             _contexts[key] = ctx
         return _contexts[key]
 

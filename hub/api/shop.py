@@ -15,14 +15,14 @@ from hub.api.http import Call, Param, Route, json_response
 from hub.api.lines import line_view
 from hub.api.views import idempotency_key, iso, order_refunds, order_view, timeline
 from hub.config import LocationConfig
-from hub.domain.errors import NotFound, NotSellable, UnknownSku
+from hub.domain.errors import InsufficientStock, NotFound, NotSellable, UnknownSku
 from hub.domain.geo import CONVERT_TO_GCJ02, distance_km, in_polygon
 from hub.domain.model import Address, Buyer, Fulfillment, FulfillmentType
 from hub.domain.order_states import OrderStatus as S
 from hub.domain.routing import is_open
 from hub.domain.stock import channel_available
 from hub.flows import members
-from hub.services import inventory, orders, picking
+from hub.services import inventory, orders, picking, sold_out
 from hub.storage.tables import OrderRow
 from hub.storage.uow import UnitOfWork
 
@@ -142,7 +142,15 @@ def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
 
 def place_order(call: Call) -> Any:
     key = idempotency_key(call)
-    cmd, held = members.hold(call.ctx, _command(call, call.body(), key))   # the CRM asked, no transaction open
+    request = call.body()
+    f = request["fulfillment"]
+    pickup_at = f["store_id"] if f["type"] == FulfillmentType.PICKUP and f["store_id"] else None
+    if pickup_at:
+        # A store known to be sold out answers from the cache (domain/sold_out.py), the order database untouched.
+        channel = call.ctx.config.known_channel(call.caller.id)
+        sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key, pickup_at,
+                       [(line["sku"], line["qty"]) for line in request["lines"]])
+    cmd, held = members.hold(call.ctx, _command(call, request, key))   # the CRM asked, no transaction open
     try:
         for attempt in range(2):
             try:
@@ -155,6 +163,12 @@ def place_order(call: Call) -> Any:
                 # A concurrent request with the same key committed first: answer with its order.
                 if attempt:
                     raise
+    except InsufficientStock as exc:
+        members.give_back_unplaced(call.ctx, held)          # nothing placed: what the attempt held goes back
+        if pickup_at:                      # what the ledger said spares the next attempts the database
+            sold_out.note_refusal(call.ctx.sold_out, call.ctx.config, exc, pickup_at,
+                                  call.ctx.config.known_channel(call.caller.id).safety_stock)
+        raise
     except Exception:
         members.give_back_unplaced(call.ctx, held)          # nothing placed: what the attempt held goes back
         raise

@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from sqlalchemy import bindparam, select, tuple_
 
 from hub.bootstrap import HubContext
-from hub.domain.stock import channel_figure
+from hub.domain.stock import available, channel_figure
 from hub.events import StockChanged
 from hub.ports import ChannelStockPublisher
-from hub.services import inventory
+from hub.services import inventory, sold_out
 from hub.storage.tables import ChannelStockPublished, StockLevel, utcnow
 from hub.storage.uow import UnitOfWork
 from hub.storage.upsert import insert_ignore, insert_ignore_many
@@ -62,16 +62,29 @@ def publish_figure(ctx: HubContext, shop: ChannelStockPublisher, channel: str, s
 Pair = tuple[str, str]          # (sku, store_id)
 
 
-def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair],
-                channel: str | None = None) -> dict[Pair, int]:
-    """What the channel may sell of each (sku, store), read in one statement (0 where nothing is held); a
-    `channel` with an allocation is shown no more than what is left of its share (a second statement)."""
-    held = {(sku, loc): (on_hand, reserved) for sku, loc, on_hand, reserved in uow.session.execute(
+def held_now(uow: UnitOfWork, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
+    """(on_hand, reserved) of each (sku, store) that has a stock row, in one statement."""
+    return {(sku, loc): (on_hand, reserved) for sku, loc, on_hand, reserved in uow.session.execute(
         select(StockLevel.sku, StockLevel.location_id, StockLevel.on_hand, StockLevel.reserved)
         .where(tuple_(StockLevel.sku, StockLevel.location_id).in_(pairs)))}
+
+
+def figures_now(uow: UnitOfWork | None, ctx: HubContext, safety: int, pairs: list[Pair],
+                channel: str | None = None, held: dict[Pair, tuple[int, int]] | None = None) -> dict[Pair, int]:
+    """What the channel may sell of each (sku, store), read in one statement (0 where nothing is held); a
+    `channel` with an allocation is shown no more than what is left of its share (a second statement).
+    `held`: the stock rows as the caller read them already (then a channel without an allocation reads
+    nothing here)."""
     ch = ctx.config.channel(channel) if channel else None
     allocated = ch is not None and ch.allocation is not None
-    its_own = inventory.channel_held(uow.session, ch.id, pairs) if ch is not None and allocated else {}
+    if uow is None and (held is None or allocated):
+        with ctx.reader() as reader:
+            return figures_now(reader, ctx, safety, pairs, channel, held)
+    if held is None:
+        assert uow is not None
+        held = held_now(uow, pairs)
+    its_own = inventory.channel_held(uow.session, ch.id, pairs) if uow is not None and ch is not None and allocated \
+        else {}
     out = {}
     for sku, loc in pairs:
         on_hand, reserved = held.get((sku, loc), (0, 0))
@@ -81,19 +94,11 @@ def figures_now(uow: UnitOfWork, ctx: HubContext, safety: int, pairs: list[Pair]
     return out
 
 
-def _told(uow: UnitOfWork, channel: str, pairs: list[Pair], *, lock: bool = False) -> dict[Pair, int]:
-    """What `channel` was last told per pair; with `lock`, the rows are created if missing and locked in
-    key order (two batches over the same pairs wait for each other instead of deadlocking)."""
-    if lock:
-        now = utcnow()
-        insert_ignore_many(uow.session, ChannelStockPublished, [
-            {"channel": channel, "sku": sku, "location_id": loc, "available": -1, "published_at": now}
-            for sku, loc in pairs])
+def _told(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, int]:
+    """What `channel` was last told per pair."""
     stmt = (select(ChannelStockPublished.sku, ChannelStockPublished.location_id, ChannelStockPublished.available)
             .where(ChannelStockPublished.channel == channel,
                    tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))
-    if lock:
-        stmt = stmt.order_by(ChannelStockPublished.sku, ChannelStockPublished.location_id).with_for_update()
     return {(sku, loc): available for sku, loc, available in uow.session.execute(stmt)}
 
 
@@ -110,17 +115,23 @@ UNKNOWN = -1                 # told: which of overlapping pushes landed last is 
 
 
 def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
-    """(push_seq, untrusted_through) per pair, the rows created if missing and locked in key order."""
-    _told(uow, channel, pairs, lock=True)
+    """(push_seq, untrusted_through) per pair, the rows created if missing and locked in key order (two batches
+    over the same pairs wait for each other instead of deadlocking): two statements, the lock's read is the read."""
+    now = utcnow()
+    insert_ignore_many(uow.session, ChannelStockPublished, [
+        {"channel": channel, "sku": sku, "location_id": loc, "available": -1, "published_at": now}
+        for sku, loc in pairs])
     return {(sku, loc): (seq, untrusted) for sku, loc, seq, untrusted in uow.session.execute(
         select(ChannelStockPublished.sku, ChannelStockPublished.location_id, ChannelStockPublished.push_seq,
                ChannelStockPublished.untrusted_through)
         .where(ChannelStockPublished.channel == channel,
-               tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs)))}
+               tuple_(ChannelStockPublished.sku, ChannelStockPublished.location_id).in_(pairs))
+        .order_by(ChannelStockPublished.sku, ChannelStockPublished.location_id).with_for_update())}
 
 
 def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, pairs: list[Pair], *,
-                    shown: dict[Pair, int] | None = None) -> dict[Pair, int]:
+                    shown: dict[Pair, int] | None = None, held: dict[Pair, tuple[int, int]] | None = None,
+                    told: dict[Pair, int] | None = None) -> dict[Pair, int]:
     """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
     eight round trips per pair: read every figure and what the channel was told; number the pushes of
     those that differ; push them (several at once, no transaction open); record them under the lock and
@@ -146,14 +157,18 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     UNKNOWN equals no figure, so the next batch for the pair pushes; a told figure is skipped only when it
     is what the shop shows, or a push in flight will record — and check — after it. A push that fails may
     have landed: it is recorded as overlapped (UNKNOWN) before the error is raised, so the retry pushes.
-    `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told."""
+    `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told;
+    `held` and `told`: the stock rows and what this channel was told, as the caller just read them (one read
+    transaction for every channel of a batch)."""
     pairs = sorted(set(pairs))
     if not pairs:
         return {}
-    with ctx.reader() as uow:
-        figures = figures_now(uow, ctx, safety, pairs, channel)
-        told = _told(uow, channel, pairs)
-    told |= shown or {}
+    if held is None or told is None:
+        with ctx.reader() as uow:
+            held = held_now(uow, pairs) if held is None else held
+            told = _told(uow, channel, pairs) if told is None else told
+    figures = figures_now(None, ctx, safety, pairs, channel, held)
+    told = told | (shown or {})
     due = {p: figures[p] for p in pairs if told.get(p) != figures[p]}
     if not due:
         return {}
@@ -223,9 +238,25 @@ def stock_to_shop(ctx: HubContext, event: StockChanged) -> None:
 def stock_to_shop_batch(ctx: HubContext, events: list[StockChanged]) -> None:
     """Many stock events, one push per (SKU, store) whose figure the channel does not show yet."""
     pairs = sorted({(e.sku, e.location_id) for e in events if _is_store(ctx, e.location_id)})
-    for channel in ctx.config.channels:
-        if channel.publish_to and pairs:
-            publish_figures(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, pairs)
+    if not pairs:
+        return
+    _publish_all(ctx, pairs)
+
+
+def _publish_all(ctx: HubContext, pairs: list[Pair]) -> None:
+    """Every publishing channel brought to the hub's figures for `pairs`: the stock rows and what each channel was
+    told read in one transaction, the store figures handed to the sold-out cache (low ones kept, the rest
+    forgotten: how a restock, a cancel or an expiry un-sticks it), then each channel's pushes."""
+    channels = [c for c in ctx.config.channels if c.publish_to]
+    with ctx.reader() as uow:
+        held = held_now(uow, pairs)
+        told = {c.id: _told(uow, c.id, pairs) for c in channels}
+    sold_out.note_figures(ctx.sold_out, ctx.config, {
+        (sku, loc): available(*held.get((sku, loc), (0, 0)), ctx.config.safety_stock(loc)) for sku, loc in pairs})
+    for c in channels:
+        assert c.publish_to is not None
+        publish_figures(ctx, ctx.connectors.channel(c.publish_to), c.id, c.safety_stock, pairs, held=held,
+                        told=told[c.id])
 
 
 def _is_store(ctx: HubContext, location_id: str) -> bool:
@@ -236,7 +267,4 @@ def _is_store(ctx: HubContext, location_id: str) -> bool:
 def _publish(ctx: HubContext, sku: str, location_id: str) -> None:
     if not _is_store(ctx, location_id):
         return                              # warehouses ship express
-    for channel in ctx.config.channels:
-        if channel.publish_to:
-            publish_figure(ctx, ctx.connectors.channel(channel.publish_to), channel.id, channel.safety_stock, sku,
-                           location_id)
+    _publish_all(ctx, [(sku, location_id)])

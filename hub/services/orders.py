@@ -152,8 +152,9 @@ class StockSource(Protocol):
         ...
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int, channel: str | None = None) -> object:
-        ...
+                ttl: timedelta, channel_safety: int, channel: str | None = None, *,
+                final: bool = False) -> object:
+        """`final`: a refusal ends the caller's transaction (no re-route follows)."""
 
 
 class FreeStock:
@@ -163,8 +164,9 @@ class FreeStock:
         return _route(uow, cfg, cmd, now)
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
-                ttl: timedelta, channel_safety: int, channel: str | None = None) -> object:
-        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety, channel)
+                ttl: timedelta, channel_safety: int, channel: str | None = None, *,
+                final: bool = False) -> object:
+        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety, channel, final=final)
 
 
 FREE_STOCK = FreeStock()
@@ -229,7 +231,9 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     # Stock may move between the routing snapshot and the reservation; re-route a few times.
     for attempt in range(3):
         try:
-            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd), cmd.channel)
+            # A pickup is never re-routed: its refusal ends the transaction, so no savepoint is needed.
+            stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd), cmd.channel,
+                          final=f.type == FulfillmentType.PICKUP)
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP or cmd.channel_store:
