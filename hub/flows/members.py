@@ -201,10 +201,17 @@ def _steps(order: OrderRow, number: str) -> _Steps:
     return _Steps(number, coupon, hold_, points)
 
 
+def crm_order_no(order: OrderRow) -> str:
+    """The CRM order_no the order's coupon and points are held under, as the order keeps it (the attempt it
+    adopted; an order placed before it was kept: the bare key, migration 0030) — never member_holds' rows,
+    which housekeeping removes, so a late replay names what the order was placed with."""
+    return order.crm_order_no or order_key(order.channel, order.idempotency_key)
+
+
 def _read(ctx: HubContext, order_id: str) -> tuple[_Steps, OrderRow]:
     with ctx.reader() as uow:
         order = orders.get(uow, order_id)
-        steps = _steps(order, member_holds.placed_order_no(uow, order_key(order.channel, order.idempotency_key)))
+        steps = _steps(order, crm_order_no(order))
         uow.session.expunge(order)
         return steps, order
 
@@ -256,7 +263,7 @@ def crm_refund_points(ctx: HubContext, event: events.OrderRefundDue) -> None:
         return
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
-        steps = _steps(order, member_holds.placed_order_no(uow, order_key(order.channel, order.idempotency_key)))
+        steps = _steps(order, crm_order_no(order))
         rows = money_owed.of_payment(uow, order.id, order.payment_ref or "")
         owed = money_owed.owed_back(uow, order)
         whole, buyer = order.total_fen, Buyer(**order.buyer)
