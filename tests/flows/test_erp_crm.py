@@ -104,9 +104,10 @@ def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
     shop = flow.sandbox.wechat_shop
     first = reconcile_channel_stock(flow.ctx)       # the shop starts empty: S001 and S002's stock is set
     assert {(r["location_id"], r["shown"], r["expected"]) for r in first} == {("S001", 0, 9), ("S002", 0, 9)}
-    # each configured channel (the mini-program and, since issue 23, Meituan) is set: 4 SKUs x 2 stores each
-    assert len([r for r in first if r["channel"] == "miniprogram"]) == 4 * 2
-    assert len(first) == 4 * 2 * len(flow.ctx.config.channels)
+    # each channel that shows stock somewhere (the WeChat shop and, since issue 23, Meituan; the mini-program's own
+    # checkout reads the API) is set: 4 SKUs x 2 stores each
+    assert len([r for r in first if r["channel"] == "wechat_shop"]) == 4 * 2
+    assert len(first) == 4 * 2 * len([c for c in flow.ctx.config.channels if c.publish_to])
     assert reconcile_channel_stock(flow.ctx) == []                        # S003 holds none: 0 is right
     assert shop.stock_of("TEA-001", "S001") == 9              # 10 on hand, channel safety stock 1
     product_id, sku_id = shop_ids("TEA-001")
@@ -114,7 +115,7 @@ def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
 
     repaired = reconcile_channel_stock(flow.ctx)
 
-    assert repaired == [{"channel": "miniprogram", "sku": "TEA-001", "location_id": "S001", "shown": 3,
+    assert repaired == [{"channel": "wechat_shop", "sku": "TEA-001", "location_id": "S001", "shown": 3,
                          "expected": 9}]
     assert shop.stock_of("TEA-001", "S001") == 9 and reconcile_channel_stock(flow.ctx) == []
 
