@@ -78,6 +78,7 @@ class MeituanConnector:
     kind = "meituan_retail"
     role = "channel"
     callback = "channel_order_push"
+    takes_payment = True                  # the platform takes (and refunds) its orders' money
     callback_accepted = {"data": "ok"}                      # what the platform expects back from a push
     callback_error = {"data": "ng"}
     pull_window_s = LIST_WINDOW_S

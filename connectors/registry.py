@@ -93,14 +93,20 @@ def check_system(name: str, system: SystemConfig) -> list[tuple[str, str]]:
 def check_wiring(cfg: HubConfig) -> list[tuple[str, str]]:
     """(key path, problem) where config.yaml names a system for a role it does not play: a location's
     couriers, a channel's payment and stock publisher; a channel left to "the" payment system
-    when there are several; and a store whose escalation falls back to express with no express system to ship
-    from it (its `couriers` name none, or none is configured)."""
+    when there are several; a channel system its buyers pay (`takes_payment`: the WeChat shop, Meituan)
+    whose channel is not `payment: channel`, or whose orders come in under a channel that does not publish
+    to it; and a store whose escalation falls back to express with no express system to ship from it (its
+    `couriers` name none, or none is configured)."""
     roles: dict[str, str] = {}
+    paid_there: set[str] = set()                  # channel systems whose buyers pay them (their own checkout)
     for name, system in cfg.systems.items():
         try:
-            roles[name] = build_connector.declared(system.kind).role
+            declared = build_connector.declared(system.kind)
         except KeyError:
-            pass                                  # check_system reports the unknown kind
+            continue                              # check_system reports the unknown kind
+        roles[name] = declared.role
+        if declared.takes_payment:
+            paid_there.add(name)
     problems: list[tuple[str, str]] = []
     for loc in cfg.locations:
         for name in loc.couriers or []:
@@ -124,9 +130,22 @@ def check_wiring(cfg: HubConfig) -> list[tuple[str, str]]:
         if ch.payment and ch.payment != PAID_ON_CHANNEL and roles.get(ch.payment, "payment") != "payment":
             problems.append((f"channels[{ch.id}].payment", f"{ch.payment} is a {roles[ch.payment]}, "
                              "not a payment platform"))
+        if ch.publish_to in paid_there and ch.payment != PAID_ON_CHANNEL:
+            # else its orders would be WeChat Pay's: refunds and shipping info asked of a platform that never saw them
+            problems.append((f"channels[{ch.id}].payment", f"{ch.publish_to} takes its orders' payments itself: "
+                             f"set payment: {PAID_ON_CHANNEL}"))
         if ch.payment is None and len(payments) > 1:
             problems.append((f"channels[{ch.id}].payment", f"several payment systems ({', '.join(payments)}): "
                              f"name the one this channel's buyers pay through, or {PAID_ON_CHANNEL!r}"))
+    for name in sorted(paid_there):
+        # the channel its orders come in under (`channel`, default the system's name) is the one publishing to it,
+        # so they carry that channel's `payment`
+        under = cfg.systems[name].get("channel", name)
+        found = cfg.channel(under)
+        if found is None or found.publish_to != name:
+            problems.append((f"systems.{name}.channel", f"its orders come in under channel {under!r}, which "
+                             f"{'is not configured' if found is None else 'does not publish to it'}: name the "
+                             f"channel whose publish_to is {name}"))
     for name, system in cfg.systems.items():
         if name in roles and roles[name] not in PORTS:
             problems.append((f"systems.{name}.kind", f"{system.kind} declares an unknown role {roles[name]!r}"))

@@ -39,9 +39,10 @@ class WeChatShopConnector:
     callback = "channel_order_push"
     callback_accepted = "success"         # a plain-text `success`, as WeChat's message pushes expect
     pull_window_s = LIST_WINDOW_S
+    takes_payment = True                  # its own checkout: the buyer pays the shop, which refunds too
 
     def __init__(self, name: str, mapping: Mapping, api: WeChatApi, push_token: str, binder: Binder,
-                 retry: RetryPolicy, channel: str = "miniprogram"):
+                 retry: RetryPolicy, channel: str = "wechat_shop"):
         self.name, self.mapping, self.api = name, mapping, api
         self._push_token, self.binder, self.retry, self.channel = push_token, binder, retry, channel
 
@@ -50,8 +51,7 @@ class WeChatShopConnector:
         mapping = load_mapping(name)
         api = WeChatApi(name, mapping, system.get("base_url"), system.get("app_id"), system.get("app_secret"),
                         timeout=float(system.get("timeout", 5.0)))
-        return cls(name, mapping, api, system.get("push_token"), binder, retry,
-                   channel=system.get("channel", "miniprogram"))
+        return cls(name, mapping, api, system.get("push_token"), binder, retry, channel=system.get("channel", name))
 
     # -- pushes ---------------------------------------------------------------------------------
     def verify_push(self, query: Query[str, str], now: float | None = None) -> None:

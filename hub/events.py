@@ -115,6 +115,32 @@ class OrderRefundDue(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderRefunded(Event):
+    """A refund of the order is done — the money went back — by whatever path it was recorded: the hub's own
+    (WeChat Pay's answer or notice), one made at the payment platform by hand, a channel's own refund (a
+    platform's partial or full refund, the WeChat shop's after-sales). Emitted once per refund, in the
+    transaction that records it done (`services/money_owed.py` `refunded`)."""
+
+    TYPE: ClassVar[str] = "order.refunded"
+    MEANING: ClassVar[str] = ("money went back to the buyer (a refund recorded done, whoever made it): the "
+                              "points it moves")
+    order_id: str
+    refund_no: str | None
+    amount_fen: int = 0
+    after_completion: bool = False
+
+    def data(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "refund_no": self.refund_no, "amount_fen": self.amount_fen,
+                "after_completion": self.after_completion}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> OrderRefunded:
+        # also an `order.refund_due` parked under crm_refund_points before this event (its dead letter replayed)
+        return cls(data["order_id"], data.get("refund_no"), int(data.get("amount_fen") or 0),
+                   bool(data.get("after_completion")))
+
+
+@dataclass(frozen=True, slots=True)
 class MemberHoldsReleaseDue(Event):
     """A coupon locked or points held at the CRM for an order that was not placed (refused, no stock)."""
 
@@ -207,8 +233,8 @@ class ChannelRefundAgreed(Event):
 
 
 CATALOGUE: tuple[type[Event], ...] = (StockChanged, OrderStatusChanged, ShipmentRebookNeeded, OrderRefundDue,
-                                      MemberHoldsReleaseDue, ChannelAfterSaleAnswerDue, ShipmentChanged,
-                                      ChannelRefundAgreed)
+                                      OrderRefunded, MemberHoldsReleaseDue, ChannelAfterSaleAnswerDue,
+                                      ShipmentChanged, ChannelRefundAgreed)
 EVENTS: dict[str, type[Event]] = {e.TYPE: e for e in CATALOGUE}
 
 

@@ -18,6 +18,7 @@ from .events import (
     ChannelRefundAgreed,
     MemberHoldsReleaseDue,
     OrderRefundDue,
+    OrderRefunded,
     OrderStatusChanged,
     ShipmentChanged,
     ShipmentRebookNeeded,
@@ -78,7 +79,8 @@ CRM_REDEEM = Consumer("crm_redeem", OrderStatusChanged, members.crm_redeem, "erp
                       to=frozenset({S.PAID}))
 CRM_GIVE_BACK = Consumer("crm_give_back", OrderStatusChanged, members.crm_give_back, "erp_sync", calls_out=True,
                          to=frozenset({S.CANCELLED}))
-CRM_REFUND_POINTS = Consumer("crm_refund_points", OrderRefundDue, members.crm_refund_points, "erp_sync",
+# On the money back, not on its asking: every path a refund is done by emits `order.refunded` once.
+CRM_REFUND_POINTS = Consumer("crm_refund_points", OrderRefunded, members.crm_refund_points, "erp_sync",
                              calls_out=True)
 CRM_RELEASE_HOLDS = Consumer("crm_release_holds", MemberHoldsReleaseDue, members.crm_release_holds, "erp_sync",
                              calls_out=True)

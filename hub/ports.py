@@ -464,13 +464,16 @@ class Declaration:
     callback: str | None = None
     accepted: dict[str, Any] | str = field(default_factory=dict)
     error_body: Mapping[str, Any] = field(default_factory=dict)
+    # A channel whose buyers pay it (its own checkout, refunds included): its orders are `payment: channel`.
+    takes_payment: bool = False
 
     @classmethod
     def of(cls, connector_class: type[Any]) -> Declaration:
         return cls(kind=connector_class.kind, role=connector_class.role,
                    callback=getattr(connector_class, "callback", None),
                    accepted=getattr(connector_class, "callback_accepted", {}),
-                   error_body=getattr(connector_class, "callback_error", {}))
+                   error_body=getattr(connector_class, "callback_error", {}),
+                   takes_payment=bool(getattr(connector_class, "takes_payment", False)))
 
 
 class ConnectorFactory(Protocol):

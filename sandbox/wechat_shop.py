@@ -381,5 +381,6 @@ class WeChatShopSimulator(Simulator):
 SANDBOX = SandboxSystem(
     "wechat_shop", WeChatShopSimulator, 8704, "HUB_WECHAT_SHOP_URL",
     credentials={"HUB_WECHAT_APP_ID": "wxsandbox0001", "HUB_WECHAT_APP_SECRET": "sandbox-wechat-app-secret",
-                 "HUB_WECHAT_PUSH_TOKEN": "sandboxpushtoken"},
+                 "HUB_WECHAT_PUSH_TOKEN": "sandboxpushtoken",
+                 "HUB_CHANNEL_WECHAT_SHOP_KEY": "sandbox-wechat-shop-key-01"},
     bind=seed_binder, prepare=lambda sim, skus: sim.seed_catalog(skus))   # the shop lists the SKUs

@@ -6,7 +6,8 @@ Then consumers of typed events (`hub/handlers.py`), each calling out with no tra
 paid → used (`crm_redeem`); cancelled unpaid or expired → given back (`crm_give_back`; a paid cancel gives
 the coupon back, its points come back with its refund); an order never placed → what was held released
 (`crm_release_holds`, on `member.holds_release_due`); a refund or return → the points used given back and
-the points earned taken back in proportion to the money (`crm_refund_points`). Every taking or spending call
+the points earned taken back in proportion to the money (`crm_refund_points`, on `order.refunded`: the
+money went back, whoever paid it). Every taking or spending call
 carries an Idempotency-Key made of the attempt's order_no (`services/member_holds.py`: each attempt of a request
 holds under its own), the hold's id or the refund's number; the CRM answers a repeat with its first answer. A
 give-back is checked by the CRM's state and sent under a fresh key. A CRM that is down raises TransientError
@@ -26,6 +27,7 @@ from hub.domain import points as earned_points
 from hub.domain.discounts import FEN_PER_POINT, Discount, DiscountKind, step_share
 from hub.domain.errors import BadInput, MemberRefused
 from hub.domain.model import Buyer, PlaceOrder
+from hub.domain.refunds import RefundStatus
 from hub.ports import Crm, CrmRefused
 from hub.services import member_holds, money_owed, orders
 from hub.storage.tables import OrderRow
@@ -201,10 +203,17 @@ def _steps(order: OrderRow, number: str) -> _Steps:
     return _Steps(number, coupon, hold_, points)
 
 
+def crm_order_no(order: OrderRow) -> str:
+    """The CRM order_no the order's coupon and points are held under, as the order keeps it (the attempt it
+    adopted; an order placed before it was kept: the bare key, migration 0030) — never member_holds' rows,
+    which housekeeping removes, so a late replay names what the order was placed with."""
+    return order.crm_order_no or order_key(order.channel, order.idempotency_key)
+
+
 def _read(ctx: HubContext, order_id: str) -> tuple[_Steps, OrderRow]:
     with ctx.reader() as uow:
         order = orders.get(uow, order_id)
-        steps = _steps(order, member_holds.placed_order_no(uow, order_key(order.channel, order.idempotency_key)))
+        steps = _steps(order, crm_order_no(order))
         uow.session.expunge(order)
         return steps, order
 
@@ -249,21 +258,25 @@ def crm_give_back(ctx: HubContext, event: events.OrderStatusChanged) -> None:
         crm.coupon("return", steps.coupon[1], steps.coupon[0], steps.key)
 
 
-def crm_refund_points(ctx: HubContext, event: events.OrderRefundDue) -> None:
-    """Money back on the order's payment: the points used given back, the points earned (a completed order)
-    taken back, each in proportion to the money, cumulatively over the order's refunds."""
+def crm_refund_points(ctx: HubContext, event: events.OrderRefunded) -> None:
+    """Money back on the order's payment, by whatever path (`order.refunded`: the hub's refund at WeChat Pay,
+    one made at the platform by hand, a channel's own refund or after-sale): the points used given back, the
+    points earned (a completed order) taken back, each in proportion to the money, cumulatively over the
+    order's refunds. Under the refund's number at the CRM, so a redelivery moves nothing twice."""
     if not ctx.connectors.has("crm"):
         return
     with ctx.reader() as uow:
         order = orders.get(uow, event.order_id)
-        steps = _steps(order, member_holds.placed_order_no(uow, order_key(order.channel, order.idempotency_key)))
+        steps = _steps(order, crm_order_no(order))
         rows = money_owed.of_payment(uow, order.id, order.payment_ref or "")
         owed = money_owed.owed_back(uow, order)
         whole, buyer = order.total_fen, Buyer(**order.buyer)
     at = next((i for i, r in enumerate(rows) if r.refund_no == event.refund_no), None)
-    if at is None or event.payment_ref != order.payment_ref:
+    if at is None:
         return                        # a second payment's refund: the order's points are not its business
     mine = rows[at]
+    if mine.status != RefundStatus.SUCCESS:
+        return        # an `order.refund_due` parked before this event, replayed: its `order.refunded` follows
     before = sum(r.amount_fen for r in rows[:at])
     back = step_share(before, mine.amount_fen, whole, steps.points_used)
     # earned as `crm_points` gave them (on the money kept at completion): a refund after it takes its share

@@ -9,7 +9,8 @@ handed over) go back to available stock (`inventory.release_part`); units that l
 buyer are money only — a refund never moves stock, only a return does. Nothing left: the order is refunded
 as a whole (`payments.refunded`: cancelled first if the goods never left). After completion the ERP holds the
 sale as it was: the lines stay, and the refunded lines go to it as a credit memo (`channel.refund_agreed` ->
-`flows/completed.erp_refund_lines`). No WeChat Pay: not ours to ask.
+`flows/completed.erp_refund_lines`). A partial refund is also recorded as a refund done on the order's payment
+(its points follow through `order.refunded`). No WeChat Pay: not ours to ask.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from hub.domain import refunds as refund_rules
 from hub.domain.errors import NotFound
 from hub.domain.model import ChannelRefundRequest
 from hub.domain.order_states import OrderStatus
-from hub.services import erp_feed, inventory, orders
+from hub.domain.refunds import RefundStatus
+from hub.services import erp_feed, inventory, money_owed, orders
 from hub.services.payments import refunded
 from hub.storage.tables import ChannelRefundRow, OrderRow, OrderTransition
 from hub.storage.uow import UnitOfWork
@@ -91,8 +93,11 @@ def decide(uow: UnitOfWork, system: str, request: ChannelRefundRequest, now: dat
         log.info("order %s: %s refund %s rejected: %s", order.id, system, request.refund_id, why)
         return row
     detail = f"{system} refund {request.refund_id}" + (f": {request.reason}" if request.reason else "")
-    if request.lines is not None:       # the buyer's and the console's timeline: which lines, how many, money
+    if request.lines is not None:       # the timeline (which lines, how many, money) and the money back as done
         _history(order, system, request, now)
+        by_sku = {x.sku: x for x in order.lines}
+        _paid_back(uow, order, system, request.refund_id, detail,
+                   sum(refund_rules.line_refund_fen(by_sku[sku], qty) for sku, qty in request.lines))
     if row.after_sale:                  # the goods are the buyer's: money only, and a credit memo for the ERP
         uow.emit(events.ChannelRefundAgreed(order.id, request.channel, request.refund_id))
         log.info("order %s: %s refund %s agreed after completion (credit memo)", order.id, system,
@@ -121,6 +126,20 @@ def _history(order: OrderRow, system: str, request: ChannelRefundRequest, now: d
     at = max(now, order.transitions[-1].at) if order.transitions else now       # the history never goes back
     order.transitions.append(OrderTransition(from_status=order.status, to_status=PART_REFUNDED, at=at,
                                              source=system, detail=detail))
+
+
+def _paid_back(uow: UnitOfWork, order: OrderRow, system: str, refund_id: str, detail: str, amount_fen: int) -> None:
+    """A partial refund recorded on the order's payment, done (the platform paid it): what the points rules
+    read (`domain/points.py`: not earned on before completion, taken back after) and `order.refunded`. Its
+    number is the platform's refund id, so a repeated push records nothing twice (decided once anyway)."""
+    if order.paid_at is None or not order.payment_ref:
+        return
+    held = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, order.payment_ref)]
+    amount = min(amount_fen, refund_rules.remaining(order.total_fen, held))
+    if amount > 0:
+        money_owed.record(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause="channel",
+                          source=system, reason=detail, status=RefundStatus.SUCCESS, amount_fen=amount,
+                          refund_no=f"CR-{system}-{refund_id}"[:64])
 
 
 def _take_off(uow: UnitOfWork, order: OrderRow, refund_id: str, lines: tuple[tuple[str, int], ...],

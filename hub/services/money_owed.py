@@ -52,6 +52,13 @@ def owe(uow: UnitOfWork, order: OrderRow, *, payment_ref: str, paid_fen: int, ca
     return row
 
 
+def refunded(uow: UnitOfWork, row: RefundRow) -> None:
+    """The refund is done (success), whichever path recorded it: `order.refunded`, in the same transaction —
+    the one place points follow refunds from (`flows/members.py` `crm_refund_points`). Callers move a row to
+    success once (`refunds.advance` never twice; a row recorded done at once is new)."""
+    uow.emit(events.OrderRefunded(row.order_id, row.refund_no, row.amount_fen, bool(row.after_completion)))
+
+
 def record(uow: UnitOfWork, order: OrderRow, *, payment_ref: str, paid_fen: int, cause: str, source: str,
            reason: str, amount_fen: int | None = None, request_key: str | None = None,
            status: str = RefundStatus.REQUESTED, refund_no: str | None = None) -> RefundRow:
@@ -71,4 +78,7 @@ def record(uow: UnitOfWork, order: OrderRow, *, payment_ref: str, paid_fen: int,
                     updated_at=now)
     uow.session.add(row)
     uow.session.flush()
+    if status == RefundStatus.SUCCESS:      # the platform's word that it is done already
+        row.settled_at = now
+        refunded(uow, row)
     return row

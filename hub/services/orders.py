@@ -207,7 +207,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         total_fen=sum(amounts), created_at=now, updated_at=now,
         expires_at=now + ttl, flash_sale_id=cmd.flash_sale_id,
         discounts=[d.to_dict() for d in cmd.discounts] or None, note=cmd.note,
-        rider=_rider(cfg, cmd),
+        rider=_rider(cfg, cmd), crm_order_no=cmd.crm_order_no,
     )
     for line, amount in zip(cmd.lines, amounts, strict=True):
         sku_row = uow.session.get(SkuRow, line.sku)          # read by _validate: the session's own copy

@@ -50,9 +50,8 @@ def _record_channel_refund(uow: UnitOfWork, order: OrderRow, source: str, detail
     held = [(r.amount_fen, r.status) for r in money_owed.of_payment(uow, order.id, order.payment_ref)]
     left = left_to_refund(order.total_fen, held)
     if left:
-        row = money_owed.record(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause="channel",
-                                source=source, reason=detail, status=RefundStatus.SUCCESS, amount_fen=left)
-        row.settled_at = row.updated_at
+        money_owed.record(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause="channel",
+                          source=source, reason=detail, status=RefundStatus.SUCCESS, amount_fen=left)
 
 
 def apply_notice(uow: UnitOfWork, notice: PaymentNotice, source: str) -> None:

@@ -150,6 +150,7 @@ def advance(uow: UnitOfWork, row: RefundRow, status: str, source: str, at: datet
         row.detail = "the refund was closed: nothing went back"
     if status == R.SUCCESS:
         row.settled_at = at or utcnow()
+        money_owed.refunded(uow, row)               # once: a row reaches success once
         _settle_order(uow, row, source, at)
     return True
 

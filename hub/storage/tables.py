@@ -149,6 +149,9 @@ class OrderRow(Base):
     rider: Mapped[str | None] = mapped_column(String(16))
     picked_at: Mapped[datetime | None]                                # the store's pick, done (services/picking.py)
     picked_by: Mapped[str | None] = mapped_column(String(100))        # the store, and the staff member if named
+    # The CRM order_no its coupon and points are held under (the attempt it adopted, flows/members.py): kept
+    # here, as member_holds rows are removed after hub.member_holds_keep_days. None: none held.
+    crm_order_no: Mapped[str | None] = mapped_column(String(48))
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     lines: Mapped[list[OrderLineRow]] = relationship(

@@ -332,7 +332,7 @@ def test_a_shop_payment_after_the_hub_expired_the_order_is_owed_back(api, shop):
                     store_id="S001")
     assert push(api, shop, "order_new", "3705115058471208999").status_code == 200
     with api.ctx.uow() as uow:              # the hub expires it before the shop's payment arrives
-        order = orders.find_by_idempotency(uow, "miniprogram", "wechat_shop:3705115058471208999")
+        order = orders.find_by_idempotency(uow, "wechat_shop", "wechat_shop:3705115058471208999")
         orders.cancel(uow, order, "hub", "unpaid after 15 minutes")
         oid = order.id
         uow.commit()
@@ -361,7 +361,7 @@ def test_shop_order_push_places_then_pays_the_order_once(api, shop):
     assert push(api, shop, "order_pay", "3705115058471208928").status_code == 200
     assert push(api, shop, "order_pay", "3705115058471208928").status_code == 200      # duplicate push
     with api.ctx.uow() as uow:
-        order = orders.find_by_idempotency(uow, "miniprogram", "wechat_shop:3705115058471208928")
+        order = orders.find_by_idempotency(uow, "wechat_shop", "wechat_shop:3705115058471208928")
         assert order.status == "allocated" and order.external_id == "3705115058471208928"
         assert order.total_fen == 24000
     assert api.level().reserved == 2
@@ -377,7 +377,7 @@ def test_the_shops_refund_of_a_completed_order_is_applied_once_and_moves_no_stoc
                     store_id="S001")
     assert push(api, shop, "order_pay", "3705115058471208777").status_code == 200
     with api.ctx.uow() as uow:
-        order = orders.find_by_idempotency(uow, "miniprogram", "wechat_shop:3705115058471208777")
+        order = orders.find_by_idempotency(uow, "wechat_shop", "wechat_shop:3705115058471208777")
         oid = order.id
         for step in ("picking", "picked", "ready_for_pickup", "collected", "completed"):
             orders.transition(uow, orders.get(uow, oid, lock=True), step, "test")
@@ -388,7 +388,7 @@ def test_the_shops_refund_of_a_completed_order_is_applied_once_and_moves_no_stoc
     for _ in range(2):                                   # the shop pushes again: once
         r = push(api, shop, "order_settle", "3705115058471208777")
         assert r.status_code == 200 and r.get_data() == b"success", r.get_data()
-    order = api.get(f"/api/v1/orders/{oid}").json
+    order = api.get(f"/api/v1/orders/{oid}", key=api.ctx.config.channel("wechat_shop").key).json   # the shop's order
     assert order["status"] == "refunded"
     assert [(x["amount_fen"], x["status"], x["cause"]) for x in order["refunds"]] == [(24000, "success", "channel")]
     assert transitions(api, oid)[-2:] == ["completed", "refunded"]

@@ -147,11 +147,12 @@ def test_bulk_replay_through_the_real_consumer_removes_what_succeeds(api, monkey
 
 
 def test_reconciliation_drift_from_the_metrics(api):
-    api.deps.metrics.reconciliation_drift.labels("miniprogram").inc(3)
-    api.deps.metrics.reconciliation_repaired.labels("miniprogram").inc(2)
+    api.deps.metrics.reconciliation_drift.labels("wechat_shop").inc(3)
+    api.deps.metrics.reconciliation_repaired.labels("wechat_shop").inc(2)
     assert api.get("/admin/api/reconciliation", key=OPS_KEY).json["channels"] == [    # every configured channel
         {"channel": "meituan", "drift_found": 0, "repaired": 0},
-        {"channel": "miniprogram", "drift_found": 3, "repaired": 2}]
+        {"channel": "miniprogram", "drift_found": 0, "repaired": 0},
+        {"channel": "wechat_shop", "drift_found": 3, "repaired": 2}]
 
 
 def test_the_console_reads_flash_sales_with_its_basic_credentials_but_cannot_arm_one(api):

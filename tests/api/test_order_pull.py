@@ -62,7 +62,7 @@ def push(api, sim, event: str, order_id: str):
                            query_string=sim.signed_query(), headers={"Content-Type": "application/json"})
 
 
-def shop_orders_of(api, external_id: str, channel: str = "miniprogram") -> list[SimpleNamespace]:
+def shop_orders_of(api, external_id: str, channel: str = "wechat_shop") -> list[SimpleNamespace]:
     with api.ctx.uow() as uow:
         return [SimpleNamespace(id=o.id, status=o.status, total_fen=o.total_fen, location_id=o.location_id)
                 for o in uow.session.execute(select(OrderRow).where(OrderRow.channel == channel,
@@ -90,33 +90,33 @@ def test_an_order_whose_pushes_were_all_lost_is_taken_by_the_pull_exactly_once(a
     for event in ("order_new", "order_pay"):             # every push fails: the hub is away
         assert shop.push_event(NOBODY, event, "3705200000000000001") is None
     assert [code for _, _, code in shop.pushes] == [0, 0] and shop_orders_of(api, "3705200000000000001") == []
-    before = missed_metric("miniprogram")
+    before = missed_metric("wechat_shop")
 
-    first = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    first = result_of(order_pull.pull_channel_orders(api.ctx), "wechat_shop")
     assert (first.listed, first.missed, first.refused) == (1, 1, 0)
     [order] = shop_orders_of(api, "3705200000000000001")
     assert (order.status, order.total_fen, order.location_id) == ("allocated", 2400, "S001")
     assert reserved_for(api, order.id) == 2
-    assert missed_metric("miniprogram") == before + 1
+    assert missed_metric("wechat_shop") == before + 1
 
-    again = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")     # listed again (the overlap)
+    again = result_of(order_pull.pull_channel_orders(api.ctx), "wechat_shop")     # listed again (the overlap)
     assert (again.listed, again.missed) == (1, 0)
     for event in ("order_new", "order_pay"):              # the shop's retries land at last
         r = push(api, shop, event, "3705200000000000001")
         assert r.status_code == 200 and r.get_data() == b"success"
     [same] = shop_orders_of(api, "3705200000000000001")
     assert same.id == order.id and same.status == "allocated" and reserved_for(api, order.id) == 2
-    assert missed_metric("miniprogram") == before + 1
+    assert missed_metric("wechat_shop") == before + 1
     with api.ctx.uow() as uow:
         row = uow.session.get(ChannelOrderPull, "wechat_shop")
-        assert (row.channel, row.missed, row.listed, row.last_error) == ("miniprogram", 1, 2, None)
+        assert (row.channel, row.missed, row.listed, row.last_error) == ("wechat_shop", 1, 2, None)
 
 
 def test_an_order_pushed_first_is_not_counted_as_missed_when_pulled(api, shop):
     api.stock(10)
     shop.seed_order("3705200000000000002", [("TEA-001", 1, 1200)], status=20, fulfillment="pickup", store_id="S001")
     assert push(api, shop, "order_pay", "3705200000000000002").status_code == 200
-    result = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    result = result_of(order_pull.pull_channel_orders(api.ctx), "wechat_shop")
     assert (result.listed, result.missed) == (1, 0)
     [order] = shop_orders_of(api, "3705200000000000002")
     assert reserved_for(api, order.id) == 1
@@ -130,7 +130,7 @@ def test_a_lost_payment_push_is_a_change_the_pull_takes(api, shop):
     shop.drop_pushes = True
     assert shop.push_event(NOBODY, "order_pay", "3705200000000000003") is None
     assert shop_orders_of(api, "3705200000000000003")[0].status == "pending_payment"
-    result = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    result = result_of(order_pull.pull_channel_orders(api.ctx), "wechat_shop")
     assert result.missed == 1 and shop_orders_of(api, "3705200000000000003")[0].status == "allocated"
 
 
@@ -147,7 +147,7 @@ def test_the_cursor_moves_only_once_the_orders_are_committed(api, shop):
     assert cursor < datetime.now(UTC) - timedelta(hours=23) and "system busy" in error    # not moved
     assert shop_orders_of(api, "3705200000000000004") == []
     shop.faults.fail_next = 0
-    result = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    result = result_of(order_pull.pull_channel_orders(api.ctx), "wechat_shop")
     assert result.missed == 1 and len(shop_orders_of(api, "3705200000000000004")) == 1
     assert result.cursor_at > datetime.now(UTC) - timedelta(minutes=5)
 
@@ -179,12 +179,12 @@ def test_a_long_outage_is_caught_up_window_by_window(api, shop):
     api.stock(10)
     now = datetime.now(UTC).replace(microsecond=0)
     with api.ctx.uow() as uow:
-        uow.session.add(ChannelOrderPull(system="wechat_shop", channel="miniprogram",
+        uow.session.add(ChannelOrderPull(system="wechat_shop", channel="wechat_shop",
                                          cursor_at=now - timedelta(days=15), listed=0, missed=0))
         uow.commit()
     shop.seed_order("3705200000000000005", [("TEA-001", 1, 1200)], status=20, fulfillment="pickup", store_id="S001",
                     at=int((now - timedelta(days=12)).timestamp()))
-    result = result_of(order_pull.pull_channel_orders(api.ctx, now=now), "miniprogram")
+    result = result_of(order_pull.pull_channel_orders(api.ctx, now=now), "wechat_shop")
     asks = [r.json()["update_time_range"] for r in shop.requests_to("/channels/ec/order/list/get")]
     assert len(asks) == 3 and all(a["end_time"] - a["start_time"] <= 7 * 86400 for a in asks)
     assert result.missed == 1 and result.cursor_at == now
@@ -195,8 +195,8 @@ def test_the_console_shows_each_channels_pull(api, shop):
     shop.seed_order("3705200000000000006", [("TEA-001", 1, 1200)], status=20, fulfillment="pickup", store_id="S001")
     order_pull.pull_channel_orders(api.ctx)
     pulls = {p["channel"]: p for p in api.get("/admin/api/reconciliation", key=OPS_KEY).json["orders"]}
-    assert pulls["miniprogram"]["missed"] == 1 and pulls["miniprogram"]["system"] == "wechat_shop"
-    assert pulls["miniprogram"]["cursor_at"] and pulls["miniprogram"]["last_pull_at"]
+    assert pulls["wechat_shop"]["missed"] == 1 and pulls["wechat_shop"]["system"] == "wechat_shop"
+    assert pulls["wechat_shop"]["cursor_at"] and pulls["wechat_shop"]["last_pull_at"]
     assert pulls["meituan"]["missed"] == 0
 
 
@@ -272,7 +272,7 @@ def test_an_order_the_hub_never_knew_that_already_shipped_is_not_placed(api, sho
     """Served outside the hub (before it took the shop's orders): placing it would send the goods twice."""
     api.stock(10)
     shop.seed_order("3705200000000000008", [("TEA-001", 1, 1200)], status=30, fulfillment="pickup", store_id="S001")
-    result = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    result = result_of(order_pull.pull_channel_orders(api.ctx), "wechat_shop")
     assert (result.listed, result.missed, result.refused) == (1, 0, 1)
     assert shop_orders_of(api, "3705200000000000008") == [] and api.level().reserved == 0
     assert result.cursor_at > datetime.now(UTC) - timedelta(minutes=5)          # passed, not waited on
@@ -286,7 +286,7 @@ def test_an_order_that_does_not_map_is_passed_and_the_others_taken(api, shop):
                     at=t - 2)
     shop.seed_order("3705200000000000010", [("TEA-001", 1, 1200)], status=20, fulfillment="pickup", store_id="S001",
                     at=t - 1)
-    result = result_of(order_pull.pull_channel_orders(api.ctx), "miniprogram")
+    result = result_of(order_pull.pull_channel_orders(api.ctx), "wechat_shop")
     assert (result.listed, result.missed, result.refused) == (2, 1, 1)
     assert shop_orders_of(api, "3705200000000000009") == [] and len(shop_orders_of(api, "3705200000000000010")) == 1
     assert result.cursor_at > datetime.now(UTC) - timedelta(minutes=5)

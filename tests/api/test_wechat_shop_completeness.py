@@ -51,7 +51,7 @@ def take(api, sim, shop_id: str, kind: str = "pickup", qty: int = 2, store: str 
 
 def the_order(api, shop_id: str):
     with api.ctx.uow() as uow:
-        o = orders.find_by_idempotency(uow, "miniprogram", f"wechat_shop:{shop_id}")
+        o = orders.find_by_idempotency(uow, "wechat_shop", f"wechat_shop:{shop_id}")
         return SimpleNamespace(id=o.id, status=o.status, fulfillment_type=o.fulfillment_type,
                                location_id=o.location_id)
 

@@ -35,7 +35,7 @@ def _smoke(ctx, processes_for, tmp_path):
             with ctx.uow() as uow:
                 inventory.apply_delta(uow, StockDelta("pos", f"R{i}", "TEA-001", "S001", -1, at(1 + i)))
                 uow.commit()
-        channel_safety = ctx.config.channel("miniprogram").safety_stock
+        channel_safety = ctx.config.channel("wechat_shop").safety_stock
         expected = 12 - 6 - channel_safety
         wait_for(lambda: shop.stock_of("TEA-001", "S001") == expected, 30, f"the shop to show {expected}")
         pushes = [u for u in shop.stock_updates if u["out_warehouse_id"] == "wh_jingan_0001"]

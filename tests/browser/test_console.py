@@ -72,8 +72,8 @@ def test_an_operator_looks_up_stock_searches_an_order_and_replays_a_dead_letter(
     page.wait_for_selector("#flash p")             # the flash-sale panel answers either way
     page.wait_for_selector("#refunds p")           # no refund needs an operator here
     # the shop's order pull took one order its pushes missed; Meituan's has not run here
-    pulled = page.wait_for_selector("#drift .pulls tr:has-text('miniprogram')")
-    assert [c.inner_text() for c in pulled.query_selector_all("td")][:2] == ["miniprogram", "1"]
+    pulled = page.wait_for_selector("#drift .pulls tr:has-text('wechat_shop')")
+    assert [c.inner_text() for c in pulled.query_selector_all("td")][:2] == ["wechat_shop", "1"]
     assert "not pulled yet" in page.inner_text("#drift .pulls tr:has-text('meituan')")
 
     ARTIFACTS.mkdir(exist_ok=True)

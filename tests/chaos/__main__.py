@@ -193,7 +193,7 @@ class Faults:
 
 def check(ctx: Any, cfg: Any, sandbox: Any, tally: Tally, hub: Hub) -> dict[str, Any]:
     """Everything that must hold once the hub has converged; each entry (ok, detail)."""
-    safety = cfg.channel("miniprogram").safety_stock
+    safety = cfg.channel("wechat_shop").safety_stock           # what the shop is shown
     off, shop_off, oversold = [], [], []
     lost = doubled = 0
     with ctx.reader() as uow:

@@ -107,7 +107,7 @@ def test_echo(sim, shop):
 def test_get_order_maps_lines_buyer_and_status(sim, shop):
     sim.seed_order("1001", [("SKU-A", 2, 1990), ("SKU-B", 1, 500)], status=20, fulfillment="delivery")
     order = shop.get_order("1001")
-    assert order.channel == "miniprogram" and order.external_id == "1001" and order.status == "paid"
+    assert order.channel == "wechat_shop" and order.external_id == "1001" and order.status == "paid"
     assert [(ln.sku, ln.qty, ln.unit_price_fen) for ln in order.lines] == [("SKU-A", 2, 1990), ("SKU-B", 1, 500)]
     assert order.total_fen == 4480
     assert order.buyer.id == "oSandboxBuyer" and order.buyer.phone == "13800000000"

@@ -71,7 +71,7 @@ def scenery(ctx: HubContext, sandbox: Sandbox) -> None:
     # A shop order whose pushes never came: the shop's order pull takes it (the console's pull panel counts it).
     sandbox.wechat_shop.seed_order("3705900000000000001", [("CUP-002", 1, 1500)], status=20, fulfillment="pickup",
                                    store_id="S001")
-    pull_channel(ctx, "miniprogram", "wechat_shop")
+    pull_channel(ctx, "wechat_shop", "wechat_shop")
 
 
 def main(workdir: str) -> None:

@@ -23,7 +23,7 @@ def sell(flow, sku: str, store: str, qty: int, ref: str) -> None:
 
 def test_a_burst_is_pushed_once_per_pair_with_the_figure_now(flow):
     shop = flow.sandbox.wechat_shop
-    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
     a, b = SKUS[0], SKUS[1]
     for i in range(3):                                        # three sales of a at S001: three events
         sell(flow, a, "S001", 1, f"r-a-{i}")
@@ -71,7 +71,7 @@ def test_a_figure_that_moves_under_its_push_is_pushed_again_by_a_later_batch(flo
     last push to land is still followed by a check against the ledger), and that event's batch pushes the
     newer figure; the pair that did not move is not pushed again."""
     shop = flow.sandbox.wechat_shop
-    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
     a, b = SKUS[0], SKUS[1]
     sell(flow, a, "S001", 1, "r-a")
     sell(flow, b, "S001", 1, "r-b")
@@ -79,7 +79,7 @@ def test_a_figure_that_moves_under_its_push_is_pushed_again_by_a_later_batch(flo
                  if (e["data"]["sku"], e["data"]["location_id"]) in ((a, "S001"), (b, "S001"))]
     shop.stock_updates.clear()
     connector = flow.ctx.connectors.channel("wechat_shop")
-    pushed = channel_stock.publish_figures(flow.ctx, _SaleDuringPush(flow, connector, a, "S001"), "miniprogram",
+    pushed = channel_stock.publish_figures(flow.ctx, _SaleDuringPush(flow, connector, a, "S001"), "wechat_shop",
                                            safety, [(a, "S001"), (b, "S001")])
     assert pushed == {(a, "S001"): 10 - 1 - safety, (b, "S001"): 10 - 1 - safety}
     assert shop.stock_of(a, "S001") == 10 - 1 - safety                       # stale: the sale came after
@@ -108,7 +108,7 @@ def test_an_older_push_landing_last_is_pushed_over_by_the_recheck(flow):
     lands last; A records first, then B. The shop must end with the hub's 4 once the rechecks are handled
     (the old code recorded 4 as told, and the recheck found nothing to push: shop 5, hub 4)."""
     sim = flow.sandbox.wechat_shop
-    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
     pair = (SKUS[0], "S001")
     connector = flow.ctx.connectors.channel("wechat_shop")
     sell(flow, *pair, 1, "r-before")
@@ -127,7 +127,7 @@ def test_an_older_push_landing_last_is_pushed_over_by_the_recheck(flow):
 
     def batch(name: str, shop) -> None:
         try:
-            results[name] = channel_stock.publish_figures(flow.ctx, shop, "miniprogram", safety, [pair])
+            results[name] = channel_stock.publish_figures(flow.ctx, shop, "wechat_shop", safety, [pair])
         except BaseException as exc:           # noqa: BLE001 — asserted below
             results[name] = exc
         if name == "A":
@@ -150,7 +150,7 @@ def test_an_older_push_landing_last_is_pushed_over_by_the_recheck(flow):
         handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, rechecks)
     assert sim.stock_of(*pair) == five - 1                          # the hub's figure, without reconciliation
     with flow.ctx.reader() as uow:
-        assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: five - 1}
+        assert channel_stock._told(uow, "wechat_shop", [pair]) == {pair: five - 1}
 
 
 def test_the_single_pair_push_is_numbered_too_so_an_older_one_landing_last_is_pushed_over(flow):
@@ -159,7 +159,7 @@ def test_the_single_pair_push_is_numbered_too_so_an_older_one_landing_last_is_pu
     claimed as what the shop shows (here B's 4 while A's 5 stood; A only happened to push again in a round of
     its own). Now the overlap is seen: told is unknown, and the recheck pushes the hub's figure."""
     sim = flow.sandbox.wechat_shop
-    safety = flow.ctx.config.channel("miniprogram").safety_stock
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
     pair = (SKUS[0], "S001")
     connector = flow.ctx.connectors.channel("wechat_shop")
     sell(flow, *pair, 1, "r-before")
@@ -178,7 +178,7 @@ def test_the_single_pair_push_is_numbered_too_so_an_older_one_landing_last_is_pu
 
     def single(name: str, shop) -> None:
         try:
-            results[name] = channel_stock.publish_figure(flow.ctx, shop, "miniprogram", safety, *pair)
+            results[name] = channel_stock.publish_figure(flow.ctx, shop, "wechat_shop", safety, *pair)
         except BaseException as exc:           # noqa: BLE001 — asserted below
             results[name] = exc
         if name == "A":
@@ -195,7 +195,7 @@ def test_the_single_pair_push_is_numbered_too_so_an_older_one_landing_last_is_pu
     assert results == {"A": five, "B": five - 1}                     # one push each, no rounds
     assert seen == [five, five - 1] and sim.stock_of(*pair) == five  # A's older figure landed last
     with flow.ctx.reader() as uow:                                  # and is not claimed as told
-        assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: channel_stock.UNKNOWN}
+        assert channel_stock._told(uow, "wechat_shop", [pair]) == {pair: channel_stock.UNKNOWN}
     sim.before_stock_update = None
 
     for _ in range(3):                          # the rechecks, as the non-batch consumer takes them
@@ -203,4 +203,4 @@ def test_the_single_pair_push_is_numbered_too_so_an_older_one_landing_last_is_pu
             handle_once(flow.ctx, handlers.STOCK_TO_SHOP, recheck)
     assert sim.stock_of(*pair) == five - 1
     with flow.ctx.reader() as uow:
-        assert channel_stock._told(uow, "miniprogram", [pair]) == {pair: five - 1}
+        assert channel_stock._told(uow, "wechat_shop", [pair]) == {pair: five - 1}

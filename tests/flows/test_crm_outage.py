@@ -98,6 +98,9 @@ def test_the_crm_down_for_30_s_delays_every_member_step_and_loses_or_doubles_non
         money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=total, cause="asked", source="test",
                        reason="one cup broken", amount_fen=total // 2)
         uow.commit()
+    for order_id in (c, d):                         # the money back at WeChat Pay: the points follow it
+        flow.deliver(handlers.ASK_FOR_REFUND, "order.refund_due", order_id=order_id)
+    assert flow.platform_notifies() == [200, 200]
     consumers.run()
     assert consumers.waiting() == 5                 # A, B, C (twice: given back, refunded) and D: waiting on the CRM
     assert crm.wallet.coupons["CPN-A"].status == "locked"                      # nothing done while it was down

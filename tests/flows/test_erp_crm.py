@@ -103,15 +103,17 @@ def test_resync_pulls_products_and_warehouse_stock_once(flow):
 def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
     shop = flow.sandbox.wechat_shop
     first = reconcile_channel_stock(flow.ctx)       # the shop starts empty: S001 and S002's stock is set
+
     def found(channel: str) -> set[tuple[str, int, int]]:
         return {(r["location_id"], r["shown"], r["expected"]) for r in first if r["channel"] == channel}
 
-    # 10 on hand, the stores' safety stock 0: the mini-program is shown all of it less its safety stock of 1;
+    # 10 on hand, the stores' safety stock 0: the WeChat shop is shown all of it less its safety stock of 1
+    # (the mini-program's own checkout reads the API);
     # Meituan its allocation (config.yaml: 80 % of on-hand less the store's safety, 8) less its own 1
-    assert found("miniprogram") == {("S001", 0, 9), ("S002", 0, 9)}
+    assert found("wechat_shop") == {("S001", 0, 9), ("S002", 0, 9)}
     assert found("meituan") == {("S001", 0, 7), ("S002", 0, 7)}
     # each configured channel is set: 4 SKUs x 2 stores each, but POT-003, not listed on Meituan (its 0 is right)
-    assert len([r for r in first if r["channel"] == "miniprogram"]) == 4 * 2
+    assert len([r for r in first if r["channel"] == "wechat_shop"]) == 4 * 2
     assert sorted({r["sku"] for r in first if r["channel"] == "meituan"}) == ["CUP-002", "SET-004", "TEA-001"]
     assert len([r for r in first if r["channel"] == "meituan"]) == 3 * 2
     assert reconcile_channel_stock(flow.ctx) == []                        # S003 holds none: 0 is right
@@ -121,7 +123,7 @@ def test_reconciliation_repairs_drift_made_in_the_shop_and_reports_it(flow):
 
     repaired = reconcile_channel_stock(flow.ctx)
 
-    assert repaired == [{"channel": "miniprogram", "sku": "TEA-001", "location_id": "S001", "shown": 3,
+    assert repaired == [{"channel": "wechat_shop", "sku": "TEA-001", "location_id": "S001", "shown": 3,
                          "expected": 9}]
     assert shop.stock_of("TEA-001", "S001") == 9 and reconcile_channel_stock(flow.ctx) == []
 

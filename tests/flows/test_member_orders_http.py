@@ -148,3 +148,35 @@ def test_a_retry_that_finds_its_order_placed_holds_nothing_more(flow):
     assert (first.status_code, again.status_code) == (201, 200) and first.json["order_id"] == again.json["order_id"]
     assert coupon(flow) == "locked" and m.points == 3000 and len(flow.sandbox.crm.wallet.holds) == 1
     assert not flow.events("member.holds_release_due")
+
+
+def test_a_late_give_back_of_a_retried_order_names_the_attempt_it_adopted_after_its_holds_rows_are_gone(flow):
+    """The order keeps the CRM order_no of the attempt it adopted (`orders.crm_order_no`): housekeeping removing
+    the request's member_holds row does not make a late replay of crm_give_back name the bare key — under which
+    the CRM holds nothing, so the coupon would stay locked for an order that was cancelled."""
+    from datetime import timedelta
+
+    from hub.services import housekeeping, orders
+    from hub.storage.tables import MemberHold, utcnow
+
+    m = enrol(flow)
+    fail_the_points_hold(flow, m)
+    assert post(flow, body(), "late-1").status_code == 502
+    release_holds(flow)                                        # the first attempt given back
+    again = post(flow, body(), "late-1")
+    assert again.status_code == 201, again.text
+    order_id = again.json["order_id"]
+    adopted = flow.sandbox.crm.wallet.coupons["CPN-100"].order_no
+    assert adopted.endswith(".1") and flow.order(order_id).crm_order_no == adopted
+    later = utcnow() + timedelta(days=flow.ctx.config.hub.member_holds_keep_days + 1)
+    with flow.ctx.uow() as uow:
+        orders.cancel(uow, orders.get(uow, order_id, lock=True), "miniprogram", "changed my mind")
+        uow.commit()
+    assert housekeeping.remove_old_member_holds(flow.ctx, now=later) == 1
+    with flow.ctx.reader() as uow:
+        assert uow.session.query(MemberHold).count() == 0
+    ledger = list(flow.sandbox.crm.wallet.ledger)
+    for _ in range(2):                                          # late, and replayed
+        flow.deliver(handlers.CRM_GIVE_BACK, "order.status_changed", order_id=order_id, to="cancelled")
+    assert coupon(flow) == "available" and m.points == 5000
+    assert flow.sandbox.crm.wallet.ledger[len(ledger):] == [("CPN-100", "unlock"), (ledger[-1][0], "release")]

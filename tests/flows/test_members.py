@@ -33,6 +33,12 @@ def place(flow, key="mk", coupon="CPN-100", points=2000) -> str:
         return order.id
 
 
+def settle(flow, order_id) -> None:
+    """The refunds owed asked of WeChat Pay's simulator and its notifications posted: the money back."""
+    flow.deliver(handlers.ASK_FOR_REFUND, "order.refund_due", order_id=order_id)
+    assert set(flow.platform_notifies()) <= {200}
+
+
 def test_an_order_cancelled_unpaid_gives_coupon_and_points_back_once(flow):
     m = member(flow)
     order_id = place(flow)
@@ -63,8 +69,10 @@ def test_paid_then_refunded_in_part_returns_points_in_proportion(flow):
         money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=total, cause="asked", source="test",
                        reason="one cup broken", amount_fen=total // 4)
         uow.commit()
+    assert not flow.events("order.refunded")                                 # asked, not back yet: no points
+    settle(flow, order_id)
     for _ in range(2):
-        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refunded", order_id=order_id)
     assert m.points == 3000 + 2000 * (total // 4) // total                   # a quarter of the points used
     assert [e["points"] for e in flow.sandbox.crm.point_entries] == [2000 * (total // 4) // total]
 
@@ -82,8 +90,9 @@ def test_a_refund_of_a_completed_order_takes_earned_points_back(flow):
     with flow.ctx.uow() as uow:
         orders.refund_due(uow, orders.get(uow, order_id, lock=True), "not as described")
         uow.commit()
+    settle(flow, order_id)
     for _ in range(2):
-        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refunded", order_id=order_id)
     assert m.points == 5000
 
 
@@ -163,14 +172,14 @@ def test_a_short_pick_of_a_discounted_order_refunds_the_line_as_discounted_and_p
     flow.deliver(handlers.ASK_FOR_REFUND, "order.refund_due", order_id=order_id)
     [at_pay] = flow.sandbox.wechat_pay.refunds.values()
     assert (at_pay.transaction_id, at_pay.amount_fen) == (tx, cup)      # the line as it was paid for
+    assert flow.platform_notifies() == [200]
     for _ in range(2):
-        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refunded", order_id=order_id)
     back = 2000 * cup // total
     assert m.points == 3000 + back and [e["points"] for e in flow.sandbox.crm.point_entries] == [back]
 
     # collected and completed: points earned on what was kept; then all the rest refunded: every point used
     # comes back and exactly the points earned are taken back
-    assert flow.platform_notifies() == [200]
     flow.move(order_id, "collected")
     with flow.ctx.uow() as uow:
         fulfilment.complete(uow, orders.get(uow, order_id, lock=True), "test", "handed over")
@@ -181,8 +190,9 @@ def test_a_short_pick_of_a_discounted_order_refunds_the_line_as_discounted_and_p
     with flow.ctx.uow() as uow:
         orders.refund_due(uow, orders.get(uow, order_id, lock=True), "not as described")
         uow.commit()
+    settle(flow, order_id)
     for _ in range(2):
-        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refunded", order_id=order_id)
     assert m.points == 5000
     assert sorted(e["points"] for e in flow.sandbox.crm.point_entries) == sorted([back, earned, 2000 - back, -earned])
 
@@ -201,6 +211,7 @@ def _refund(flow, order_id, amount_fen, cause="asked"):
         money_owed.owe(uow, order, payment_ref=order.payment_ref, paid_fen=order.total_fen, cause=cause,
                        source="test", reason="part back", amount_fen=amount_fen)
         uow.commit()
+    settle(flow, order_id)
 
 
 def test_points_are_earned_on_the_money_kept_and_later_refunds_take_back_no_more_than_earned(flow):
@@ -227,14 +238,14 @@ def test_points_are_earned_on_the_money_kept_and_later_refunds_take_back_no_more
     # the refunds owed before completion, their consumer running only now: the points used come back in
     # proportion, nothing earned is taken back
     for _ in range(2):
-        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refunded", order_id=order_id)
     back = 2000 * (cup + 5000) // total
     assert m.points == 3000 + earned + back
     # after completion: a third of what was kept, then the rest
     _refund(flow, order_id, kept // 3)
     _refund(flow, order_id, None)
     for _ in range(2):
-        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refund_due", order_id=order_id)
+        flow.deliver(handlers.CRM_REFUND_POINTS, "order.refunded", order_id=order_id)
     assert m.points == 5000                                              # every point used back, all earned gone
     entries = [e["points"] for e in flow.sandbox.crm.point_entries]     # the CRM's ledger, each applied once
     assert sum(p for p in entries if p < 0) == -earned

@@ -17,10 +17,10 @@ def test_hub_reconcile_orders_takes_what_the_pushes_missed_at_every_channel(flow
     flow.sandbox.meituan.seed_order("7001", [("TEA-001", 1, 1500)], "S002", status=2, pick_type=1)
     assert main(["reconcile", "orders"]) == 0
     out = capsys.readouterr().out
-    assert "miniprogram (wechat_shop): 1 listed, 1 the pushes missed" in out
+    assert "wechat_shop (wechat_shop): 1 listed, 1 the pushes missed" in out
     assert "meituan (meituan): 1 listed, 1 the pushes missed" in out
     assert main(["reconcile", "orders"]) == 0                  # again: listed, nothing missed
-    assert "miniprogram (wechat_shop): 1 listed, 0 the pushes missed" in capsys.readouterr().out
+    assert "wechat_shop (wechat_shop): 1 listed, 0 the pushes missed" in capsys.readouterr().out
     with flow.ctx.uow() as uow:
-        assert orders.find_by_idempotency(uow, "miniprogram", "wechat_shop:3705400000000000001").status == "allocated"
+        assert orders.find_by_idempotency(uow, "wechat_shop", "wechat_shop:3705400000000000001").status == "allocated"
         assert orders.find_by_idempotency(uow, "meituan", "meituan:7001").location_id == "S002"

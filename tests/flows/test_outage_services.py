@@ -45,7 +45,7 @@ def test_stock_events_wait_out_a_database_outage_with_two_replicas(pg_flow, tmp_
         for i, (sku, store) in enumerate(pairs):
             inventory.apply_count(uow, count(sku, store, 20 + i, minutes=5))
         uow.commit()
-    safety = ctx.config.channel("miniprogram").safety_stock
+    safety = ctx.config.channel("wechat_shop").safety_stock
     with ctx.reader() as uow:
         expected = {p: channel_available(inventory.stock_at(uow.session, ctx.config, *p).available, safety)
                     for p in pairs}

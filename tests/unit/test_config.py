@@ -357,3 +357,18 @@ def test_check_config_cli_names_a_bad_area_and_a_bad_calendar(tmp_path):
     assert result.returncode != 0
     assert "locations[S001].opening_hours.weekly" in result.stdout and "'sunday'" in result.stdout
     assert "locations[S001].delivery_areas[0].points" in result.stdout
+
+
+def test_check_config_wants_a_channel_whose_buyers_pay_its_shop_to_be_payment_channel():
+    """The WeChat shop's orders were the mini-program's (WeChat Pay's): refunds and shipping info asked of a platform
+    that never saw them. A channel system that takes its buyers' money (`takes_payment`) must be `payment: channel`,
+    and its orders must come in under the channel that publishes to it."""
+    from connectors.registry import check_wiring
+    assert check_wiring(parse_config(TEXT, env=config_env())) == []
+    shop = next(line + "\n" for line in TEXT.splitlines() if "the shop takes and refunds its orders' money" in line)
+    (path, message), = check_wiring(parse_config(TEXT.replace(shop, ""), env=config_env()))
+    assert path == "channels[wechat_shop].payment" and "set payment: channel" in message
+    elsewhere = TEXT.replace("    push_token: ${HUB_WECHAT_PUSH_TOKEN}\n",
+                             "    push_token: ${HUB_WECHAT_PUSH_TOKEN}\n    channel: miniprogram\n")
+    (path, message), = check_wiring(parse_config(elsewhere, env=config_env()))
+    assert path == "systems.wechat_shop.channel" and "does not publish to it" in message

@@ -78,7 +78,7 @@ def test_queue_names_are_the_ones_a_deployed_broker_has():
         # issue 24's member steps, new with the table: named after their consumers
         "evt-hub-order.status_changed--erp_sync.crm_redeem",
         "evt-hub-order.status_changed--erp_sync.crm_give_back",
-        "evt-hub-order.refund_due--erp_sync.crm_refund_points",
+        "evt-hub-order.refunded--erp_sync.crm_refund_points",  # on the money back, every path (was refund_due)
         "evt-hub-member.holds_release_due--erp_sync.crm_release_holds",
         "evt-hub-order.status_changed--fulfilment.channel_order_progress",     # issue 23's, after the table
         "evt-hub-order.status_changed--fulfilment.channel_delivery_send",
@@ -126,6 +126,7 @@ SAMPLES = (
     events.ShipmentRebookNeeded("O-1", 7, "local_delivery", "DADA-1", "cancelled"),
     events.OrderRefundDue("O-1", "wx-1", 300, "returned", "R-1"),
     events.ChannelAfterSaleAnswerDue("O-1", "wechat_shop", "9100001", False, "asks too much"),
+    events.OrderRefunded("O-1", "R-1", 300, True),
 )
 
 
@@ -144,6 +145,10 @@ def test_the_wire_keeps_the_envelope_keys_a_queued_message_of_the_old_hub_has():
     assert events.OrderStatusChanged.from_data(old) == SAMPLES[1]
     bare = events.OrderRefundDue.from_data({"order_id": "O-1", "payment_ref": "wx-1"})     # optional keys absent
     assert (bare.amount_fen, bare.reason, bare.refund_no) == (None, None, None)
+    assert set(SAMPLES[-1].data()) == {"order_id", "refund_no", "amount_fen", "after_completion"}
+    # a refund_due parked under crm_refund_points before order.refunded took its place still reads, replayed
+    parked = events.OrderRefunded.from_data(SAMPLES[3].data())
+    assert (parked.order_id, parked.refund_no, parked.amount_fen) == ("O-1", "R-1", 300)
 
 
 def test_events_are_frozen_and_need_their_fields():
