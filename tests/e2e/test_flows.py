@@ -182,7 +182,7 @@ def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
         return [d for d in consumers.dead_letters(hub.ctx) if d.target == handlers.DELIVERY_TO_COURIER.name
                 and (d.payload.get("data") or {}).get("order_id") == order_id]
 
-    wait_for(lambda: len(parked()) == 1, 90, "a dead letter for the booking", interval=0.5)
+    wait_for(lambda: len(parked()) == 1, 180, "a dead letter for the booking", interval=0.5)
     assert hub.order(order_id)["status"] == "picked"
     courier.faults.error_rate = 0.0
     letter = parked()[0]
