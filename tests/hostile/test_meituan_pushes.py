@@ -1,0 +1,158 @@
+"""The instant-retail platform's signed pushes, sent as a hostile (or confused) platform would: the same refund
+pushed many times at once, a refund id reused for another order, more units than a line has, a line not on the
+order, odd numbers in a validly signed body, stale timestamps. Real concurrent requests on PostgreSQL."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base import MemoryBinder
+from connectors.registry import build_connector
+from hub.config import SystemConfig
+from hub.services import inventory, orders
+from hub.storage.tables import ChannelRefundRow, StockMovement
+from sandbox.credentials import sandbox_env
+from sandbox.meituan import MeituanSimulator, seed_binder, sign
+from tests.hostile.conftest import Live, at_once
+from tests.hostile.test_pay_cancel_race import stock
+from tests.support import CATALOG
+
+
+@pytest.fixture
+def mt(live: Live) -> Iterator[MeituanSimulator]:
+    sim = MeituanSimulator.from_env(sandbox_env()).start()
+    system = SystemConfig(**{**live.ctx.config.systems["meituan"].model_dump(), "base_url": sim.base_url})
+    connector = build_connector("meituan", system, seed_binder(MemoryBinder(), [s.code for s in CATALOG]))
+    live.deps.connectors["meituan"] = connector
+    live.ctx.connectors.overrides["meituan"] = connector
+    yield sim
+    connector.close()
+    sim.stop()
+
+
+def url(live: Live) -> str:
+    return live.deps.connectors["meituan"].push_url  # type: ignore[attr-defined]
+
+
+def post(live: Live, params: dict[str, str]) -> Any:
+    return live.post("/callbacks/meituan", key=None, data=params)
+
+
+def taken(live: Live, mt: MeituanSimulator, external_id: str, qty: int = 3) -> str:
+    mt.seed_order(external_id, [("TEA-001", qty, 1200)], "S001", status=2, pick_type=1)
+    r = post(live, mt.push_params(url(live), external_id))
+    assert r.status_code == 200, r.text
+    with live.ctx.reader() as uow:
+        order = orders.find_by_idempotency(uow, "meituan", f"meituan:{external_id}")
+        assert order is not None
+        return order.id
+
+
+def resigned(live: Live, mt: MeituanSimulator, params: dict[str, str], **changes: str) -> dict[str, str]:
+    """The push with its content changed and signed again with the platform's secret: its word, however odd."""
+    out = {**{k: v for k, v in params.items() if k != "sig"}, **changes}
+    out["sig"] = sign(url(live), out, mt.app_secret)
+    return out
+
+
+def food(mt: MeituanSimulator, *lines: tuple[str, Any]) -> str:
+    return json.dumps([{"app_food_code": mt.sku_id(s), "sku_id": mt.sku_id(s), "count": n} for s, n in lines])
+
+
+def reserved(live: Live) -> int:
+    with live.ctx.reader() as uow:
+        return inventory.stock_at(uow.session, live.ctx.config, "TEA-001", "S001").reserved
+
+
+def qty(live: Live, order_id: str) -> int:
+    with live.ctx.reader() as uow:
+        return orders.get(uow, order_id).lines[0].qty
+
+
+def releases(live: Live) -> int:
+    with live.ctx.reader() as uow:
+        return uow.session.execute(select(func.count()).select_from(StockMovement)
+                                   .where(StockMovement.kind == "release")).scalar_one()
+
+
+def rows(live: Live) -> list[tuple[str, str, bool]]:
+    with live.ctx.reader() as uow:
+        return [(r.refund_id, r.order_id, r.agreed) for r in uow.session.execute(select(ChannelRefundRow)).scalars()]
+
+
+def test_the_same_refund_pushed_at_once_is_decided_once_and_every_push_answered_ok(live: Live,
+                                                                                  mt: MeituanSimulator) -> None:
+    """Each push read "no decision yet" before the order's lock, then inserted its own: a key conflict, 409."""
+    stock(live)
+    order_id = taken(live, mt, "7001")
+    params = mt.refund_params(url(live), "7001", "R-1", [("TEA-001", 1)])
+    answers = at_once(*[lambda: post(live, params) for _ in range(6)])
+    assert [(r.status_code, r.json()) for r in answers] == [(200, {"data": "ok"})] * 6
+    assert qty(live, order_id) == 2 and reserved(live) == 2 and releases(live) == 1      # the unit back once
+    assert rows(live) == [("R-1", order_id, True)] and mt.refunds["R-1"]["status"] == "agreed"
+
+
+def test_a_refund_id_reused_for_another_order_is_refused_and_changes_nothing(live: Live,
+                                                                            mt: MeituanSimulator) -> None:
+    """It used to be answered ok with the first order's decision, as if the second order's refund were agreed."""
+    stock(live)
+    first, second = taken(live, mt, "7001"), taken(live, mt, "7002")
+    assert post(live, mt.refund_params(url(live), "7001", "R-1", [("TEA-001", 1)])).status_code == 200
+    reused = resigned(live, mt, mt.refund_params(url(live), "7001", "R-1", [("TEA-001", 1)]), order_id="7002")
+    for _ in range(2):
+        r = post(live, reused)
+        assert r.status_code == 422 and r.json()["error"] == "refund_id_reused", r.text
+    assert qty(live, first) == 2 and qty(live, second) == 3 and reserved(live) == 5
+    assert rows(live) == [("R-1", first, True)]
+
+
+@pytest.mark.parametrize("lines, why", [
+    ([("TEA-001", 4)], "TEA-001: 4 asked, 3 left to refund"),
+    ([("CUP-002", 1)], "CUP-002 is not a line of the order"),
+    ([("TEA-001", 1), ("TEA-001", 1)], "TEA-001 is named twice"),
+    ([("TEA-001", 0)], "TEA-001: 0 asked, 3 left to refund"),
+    ([("TEA-001", -1)], "TEA-001: -1 asked, 3 left to refund"),
+])
+def test_a_refund_the_order_cannot_take_is_rejected_with_the_reason(live: Live, mt: MeituanSimulator,
+                                                                    lines: list[tuple[str, int]], why: str) -> None:
+    stock(live)
+    order_id = taken(live, mt, "7001")
+    r = post(live, resigned(live, mt, mt.refund_params(url(live), "7001", "R-1", [("TEA-001", 1)]),
+                            food=food(mt, *lines)))
+    assert r.status_code == 200, r.text
+    assert mt.refunds["R-1"]["status"] == "rejected" and mt.refunds["R-1"]["reason"] == why
+    assert qty(live, order_id) == 3 and reserved(live) == 3 and releases(live) == 0
+
+
+@pytest.mark.parametrize("changes", [
+    {"food": "[" + json.dumps({"sku_id": "mt-tea-001", "count": "1e3"}) + "]"},
+    {"food": "[" + json.dumps({"sku_id": "mt-tea-001", "count": 10**18}) + "]"},
+    {"food": "[" + json.dumps({"sku_id": "mt-tea-001", "count": 1.5}) + "]"},
+    {"food": "[" + json.dumps({"sku_id": "mt-tea-001", "count": True}) + "]"},
+    {"food": json.dumps([{"sku_id": "not-listed", "count": 1}])},
+    {"food": "[]"}, {"food": "{}"}, {"food": "not json"}, {"food": "[1]"},
+    {"refund_id": ""}, {"refund_id": "R" * 65}, {"refund_id": "退" * 5000},
+], ids=lambda c: f"{next(iter(c))}={str(next(iter(c.values())))[:20]}")
+def test_a_validly_signed_odd_refund_is_a_4xx_and_changes_nothing(live: Live, mt: MeituanSimulator,
+                                                                   changes: dict[str, str]) -> None:
+    """The platform's signature over odd content: a refund id past its column was a 500."""
+    stock(live)
+    order_id = taken(live, mt, "7001")
+    r = post(live, resigned(live, mt, mt.refund_params(url(live), "7001", "R-1", [("TEA-001", 1)]), **changes))
+    assert r.status_code == 422 and r.json()["data"] == "ng", r.text
+    assert qty(live, order_id) == 3 and reserved(live) == 3 and rows(live) == []
+
+
+@pytest.mark.parametrize("timestamp", [-3600, 3600, "1e3", 10**30, ""])
+def test_a_stale_or_future_or_odd_timestamp_is_401(live: Live, mt: MeituanSimulator, timestamp: Any) -> None:
+    stock(live)
+    order_id = taken(live, mt, "7001")
+    stamp = str(int(time.time()) + timestamp) if isinstance(timestamp, int) and timestamp < 10**9 else str(timestamp)
+    r = post(live, resigned(live, mt, mt.refund_params(url(live), "7001", "R-1", [("TEA-001", 1)]), timestamp=stamp))
+    assert r.status_code == 401, r.text
+    assert qty(live, order_id) == 3 and rows(live) == []
