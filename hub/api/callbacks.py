@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from werkzeug import Request, Response
 
 from hub.api.http import ApiError, Call, Route, json_response
@@ -59,9 +60,17 @@ def channel_order_push(call: Call, name: str) -> None:
     read_after_sale = getattr(connector, "get_after_sale", None)
     after_sale = read_after_sale(push["after_sale_id"]) if read_after_sale and push.get("after_sale_id") else None
     try:
-        with call.ctx.uow() as uow:
-            shop_orders.sync(uow, call.ctx.config, name, shop_order, call.deps.now(), after_sale)
-            uow.commit()
+        for attempt in range(2):
+            try:
+                with call.ctx.uow() as uow:
+                    shop_orders.sync(uow, call.ctx.config, name, shop_order, call.deps.now(), after_sale)
+                    uow.commit()
+                break
+            except IntegrityError:
+                # The same push delivered at once (or the order pull) placed it meanwhile, and the unique key
+                # refused ours: synced again, it finds that order, so every copy is answered ok, not 409.
+                if attempt:
+                    raise
     except (StoreCannotFill, InsufficientStock) as exc:
         if not shop_order.channel_store or not isinstance(connector, ChannelOrderRefusal):
             raise                                      # the hub's own routing: a 409 with the reasons

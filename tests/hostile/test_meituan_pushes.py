@@ -15,7 +15,7 @@ from connectors.base import MemoryBinder
 from connectors.registry import build_connector
 from hub.config import SystemConfig
 from hub.services import inventory, orders
-from hub.storage.tables import ChannelRefundRow, StockMovement
+from hub.storage.tables import ChannelRefundRow, OrderRow, StockMovement
 from sandbox.credentials import sandbox_env
 from sandbox.meituan import MeituanSimulator, seed_binder, sign
 from tests.hostile.conftest import Live, at_once
@@ -156,3 +156,59 @@ def test_a_stale_or_future_or_odd_timestamp_is_401(live: Live, mt: MeituanSimula
     r = post(live, resigned(live, mt, mt.refund_params(url(live), "7001", "R-1", [("TEA-001", 1)]), timestamp=stamp))
     assert r.status_code == 401, r.text
     assert qty(live, order_id) == 3 and rows(live) == []
+
+
+def placed(live: Live) -> list[tuple[str | None, str]]:
+    with live.ctx.reader() as uow:
+        return [(o.external_id, o.status) for o in uow.session.execute(select(OrderRow)).scalars()]
+
+
+def test_the_same_order_pushed_at_once_is_one_order_and_every_push_answered_ok(live: Live,
+                                                                               mt: MeituanSimulator) -> None:
+    """All but the first were 409 (the unique idempotency key refused their insert): the platform pushes again."""
+    stock(live)
+    mt.seed_order("8001", [("TEA-001", 2, 1200)], "S001", status=2, pick_type=0)
+    params = mt.push_params(url(live), "8001")
+    answers = at_once(*[lambda: post(live, params) for _ in range(6)])
+    assert [(r.status_code, r.json()) for r in answers] == [(200, {"data": "ok"})] * 6
+    assert placed(live) == [("8001", "allocated")] and reserved(live) == 2
+
+
+def test_an_order_with_a_sku_outside_the_channels_allocation_is_cancelled_back(live: Live,
+                                                                              mt: MeituanSimulator) -> None:
+    """config.yaml does not list POT-003 for Meituan: the platform is asked to cancel, no order is kept."""
+    stock(live)
+    mt.seed_order("8002", [("POT-003", 1, 1200)], "S001", status=2)
+    for _ in range(2):
+        r = post(live, mt.push_params(url(live), "8002"))
+        assert r.status_code == 200, r.text
+    assert placed(live) == [] and "8002" in mt.cancels
+
+
+@pytest.mark.parametrize("field, value", [("app_poi_code", "NOT-BOUND"), ("detail", "not json"),
+                                          ("detail", json.dumps([{"sku_id": "not-listed", "quantity": 1,
+                                                                  "price": 1}]))])
+def test_an_order_whose_store_or_lines_cannot_be_mapped_is_422_and_takes_nothing(
+        live: Live, mt: MeituanSimulator, field: str, value: str) -> None:
+    stock(live)
+    mt.seed_order("8004", [("TEA-001", 1, 1200)], "S001", status=2)
+    mt.orders["8004"][field] = value
+    r = post(live, mt.push_params(url(live), "8004"))
+    assert r.status_code == 422 and r.json()["data"] == "ng", r.text
+    assert placed(live) == [] and reserved(live) == 0
+
+
+@pytest.mark.parametrize("extra, status", [
+    ({"logistics_status": "20"}, 404),                       # the store's courier carries it: no platform rider
+    ({"logistics_status": "999"}, 422), ({"logistics_status": "-1"}, 422), ({"logistics_status": "abc"}, 422),
+    ({"logistics_status": "20", "time": str(10**12)}, 422), ({"logistics_status": "40", "time": "-5"}, 422),
+])
+def test_a_logistics_push_for_an_order_the_store_courier_carries_changes_nothing(
+        live: Live, mt: MeituanSimulator, extra: dict[str, str], status: int) -> None:
+    stock(live)
+    mt.seed_order("8003", [("TEA-001", 1, 1200)], "S001", status=2, logistics_code="0000")
+    assert post(live, mt.push_params(url(live), "8003")).status_code == 200
+    push = {"time": str(int(time.time())), "dispatcher_name": "张三", "dispatcher_mobile": "13700000000", **extra}
+    r = post(live, mt.push_params(url(live), "8003", "logistics", **push))
+    assert r.status_code == status and r.json()["data"] == "ng", r.text
+    assert placed(live) == [("8003", "allocated")]
