@@ -212,3 +212,32 @@ def test_a_logistics_push_for_an_order_the_store_courier_carries_changes_nothing
     r = post(live, mt.push_params(url(live), "8003", "logistics", **push))
     assert r.status_code == status and r.json()["data"] == "ng", r.text
     assert placed(live) == [("8003", "allocated")]
+
+
+def test_refunds_of_one_order_at_once_never_take_more_units_than_it_has(live: Live, mt: MeituanSimulator) -> None:
+    """Three part refunds (1 + 2 + 1 of 3 units) and a whole refund, each under its own id, pushed at once:
+    serialised on the order's row, what is agreed fits what the order had, and the stock follows."""
+    stock(live)
+    for n in range(3):
+        ext = f"74{n:02d}"
+        order_id = taken(live, mt, ext)
+        asks: list[tuple[str, list[tuple[str, int]] | None]] = [
+            (f"R-{ext}-a", [("TEA-001", 1)]), (f"R-{ext}-b", [("TEA-001", 2)]), (f"R-{ext}-c", [("TEA-001", 1)])]
+        if n == 2:
+            asks.append((f"R-{ext}-all", None))
+        replies = at_once(*[lambda rid=rid, lines=lines, ext=ext: post(live, mt.refund_params(url(live), ext, rid, lines))
+                            for rid, lines in asks])
+        assert [r.status_code for r in replies] == [200] * len(asks), [r.text for r in replies]
+        with live.ctx.reader() as uow:
+            decided = {r.refund_id: r.agreed for r in uow.session.execute(
+                select(ChannelRefundRow).where(ChannelRefundRow.order_id == order_id)).scalars()}
+            order = orders.get(uow, order_id)
+        units = sum(n for rid, lines in asks if decided[rid] and lines for _, n in lines)
+        assert len(decided) == len(asks) and units <= 3
+        if order.status in ("cancelled", "refunded"):
+            continue
+        assert order.lines[0].qty == 3 - units and order.lines[0].qty_refunded == units
+    with live.ctx.reader() as uow:
+        held = sum(o.lines[0].qty for o in uow.session.execute(select(OrderRow)).scalars()
+                   if o.status not in ("cancelled", "refunded"))
+    assert reserved(live) == held
