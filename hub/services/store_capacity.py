@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from hub.config import HubConfig
 from hub.domain.errors import BadInput, UnknownLocation
 from hub.domain.order_states import OrderStatus
-from hub.storage.tables import OrderRow, StoreStatusRow
+from hub.storage.tables import OrderRow, StoreStatusRow, utcnow
 from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,19 @@ def status(uow: UnitOfWork, cfg: HubConfig, store_id: str, now: datetime) -> Sto
                        row.reason if paused and row else None,
                        cap.max_orders if cap else None, cap.window_minutes if cap else None,
                        taken(uow, store_id, now - timedelta(minutes=cap.window_minutes)) if cap else 0)
+
+
+def lock_window(uow: UnitOfWork, cfg: HubConfig, store_id: str | None) -> bool:
+    """Lock a capped store's status row for the rest of the transaction (True), so orders routed to it are
+    counted one after the other: counted without it, a rush of orders at once each saw room and all were taken,
+    past the cap. A store without a cap takes no lock (False)."""
+    loc = cfg.location(store_id) if store_id else None
+    if loc is None or not loc.is_store or loc.capacity is None:
+        return False
+    insert_ignore(uow.session, StoreStatusRow, {"location_id": loc.id, "paused": False, "updated_at": utcnow()})
+    uow.session.execute(select(StoreStatusRow.location_id).where(StoreStatusRow.location_id == loc.id)
+                        .with_for_update())
+    return True
 
 
 def refusals(uow: UnitOfWork, cfg: HubConfig, now: datetime) -> dict[str, str]:

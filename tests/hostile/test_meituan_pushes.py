@@ -225,8 +225,8 @@ def test_refunds_of_one_order_at_once_never_take_more_units_than_it_has(live: Li
             (f"R-{ext}-a", [("TEA-001", 1)]), (f"R-{ext}-b", [("TEA-001", 2)]), (f"R-{ext}-c", [("TEA-001", 1)])]
         if n == 2:
             asks.append((f"R-{ext}-all", None))
-        replies = at_once(*[lambda rid=rid, lines=lines, ext=ext: post(live, mt.refund_params(url(live), ext, rid, lines))
-                            for rid, lines in asks])
+        replies = at_once(*[lambda rid=rid, lines=lines, ext=ext:
+                            post(live, mt.refund_params(url(live), ext, rid, lines)) for rid, lines in asks])
         assert [r.status_code for r in replies] == [200] * len(asks), [r.text for r in replies]
         with live.ctx.reader() as uow:
             decided = {r.refund_id: r.agreed for r in uow.session.execute(
