@@ -89,10 +89,10 @@ def pause(uow: UnitOfWork, cfg: HubConfig, store_id: str, paused: bool, until: d
     """Pause (until a time, or until resumed) or resume taking orders. Orders already taken go on."""
     if paused and until is not None and until <= now:
         raise BadInput("until must be in the future")
-    row = uow.session.get(StoreStatusRow, store_id, with_for_update=True)
-    if row is None:
-        row = StoreStatusRow(location_id=store_id)
-        uow.session.add(row)
+    # The row made first if missing (two tills pausing a store without one both inserted it: a key conflict)
+    insert_ignore(uow.session, StoreStatusRow, {"location_id": store_id, "paused": False, "updated_at": now})
+    row = uow.session.get(StoreStatusRow, store_id, with_for_update=True, populate_existing=True)
+    assert row is not None
     row.paused, row.paused_until = paused, until if paused else None
     row.reason, row.updated_at = (reason or None) if paused else None, now
     uow.session.flush()

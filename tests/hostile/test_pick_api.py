@@ -94,3 +94,14 @@ def test_a_pick_racing_the_platforms_whole_refund_is_one_or_the_other(live: Live
         assert status in ("cancelled", "refunded"), status
         assert picked.status_code in (200, 409), picked.text
     assert reserved(live) == 0
+
+
+def test_a_store_paused_from_two_tills_at_once_is_paused_once_never_409(live: Live) -> None:
+    """A store with no status row yet: both inserted one, the second a key conflict (409)."""
+    bodies = ({"paused": True, "reason": "lunch rush"}, {"paused": True, "reason": "short of staff"})
+    for store, key in POS_KEYS.items():                      # each store's first pause: no row yet
+        replies = at_once(*[lambda b=b, store=store, key=key: live.post(f"/api/v1/stores/{store}/pause", b, key=key)
+                            for b in bodies])
+        assert [r.status_code for r in replies] == [200, 200], [r.text for r in replies]
+        got = live.get(f"/api/v1/stores/{store}/status", key=key).json()
+        assert got["paused"] is True and got["reason"] in ("lunch rush", "short of staff")
