@@ -241,3 +241,13 @@ def test_refunds_of_one_order_at_once_never_take_more_units_than_it_has(live: Li
         held = sum(o.lines[0].qty for o in uow.session.execute(select(OrderRow)).scalars()
                    if o.status not in ("cancelled", "refunded"))
     assert reserved(live) == held
+
+
+@pytest.mark.parametrize("order_id", ["9999", "x" * 5000])
+def test_a_push_for_an_order_the_platform_does_not_know_is_422(live: Live, mt: MeituanSimulator,
+                                                               order_id: str) -> None:
+    """The platform answers 808 (no such order) to the detail query: was a 502, as if it had not answered."""
+    stock(live)
+    r = post(live, mt.push_params(url(live), order_id))
+    assert r.status_code == 422 and r.json()["error"] == "channel_refused", r.text
+    assert placed(live) == [] and reserved(live) == 0

@@ -113,3 +113,33 @@ def test_another_orders_after_sale_is_422_and_decides_nothing(live: Live, shop: 
     replies = at_once(*[lambda: push(live, shop, json.dumps(body).encode()) for _ in range(3)])
     assert [r.status_code for r in replies] == [422] * 3
     assert answers(live) == [] and refunds_of(live, mine) == []
+
+
+@pytest.mark.parametrize("field, value, status", [
+    ("after_sale_order_id", "9" * 5000, 422),          # the shop knows no such request: was a 502
+    ("after_sale_order_id", 123, 422),
+    ("order_id", "x" * 5000, 422),                      # nor such an order: was a 502
+    ("status", "\u0000", 400),
+])
+def test_a_signed_push_naming_what_the_shop_does_not_know_is_a_4xx(live: Live, shop: WeChatShopSimulator,
+                                                                   field: str, value: Any, status: int) -> None:
+    stock(live)
+    order_id = take(live, shop, "3705300000000000901")
+    shop.seed_after_sale("9900001", "3705300000000000901", 1200)
+    body = json.loads(shop.after_sale_body("9900001"))
+    body["finder_shop_aftersale_status_update"][field] = value
+    r = push(live, shop, json.dumps(body).encode())
+    assert r.status_code == status, r.text
+    assert answers(live) == [] and refunds_of(live, order_id) == []
+
+
+@pytest.mark.parametrize("amount", [-5, 2**40, "12.5"])
+def test_an_after_sale_with_an_odd_amount_is_422_and_decides_nothing(live: Live, shop: WeChatShopSimulator,
+                                                                     amount: Any) -> None:
+    stock(live)
+    order_id = take(live, shop, "3705300000000000902")
+    shop.seed_after_sale("9900002", "3705300000000000902", 1200)
+    shop.after_sales["9900002"]["refund_info"]["amount"] = amount
+    r = push(live, shop, shop.after_sale_body("9900002"))
+    assert r.status_code == 422, r.text
+    assert answers(live) == [] and refunds_of(live, order_id) == []
