@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
+from werkzeug.test import Client
 
 from hub.api.app import build_api, build_deps
 from hub.config import LocationConfig
@@ -17,8 +18,8 @@ from hub.domain.model import StockCount
 from hub.metrics import HubMetrics
 from hub.services import inventory
 from hub.storage.tables import OrderRow
-from tests.api.conftest import Clock, order_body, sandbox_config
-from tests.conftest import PG_URL, make_ctx
+from tests.api.conftest import CHANNEL_KEY, Clock, order_body, sandbox_config
+from tests.conftest import _BACKENDS, PG_URL, make_ctx
 from tests.hostile.conftest import Live, at_once
 from tests.hostile.test_pay_cancel_race import reserved, stock
 from tests.support import at
@@ -76,3 +77,19 @@ def test_a_rush_of_deliveries_fills_the_capped_store_and_goes_on_to_the_next(liv
         where = [loc for (loc,) in uow.session.execute(select(OrderRow.location_id))]
     assert where.count("S001") <= CAP and len(where) == 8
 
+
+
+@pytest.mark.parametrize("backend", _BACKENDS)
+def test_the_cap_counts_one_order_after_another_on_either_database(tmp_path, backend: str) -> None:
+    ctx = make_ctx(backend, tmp_path, config=capped)
+    try:
+        deps = build_deps(ctx, now=Clock(), metrics=HubMetrics(CollectorRegistry()))
+        client = Client(build_api(ctx, deps))
+        with ctx.uow() as uow:
+            inventory.apply_count(uow, StockCount("test", "seed", "TEA-001", "S001", 50, at(-60)))
+            uow.commit()
+        codes = [client.post("/api/v1/orders", json=order_body(qty=1), headers={
+            "Authorization": f"Bearer {CHANNEL_KEY}", "Idempotency-Key": f"s-{n}"}).status_code for n in range(CAP + 2)]
+        assert codes == [201] * CAP + [409, 409]
+    finally:
+        ctx.engine.dispose()
