@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from werkzeug import Request, Response
 
 from hub.api.http import ApiError, Call, Route, json_response
@@ -20,7 +21,7 @@ from hub.bootstrap import HubContext
 from hub.domain.errors import InsufficientStock, StoreCannotFill
 from hub.domain.model import PlaceOrder
 from hub.flows import express as express_flow
-from hub.ports import ChannelOrderRefusal, ChannelRefunds, ChannelRiders, Declaration
+from hub.ports import ChannelOrderRefusal, ChannelRefunds, ChannelRiders, Declaration, PermanentError
 from hub.services import channel_refunds, courier_claims, payments, shop_orders
 from hub.services.tracking import apply_tracking
 
@@ -54,14 +55,28 @@ def channel_order_push(call: Call, name: str) -> None:
     if push.get("kind") in REFUND_PUSHES and isinstance(connector, ChannelRefunds):
         _channel_refund(call, connector, push)
         return
-    shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
-    # An after-sales push: the request as the channel holds it now, read before the transaction opens.
-    read_after_sale = getattr(connector, "get_after_sale", None)
-    after_sale = read_after_sale(push["after_sale_id"]) if read_after_sale and push.get("after_sale_id") else None
     try:
-        with call.ctx.uow() as uow:
-            shop_orders.sync(uow, call.ctx.config, name, shop_order, call.deps.now(), after_sale)
-            uow.commit()
+        shop_order = connector.get_order(push["external_order_id"])   # act on the order as it is now
+        # An after-sales push: the request as the channel holds it now, read before the transaction opens.
+        read_after_sale = getattr(connector, "get_after_sale", None)
+        after_sale = read_after_sale(push["after_sale_id"]) if read_after_sale and push.get("after_sale_id") \
+            else None
+    except PermanentError as exc:
+        # The channel itself refuses what its push names (no such order or after-sale): the push is bad input,
+        # a 422 — not the 502 of a channel that failed to answer.
+        raise ApiError(422, "channel_refused", f"{name} refuses what the push names: {exc}") from None
+    try:
+        for attempt in range(2):
+            try:
+                with call.ctx.uow() as uow:
+                    shop_orders.sync(uow, call.ctx.config, name, shop_order, call.deps.now(), after_sale)
+                    uow.commit()
+                break
+            except IntegrityError:
+                # The same push delivered at once (or the order pull) placed it meanwhile, and the unique key
+                # refused ours: synced again, it finds that order, so every copy is answered ok, not 409.
+                if attempt:
+                    raise
     except (StoreCannotFill, InsufficientStock) as exc:
         if not shop_order.channel_store or not isinstance(connector, ChannelOrderRefusal):
             raise                                      # the hub's own routing: a 409 with the reasons

@@ -30,13 +30,22 @@ LAT_LNG = (Param("lat", schemas.LAT, "buyer's latitude (with lng)"),
            Param("lng", schemas.LNG, "buyer's longitude (with lat)"), Param("coords", schemas.COORDS))
 
 
+def _gcj02(coords: str | None, lat: float, lng: float, field: str) -> tuple[float, float]:
+    """The point as GCJ-02. BD-09's offset moves a point by the poles or the date line off the globe (-90.006):
+    refused here, before routing or an address stores a latitude no courier or carrier takes."""
+    g_lat, g_lng = CONVERT_TO_GCJ02[coords or "gcj02"](lat, lng)
+    if not (-90 <= g_lat <= 90 and -180 <= g_lng <= 180):
+        raise schemas.invalid(field, f"{lat}, {lng} ({coords}) is no point on the globe in GCJ-02")
+    return g_lat, g_lng
+
+
 def _position(call: Call) -> tuple[float, float] | None:
     lat, lng = call.query("lat"), call.query("lng")
     if lat is None or lng is None:
         if (lat is None) != (lng is None):
             raise schemas.invalid("lat" if lat is None else "lng", "lat and lng are given together")
         return None
-    return CONVERT_TO_GCJ02[call.query("coords") or "gcj02"](lat, lng)
+    return _gcj02(call.query("coords"), lat, lng, "coords")
 
 
 def _required_position(call: Call) -> tuple[float, float]:
@@ -129,7 +138,8 @@ def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
             raise schemas.invalid(f"lines[{exc.line}].sku", str(exc)) from None
     b, f = body["buyer"], body["fulfillment"]
     addr = f["address"]
-    lat, lng = CONVERT_TO_GCJ02[addr["coords"] or "gcj02"](addr["lat"], addr["lng"]) if addr else (0.0, 0.0)
+    lat, lng = _gcj02(addr["coords"], addr["lat"], addr["lng"], "fulfillment.address.coords") if addr \
+        else (0.0, 0.0)
     return orders.PlaceOrder(
         coupon_code=body["coupon_code"] or None, points=body["points"] or 0,
         channel=call.caller.id, idempotency_key=key, lines=lines,

@@ -18,7 +18,7 @@ from hub import events
 from hub.domain import refunds as rules
 from hub.domain.refunds import RefundStatus as R
 from hub.ports import AfterSale
-from hub.services import money_owed, refunds
+from hub.services import money_owed, orders, refunds
 from hub.storage.tables import OrderRow, RefundRow
 from hub.storage.uow import UnitOfWork
 
@@ -49,6 +49,9 @@ def refusal(uow: UnitOfWork, order: OrderRow, sale: AfterSale) -> str | None:
 def apply(uow: UnitOfWork, system: str, order: OrderRow, sale: AfterSale, now: datetime) -> RefundRow | None:
     """The channel's after-sale as it is now: a new request decided (and its answer emitted), a decided one
     followed; a repeat changes nothing."""
+    # The order's row locked first: two requests on one order decided at once each read what was left before
+    # the other wrote its refund (both agreed, more than was paid); serialised here, the second sees the first.
+    order = orders.get(uow, order.id, lock=True)
     number = refund_no(system, sale.after_sale_id)
     row = refunds.by_no(uow, number)
     if row is None:

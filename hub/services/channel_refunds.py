@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from hub import events
 from hub.domain import refunds as refund_rules
-from hub.domain.errors import NotFound
+from hub.domain.errors import BadInput, HubError, NotFound
 from hub.domain.model import ChannelRefundRequest
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
@@ -33,6 +33,14 @@ from hub.storage.uow import UnitOfWork
 log = logging.getLogger(__name__)
 S = OrderStatus
 OVER = (S.CANCELLED, S.REFUNDED, S.RETURNED)       # nothing left to refund
+REFUND_ID_MAX = 64                                   # channel_refunds.refund_id
+
+
+class RefundIdReused(HubError):
+    """A refund id already decided for another order: its answer is that order's, never this one's (agreeing it
+    here would tell the platform to pay back an order whose lines and stock the hub never touched)."""
+
+    code = "refund_id_reused"
 
 
 def order_of(uow: UnitOfWork, channel: str, external_id: str) -> OrderRow:
@@ -77,10 +85,17 @@ def refusal(order: OrderRow, request: ChannelRefundRequest, credited: dict[str, 
 
 def decide(uow: UnitOfWork, system: str, request: ChannelRefundRequest, now: datetime) -> ChannelRefundRow:
     """The hub's answer to the refund (the same answer for the same refund id), applied if agreed."""
-    row = uow.session.get(ChannelRefundRow, (request.channel, request.refund_id))
+    if len(request.refund_id) > REFUND_ID_MAX:     # the column's width: a clear refusal, not the database's
+        raise BadInput(f"refund_id: longer than {REFUND_ID_MAX} characters")
+    row = _decided(uow, request)
     if row is not None:
         return row
     order = order_of(uow, request.channel, request.external_order_id)
+    # Read again under the order's lock: the same push delivered at once waited on that lock while the first
+    # decided, and must find its row (not insert a second one: a key conflict answered 409).
+    row = _decided(uow, request)
+    if row is not None:
+        return row
     # Completed (in the ERP's feed, written with the completion): the ERP holds the sale as it was.
     after_sale = erp_feed.in_feed(uow, order.id)
     why = refusal(order, request, refunded_after_sale(uow, order.id) if after_sale else None)
@@ -109,6 +124,18 @@ def decide(uow: UnitOfWork, system: str, request: ChannelRefundRequest, now: dat
         refunded(uow, order, system, detail)                  # the whole order: cancelled or refunded
     log.info("order %s: %s refund %s agreed (%s)", order.id, system, request.refund_id,
              "whole order" if request.lines is None else ", ".join(f"{s} x{q}" for s, q in request.lines))
+    return row
+
+
+def _decided(uow: UnitOfWork, request: ChannelRefundRequest) -> ChannelRefundRow | None:
+    row = uow.session.get(ChannelRefundRow, (request.channel, request.refund_id), populate_existing=True)
+    if row is None:
+        return None
+    order_id = uow.session.execute(select(OrderRow.id).where(
+        OrderRow.channel == request.channel, OrderRow.external_id == request.external_order_id)).scalar_one_or_none()
+    if order_id != row.order_id:
+        raise RefundIdReused(f"{request.channel} refund {request.refund_id} was decided for another order, "
+                             f"not {request.external_order_id!r}")
     return row
 
 

@@ -198,7 +198,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
     order_id = new_order_id(now)
     f = cmd.fulfillment
     ttl = reservation_length(cfg, cmd.channel, f.type)
-    decision = stock.route(uow, cfg, cmd, now)
+    decision = _route_capped(uow, cfg, cmd, now, stock)
     amounts = line_amounts(cmd)
     order = OrderRow(
         id=order_id, channel=cmd.channel, idempotency_key=cmd.idempotency_key, request_hash=cmd.fingerprint(),
@@ -238,11 +238,24 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP or cmd.channel_store:
                 raise                         # the buyer's or the channel's store: no other to try
-            decision = stock.route(uow, cfg, cmd, now)
+            decision = _route_capped(uow, cfg, cmd, now, stock)
             _follow_route(order, decision)
     if detached:
         write_detached(uow.session)       # the order's rows and its reservation: one round trip on PostgreSQL
     return order, True
+
+
+def _route_capped(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime,
+                  stock: StockSource) -> routing.RoutingDecision:
+    """Route; a store with a cap on orders is locked and the order routed again, its count now taken under the
+    lock (full meanwhile: the next store, or the refusal). Each capped store is locked once."""
+    decision = stock.route(uow, cfg, cmd, now)
+    locked: set[str] = set()
+    while decision.location_id and decision.location_id not in locked and \
+            store_capacity.lock_window(uow, cfg, decision.location_id):
+        locked.add(decision.location_id)
+        decision = stock.route(uow, cfg, cmd, now)
+    return decision
 
 
 def _follow_route(order: OrderRow, decision: routing.RoutingDecision) -> None:

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from hub.config import HubConfig
 from hub.domain.errors import BadInput, UnknownLocation
 from hub.domain.order_states import OrderStatus
-from hub.storage.tables import OrderRow, StoreStatusRow
+from hub.storage.tables import OrderRow, StoreStatusRow, utcnow
 from hub.storage.uow import UnitOfWork
+from hub.storage.upsert import insert_ignore
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,19 @@ def status(uow: UnitOfWork, cfg: HubConfig, store_id: str, now: datetime) -> Sto
                        taken(uow, store_id, now - timedelta(minutes=cap.window_minutes)) if cap else 0)
 
 
+def lock_window(uow: UnitOfWork, cfg: HubConfig, store_id: str | None) -> bool:
+    """Lock a capped store's status row for the rest of the transaction (True), so orders routed to it are
+    counted one after the other: counted without it, a rush of orders at once each saw room and all were taken,
+    past the cap. A store without a cap takes no lock (False)."""
+    loc = cfg.location(store_id) if store_id else None
+    if loc is None or not loc.is_store or loc.capacity is None:
+        return False
+    insert_ignore(uow.session, StoreStatusRow, {"location_id": loc.id, "paused": False, "updated_at": utcnow()})
+    uow.session.execute(select(StoreStatusRow.location_id).where(StoreStatusRow.location_id == loc.id)
+                        .with_for_update())
+    return True
+
+
 def refusals(uow: UnitOfWork, cfg: HubConfig, now: datetime) -> dict[str, str]:
     """store id -> why it takes no order now, for every store that refuses."""
     out: dict[str, str] = {}
@@ -75,10 +89,10 @@ def pause(uow: UnitOfWork, cfg: HubConfig, store_id: str, paused: bool, until: d
     """Pause (until a time, or until resumed) or resume taking orders. Orders already taken go on."""
     if paused and until is not None and until <= now:
         raise BadInput("until must be in the future")
-    row = uow.session.get(StoreStatusRow, store_id, with_for_update=True)
-    if row is None:
-        row = StoreStatusRow(location_id=store_id)
-        uow.session.add(row)
+    # The row made first if missing (two tills pausing a store without one both inserted it: a key conflict)
+    insert_ignore(uow.session, StoreStatusRow, {"location_id": store_id, "paused": False, "updated_at": now})
+    row = uow.session.get(StoreStatusRow, store_id, with_for_update=True, populate_existing=True)
+    assert row is not None
     row.paused, row.paused_until = paused, until if paused else None
     row.reason, row.updated_at = (reason or None) if paused else None, now
     uow.session.flush()
