@@ -46,7 +46,7 @@ def take(live: Live, sim: WeChatShopSimulator, shop_id: str, qty: int = 2) -> st
     r = push(live, sim, sim.push_body("channels_ec_order_pay", shop_id))
     assert r.status_code == 200, r.text
     with live.ctx.reader() as uow:
-        order = orders.find_by_idempotency(uow, "miniprogram", f"wechat_shop:{shop_id}")
+        order = orders.find_by_idempotency(uow, "wechat_shop", f"wechat_shop:{shop_id}")
         assert order is not None
         return order.id
 
