@@ -359,13 +359,15 @@ def resync(args: argparse.Namespace) -> int:
     ctx = build_context(load_config(args.config), connectors=build_connector)
     print("products: pulling the ERP's product master…", file=sys.stderr, flush=True)
     products = erp_pull.pull_products(ctx)
+    lines = 0                  # counted here: off a terminal the bar is disabled and its own count stays 0
     with _bar(0, "warehouse stock", "line") as bar:
         def step(done: int, total: int) -> None:
+            nonlocal lines
             bar.total = total
-            bar.update(done - bar.n)
+            bar.update(done - lines)
+            lines = done
 
         counts = erp_pull.pull_warehouse_stock(ctx, progress=step)
-        lines = bar.n
     print(f"resync done in {time.monotonic() - started:.1f} s: {products} SKU(s) added or changed; "
           f"{lines} warehouse stock line(s) read, {counts} count(s) applied")
     return 0
