@@ -63,7 +63,7 @@ class Sandbox:
 
 def start_sandbox(callback_base: str | None = None, fixed_ports: bool = False,
                   only: list[str] | None = None) -> Sandbox:
-    """Start the simulators (fixed ports 8701-8707, or free ports), each knowing the credentials.
+    """Start the simulators (fixed ports: each system's `SANDBOX` port, or free ports), each knowing the credentials.
 
     `callback_base` is the hub's URL, where simulators post their callbacks.
     """

@@ -125,8 +125,13 @@ def _green() -> None:
         pass
 
 
-def _sandbox_alongside(fixed_ports: bool = True) -> Sandbox:
-    """The simulators in this process, with their own credentials exported for the hub (and its children)."""
+def _sandbox_alongside(fixed_ports: bool = True, config_path: str | None = None) -> Sandbox:
+    """The simulators in this process, with their own credentials exported for the hub (and its children).
+
+    They are told the hub's own address: a simulator that calls back to an account-wide URL (Shansong's is
+    configured at the courier, not sent with each order) would otherwise have nowhere to post, and its
+    orders would stay `dispatched` for good. The platform signs its pushes over the address registered with
+    it, so that too is this hub's (unless the environment names another)."""
     import os
 
     from sandbox.credentials import sandbox_env
@@ -134,10 +139,30 @@ def _sandbox_alongside(fixed_ports: bool = True) -> Sandbox:
 
     for k, v in sandbox_env().items():
         os.environ.setdefault(k, v)
-    sandbox = start_sandbox(fixed_ports=fixed_ports)
+    base = _hub_base_of(config_path)
+    os.environ.setdefault("HUB_MEITUAN_PUSH_URL", f"{base}/callbacks/meituan")
+    sandbox = start_sandbox(callback_base=base, fixed_ports=fixed_ports)
     for k, v in sandbox.env().items():
         os.environ.setdefault(k, v)
     return sandbox
+
+
+def _hub_base_of(config_path: str | None) -> str:
+    """The hub's HTTP address as its gateway will bind it (`HUB_HTTP_PORT` over `hub.http`), read before the
+    config is validated (the sandbox's secrets are exported first); a wildcard host is reached on loopback."""
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    from hub.config import DEFAULT_CONFIG_PATH
+
+    raw = yaml.safe_load(Path(config_path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
+    http = (((raw or {}).get("hub") or {}).get("http") or {})
+    host = str(http.get("host") or "127.0.0.1")
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    port = os.environ.get("HUB_HTTP_PORT") or http.get("port") or 8000
+    return f"http://{host}:{port}"
 
 
 def _migrated_context(config_path: str | None, sandbox: Sandbox | None) -> HubContext:
@@ -175,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     setup_tracing(args.services or list(SERVICES))     # off unless OTEL_EXPORTER_OTLP_ENDPOINT / HUB_TRACE_FILE
     embedded = _broker_of(args.config).startswith("memory://") and not args.no_sandbox
     # Embedded default: the simulators run alongside on their fixed ports, with their own credentials.
-    sandbox = _sandbox_alongside() if embedded else None
+    sandbox = _sandbox_alongside(config_path=args.config) if embedded else None
     cfg = _migrated_context(args.config, sandbox).config
     names = args.services or list(SERVICES)
 
@@ -205,7 +230,8 @@ def up(args: argparse.Namespace) -> int:
               "(and HUB_DATABASE_URL=postgresql+psycopg2://…); `hub run` is the one-process embedded mode",
               file=sys.stderr)
         return 2
-    sandbox = _sandbox_alongside(fixed_ports=not args.sandbox_free_ports) if args.sandbox else None
+    sandbox = (_sandbox_alongside(fixed_ports=not args.sandbox_free_ports, config_path=args.config)
+               if args.sandbox else None)
     try:
         from hub.config import load_config
         from hub.metrics import MULTIPROC_ENV, prepare_multiproc_dir
@@ -336,13 +362,15 @@ def resync(args: argparse.Namespace) -> int:
     ctx = build_context(load_config(args.config), connectors=build_connector)
     print("products: pulling the ERP's product master…", file=sys.stderr, flush=True)
     products = erp_pull.pull_products(ctx)
+    lines = 0                  # counted here: off a terminal the bar is disabled and its own count stays 0
     with _bar(0, "warehouse stock", "line") as bar:
         def step(done: int, total: int) -> None:
+            nonlocal lines
             bar.total = total
-            bar.update(done - bar.n)
+            bar.update(done - lines)
+            lines = done
 
         counts = erp_pull.pull_warehouse_stock(ctx, progress=step)
-        lines = bar.n
     print(f"resync done in {time.monotonic() - started:.1f} s: {products} SKU(s) added or changed; "
           f"{lines} warehouse stock line(s) read, {counts} count(s) applied")
     return 0
@@ -403,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="config file")
     p.add_argument("--replicas", help="processes per service, e.g. gateway=2,relay=2 (default: hub.replicas, else 1)")
     p.add_argument("--sandbox", action="store_true", help="the simulators alongside, bound and seeded")
-    p.add_argument("--sandbox-free-ports", action="store_true", help="simulators on free ports, not 8701-8707")
+    p.add_argument("--sandbox-free-ports", action="store_true", help="simulators on free ports, not their fixed ones")
     p.add_argument("--log-dir", help="one log file per process here (default: this terminal / the journal)")
     p = sub.add_parser("broker", help="declare the exchange and every durable queue")
     p.add_argument("action", choices=["setup"])

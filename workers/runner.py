@@ -71,6 +71,14 @@ def build_runner(names: list[str], broker_url: str, *, database_url: str | None 
     return runner
 
 
+WAKE_S = 0.5                 # at most this long between a SIGTERM and the services starting to stop
+
+
+def _keep_waking() -> None:
+    while True:
+        eventlet.sleep(WAKE_S)
+
+
 def run_forever(make_runner: Callable[[], ServiceRunner], announce: str = "") -> None:
     """Run the services until SIGTERM or Ctrl-C; when one dies (a nameko container dies with its
     broker connection), stop the rest and start them all again, with backoff."""
@@ -84,6 +92,10 @@ def run_forever(make_runner: Callable[[], ServiceRunner], announce: str = "") ->
             eventlet.spawn_n(current.stop)
 
     signal.signal(signal.SIGTERM, shutdown)
+    # The handler's spawn runs only once eventlet's hub next wakes, and Python resumes the hub's interrupted poll
+    # with its old timeout (PEP 475): a gateway whose only company was a client's idle keep-alive connection had
+    # nothing due and never stopped (`hub up` killed it after 15 s). A tick keeps the hub looking.
+    eventlet.spawn(_keep_waking)
     delay, announced = RESTART_FIRST_WAIT_S, False
     while not stopping:
         started = time.monotonic()

@@ -166,4 +166,7 @@ def order_timeline(uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> 
     refs: list[str] = []
     if for_buyer:
         refs = list(uow.session.execute(select(Shipment.shipment_ref).where(Shipment.order_id == order.id)).scalars())
+        # The platform's rider is booked under the platform's own order number: the buyer's, not a booking
+        # number to take out (taking it out left "payment meituan:" on the paid step).
+        refs = [r for r in refs if r != order.external_id]
     return timeline.merge(changes, reports, hide=refs)

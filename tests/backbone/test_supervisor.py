@@ -45,3 +45,42 @@ def test_hub_up_runs_replicas_and_restarts_one_killed(backbone, tmp_path):
     assert "hub: up: relay x1, channel_sync x2" in text
     assert f"(pid {victim}) killed by SIGKILL" in text
     assert not [c for c in children if os.path.exists(f"/proc/{c}") and command_line(c)], "a child outlived hub up"
+
+
+def test_a_gateway_holding_an_idle_keep_alive_connection_stops_at_once_on_sigterm(backbone, tmp_path):
+    """A client (a courier, the platform) keeping its connection open left eventlet's hub with nothing due: the
+    SIGTERM handler's stop never ran, and `hub up` killed the gateway after 15 s at every stop."""
+    import http.client
+    import socket
+    import time
+
+    ctx, db, broker = backbone
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = open(tmp_path / "gateway.log", "wb")
+    gw = subprocess.Popen([sys.executable, "-m", "workers.cli", "run", "--no-sandbox", "gateway"], cwd=ROOT,
+                          env=hub_env(db, broker, {"HUB_HTTP_PORT": str(port)}), stdout=out, stderr=subprocess.STDOUT)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        def answers() -> bool:
+            try:
+                conn.request("GET", "/health")
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status == 200
+            except OSError:
+                conn.close()
+                return False
+
+        wait_for(answers, 60, "the gateway to answer")       # the connection stays open (HTTP/1.1 keep-alive)
+        time.sleep(10)                     # what start-up and the request left due has run: the hub is idle
+        started = time.monotonic()
+        gw.send_signal(signal.SIGTERM)
+        gw.wait(timeout=20)
+        assert time.monotonic() - started < 5
+    finally:
+        conn.close()
+        if gw.poll() is None:
+            gw.kill()
+            gw.wait()

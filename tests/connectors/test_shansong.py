@@ -123,3 +123,26 @@ def test_a_store_with_no_rider_nearby_gets_no_quote(sim, sink):
 
 def test_query_of_an_order_shansong_never_had_is_none(sim, sink):
     assert connector(sim).query("O-NONE") is None
+
+
+def test_the_sandbox_hub_up_starts_calls_shansong_back_at_the_hub(sink, monkeypatch):
+    """`hub up --sandbox` / `hub run`: Shansong's callback URL is the account's (set at the courier, not sent with
+    an order), so the sandbox must be told the hub's address; without it every Shansong booking stayed
+    `dispatched`. The hub's port is the one its gateway binds (HUB_HTTP_PORT over config.yaml)."""
+    import os
+
+    from workers import cli
+
+    port = sink.base_url.rsplit(":", 1)[1]
+    monkeypatch.setattr(os, "environ", {**os.environ, "HUB_HTTP_PORT": port})
+    sandbox = cli._sandbox_alongside(fixed_ports=False)
+    try:
+        ss = sandbox.shansong
+        assert ss.callback_url == sink.url("shansong")
+        assert os.environ["HUB_MEITUAN_PUSH_URL"] == sink.url("meituan")
+        conn = build_connector("shansong", system_config("shansong", ss), seed_binder(MemoryBinder()), fast_retry())
+        booking = conn.book(conn.quote(order("O-9199"), S001, sink.url("shansong")))
+        assert ss.advance(booking.shipment_ref, 30) == 200
+        assert {r.path for r in sink.posts()} == {"/callbacks/shansong"}
+    finally:
+        sandbox.stop()

@@ -144,6 +144,12 @@ def test_hub_resync_command_runs_both_pulls_and_prints_what_changed(flow, monkey
         erp.catalogue.pop()
     out = capsys.readouterr().out
     assert "1 SKU(s) added or changed" in out and "1 count(s) applied" in out and "resync done in" in out
+    # off a terminal the bar is not drawn, and the summary counted the lines on it: "0 ... line(s) read"
+    from hub.flows.erp_pull import pull_warehouse_stock
+
+    seen: list[int] = []
+    pull_warehouse_stock(flow.ctx, progress=lambda done, total: seen.append(total))
+    assert f"{seen[-1]} warehouse stock line(s) read" in out and seen[-1] > 0
     with flow.ctx.uow() as uow:
         assert uow.session.get(StockLevel, ("MUG-006", "WH01")).on_hand == 12
 

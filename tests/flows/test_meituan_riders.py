@@ -196,3 +196,21 @@ def test_the_platforms_rider_cancelling_hands_the_order_to_the_platform_again(fl
     assert (shipment.carrier, shipment.active, shipment.status) == ("meituan", True, "booked")
     assert rider(flow, "6006", 10, at=t0 + 120, name="李师傅").status_code == 200
     assert flow.order(order.id).status == "rider_assigned" and the_shipment(flow, order.id).rider_name == "李师傅"
+
+
+def test_the_buyers_timeline_keeps_the_platforms_order_number_its_rider_is_booked_under(flow):
+    """The platform's rider's shipment ref is the platform's order id; the buyer's timeline takes booking numbers
+    out, and took that one out of every step too ("payment meituan:")."""
+    mt = flow.sandbox.meituan
+    mt.seed_order("6009", [("TEA-001", 1, 1200)], "S001", status=2, pick_type=0, logistics_code="1001")
+    assert push(flow, "6009").status_code == 200
+    order = taken(flow, "6009")
+    flow.deliver(handlers.CHANNEL_ORDER_PROGRESS, "order.status_changed", order_id=order.id, to="allocated")
+    pick(flow, order.id)
+    flow.deliver(handlers.CHANNEL_ORDER_PROGRESS, "order.status_changed", order_id=order.id, to="picked")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order.id, to="picked")
+    assert the_shipment(flow, order.id).shipment_ref == "6009"
+    key = flow.ctx.config.known_channel("meituan").key
+    shown = Client(build_api(flow.ctx)).get(f"/api/v1/orders/{order.id}", headers={"Authorization": f"Bearer {key}"})
+    paid = next(e for e in shown.json["timeline"] if e["status"] == "paid")
+    assert paid["detail"] == "payment meituan:6009"
