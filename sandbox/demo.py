@@ -134,11 +134,12 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
     config_file.write_text(re.sub(r"\n\s*opening_hours: \{[^}]*\}", "", DEFAULT_CONFIG_PATH.read_text()))
     for k, v in sandbox_env().items():
         os.environ.setdefault(k, v)
-    sandbox = start_sandbox()
-    # The configured port if it is free, else any: chosen after the simulators took theirs.
+    # The configured port if it is free, else any; chosen first, so the simulators that call back to an address
+    # registered with them (闪送's account-wide callback URL) are given this hub's.
     port = load_config(config_file).hub.http.port
     port = port if _port_free(port) else _free_port()
     base = f"http://127.0.0.1:{port}"
+    sandbox = start_sandbox(callback_base=base)
     sandbox.local_delivery.step_s = 0.4
     sandbox.express.auto_step_s = 0.4
     os.environ.update({**sandbox.env(), "HUB_DATABASE_URL": f"sqlite:///{db}", "HUB_BROKER_URL": "memory://",
@@ -268,7 +269,7 @@ def _run(say: Callable[[str], None], workdir: Path, services: list[str], make_se
         kinds = Counter(o["fulfillments"][0]["type"].lower() for o in list(sandbox.pos.orders.values()))
         say(f"  POS: {len(sandbox.pos.orders)} order(s) ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}), "
             f"{len(sandbox.pos.state_changes)} state change(s)")
-        say(f"  mini-program shop: {len(sandbox.wechat_shop.stock_updates)} per-store stock update(s)")
+        say(f"  WeChat Channels shop: {len(sandbox.wechat_shop.stock_updates)} per-store stock update(s)")
         say(f"  WeChat Pay: {len(sandbox.wechat_pay.shipping_uploads)} shipping-info upload(s), "
             f"{len(sandbox.wechat_pay.refunds)} refund(s)")
         say(f"  ERP: {len(sandbox.erp.received_orders)} sales order(s) over SOAP")
