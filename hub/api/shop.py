@@ -157,9 +157,14 @@ def place_order(call: Call) -> Any:
     pickup_at = f["store_id"] if f["type"] == FulfillmentType.PICKUP and f["store_id"] else None
     if pickup_at:
         # A store known to be sold out answers from the cache (domain/sold_out.py), the order database untouched.
-        channel = call.ctx.config.known_channel(call.caller.id)
+        channel, store = call.ctx.config.known_channel(call.caller.id), pickup_at
+
+        def store_refusal() -> None:
+            with call.ctx.reader() as uow:      # the store's status only, never the stock ledger
+                orders.check_pickup_store(uow, call.ctx.config, store, call.deps.now())
+
         sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key, pickup_at,
-                       [(line["sku"], line["qty"]) for line in request["lines"]])
+                       [(line["sku"], line["qty"]) for line in request["lines"]], store_refusal)
     cmd, held = members.hold(call.ctx, _command(call, request, key))   # the CRM asked, no transaction open
     try:
         for attempt in range(2):

@@ -145,6 +145,14 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     return routing.route_express(cfg, lines, f.address, stock, refused)
 
 
+def check_pickup_store(uow: UnitOfWork, cfg: HubConfig, store_id: str, now: datetime) -> None:
+    """Raise what routing raises for a pickup at this store before it looks at stock (unknown, no pickup,
+    paused, at capacity, closed for the calendar's horizon): the sold-out cache's refusal must not answer
+    insufficient_stock where the ledger would answer no_route."""
+    why = store_capacity.status(uow, cfg, store_id, now).refusal()
+    routing.route_pickup(cfg, [], store_id, {}, {store_id: why} if why else {}, local_now(cfg, now))
+
+
 class StockSource(Protocol):
     """Where an order's units come from: routing chooses the location, reserving takes the units."""
 

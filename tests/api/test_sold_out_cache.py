@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from hub.config import OpeningHours
+from hub.domain import hours
 from hub.events import StockChanged
 from hub.flows import channel_stock
 from tests.redis_support import redis_sold_out
@@ -61,8 +63,32 @@ def test_a_sold_out_store_is_refused_from_the_cache_without_the_database(cached)
         r = attempt(cached, "third")
     assert r.status_code == 409 and r.json["error"] == "insufficient_stock"
     assert r.json["short"] == [{"sku": "TEA-001", "location_id": "S001", "wanted": 1, "available": 0}]
-    assert statements == []                              # the order database was not asked
+    # the stock ledger and the orders were not asked: only the store's status (paused?), as routing reads it
+    asked = [s for s in statements if s not in ("begin", "commit", "rollback")]
+    assert asked and all(s.startswith("select") and s.endswith("from store_status where store_status.location_id = ?")
+                         or s.endswith("from store_status where store_status.location_id = %(pk_1)s")
+                         for s in asked), asked
     assert cached.level().reserved == 2
+
+
+@pytest.mark.parametrize("how", ["paused", "closed"])
+def test_a_store_routing_refuses_gets_the_same_answer_from_the_cache_as_from_the_ledger(cached, how):
+    sold_out_at_s001(cached)
+    if how == "paused":
+        r = cached.post("/api/v1/stores/S001/pause", {"paused": True, "reason": "busy"}, key=POS_KEYS["S001"])
+        assert r.status_code == 200, r.json
+    else:                                   # closed every day of the calendar's horizon
+        # never open (config validation refuses such a calendar; routing still must answer for it)
+        shut = OpeningHours.model_construct(weekly={day: [] for day in hours.WEEKDAYS})
+        stores = [loc.model_copy(update={"opening_hours": shut}) if loc.id == "S001" else loc
+                  for loc in cached.ctx.config.locations]
+        cached.ctx.config = cached.ctx.config.model_copy(update={"locations": stores})
+    from_cache = attempt(cached, "cached")
+    hub = cached.ctx.config.hub.model_copy(update={"sold_out_ttl_ms": 0})           # the database path
+    cached.ctx.config = cached.ctx.config.model_copy(update={"hub": hub})
+    from_ledger = attempt(cached, "ledger")
+    assert from_ledger.status_code == 409 and from_ledger.json["error"] == "no_route", from_ledger.json
+    assert (from_cache.status_code, from_cache.json) == (from_ledger.status_code, from_ledger.json)
 
 
 def test_another_store_and_a_delivery_still_reach_the_ledger(cached):
