@@ -163,8 +163,12 @@ def place_order(call: Call) -> Any:
             with call.ctx.reader() as uow:      # the store's status only, never the stock ledger
                 orders.check_pickup_store(uow, call.ctx.config, store, call.deps.now())
 
-        sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key, pickup_at,
-                       [(line["sku"], line["qty"]) for line in request["lines"]], store_refusal)
+        try:
+            sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key, pickup_at,
+                           [(line["sku"], line["qty"]) for line in request["lines"]], store_refusal)
+        except InsufficientStock:       # only the cache raises it here (routing's own answer is NoRoute)
+            call.deps.metrics.sold_out_cache_refusals.labels(channel.id).inc()
+            raise
     cmd, held = members.hold(call.ctx, _command(call, request, key))   # the CRM asked, no transaction open
     try:
         for attempt in range(2):

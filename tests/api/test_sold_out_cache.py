@@ -71,6 +71,18 @@ def test_a_sold_out_store_is_refused_from_the_cache_without_the_database(cached)
     assert cached.level().reserved == 2
 
 
+def refusals_counted(api: Api) -> dict[str, float]:
+    return {labels["channel"]: value for labels, value in api.deps.metrics.samples("hub_sold_out_cache_refusals_total")}
+
+
+def test_each_refusal_from_the_cache_is_counted_by_channel_and_the_ledgers_are_not(cached):
+    sold_out_at_s001(cached)                                          # the ledger's refusal: not the cache's
+    assert refusals_counted(cached) == {}
+    assert attempt(cached, "third").status_code == 409
+    assert attempt(cached, "fourth").status_code == 409
+    assert refusals_counted(cached) == {"miniprogram": 2.0}
+
+
 @pytest.mark.parametrize("how", ["paused", "closed"])
 def test_a_store_routing_refuses_gets_the_same_answer_from_the_cache_as_from_the_ledger(cached, how):
     sold_out_at_s001(cached)
