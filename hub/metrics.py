@@ -16,6 +16,7 @@ Names (each counter also as `…_total`):
   hub_channel_order_pulls, hub_channel_orders_missed                         channel (outcome)
   hub_payment_reconciliation_runs, …_differences, …_repaired                 system (outcome | kind)
   hub_flash_sale_admissions                                                  outcome (admitted, sold_out, …)
+  hub_sold_out_cache_refusals                                                channel (pickup orders the cache refused)
   hub_orders_placed, hub_stock_events_applied
   hub_courier_claims                                                         system, outcome
   hub_express_tracking_stopped                                               system (the courier stopped pushing)
@@ -144,6 +145,8 @@ class HubMetrics:
                                           "for bookings the hub cancelled", ("courier",), registry=r)
         self.flash_sale_admissions = Counter("hub_flash_sale_admissions", "Flash-sale gate answers by outcome: "
                                              + ", ".join(FLASH_SALE_OUTCOMES), ("outcome",), registry=r)
+        self.sold_out_cache_refusals = Counter("hub_sold_out_cache_refusals", "Pickup orders the sold-out cache "
+                                               "refused without the ledger, by channel", ("channel",), registry=r)
 
     # -- exposition ------------------------------------------------------------------------------
     def collecting_registry(self) -> CollectorRegistry:

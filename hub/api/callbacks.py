@@ -23,7 +23,7 @@ from hub.domain.model import PlaceOrder
 from hub.flows import express as express_flow
 from hub.ports import ChannelOrderRefusal, ChannelRefunds, ChannelRiders, Declaration, PermanentError
 from hub.services import channel_refunds, courier_claims, payments, shop_orders
-from hub.services.tracking import apply_tracking
+from hub.services.tracking import apply_platform_rider, apply_tracking
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def channel_order_push(call: Call, name: str) -> None:
     if push.get("kind") == RIDER_PUSH and isinstance(connector, ChannelRiders):
         report = connector.rider_report(push)         # the platform's own rider: its signed word on him
         with call.ctx.uow() as uow:
-            apply_tracking(uow, call.ctx.config, report)
+            apply_platform_rider(uow, call.ctx.config, report)
             uow.commit()
         return
     if push.get("kind") in REFUND_PUSHES and isinstance(connector, ChannelRefunds):

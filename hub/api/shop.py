@@ -157,9 +157,17 @@ def place_order(call: Call) -> Any:
     pickup_at = f["store_id"] if f["type"] == FulfillmentType.PICKUP and f["store_id"] else None
     if pickup_at:
         # A store known to be sold out answers from the cache (domain/sold_out.py), the order database untouched.
-        channel = call.ctx.config.known_channel(call.caller.id)
-        sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key, pickup_at,
-                       [(line["sku"], line["qty"]) for line in request["lines"]])
+        channel, store = call.ctx.config.known_channel(call.caller.id), pickup_at
+
+        def store_refusal() -> None:            # what config says of the store: no database read
+            orders.check_pickup_store(call.ctx.config, store, call.deps.now())
+
+        try:
+            sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key, pickup_at,
+                           [(line["sku"], line["qty"]) for line in request["lines"]], store_refusal)
+        except InsufficientStock:       # only the cache raises it here (routing's own answer is NoRoute)
+            call.deps.metrics.sold_out_cache_refusals.labels(channel.id).inc()
+            raise
     cmd, held = members.hold(call.ctx, _command(call, request, key))   # the CRM asked, no transaction open
     try:
         for attempt in range(2):

@@ -44,6 +44,13 @@ class NotFound(HubError):
     code = "not_found"
 
 
+class NotPlatformRider(HubError):
+    """A channel's report on its own rider for an order its rider does not carry (the store's courier has it):
+    a terminal 422, so the platform stops pushing it, rather than a 404 it would push again forever."""
+
+    code = "not_platform_rider"
+
+
 class InsufficientStock(HubError):
     """Not enough available stock; `short` lists (sku, location, wanted, available)."""
 

@@ -145,6 +145,14 @@ def _route(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime) -> r
     return routing.route_express(cfg, lines, f.address, stock, refused)
 
 
+def check_pickup_store(cfg: HubConfig, store_id: str, now: datetime) -> None:
+    """Raise what routing raises for a pickup at this store before it looks at stock, as far as config says
+    (unknown, no pickup, closed for the calendar's horizon), so the sold-out cache's refusal does not answer
+    insufficient_stock where the ledger would answer no_route. A store paused or full lives in the database,
+    which the cache's answer does not ask: for such a store it stays insufficient_stock (a 409 either way)."""
+    routing.route_pickup(cfg, [], store_id, {}, None, local_now(cfg, now))
+
+
 class StockSource(Protocol):
     """Where an order's units come from: routing chooses the location, reserving takes the units."""
 

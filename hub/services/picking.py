@@ -18,7 +18,7 @@ from hub.domain.errors import BadInput, HubError, IllegalTransition, NotFound
 from hub.domain.model import FulfillmentType, OrderSnapshot
 from hub.domain.order_states import TO_PICK, OrderStatus
 from hub.services import inventory, orders
-from hub.storage.tables import OrderRow, OrderTransition, SkuRow, utcnow
+from hub.storage.tables import ChannelRefundRow, OrderRow, OrderTransition, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
 
 S = OrderStatus
@@ -108,10 +108,38 @@ def _check(order: OrderRow, picked: list[Picked]) -> dict[str, int]:
     return {sku: got.get(sku, qty) for sku, qty in ordered.items()}
 
 
+def _refunded_since_pick(uow: UnitOfWork, order: OrderRow) -> dict[str, int]:
+    """Units the channel's agreed partial refunds took off the lines after the pick (`_take_off` lowers
+    `qty_picked` too), per SKU; refunds after completion leave the lines alone and are not counted."""
+    since: dict[str, int] = {}
+    for (lines,) in uow.session.execute(select(ChannelRefundRow.lines).where(
+            ChannelRefundRow.order_id == order.id, ChannelRefundRow.agreed.is_(True),
+            ChannelRefundRow.after_sale.is_(False), ChannelRefundRow.decided_at >= order.picked_at)):
+        for sku, qty in lines or ():
+            since[sku] = since.get(sku, 0) + int(qty)
+    return since
+
+
+def _is_the_recorded_pick(uow: UnitOfWork, order: OrderRow, picked: list[Picked]) -> bool:
+    """The pick as the store sent it, before refunds since lowered the lines: a retry is the same answer,
+    not judged against what is ordered now."""
+    since = _refunded_since_pick(uow, order)
+    if not since:
+        return False
+    named = {p.sku: p.qty_picked for p in picked}
+    if len(named) != len(picked) or not named.keys() <= {x.sku for x in order.lines}:
+        return False
+    # Lines not named were picked in full: in full of what was ordered when the pick was sent.
+    return all(named.get(x.sku, x.qty + since.get(x.sku, 0)) == (x.qty_picked or 0) + since.get(x.sku, 0)
+               for x in order.lines)
+
+
 def complete(uow: UnitOfWork, store_id: str, order_id: str, picked: list[Picked],
              staff: str | None, now: datetime) -> OrderRow:
     """Record the pick. The same pick again is the same answer; another pick of a picked order is 409."""
     order = store_order(uow, store_id, order_id)
+    if order.picked_at is not None and _is_the_recorded_pick(uow, order, picked):
+        return order
     qty = _check(order, picked)
     if order.picked_at is not None:
         if all(x.qty_picked == qty[x.sku] for x in order.lines):

@@ -2,7 +2,7 @@
 the ledger said noted for the next attempts, and channel sync's figures keeping it true."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from hub.config import HubConfig
 from hub.domain import sold_out
@@ -15,14 +15,20 @@ def placed_key(channel: str, idempotency_key: str) -> str:
 
 
 def check(cache: SoldOutCache, cfg: HubConfig, channel: str, channel_safety: int, idempotency_key: str,
-          store_id: str, lines: Sequence[tuple[str, int]]) -> None:
+          store_id: str, lines: Sequence[tuple[str, int]],
+          store_refusal: Callable[[], None] | None = None) -> None:
     """Refuse (InsufficientStock, as the ledger would) a pickup order whose store the cache knows to be short of a
-    line; otherwise note that this key goes to the ledger, so its retries are never refused here."""
+    line; otherwise note that this key goes to the ledger, so its retries are never refused here.
+    `store_refusal` raises what routing would before stock as far as config says (an unknown store, one without
+    pickup, one closed: NoRoute), asked only when the cache would refuse, so the cached answer does not
+    contradict the ledger's there."""
     if not cfg.hub.sold_out_ttl_ms:
         return
     key = placed_key(channel, idempotency_key)
     known, placed = cache.lookup(sorted({(store_id, sku) for sku, _ in lines}), key)
     if not placed and known and (short := sold_out.short_lines(lines, store_id, known, channel_safety)):
+        if store_refusal is not None:
+            store_refusal()
         raise InsufficientStock(short)
     if not placed:
         cache.placed(key)

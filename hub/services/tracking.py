@@ -16,7 +16,7 @@ from hub import events
 from hub.config import HubConfig
 from hub.domain import timeline
 from hub.domain.clock import is_ahead
-from hub.domain.errors import NotFound
+from hub.domain.errors import NotFound, NotPlatformRider
 from hub.domain.model import FulfillmentType, TrackingEvent, TrackingStatus
 from hub.domain.order_states import OrderStatus, allowed
 from hub.privacy import mask_phone, mask_phones_in
@@ -77,6 +77,22 @@ def _advance(uow: UnitOfWork, order: OrderRow, target: S, source: str, detail: s
             complete(uow, order, source, "delivered", at)
         else:
             orders.transition(uow, order, step, source, detail or None, at)
+
+
+def apply_platform_rider(uow: UnitOfWork, cfg: HubConfig, report: TrackingEvent) -> bool:
+    """A channel's signed report on its own rider (the shipment is the channel's order id). An order of that
+    channel that the platform's rider does not carry is refused for good (NotPlatformRider), nothing changed;
+    an order not taken yet (or not handed to the rider yet) stays NotFound, so its re-push finds it later."""
+    try:
+        return apply_tracking(uow, cfg, report)
+    except NotFound:
+        channels = {ch.id for ch in cfg.channels if ch.publish_to == report.carrier} | {report.carrier}
+        order = uow.session.execute(select(OrderRow).where(
+            OrderRow.channel.in_(channels), OrderRow.external_id == report.shipment_ref)).scalars().first()
+        if order is not None and order.rider != "platform":     # its rider, not handed over yet: asked again
+            raise NotPlatformRider(f"{report.carrier} order {report.shipment_ref!r} (order {order.id}) is not "
+                                   f"carried by {report.carrier}'s rider") from None
+        raise
 
 
 def apply_tracking(uow: UnitOfWork, cfg: HubConfig, event: TrackingEvent) -> bool:

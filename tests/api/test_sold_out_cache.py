@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from hub.config import OpeningHours
+from hub.domain import hours
 from hub.events import StockChanged
 from hub.flows import channel_stock
 from tests.redis_support import redis_sold_out
@@ -63,6 +65,49 @@ def test_a_sold_out_store_is_refused_from_the_cache_without_the_database(cached)
     assert r.json["short"] == [{"sku": "TEA-001", "location_id": "S001", "wanted": 1, "available": 0}]
     assert statements == []                              # the order database was not asked
     assert cached.level().reserved == 2
+
+
+def refusals_counted(api: Api) -> dict[str, float]:
+    return {labels["channel"]: value for labels, value in api.deps.metrics.samples("hub_sold_out_cache_refusals_total")}
+
+
+def test_each_refusal_from_the_cache_is_counted_by_channel_and_the_ledgers_are_not(cached):
+    sold_out_at_s001(cached)                                          # the ledger's refusal: not the cache's
+    assert refusals_counted(cached) == {}
+    assert attempt(cached, "third").status_code == 409
+    assert attempt(cached, "fourth").status_code == 409
+    assert refusals_counted(cached) == {"miniprogram": 2.0}
+
+
+@pytest.mark.parametrize("how", ["closed"])     # a paused store is the database's: see below
+def test_a_store_routing_refuses_gets_the_same_answer_from_the_cache_as_from_the_ledger(cached, how):
+    sold_out_at_s001(cached)
+    if how == "paused":
+        r = cached.post("/api/v1/stores/S001/pause", {"paused": True, "reason": "busy"}, key=POS_KEYS["S001"])
+        assert r.status_code == 200, r.json
+    else:                                   # closed every day of the calendar's horizon
+        # never open (config validation refuses such a calendar; routing still must answer for it)
+        shut = OpeningHours.model_construct(weekly={day: [] for day in hours.WEEKDAYS})
+        stores = [loc.model_copy(update={"opening_hours": shut}) if loc.id == "S001" else loc
+                  for loc in cached.ctx.config.locations]
+        cached.ctx.config = cached.ctx.config.model_copy(update={"locations": stores})
+    from_cache = attempt(cached, "cached")
+    hub = cached.ctx.config.hub.model_copy(update={"sold_out_ttl_ms": 0})           # the database path
+    cached.ctx.config = cached.ctx.config.model_copy(update={"hub": hub})
+    from_ledger = attempt(cached, "ledger")
+    assert from_ledger.status_code == 409 and from_ledger.json["error"] == "no_route", from_ledger.json
+    assert (from_cache.status_code, from_cache.json) == (from_ledger.status_code, from_ledger.json)
+
+
+def test_a_paused_stores_sold_out_sku_is_still_refused_from_the_cache_without_the_database(cached):
+    """Whether a store is paused is in the database, which the cache's answer never asks: a 409 either way,
+    `insufficient_stock` from the cache where the ledger's path says `no_route` (README, the sold-out cache)."""
+    sold_out_at_s001(cached)
+    r = cached.post("/api/v1/stores/S001/pause", {"paused": True, "reason": "busy"}, key=POS_KEYS["S001"])
+    assert r.status_code == 200, r.json
+    with statements_run(cached.ctx.engine) as statements:
+        r = attempt(cached, "paused")
+    assert r.status_code == 409 and r.json["error"] == "insufficient_stock" and statements == []
 
 
 def test_another_store_and_a_delivery_still_reach_the_ledger(cached):

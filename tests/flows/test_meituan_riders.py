@@ -214,3 +214,24 @@ def test_the_buyers_timeline_keeps_the_platforms_order_number_its_rider_is_booke
     shown = Client(build_api(flow.ctx)).get(f"/api/v1/orders/{order.id}", headers={"Authorization": f"Bearer {key}"})
     paid = next(e for e in shown.json["timeline"] if e["status"] == "paid")
     assert paid["detail"] == "payment meituan:6009"
+
+
+def test_a_rider_push_for_an_order_the_stores_courier_carries_is_a_terminal_422_changing_nothing(flow):
+    mt = flow.sandbox.meituan
+    mt.seed_order("6006", [("TEA-001", 1, 1200)], "S001", status=2, pick_type=0, logistics_code="0000")
+    assert push(flow, "6006").status_code == 200
+    order = taken(flow, "6006")
+    flow.deliver(handlers.DELIVERY_TO_COURIER, "order.status_changed", order_id=order.id, to="allocated")
+    before, status = the_shipment(flow, order.id), flow.order(order.id).status
+    params = mt.push_params(flow.ctx.connectors.channel("meituan").push_url, "6006", "logistics",
+                            logistics_status=20, dispatcher_name="张师傅", dispatcher_mobile="13700001111",
+                            time=int(time.time()))
+    r = Client(build_api(flow.ctx)).post("/callbacks/meituan", data=params)
+    assert r.status_code == 422 and r.get_json()["error"] == "not_platform_rider", r.get_data()
+    after = the_shipment(flow, order.id)
+    assert (after.carrier, after.status, after.last_event_at) == (before.carrier, before.status, before.last_event_at)
+    assert flow.order(order.id).status == status
+    mt.seed_order("6007", [("TEA-001", 1, 1200)], "S001", status=2, pick_type=0, logistics_code="0000")
+    params = mt.push_params(flow.ctx.connectors.channel("meituan").push_url, "6007", "logistics",
+                            logistics_status=20, time=int(time.time()))
+    assert Client(build_api(flow.ctx)).post("/callbacks/meituan", data=params).status_code == 404   # not taken yet

@@ -199,7 +199,7 @@ def test_an_order_whose_store_or_lines_cannot_be_mapped_is_422_and_takes_nothing
 
 
 @pytest.mark.parametrize("extra, status", [
-    ({"logistics_status": "20"}, 404),                       # the store's courier carries it: no platform rider
+    ({"logistics_status": "20"}, 422),           # the store's courier carries it: refused for good, not re-pushed
     ({"logistics_status": "999"}, 422), ({"logistics_status": "-1"}, 422), ({"logistics_status": "abc"}, 422),
     ({"logistics_status": "20", "time": str(10**12)}, 422), ({"logistics_status": "40", "time": "-5"}, 422),
 ])
@@ -211,6 +211,8 @@ def test_a_logistics_push_for_an_order_the_store_courier_carries_changes_nothing
     push = {"time": str(int(time.time())), "dispatcher_name": "张三", "dispatcher_mobile": "13700000000", **extra}
     r = post(live, mt.push_params(url(live), "8003", "logistics", **push))
     assert r.status_code == status and r.json()["data"] == "ng", r.text
+    if extra == {"logistics_status": "20"}:
+        assert r.json()["error"] == "not_platform_rider", r.text
     assert placed(live) == [("8003", "allocated")]
 
 

@@ -105,3 +105,18 @@ def test_a_store_paused_from_two_tills_at_once_is_paused_once_never_409(live: Li
         assert [r.status_code for r in replies] == [200, 200], [r.text for r in replies]
         got = live.get(f"/api/v1/stores/{store}/status", key=key).json()
         assert got["paused"] is True and got["reason"] in ("lunch rush", "short of staff")
+
+
+def test_a_pick_sent_again_after_the_platforms_part_refund_is_the_same_answer(live: Live, mt) -> None:  # noqa: F811
+    stock(live)
+    oid = taken(live, mt, "7300", qty=3)
+    first = pick(live, oid, [{"sku": "TEA-001", "qty_picked": 3}])
+    assert first.status_code == 200, first.text
+    assert post(live, mt.refund_params(url(live), "7300", "R-7300", [("TEA-001", 1)])).status_code == 200
+    before = state(live, oid)
+    for lines in ([{"sku": "TEA-001", "qty_picked": 3}], []):        # the pick as sent, and "in full" as sent
+        again = pick(live, oid, lines)
+        assert again.status_code == 200, again.text
+    assert state(live, oid) == before == ("ready_for_pickup", [2], [2])
+    other = pick(live, oid, [{"sku": "TEA-001", "qty_picked": 1}])    # another count is still not the pick
+    assert other.status_code == 409, other.text
