@@ -455,11 +455,30 @@ def commit(uow: UnitOfWork, order_id: str) -> int:
     return total
 
 
+def _take_off(uow: UnitOfWork, res: Reservation, qty: int, cause: str, now: datetime) -> bool:
+    """`qty` units off an open reservation, the one rule for a part of it the order no longer holds (a short
+    pick, a channel's part refund). A flash sale's order gives them back to the sale's hold while the sale runs
+    and still holds its stock (`_back_into_hold`: the sale's `drawn` goes down, the stock row keeps them
+    reserved for the sale); otherwise — an ordinary order, or a sale that has ended, whose hold `release_hold`
+    already handed back — they leave `reserved` for free stock and the channel's share. The sale's `drawn` is
+    then its final count and does not move. True when they went back into the hold."""
+    into_hold = bool(res.flash_sale_id) and _back_into_hold(uow.session, res.flash_sale_id or "", qty)
+    if not into_hold:
+        level = _locked_level(uow.session, res.sku, res.location_id)
+        level.reserved = reserved_after_release(level.reserved, qty)
+        _give_back_share(uow.session, res, qty)
+    res.qty -= qty
+    if res.qty == 0:
+        res.status, res.closed_at = "released", now
+    stock_changed(uow, res.sku, res.location_id, cause)
+    return into_hold
+
+
 def short_pick(uow: UnitOfWork, order_id: str, sku: str, qty_missing: int, note: str) -> int:
     """The store found `qty_missing` units of an order's line not on its shelf: that part of the reservation
-    is released and on-hand goes down by as much (ledger kind `short_pick`) — the shelf count was wrong, and
-    the next count confirms or corrects it (a count newer than this row wins). Once per order and SKU.
-    Returns the units taken off."""
+    is taken off (`_take_off`: a running flash sale's hold gets them back) and on-hand goes down by as much
+    (ledger kind `short_pick`) — the shelf count was wrong, and the next count confirms or corrects it (a count
+    newer than this row wins). Once per order and SKU. Returns the units taken off."""
     session, now, left = uow.session, utcnow(), qty_missing
     for res in _open_reservations(session, order_id):
         if res.sku != sku or left <= 0:
@@ -469,21 +488,16 @@ def short_pick(uow: UnitOfWork, order_id: str, sku: str, qty_missing: int, note:
                                f"order:{order_id}:short_pick", now, note[:200])
         if result.duplicate:
             return 0
-        level = _locked_level(session, sku, res.location_id)
-        level.reserved = reserved_after_release(level.reserved, take)
-        _give_back_share(session, res, take)
-        res.qty -= take
-        if res.qty == 0:
-            res.status, res.closed_at = "released", now
-        stock_changed(uow, sku, res.location_id, "short_pick")
+        _take_off(uow, res, take, "short_pick", now)
         left -= take
     return qty_missing - left
 
 
 def release_part(uow: UnitOfWork, order_id: str, sku: str, qty: int, tag: str, note: str) -> int:
     """`qty` units of an order's line the channel refunded while the store still holds them (not yet handed
-    to a rider or the buyer): that part of the reservation goes back to available stock — the units are on
-    the shelf or the packing table, so on-hand does not move. Once per `tag` (the refund). Returns units."""
+    to a rider or the buyer): that part of the reservation is taken off (`_take_off`: back to available stock,
+    or to a running flash sale's hold) — the units are on the shelf or the packing table, so on-hand does not
+    move. Once per `tag` (the refund). Returns units."""
     session, now, left = uow.session, utcnow(), qty
     for res in _open_reservations(session, order_id):
         if res.sku != sku or left <= 0:
@@ -492,14 +506,7 @@ def release_part(uow: UnitOfWork, order_id: str, sku: str, qty: int, tag: str, n
         if not _record(session, sku=sku, location_id=res.location_id, kind="release", qty=take, source="hub",
                        external_id=f"order:{order_id}:{tag}", occurred_at=now, applied=True, note=note[:200]):
             return 0                                              # this refund's units went back already
-        if not (res.flash_sale_id and _back_into_hold(session, res.flash_sale_id, take)):
-            level = _locked_level(session, sku, res.location_id)
-            level.reserved = reserved_after_release(level.reserved, take)
-            _give_back_share(session, res, take)
-        res.qty -= take
-        if res.qty == 0:
-            res.status, res.closed_at = "released", now
-        stock_changed(uow, sku, res.location_id, "refund")
+        _take_off(uow, res, take, "refund", now)
         left -= take
     return qty - left
 

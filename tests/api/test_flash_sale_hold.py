@@ -244,3 +244,44 @@ def test_a_rush_order_written_outside_the_orm_reads_back_whole(api):
         assert [line.location_id for line in order.lines] == ["S001"]
         (res,) = uow.session.execute(select(Reservation).where(Reservation.order_id == order.id)).scalars()
         assert (res.flash_sale_id, res.status, res.qty) == (sale, "open", 1) and res.expires_at is not None
+
+
+def sale_drawn(api, sale: str) -> int:
+    """The sale's own count (`flash_sales.drawn`): the quota's last word."""
+    with api.ctx.uow() as uow:
+        return uow.session.get(FlashSaleRow, sale).drawn
+
+
+def pick_short(api, order_id: str, qty_picked: int) -> None:
+    api.pay(order_id, ref=f"tx-{order_id}")
+    r = api.post(f"/api/v1/stores/S001/orders/{order_id}/picked",
+                 {"lines": [{"sku": "TEA-001", "qty_picked": qty_picked}], "staff": "Wang"}, key=POS_KEYS["S001"])
+    assert r.status_code == 200, r.json
+
+
+def test_a_short_pick_of_a_sales_order_gives_the_missing_units_back_to_the_hold_while_it_runs(api):
+    """Like a cancel or a channel's part refund (`release_part`): the order no longer holds the units, so the
+    sale's count, its orders' reservations and the stock row's hold agree; the shelf's shortage (on-hand down)
+    comes out of free stock, and the end hands the whole unsold rest back."""
+    sale = arm(api, quota=5, limit=3)                         # 20 on hand at S001
+    order_id = attempt(api, sale, "b1", qty=3).json["order_id"]
+    pick_short(api, order_id, 1)                              # 2 of the 3 were not on the shelf
+    assert sale_drawn(api, sale) == drawn(api, sale) == 1
+    assert (api.level().on_hand, api.level().reserved, free(api)) == (18, 5, 13)   # the hold keeps its 4 + 1
+    assert_ledger_explained(api)
+    end(api, sale)
+    assert (api.level().on_hand, api.level().reserved, free(api)) == (18, 1, 17)   # only the order's 1 held
+    assert_ledger_explained(api)
+
+
+def test_a_short_pick_after_the_sale_ended_gives_the_missing_units_to_free_stock(api):
+    """Once the sale has ended its hold is gone (`release_hold` handed the rest back): the units leave the
+    reservation for free stock, as a release after the end does; the sale's count stays what it sold."""
+    sale = arm(api, quota=5, limit=3)
+    order_id = attempt(api, sale, "b1", qty=3).json["order_id"]
+    end(api, sale)
+    assert (api.level().on_hand, api.level().reserved) == (20, 3)
+    pick_short(api, order_id, 1)
+    assert sale_drawn(api, sale) == 3 and drawn(api, sale) == 1
+    assert (api.level().on_hand, api.level().reserved, free(api)) == (18, 1, 17)
+    assert_ledger_explained(api)
