@@ -46,7 +46,9 @@ from hub.storage.tables import (
 from hub.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-LIVE_RESERVATIONS = ("open", "committed")      # units an order of the sale really holds or took
+# Units an order of the sale holds or took, a returned one's too: what the sale's own count (`drawn`) and the
+# end's hand-back count (`inventory.drawn_from`), so the gate restored from these and the end's comparison agree.
+LIVE_RESERVATIONS = inventory.DRAWN
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def stock_for(sale: FlashSaleRow, backing: tuple[int, int] | None = None) -> ord
 
 
 def units_in_ledger(uow: UnitOfWork, sale_id: str) -> int:
-    """Units the sale's orders hold (open reservations) or took (committed) in the ledger."""
+    """Units the sale's orders hold (open reservations) or took (committed, returned later) in the ledger."""
     total = uow.session.execute(
         select(func.coalesce(func.sum(Reservation.qty), 0)).join(OrderRow, OrderRow.id == Reservation.order_id)
         .where(OrderRow.flash_sale_id == sale_id, Reservation.status.in_(LIVE_RESERVATIONS))).scalar_one()
@@ -236,7 +238,8 @@ def units_in_ledger(uow: UnitOfWork, sale_id: str) -> int:
 
 
 def _live_holders(uow: UnitOfWork, sale_id: str) -> dict[str, tuple[str, int]]:
-    """attempt -> (buyer, units) for every order of the sale still holding or having taken its units."""
+    """attempt -> (buyer, units) for every order of the sale still holding or having taken its units (a returned
+    order's too: its unit is the sale's sold one, and its buyer's limit spent)."""
     rows = uow.session.execute(
         select(OrderRow.channel, OrderRow.idempotency_key, OrderRow.buyer, func.sum(Reservation.qty))
         .join(Reservation, Reservation.order_id == OrderRow.id)

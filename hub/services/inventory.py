@@ -432,12 +432,17 @@ def _refuse_draw(session: Session, sale_id: str, qty: int) -> None:
     raise SaleSoldOut(f"flash sale {sale_id} has {quota_left(row.quota, row.drawn)} unit(s) left, not {qty}")
 
 
+# A sale's units its orders drew and did not give back: held (open), taken (committed) or taken and handed back
+# later (returned: the goods came back on-hand as free stock, not into the hold, so the unit stays the sale's
+# sold one). The sale's `drawn`, the end's hand-back, the gate's restore and the end's comparison all count these.
+DRAWN = ("open", "committed", "returned")
+
+
 def drawn_from(session: Session, sale_id: str) -> int:
     """Units a sale's orders hold or took out of its hold (released ones went back into it)."""
     return int(session.execute(
         select(func.coalesce(func.sum(Reservation.qty), 0))
-        .where(Reservation.flash_sale_id == sale_id,
-               Reservation.status.in_(("open", "committed", "returned")))).scalar_one())
+        .where(Reservation.flash_sale_id == sale_id, Reservation.status.in_(DRAWN))).scalar_one())
 
 
 def commit(uow: UnitOfWork, order_id: str) -> int:

@@ -9,12 +9,14 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from hub.domain.flash_gate import MemoryGate
 from hub.domain.model import StockCount
-from hub.services import inventory
+from hub.services import flash_sales, inventory
 from hub.storage.tables import FlashSaleRow, OrderRow, Reservation
 from tests.support import at, statements_run
 
@@ -285,3 +287,27 @@ def test_a_short_pick_after_the_sale_ended_gives_the_missing_units_to_free_stock
     assert sale_drawn(api, sale) == 3 and drawn(api, sale) == 1
     assert (api.level().on_hand, api.level().reserved, free(api)) == (18, 1, 17)
     assert_ledger_explained(api)
+
+
+@pytest.mark.parametrize("gate_lost", [False, True])
+def test_a_returned_order_still_counts_as_the_sales_in_the_gate_and_the_ledger(api, gate_lost):
+    """A sale's order collected and handed back: its goods are on-hand again as free stock (not in the hold),
+    so the sale's count keeps the unit (`drawn`, `inventory.drawn_from`). The gate's restore and the end's
+    comparison count it too: a restored gate admits no unit the sale's count would refuse, and the end gives
+    no unit "back" for an attempt whose order is the sale's."""
+    sale = arm(api, quota=5)
+    order_id = attempt(api, sale, "b1").json["order_id"]
+    collect(api, order_id)
+    r = api.post(f"/api/v1/stores/S001/pickup-orders/{order_id}/return", {"reason": "wrong tea"},
+                 key=POS_KEYS["S001"])
+    assert r.status_code == 200, r.json
+    give_backs(api)
+    assert sale_drawn(api, sale) == drawn(api, sale) == 1
+    if gate_lost:
+        api.ctx.gate = MemoryGate()
+        assert flash_sales.restore_gate(api.ctx, sale)
+    assert api.ctx.gate.state(sale).left == 4
+    assert attempt(api, sale, "b1").status_code == 429                # the buyer's limit is spent
+    result = end(api, sale)
+    assert (result["sold_in_ledger"], result["held_by_gate"], result["stranded_given_back"]) == (1, 1, 0)
+    assert result["agree"]
