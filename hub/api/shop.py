@@ -130,12 +130,16 @@ def nearby(call: Call) -> dict:
 
 # -- orders --------------------------------------------------------------------------------------
 
-def _command(call: Call, body: dict, key: str) -> orders.PlaceOrder:
-    with call.ctx.uow() as uow:
-        try:
-            lines = orders.price_lines(uow, [(line["sku"], line["qty"]) for line in body["lines"]])
-        except NotSellable as exc:
-            raise schemas.invalid(f"lines[{exc.line}].sku", str(exc)) from None
+def _command(call: Call, body: dict, key: str, uow: UnitOfWork | None = None,
+             keep: list | None = None) -> orders.PlaceOrder:
+    """The order request, priced in `uow` (else a transaction of its own); `keep` gets the SKU rows read."""
+    if uow is None:
+        with call.ctx.uow() as own:
+            return _command(call, body, key, own)
+    try:
+        lines = orders.price_lines(uow, [(line["sku"], line["qty"]) for line in body["lines"]], keep)
+    except NotSellable as exc:
+        raise schemas.invalid(f"lines[{exc.line}].sku", str(exc)) from None
     b, f = body["buyer"], body["fulfillment"]
     addr = f["address"]
     lat, lng = _gcj02(addr["coords"], addr["lat"], addr["lng"], "fulfillment.address.coords") if addr \
@@ -155,6 +159,7 @@ def place_order(call: Call) -> Any:
     request = call.body()
     f = request["fulfillment"]
     pickup_at = f["store_id"] if f["type"] == FulfillmentType.PICKUP and f["store_id"] else None
+    first_seen = False                  # the sold-out cache had not seen the key: its order is not looked up
     if pickup_at:
         # A store known to be sold out answers from the cache (domain/sold_out.py), the order database untouched.
         channel, store = call.ctx.config.known_channel(call.caller.id), pickup_at
@@ -163,17 +168,29 @@ def place_order(call: Call) -> Any:
             orders.check_pickup_store(call.ctx.config, store, call.deps.now())
 
         try:
-            sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key, pickup_at,
-                           [(line["sku"], line["qty"]) for line in request["lines"]], store_refusal)
+            first_seen = sold_out.check(call.ctx.sold_out, call.ctx.config, channel.id, channel.safety_stock, key,
+                                        pickup_at, [(line["sku"], line["qty"]) for line in request["lines"]],
+                                        store_refusal)
         except InsufficientStock:       # only the cache raises it here (routing's own answer is NoRoute)
             call.deps.metrics.sold_out_cache_refusals.labels(channel.id).inc()
             raise
-    cmd, held = members.hold(call.ctx, _command(call, request, key))   # the CRM asked, no transaction open
+    # An order naming a coupon or points asks the CRM, no transaction open; any other is priced in its own.
+    asks_crm = bool(request["coupon_code"] or request["points"])
+    cmd, held = members.hold(call.ctx, _command(call, request, key)) if asks_crm else (None, None)
     try:
         for attempt in range(2):
             try:
                 with call.ctx.uow() as uow:
-                    order, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now())
+                    skus: list = []             # the SKU rows, read once for pricing and the order's checks
+                    cmd = cmd if asks_crm else _command(call, request, key, uow, skus)
+                    assert cmd is not None
+                    # A pickup is written outside the ORM: on PostgreSQL its rows, reservation and stock
+                    # row's UPDATE are one statement, so a hot stock row is locked from there to the COMMIT.
+                    # The key's unique constraint refuses a duplicate the cache did not know (IntegrityError):
+                    # the second attempt looks the key up.
+                    order, created = orders.place(uow, call.ctx.config, cmd, now=call.deps.now(),
+                                                  detached=pickup_at is not None,
+                                                  known_new=first_seen and not attempt)
                     body = order_view(call, order)
                     uow.commit()
                 break

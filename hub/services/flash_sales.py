@@ -215,7 +215,7 @@ class SaleStock:
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
                 ttl: timedelta, channel_safety: int, channel: str | None = None, *,
-                final: bool = False) -> list[Reservation]:
+                final: bool = False, detached: bool = False) -> list[Reservation]:
         # The sale's quota is its own allocation, armed by operations out of the store's free stock (the hold
         # is reserved, so every channel's figure shows it gone): a draw counts against no channel's share.
         if self.sale.status != "armed":

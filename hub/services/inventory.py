@@ -34,7 +34,7 @@ from hub.domain.stock import (
     reserved_after_release,
     within_share,
 )
-from hub.storage.detached import guard_detached, insert_detached
+from hub.storage.detached import guard_detached, insert_detached, write_detached
 from hub.storage.tables import (
     ChannelReserved,
     FlashSaleRow,
@@ -164,7 +164,7 @@ def apply_count(uow: UnitOfWork, count: StockCount, now: datetime | None = None)
 
 def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterable[tuple[str, str, int]],
             ttl: timedelta | None, channel_safety: int = 0, channel: str | None = None, *,
-            final: bool = False) -> list[Reservation]:
+            final: bool = False, detached: bool = False) -> list[Reservation]:
     """Reserve every (sku, location, qty) or nothing; InsufficientStock lists every short line.
 
     `channel_safety` is what the ordering channel holds back per location on top of the
@@ -172,9 +172,21 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     allocation also takes the units out of its share, in the same transaction (`_take_share`). `final`: the
     caller's transaction ends with this refusal (a pickup order, never re-routed, is rolled back whole), so no
     savepoint is taken: a hot stock row is locked from its UPDATE to the COMMIT, not also over the
-    savepoint's RELEASE — one turn of a busy gateway less per order in a rush (issue 26).
+    savepoint's RELEASE — one turn of a busy gateway less per order in a rush (issue 26). `detached` (with
+    `final`): the caller queued its order's rows outside the ORM (`storage/detached.py`); a reservation of one
+    stock row that counts against no channel's share is queued with them (`_reserve_detached`), the rest of
+    them sent first.
     """
     session = uow.session
+    allocations = list(allocations)
+    if detached and final and len({(sku, loc) for sku, loc, _ in allocations}) == 1:
+        sku, location_id, _ = allocations[0]
+        ch = cfg.channel(channel) if channel else None
+        if ch is None or ch.allocation_for(location_id, sku) is None:
+            return [_reserve_detached(uow, cfg, ch, order_id, sku, location_id,
+                                      sum(q for *_, q in allocations), ttl, channel_safety)]
+    if detached:
+        write_detached(session)            # the order's rows before the ORM's reservation refers to them
     wanted: dict[tuple[str, str], int] = {}
     for sku, location_id, qty in allocations:
         if qty <= 0:
@@ -221,6 +233,45 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     if savepoint is not None:
         savepoint.commit()
     return rows
+
+
+_G_LEVEL = StockLevel.__table__.c
+# A pickup order's units off its store's stock row (`_take`'s rule), sent last with the order's rows (issue 26).
+_TAKE_DETACHED = (update(StockLevel.__table__)
+                  .where(_G_LEVEL.sku == bindparam("g_sku"), _G_LEVEL.location_id == bindparam("g_location"),
+                         can_take(_G_LEVEL.on_hand, _G_LEVEL.reserved, bindparam("g_safety", type_=Integer),
+                                  bindparam("g_qty", type_=Integer)))
+                  .values(reserved=_G_LEVEL.reserved + bindparam("g_qty", type_=Integer),
+                          updated_at=bindparam("g_now")))
+
+
+def _reserve_detached(uow: UnitOfWork, cfg: HubConfig, ch: ChannelConfig | None, order_id: str, sku: str,
+                      location_id: str, qty: int, ttl: timedelta | None, channel_safety: int) -> Reservation:
+    """`reserve` of one stock row, queued with the order's rows (`storage/detached.py`): its stock.changed
+    event, the reservation and its ledger row, then the stock row's conditional UPDATE as the guard — on
+    PostgreSQL one statement with the order's rows, so the hot row is locked from there to the COMMIT only.
+    The SKU was checked by the order (`check_sellable`), the store is routing's, from config."""
+    if qty <= 0:
+        raise BadInput(f"quantity must be positive ({sku}: {qty})")
+    if cfg.location(location_id) is None:
+        raise UnknownLocation(f"unknown location {location_id!r}")
+    session, now = uow.session, utcnow()
+    stock_changed(uow, sku, location_id, "reservation")
+    uow.queue_events()
+    row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
+                      created_at=now, expires_at=(now + ttl) if ttl else None)
+    insert_detached(session, row, StockMovement(
+        sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",
+        external_id=f"order:{order_id}:reserve", occurred_at=now, recorded_at=now, applied=True, note=None))
+    safety = cfg.safety_stock(location_id) + channel_safety
+
+    def refused() -> None:
+        raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
+                                  "available": figure_for(session, cfg, ch, sku, location_id, channel_safety)}])
+
+    guard_detached(session, _TAKE_DETACHED, {"g_sku": sku, "g_location": location_id, "g_safety": safety,
+                                             "g_qty": qty, "g_now": now}, refused)
+    return row
 
 
 def _take(session: Session, sku: str, location_id: str, qty: int, safety: int, now: datetime) -> bool:

@@ -69,19 +69,26 @@ def new_order_id(now: datetime) -> str:
     return f"O{now:%y%m%d}{secrets.token_hex(5).upper()}"
 
 
-def price_lines(uow: UnitOfWork, lines: Sequence[tuple[str, int]]) -> tuple[OrderLine, ...]:
+def price_lines(uow: UnitOfWork, lines: Sequence[tuple[str, int]],
+                keep: list[SkuRow] | None = None) -> tuple[OrderLine, ...]:
     """(sku, qty) lines at the price list's prices (not the buyer's); NotSellable names the first line
-    no channel may order."""
+    no channel may order. `keep` gets the SKU rows: while it holds them, an order placed in the same unit of
+    work reads none again (the session's identity map holds its rows weakly)."""
     out = []
     for i, (sku, qty) in enumerate(lines):
         row = uow.session.get(SkuRow, sku)
         check_sellable(i, sku, row.active if row else None, row.price_fen if row else None)
         assert row is not None and row.price_fen is not None      # check_sellable refused otherwise
+        if keep is not None:
+            keep.append(row)
         out.append(OrderLine(sku, qty, row.price_fen))
     return tuple(out)
 
 
-def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
+def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> dict[str, SkuRow]:
+    """Refuse what no order may be; the lines' SKU rows, kept by the caller (the session's identity map holds
+    them weakly: dropped, each would be read again)."""
+    skus: dict[str, SkuRow] = {}
     if cfg.channel(cmd.channel) is None:
         raise BadInput(f"unknown channel {cmd.channel!r}")
     if not cmd.idempotency_key or len(cmd.idempotency_key) > 128:
@@ -99,6 +106,8 @@ def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
                            priced_by_sale=cmd.flash_sale_id is not None)
         except NotSellable as exc:
             raise (UnknownSku(str(exc)) if exc.unknown else BadInput(str(exc))) from None
+        assert row is not None                    # check_sellable refused otherwise
+        skus[line.sku] = row
     if not fits_int(sum(x.qty * x.unit_price_fen for x in cmd.lines)):     # the orders' INTEGER total column
         raise BadInput(f"the order's total is more than {INT_MAX} fen: split it into smaller orders")
     line_amounts(cmd)                         # a discount above the lines' value: BadInput (422)
@@ -107,6 +116,7 @@ def _validate(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder) -> None:
         raise BadInput("a pickup order needs fulfillment.store_id")
     if f.type in (FulfillmentType.DELIVERY, FulfillmentType.EXPRESS) and f.address is None:
         raise BadInput(f"a {f.type} order needs fulfillment.address")
+    return skus
 
 
 def line_amounts(cmd: PlaceOrder) -> list[int]:
@@ -161,8 +171,9 @@ class StockSource(Protocol):
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
                 ttl: timedelta, channel_safety: int, channel: str | None = None, *,
-                final: bool = False) -> object:
-        """`final`: a refusal ends the caller's transaction (no re-route follows)."""
+                final: bool = False, detached: bool = False) -> object:
+        """`final`: a refusal ends the caller's transaction (no re-route follows). `detached`: the order's rows
+        are queued outside the ORM (`storage/detached.py`), to be sent with the reservation's where it can."""
 
 
 class FreeStock:
@@ -173,8 +184,9 @@ class FreeStock:
 
     def reserve(self, uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: list[tuple[str, str, int]],
                 ttl: timedelta, channel_safety: int, channel: str | None = None, *,
-                final: bool = False) -> object:
-        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety, channel, final=final)
+                final: bool = False, detached: bool = False) -> object:
+        return inventory.reserve(uow, cfg, order_id, allocations, ttl, channel_safety, channel, final=final,
+                                 detached=detached)
 
 
 FREE_STOCK = FreeStock()
@@ -200,7 +212,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         if cmd.crm_order_no:
             member_holds.adopt_replayed(uow, cmd.crm_order_no)
         return existing, False
-    _validate(uow, cfg, cmd)
+    sku_rows = _validate(uow, cfg, cmd)
     if cmd.crm_order_no:          # this attempt's coupon and points, unless a retry took over meanwhile
         member_holds.adopt(uow, cmd.crm_order_no)
     order_id = new_order_id(now)
@@ -218,7 +230,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         rider=_rider(cfg, cmd), crm_order_no=cmd.crm_order_no,
     )
     for line, amount in zip(cmd.lines, amounts, strict=True):
-        sku_row = uow.session.get(SkuRow, line.sku)          # read by _validate: the session's own copy
+        sku_row = sku_rows.get(line.sku)                     # read by _validate
         order.lines.append(OrderLineRow(sku=line.sku, qty=line.qty, unit_price_fen=line.unit_price_fen,
                                         amount_fen=amount, unit_weight_g=sku_row.weight_g if sku_row else None))
     order.transitions.append(OrderTransition(from_status=None, to_status=S.PENDING_PAYMENT, at=now,
@@ -241,7 +253,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
         try:
             # A pickup is never re-routed: its refusal ends the transaction, so no savepoint is needed.
             stock.reserve(uow, cfg, order_id, decision.allocations, ttl, _channel_safety(cfg, cmd), cmd.channel,
-                          final=f.type == FulfillmentType.PICKUP)
+                          final=f.type == FulfillmentType.PICKUP, detached=detached)
             break
         except InsufficientStock:
             if attempt == 2 or f.type == FulfillmentType.PICKUP or cmd.channel_store:

@@ -16,14 +16,15 @@ def placed_key(channel: str, idempotency_key: str) -> str:
 
 def check(cache: SoldOutCache, cfg: HubConfig, channel: str, channel_safety: int, idempotency_key: str,
           store_id: str, lines: Sequence[tuple[str, int]],
-          store_refusal: Callable[[], None] | None = None) -> None:
+          store_refusal: Callable[[], None] | None = None) -> bool:
     """Refuse (InsufficientStock, as the ledger would) a pickup order whose store the cache knows to be short of a
     line; otherwise note that this key goes to the ledger, so its retries are never refused here.
     `store_refusal` raises what routing would before stock as far as config says (an unknown store, one without
     pickup, one closed: NoRoute), asked only when the cache would refuse, so the cached answer does not
-    contradict the ledger's there."""
+    contradict the ledger's there. True when the cache had not seen the key (a first attempt, most likely: the
+    caller may skip the order's look-up by key and leave a duplicate to the key's unique constraint)."""
     if not cfg.hub.sold_out_ttl_ms:
-        return
+        return False
     key = placed_key(channel, idempotency_key)
     known, placed = cache.lookup(sorted({(store_id, sku) for sku, _ in lines}), key)
     if not placed and known and (short := sold_out.short_lines(lines, store_id, known, channel_safety)):
@@ -32,6 +33,7 @@ def check(cache: SoldOutCache, cfg: HubConfig, channel: str, channel_safety: int
         raise InsufficientStock(short)
     if not placed:
         cache.placed(key)
+    return not placed
 
 
 def note_refusal(cache: SoldOutCache, cfg: HubConfig, exc: InsufficientStock, store_id: str,

@@ -48,11 +48,18 @@ def taken(uow: UnitOfWork, store_id: str, since: datetime) -> int:
             OrderRow.status != OrderStatus.CANCELLED)).scalar_one())
 
 
-def status(uow: UnitOfWork, cfg: HubConfig, store_id: str, now: datetime) -> StoreStatus:
+_UNREAD = object()
+
+
+def status(uow: UnitOfWork, cfg: HubConfig, store_id: str, now: datetime,
+           row: StoreStatusRow | None | object = _UNREAD) -> StoreStatus:
+    """The store's status now; `row`: its status row when the caller read it (None: it has none)."""
     loc = cfg.location(store_id)
     if loc is None or not loc.is_store:
         raise UnknownLocation(f"unknown store {store_id!r}")
-    row = uow.session.get(StoreStatusRow, store_id)
+    if row is _UNREAD:
+        row = uow.session.get(StoreStatusRow, store_id)
+    assert row is None or isinstance(row, StoreStatusRow)
     paused = bool(row and row.paused and (row.paused_until is None or row.paused_until > now))
     cap = loc.capacity
     return StoreStatus(store_id, paused, row.paused_until if paused and row else None,
@@ -77,8 +84,11 @@ def lock_window(uow: UnitOfWork, cfg: HubConfig, store_id: str | None) -> bool:
 def refusals(uow: UnitOfWork, cfg: HubConfig, now: datetime) -> dict[str, str]:
     """store id -> why it takes no order now, for every store that refuses."""
     out: dict[str, str] = {}
-    for loc in cfg.stores:
-        reason = status(uow, cfg, loc.id, now).refusal()
+    ids = [loc.id for loc in cfg.stores]
+    rows = {r.location_id: r for r in uow.session.execute(
+        select(StoreStatusRow).where(StoreStatusRow.location_id.in_(ids))).scalars()} if ids else {}
+    for loc in cfg.stores:                     # every store's row in one read, not one read per store
+        reason = status(uow, cfg, loc.id, now, rows.get(loc.id)).refusal()
         if reason:
             out[loc.id] = reason
     return out

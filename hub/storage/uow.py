@@ -88,15 +88,19 @@ class UnitOfWork:
                 self.session.execute(_OUTBOX_INSERT, self._outbox)
             self._outbox = []
 
+    def queue_events(self) -> None:
+        """The events emitted so far queued with the writes outside the ORM (storage/detached.py), so they go
+        in with them: one round trip on PostgreSQL, before a guard sent last (a pickup order's stock row)."""
+        if self._outbox:
+            with tracing.span("outbox write"):
+                _carry_trace(self._outbox)
+                insert_rows(self.session, OutboxMessage.__table__, self._outbox)
+            self._outbox = []
+
     def commit(self) -> None:
         has_events = bool(self.emitted)      # some may be in the outbox already (write_events)
         if self._outbox and has_pending(self.session):
-            with tracing.span("outbox write"):
-                _carry_trace(self._outbox)
-                # With the writes queued outside the ORM (storage/detached.py): one round trip on PostgreSQL.
-                insert_rows(self.session, OutboxMessage.__table__, self._outbox)
-                write_detached(self.session)
-            self._outbox = []
+            self.queue_events()
         write_detached(self.session)
         self.write_events()
         self.session.commit()

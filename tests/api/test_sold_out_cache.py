@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from hub.config import OpeningHours
 from hub.domain import hours
+from hub.domain.sold_out import MemorySoldOut
 from hub.events import StockChanged
 from hub.flows import channel_stock
+from hub.storage.tables import OrderRow, Reservation, StockMovement
 from tests.redis_support import redis_sold_out
 from tests.support import at, statements_run
 
@@ -155,3 +158,50 @@ def test_the_cache_turned_off_leaves_every_attempt_to_the_ledger(api):
     with statements_run(api.ctx.engine) as statements:
         assert attempt(api, "third").status_code == 409
     assert statements
+
+
+def test_a_plain_pickup_order_is_one_write_on_postgresql(cached):
+    """Issue 26: a plain order's units queue on its store's one stock row, locked from its UPDATE to the COMMIT,
+    each commit waiting a turn of a busy gateway. An attempt the cache sees for the first time is not looked up
+    by its key; the SKU is read once (pricing and the order's checks), the stores' pause rows in one read; the
+    order, its line and history, the stock.changed event, the reservation and its ledger row go in with the
+    stock row's conditional UPDATE, last: one statement on PostgreSQL. SQLite writes them one by one."""
+    cached.stock(5, locations=("S001",), skus=("TEA-001",))
+    assert attempt(cached, "k0").status_code == 201
+    with statements_run(cached.ctx.engine) as statements:
+        r = attempt(cached, "k1")
+    assert r.status_code == 201, r.json
+    reads = [s for s in statements if s.startswith("select")]
+    writes = [s for s in statements if s not in reads]
+    take = "update stock_levels set reserved=(stock_levels.reserved +"
+    assert len(reads) == 3 and not [s for s in reads if "from orders" in s]     # no look-up by key
+    assert len([s for s in reads if "from skus" in s]) == 1
+    if cached.ctx.engine.dialect.name == "postgresql":
+        assert len(writes) == 1 and writes[0].startswith("with") and writes[0].rfind(take) > writes[0].rfind(
+            "insert into stock_movements") > writes[0].rfind("insert into reservations") > 0
+        assert "insert into outbox" in writes[0] and "insert into order_transitions" in writes[0]
+    else:
+        assert writes[0] == "begin immediate" and len(writes) == 8 and writes[-1].startswith(take)
+    assert cached.level().reserved == 2
+    with cached.ctx.uow() as uow:
+        order = uow.session.get(OrderRow, r.json["order_id"])
+        assert order is not None and [t.to_status for t in order.transitions] == ["pending_payment"]
+        assert [(x.sku, x.qty, x.status) for x in uow.session.execute(
+            select(Reservation).where(Reservation.order_id == order.id)).scalars()] == [("TEA-001", 1, "open")]
+        assert uow.session.execute(select(StockMovement).where(
+            StockMovement.external_id == f"order:{order.id}:reserve")).scalar_one().qty == 1
+
+
+def test_a_duplicate_key_the_cache_did_not_know_is_answered_with_its_order(cached):
+    """The cache forgot the key (a restart, another gateway's cache): the attempt is written without a
+    look-up, the key's unique constraint refuses it, and the look-up then answers with the placed order."""
+    cached.stock(5, locations=("S001",), skus=("TEA-001",))
+    placed = attempt(cached, "k1")
+    assert placed.status_code == 201
+    cached.ctx.sold_out = MemorySoldOut()
+    again = attempt(cached, "k1")
+    assert again.status_code == 200 and again.json["order_id"] == placed.json["order_id"]
+    cached.ctx.sold_out = MemorySoldOut()
+    other = cached.post("/api/v1/orders", order_body(qty=2), headers={"Idempotency-Key": "k1"})
+    assert other.status_code == 422, other.json
+    assert cached.level().reserved == 1
