@@ -43,6 +43,11 @@ class HttpConfig(_Strict):
     port: int = Field(8000, ge=0, le=65535)
     # Every route's request body, callbacks included: a bigger one is refused (413) while it is read.
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    # The production gateway's HTTP server (`hub run gateway` alone on RabbitMQ): gunicorn's threaded worker in
+    # the supervised process, or nameko's eventlet entrypoint (the embedded mode always uses nameko's).
+    # HUB_GATEWAY_SERVER overrides it. gunicorn spends a quarter to two fifths less CPU per request.
+    server: Literal["gunicorn", "nameko"] = "gunicorn"
+    threads: int = Field(32, ge=1, le=512)   # gunicorn's: requests served at once by one gateway process
 
 
 class HubSection(_Strict):
@@ -523,6 +528,8 @@ def parse_config(text: str, env: dict[str, str] | None = None, source: str = "co
                 hub[key] = env[var]
         if env.get("HUB_HTTP_PORT"):
             hub["http"] = {**(hub.get("http") or {}), "port": env["HUB_HTTP_PORT"]}
+        if env.get("HUB_GATEWAY_SERVER"):
+            hub["http"] = {**(hub.get("http") or {}), "server": env["HUB_GATEWAY_SERVER"]}
     try:
         cfg = HubConfig.model_validate(data)
     except ValidationError as exc:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:          # the commands import what they use when they run: `h
     from nameko.runners import ServiceRunner
 
     from hub.bootstrap import HubContext
+    from hub.config import HubConfig
     from sandbox.runner import Sandbox
 
 # eventlet and pkg_resources announce their own deprecation at import; not our users' concern.
@@ -151,14 +152,8 @@ def _hub_base_of(config_path: str | None) -> str:
     """The hub's HTTP address as its gateway will bind it (`HUB_HTTP_PORT` over `hub.http`), read before the
     config is validated (the sandbox's secrets are exported first); a wildcard host is reached on loopback."""
     import os
-    from pathlib import Path
 
-    import yaml
-
-    from hub.config import DEFAULT_CONFIG_PATH
-
-    raw = yaml.safe_load(Path(config_path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
-    http = (((raw or {}).get("hub") or {}).get("http") or {})
+    http = ((_raw_config(config_path).get("hub") or {}).get("http") or {})
     host = str(http.get("host") or "127.0.0.1")
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     port = os.environ.get("HUB_HTTP_PORT") or http.get("port") or 8000
@@ -203,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
     sandbox = _sandbox_alongside(config_path=args.config) if embedded else None
     cfg = _migrated_context(args.config, sandbox).config
     names = args.services or list(SERVICES)
+    if _gateway_on_gunicorn(args):
+        return _serve_gateway(args.config, cfg)
 
     def make_runner() -> ServiceRunner:
         return build_runner(names, cfg.hub.broker_url, config_path=args.config,
@@ -213,6 +210,31 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if sandbox:
             sandbox.stop()
+    return 0
+
+
+def _gateway_on_gunicorn(args: argparse.Namespace) -> bool:
+    """`hub run gateway` alone on RabbitMQ with `hub.http.server: gunicorn` (the default; HUB_GATEWAY_SERVER
+    overrides): gunicorn's threads, not eventlet, so nothing is monkey-patched. Read before the config is
+    validated, since the patching (or not) comes before pydantic is imported."""
+    import os
+
+    if args.command != "run" or args.services != ["gateway"] or _broker_of(args.config).startswith("memory://"):
+        return False
+    server = os.environ.get("HUB_GATEWAY_SERVER") or str(
+        (((_raw_config(args.config).get("hub") or {}).get("http") or {}).get("server")) or "gunicorn")
+    return server == "gunicorn"
+
+
+def _serve_gateway(config_path: str | None, cfg: HubConfig) -> int:
+    from workers.embedded import nameko_config
+    from workers.gateway_api import build_gateway_api
+    from workers.http_server import serve
+
+    http = cfg.hub.http
+    config = nameko_config(cfg.hub.broker_url, HUB_CONFIG_PATH=config_path)
+    serve(build_gateway_api(config), http.host, http.port, http.threads,
+          f"hub: running gateway (gunicorn, {http.threads} threads) on {http.host}:{http.port}")
     return 0
 
 
@@ -272,16 +294,27 @@ def up(args: argparse.Namespace) -> int:
 def _broker_of(config_path: str | None) -> str:
     """The broker URL, read before the config is validated (the sandbox's secrets may be needed first)."""
     import os
+
+    if os.environ.get("HUB_BROKER_URL"):
+        return os.environ["HUB_BROKER_URL"]
+    return str((_raw_config(config_path).get("hub") or {}).get("broker_url", ""))
+
+
+def _raw_config(config_path: str | None) -> dict:
+    """config.yaml as written, before validation: what must be known before the sandbox's secrets are exported
+    or eventlet patches. A file that is missing or not YAML reads as empty here; loading it reports why."""
+    import os
     from pathlib import Path
 
     import yaml
 
-    from hub.config import DEFAULT_CONFIG_PATH
-
-    if os.environ.get("HUB_BROKER_URL"):
-        return os.environ["HUB_BROKER_URL"]
-    raw = yaml.safe_load(Path(config_path or os.environ.get("HUB_CONFIG") or DEFAULT_CONFIG_PATH).read_text())
-    return str(((raw or {}).get("hub") or {}).get("broker_url", ""))
+    # hub.config's DEFAULT_CONFIG_PATH, not imported: this runs before eventlet patches, pydantic after it.
+    default = Path(__file__).resolve().parent.parent / "config.yaml"
+    try:
+        raw = yaml.safe_load(Path(config_path or os.environ.get("HUB_CONFIG") or default).read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def _bind_sandbox(ctx: HubContext, sandbox: Sandbox) -> None:
@@ -460,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("run", "demo"):
+    if args.command == "demo" or (args.command == "run" and not _gateway_on_gunicorn(args)):
         _green()                      # before pydantic, SQLAlchemy or kombu are imported
     from hub.config import ConfigError
 

@@ -1,4 +1,5 @@
-"""Gateway: the public HTTP API (hub/api) served by nameko's HTTP entrypoint."""
+"""Gateway: the public HTTP API (hub/api) served by nameko's HTTP entrypoint (embedded, or
+`hub.http.server: nameko`); workers/http_server.py serves the same API on gunicorn."""
 from __future__ import annotations
 
 import logging
@@ -12,11 +13,10 @@ from nameko.web.server import HttpOnlyProtocol, WebServer
 from werkzeug import Request, Response
 from werkzeug.routing import PathConverter, Rule
 
-from .dependencies import context_from_config
+from .gateway_api import build_gateway_api
 
 METHODS = "GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS,TRACE"
 REQUEST_LINE_LIMIT = 65536      # bytes; eventlet's 8 kB answered a longer path with an empty 414, not the API's JSON
-WARM_CONNECTIONS = 64           # Redis connections a gateway opens at start: its busiest concurrency
 log = logging.getLogger(__name__)
 
 
@@ -24,32 +24,7 @@ class HubApi(DependencyProvider):
     """Builds the WSGI API once per container; workers get its `handle(request)`."""
 
     def setup(self) -> None:
-        from hub import consumers, handlers
-        from hub.api.app import build_api, build_deps
-        from hub.services import flash_sales
-        from hub.storage.db import warm_pool
-
-        from .broker import queue_depths
-        from .embedded import transport_options
-        from .runner import all_service_classes
-
-        config = self.container.config
-        ctx = context_from_config(config)
-        # A rush's first attempts find their connections open (each greenthread uses its own).
-        warm_pool(ctx.engine, prepare=flash_sales.prepare_connection)
-        warm_gate = getattr(ctx.gate, "warm", None)
-        if warm_gate is not None:
-            try:
-                warm_gate(WARM_CONNECTIONS)
-            except Exception as exc:         # Redis away: the gate's own errors answer the first attempts
-                log.warning("could not open the flash-sale gate's connections ahead of time: %s", exc)
-        url, options = config["AMQP_URI"], transport_options(config)
-
-        def replay(i: int, resend: bool = False) -> bool:
-            return consumers.replay(ctx, i, handlers.BY_NAME, resend=resend)
-
-        self.app = build_api(ctx, build_deps(ctx, replay_dead_letter=replay,
-                                             queue_depths=lambda: queue_depths(url, all_service_classes(), options)))
+        self.app = build_gateway_api(self.container.config)
 
     def get_dependency(self, worker_ctx: Any) -> Any:
         return self.app

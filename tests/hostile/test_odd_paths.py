@@ -1,7 +1,8 @@
 """Paths a careless or hostile client sends: control characters, percent-encoded NUL, invalid UTF-8, a
 10 kB path. Every answer is the API's JSON `{error, message}` with a 4xx — in-process, through werkzeug's
-server on loopback, and through the gateway as production runs it (nameko's HTTP entrypoint, whose own
-route map used to answer a newline in the path with werkzeug's HTML 404 page before the API saw it)."""
+server on loopback, and through the gateway as production runs it — on gunicorn (the default), and on nameko's
+HTTP entrypoint (`hub.http.server: nameko`), whose own route map used to answer a newline in the path with
+werkzeug's HTML 404 page before the API saw it)."""
 from __future__ import annotations
 
 import json
@@ -82,14 +83,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def gateway_port(tmp_path_factory) -> Iterator[int]:
-    """The gateway service alone, as `hub run gateway` starts it (nameko on RabbitMQ, PostgreSQL)."""
+@pytest.fixture(scope="module", params=["gunicorn", "nameko"])
+def gateway_port(request, tmp_path_factory) -> Iterator[int]:
+    """The gateway service alone, as `hub run gateway` starts it (on RabbitMQ, PostgreSQL), on each server."""
     if not (PG_URL and BROKER_URL):
         pytest.skip("the gateway needs PostgreSQL and RabbitMQ (make test sets them)")
     port = _free_port()
-    proc = HubProcess(["gateway"], hub_env(PG_URL, BROKER_URL, {"HUB_HTTP_PORT": str(port)}),
-                      tmp_path_factory.mktemp("gateway") / "gateway.log")
+    log = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    proc = HubProcess(["gateway"], hub_env(PG_URL, BROKER_URL, {"HUB_HTTP_PORT": str(port),
+                                                                "HUB_GATEWAY_SERVER": request.param}), log)
+    assert ("(gunicorn" in log.read_text()) == (request.param == "gunicorn")
     try:
         wait_for(lambda: _listening(port), 30, "the gateway to listen")
         yield port
