@@ -120,7 +120,9 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         print(f"[{mode}] pgbench: the sale-shaped transaction on PostgreSQL itself ...", flush=True)
         out["pgbench_tps"] = sale_tps(db, seconds=args.seconds)
     profiler = Profiler(Path(args.profile) / mode if args.profile else None)
-    alt = args.gateway_server if mode == "production" and args.gateway_server != "nameko" else None
+    # gunicorn and nameko are the hub's own gateway (`hub.http.server`); bjoern is only the bench's comparison.
+    env["HUB_GATEWAY_SERVER"] = "nameko" if args.gateway_server == "bjoern" else args.gateway_server
+    alt = args.gateway_server if mode == "production" and args.gateway_server == "bjoern" else None
     procs: list[HubProcess | AltGateway] = [
         AltGateway(alt, env, workdir / f"{mode}-{alt}-{i}.log", cfg.hub.http.host, cfg.hub.http.port)
         if alt and g == ["gateway"] else HubProcess(g, env | profiler.env(), workdir / f"{mode}-{'-'.join(g)}.log")
@@ -202,15 +204,16 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes in production mode")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"the figures to measure, of {','.join(PARTS)} (all by default)")
-    parser.add_argument("--gateway-server", default="nameko", choices=("nameko", "gunicorn", "bjoern"),
-                        help="production mode's gateways: the hub's nameko service, or the same API behind another "
-                             "WSGI server to compare (bench/alt_gateway.py)")
+    parser.add_argument("--gateway-server", default="gunicorn", choices=("gunicorn", "nameko", "bjoern"),
+                        help="production mode's gateways: the hub's own on gunicorn (default) or nameko "
+                             "(hub.http.server), or the same API behind bjoern to compare (bench/alt_gateway.py)")
     parser.add_argument("--profile", default="", metavar="DIR",
                         help="sample every hub process with py-spy during each part: stacks in DIR, top frames printed")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
     if args.profile and args.gateway_server != "nameko":
-        parser.error("--profile samples the hub's own processes: use it with --gateway-server nameko")
+        # The CPU sampler sees a process's main thread: gunicorn's is its poll loop, not the request threads.
+        parser.error("--profile samples the hub's own processes on eventlet: use it with --gateway-server nameko")
     if args.only - set(PARTS):
         parser.error(f"--only takes {','.join(PARTS)}")
     from sandbox.credentials import sandbox_env

@@ -1,12 +1,11 @@
-"""`--gateway-server gunicorn|bjoern`: the same API (`hub.api.app.build_api` over the same context, Redis gate and
-sold-out cache) behind another WSGI server than nameko's eventlet entrypoint, for the bench to compare the CPU
-each request costs. Not a production entrypoint: the hub's gateway stays the nameko service (workers/gateway.py),
-whose JSON answers to malformed request lines and 64 kB paths these servers do not give.
+"""`--gateway-server bjoern`: the same API (`hub.api.app.build_api` over the same context, Redis gate and
+sold-out cache) behind bjoern (libev, C, one request at a time, SO_REUSEPORT), for the bench to compare the CPU
+each request costs with the hub's own gateway (gunicorn's threads, or nameko's eventlet). Not a production
+entrypoint: it gives none of the gateway's JSON answers to malformed request lines and 64 kB paths.
 
-    python -m bench.alt_gateway gunicorn HOST PORT    # 1 worker, 16 threads (real threads, no monkey-patching)
-    python -m bench.alt_gateway bjoern HOST PORT      # one request at a time (libev, C); SO_REUSEPORT
+    python -m bench.alt_gateway HOST PORT
 
-Both need their package (pyproject's `bench` extra: gunicorn, bjoern-binary); neither is a hub dependency."""
+It needs bjoern-binary (pyproject's `bench` extra), not a hub dependency."""
 from __future__ import annotations
 
 import os
@@ -35,28 +34,12 @@ def make_app() -> Any:
 
 
 def main() -> None:
-    kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if kind == "bjoern":
-        import bjoern
+    import bjoern
 
-        app = make_app()
-        print(f"hub: running gateway (bjoern) on {host}:{port}", flush=True)
-        bjoern.run(app, host, port, reuse_port=True)
-        return
-    from gunicorn.app.base import BaseApplication
-
-    class Gunicorn(BaseApplication):                     # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in {"bind": f"{host}:{port}", "workers": 1, "worker_class": "gthread", "threads": 16,
-                               "keepalive": 30, "loglevel": "warning", "reuse_port": True}.items():
-                self.cfg.set(key, value)
-            self.cfg.set("post_worker_init", lambda worker: print(
-                f"hub: running gateway (gunicorn worker {os.getpid()}) on {host}:{port}", flush=True))
-
-        def load(self) -> Any:
-            return make_app()
-
-    Gunicorn().run()
+    host, port = sys.argv[1], int(sys.argv[2])
+    app = make_app()
+    print(f"hub: running gateway (bjoern) on {host}:{port}", flush=True)
+    bjoern.run(app, host, port, reuse_port=True)
 
 
 if __name__ == "__main__":
@@ -73,7 +56,7 @@ class AltGateway:
 
         root = Path(__file__).resolve().parent.parent
         self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.alt_gateway", kind, host, str(port)], cwd=root,
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.alt_gateway", host, str(port)], cwd=root,
                                      env=env, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while b"hub: running" not in Path(log_path).read_bytes():
