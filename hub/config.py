@@ -47,7 +47,7 @@ class HttpConfig(_Strict):
     # the supervised process, or nameko's eventlet entrypoint (the embedded mode always uses nameko's).
     # HUB_GATEWAY_SERVER overrides it. gunicorn spends a quarter to two fifths less CPU per request.
     server: Literal["gunicorn", "nameko"] = "gunicorn"
-    threads: int = Field(32, ge=1, le=512)   # gunicorn's: requests served at once by one gateway process
+    threads: int = Field(16, ge=1, le=512)   # gunicorn's requests at once per gateway process: more contend for the GIL
 
 
 class HubSection(_Strict):
