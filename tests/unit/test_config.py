@@ -372,3 +372,14 @@ def test_check_config_wants_a_channel_whose_buyers_pay_its_shop_to_be_payment_ch
                              "    push_token: ${HUB_WECHAT_PUSH_TOKEN}\n    channel: miniprogram\n")
     (path, message), = check_wiring(parse_config(elsewhere, env=config_env()))
     assert path == "systems.wechat_shop.channel" and "does not publish to it" in message
+
+
+def test_the_gateway_server_is_gunicorn_unless_the_file_or_the_environment_says_nameko():
+    assert parse_config(TEXT, env=config_env()).hub.http.server == "gunicorn"
+    assert parse_config(TEXT, env={**config_env(), "HUB_GATEWAY_SERVER": "nameko"}).hub.http.server == "nameko"
+    named = TEXT.replace("max_body_bytes: 1000000}", "max_body_bytes: 1000000, server: nameko, threads: 4}")
+    assert named != TEXT
+    cfg = parse_config(named, env=config_env())
+    assert (cfg.hub.http.server, cfg.hub.http.threads) == ("nameko", 4)
+    assert [p for p, _ in problems(TEXT, {**config_env(), "HUB_GATEWAY_SERVER": "bjoern"})] == ["hub.http.server"]
+    assert [p for p, _ in problems(named.replace("threads: 4", "threads: 0"), config_env())] == ["hub.http.threads"]
