@@ -204,3 +204,29 @@ def test_the_single_pair_push_is_numbered_too_so_an_older_one_landing_last_is_pu
     assert sim.stock_of(*pair) == five - 1
     with flow.ctx.reader() as uow:
         assert channel_stock._told(uow, "wechat_shop", [pair]) == {pair: five - 1}
+
+
+def test_a_pair_pushed_before_is_numbered_without_inserting_its_row_again(flow):
+    """The told row of a (channel, SKU, store) exists after its first push: later batches lock it without
+    first inserting it again (ignored), and a new pair's row is still created."""
+    from tests.support import statements_run
+
+    a, b = SKUS[0], SKUS[1]
+    sell(flow, a, "S001", 1, "r-first")
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    sell(flow, a, "S001", 1, "r-second")
+    with statements_run(flow.ctx.engine) as statements:
+        handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    assert _told_inserts(statements) == [] and any("channel_stock_published" in s for s in statements)
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
+    assert flow.sandbox.wechat_shop.stock_of(a, "S001") == 10 - 2 - safety
+
+    sell(flow, b, "S002", 1, "r-new-pair")                   # never pushed: its row is made on the way
+    with statements_run(flow.ctx.engine) as statements:
+        handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    assert _told_inserts(statements)
+    assert flow.sandbox.wechat_shop.stock_of(b, "S002") == 10 - 1 - safety
+
+
+def _told_inserts(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.startswith("insert") and "channel_stock_published" in s.split("(")[0]]
