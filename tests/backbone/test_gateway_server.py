@@ -4,6 +4,7 @@ two replicas share one port, and a SIGTERM lets a request in hand finish."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import threading
@@ -129,3 +130,38 @@ def test_error_answer_maps_gunicorns_refusals(exc_name, status):
     got, body = error_answer(exc)
     assert got == status and body["error"] and body["message"]
     assert error_answer(RuntimeError("boom"))[0] == 500
+
+
+def test_pipelined_requests_on_one_connection_are_all_answered_in_order(gateway):
+    """A client that sends its next requests before the first answer (HTTP/1.1 pipelining, or a busy client on a
+    kept-alive connection) has each answered in order, the thread serving them one after another."""
+    port = gateway[0]
+    paths = [b"/nope-1", b"/health", b"/nope-2", b"/nope-3"]
+    raw = b"".join(b"GET " + p + b" HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths[:-1])
+    raw += b"GET " + paths[-1] + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(raw)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    statuses = [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]     # a body ends without CRLF
+    assert statuses == [404, 200, 404, 404]
+    assert data.index(b"nope-1") < data.index(b"nope-2") < data.index(b"nope-3")
+
+
+def test_the_next_request_counts_as_waiting_on_the_socket_or_in_gunicorns_buffer():
+    from io import BytesIO
+    from types import SimpleNamespace
+
+    from workers.http_server import _next_waiting
+
+    a, b = socket.socketpair()
+    with a, b:
+        idle = SimpleNamespace(sock=a, parser=SimpleNamespace(unreader=SimpleNamespace(buf=BytesIO())))
+        assert not _next_waiting(idle)
+        b.sendall(b"GET / HTTP/1.1\r\n")
+        assert _next_waiting(idle)
+        a.recv(100)
+        buffered = SimpleNamespace(sock=a, parser=SimpleNamespace(unreader=SimpleNamespace(buf=BytesIO(b"GET"))))
+        assert _next_waiting(buffered)
+        assert not _next_waiting(SimpleNamespace(sock=a, parser=None))
