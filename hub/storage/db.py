@@ -109,6 +109,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # overflow connections while the rush's admitted orders wait for them (issue 11).
         kwargs.setdefault("pool_size", POOL_SIZE)
         kwargs.setdefault("max_overflow", 10)
+    # An executemany of UPDATEs (a batch of receipts' stock rows, channel sync's push numbers) is psycopg2's
+    # round trip per row unless batched: pages of statements, one round trip each. INSERTs stay SQLAlchemy's
+    # multi-row VALUES. Nothing here reads an executemany's row count (that mode cannot give it).
+    if parsed.get_driver_name() == "psycopg2":
+        kwargs.setdefault("executemany_mode", "values_plus_batch")
     engine = create_engine(url, pool_pre_ping=bool(engine_ping), **kwargs)
     if engine_ping is None:
         ping_when_idle(engine)

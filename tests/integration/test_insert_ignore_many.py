@@ -36,3 +36,13 @@ def test_many_rows_in_one_statement_the_existing_ones_skipped(ctx):
     with ctx.reader() as uow:
         stored = {m.message_id for m in uow.session.query(ProcessedMessage).filter_by(consumer="probe")}
     assert stored == set(ids)
+
+
+def test_postgresql_engines_batch_an_executemany_of_updates():
+    """psycopg2's own executemany is a round trip per row; the hub's PostgreSQL engines page them instead."""
+    from hub.storage.db import make_engine
+
+    engine = make_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")     # not connected: only configured
+    assert engine.dialect.executemany_mode.name == "EXECUTEMANY_VALUES_PLUS_BATCH"
+    assert not engine.dialect.supports_sane_multi_rowcount        # nothing may count an executemany's rows
+    engine.dispose()
