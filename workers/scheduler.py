@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
+from dataclasses import dataclass
 
 from nameko.timer import timer
 
 from hub import handlers
+from hub.bootstrap import HubContext
 from hub.consumers import retry_due
 from hub.flows import delivery, escalation, express, order_pull, reconcile, refunds
 from hub.services import housekeeping, payment_reconciliation
@@ -17,9 +20,37 @@ from .subscribe import subscribed
 
 log = logging.getLogger(__name__)
 RECONCILE_TICK_S = 5
-_last_reconcile: dict[int, float] = {}     # per hub context: when reconciliation last ran
-_bills_done: dict[int, str] = {}           # per hub context: the last bill day compared
-_last_order_pull: dict[int, float] = {}    # per hub context: when the channels' orders were last pulled
+
+
+@dataclass
+class TimerState:
+    """What the timers remember of one hub context between ticks (nameko makes a service instance per call)."""
+
+    last_reconcile: float | None = None      # when reconciliation last ran (the first run one interval after start)
+    last_order_pull: float | None = None     # when the channels' orders were last pulled
+    bills_done: str | None = None            # the last bill day compared
+
+
+# id(context) -> (a weak reference to that context, its state). The id alone is not the context's: once a
+# context is collected a new one may get its id, and it must not inherit the old one's timers — so the entry
+# counts only while its reference still points at this very context, and goes when the context does.
+_timer_states: dict[int, tuple[weakref.ref[HubContext], TimerState]] = {}
+
+
+def timer_state(ctx: HubContext) -> TimerState:
+    """This context's timer state, a fresh one for a context the scheduler has not seen."""
+    key = id(ctx)
+    held = _timer_states.get(key)
+    if held is not None and held[0]() is ctx:
+        return held[1]
+    state = TimerState()
+
+    def forget(ref: weakref.ref[HubContext]) -> None:      # the context is gone: its entry too (not a newer one)
+        if _timer_states.get(key, (None, None))[0] is ref:
+            del _timer_states[key]
+
+    _timer_states[key] = (weakref.ref(ctx, forget), state)
+    return state
 
 
 @subscribed
@@ -86,11 +117,12 @@ class SchedulerService:
     # hub.reconcile_interval_s is honoured by a short tick that runs when the interval is up.
     @timer(interval=RECONCILE_TICK_S)
     def reconcile_channel_stock(self) -> None:
-        now = time.monotonic()
-        last = _last_reconcile.setdefault(id(self.hub), now)      # the first run one interval after start
-        if now - last < self.hub.config.hub.reconcile_interval_s:
+        now, state = time.monotonic(), timer_state(self.hub)
+        if state.last_reconcile is None:
+            state.last_reconcile = now                               # the first run one interval after start
+        if now - state.last_reconcile < self.hub.config.hub.reconcile_interval_s:
             return
-        _last_reconcile[id(self.hub)] = now
+        state.last_reconcile = now
         try:
             reconcile.reconcile_channel_stock(self.hub)     # logs and counts what it repaired
         except Exception as exc:   # a channel (or our database) away: the next run checks again
@@ -100,11 +132,11 @@ class SchedulerService:
     # The first tick pulls at once: a scheduler starting is often our own outage ending.
     @timer(interval=RECONCILE_TICK_S)
     def pull_channel_orders(self) -> None:
-        now = time.monotonic()
-        last = _last_order_pull.get(id(self.hub))
+        now, state = time.monotonic(), timer_state(self.hub)
+        last = state.last_order_pull
         if last is not None and now - last < self.hub.config.hub.order_pull_interval_s:
             return
-        _last_order_pull[id(self.hub)] = now
+        state.last_order_pull = now
         for r in order_pull.pull_channel_orders(self.hub):    # a channel that failed is logged there
             if r.missed or r.refused:
                 log.info("order pull of %s: %d listed, %d its pushes missed, %d refused", r.channel, r.listed,
@@ -116,7 +148,8 @@ class SchedulerService:
     def reconcile_payments(self) -> None:
         now = payment_reconciliation.utcnow()
         day = payment_reconciliation.yesterday(now)
-        if now.astimezone(payment_reconciliation.PLATFORM_TZ).hour < 10 or _bills_done.get(id(self.hub)) == str(day):
+        state = timer_state(self.hub)
+        if now.astimezone(payment_reconciliation.PLATFORM_TZ).hour < 10 or state.bills_done == str(day):
             return
         try:
             runs = payment_reconciliation.reconcile(self.hub, day, trigger="daily")
@@ -124,7 +157,7 @@ class SchedulerService:
             log.warning("payment reconciliation of %s failed: %s", day, exc)
             return
         if all(r.status == "ok" for r in runs):
-            _bills_done[id(self.hub)] = str(day)
+            state.bills_done = str(day)
         for r in runs:
             log.info("payment reconciliation %s %s: %s, %d difference(s), %d repaired", r.system, r.bill_date,
                      r.status, r.differences, r.repaired)

@@ -122,7 +122,8 @@ def express_tracking_push(call: Call, name: str) -> None:
         for event in sorted(events, key=lambda e: e.at):      # a push carries the history, newest first
             apply_tracking(uow, call.ctx.config, event)
         if stopped is not None:                                # no more pushes: the hub polls instead
-            express_flow.push_stopped(uow, connector.name, *stopped)
+            waybill, why = stopped
+            express_flow.push_stopped(uow, connector.name, waybill, why, call.deps.now())
         uow.commit()
 
 

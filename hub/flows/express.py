@@ -10,6 +10,7 @@ warning naming the order) and the scheduler polls that waybill instead (`poll_st
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -21,7 +22,7 @@ from hub.flows import callback_url
 from hub.flows.delivery import active_shipment
 from hub.metrics import METRICS
 from hub.services import orders
-from hub.services.tracking import apply_tracking
+from hub.services.tracking import apply_tracking, record_stopped
 from hub.storage.tables import Shipment, utcnow
 from hub.storage.uow import UnitOfWork
 
@@ -75,8 +76,9 @@ def express_waybill(ctx: HubContext, event: OrderStatusChanged) -> None:
     ship_express(ctx, event.order_id)
 
 
-def push_stopped(uow: UnitOfWork, carrier: str, waybill: str, reason: str) -> None:
-    """The courier stopped pushing this waybill's tracking: poll it from now on, and say so."""
+def push_stopped(uow: UnitOfWork, carrier: str, waybill: str, reason: str, at: datetime | None = None) -> None:
+    """The courier stopped pushing this waybill's tracking: poll it from now on, and say so — in the metric,
+    the log and the order's history (`tracking.record_stopped`: a shipment event on the operator's timeline)."""
     shipment = uow.session.execute(select(Shipment).where(Shipment.carrier == carrier,
                                                           Shipment.shipment_ref == waybill)).scalar_one_or_none()
     if shipment is None:
@@ -85,6 +87,8 @@ def push_stopped(uow: UnitOfWork, carrier: str, waybill: str, reason: str) -> No
     if shipment.tracking != "polling":
         METRICS.express_tracking_stopped.labels(carrier).inc()
     shipment.tracking = "polling"
+    record_stopped(uow, shipment, f"{carrier} stopped tracking waybill {waybill} ({reason}); "
+                                  "the hub polls it instead", at)
     log.warning("express order %s: %s stopped tracking waybill %s (%s); the hub polls it instead",
                 shipment.order_id, carrier, waybill, reason)
 

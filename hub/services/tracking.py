@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -171,6 +172,21 @@ def _rebook(uow: UnitOfWork, order: OrderRow, shipment: Shipment, event: Trackin
                                              str(event.status)))
 
 
+# A shipment event that is no courier state: the carrier stopped pushing a waybill's tracking (Kuaidi100's
+# `status: abort`), so the hub polls it. Operations' history, not the buyer's: left out of the buyer's timeline.
+TRACKING_STOPPED = "tracking_stopped"
+OPERATIONS_ONLY = frozenset({TRACKING_STOPPED})
+
+
+def record_stopped(uow: UnitOfWork, shipment: Shipment, detail: str, at: datetime | None = None) -> bool:
+    """The carrier stopped tracking this shipment: on the order's history as a report of its carrier, once
+    per shipment (a re-sent abort is a duplicate). Moves nothing. False when it was recorded already."""
+    now = utcnow()
+    return insert_ignore(uow.session, TrackingEventRow, {
+        "shipment_id": shipment.id, "order_id": shipment.order_id, "status": TRACKING_STOPPED, "at": at or now,
+        "detail": mask_phones_in(detail)[:2000], "external_id": TRACKING_STOPPED, "recorded_at": now})
+
+
 def order_timeline(uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> list[timeline.Step]:
     """The order's changes and its couriers' reports as one story (`hub.domain.timeline.merge`).
     The buyer's has no booking or waybill numbers; an operator's keeps them."""
@@ -178,7 +194,8 @@ def order_timeline(uow: UnitOfWork, order: OrderRow, for_buyer: bool = True) -> 
     rows = uow.session.execute(
         select(TrackingEventRow, Shipment.carrier).join(Shipment, Shipment.id == TrackingEventRow.shipment_id)
         .where(TrackingEventRow.order_id == order.id)).all()
-    reports = [timeline.Step(ev.at, ev.status, carrier, ev.detail or "", ev.id, ev.shipment_id) for ev, carrier in rows]
+    reports = [timeline.Step(ev.at, ev.status, carrier, ev.detail or "", ev.id, ev.shipment_id) for ev, carrier in rows
+               if not (for_buyer and ev.status in OPERATIONS_ONLY)]
     refs: list[str] = []
     if for_buyer:
         refs = list(uow.session.execute(select(Shipment.shipment_ref).where(Shipment.order_id == order.id)).scalars())

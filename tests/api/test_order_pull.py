@@ -255,9 +255,8 @@ def test_the_platforms_list_is_asked_store_by_store_within_its_window(api, mt):
 
 def test_the_scheduler_pulls_at_start_then_once_per_interval(api, shop):
     """A scheduler starting is often our own outage ending: its first tick pulls at once."""
-    from workers.scheduler import SchedulerService, _last_order_pull
+    from workers.scheduler import SchedulerService
 
-    _last_order_pull.pop(id(api.ctx), None)                # a context of an earlier test may have had this id
     api.stock(10)
     shop.seed_order("3705200000000000007", [("TEA-001", 1, 1200)], status=20, fulfillment="pickup", store_id="S001")
     service = SchedulerService()
