@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hub.domain import clock
-from hub.domain.limits import INT_MAX, INT_MIN, is_utf8
+from hub.domain.limits import INT_MAX, INT_MIN, in_range, is_utf8
 
 from .errors import ApiError
 
 NO_NUL = "^[^\\u0000]*$"                       # JSON Schema (ECMA) and Python both read \u0000 as NUL
-YEARS = "^(19[7-9][0-9]|2[0-9]{3})-"            # hub/domain/clock.py: 1970 to 2999
+YEARS = "^(19[7-9][0-9]|2[0-9]{3})-"            # hub/domain/limits.py: 1970 to 2999
 
 
 def invalid(path: str, reason: str) -> ApiError:
@@ -210,7 +209,7 @@ def parse_time(value: Any, path: str) -> datetime:
         raise invalid(path, "is not an ISO-8601 time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise invalid(path, "needs a UTC offset, e.g. 2026-11-25T10:00:00+08:00")
-    if not clock.in_range(parsed):         # 0001-01-01T00:00:00+14:00 has no UTC time at all
+    if not in_range(parsed):         # 0001-01-01T00:00:00+14:00 has no UTC time at all
         raise invalid(path, "must be between 1970 and 2999")
     return parsed
 

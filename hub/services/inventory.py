@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from hub import events
 from hub.config import ChannelConfig, HubConfig
-from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, SaleEnded, SaleSoldOut, UnknownLocation, UnknownSku
-from hub.domain.limits import fits_int
+from hub.domain.limits import fits_int, not_ahead
 from hub.domain.model import StockCount, StockDelta
 from hub.domain.stock import (
     Allocation,

@@ -17,9 +17,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.config import HubConfig
-from hub.domain.clock import is_ahead
 from hub.domain.errors import BadInput, UnknownLocation
-from hub.domain.limits import INT_MIN, fits_int
+from hub.domain.limits import INT_MIN, fits_int, is_ahead
 from hub.domain.stock import newer_than_count
 from hub.services.inventory import stock_changed
 from hub.storage.detached import insert_rows, update_rows
