@@ -10,7 +10,7 @@ simulators on loopback, driven the way production drives it, synchronously:
   builds, on a werkzeug request;
 - the outbox: `workers/relay.py` `relay_once` publishing to the in-memory broker;
 - the consumer: the message taken off its queue and handed to the service's nameko entrypoint
-  (`handle_message`; the batch handler of `workers/batching.py` flushed as its timer would), whose worker runs
+  (`handle_message`; the batch handler of `workers/subscribe.py` flushed as its timer would), whose worker runs
   in this thread (nameko's worker pool replaced by a direct call).
 
 The flows:
