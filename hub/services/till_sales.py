@@ -21,9 +21,8 @@ from hub.domain.errors import BadInput, UnknownLocation
 from hub.domain.limits import INT_MIN, fits_int, is_ahead
 from hub.domain.stock import newer_than_count
 from hub.services.inventory import stock_changed
-from hub.storage.detached import insert_rows, update_rows
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
-from hub.storage.uow import UnitOfWork
+from hub.storage.uow import UnitOfWork, insert_rows, update_rows
 
 
 @dataclass(frozen=True)
