@@ -28,7 +28,7 @@ from nameko.containers import ContainerBeingKilled
 from nameko.events import EventHandler
 from nameko.messaging import QueueConsumer
 
-from hub import flows, handlers
+from hub import consumers, handlers
 from hub.consumers import Consumer, handle_batch
 
 from . import EVENT_SOURCE
@@ -110,11 +110,11 @@ C = TypeVar("C", bound=type[_Service])
 def consume(consumer: Consumer) -> Callable[[Any, dict[str, Any]], None]:
     """A nameko event handler that runs `consumer` on its event (its filter first).
 
-    nameko acks a failed worker's message by default; `flows.handle` returns only once the effect or
+    nameko acks a failed worker's message by default; `consumers.handle` returns only once the effect or
     the dead letter is committed, so anything escaping it (a bug) puts the message back on its queue
     (`requeue_on_error`) instead of losing it."""
     def handle(self: Any, envelope: dict[str, Any]) -> None:
-        flows.handle(self.hub, consumer, envelope)
+        consumers.handle(self.hub, consumer, envelope)
     handle.__doc__ = f"{consumer.event.TYPE} -> {consumer.name}"
     handle.consumer = consumer  # type: ignore[attr-defined]  # mypy types no function attributes; the test reads it
     return traced_event_handler(EVENT_SOURCE, consumer.event.TYPE, requeue_on_error=True)(handle)
