@@ -427,6 +427,10 @@ FLOWS: dict[str, Callable[[EmbeddedHub, Recorder], None]] = {
 
 
 def run(show_sequence: bool = False) -> dict[str, Length]:
+    import hub
+
+    if not Path(hub.__file__).resolve().is_relative_to(ROOT):     # another checkout's files would count as none
+        raise SystemExit(f"hub is imported from {hub.__file__}, not from {ROOT}: run with PYTHONPATH={ROOT}")
     lengths: dict[str, Length] = {}
     with tempfile.TemporaryDirectory() as workdir:
         hub = start_hub(Path(workdir))
