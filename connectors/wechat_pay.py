@@ -3,7 +3,7 @@ shipping info after dispatch.
 
 A notification is trusted only when its RSA-SHA256 signature over
 `timestamp\\nnonce\\nbody\\n` verifies with the platform key named by its `Wechatpay-Serial`
-(connectors/wechat_keys.py: certificate serials and public-key ids side by side), its
+(`PlatformKeys`: certificate serials and public-key ids side by side), its
 timestamp is within 300 s, and its nonce has not been seen; then `resource` is decrypted
 with AEAD_AES_256_GCM under the APIv3 key and mapped to a PaymentNotice.
 
@@ -23,11 +23,13 @@ import binascii
 import gzip
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterable
 from collections.abc import Mapping as Headers
 from datetime import UTC, date, datetime
 from typing import Self
@@ -48,7 +50,53 @@ from mappings import Mapping, load_mapping
 from . import wechat_bill_file
 from .base import Binder, MappingError, PermanentError, RetryPolicy, SignatureError, TransientError, http_session
 from .wechat_api import WeChatApi
-from .wechat_keys import PlatformKeys
+
+# -- the platform's verification keys ----------------------------------------------------------------------------------
+# The WeChat Pay platform's verification keys, by the `Wechatpay-Serial` a notification names.
+#
+# The platform rotates them: a platform certificate's serial is 40 hex digits (written in either
+# case, so it is compared as a number), and the newer platform public keys are named by an id
+# `PUB_KEY_ID_…`. During a switch-over notifications come signed with either, so the hub holds
+# both side by side, and a serial it does not hold is refused.
+
+_CERT_SERIAL = re.compile(r"^[0-9A-Fa-f]{1,40}$")
+PUBLIC_KEY_ID_PREFIX = "PUB_KEY_ID_"
+
+
+def serial_key(serial: str) -> str:
+    """The form serials are compared in: a certificate serial as its number, a key id as is."""
+    text = serial.strip()
+    if text.startswith(PUBLIC_KEY_ID_PREFIX):
+        return text
+    if _CERT_SERIAL.match(text):
+        return f"cert:{int(text, 16):x}"
+    raise ValueError(f"{serial!r} is neither a certificate serial (hex) nor a public key id ({PUBLIC_KEY_ID_PREFIX}…)")
+
+
+class PlatformKeys:
+    """serial -> RSA public key."""
+
+    def __init__(self, keys: Iterable[tuple[str, str]]):
+        self._keys: dict[str, rsa.RSAPublicKey] = {}
+        for serial, pem in keys:
+            public = serialization.load_pem_public_key(pem.encode())
+            if not isinstance(public, rsa.RSAPublicKey):
+                raise ValueError(f"the key for {serial} is not an RSA public key")
+            self._keys[serial_key(serial)] = public
+        if not self._keys:
+            raise ValueError("no platform key configured")
+
+    def get(self, serial: str) -> rsa.RSAPublicKey | None:
+        try:
+            return self._keys.get(serial_key(serial))
+        except ValueError:
+            return None
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+# -- the connector -----------------------------------------------------------------------------------------------------
 
 CLOCK_WINDOW_S = 300
 NONCE_MEMORY = 10_000

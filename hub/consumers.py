@@ -145,6 +145,14 @@ def _apply_once(ctx: HubContext, consumer: Consumer, envelope: dict[str, Any]) -
     return True
 
 
+def handle(ctx: HubContext, consumer: Consumer, envelope: dict[str, Any]) -> Outcome | None:
+    """Run `consumer` on an event it wants (once, retried, parked on failure); None if its filter skips it."""
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    if isinstance(data, dict) and not consumer.wants(data):
+        return None
+    return handle_once(ctx, consumer, envelope)
+
+
 def handle_once(ctx: HubContext, consumer: Consumer, envelope: dict[str, Any], *, attempts: int = 3,
                 backoff: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> Outcome:
     """Apply `envelope` with `consumer` exactly once, or park it after `attempts` failures of the work.

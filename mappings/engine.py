@@ -51,7 +51,7 @@ from typing import Any
 
 import yaml
 
-from hub.domain.clock import in_range
+from hub.domain.limits import in_range
 from hub.ports import Binder, MappingError
 
 from . import yaml_text

@@ -1,5 +1,5 @@
 """What wakes an idle relay: PostgreSQL's NOTIFY from the outbox's trigger (migration 0014), or on SQLite the
-in-process word of a commit (`hub/storage/outbox_signal.py`). Either way the relay still looks at the outbox
+in-process word of a commit (`hub/storage/uow.py` `subscribe_outbox`). Either way the relay still looks at the outbox
 every `poll` seconds, so a lost notification (a dropped LISTEN connection, a writer in another process on
 SQLite) costs at most that long, never an event."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from eventlet.green import threading as green_threading
 from eventlet.hubs import trampoline
 from sqlalchemy.engine import Engine
 
-from hub.storage import outbox_signal
+from hub.storage.uow import subscribe_outbox, unsubscribe_outbox
 
 CHANNEL = "hub_outbox"
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class LocalWakeup:
 
     def __init__(self) -> None:
         self._event = green_threading.Event()       # green whether or not the process is monkey-patched
-        outbox_signal.subscribe(self._event.set)
+        subscribe_outbox(self._event.set)
 
     def wait(self, timeout: float) -> bool:
         woken = self._event.wait(timeout)
@@ -84,7 +84,7 @@ class LocalWakeup:
         return woken
 
     def close(self) -> None:
-        outbox_signal.unsubscribe(self._event.set)
+        unsubscribe_outbox(self._event.set)
 
 
 def trampoline_sleep(seconds: float) -> None:

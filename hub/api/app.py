@@ -1,5 +1,5 @@
-"""The WSGI application: the route table, authentication, and the one place where
-errors become HTTP answers (like nameko-examples' gateway `mapped_errors`).
+"""The WSGI application: the route table, each request through the pipeline (`api/pipeline.py`: the body's
+limit, unstorable characters, the caller's key, errors as answers) to its handler.
 
     app = build_api(ctx, build_deps(ctx))
     werkzeug.serving.make_server(host, port, app)    # or: app.handle(request) from nameko
@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm.exc import StaleDataError
 from werkzeug import Request, Response
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
@@ -33,30 +31,15 @@ from hub.api import (
     store,
     store_orders,
 )
-from hub.api.auth import all_secrets, authenticate
-from hub.api.body import limit_body, refuse_unstorable
 from hub.api.http import ApiError, Call, Route, json_response, log
+from hub.api.pipeline import all_secrets, authenticate, error_body, limit_body, refuse_unstorable
 from hub.api.store_screen import ROUTES as STORE_SCREEN_ROUTES
 from hub.bootstrap import HubContext
 from hub.connector_health import ConnectorHealth
-from hub.domain.errors import (
-    BadInput,
-    HubError,
-    IllegalTransition,
-    InsufficientStock,
-    MemberRefused,
-    NoRoute,
-    NotFound,
-    PickupCodeRejected,
-    PickupLocked,
-    SaleEnded,
-    SaleSoldOut,
-)
+from hub.domain.errors import IllegalTransition
 from hub.logs import log_context
 from hub.metrics import METRICS, HubMetrics
-from hub.ports import CallbackConnectors, ConnectorError, GateUnavailable, MappingError, SignatureError
-from hub.services.orders import IdempotencyConflict
-from hub.storage.outage import is_outage
+from hub.ports import CallbackConnectors
 from hub.storage.tables import utcnow
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -103,64 +86,6 @@ ROUTES: list[Route] = [*shop.ROUTES, *refunds.ROUTES, *store.ROUTES, *store_orde
 # The document of the table it is part of: served from here, so openapi.py needs no route table.
 ROUTES.append(Route("GET", "/openapi.json", lambda call: openapi.document(ROUTES), "public", "This document",
                     responses={200: "OpenAPI 3.1"}))
-
-# Domain and connector errors -> (status, error code). Most specific first.
-MAPPED_ERRORS: list[tuple[type[BaseException], int, str | None]] = [
-    (InsufficientStock, 409, None),
-    (NoRoute, 409, None),
-    (SaleEnded, 409, None),
-    (SaleSoldOut, 409, None),
-    (IllegalTransition, 409, None),
-    (MemberRefused, 409, None),
-    (IdempotencyConflict, 422, None),
-    (PickupLocked, 423, None),
-    (PickupCodeRejected, 422, None),
-    (NotFound, 404, None),
-    (BadInput, 422, None),               # UnknownSku, UnknownLocation, ...
-    (HubError, 422, None),
-    (SignatureError, 401, "bad_signature"),
-    (MappingError, 422, "unmappable_payload"),
-    (ConnectorError, 502, "upstream_failed"),
-    (StaleDataError, 409, "conflict"),
-    (IntegrityError, 409, "conflict"),
-    (OperationalError, 503, "database_unavailable"),
-]
-
-
-def error_body(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """(status, body, headers) for any exception a handler let out."""
-    if isinstance(exc, ApiError):
-        extra = dict(exc.extra)
-        headers = extra.pop("_headers", {})
-        return exc.status, {"error": exc.error, "message": exc.message, **extra}, headers
-    if isinstance(exc, GateUnavailable):    # the flash-sale gate's Redis away: ours, like the database
-        return 503, {"error": "gate_unavailable", "message": "the flash-sale gate is not reachable; retry shortly"}, \
-            {"Retry-After": "1"}
-    if is_outage(exc):          # our database away or contended: the same request will work shortly
-        return 503, {"error": "database_unavailable", "message": "the database is not reachable; retry shortly"}, \
-            {"Retry-After": "1"}
-    for kind, status, code in MAPPED_ERRORS:
-        if isinstance(exc, kind):
-            body: dict[str, Any] = {"error": code or getattr(exc, "code", "error"), "message": _message(exc)}
-            if isinstance(exc, InsufficientStock):
-                body["short"] = exc.short
-            elif isinstance(exc, NoRoute):
-                body["reasons"] = exc.reasons
-            elif isinstance(exc, IllegalTransition):
-                body["status"], body["target"] = exc.current, exc.target
-            return status, body, {}
-    return 500, {"error": "internal", "message": "internal error; see the hub's log"}, {}
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, StaleDataError | IntegrityError):
-        return "the resource changed meanwhile; retry the request"
-    if isinstance(exc, OperationalError):
-        return "the database is not reachable"
-    if isinstance(exc, ConnectorError) and not isinstance(exc, SignatureError | MappingError):
-        return f"{exc.system} did not answer as expected"
-    return str(exc)
-
 
 class ApiApp:
     """A WSGI callable; `handle(request)` serves an already-built werkzeug Request."""

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from hub.api import charts, schemas
-from hub.api.auth import all_secrets
 from hub.api.http import ApiError, Call, Param, Route, log
 from hub.api.letters import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
 from hub.api.lines import line_view
+from hub.api.pipeline import all_secrets
 from hub.api.views import iso, refund_list, shipment_list, timeline
 from hub.domain.errors import UnknownSku
 from hub.domain.order_states import OrderStatus

@@ -6,8 +6,8 @@ import hmac
 
 from sqlalchemy import select
 
-from hub.api.auth import csrf_token
 from hub.api.http import ApiError, Call, log
+from hub.api.pipeline import csrf_token
 from hub.storage.tables import DeadLetter
 
 

@@ -31,7 +31,7 @@ BODY_STATUSES = {400: "malformed JSON, or not an object", 413: "body too large",
 def statuses(route: Route) -> dict[int, str]:
     """Every status `route` can answer: its own, its audience's, and its inputs' validation."""
     out = dict(AUDIENCE_STATUSES.get(route.audience, {}))
-    # Every route reads its body under the size limit (api/body.py), whether it takes one or not.
+    # Every route reads its body under the size limit (api/pipeline.py), whether it takes one or not.
     out[413] = "body too large (hub.http.max_body_bytes), or a malformed Content-Length: 400"
     out.setdefault(400, "malformed Content-Length, or a NUL character in the request")
     if route.body is not None:

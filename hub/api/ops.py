@@ -9,9 +9,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 from werkzeug import Response
 
-from hub.api.auth import csrf_token
 from hub.api.http import Call, Route, json_response, log
 from hub.api.letters import letter_kind, may_replay, parked_letter_id, queue_depths, replay_letter, unknown_outcome
+from hub.api.pipeline import csrf_token
 from hub.domain.order_states import OrderStatus
 from hub.domain.refunds import RefundStatus
 from hub.metrics import CONTENT_TYPE, gauge

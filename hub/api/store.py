@@ -12,8 +12,8 @@ from hub.api import schemas
 from hub.api.http import ApiError, Call, Param, Route, json_response
 from hub.api.lines import line_view
 from hub.api.views import iso
-from hub.domain.clock import is_ahead
 from hub.domain.errors import PickupCodeRejected, PickupLocked, UnknownSku
+from hub.domain.limits import is_ahead
 from hub.domain.model import FulfillmentType, StockCount, StockDelta
 from hub.domain.order_states import OrderStatus
 from hub.privacy import mask_phone

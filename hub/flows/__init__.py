@@ -1,7 +1,8 @@
 """The outbound side of the three O2O flows: idempotent consumers of the core's events.
 
 One module per flow; which function consumes which event, with what filter, in which worker, is
-the table in `hub/handlers.py` (a consumer's name there is its function's name here).
+the table in `hub/handlers.py` (a consumer's name there is its function's name here); `hub/consumers.py`
+`handle` runs one on an event (its filter, once, retried, parked on failure).
 
 - store_pos.py     every store's order (pickup, delivery, a store's parcel) at its POS: pushed, PREPARED,
                    COMPLETED, CANCELED
@@ -24,19 +25,7 @@ any point only repeats a call. A call that fails after its retries parks the eve
 """
 from __future__ import annotations
 
-from typing import Any
-
-from ..bootstrap import HubContext
 from ..config import HubConfig
-from ..consumers import Consumer, Outcome, handle_once
-
-
-def handle(ctx: HubContext, consumer: Consumer, envelope: dict[str, Any]) -> Outcome | None:
-    """Run `consumer` on an event it wants (once, retried, parked on failure); None if its filter skips it."""
-    data = envelope.get("data") if isinstance(envelope, dict) else None
-    if isinstance(data, dict) and not consumer.wants(data):
-        return None
-    return handle_once(ctx, consumer, envelope)
 
 
 def callback_url(cfg: HubConfig, system: str) -> str:

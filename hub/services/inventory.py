@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from hub import events
 from hub.config import ChannelConfig, HubConfig
-from hub.domain.clock import not_ahead
 from hub.domain.errors import BadInput, InsufficientStock, SaleEnded, SaleSoldOut, UnknownLocation, UnknownSku
-from hub.domain.limits import fits_int
+from hub.domain.limits import fits_int, not_ahead
 from hub.domain.model import StockCount, StockDelta
 from hub.domain.stock import (
     Allocation,
@@ -34,7 +33,6 @@ from hub.domain.stock import (
     reserved_after_release,
     within_share,
 )
-from hub.storage.detached import guard_detached, insert_detached, write_detached
 from hub.storage.tables import (
     ChannelReserved,
     FlashSaleRow,
@@ -45,7 +43,7 @@ from hub.storage.tables import (
     StockMovement,
     utcnow,
 )
-from hub.storage.uow import UnitOfWork
+from hub.storage.uow import UnitOfWork, guard_detached, insert_detached, write_detached
 from hub.storage.upsert import insert_ignore, rows_affected
 
 # Ledger kinds that move on-hand by their qty, and so are summed after a count.
@@ -173,7 +171,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
     caller's transaction ends with this refusal (a pickup order, never re-routed, is rolled back whole), so no
     savepoint is taken: a hot stock row is locked from its UPDATE to the COMMIT, not also over the
     savepoint's RELEASE — one turn of a busy gateway less per order in a rush (issue 26). `detached` (with
-    `final`): the caller queued its order's rows outside the ORM (`storage/detached.py`); a reservation of one
+    `final`): the caller queued its order's rows outside the ORM (`storage/uow.py`); a reservation of one
     stock row that counts against no channel's share is queued with them (`_reserve_detached`), the rest of
     them sent first.
     """
@@ -247,7 +245,7 @@ _TAKE_DETACHED = (update(StockLevel.__table__)
 
 def _reserve_detached(uow: UnitOfWork, cfg: HubConfig, ch: ChannelConfig | None, order_id: str, sku: str,
                       location_id: str, qty: int, ttl: timedelta | None, channel_safety: int) -> Reservation:
-    """`reserve` of one stock row, queued with the order's rows (`storage/detached.py`): its stock.changed
+    """`reserve` of one stock row, queued with the order's rows (`storage/uow.py`): its stock.changed
     event, the reservation and its ledger row, then the stock row's conditional UPDATE as the guard — on
     PostgreSQL one statement with the order's rows, so the hot row is locked from there to the COMMIT only.
     The SKU was checked by the order (`check_sellable`), the store is routing's, from config."""

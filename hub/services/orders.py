@@ -40,9 +40,8 @@ from hub.domain.model import (  # PlaceOrder: the request orders.place takes
 )
 from hub.domain.order_states import COMMITS_STOCK, RETURNS_STOCK, OrderStatus, allowed
 from hub.services import inventory, member_holds, money_owed, store_capacity
-from hub.storage.detached import insert_detached, write_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, SkuRow, utcnow
-from hub.storage.uow import UnitOfWork
+from hub.storage.uow import UnitOfWork, insert_detached, write_detached
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -173,7 +172,7 @@ class StockSource(Protocol):
                 ttl: timedelta, channel_safety: int, channel: str | None = None, *,
                 final: bool = False, detached: bool = False) -> object:
         """`final`: a refusal ends the caller's transaction (no re-route follows). `detached`: the order's rows
-        are queued outside the ORM (`storage/detached.py`), to be sent with the reservation's where it can."""
+        are queued outside the ORM (`storage/uow.py`), to be sent with the reservation's where it can."""
 
 
 class FreeStock:

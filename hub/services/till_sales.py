@@ -17,14 +17,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.config import HubConfig
-from hub.domain.clock import is_ahead
 from hub.domain.errors import BadInput, UnknownLocation
-from hub.domain.limits import INT_MIN, fits_int
+from hub.domain.limits import INT_MIN, fits_int, is_ahead
 from hub.domain.stock import newer_than_count
 from hub.services.inventory import stock_changed
-from hub.storage.detached import insert_rows, update_rows
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
-from hub.storage.uow import UnitOfWork
+from hub.storage.uow import UnitOfWork, insert_rows, update_rows
 
 
 @dataclass(frozen=True)

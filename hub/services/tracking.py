@@ -16,8 +16,8 @@ from sqlalchemy import select
 from hub import events
 from hub.config import HubConfig
 from hub.domain import timeline
-from hub.domain.clock import is_ahead
 from hub.domain.errors import NotFound, NotPlatformRider
+from hub.domain.limits import is_ahead
 from hub.domain.model import FulfillmentType, TrackingEvent, TrackingStatus
 from hub.domain.order_states import OrderStatus, allowed
 from hub.privacy import mask_phone, mask_phones_in

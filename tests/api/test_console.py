@@ -3,7 +3,7 @@ the ledger's provenance, order search with the timeline, dead letters filtered a
 from __future__ import annotations
 
 from hub import consumers
-from hub.api.auth import csrf_token
+from hub.api.pipeline import csrf_token
 from hub.connector_health import ConnectorHealth
 from hub.events import Probe
 from hub.metered import Metered

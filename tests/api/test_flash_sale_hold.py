@@ -231,7 +231,7 @@ def drawn_total(api) -> int:
 
 
 def test_a_rush_order_written_outside_the_orm_reads_back_whole(api):
-    """The admitted order is written with Core INSERTs (`storage/detached.py`); read back through the API and
+    """The admitted order is written with Core INSERTs (`storage/uow.py`); read back through the API and
     the ORM it is a whole order: lines at the store, its history, a pickup code, a reservation that expires."""
     sale = arm(api, quota=5, price_fen=990)
     placed = attempt(api, sale, "b1").json

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from hub import flows, handlers
+from hub import consumers, handlers
 from hub.domain.flash_gate import MemoryGate
 from hub.services import flash_sales, inventory, orders
 from hub.storage.tables import MemberHold, OrderRow, OutboxMessage
@@ -58,7 +58,7 @@ def give_backs(api) -> None:
         events = [m.payload for m in uow.session.execute(
             select(OutboxMessage).where(OutboxMessage.event_type == "order.status_changed")).scalars()]
     for envelope in events:
-        flows.handle(api.ctx, handlers.FLASH_SALE_GIVE_BACK, envelope)
+        consumers.handle(api.ctx, handlers.FLASH_SALE_GIVE_BACK, envelope)
 
 
 def test_arming_needs_the_ops_key_and_valid_terms(api):

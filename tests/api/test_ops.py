@@ -10,7 +10,7 @@ import requests
 from werkzeug.serving import make_server
 
 from hub.api.app import ROUTES, build_api
-from hub.api.auth import csrf_token
+from hub.api.pipeline import csrf_token
 from hub.bootstrap import HubContext
 from hub.storage.db import make_engine
 from hub.storage.tables import DeadLetter, OutboxMessage, RefundRow

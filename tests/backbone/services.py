@@ -13,8 +13,8 @@ from sqlalchemy import text
 from hub.consumers import Consumer, handle_once
 from hub.events import Probe
 from hub.ports import TransientError
-from workers.batching import batch_event_handler
 from workers.dependencies import HubCore
+from workers.subscribe import batch_event_handler
 
 
 def record_effect(ctx, uow, data: dict[str, Any]) -> None:

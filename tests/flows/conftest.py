@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.test import Client
 
-from hub import flows
+from hub import consumers
 from hub.api.app import build_api
 from hub.bootstrap import HubContext
 from hub.config import DEFAULT_CONFIG_PATH, parse_config
@@ -111,7 +111,7 @@ class Flow:
         """Hand every matching outbox event to `consumer`, as its service would."""
         envelopes = self.events(event_type, **match)
         assert envelopes, f"no {event_type} event matching {match}"
-        return [o for o in (flows.handle(self.ctx, consumer, e) for e in envelopes) if o is not None]
+        return [o for o in (consumers.handle(self.ctx, consumer, e) for e in envelopes) if o is not None]
 
 
 def make_flow(ctx: HubContext, sandbox: Sandbox) -> Flow:

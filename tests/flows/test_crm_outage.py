@@ -11,8 +11,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from hub import flows, handlers
-from hub.consumers import Outcome, retry_due
+from hub import handlers
+from hub.consumers import Outcome, handle, retry_due
 from hub.domain.discounts import FEN_PER_EARNED_POINT, step_share
 from hub.domain.model import Fulfillment, FulfillmentType, OrderLine
 from hub.flows import members
@@ -49,7 +49,7 @@ class Consumers:
         for row_id, event_type, envelope in rows:
             for consumer in CRM_CONSUMERS:
                 if consumer.event.TYPE == event_type:
-                    outcome = flows.handle(self.flow.ctx, consumer, envelope)
+                    outcome = handle(self.flow.ctx, consumer, envelope)
                     self.outcomes += [outcome] if outcome else []
             self.seen = row_id
         self.outcomes += retry_due(self.flow.ctx, handlers.BY_NAME)

@@ -1,4 +1,4 @@
-"""Rows written outside the ORM (hub/storage/detached.py): queued, sent in one statement on PostgreSQL
+"""Rows written outside the ORM (hub/storage/uow.py): queued, sent in one statement on PostgreSQL
 (parents and children together, foreign keys satisfied), written by the unit of work's commit if the
 caller did not send them, and gone with a rollback."""
 from __future__ import annotations
@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from hub.storage.detached import insert_detached, write_detached
 from hub.storage.tables import OrderLineRow, OrderRow, OrderTransition, Reservation, utcnow
+from hub.storage.uow import insert_detached, write_detached
 from tests.support import statements_run
 
 
