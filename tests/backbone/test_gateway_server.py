@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import BROKER_URL, PG_URL
 from tests.hostile.test_odd_paths import assert_json_refusal, raw_get
+from tests.hostile.test_odd_paths import send_raw as _send
 from workers.http_server import REQUEST_LINE_LIMIT, error_answer
 
 from .harness import HubProcess, hub_env
@@ -32,18 +33,6 @@ def _gateway(tmp_path, port: int, name: str = "gateway") -> HubProcess:
     return HubProcess(["gateway"], hub_env(PG_URL, BROKER_URL, {"HUB_HTTP_PORT": str(port),
                                                                 "HUB_GATEWAY_SERVER": "gunicorn"}),
                       tmp_path / f"{name}.log")
-
-
-def _send(port: int, raw: bytes) -> tuple[int, str, bytes]:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(raw)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return int(lines[0].split()[1]), headers.get("content-type", ""), body
 
 
 @pytest.fixture(scope="module")

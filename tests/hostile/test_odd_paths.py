@@ -32,9 +32,14 @@ IDS = [t[:48].decode("latin-1").encode("unicode_escape").decode() + (f"…({len(
 
 def raw_get(port: int, target: bytes, key: str = STORE_KEY) -> tuple[int, str, bytes]:
     """GET `target` exactly as given (no client re-encoding); (status, content type, body)."""
+    return send_raw(port, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + key.encode()
+                    + b"\r\nConnection: close\r\n\r\n")
+
+
+def send_raw(port: int, raw: bytes) -> tuple[int, str, bytes]:
+    """Send `raw` as the whole request and read the answer to the end; (status, content type, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + key.encode()
-                  + b"\r\nConnection: close\r\n\r\n")
+        s.sendall(raw)
         data = b""
         while chunk := s.recv(65536):
             data += chunk
