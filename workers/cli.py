@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     sandbox = _sandbox_alongside(config_path=args.config) if embedded else None
     cfg = _migrated_context(args.config, sandbox).config
     names = args.services or list(SERVICES)
-    if _gateway_on_gunicorn(args):
+    if getattr(args, "gateway_on_gunicorn", False):
         return _serve_gateway(args.config, cfg)
 
     def make_runner() -> ServiceRunner:
@@ -493,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo" or (args.command == "run" and not _gateway_on_gunicorn(args)):
+    args.gateway_on_gunicorn = _gateway_on_gunicorn(args)        # decided once: it says whether to patch
+    if args.command == "demo" or (args.command == "run" and not args.gateway_on_gunicorn):
         _green()                      # before pydantic, SQLAlchemy or kombu are imported
     from hub.config import ConfigError
 
