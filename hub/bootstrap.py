@@ -1,8 +1,10 @@
 """Wire the core together: config -> engine -> session factory -> units of work."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +18,8 @@ from hub.storage.bindings import SqlBinder
 from hub.storage.db import make_engine, make_session_factory
 from hub.storage.tables import LocationRow, SkuRow, utcnow
 from hub.storage.uow import UnitOfWork
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,6 +55,14 @@ class HubContext:
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
+
+    def local(self, name: str, make: Callable[[], T]) -> T:
+        """State a module keeps per hub context (per process in production), made on first use; it goes
+        with the context."""
+        held: T | None = self.__dict__.get(name)
+        if held is None:
+            held = self.__dict__.setdefault(name, make())
+        return held
 
     def reader(self) -> UnitOfWork:
         """A unit of work that only reads: never waits for (nor holds up) a writer."""

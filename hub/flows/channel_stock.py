@@ -4,16 +4,17 @@ Bursts coalesce by construction: the consumer publishes the figure as it is *now
 when the channel was already told that figure — so ten quick sales at a till produce few
 pushes, and the last one carries the right number.
 
-No transaction is open while the shop is called. After each push the figure is read again
-under a lock on what the channel was told: if it moved meanwhile (a sale), the newer figure is
-pushed too. The batch path (`publish_figures`, what the service runs) also numbers its pushes, so
-one overlapped by another replica's — either may have landed last — records "unknown" and is
-pushed again; its docstring says why the shop then ends with the hub's figure.
+No transaction is open while the shop is called. Each push is numbered before it is sent, and while it
+is in flight what the channel was told reads "unknown", so a batch taking a newer sale's event meanwhile
+pushes rather than skips; a push overlapped by another — either may have landed last — records "unknown"
+and is pushed again (`publish_figures`' docstring says why the shop then ends with the hub's figure).
+Batches of one process take turns per pair (`_publish_all`), so they overlap only across processes.
 """
 from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from sqlalchemy import bindparam, select, tuple_
@@ -102,16 +103,16 @@ def _told(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, int]:
     return {(sku, loc): available for sku, loc, available in uow.session.execute(stmt)}
 
 
+UNKNOWN = -1                 # told: a push is in flight, or which of overlapping ones landed last is not known
 _TOLD = ChannelStockPublished.__table__
 # Core columns and bound parameters, built once: written with the ORM's attributes it went through the ORM's
 # bulk-update path and was compiled per batch (with the insert beside it, a fifth of channel sync's CPU).
 _KEY = (_TOLD.c.channel == bindparam("p_channel"), _TOLD.c.sku == bindparam("p_sku"),
         _TOLD.c.location_id == bindparam("p_loc"))
-_BEGIN = _TOLD.update().where(*_KEY).values(push_seq=bindparam("p_seq"))
+_BEGIN = _TOLD.update().where(*_KEY).values(push_seq=bindparam("p_seq"), available=UNKNOWN)
 _RECORD = (_TOLD.update().where(*_KEY)
            .values(available=bindparam("p_available"), published_at=bindparam("p_at"),
                    untrusted_through=bindparam("p_untrusted")))
-UNKNOWN = -1                 # told: which of overlapping pushes landed last is not known (never a figure)
 
 
 def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair], exist: set[Pair]) -> dict[Pair, tuple[int, int]]:
@@ -138,29 +139,35 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
                     told: dict[Pair, int] | None = None) -> dict[Pair, int]:
     """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
     eight round trips per pair: read every figure and what the channel was told; number the pushes of
-    those that differ; push them (several at once, no transaction open); record them under the lock and
-    read the figures again. A pair whose figure moved, or whose push overlapped another, gets a stock event
-    of its own (cause `recheck`), so a later batch pushes the newer figure — together with the sales' own
-    events for it — rather than this batch pushing round after round while a busy store keeps moving it
+    those that differ (what they were told now reads UNKNOWN); read their figures again and push them
+    (several at once, no transaction open); record them under the lock. A pair whose push overlapped
+    another gets a stock event of its own (cause `recheck`), so a later batch pushes the figure again —
+    together with the sales' own events for it — rather than this batch pushing round after round
     (issue 11). Returns the figure pushed per pair.
 
     Why the shop ends with the hub's figure. Pushes land at the shop in any order and it keeps the last one
     to land, so `told` may claim a figure only when no other push could have landed after it. Each push
-    takes the next `push_seq` of its pair before it is sent; at its record, under the row's lock:
+    takes the next `push_seq` of its pair and sets told to UNKNOWN before it is sent; at its record, under
+    the row's lock:
 
-    - a later push has begun since (`push_seq` moved on): either may land last. Told becomes UNKNOWN,
+    - a later push has begun since (`push_seq` moved on): either may land last. Told is UNKNOWN,
       pushes up to the latest begun are marked untrusted, and a recheck is emitted. The recheck's push
       begins after this one has landed, so it lands after it (issue 19: A's slow 5 landing after B's 4).
     - an earlier push recorded, while this one was in flight, that it overlapped (this push's number is
-      `untrusted_through` or below): told becomes UNKNOWN; that push's recheck reads UNKNOWN (or a later
+      `untrusted_through` or below): told is UNKNOWN; that push's recheck reads UNKNOWN (or a later
       push's numbers) and pushes again, after both landed.
     - otherwise no other push overlapped this one: every push begun before it recorded before it began, so
-      landed before; any begun after records after, under these same rules. The shop shows this figure:
-      told is it, and if the ledger moved meanwhile a recheck is emitted.
+      landed before; any begun after records after, under these same rules. The shop shows this figure,
+      and told is it.
 
-    UNKNOWN equals no figure, so the next batch for the pair pushes; a told figure is skipped only when it
-    is what the shop shows, or a push in flight will record — and check — after it. A push that fails may
-    have landed: it is recorded as overlapped (UNKNOWN) before the error is raised, so the retry pushes.
+    A figure that moved under the push needs no recheck: the sale that moved it committed its own stock
+    event, and whichever batch takes that event reads the figure after the sale and told after it: UNKNOWN
+    while this push is in flight (so it pushes), this figure once recorded (so it pushes if they differ). For
+    that the figure pushed is read after the numbering committed — a batch that skipped the pair just
+    before, seeing its old told equal to the figure after its sale, is then covered by this push's figure.
+    A told figure is skipped only when it is what the shop shows, or a push in flight will emit a recheck
+    at its record. A push that fails may have landed: it is recorded as overlapped (UNKNOWN) before the
+    error is raised, so the retry pushes.
     `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told;
     `held` and `told`: the stock rows and what this channel was told, as the caller just read them (one read
     transaction for every channel of a batch)."""
@@ -174,19 +181,18 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     figures = figures_now(None, ctx, safety, pairs, channel, held)
     have_rows = set(told)                                    # `told` reads only the rows that exist
     told = told | (shown or {})
-    due = {p: figures[p] for p in pairs if told.get(p) != figures[p]}
-    if not due:
+    keys = [p for p in pairs if told.get(p) != figures[p]]
+    if not keys:
         return {}
-    keys = sorted(due)
     with ctx.uow() as uow:                                    # number the pushes: short, before any call
         mine = {p: seq + 1 for p, (seq, _) in _numbers(uow, channel, keys, have_rows).items()}
         uow.session.execute(_BEGIN, [{"p_channel": channel, "p_sku": sku, "p_loc": loc, "p_seq": mine[(sku, loc)]}
                                      for sku, loc in keys])
         uow.commit()
+    due = figures_now(None, ctx, safety, keys, channel)       # read after the numbering (docstring)
     failed = _push_all(shop, due)
     with ctx.uow() as uow:
         numbers, now = _numbers(uow, channel, keys, set(keys)), utcnow()   # made above
-        again = figures_now(uow, ctx, safety, keys, channel)
         rows, recheck = [], []
         for pair in keys:
             latest, untrusted = numbers[pair]
@@ -197,8 +203,6 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
                 available = UNKNOWN
             else:                                            # alone: the shop shows this figure
                 available = due[pair]
-                if again[pair] != due[pair]:                 # moved while we pushed: checked again later
-                    recheck.append(pair)
             rows.append({"p_channel": channel, "p_sku": pair[0], "p_loc": pair[1], "p_available": available,
                          "p_at": now, "p_untrusted": untrusted})
         uow.session.execute(_RECORD, rows)
@@ -211,7 +215,7 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     return due
 
 
-RECHECK = "recheck"          # the cause of a stock event channel sync emits for a figure that moved under a push
+RECHECK = "recheck"          # the cause of a stock event channel sync emits for a pair whose pushes overlapped
 PUSHES_AT_ONCE = 8           # shop calls in flight for one batch (the shop API takes one SKU per call)
 _pushers: ThreadPoolExecutor | None = None
 
@@ -249,7 +253,25 @@ def stock_to_shop_batch(ctx: HubContext, events: list[StockChanged]) -> None:
 
 
 def _publish_all(ctx: HubContext, pairs: list[Pair]) -> None:
-    """Every publishing channel brought to the hub's figures for `pairs`: the stock rows and what each channel was
+    """Every publishing channel brought to the hub's figures for `pairs`. A pair another batch of this
+    process is publishing is left until that batch is done, then published here: batches run side by side
+    (`workers/subscribe.py`), and two pushes of one pair in flight at once would overlap and cost a recheck
+    event each time a busy store's pair is in two batches (waiting holds no pair, so no two batches wait for
+    each other)."""
+    turns = _turns(ctx)
+    while pairs:
+        mine, pairs = turns.take(pairs)
+        try:
+            if mine:
+                _publish_pairs(ctx, mine)
+        finally:
+            turns.give_back(mine)
+        if pairs:
+            turns.wait_for(pairs)
+
+
+def _publish_pairs(ctx: HubContext, pairs: list[Pair]) -> None:
+    """`_publish_all`'s work on pairs no other batch here holds: the stock rows and what each channel was
     told read in one transaction, the store figures handed to the sold-out cache (low ones kept, the rest
     forgotten: how a restock, a cancel or an expiry un-sticks it), then each channel's pushes."""
     channels = [c for c in ctx.config.channels if c.publish_to]
@@ -262,6 +284,36 @@ def _publish_all(ctx: HubContext, pairs: list[Pair]) -> None:
         assert c.publish_to is not None
         publish_figures(ctx, ctx.connectors.channel(c.publish_to), c.id, c.safety_stock, pairs, held=held,
                         told=told[c.id])
+
+
+class PairTurns:
+    """Which (SKU, store) pairs a batch of this process is publishing now."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._taken: set[Pair] = set()
+
+    def take(self, pairs: list[Pair]) -> tuple[list[Pair], list[Pair]]:
+        """(the pairs now this caller's, the pairs another caller holds)."""
+        with self._changed:
+            mine = [p for p in pairs if p not in self._taken]
+            self._taken.update(mine)
+        taken_here = set(mine)
+        return mine, [p for p in pairs if p not in taken_here]
+
+    def give_back(self, pairs: list[Pair]) -> None:
+        with self._changed:
+            self._taken.difference_update(pairs)
+            self._changed.notify_all()
+
+    def wait_for(self, pairs: list[Pair]) -> None:
+        """Until one of `pairs` is free (another waiter may take it first: take again)."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._taken.issuperset(pairs))
+
+
+def _turns(ctx: HubContext) -> PairTurns:
+    return ctx.local("channel_stock.turns", PairTurns)
 
 
 def _is_store(ctx: HubContext, location_id: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.bootstrap import HubContext
-from hub.flows.channel_stock import publish_figure, told_row
+from hub.flows.channel_stock import UNKNOWN, publish_figure, told_row
 from hub.metrics import METRICS
 from hub.storage.tables import SkuRow, utcnow
 
@@ -54,7 +54,8 @@ def _check(ctx: HubContext, shop: Any, channel: str, safety: int, sku: str, stor
     if pushed is None:
         with ctx.uow() as uow:                             # the shop is right: remember it as told
             row = told_row(uow, channel, sku, store_id)
-            if row.available != shown:
+            # ...unless told is UNKNOWN: a push may be in flight whose record emits no recheck (`publish_figures`)
+            if row.available not in (shown, UNKNOWN):
                 row.available, row.published_at = shown, utcnow()
                 uow.commit()
         return None

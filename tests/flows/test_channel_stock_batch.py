@@ -66,29 +66,147 @@ class _SaleDuringPush:
         self.shop.update_store_stock(sku, store_id, available)
 
 
-def test_a_figure_that_moves_under_its_push_is_pushed_again_by_a_later_batch(flow):
-    """One round per batch: the pair that moved while it was pushed gets a `recheck` stock event (the
-    last push to land is still followed by a check against the ledger), and that event's batch pushes the
-    newer figure; the pair that did not move is not pushed again."""
+def test_a_figure_that_moves_under_its_push_is_pushed_by_the_sales_own_event_without_a_recheck(flow):
+    """One round per batch: the pair that moved while it was pushed is pushed again when the sale's own stock
+    event is taken — it finds told at the figure pushed, not the ledger's. No `recheck` event is needed for it
+    (they used to be half of all stock events under a busy store); the pair that did not move is not pushed
+    again."""
     shop = flow.sandbox.wechat_shop
     safety = flow.ctx.config.channel("wechat_shop").safety_stock
     a, b = SKUS[0], SKUS[1]
     sell(flow, a, "S001", 1, "r-a")
     sell(flow, b, "S001", 1, "r-b")
-    envelopes = [e for e in flow.events("stock.changed")
-                 if (e["data"]["sku"], e["data"]["location_id"]) in ((a, "S001"), (b, "S001"))]
     shop.stock_updates.clear()
     connector = flow.ctx.connectors.channel("wechat_shop")
     pushed = channel_stock.publish_figures(flow.ctx, _SaleDuringPush(flow, connector, a, "S001"), "wechat_shop",
                                            safety, [(a, "S001"), (b, "S001")])
     assert pushed == {(a, "S001"): 10 - 1 - safety, (b, "S001"): 10 - 1 - safety}
     assert shop.stock_of(a, "S001") == 10 - 1 - safety                       # stale: the sale came after
-    rechecks = [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]
-    assert [(e["data"]["sku"], e["data"]["location_id"]) for e in rechecks] == [(a, "S001")]
+    assert _rechecks(flow) == []
     assert len(shop.stock_updates) == 2                                       # one round: each pair once
-    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, rechecks + envelopes)
+    sale = flow.events("stock.changed", sku=a, location_id="S001")[-1]        # the sale under the push
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, [sale])
     assert shop.stock_of(a, "S001") == 10 - 3 - safety and shop.stock_of(b, "S001") == 10 - 1 - safety
     assert len(shop.stock_updates) == 3                                       # only the moved pair again
+
+
+def test_a_batch_taking_an_event_while_a_push_is_in_flight_pushes_rather_than_skips(flow):
+    """While a push is in flight its pair's told reads UNKNOWN. Here told is 9, a sale makes it 8 and A's push
+    of 8 is held at the shop; a return makes it 9 again and batch B takes the return's event: told 9 equals
+    B's 9, but A's 8 will land. B must push (with A's push in flight, skipping would leave the shop at 8 once
+    A lands — no recheck covers it), and the overlap's recheck ends the shop at the hub's 9."""
+    sim = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
+    pair = (SKUS[0], "S001")
+    nine, connector = 10 - 1 - safety, flow.ctx.connectors.channel("wechat_shop")
+    sell(flow, *pair, 1, "r-first")
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    assert sim.stock_of(*pair) == nine
+    sell(flow, *pair, 1, "r-second")                                  # 9 -> 8
+    a_held, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def hold_a(body: dict) -> None:
+        seen.append(body["num"])
+        if len(seen) == 1:
+            a_held.set()
+            assert release.wait(20), "A's push was never released"
+
+    sim.before_stock_update = hold_a
+    results: dict[str, object] = {}
+
+    def batch_a() -> None:
+        try:
+            results["A"] = channel_stock.publish_figures(flow.ctx, connector, "wechat_shop", safety, [pair])
+        except BaseException as exc:           # noqa: BLE001 — asserted below
+            results["A"] = exc
+
+    a = threading.Thread(target=batch_a)
+    a.start()
+    assert a_held.wait(20)
+    give_back(flow, *pair, 1, "r-return")                              # 8 -> 9, while A's 8 is in flight
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])   # batch B
+    release.set()
+    a.join(30)
+    assert results == {"A": {pair: nine - 1}} and seen == [nine - 1, nine]
+    assert sim.stock_of(*pair) == nine - 1                             # A's older figure landed last
+    sim.before_stock_update = None
+    for _ in range(3):
+        handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, _rechecks(flow))
+    assert sim.stock_of(*pair) == nine
+
+
+def test_the_figure_pushed_is_read_after_the_push_is_numbered(flow):
+    """A batch reads 8 where the channel was told 9; before it numbers its push a return makes it 9 again,
+    and the return's own batch skips (told 9 is the figure, no push in flight). The first batch must push
+    9 — what the ledger holds once its push is numbered — not the 8 it read (which no event would correct:
+    the old code pushed 8 and left it to a recheck event)."""
+    sim = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
+    pair = (SKUS[0], "S001")
+    nine, connector = 10 - 1 - safety, flow.ctx.connectors.channel("wechat_shop")
+    sell(flow, *pair, 1, "r-first")
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    sell(flow, *pair, 1, "r-second")                                  # 9 -> 8
+    with flow.ctx.reader() as uow:                                     # the batch's first read: 8, told 9
+        held, told = channel_stock.held_now(uow, [pair]), channel_stock._told(uow, "wechat_shop", [pair])
+    assert told == {pair: nine}
+    give_back(flow, *pair, 1, "r-return")                              # 8 -> 9
+    sim.stock_updates.clear()
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    assert sim.stock_updates == []                                      # the return's batch: nothing to push
+    pushed = channel_stock.publish_figures(flow.ctx, connector, "wechat_shop", safety, [pair], held=held, told=told)
+    assert pushed == {pair: nine} and sim.stock_of(*pair) == nine and _rechecks(flow) == []
+
+
+def test_two_batches_of_one_process_take_turns_on_a_pair(flow):
+    """Batch A's push of a pair is at the shop when batch B gets a newer event for it: B waits for A, then
+    pushes the newer figure itself — no overlapped pushes, so no recheck event; B's other pair does not wait."""
+    sim = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
+    pair, other = (SKUS[0], "S001"), (SKUS[1], "S002")
+    sell(flow, *pair, 1, "r-a")
+    a_held, release = threading.Event(), threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    def hold_a(body: dict) -> None:
+        seen.append((body["sku_id"], body["num"]))
+        if len(seen) == 1:
+            a_held.set()
+            assert release.wait(20), "A's push was never released"
+
+    sim.before_stock_update = hold_a
+    a = threading.Thread(target=handle_batch, args=(flow.ctx, handlers.STOCK_TO_SHOP,
+                                                    flow.events("stock.changed")[-1:]))
+    a.start()
+    assert a_held.wait(20)
+    sell(flow, *pair, 1, "r-b")
+    sell(flow, *other, 1, "r-other")
+    b = threading.Thread(target=handle_batch, args=(flow.ctx, handlers.STOCK_TO_SHOP,
+                                                    flow.events("stock.changed")[-2:]))
+    b.start()
+    for _ in range(200):                                               # B pushes its free pair meanwhile
+        if len(seen) == 2:
+            break
+        threading.Event().wait(0.05)
+    assert [num for _, num in seen] == [10 - 1 - safety, 10 - 1 - safety]   # A's pair, then B's other pair
+    release.set()
+    a.join(30)
+    b.join(30)
+    sim.before_stock_update = None
+    assert [num for _, num in seen] == [10 - 1 - safety, 10 - 1 - safety, 10 - 2 - safety]
+    assert sim.stock_of(*pair) == 10 - 2 - safety and sim.stock_of(*other) == 10 - 1 - safety
+    assert _rechecks(flow) == []
+
+
+def _rechecks(flow) -> list[dict]:
+    return [e for e in flow.events("stock.changed") if e["data"]["cause"] == channel_stock.RECHECK]
+
+
+def give_back(flow, sku: str, store: str, qty: int, ref: str) -> None:
+    with flow.ctx.uow() as uow:
+        inventory.apply_delta(uow, StockDelta(f"pos:{store}", ref, sku, store, qty, utcnow(), "return"))
+        uow.commit()
 
 
 class _HoldAfterLanding:
