@@ -40,6 +40,7 @@ from hub.ports import (
     ChannelRiders,
     ChannelStockPublisher,
     OrderPage,
+    StoreStockBatches,
 )
 from mappings import Mapping, load_mapping
 
@@ -74,6 +75,10 @@ def channel_mapping(name: str, mapping: str | None) -> Mapping:
     return load_mapping(stem, path.parent) if path.parent != Path(".") else load_mapping(stem)
 
 
+# retail/sku/stock takes at most 200 entries of food_data per call (the open platform's limit, as we read it).
+STOCKS_PER_CALL = 200
+
+
 class MeituanConnector:
     kind = "meituan_retail"
     role = "channel"
@@ -82,6 +87,7 @@ class MeituanConnector:
     callback_accepted = {"data": "ok"}                      # what the platform expects back from a push
     callback_error = {"data": "ng"}
     pull_window_s = LIST_WINDOW_S
+    stocks_per_call = STOCKS_PER_CALL
 
     def __init__(self, name: str, mapping: Mapping, base_url: str, app_id: str, app_secret: str, push_url: str,
                  binder: Binder, retry: RetryPolicy, channel: str = "meituan", timeout: float = 5.0):
@@ -327,6 +333,7 @@ class MeituanConnector:
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.
 _port_check: type[ChannelStockPublisher] = MeituanConnector
+_stock_batches_check: type[StoreStockBatches] = MeituanConnector
 _riders_check: type[ChannelRiders] = MeituanConnector
 _refunds_check: type[ChannelRefunds] = MeituanConnector
 _callback_check: type[ChannelPushes] = MeituanConnector      # what its callback's handler calls

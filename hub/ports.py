@@ -142,6 +142,16 @@ class ChannelStockPublisher(Protocol):
         ...
 
 
+@runtime_checkable
+class StoreStockBatches(Protocol):
+    """A channel whose stock API takes many SKUs of one store in one call (Meituan's retail/sku/stock): channel
+    sync sends it one call per store and batch, of at most `stocks_per_call` figures, instead of one per SKU."""
+
+    stocks_per_call: int
+
+    def update_store_stocks(self, store_id: str, figures: Iterable[tuple[str, int]]) -> None: ...
+
+
 @dataclass(frozen=True)
 class ChannelDelivery:
     """How a channel's order left the store, as the channel is told: an express waybill or a same-city rider's

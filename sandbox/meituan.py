@@ -24,6 +24,7 @@ SYSTEM = "meituan"
 POI_CODES = {"S001": "t_4987001", "S002": "t_4987002", "S003": "t_4987003"}
 ERR_SIG, ERR_PARAM, ERR_NO_ORDER, ERR_STATE = 703, 701, 808, 806     # stand-ins, see README
 PUSH_WINDOW_S = 300
+FOODS_PER_STOCK_CALL = 200                  # retail/sku/stock's food_data limit (as we read the open platform)
 
 
 SKU_PREFIX = "mt-"
@@ -179,6 +180,8 @@ class MeituanSimulator(Simulator):
             items = [(p["app_poi_code"], str(s["sku_id"]), int(s["stock"])) for f in foods for s in f["skus"]]
         except (KeyError, ValueError, TypeError):
             return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "food_data 格式错误"}})
+        if len(foods) > FOODS_PER_STOCK_CALL:
+            return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "food_data 超过200个"}})
         if p["app_poi_code"] not in self.poi_codes.values() or any(n < 0 for _, _, n in items):
             return Response(200, {"data": "ng", "error": {"code": ERR_PARAM, "msg": "门店或库存错误"}})
         with self._lock:

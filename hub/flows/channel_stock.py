@@ -15,14 +15,16 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from functools import partial
 
 from sqlalchemy import bindparam, select, tuple_
 
 from hub.bootstrap import HubContext
 from hub.domain.stock import available, channel_figure
 from hub.events import StockChanged
-from hub.ports import ChannelStockPublisher
+from hub.ports import ChannelStockPublisher, StoreStockBatches
 from hub.services import inventory, sold_out
 from hub.storage.tables import ChannelStockPublished, StockLevel, utcnow
 from hub.storage.uow import UnitOfWork
@@ -216,28 +218,44 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
 
 
 RECHECK = "recheck"          # the cause of a stock event channel sync emits for a pair whose pushes overlapped
-PUSHES_AT_ONCE = 8           # shop calls in flight for one batch (the shop API takes one SKU per call)
+PUSHES_AT_ONCE = 8           # shop calls in flight for one batch (WeChat's stock API takes one SKU per call)
 _pushers: ThreadPoolExecutor | None = None
 
 
 def _push_all(shop: ChannelStockPublisher, due: dict[Pair, int]) -> dict[Pair, BaseException]:
-    """Push every figure, several at once (green threads in the services); the pairs whose push failed,
-    with the error, once all have finished (a figure pushed twice is harmless: it is absolute)."""
+    """Push every figure, several calls at once (green threads in the services); the pairs whose push failed,
+    with the error, once all have finished (a figure pushed twice is harmless: it is absolute). A channel
+    whose API takes many SKUs of a store per call (`StoreStockBatches`) gets one call per store and
+    `stocks_per_call` figures — a call that fails fails each pair it carried."""
     global _pushers
-    if len(due) == 1:
-        ((sku, store_id), figure), = due.items()
+    calls = _calls(shop, due)
+    if len(calls) == 1:
+        ((pairs, call),) = calls
         try:
-            shop.update_store_stock(sku, store_id, figure)
+            call()
         except Exception as exc:  # noqa: BLE001 — recorded as unknown, then raised by the caller
-            return {(sku, store_id): exc}
+            return dict.fromkeys(pairs, exc)
         return {}
     if _pushers is None:
         _pushers = ThreadPoolExecutor(PUSHES_AT_ONCE, thread_name_prefix="shop-push")
     # Each push in a copy of this context: its log fields and trace go with it into the pool's thread.
-    calls = {pair: _pushers.submit(contextvars.copy_context().run, shop.update_store_stock, pair[0], pair[1], figure)
-             for pair, figure in due.items()}
-    wait(calls.values())
-    return {pair: failed for pair, call in calls.items() if (failed := call.exception()) is not None}
+    running = [(pairs, _pushers.submit(contextvars.copy_context().run, call)) for pairs, call in calls]
+    wait([future for _, future in running])
+    return {pair: failed for pairs, future in running if (failed := future.exception()) is not None
+            for pair in pairs}
+
+
+def _calls(shop: ChannelStockPublisher, due: dict[Pair, int]) -> list[tuple[list[Pair], Callable[[], None]]]:
+    """The shop calls that push `due`, each with the pairs it carries."""
+    if not isinstance(shop, StoreStockBatches) or shop.stocks_per_call < 2:
+        return [([pair], partial(shop.update_store_stock, pair[0], pair[1], figure)) for pair, figure in due.items()]
+    by_store: dict[str, list[tuple[str, int]]] = {}
+    for (sku, store), figure in due.items():
+        by_store.setdefault(store, []).append((sku, figure))
+    step = shop.stocks_per_call
+    return [([(sku, store) for sku, _ in figures[i:i + step]], partial(shop.update_store_stocks, store,
+                                                                        figures[i:i + step]))
+            for store, figures in by_store.items() for i in range(0, len(figures), step)]
 
 
 def stock_to_shop(ctx: HubContext, event: StockChanged) -> None:

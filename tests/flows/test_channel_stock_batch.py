@@ -348,3 +348,71 @@ def test_a_pair_pushed_before_is_numbered_without_inserting_its_row_again(flow):
 
 def _told_inserts(statements: list[str]) -> list[str]:
     return [s for s in statements if s.startswith("insert") and "channel_stock_published" in s.split("(")[0]]
+
+
+def test_a_channel_taking_many_skus_per_call_gets_one_call_per_store(flow):
+    """Meituan's retail/sku/stock takes a store's figures together (`StoreStockBatches`): a batch of three pairs at
+    S001 and one at S002 is two calls there (WeChat's stock API takes one SKU: four calls), and more figures than
+    one call takes are split (here two per call)."""
+    mt, shop = flow.sandbox.meituan, flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("meituan").safety_stock
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed"))      # the seeded figures
+    pairs = [(SKUS[0], "S001"), (SKUS[1], "S001"), (SKUS[3], "S001"), (SKUS[0], "S002")]
+    seen = len(flow.events("stock.changed"))
+    for i, (sku, store) in enumerate(pairs):
+        sell(flow, sku, store, 1, f"r-many-{i}")
+    mt.stock_calls.clear()
+    shop.stock_updates.clear()
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[seen:])
+    assert sorted((c["app_poi_code"], len(c["food_data"])) for c in mt.stock_calls) == [
+        (mt.poi_codes["S001"], 3), (mt.poi_codes["S002"], 1)]
+    assert len(shop.stock_updates) == 4
+    expected = channel_stock.figures_now(None, flow.ctx, safety, pairs, "meituan")
+    assert {p: mt.stock_of(*p) for p in pairs} == expected
+
+    connector = flow.ctx.connectors.channel("meituan")
+    connector.stocks_per_call = 2                             # this instance only: the split, without 201 SKUs
+    three = pairs[:3]
+    for i, (sku, store) in enumerate(three):
+        sell(flow, sku, store, 3, f"r-split-{i}")
+    mt.stock_calls.clear()
+    channel_stock.publish_figures(flow.ctx, connector, "meituan", safety, three)
+    assert sorted(len(c["food_data"]) for c in mt.stock_calls) == [1, 2]
+    expected = channel_stock.figures_now(None, flow.ctx, safety, three, "meituan")
+    assert {p: mt.stock_of(*p) for p in three} == expected
+
+
+class _RefusingStore:
+    """The real Meituan connector, its calls for one store refused (a store the platform closed)."""
+
+    def __init__(self, connector, store: str):
+        self.connector, self.store, self.stocks_per_call = connector, store, connector.stocks_per_call
+
+    def update_store_stocks(self, store_id: str, figures) -> None:
+        if store_id == self.store:
+            raise RuntimeError(f"refused at {store_id}")
+        self.connector.update_store_stocks(store_id, figures)
+
+    def update_store_stock(self, sku: str, store_id: str, available: int) -> None:
+        self.update_store_stocks(store_id, [(sku, available)])
+
+
+def test_a_refused_store_call_leaves_each_of_its_pairs_unknown_and_the_others_told(flow):
+    """One store's call failing fails every pair it carried (they may have landed: told UNKNOWN, pushed again by
+    the retry); the other store's call landed and is recorded as told."""
+    import pytest
+
+    mt = flow.sandbox.meituan
+    safety = flow.ctx.config.channel("meituan").safety_stock
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed"))      # the seeded figures
+    pairs = [(SKUS[0], "S001"), (SKUS[1], "S001"), (SKUS[0], "S002")]
+    for i, (sku, store) in enumerate(pairs):
+        sell(flow, sku, store, 1, f"r-refused-{i}")
+    shop = _RefusingStore(flow.ctx.connectors.channel("meituan"), "S001")
+    with pytest.raises(RuntimeError, match="refused at S001"):
+        channel_stock.publish_figures(flow.ctx, shop, "meituan", safety, pairs)
+    figure = channel_stock.figures_now(None, flow.ctx, safety, [pairs[2]], "meituan")[pairs[2]]
+    with flow.ctx.reader() as uow:
+        told = channel_stock._told(uow, "meituan", pairs)
+    assert told == {pairs[0]: channel_stock.UNKNOWN, pairs[1]: channel_stock.UNKNOWN, pairs[2]: figure}
+    assert mt.stock_of(*pairs[2]) == figure
