@@ -103,16 +103,7 @@ def test_a_batch_taking_an_event_while_a_push_is_in_flight_pushes_rather_than_sk
     handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
     assert sim.stock_of(*pair) == nine
     sell(flow, *pair, 1, "r-second")                                  # 9 -> 8
-    a_held, release = threading.Event(), threading.Event()
-    seen: list[int] = []
-
-    def hold_a(body: dict) -> None:
-        seen.append(body["num"])
-        if len(seen) == 1:
-            a_held.set()
-            assert release.wait(20), "A's push was never released"
-
-    sim.before_stock_update = hold_a
+    a_held, release, seen = _hold_first_push(sim, lambda body: body["num"])
     results: dict[str, object] = {}
 
     def batch_a() -> None:
@@ -166,16 +157,7 @@ def test_two_batches_of_one_process_take_turns_on_a_pair(flow):
     safety = flow.ctx.config.channel("wechat_shop").safety_stock
     pair, other = (SKUS[0], "S001"), (SKUS[1], "S002")
     sell(flow, *pair, 1, "r-a")
-    a_held, release = threading.Event(), threading.Event()
-    seen: list[tuple[str, int]] = []
-
-    def hold_a(body: dict) -> None:
-        seen.append((body["sku_id"], body["num"]))
-        if len(seen) == 1:
-            a_held.set()
-            assert release.wait(20), "A's push was never released"
-
-    sim.before_stock_update = hold_a
+    a_held, release, seen = _hold_first_push(sim, lambda body: (body["sku_id"], body["num"]))
     a = threading.Thread(target=handle_batch, args=(flow.ctx, handlers.STOCK_TO_SHOP,
                                                     flow.events("stock.changed")[-1:]))
     a.start()
@@ -197,6 +179,21 @@ def test_two_batches_of_one_process_take_turns_on_a_pair(flow):
     assert [num for _, num in seen] == [10 - 1 - safety, 10 - 1 - safety, 10 - 2 - safety]
     assert sim.stock_of(*pair) == 10 - 2 - safety and sim.stock_of(*other) == 10 - 1 - safety
     assert _rechecks(flow) == []
+
+
+def _hold_first_push(sim, note) -> tuple[threading.Event, threading.Event, list]:
+    """Hold the shop's first stock update (before it is applied) until `release` is set; `seen` gets
+    `note(body)` of every update, in the order they reach the shop."""
+    held, release, seen = threading.Event(), threading.Event(), []
+
+    def hold(body: dict) -> None:
+        seen.append(note(body))
+        if len(seen) == 1:
+            held.set()
+            assert release.wait(20), "the first push was never released"
+
+    sim.before_stock_update = hold
+    return held, release, seen
 
 
 def _rechecks(flow) -> list[dict]:
