@@ -7,7 +7,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -91,7 +91,18 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(when.timestamp() - time.time(), 0.0) if when else None
 
 
-def raise_for_http(system: str, response: requests.Response) -> None:
+class HttpReply(Protocol):
+    """What `raise_for_http` reads of an answer (requests' Response, or `pooled_http.HttpAnswer`)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def headers(self) -> Any: ...
+
+
+def raise_for_http(system: str, response: HttpReply) -> None:
     """Classify an HTTP answer: 5xx and 429 are transient, other 4xx permanent."""
     status = response.status_code
     if status < 400:

@@ -51,9 +51,8 @@ from .base import (
     RetryPolicy,
     SignatureError,
     TransientError,
-    http_call,
-    http_session,
 )
+from .pooled_http import PooledHttp
 
 PUSH_WINDOW_S = 300
 LIST_WINDOW_S = 24 * 3600          # getOrderIdByPage: one day per ask (sandbox assumption, README)
@@ -94,7 +93,7 @@ class MeituanConnector:
         self.name, self.mapping, self.binder, self.retry, self.channel = name, mapping, binder, retry, channel
         self.base_url, self._app_id, self._secret = base_url.rstrip("/"), app_id, app_secret
         self.push_url, self.timeout = push_url, timeout
-        self.session = http_session(self.base_url)
+        self.http = PooledHttp(self.base_url)       # channel sync's stock call per store (pooled_http.py)
 
     @classmethod
     def from_config(cls, name: str, system: SystemConfig, binder: Binder, retry: RetryPolicy) -> Self:
@@ -112,7 +111,7 @@ class MeituanConnector:
         params = {k: v for k, v in params.items() if v not in ("", None)}     # empty parameters are not sent
         system = {"app_id": self._app_id, "timestamp": str(int(time.time()))}
         system["sig"] = sign(url, {**params, **system}, self._secret)
-        resp = http_call(self.name, self.session, "POST", url, timeout=self.timeout, params=system, data=params)
+        resp = self.http.call(self.name, "POST", url, timeout=self.timeout, params=system, form=params)
         try:
             answer = resp.json()
         except ValueError:
@@ -328,7 +327,7 @@ class MeituanConnector:
             raise MappingError(self.name, "skus", code, "retail/get answered without the sku's stock") from None
 
     def close(self) -> None:
-        self.session.close()
+        self.http.close()
 
 
 # The port this class implements, checked by mypy: a method missing or of another signature fails `make test`.

@@ -10,11 +10,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from mappings import Mapping
 
-from .base import MappingError, PermanentError, TransientError, http_call, http_session
+from .base import MappingError, PermanentError, TransientError
+from .pooled_http import PooledHttp
 
 # WeChat's answer to an errcode the mapping calls `later` (10060001: the payment is not yet visible to the
 # shipping service) is to wait up to about a minute; the consumer tries again until then.
@@ -25,12 +24,12 @@ class WeChatApi:
     """One app's calls to api.weixin.qq.com (or its simulator)."""
 
     def __init__(self, system: str, mapping: Mapping, base_url: str, app_id: str, app_secret: str,
-                 session: requests.Session | None = None, timeout: float = 5.0,
+                 timeout: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):
         self.system, self.mapping = system, mapping
         self.base_url = base_url.rstrip("/")
         self._app_id, self._secret = app_id, app_secret
-        self.session = session or http_session(self.base_url)
+        self.http = PooledHttp(self.base_url)       # the shop's stock push is one call per SKU (pooled_http.py)
         self.timeout = timeout
         self._clock = clock
         self._token: str | None = None
@@ -50,9 +49,9 @@ class WeChatApi:
         with self._lock:
             if self._token and self._clock() < self._expires:
                 return self._token
-            resp = http_call(self.system, self.session, "GET", self.base_url + self.mapping.operation("token"),
-                             timeout=self.timeout, params={"grant_type": "client_credential",
-                                                           "appid": self._app_id, "secret": self._secret})
+            resp = self.http.call(self.system, "GET", self.base_url + self.mapping.operation("token"),
+                                  timeout=self.timeout, params={"grant_type": "client_credential",
+                                                                "appid": self._app_id, "secret": self._secret})
             answer = resp.json()
             if self._classify(answer) != "ok" or not answer.get("access_token"):
                 self._raise(answer, "token")
@@ -68,8 +67,8 @@ class WeChatApi:
     def post(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a JSON body to a named operation; returns the answer when errcode is 0."""
         for attempt in (1, 2):
-            resp = http_call(self.system, self.session, "POST", self.base_url + self.mapping.operation(operation),
-                             timeout=self.timeout, params={"access_token": self.token()}, json=body)
+            resp = self.http.call(self.system, "POST", self.base_url + self.mapping.operation(operation),
+                                  timeout=self.timeout, params={"access_token": self.token()}, json_body=body)
             try:
                 answer = resp.json()
             except ValueError:

@@ -401,7 +401,7 @@ class WeChatPayConnector:
     def close(self) -> None:
         self._pay_session.close()
         if self._api is not None:
-            self._api.session.close()
+            self._api.http.close()
 
 
 

@@ -199,7 +199,7 @@ class WeChatShopConnector:
                 from None
 
     def close(self) -> None:
-        self.api.session.close()
+        self.api.http.close()
 
 
 

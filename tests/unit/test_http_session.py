@@ -27,3 +27,61 @@ def test_without_a_proxy_the_session_goes_direct(monkeypatch):
     session = http_session("https://api.weixin.qq.com")
     assert not {k: v for k, v in session.proxies.items() if k != "no"} and session.verify is True
     assert isinstance(session, requests.Session) and session.trust_env is False
+
+
+def test_the_pooled_client_reads_the_environment_as_the_session_does(monkeypatch):
+    """connectors/pooled_http.py (WeChat's and Meituan's stock calls): the same proxy, NO_PROXY and CA bundle."""
+    import urllib3
+
+    from connectors.pooled_http import PooledHttp
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/retailer.pem")
+    remote = PooledHttp("https://api.weixin.qq.com")._pool
+    assert isinstance(remote, urllib3.ProxyManager) and remote.proxy is not None
+    assert remote.proxy.url == "http://proxy.example:3128"
+    assert remote.connection_pool_kw["ca_certs"] == "/etc/ssl/certs/retailer.pem"
+    assert not isinstance(PooledHttp("http://127.0.0.1:8085")._pool, urllib3.ProxyManager)   # NO_PROXY
+
+
+def test_the_pooled_client_turns_transport_failures_and_statuses_into_connector_errors():
+    """A refused connection is transient and names no token; 429/5xx transient, other 4xx permanent; JSON read."""
+    import http.server
+    import threading
+
+    import pytest
+
+    from connectors.base import PermanentError, TransientError
+    from connectors.pooled_http import PooledHttp
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):                       # noqa: N802 — http.server's name
+            status = int(self.path.split("/")[1].split("?")[0])
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Retry-After", "7")
+            self.end_headers()
+            self.wfile.write(b'{"got": ' + body + b', "query": "' + self.path.split("?")[1].encode() + b'"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        client = PooledHttp(base)
+        ok = client.call("shop", "POST", base + "/200", params={"access_token": "t k"}, json_body={"num": 3})
+        assert ok.json() == {"got": {"num": 3}, "query": "access_token=t+k"}
+        with pytest.raises(TransientError) as busy:
+            client.call("shop", "POST", base + "/503", params={"a": "1"}, json_body={})
+        assert busy.value.retry_after == 7
+        with pytest.raises(PermanentError):
+            client.call("shop", "POST", base + "/400", params={"a": "1"}, form={"x": "1"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(TransientError) as refused:
+        PooledHttp(base).call("shop", "POST", base + "/200", params={"access_token": "SECRET123"}, json_body={},
+                              timeout=1)
+    assert "SECRET123" not in str(refused.value)
