@@ -230,7 +230,7 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
                 available = due[pair]
             rows.append({"p_channel": channel, "p_sku": pair[0], "p_loc": pair[1], "p_available": available,
                          "p_at": now, "p_untrusted": untrusted})
-        uow.session.execute(_RECORD, rows)
+        uow.session.connection().execute(_RECORD, rows)
         for sku, loc in recheck:
             if (sku, loc) not in failed:                     # a failed batch is retried as a whole
                 inventory.stock_changed(uow, sku, loc, RECHECK)
