@@ -21,6 +21,7 @@ from hub.domain.errors import BadInput, UnknownLocation
 from hub.domain.limits import INT_MIN, fits_int, is_ahead
 from hub.domain.stock import newer_than_count
 from hub.services.inventory import stock_changed
+from hub.storage.in_list import ByDialect, in_list
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork, insert_rows, update_rows
 
@@ -80,19 +81,19 @@ LEVELS, MOVES, SKUS = StockLevel.__table__, StockMovement.__table__, SkuRow.__ta
 
 
 # Built once with bound parameters: building and cache-keying a statement per request cost a tenth of a sale.
-LOCK = (select(LEVELS.c.sku, LEVELS.c.on_hand, LEVELS.c.last_counted_at)
-        .where(LEVELS.c.location_id == bindparam("store"), LEVELS.c.sku.in_(bindparam("skus", expanding=True)))
-        .order_by(LEVELS.c.sku).with_for_update())
-KNOWN = select(SKUS.c.code).where(SKUS.c.code.in_(bindparam("skus", expanding=True)))
-HELD = (select(MOVES.c.external_id, MOVES.c.sku)
-        .where(MOVES.c.source == bindparam("source"), MOVES.c.location_id == bindparam("store"),
-               MOVES.c.external_id.in_(bindparam("receipts", expanding=True))))
+LOCK = ByDialect(lambda d: select(LEVELS.c.sku, LEVELS.c.on_hand, LEVELS.c.last_counted_at)
+                 .where(LEVELS.c.location_id == bindparam("store"), in_list(LEVELS.c.sku, "skus", d))
+                 .order_by(LEVELS.c.sku).with_for_update())
+KNOWN = ByDialect(lambda d: select(SKUS.c.code).where(in_list(SKUS.c.code, "skus", d)))
+HELD = ByDialect(lambda d: select(MOVES.c.external_id, MOVES.c.sku)
+                 .where(MOVES.c.source == bindparam("source"), MOVES.c.location_id == bindparam("store"),
+                        in_list(MOVES.c.external_id, "receipts", d)))
 
 
 # What a held receipt said (only looked at when a receipt id comes again): its lines and its time.
-HELD_LINES = (select(MOVES.c.external_id, MOVES.c.sku, MOVES.c.qty, MOVES.c.occurred_at)
-              .where(MOVES.c.source == bindparam("source"), MOVES.c.location_id == bindparam("store"),
-                     MOVES.c.kind == "delta", MOVES.c.external_id.in_(bindparam("receipts", expanding=True))))
+HELD_LINES = ByDialect(lambda d: select(MOVES.c.external_id, MOVES.c.sku, MOVES.c.qty, MOVES.c.occurred_at)
+                       .where(MOVES.c.source == bindparam("source"), MOVES.c.location_id == bindparam("store"),
+                              MOVES.c.kind == "delta", in_list(MOVES.c.external_id, "receipts", d)))
 
 
 def _refuse_other_receipts_under_held_ids(conn: Any, source: str, store_id: str,
@@ -105,7 +106,7 @@ def _refuse_other_receipts_under_held_ids(conn: Any, source: str, store_id: str,
     if not again:
         return good
     said: dict[str, tuple[dict[str, int], set[datetime]]] = {}
-    for receipt_id, sku, qty, occurred_at in conn.execute(HELD_LINES, {"source": source, "store": store_id,
+    for receipt_id, sku, qty, occurred_at in conn.execute(HELD_LINES.on(conn), {"source": source, "store": store_id,
                                                                        "receipts": again}):
         lines, times = said.setdefault(receipt_id, ({}, set()))
         lines[sku] = lines.get(sku, 0) - qty
@@ -124,7 +125,7 @@ def _refuse_other_receipts_under_held_ids(conn: Any, source: str, store_id: str,
 
 def _lock_levels(conn: Any, store_id: str, skus: list[str]) -> dict[str, Any]:
     """The stock rows of these SKUs here, locked in SKU order (so two batches never deadlock)."""
-    return {row.sku: row for row in conn.execute(LOCK, {"store": store_id, "skus": skus})}
+    return {row.sku: row for row in conn.execute(LOCK.on(conn), {"store": store_id, "skus": skus})}
 
 
 def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Sequence[Receipt],
@@ -140,7 +141,7 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
     # looked up in the product master, so the usual sale costs no look-up of its own.
     levels = _lock_levels(conn, store_id, wanted) if wanted else {}
     unheld = [sku for sku in wanted if sku not in levels]
-    known = set(levels) | (set(conn.execute(KNOWN, {"skus": unheld}).scalars()) if unheld else set())
+    known = set(levels) | (set(conn.execute(KNOWN.on(conn), {"skus": unheld}).scalars()) if unheld else set())
     _refuse_reused_receipt_ids(receipts)
     outcomes: list[ReceiptOutcome] = []
     good: list[tuple[ReceiptOutcome, Receipt, dict[str, int]]] = []
@@ -167,7 +168,7 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
             [{"sku": s, "location_id": store_id, "on_hand": 0, "reserved": 0, "updated_at": now} for s in missing])
             .on_conflict_do_nothing())
         levels = _lock_levels(conn, store_id, skus)
-    held = set(conn.execute(HELD, {"source": source, "store": store_id,
+    held = set(conn.execute(HELD.on(conn), {"source": source, "store": store_id,
                                    "receipts": [r.receipt_id for _, r, _ in good]}).all())
     good = _refuse_other_receipts_under_held_ids(conn, source, store_id, good, held)
     on_hand = {s: levels[s].on_hand for s in skus}
