@@ -17,10 +17,11 @@ import eventlet
 from kombu import Connection, Producer
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from hub import tracing
 from hub.bootstrap import HubContext
+from hub.storage.in_list import ByDialect, in_list
 from hub.storage.tables import OutboxMessage, utcnow
 
 from . import EVENT_SOURCE
@@ -124,19 +125,24 @@ def _publish_span(event_type: str, envelope: dict[str, Any], headers: dict[str, 
 
 def relay_once(ctx: HubContext, publisher: OutboxPublisher, batch_size: int = 500) -> int:
     """Publish one batch of unsent outbox rows, oldest first. Returns how many were sent."""
-    outbox = OutboxMessage.__table__
     with ctx.uow() as uow:
         # Core statements, not ORM objects: one select and one update per batch, whatever its size.
         conn = uow.session.connection()
-        rows = conn.execute(select(outbox.c.id, outbox.c.event_type, outbox.c.payload)
-                            .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id)
-                            .limit(batch_size).with_for_update(skip_locked=True)).all()
+        rows = conn.execute(_UNSENT, {"n": batch_size}).all()
         if not rows:
             return 0
         publisher.publish([(r.event_type, r.payload) for r in rows])
-        conn.execute(update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(sent_at=utcnow()))
+        conn.execute(_MARK_SENT.on(conn), {"ids": [r.id for r in rows], "p_sent_at": utcnow()})
         uow.commit()
         return len(rows)
+
+
+# Built once (built per batch they were a sixth of the relay's CPU at a till's pace of small batches).
+_OUTBOX = OutboxMessage.__table__
+_UNSENT = (select(_OUTBOX.c.id, _OUTBOX.c.event_type, _OUTBOX.c.payload).where(_OUTBOX.c.sent_at.is_(None))
+           .order_by(_OUTBOX.c.id).limit(bindparam("n")).with_for_update(skip_locked=True))
+_MARK_SENT = ByDialect(lambda d: update(_OUTBOX).where(in_list(_OUTBOX.c.id, "ids", d))
+                       .values(sent_at=bindparam("p_sent_at")))
 
 
 class RelayLoop:

@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam
+from sqlalchemy import any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 
 def in_list(column: Any, name: str, dialect: str) -> ColumnElement[bool]:
-    """`column` is one of the list bound as `name`, for `dialect`."""
+    """`column` is one of the list bound as `name`, for `dialect` (the array typed as the column)."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=ARRAY(String)))
+        return column == any_(bindparam(name, type_=ARRAY(column.type)))
     return column.in_(bindparam(name, expanding=True))
 
 
