@@ -44,7 +44,8 @@ class PooledHttp:
     """One system's connections."""
 
     def __init__(self, base_url: str):
-        proxy = requests.utils.get_environ_proxies(base_url).get(base_url.split(":", 1)[0]) if base_url else None
+        proxies = requests.utils.get_environ_proxies(base_url) if base_url else {}
+        proxy = proxies.get(base_url.split(":", 1)[0]) or proxies.get("all")     # as requests picks one
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         self._pool: urllib3.PoolManager = urllib3.ProxyManager(proxy, maxsize=POOL_SIZE, ca_certs=bundle) if proxy \
             else urllib3.PoolManager(maxsize=POOL_SIZE, ca_certs=bundle)

@@ -42,6 +42,10 @@ def test_the_pooled_client_reads_the_environment_as_the_session_does(monkeypatch
     assert remote.proxy.url == "http://proxy.example:3128"
     assert remote.connection_pool_kw["ca_certs"] == "/etc/ssl/certs/retailer.pem"
     assert not isinstance(PooledHttp("http://127.0.0.1:8085")._pool, urllib3.ProxyManager)   # NO_PROXY
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:3128")
+    assert PooledHttp("https://api.weixin.qq.com")._pool.proxy.url == "http://all.example:3128"
 
 
 def test_the_pooled_client_turns_transport_failures_and_statuses_into_connector_errors():
