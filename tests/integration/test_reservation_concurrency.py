@@ -30,11 +30,17 @@ def test_200_concurrent_attempts_on_20_units_reserve_exactly_20(pg_ctx):
                                ",".join(order_ids[i::4])], cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(4)]
     totals = {"reserved": 0, "refused": 0, "error": 0}
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err
-        for k, v in json.loads(out.strip().splitlines()[-1]).items():
-            totals[k] += v
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+            for k, v in json.loads(out.strip().splitlines()[-1]).items():
+                totals[k] += v
+    finally:                # a racer left running after a failure or timeout would hold its connections
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     print(f"concurrency result: {totals}")
     assert totals == {"reserved": 20, "refused": 180, "error": 0}
     with ctx.uow() as uow:
