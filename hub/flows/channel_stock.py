@@ -77,7 +77,7 @@ _HELD = select(_LEVELS.c.sku, _LEVELS.c.location_id, _LEVELS.c.on_hand, _LEVELS.
 def held_now(uow: UnitOfWork, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
     """(on_hand, reserved) of each (sku, store) that has a stock row, in one statement."""
     return {(sku, loc): (on_hand, reserved) for sku, loc, on_hand, reserved in uow.session.connection().execute(
-        _HELD, {"pairs": [tuple(p) for p in pairs]})}
+        _HELD, {"pairs": pairs})}
 
 
 def figures_now(uow: UnitOfWork | None, ctx: HubContext, safety: int, pairs: list[Pair],
@@ -133,7 +133,7 @@ _RECORD = (_TOLD.update().where(*_KEY)
 def _told(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, int]:
     """What `channel` was last told per pair."""
     return {(sku, loc): available for sku, loc, available in uow.session.connection().execute(
-        _TOLD_NOW, {"channel": channel, "pairs": [tuple(p) for p in pairs]})}
+        _TOLD_NOW, {"channel": channel, "pairs": pairs})}
 
 
 def _ensure_rows(uow: UnitOfWork, channel: str, pairs: list[Pair], exist: set[Pair]) -> None:
@@ -152,13 +152,13 @@ def _begin_pushes(uow: UnitOfWork, channel: str, pairs: list[Pair], exist: set[P
     """Each pair's push numbered (the next `push_seq`) and told UNKNOWN until it is recorded."""
     _ensure_rows(uow, channel, pairs, exist)
     return {(sku, loc): seq for sku, loc, seq in uow.session.connection().execute(
-        _BEGIN, {"p_channel": channel, "pairs": [tuple(p) for p in pairs]})}
+        _BEGIN, {"p_channel": channel, "pairs": pairs})}
 
 
 def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
     """(push_seq, untrusted_through) per pair, the rows locked in key order; the lock's read is the read."""
     return {(sku, loc): (seq, untrusted) for sku, loc, seq, untrusted in uow.session.connection().execute(
-        _LOCKED, {"channel": channel, "pairs": [tuple(p) for p in pairs]})}
+        _LOCKED, {"channel": channel, "pairs": pairs})}
 
 
 def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, pairs: list[Pair], *,

@@ -353,7 +353,7 @@ def channel_held(session: Session, channel: str, pairs: Iterable[tuple[str, str]
     pairs = list(pairs)
     if not pairs:
         return {}
-    rows = session.connection().execute(_CHANNEL_HELD, {"channel": channel, "pairs": [tuple(p) for p in pairs]})
+    rows = session.connection().execute(_CHANNEL_HELD, {"channel": channel, "pairs": pairs})
     return {(sku, loc): n for sku, loc, n in rows}
 
 
