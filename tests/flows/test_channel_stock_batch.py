@@ -95,12 +95,7 @@ def test_a_batch_taking_an_event_while_a_push_is_in_flight_pushes_rather_than_sk
     of 8 is held at the shop; a return makes it 9 again and batch B takes the return's event: told 9 equals
     B's 9, but A's 8 will land. B must push (with A's push in flight, skipping would leave the shop at 8 once
     A lands — no recheck covers it), and the overlap's recheck ends the shop at the hub's 9."""
-    sim = flow.sandbox.wechat_shop
-    safety = flow.ctx.config.channel("wechat_shop").safety_stock
-    pair = (SKUS[0], "S001")
-    nine, connector = 10 - 1 - safety, flow.ctx.connectors.channel("wechat_shop")
-    sell(flow, *pair, 1, "r-first")
-    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    sim, connector, safety, pair, nine = _shop_told_nine(flow)
     assert sim.stock_of(*pair) == nine
     sell(flow, *pair, 1, "r-second")                                  # 9 -> 8
     a_held, release, seen = _hold_first_push(sim, lambda body: body["num"])
@@ -132,12 +127,7 @@ def test_the_figure_pushed_is_read_after_the_push_is_numbered(flow):
     and the return's own batch skips (told 9 is the figure, no push in flight). The first batch must push
     9 — what the ledger holds once its push is numbered — not the 8 it read (which no event would correct:
     the old code pushed 8 and left it to a recheck event)."""
-    sim = flow.sandbox.wechat_shop
-    safety = flow.ctx.config.channel("wechat_shop").safety_stock
-    pair = (SKUS[0], "S001")
-    nine, connector = 10 - 1 - safety, flow.ctx.connectors.channel("wechat_shop")
-    sell(flow, *pair, 1, "r-first")
-    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    sim, connector, safety, pair, nine = _shop_told_nine(flow)
     sell(flow, *pair, 1, "r-second")                                  # 9 -> 8
     with flow.ctx.reader() as uow:                                     # the batch's first read: 8, told 9
         held, told = channel_stock.held_now(uow, [pair]), channel_stock._told(uow, "wechat_shop", [pair])
@@ -179,6 +169,17 @@ def test_two_batches_of_one_process_take_turns_on_a_pair(flow):
     assert [num for _, num in seen] == [10 - 1 - safety, 10 - 1 - safety, 10 - 2 - safety]
     assert sim.stock_of(*pair) == 10 - 2 - safety and sim.stock_of(*other) == 10 - 1 - safety
     assert _rechecks(flow) == []
+
+
+def _shop_told_nine(flow):
+    """(the shop simulator, its connector, its safety stock, the pair, nine): one sale at S001 of 10 counted,
+    its figure — called nine, whatever the safety stock — pushed and told."""
+    sim = flow.sandbox.wechat_shop
+    safety = flow.ctx.config.channel("wechat_shop").safety_stock
+    pair = (SKUS[0], "S001")
+    sell(flow, *pair, 1, "r-first")
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[-1:])
+    return sim, flow.ctx.connectors.channel("wechat_shop"), safety, pair, 10 - 1 - safety
 
 
 def _hold_first_push(sim, note) -> tuple[threading.Event, threading.Event, list]:
