@@ -49,42 +49,34 @@ def test_the_pooled_client_reads_the_environment_as_the_session_does(monkeypatch
 
 
 def test_the_pooled_client_turns_transport_failures_and_statuses_into_connector_errors():
-    """A refused connection is transient and names no token; 429/5xx transient, other 4xx permanent; JSON read."""
-    import http.server
-    import threading
-
+    """A refused connection is transient and names no token; 429/5xx transient, other 4xx permanent; JSON read.
+    Served by the sandbox's own simulator base (a bare http.server whose shutdown waited on an event another
+    test's eventlet patching had made green hung a worker)."""
     import pytest
 
     from connectors.base import PermanentError, TransientError
     from connectors.pooled_http import PooledHttp
+    from sandbox.base import Response, Simulator
 
-    class Answer(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):                       # noqa: N802 — http.server's name
-            status = int(self.path.split("/")[1].split("?")[0])
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(status)
-            self.send_header("Retry-After", "7")
-            self.end_headers()
-            self.wfile.write(b'{"got": ' + body + b', "query": "' + self.path.split("?")[1].encode() + b'"}')
+    class Answers(Simulator):
+        def setup_routes(self) -> None:
+            self.route("POST", "/200", lambda req: Response(200, {"got": req.json(), "query": req.query}))
+            self.route("POST", "/503", lambda req: Response(503, {"error": "busy"}, {"Retry-After": "7"}))
+            self.route("POST", "/400", lambda req: Response(400, {"error": "no", "form": req.body.decode()}))
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        client = PooledHttp(base)
-        ok = client.call("shop", "POST", base + "/200", params={"access_token": "t k"}, json_body={"num": 3})
-        assert ok.json() == {"got": {"num": 3}, "query": "access_token=t+k"}
+    with Answers() as sim:
+        client = PooledHttp(sim.base_url)
+        ok = client.call("shop", "POST", sim.base_url + "/200", params={"access_token": "t k"}, json_body={"num": 3})
+        assert ok.json() == {"got": {"num": 3}, "query": {"access_token": ["t k"]}}
+        assert sim.received[-1].headers["Content-Type"] == "application/json"
         with pytest.raises(TransientError) as busy:
-            client.call("shop", "POST", base + "/503", params={"a": "1"}, json_body={})
+            client.call("shop", "POST", sim.base_url + "/503", params={"a": "1"}, json_body={})
         assert busy.value.retry_after == 7
         with pytest.raises(PermanentError):
-            client.call("shop", "POST", base + "/400", params={"a": "1"}, form={"x": "1"})
-    finally:
-        server.shutdown()
-        server.server_close()
+            client.call("shop", "POST", sim.base_url + "/400", params={"a": "1"}, form={"x": "1 2"})
+        assert sim.received[-1].body == b"x=1+2"
+        client.close()
+        base = sim.base_url
     with pytest.raises(TransientError) as refused:
         PooledHttp(base).call("shop", "POST", base + "/200", params={"access_token": "SECRET123"}, json_body={},
                               timeout=1)
