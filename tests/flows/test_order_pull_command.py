@@ -2,12 +2,19 @@
 WeChat shop and Meituan simulators; an order whose pushes were all lost is taken, and the run says so."""
 from __future__ import annotations
 
+from hub.config import DEFAULT_CONFIG_PATH
 from hub.services import orders
-from tests.support import config_env
+from tests.support import always_open, config_env
 
 
-def test_hub_reconcile_orders_takes_what_the_pushes_missed_at_every_channel(flow, monkeypatch, capsys):
+def test_hub_reconcile_orders_takes_what_the_pushes_missed_at_every_channel(flow, monkeypatch, capsys, tmp_path):
     from workers.cli import main
+
+    # The command reads its own config: without the stores' opening hours, or after 22:00 in Shanghai the
+    # platform's order for a closed store is refused and the test fails by the clock.
+    config = tmp_path / "config.yaml"
+    config.write_text(always_open(DEFAULT_CONFIG_PATH.read_text()))
+    monkeypatch.setenv("HUB_CONFIG", str(config))
 
     for name, value in {**config_env(), **flow.sandbox.env(),
                         "HUB_DATABASE_URL": flow.ctx.config.hub.database_url}.items():
