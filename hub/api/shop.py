@@ -78,12 +78,12 @@ def stock(call: Call) -> Any:
     pos = _position(call)
     with call.ctx.reader() as uow:
         try:
+            if pos is None and channel.allocation is None:    # the common lookup: one template (stock_view.py)
+                return stock_view.render(cfg, sku, inventory.sellable_of(uow.session, sku), channel.safety_stock)
             held = inventory.held_of(uow.session, sku)
         except UnknownSku:
             raise NotFound(f"unknown SKU {sku!r}") from None
         shares = inventory.channel_figures(uow.session, cfg, channel, sku, held)     # its allocation, if any
-    if pos is None and shares is None:       # the common lookup: fragments encoded once (stock_view.py)
-        return stock_view.render(cfg, sku, held, channel.safety_stock)
     levels = inventory.stock_everywhere(cfg, sku, held)
     locations = []
     for level in levels:

@@ -5,6 +5,7 @@ so the hot paths keep their tuple loops: a thousand stores per stock query cost 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +14,13 @@ from typing import Any
 def available(on_hand: int, reserved: int, safety: int = 0, channel_safety: int = 0) -> int:
     """What a location may sell (never below 0), less what the asking channel holds back on top."""
     return max(max(on_hand - reserved - safety, 0) - channel_safety, 0)
+
+
+def available_each(sellable: Iterable[int], held_back: Iterable[int]) -> list[int]:
+    """`available` over many locations at once: `sellable` their on-hand less reserved, `held_back` each one's
+    safety stock plus the channel's. The same figure (for safety stocks >= 0: both clamps at 0 come down to
+    one), without a call per location: the stock query's thousand stores (tests/domain keeps the two equal)."""
+    return [s - h if s > h else 0 for s, h in zip(sellable, held_back, strict=True)]
 
 
 def channel_available(location_available: int, channel_safety: int) -> int:

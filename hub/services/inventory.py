@@ -607,6 +607,29 @@ def held_of(session: Session, sku: str) -> dict[str, tuple[int, int]]:
     return rows
 
 
+_SELLABLE = (select(StockLevel.__table__.c.location_id,
+                     StockLevel.__table__.c.on_hand - StockLevel.__table__.c.reserved)
+             .where(StockLevel.__table__.c.sku == bindparam("sku")))
+
+
+def sellable_of(session: Session, sku: str) -> dict[str, int]:
+    """location_id -> on-hand less reserved of one SKU where a stock row exists (what `available` takes
+    before safety stocks); UnknownSku if no such SKU.
+
+    The stock query's read: a thousand two-column rows taken as the driver's own tuples (`fetchall` on the
+    DBAPI cursor: plain strings and ints need none of the result's per-row processing, which cost more than
+    the query) and made a dict in one call."""
+    conn = session.connection()
+    result = conn.execute(_SELLABLE, {"sku": sku})
+    try:
+        rows = dict(result.cursor.fetchall())
+    finally:
+        result.close()
+    if not rows and conn.execute(_SKU_KNOWN, {"sku": sku}).first() is None:
+        raise UnknownSku(f"unknown SKU {sku!r}")
+    return rows
+
+
 def stock_of(session: Session, cfg: HubConfig, sku: str) -> list[LocationStock]:
     """Stock of one SKU at every configured location (zero where nothing is held)."""
     return stock_everywhere(cfg, sku, held_of(session, sku))

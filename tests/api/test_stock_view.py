@@ -2,8 +2,11 @@
 path gives: the same bytes, figures and every configured location, also for a SKU no location holds."""
 from __future__ import annotations
 
+import json
+
+from hub.api import stock_view
 from hub.api.http import json_response
-from hub.domain.stock import channel_available
+from hub.domain.stock import available, channel_available
 from hub.services import inventory
 
 
@@ -40,3 +43,19 @@ def test_a_known_sku_no_location_holds_is_all_zeros_not_404(api):
     assert {x["available"] for x in r.json["locations"]} == {0}
     assert r.data == generic_answer(api, "CUP-002")
     assert api.get("/api/v1/stock/NOPE-404").status_code == 404
+
+
+def test_odd_names_and_safety_stocks_render_as_the_generic_encoding_would(api):
+    """Names with a '%' (the template is %-formatted), quotes and Chinese; per-location safety stocks; a
+    location short of its reservations; a SKU code with a '%' in it."""
+    cfg = api.ctx.config
+    locs = [loc.model_copy(update={"name": f'{loc.name} 100% "南京路" %d', "safety_stock": i % 3})
+            for i, loc in enumerate(cfg.locations)]
+    odd = cfg.model_copy(update={"locations": locs})
+    sellable = {locs[0].id: 10, locs[1].id: -3, locs[2].id: 2}
+    got = stock_view.render(odd, "TEA-%d", sellable, 1).get_data()
+    items = [{"location_id": loc.id, "kind": loc.kind, "name": loc.name,
+              "available": available(sellable.get(loc.id, 0), 0, loc.safety_stock, 1)} for loc in locs]
+    expected = {"sku": "TEA-%d", "available": sum(x["available"] for x in items), "locations": items}
+    assert got == json_response(expected).get_data()
+    assert json.loads(got)["locations"][0]["available"] == 10 - 0 - 1
