@@ -120,7 +120,7 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         print(f"[{mode}] pgbench: the sale-shaped transaction on PostgreSQL itself ...", flush=True)
         out["pgbench_tps"] = sale_tps(db, seconds=args.seconds)
     profiler = Profiler(Path(args.profile) / mode if args.profile else None)
-    # gunicorn and nameko are the hub's own gateway (`hub.http.server`); bjoern is only the bench's comparison.
+    # gunicorn, granian and nameko are the hub's own gateway (`hub.http.server`); bjoern is only the bench's.
     env["HUB_GATEWAY_SERVER"] = "nameko" if args.gateway_server == "bjoern" else args.gateway_server
     alt = args.gateway_server if mode == "production" and args.gateway_server == "bjoern" else None
     procs: list[HubProcess | AltGateway] = [
@@ -204,15 +204,15 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=2, help="gateway processes in production mode")
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"the figures to measure, of {','.join(PARTS)} (all by default)")
-    parser.add_argument("--gateway-server", default="gunicorn", choices=("gunicorn", "nameko", "bjoern"),
-                        help="production mode's gateways: the hub's own on gunicorn (default) or nameko "
+    parser.add_argument("--gateway-server", default="granian", choices=("granian", "gunicorn", "nameko", "bjoern"),
+                        help="production mode's gateways: the hub's own on granian (default), gunicorn or nameko "
                              "(hub.http.server), or the same API behind bjoern to compare (bench/alt_gateway.py)")
     parser.add_argument("--profile", default="", metavar="DIR",
                         help="sample every hub process with py-spy during each part: stacks in DIR, top frames printed")
     args = parser.parse_args()
     args.only = set(args.only.split(","))
     if args.profile and args.gateway_server != "nameko":
-        # The CPU sampler sees a process's main thread: gunicorn's is its poll loop, not the request threads.
+        # The CPU sampler sees a process's main thread: gunicorn's is its poll loop, granian's its supervisor.
         parser.error("--profile samples the hub's own processes on eventlet: use it with --gateway-server nameko")
     if args.only - set(PARTS):
         parser.error(f"--only takes {','.join(PARTS)}")
@@ -231,7 +231,7 @@ def main() -> None:
     if args.scale and "scale" in args.only and "production" in results:
         stores, skus = (int(x) for x in args.scale.split("x"))
         results["production"] |= scale.stock_query(SCALE_URL, stores, skus, args.seconds, workdir,
-                                                   gateways=args.gateways)
+                                                   gateways=args.gateways, server=args.gateway_server)
     results = {mode: r for mode, r in results.items() if r}
     report.print_table(results, load_before=load_before, load_after=os.getloadavg(), cores=os.cpu_count() or 0)
 

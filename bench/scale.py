@@ -75,10 +75,12 @@ def _generate(url: str, stores: int, skus: int) -> None:
     print(f"[scale] generated in {time.perf_counter() - started:.0f}s", flush=True)
 
 
-def stock_query(url: str, stores: int, skus: int, seconds: int, workdir: Path, gateways: int = 2) -> dict[str, float]:
+def stock_query(url: str, stores: int, skus: int, seconds: int, workdir: Path, gateways: int = 2,
+                server: str = "granian") -> dict[str, float]:
     os.environ.setdefault(POS_KEY_ENV, "bench-scale-store-key")
     config = _config(stores, workdir / "scale-config.yaml")
-    env = {**os.environ, "HUB_CONFIG": str(config), "HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "HUB_CONFIG": str(config), "HUB_DATABASE_URL": url, "HUB_LOG_LEVEL": "WARNING",
+           "HUB_GATEWAY_SERVER": server if server != "bjoern" else "granian"}
     os.environ["HUB_CONFIG"] = str(config)
     try:
         _generate(url, stores, skus)

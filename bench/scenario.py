@@ -67,14 +67,32 @@ def synced(database_url: str) -> bool:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) the hub's processes have used so far: a cost that a busy machine does not
-    inflate the way it inflates latency."""
+    """CPU time (user + system) the hub's processes have used so far, their live descendants included (a
+    gateway on granian serves from a worker it forks): a cost that a busy machine does not inflate the way it
+    inflates latency."""
     total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+    for pid in _with_descendants(pids):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:          # a descendant that ended meanwhile
+            continue
         total += int(fields[11]) + int(fields[12])           # utime, stime in clock ticks
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _with_descendants(pids: list[int]) -> list[int]:
+    out, todo = [], list(pids)
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo.extend(int(x) for x in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
 
 
 def role_cpu(roles: dict[str, list[int]]) -> dict[str, float]:

@@ -198,8 +198,8 @@ def run(args: argparse.Namespace) -> int:
     sandbox = _sandbox_alongside(config_path=args.config) if embedded else None
     cfg = _migrated_context(args.config, sandbox).config
     names = args.services or list(SERVICES)
-    if getattr(args, "gateway_on_gunicorn", False):
-        return _serve_gateway(args.config, cfg)
+    if getattr(args, "gateway_server", None):
+        return _serve_gateway(args.config, cfg, args.gateway_server)
 
     def make_runner() -> ServiceRunner:
         return build_runner(names, cfg.hub.broker_url, config_path=args.config,
@@ -213,28 +213,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gateway_on_gunicorn(args: argparse.Namespace) -> bool:
-    """`hub run gateway` alone on RabbitMQ with `hub.http.server: gunicorn` (the default; HUB_GATEWAY_SERVER
-    overrides): gunicorn's threads, not eventlet, so nothing is monkey-patched. Read before the config is
-    validated, since the patching (or not) comes before pydantic is imported."""
+def _threaded_gateway_server(args: argparse.Namespace) -> str | None:
+    """"granian" or "gunicorn" for `hub run gateway` alone on RabbitMQ with `hub.http.server` set so (granian is
+    the default; HUB_GATEWAY_SERVER overrides): real threads, not eventlet, so nothing is monkey-patched. None
+    for nameko's entrypoint and everything else. Read before the config is validated, since the patching (or
+    not) comes before pydantic is imported."""
     import os
 
     if args.command != "run" or args.services != ["gateway"] or _broker_of(args.config).startswith("memory://"):
-        return False
+        return None
     server = os.environ.get("HUB_GATEWAY_SERVER") or str(
-        (((_raw_config(args.config).get("hub") or {}).get("http") or {}).get("server")) or "gunicorn")
-    return server == "gunicorn"
+        (((_raw_config(args.config).get("hub") or {}).get("http") or {}).get("server")) or "granian")
+    return server if server in ("gunicorn", "granian") else None
 
 
-def _serve_gateway(config_path: str | None, cfg: HubConfig) -> int:
+def _serve_gateway(config_path: str | None, cfg: HubConfig, server: str) -> int:
     from workers.embedded import nameko_config
     from workers.gateway_api import build_gateway_api
-    from workers.http_server import serve
 
     http = cfg.hub.http
     config = nameko_config(cfg.hub.broker_url, HUB_CONFIG_PATH=config_path)
-    serve(build_gateway_api(config), http.host, http.port, http.threads,
-          f"hub: running gateway (gunicorn, {http.threads} threads) on {http.host}:{http.port}")
+    announce = f"hub: running gateway ({server}, {http.threads} threads) on {http.host}:{http.port}"
+    if server == "granian":
+        from workers import granian_server
+
+        # The API is built in granian's worker, after its fork: its pools are that process's own.
+        return granian_server.serve(lambda: build_gateway_api(config), http.host, http.port, http.threads, announce)
+    from workers import http_server
+
+    http_server.serve(build_gateway_api(config), http.host, http.port, http.threads, announce)
     return 0
 
 
@@ -493,8 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.gateway_on_gunicorn = _gateway_on_gunicorn(args)        # decided once: it says whether to patch
-    if args.command == "demo" or (args.command == "run" and not args.gateway_on_gunicorn):
+    args.gateway_server = _threaded_gateway_server(args)       # decided once: it says whether to patch
+    if args.command == "demo" or (args.command == "run" and not args.gateway_server):
         _green()                      # before pydantic, SQLAlchemy or kombu are imported
     from hub.config import ConfigError
 

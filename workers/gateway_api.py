@@ -1,4 +1,4 @@
-"""The gateway's API, set up once per process for whichever HTTP server serves it (nameko's or gunicorn's)."""
+"""The gateway's API, set up once per process for whichever HTTP server serves it (granian, gunicorn, nameko)."""
 from __future__ import annotations
 
 import logging

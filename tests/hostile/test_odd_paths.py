@@ -88,7 +88,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module", params=["gunicorn", "nameko"])
+@pytest.fixture(scope="module", params=["gunicorn", "granian", "nameko"])
 def gateway_port(request, tmp_path_factory) -> Iterator[int]:
     """The gateway service alone, as `hub run gateway` starts it (on RabbitMQ, PostgreSQL), on each server."""
     if not (PG_URL and BROKER_URL):
@@ -97,7 +97,7 @@ def gateway_port(request, tmp_path_factory) -> Iterator[int]:
     log = tmp_path_factory.mktemp("gateway") / "gateway.log"
     proc = HubProcess(["gateway"], hub_env(PG_URL, BROKER_URL, {"HUB_HTTP_PORT": str(port),
                                                                 "HUB_GATEWAY_SERVER": request.param}), log)
-    assert ("(gunicorn" in log.read_text()) == (request.param == "gunicorn")
+    assert f"({request.param}" in log.read_text() or request.param == "nameko"
     try:
         wait_for(lambda: _listening(port), 30, "the gateway to listen")
         yield port
@@ -114,8 +114,14 @@ def _listening(port: int) -> bool:
 
 
 @pytest.mark.parametrize("target", ODD, ids=IDS)
-def test_odd_paths_through_the_gateway(gateway_port, target):
-    assert_json_refusal(*raw_get(gateway_port, target))
+def test_odd_paths_through_the_gateway(request, gateway_port, target):
+    answer = raw_get(gateway_port, target)
+    if request.node.callspec.params["gateway_port"] == "granian" and any(b >= 0x80 for b in target):
+        # Raw (not percent-encoded) non-ASCII bytes on the request line: hyper refuses them itself, a bare 400
+        # (workers/granian_server.py); the API never sees them, so nothing changes either way.
+        assert answer[0] == 400 and answer[2] == b"", answer
+        return
+    assert_json_refusal(*answer)
 
 
 def test_the_gateway_still_serves_a_real_path(gateway_port):
