@@ -374,9 +374,10 @@ def test_check_config_wants_a_channel_whose_buyers_pay_its_shop_to_be_payment_ch
     assert path == "systems.wechat_shop.channel" and "does not publish to it" in message
 
 
-def test_the_gateway_server_is_gunicorn_unless_the_file_or_the_environment_says_nameko():
-    assert parse_config(TEXT, env=config_env()).hub.http.server == "gunicorn"
+def test_the_gateway_server_is_granian_unless_the_file_or_the_environment_says_otherwise():
+    assert parse_config(TEXT, env=config_env()).hub.http.server == "granian"
     assert parse_config(TEXT, env={**config_env(), "HUB_GATEWAY_SERVER": "nameko"}).hub.http.server == "nameko"
+    assert parse_config(TEXT, env={**config_env(), "HUB_GATEWAY_SERVER": "gunicorn"}).hub.http.server == "gunicorn"
     named = TEXT.replace("max_body_bytes: 1000000}", "max_body_bytes: 1000000, server: nameko, threads: 4}")
     assert named != TEXT
     cfg = parse_config(named, env=config_env())
