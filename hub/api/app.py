@@ -103,7 +103,16 @@ class ApiApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         response = self.handle(Request(environ))
-        return response(environ, start_response)
+        if response.is_streamed:
+            return response(environ, start_response)
+        # A body held in memory goes back as a list: a server can send it in one write (granian does) instead
+        # of iterating werkzeug's closing iterator chunk by chunk.
+        app_iter, status, headers = response.get_wsgi_response(environ)
+        start_response(status, headers)
+        try:
+            return list(app_iter)
+        finally:
+            response.close()
 
     def handle(self, request: Request) -> Response:
         if not tracing.enabled():
