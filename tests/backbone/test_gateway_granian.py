@@ -1,15 +1,13 @@
 """The production gateway on granian (workers/granian_server.py): what hyper refuses is a 4xx that closes the
 connection and changes nothing, a long path still reaches the API, the bench's SIGUSR2 ends neither process,
-two replicas share one port, a SIGTERM lets a request in hand finish, and a kill -9 of the supervised process
-leaves no worker behind it still serving."""
+pipelined requests are answered in order, and a kill -9 of the supervised process leaves no worker behind it
+still serving. Shared replicas and a graceful SIGTERM are tested for both servers in test_gateway_server."""
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
-import threading
 import time
 
 import pytest
@@ -18,7 +16,9 @@ from tests.conftest import BROKER_URL, PG_URL
 from tests.hostile.test_odd_paths import assert_json_refusal, raw_get
 from tests.hostile.test_odd_paths import send_raw as _send
 
-from .harness import HubProcess, hub_env, wait_for
+from .harness import HubProcess, wait_for
+from .test_gateway_server import _gateway as shared_gateway
+from .test_gateway_server import assert_pipelined_answered_in_order
 
 pytestmark = pytest.mark.skipif(not (PG_URL and BROKER_URL),
                                 reason="the gateway needs PostgreSQL and RabbitMQ (make test sets them)")
@@ -33,11 +33,7 @@ def _free_port() -> int:
 
 
 def _gateway(tmp_path, port: int, name: str = "gateway") -> HubProcess:
-    proc = HubProcess(["gateway"], hub_env(PG_URL, BROKER_URL, {"HUB_HTTP_PORT": str(port),
-                                                                "HUB_GATEWAY_SERVER": "granian"}),
-                      tmp_path / f"{name}.log")
-    assert "(granian" in (tmp_path / f"{name}.log").read_text()
-    return proc
+    return shared_gateway(tmp_path, port, name, "granian")
 
 
 def _workers(pid: int) -> list[int]:
@@ -103,56 +99,7 @@ def test_the_bench_profile_signal_ends_neither_process(gateway):
 
 
 def test_pipelined_requests_on_one_connection_are_all_answered_in_order(gateway):
-    paths = [b"/nope-1", b"/health", b"/nope-2", b"/nope-3"]
-    raw = b"".join(b"GET " + p + b" HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths[:-1])
-    raw += b"GET " + paths[-1] + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", gateway[0]), timeout=30) as s:
-        s.sendall(raw)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    assert [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)] == [404, 200, 404, 404]
-    assert data.index(b"nope-1") < data.index(b"nope-2") < data.index(b"nope-3")
-
-
-def test_two_replicas_share_the_port_and_either_serves_when_the_other_stops(tmp_path):
-    port = _free_port()
-    first, second = _gateway(tmp_path, port, "first"), _gateway(tmp_path, port, "second")
-    try:
-        for _ in range(20):
-            assert _send(port, HEALTH)[0] == 200
-        first.stop()
-        for _ in range(5):
-            assert _send(port, HEALTH)[0] == 200
-    finally:
-        first.stop()
-        second.stop()
-
-
-def test_sigterm_lets_a_request_in_hand_finish(tmp_path):
-    """A client whose request is being read when the stop comes still gets its answer, and the process ends."""
-    port = _free_port()
-    gw = _gateway(tmp_path, port)
-    answer: list[int] = []
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")       # the headers not yet ended
-        time.sleep(0.3)
-        gw.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-
-        def finish() -> None:
-            s.sendall(b"Connection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-            answer.append(int(data.split(b" ", 2)[1]))
-
-        t = threading.Thread(target=finish)
-        t.start()
-        t.join(20)
-    assert answer == [200]
-    assert gw.proc.wait(20) == 0
-    gw.stop()
+    assert_pipelined_answered_in_order(gateway[0])
 
 
 def test_a_killed_gateway_leaves_no_worker_serving(tmp_path):

@@ -29,10 +29,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _gateway(tmp_path, port: int, name: str = "gateway") -> HubProcess:
-    return HubProcess(["gateway"], hub_env(PG_URL, BROKER_URL, {"HUB_HTTP_PORT": str(port),
-                                                                "HUB_GATEWAY_SERVER": "gunicorn"}),
+THREADED = ["gunicorn", "granian"]          # the production gateway's servers (granian's own: test_gateway_granian)
+
+
+def _gateway(tmp_path, port: int, name: str = "gateway", server: str = "gunicorn") -> HubProcess:
+    proc = HubProcess(["gateway"], hub_env(PG_URL, BROKER_URL, {"HUB_HTTP_PORT": str(port),
+                                                                "HUB_GATEWAY_SERVER": server}),
                       tmp_path / f"{name}.log")
+    assert f"({server}" in (tmp_path / f"{name}.log").read_text()
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +75,10 @@ def test_the_bench_profile_signal_does_not_end_the_gateway(gateway):
     assert _send(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200
 
 
-def test_two_replicas_share_the_port_and_either_serves_when_the_other_stops(tmp_path):
+@pytest.mark.parametrize("server", THREADED)
+def test_two_replicas_share_the_port_and_either_serves_when_the_other_stops(tmp_path, server):
     port = _free_port()
-    first, second = _gateway(tmp_path, port, "first"), _gateway(tmp_path, port, "second")
+    first, second = _gateway(tmp_path, port, "first", server), _gateway(tmp_path, port, "second", server)
     try:
         for _ in range(20):
             assert _send(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")[0] == 200
@@ -84,10 +90,11 @@ def test_two_replicas_share_the_port_and_either_serves_when_the_other_stops(tmp_
         second.stop()
 
 
-def test_sigterm_lets_a_request_in_hand_finish(tmp_path):
+@pytest.mark.parametrize("server", THREADED)
+def test_sigterm_lets_a_request_in_hand_finish(tmp_path, server):
     """A client whose request is being read when the stop comes still gets its answer, and the process ends."""
     port = _free_port()
-    gw = _gateway(tmp_path, port)
+    gw = _gateway(tmp_path, port, server=server)
     answer: list[int] = []
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")       # the headers not yet ended
@@ -124,7 +131,10 @@ def test_error_answer_maps_gunicorns_refusals(exc_name, status):
 def test_pipelined_requests_on_one_connection_are_all_answered_in_order(gateway):
     """A client that sends its next requests before the first answer (HTTP/1.1 pipelining, or a busy client on a
     kept-alive connection) has each answered in order, the thread serving them one after another."""
-    port = gateway[0]
+    assert_pipelined_answered_in_order(gateway[0])
+
+
+def assert_pipelined_answered_in_order(port: int) -> None:
     paths = [b"/nope-1", b"/health", b"/nope-2", b"/nope-3"]
     raw = b"".join(b"GET " + p + b" HTTP/1.1\r\nHost: x\r\n\r\n" for p in paths[:-1])
     raw += b"GET " + paths[-1] + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
