@@ -27,7 +27,7 @@ from workers.launcher import HubProcess, wait_for
 from . import backbone, quotes, report, scale, scenario
 from .alt_gateway import AltGateway
 from .broker_raw import raw_rate
-from .load import LoadProcess
+from .load import PacedLoad
 from .pgbench import ensure_pg_database, sale_tps
 from .profile import Profiler
 
@@ -155,8 +155,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
         if "sync" in args.only:
             print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
                   flush=True)
-            with LoadProcess(base, "S002", store_keys["S002"], channel.key, SKUS, scenario.now_iso(),
-                             rate_per_s=args.load_rate, orders_per_s=LOAD_ORDERS_PER_S) as load:
+            with PacedLoad(base, "S002", store_keys["S002"], channel.key, len(SKUS), scenario.now_iso(),
+                           rate_per_s=args.load_rate, orders_per_s=LOAD_ORDERS_PER_S) as load:
                 latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
                                                 channel.safety_stock, args.samples)
             out["load_per_s"] = load.sent / load.seconds

@@ -30,13 +30,18 @@ function done(summary, latency, requests)
       total[k] = (total[k] or 0) + v
     end
   end
+  local lag = 0      -- the largest lateness of a paced script's requests (0 for the others)
+  for _, t in ipairs(threads) do
+    lag = math.max(lag, t:get("max_lag_ms") or 0)
+  end
   local parts = {}
   for k, v in pairs(total) do
     table.insert(parts, string.format('"%s":%d', k, v))
   end
   io.write(string.format(
-    'BENCH {"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"statuses":{%s}}\n',
+    'BENCH {"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_lag_ms":%d,'
+    .. '"statuses":{%s}}\n',
     summary.requests, summary.duration,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), table.concat(parts, ",")))
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), lag, table.concat(parts, ",")))
 end
