@@ -156,7 +156,8 @@ def run_mode(mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, fl
             print(f"[{mode}] sync latency, {args.samples} samples, under {args.load_rate}/s sales + orders ...",
                   flush=True)
             with PacedLoad(base, "S002", store_keys["S002"], channel.key, len(SKUS), scenario.now_iso(),
-                           rate_per_s=args.load_rate, orders_per_s=LOAD_ORDERS_PER_S) as load:
+                           rate_per_s=args.load_rate, orders_per_s=LOAD_ORDERS_PER_S) as load, \
+                    profiler.part("sync", roles):
                 latency = scenario.sync_latency(base, store_keys["S001"], "S001", LATENCY_SKU, shop, START,
                                                 channel.safety_stock, args.samples)
             out["load_per_s"] = load.sent / load.seconds
