@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeGuard
 
@@ -108,26 +109,32 @@ def figures_now(uow: UnitOfWork | None, ctx: HubContext, safety: int, pairs: lis
 UNKNOWN = -1                 # told: a push is in flight, or which of overlapping ones landed last is not known
 _TOLD = ChannelStockPublished.__table__
 _TOLD_KEY = tuple_(_TOLD.c.sku, _TOLD.c.location_id)
+_TRIPLE = tuple_(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id)
+_TRIPLES: BindParameter[Any] = bindparam("triples", expanding=True)
 _TOLD_NOW = select(_TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.available) \
     .where(_TOLD.c.channel == bindparam("channel"), _TOLD_KEY.in_(_PAIRS))
-# The rows locked in key order (two batches over the same pairs wait for each other instead of deadlocking).
-_LOCKED = (select(_TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.push_seq, _TOLD.c.untrusted_through)
-           .where(_TOLD.c.channel == bindparam("channel"), _TOLD_KEY.in_(_PAIRS))
-           .order_by(_TOLD.c.sku, _TOLD.c.location_id).with_for_update())
+_TOLD_ALL = select(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.available) \
+    .where(_TOLD.c.channel.in_(bindparam("channels", expanding=True)), _TOLD_KEY.in_(_PAIRS))
+# The rows locked in key order, channel first (two batches over the same rows wait for each other instead of
+# deadlocking; a batch of one channel locks in the same order).
+_LOCKED = (select(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.push_seq, _TOLD.c.untrusted_through)
+           .where(_TRIPLE.in_(_TRIPLES))
+           .order_by(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id).with_for_update())
 # Numbering in one statement: the rows locked in key order by the sub-select (its rows are locked as it emits
 # them, sorted, however the update consumes them), each given the next push_seq and told UNKNOWN.
 _BEGIN = (_TOLD.update()
-          .where(tuple_(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id).in_(
-              select(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id)
-              .where(_TOLD.c.channel == bindparam("p_channel"), _TOLD_KEY.in_(_PAIRS))
-              .order_by(_TOLD.c.sku, _TOLD.c.location_id).with_for_update()))
+          .where(_TRIPLE.in_(
+              select(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id).where(_TRIPLE.in_(_TRIPLES))
+              .order_by(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id).with_for_update()))
           .values(push_seq=_TOLD.c.push_seq + 1, available=UNKNOWN)
-          .returning(_TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.push_seq))
+          .returning(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.push_seq))
 _KEY = (_TOLD.c.channel == bindparam("p_channel"), _TOLD.c.sku == bindparam("p_sku"),
         _TOLD.c.location_id == bindparam("p_loc"))
 _RECORD = (_TOLD.update().where(*_KEY)
            .values(available=bindparam("p_available"), published_at=bindparam("p_at"),
                    untrusted_through=bindparam("p_untrusted")))
+
+Triple = tuple[str, str, str]       # (channel, sku, store_id)
 
 
 def _told(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, int]:
@@ -136,41 +143,70 @@ def _told(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, int]:
         _TOLD_NOW, {"channel": channel, "pairs": pairs})}
 
 
-def _ensure_rows(uow: UnitOfWork, channel: str, pairs: list[Pair], exist: set[Pair]) -> None:
-    """The told rows of `pairs` created if missing. `exist`: pairs whose row is known to be there (rows are
-    never deleted) — only the others are inserted, so the usual batch inserts nothing (inserting every pair each
-    time, ignored, was an eighth of channel sync's CPU)."""
+def _told_each(uow: UnitOfWork, channels: list[str], pairs: list[Pair]) -> dict[str, dict[Pair, int]]:
+    """What each of `channels` was last told per pair, in one statement."""
+    out: dict[str, dict[Pair, int]] = {c: {} for c in channels}
+    for channel, sku, loc, figure in uow.session.connection().execute(
+            _TOLD_ALL, {"channels": channels, "pairs": pairs}):
+        out[channel][(sku, loc)] = figure
+    return out
+
+
+def _ensure_rows(uow: UnitOfWork, triples: list[Triple], exist: set[Triple]) -> None:
+    """The told rows of `triples` created if missing. `exist`: rows known to be there (rows are never deleted) —
+    only the others are inserted, so the usual batch inserts nothing (inserting every pair each time, ignored, was
+    an eighth of channel sync's CPU)."""
     now = utcnow()
-    missing = [(sku, loc) for sku, loc in pairs if (sku, loc) not in exist]
+    missing = [t for t in triples if t not in exist]
     if missing:
         insert_ignore_many(uow.session, ChannelStockPublished, [
             {"channel": channel, "sku": sku, "location_id": loc, "available": -1, "published_at": now}
-            for sku, loc in missing])
+            for channel, sku, loc in missing])
 
 
-def _begin_pushes(uow: UnitOfWork, channel: str, pairs: list[Pair], exist: set[Pair]) -> dict[Pair, int]:
-    """Each pair's push numbered (the next `push_seq`) and told UNKNOWN until it is recorded."""
-    _ensure_rows(uow, channel, pairs, exist)
-    return {(sku, loc): seq for sku, loc, seq in uow.session.connection().execute(
-        _BEGIN, {"p_channel": channel, "pairs": pairs})}
+def _begin_pushes(uow: UnitOfWork, triples: list[Triple], exist: set[Triple]) -> dict[Triple, int]:
+    """Each push numbered (the next `push_seq`) and told UNKNOWN until it is recorded."""
+    _ensure_rows(uow, triples, exist)
+    return {(channel, sku, loc): seq for channel, sku, loc, seq in uow.session.connection().execute(
+        _BEGIN, {"triples": triples})}
 
 
-def _numbers(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, tuple[int, int]]:
-    """(push_seq, untrusted_through) per pair, the rows locked in key order; the lock's read is the read."""
-    return {(sku, loc): (seq, untrusted) for sku, loc, seq, untrusted in uow.session.connection().execute(
-        _LOCKED, {"channel": channel, "pairs": pairs})}
+def _numbers(uow: UnitOfWork, triples: list[Triple]) -> dict[Triple, tuple[int, int]]:
+    """(push_seq, untrusted_through) per row, locked in key order; the lock's read is the read."""
+    return {(channel, sku, loc): (seq, untrusted) for channel, sku, loc, seq, untrusted in
+            uow.session.connection().execute(_LOCKED, {"triples": triples})}
+
+
+@dataclass
+class ChannelPush:
+    """One channel's part of a publish: where its figures go, and what it was told or is seen to show."""
+    shop: ChannelStockPublisher
+    channel: str
+    safety: int
+    told: dict[Pair, int] | None = None         # as the caller just read it (None: read here)
+    shown: dict[Pair, int] | None = None        # what the channel was seen to show (reconciliation)
 
 
 def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, safety: int, pairs: list[Pair], *,
                     shown: dict[Pair, int] | None = None, held: dict[Pair, tuple[int, int]] | None = None,
                     told: dict[Pair, int] | None = None) -> dict[Pair, int]:
-    """Bring the channel's figure for each (sku, store) to the hub's, in four statements rather than some
-    eight round trips per pair: read every figure and what the channel was told; number the pushes of
-    those that differ (what they were told now reads UNKNOWN); read their figures again and push them
-    (several at once, no transaction open); record them under the lock. A pair whose push overlapped
-    another gets a stock event of its own (cause `recheck`), so a later batch pushes the figure again —
-    together with the sales' own events for it — rather than this batch pushing round after round
-    (issue 11). Returns the figure pushed per pair.
+    """Bring the channel's figure for each (sku, store) to the hub's (`publish_channels` says how). Returns the
+    figure pushed per pair. `shown`: what the channel was seen to show for some pairs (reconciliation), compared
+    instead of told; `held` and `told`: the stock rows and what this channel was told, as the caller just read
+    them."""
+    pushed = publish_channels(ctx, [ChannelPush(shop, channel, safety, told, shown)], pairs, held=held)
+    return pushed.get(channel, {})
+
+
+def publish_channels(ctx: HubContext, pushes: list[ChannelPush], pairs: list[Pair], *,
+                     held: dict[Pair, tuple[int, int]] | None = None) -> dict[str, dict[Pair, int]]:
+    """Bring each channel's figure for each (sku, store) to the hub's, every channel at once in four statements
+    rather than some eight round trips per pair and channel: read every figure and what each channel was told;
+    number the pushes of those that differ (what they were told now reads UNKNOWN); read their figures again and
+    push them (several at once, every channel's, no transaction open); record them under the lock. A pair whose
+    push overlapped another gets a stock event of its own (cause `recheck`), so a later batch pushes the figure
+    again — together with the sales' own events for it — rather than this batch pushing round after round
+    (issue 11). Returns the figure pushed per channel and pair.
 
     Why the shop ends with the hub's figure. Pushes land at the shop in any order and it keeps the last one
     to land, so `told` may claim a figure only when no other push could have landed after it. Each push
@@ -194,50 +230,64 @@ def publish_figures(ctx: HubContext, shop: ChannelStockPublisher, channel: str, 
     before, seeing its old told equal to the figure after its sale, is then covered by this push's figure.
     A told figure is skipped only when it is what the shop shows, or a push in flight will emit a recheck
     at its record. A push that fails may have landed: it is recorded as overlapped (UNKNOWN) before the
-    error is raised, so the retry pushes.
-    `shown`: what the channel was seen to show for some pairs (reconciliation), compared instead of told;
-    `held` and `told`: the stock rows and what this channel was told, as the caller just read them (one read
+    error is raised, so the retry pushes. `held`: the stock rows as the caller just read them (one read
     transaction for every channel of a batch)."""
     pairs = sorted(set(pairs))
-    if not pairs:
+    if not pairs or not pushes:
         return {}
-    if held is None or told is None:
+    unread = [p.channel for p in pushes if p.told is None]
+    if held is None or unread:
         with ctx.reader() as uow:
             held = held_now(uow, pairs) if held is None else held
-            told = _told(uow, channel, pairs) if told is None else told
-    figures = figures_now(None, ctx, safety, pairs, channel, held)
-    have_rows = set(told)                                    # `told` reads only the rows that exist
-    told = told | (shown or {})
-    keys = [p for p in pairs if told.get(p) != figures[p]]
+            read = _told_each(uow, unread, pairs) if unread else {}
+    else:
+        read = {}
+    keys: dict[str, list[Pair]] = {}
+    exist: set[Triple] = set()
+    for p in pushes:
+        told = p.told if p.told is not None else read[p.channel]
+        exist.update((p.channel, sku, loc) for sku, loc in told)          # `told` reads only rows that exist
+        told = told | (p.shown or {})
+        figures = figures_now(None, ctx, p.safety, pairs, p.channel, held)
+        if differ := [pair for pair in pairs if told.get(pair) != figures[pair]]:
+            keys[p.channel] = differ
     if not keys:
         return {}
+    triples = sorted((channel, sku, loc) for channel, differ in keys.items() for sku, loc in differ)
     with ctx.uow() as uow:                                    # number the pushes: short, before any call
-        mine = _begin_pushes(uow, channel, keys, have_rows)
+        mine = _begin_pushes(uow, triples, exist)
         uow.commit()
-    due = figures_now(None, ctx, safety, keys, channel)       # read after the numbering (docstring)
-    failed = _push_all(shop, due)
+    due = _due(ctx, [p for p in pushes if p.channel in keys], keys)    # read after the numbering (docstring)
+    failed = _push_all([(p.shop, p.channel, due[p.channel]) for p in pushes if p.channel in keys])
     with ctx.uow() as uow:
-        numbers, now = _numbers(uow, channel, keys), utcnow()
+        numbers, now = _numbers(uow, triples), utcnow()
         rows, recheck = [], []
-        for pair in keys:
-            latest, untrusted = numbers[pair]
-            if latest != mine[pair] or pair in failed:       # overlapped by a later push, or landed unknown
+        for triple in triples:
+            channel, pair = triple[0], triple[1:]
+            latest, untrusted = numbers[triple]
+            if latest != mine[triple] or triple in failed:     # overlapped by a later push, or landed unknown
                 available, untrusted = UNKNOWN, latest
-                recheck.append(pair)
-            elif mine[pair] <= untrusted:                    # an earlier push overlapped this one
+                recheck.append(triple)
+            elif mine[triple] <= untrusted:                    # an earlier push overlapped this one
                 available = UNKNOWN
-            else:                                            # alone: the shop shows this figure
-                available = due[pair]
+            else:                                              # alone: the shop shows this figure
+                available = due[channel][pair]
             rows.append({"p_channel": channel, "p_sku": pair[0], "p_loc": pair[1], "p_available": available,
                          "p_at": now, "p_untrusted": untrusted})
         uow.session.connection().execute(_RECORD, rows)
-        for sku, loc in recheck:
-            if (sku, loc) not in failed:                     # a failed batch is retried as a whole
-                inventory.stock_changed(uow, sku, loc, RECHECK)
+        for pair in dict.fromkeys(t[1:] for t in recheck if t not in failed):    # a failed batch is retried whole
+            inventory.stock_changed(uow, pair[0], pair[1], RECHECK)
         uow.commit()
     if failed:
         raise next(iter(failed.values()))
     return due
+
+
+def _due(ctx: HubContext, pushes: list[ChannelPush], keys: dict[str, list[Pair]]) -> dict[str, dict[Pair, int]]:
+    """Each channel's figures for its pairs to push, the stock rows read once for all of them."""
+    with ctx.reader() as uow:
+        held = held_now(uow, sorted({pair for differ in keys.values() for pair in differ}))
+        return {p.channel: figures_now(uow, ctx, p.safety, keys[p.channel], p.channel, held) for p in pushes}
 
 
 RECHECK = "recheck"          # the cause of a stock event channel sync emits for a pair whose pushes overlapped
@@ -245,27 +295,28 @@ PUSHES_AT_ONCE = 8           # shop calls in flight for one batch (WeChat's stoc
 _pushers: ThreadPoolExecutor | None = None
 
 
-def _push_all(shop: ChannelStockPublisher, due: dict[Pair, int]) -> dict[Pair, BaseException]:
-    """Push every figure, several calls at once (green threads in the services); the pairs whose push failed,
-    with the error, once all have finished (a figure pushed twice is harmless: it is absolute). A channel
-    whose API takes many SKUs of a store per call (`StoreStockBatches`) gets one call per store and
-    `stocks_per_call` figures — a call that fails fails each pair it carried."""
+def _push_all(jobs: list[tuple[ChannelStockPublisher, str, dict[Pair, int]]]) -> dict[Triple, BaseException]:
+    """Push every channel's figures, several calls at once (green threads in the services); the (channel, sku,
+    store) whose push failed, with the error, once all have finished (a figure pushed twice is harmless: it is
+    absolute). A channel whose API takes many SKUs of a store per call (`StoreStockBatches`) gets one call per
+    store and `stocks_per_call` figures — a call that fails fails each pair it carried."""
     global _pushers
-    calls = _calls(shop, due)
+    calls = [([(channel, sku, loc) for sku, loc in pairs], call) for shop, channel, due in jobs
+             for pairs, call in _calls(shop, due)]
     if len(calls) == 1:
-        ((pairs, call),) = calls
+        ((triples, call),) = calls
         try:
             call()
         except Exception as exc:  # noqa: BLE001 — recorded as unknown, then raised by the caller
-            return dict.fromkeys(pairs, exc)
+            return dict.fromkeys(triples, exc)
         return {}
     if _pushers is None:
         _pushers = ThreadPoolExecutor(PUSHES_AT_ONCE, thread_name_prefix="shop-push")
     # Each push in a copy of this context: its log fields and trace go with it into the pool's thread.
-    running = [(pairs, _pushers.submit(contextvars.copy_context().run, call)) for pairs, call in calls]
+    running = [(triples, _pushers.submit(contextvars.copy_context().run, call)) for triples, call in calls]
     wait([future for _, future in running])
-    return {pair: failed for pairs, future in running if (failed := future.exception()) is not None
-            for pair in pairs}
+    return {triple: failed for triples, future in running if (failed := future.exception()) is not None
+            for triple in triples}
 
 
 _BATCHES_BY_KIND: dict[type, bool] = {}
@@ -327,17 +378,15 @@ def _publish_all(ctx: HubContext, pairs: list[Pair]) -> None:
 def _publish_pairs(ctx: HubContext, pairs: list[Pair]) -> None:
     """`_publish_all`'s work on pairs no other batch here holds: the stock rows and what each channel was
     told read in one transaction, the store figures handed to the sold-out cache (low ones kept, the rest
-    forgotten: how a restock, a cancel or an expiry un-sticks it), then each channel's pushes."""
+    forgotten: how a restock, a cancel or an expiry un-sticks it), then every channel's pushes together."""
     channels = [c for c in ctx.config.channels if c.publish_to]
     with ctx.reader() as uow:
         held = held_now(uow, pairs)
-        told = {c.id: _told(uow, c.id, pairs) for c in channels}
+        told = _told_each(uow, [c.id for c in channels], pairs) if channels else {}
     sold_out.note_figures(ctx.sold_out, ctx.config, {
         (sku, loc): available(*held.get((sku, loc), (0, 0)), ctx.config.safety_stock(loc)) for sku, loc in pairs})
-    for c in channels:
-        assert c.publish_to is not None
-        publish_figures(ctx, ctx.connectors.channel(c.publish_to), c.id, c.safety_stock, pairs, held=held,
-                        told=told[c.id])
+    publish_channels(ctx, [ChannelPush(ctx.connectors.channel(c.publish_to), c.id, c.safety_stock, told[c.id])
+                           for c in channels if c.publish_to is not None], pairs, held=held)
 
 
 class PairTurns:

@@ -414,3 +414,31 @@ def test_a_refused_store_call_leaves_each_of_its_pairs_unknown_and_the_others_to
         told = channel_stock._told(uow, "meituan", pairs)
     assert told == {pairs[0]: channel_stock.UNKNOWN, pairs[1]: channel_stock.UNKNOWN, pairs[2]: figure}
     assert mt.stock_of(*pairs[2]) == figure
+
+
+def test_a_batch_numbers_and_records_every_channels_pushes_together(flow):
+    """Issue 26: the shop and Meituan each had their own numbering, figures and record transactions per batch (three
+    each, one channel after the other): now one of each for every channel, and both channels' calls are made
+    together. Each channel still ends with its own figure (its own safety stock) and its own told rows."""
+    from tests.support import statements_run
+
+    shop, mt = flow.sandbox.wechat_shop, flow.sandbox.meituan
+    handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed"))      # the seeded figures
+    pairs = [(SKUS[0], "S001"), (SKUS[1], "S002")]
+    seen = len(flow.events("stock.changed"))
+    for i, (sku, store) in enumerate(pairs):
+        sell(flow, sku, store, 2, f"r-both-{i}")
+    with statements_run(flow.ctx.engine) as statements:
+        handle_batch(flow.ctx, handlers.STOCK_TO_SHOP, flow.events("stock.changed")[seen:])
+    told = [s for s in statements if "channel_stock_published" in s.split(" where ")[0]]
+    numbering = [s for s in told if s.startswith("update") and "push_seq=(" in s]
+    locking = [s for s in told if s.startswith("select") and "push_seq" in s]
+    recording = [s for s in told if s.startswith("update") and "published_at=" in s]
+    reading = [s for s in told if s.startswith("select") and "push_seq" not in s]
+    assert len(numbering) == len(locking) == len(recording) == len(reading) == 1
+    for channel, shows in (("wechat_shop", shop.stock_of), ("meituan", mt.stock_of)):
+        safety = flow.ctx.config.channel(channel).safety_stock
+        expected = channel_stock.figures_now(None, flow.ctx, safety, pairs, channel)
+        assert {p: shows(*p) for p in pairs} == expected
+        with flow.ctx.reader() as uow:
+            assert channel_stock._told(uow, channel, pairs) == expected
