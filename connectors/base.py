@@ -59,15 +59,12 @@ class RetryPolicy:
         self.attempts, self.initial, self.maximum, self.jitter = attempts, initial, maximum, jitter
         self._sleep = sleep
 
-    def _wait(self, state: RetryCallState, earlier: int = 0) -> float:
-        """The pause before the next attempt; `earlier`: attempts made before tenacity's count began."""
-        backoff = min(self.initial * 2 ** (state.attempt_number + earlier - 1), self.maximum) + \
-            random.uniform(0, self.jitter)
-        exc = state.outcome.exception() if state.outcome else None
+    def _pause(self, attempt_number: int, exc: BaseException | None) -> float:
+        """The pause after the `attempt_number`th attempt failed with `exc`: backoff, or the system's Retry-After."""
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             return min(max(float(retry_after), 0.0), self.maximum * 4)
-        return backoff
+        return min(self.initial * 2 ** (attempt_number - 1), self.maximum) + random.uniform(0, self.jitter)
 
     @staticmethod
     def _retries(exc: BaseException) -> bool:
@@ -83,24 +80,14 @@ class RetryPolicy:
         except Exception as exc:
             if self.attempts < 2 or not self._retries(exc):
                 raise
-            first = exc
-        self._sleep(self._wait(_failed_once(first)))
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts - 1),
-            wait=lambda state: self._wait(state, earlier=1),
-            retry=retry_if_exception(self._retries),
-            reraise=True,
-            sleep=self._sleep,
-        )
+            self._sleep(self._pause(1, exc))
+
+        def wait(state: RetryCallState) -> float:            # tenacity counts from the second attempt
+            return self._pause(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
+
+        retrying = Retrying(stop=stop_after_attempt(self.attempts - 1), wait=wait,
+                            retry=retry_if_exception(self._retries), reraise=True, sleep=self._sleep)
         return retrying(fn, *args, **kwargs)
-
-
-def _failed_once(exc: BaseException) -> RetryCallState:
-    """Tenacity's state after one failed attempt, for the pause `RetryPolicy._wait` gives after it."""
-    state = RetryCallState(None, None, (), {})
-    state.attempt_number = 1
-    state.set_exception((type(exc), exc, exc.__traceback__))
-    return state
 
 
 def parse_retry_after(value: str | None) -> float | None:
