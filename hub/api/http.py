@@ -7,6 +7,7 @@ arrives (400 for malformed JSON, 422 naming the field and the reason) and to doc
 two cannot disagree."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -48,6 +49,12 @@ def invalid(path: str, reason: str) -> ApiError:
     return ApiError(422, "validation_failed", f"{path or 'body'}: {reason}", field=path or "body", reason=reason)
 
 
+# Compiled once: `re.fullmatch(pattern, ...)` looks its pattern up in re's cache through Python code on every call
+# (2-3 % of a flash-sale attempt's gateway CPU).
+_compiled = functools.cache(re.compile)
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
 @dataclass(frozen=True)
 class Field(ABC):
     """One field of a request body: parses and validates a value, and documents itself."""
@@ -83,7 +90,7 @@ class Str(Field):
             raise invalid(path, f"must be {self.min_len} to {self.max_len} characters")
         if self.enum and value not in self.enum:
             raise invalid(path, f"must be one of {', '.join(self.enum)}")
-        if self.pattern and not re.fullmatch(self.pattern, value):
+        if self.pattern and not _compiled(self.pattern).fullmatch(value):
             raise invalid(path, f"must match {self.pattern}")
         return value
 
@@ -262,7 +269,7 @@ def parse_query(raw: str, name: str, spec: Field) -> Any:
     """A query string value read as its spec's type, then checked by the spec like a body field."""
     value: Any = raw
     if isinstance(spec, Int):
-        if not re.fullmatch(r"-?[0-9]{1,19}", raw):
+        if not _INTEGER.fullmatch(raw):
             raise invalid(name, "must be an integer")
         value = int(raw)
     elif isinstance(spec, Num):
