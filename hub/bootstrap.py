@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TypeVar
 
 from sqlalchemy import Engine
@@ -53,8 +53,11 @@ class HubContext:
 
         return MemorySoldOut()
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.session_factory)
+    @cached_property
+    def uow(self) -> Callable[[], UnitOfWork]:
+        """Opens a unit of work: `with ctx.uow() as uow`. The factory itself (no method of the context in
+        between), so every transaction of every path starts in `storage/uow.py`."""
+        return partial(UnitOfWork, self.session_factory)
 
     def local(self, name: str, make: Callable[[], T]) -> T:
         """State a module keeps per hub context (per process in production), made on first use; it goes

@@ -554,6 +554,7 @@ class ConnectorRegistry:
         self._config, self._binder, self.factory = config, binder, factory
         self._built: dict[str, Any] = {}
         self.overrides: dict[str, Any] = {}
+        self._by_role: dict[str, list[str]] | None = None
 
     # -- what the configured systems declare ---------------------------------------------------
 
@@ -570,7 +571,14 @@ class ConnectorRegistry:
 
     def names(self, role: str) -> list[str]:
         """Every configured system that plays `role`, in config.yaml's order."""
-        return [name for name in self._config.systems if self.role_of(name) == role]
+        if self._by_role is None:          # the config and the factory are fixed: ask each system once
+            by_role: dict[str, list[str]] = {}
+            for name in self._config.systems:
+                role_of = self.role_of(name)
+                if role_of is not None:
+                    by_role.setdefault(role_of, []).append(name)
+            self._by_role = by_role
+        return list(self._by_role.get(role, ()))
 
     def system_for(self, role: str) -> str | None:
         """The name of the configured system that plays `role` (the first, if several do)."""

@@ -59,6 +59,24 @@ def test_a_system_is_known_by_what_its_connector_declares():
     assert [c.name for c in reg.channels()] == ["wechat_shop", "meituan"]
 
 
+def test_each_systems_declaration_is_asked_once_however_often_a_role_is_asked_for():
+    asked: list[str] = []
+
+    class CountingFactory:
+        def __call__(self, *args, **kwargs):
+            return build_connector(*args, **kwargs)
+
+        def declared(self, kind: str):
+            asked.append(kind)
+            return build_connector.declared(kind)
+
+    reg = ConnectorRegistry(with_(), MemoryBinder, CountingFactory())
+    for _ in range(3):
+        assert reg.names("local_courier") == ["local_delivery", "sf_same_city", "shansong", "dada_east"]
+        assert reg.system_for("payment") == "wechat_pay" and reg.names("no such role") == []
+    assert sorted(asked) == sorted(s.kind for s in with_().systems.values())
+
+
 def test_check_config_refuses_a_system_in_a_role_it_does_not_play():
     assert check_wiring(BASE) == []
     problems = dict(check_wiring(located(BASE, "S001", ["crm"])))
