@@ -111,8 +111,6 @@ _TOLD = ChannelStockPublished.__table__
 _TOLD_KEY = tuple_(_TOLD.c.sku, _TOLD.c.location_id)
 _TRIPLE = tuple_(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id)
 _TRIPLES: BindParameter[Any] = bindparam("triples", expanding=True)
-_TOLD_NOW = select(_TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.available) \
-    .where(_TOLD.c.channel == bindparam("channel"), _TOLD_KEY.in_(_PAIRS))
 _TOLD_ALL = select(_TOLD.c.channel, _TOLD.c.sku, _TOLD.c.location_id, _TOLD.c.available) \
     .where(_TOLD.c.channel.in_(bindparam("channels", expanding=True)), _TOLD_KEY.in_(_PAIRS))
 # The rows locked in key order, channel first (two batches over the same rows wait for each other instead of
@@ -139,8 +137,7 @@ Triple = tuple[str, str, str]       # (channel, sku, store_id)
 
 def _told(uow: UnitOfWork, channel: str, pairs: list[Pair]) -> dict[Pair, int]:
     """What `channel` was last told per pair."""
-    return {(sku, loc): available for sku, loc, available in uow.session.connection().execute(
-        _TOLD_NOW, {"channel": channel, "pairs": pairs})}
+    return _told_each(uow, [channel], pairs)[channel]
 
 
 def _told_each(uow: UnitOfWork, channels: list[str], pairs: list[Pair]) -> dict[str, dict[Pair, int]]:
