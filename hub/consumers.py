@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from hub import tracing
 from hub.logs import log_context
@@ -40,6 +40,8 @@ from hub.metrics import METRICS
 from .bootstrap import HubContext
 from .events import Event
 from .ports import OutcomeUnknown
+from .storage import raw
+from .storage.in_list import ByDialect, in_list
 from .storage.outage import is_outage
 from .storage.tables import FAILED, UNKNOWN_OUTCOME, DeadLetter, ProcessedMessage, RetryDue, utcnow
 from .storage.uow import UnitOfWork, must_get
@@ -246,20 +248,26 @@ def handle_batch(ctx: HubContext, consumer: Consumer, envelopes: list[dict[str, 
         return _handle_batch(ctx, consumer, batch, envelopes, good)
 
 
+# Which of a batch's messages this consumer has processed: built once per dialect, run without an ORM session.
+_SEEN = ByDialect(lambda d: select(ProcessedMessage.__table__.c.message_id).where(
+    ProcessedMessage.__table__.c.consumer == bindparam("consumer"),
+    in_list(ProcessedMessage.__table__.c.message_id, "ids", d)))
+
+
 def _handle_batch(ctx: HubContext, consumer: Consumer, batch: BatchHandler, envelopes: list[dict[str, Any]],
                   good: list[dict[str, Any]]) -> list[Outcome]:
     name = consumer.name
     ids = list(dict.fromkeys(e["id"] for e in good))
     try:
         with ctx.reader() as uow:
-            seen = set(uow.session.execute(select(ProcessedMessage.message_id).where(
-                ProcessedMessage.consumer == name, ProcessedMessage.message_id.in_(ids))).scalars())
+            conn = uow.connection
+            seen = set(raw.execute(conn, _SEEN.on(conn), {"consumer": name, "ids": ids}).scalars())
         fresh = {e["id"]: e for e in good if e["id"] not in seen}
         if fresh:
             batch(ctx, [consumer.parse(e) for e in fresh.values()])
             with ctx.uow() as uow:
                 now = utcnow()
-                insert_ignore_many(uow.session, ProcessedMessage, [
+                insert_ignore_many(uow.connection, ProcessedMessage, [
                     {"consumer": name, "message_id": message_id, "processed_at": now} for message_id in fresh])
                 uow.commit()
     except Exception as exc:  # one by one: outages waited out, retries, a dead letter for the one that fails

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, select, update
 
 from hub import tracing
 from hub.bootstrap import HubContext
+from hub.storage import raw
 from hub.storage.in_list import ByDialect, in_list
 from hub.storage.tables import OutboxMessage, utcnow
 
@@ -127,12 +128,12 @@ def relay_once(ctx: HubContext, publisher: OutboxPublisher, batch_size: int = 50
     """Publish one batch of unsent outbox rows, oldest first. Returns how many were sent."""
     with ctx.uow() as uow:
         # Core statements, not ORM objects: one select and one update per batch, whatever its size.
-        conn = uow.session.connection()
-        rows = conn.execute(_UNSENT, {"n": batch_size}).all()
+        conn = uow.connection                     # on PostgreSQL straight on the cursor (`storage/raw.py`)
+        rows = raw.execute(conn, _UNSENT, {"n": batch_size}).all()
         if not rows:
             return 0
         publisher.publish([(r.event_type, r.payload) for r in rows])
-        conn.execute(_MARK_SENT.on(conn), {"ids": [r.id for r in rows], "p_sent_at": utcnow()})
+        raw.execute(conn, _MARK_SENT.on(conn), {"ids": [r.id for r in rows], "p_sent_at": utcnow()})
         uow.commit()
         return len(rows)
 

@@ -184,7 +184,7 @@ def reserve(uow: UnitOfWork, cfg: HubConfig, order_id: str, allocations: Iterabl
             return [_reserve_detached(uow, cfg, ch, order_id, sku, location_id,
                                       sum(q for *_, q in allocations), ttl, channel_safety)]
     if detached:
-        write_detached(session)            # the order's rows before the ORM's reservation refers to them
+        write_detached(uow)                # the order's rows before the ORM's reservation refers to them
     wanted: dict[tuple[str, str], int] = {}
     for sku, location_id, qty in allocations:
         if qty <= 0:
@@ -258,7 +258,7 @@ def _reserve_detached(uow: UnitOfWork, cfg: HubConfig, ch: ChannelConfig | None,
     uow.queue_events()
     row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
                       created_at=now, expires_at=(now + ttl) if ttl else None)
-    insert_detached(session, row, StockMovement(
+    insert_detached(uow, row, StockMovement(
         sku=sku, location_id=location_id, kind="reserve", qty=qty, source="hub",
         external_id=f"order:{order_id}:reserve", occurred_at=now, recorded_at=now, applied=True, note=None))
     safety = cfg.safety_stock(location_id) + channel_safety
@@ -267,7 +267,7 @@ def _reserve_detached(uow: UnitOfWork, cfg: HubConfig, ch: ChannelConfig | None,
         raise InsufficientStock([{"sku": sku, "location_id": location_id, "wanted": qty,
                                   "available": figure_for(session, cfg, ch, sku, location_id, channel_safety)}])
 
-    guard_detached(session, _TAKE_DETACHED, {"g_sku": sku, "g_location": location_id, "g_safety": safety,
+    guard_detached(uow, _TAKE_DETACHED, {"g_sku": sku, "g_location": location_id, "g_safety": safety,
                                              "g_qty": qty, "g_now": now}, refused)
     return row
 
@@ -468,10 +468,10 @@ def draw(uow: UnitOfWork, cfg: HubConfig, order_id: str, sale_id: str, sku: str,
                                   "available": available(on_hand, 0, safety)}])
     row = Reservation(order_id=order_id, sku=sku, location_id=location_id, qty=qty, status="open",
                       created_at=now, expires_at=(now + ttl) if ttl else None, flash_sale_id=sale_id)
-    insert_detached(session, row)
+    insert_detached(uow, row)
     # The quota's conditional UPDATE goes last (with the order's rows, one statement on PostgreSQL): only an
     # admitted order reaches it, and it holds the sale row's lock from there to the commit only.
-    guard_detached(session, _DRAW_FROM_SALE, {"g_sale": sale_id, "g_qty": qty},
+    guard_detached(uow, _DRAW_FROM_SALE, {"g_sale": sale_id, "g_qty": qty},
                    lambda: _refuse_draw(session, sale_id, qty))
     return row
 

@@ -242,7 +242,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
             line_row.order_id = order_id
         for step in order.transitions:
             step.order_id = order_id
-        insert_detached(uow.session, order, *order.lines, *order.transitions)    # queued: sent with the draw's
+        insert_detached(uow, order, *order.lines, *order.transitions)    # queued: sent with the draw's
     else:
         uow.session.add(order)
     # The order, its lines and its history are written before the stock rows are locked: reserve takes
@@ -260,7 +260,7 @@ def place(uow: UnitOfWork, cfg: HubConfig, cmd: PlaceOrder, now: datetime | None
             decision = _route_capped(uow, cfg, cmd, now, stock)
             _follow_route(order, decision)
     if detached:
-        write_detached(uow.session)       # the order's rows and its reservation: one round trip on PostgreSQL
+        write_detached(uow)               # the order's rows and its reservation: one round trip on PostgreSQL
     return order, True
 
 

@@ -21,6 +21,7 @@ from hub.domain.errors import BadInput, UnknownLocation
 from hub.domain.limits import INT_MIN, fits_int, is_ahead
 from hub.domain.stock import newer_than_count
 from hub.services.inventory import stock_changed
+from hub.storage import raw
 from hub.storage.in_list import ByDialect, in_list
 from hub.storage.tables import SkuRow, StockLevel, StockMovement, utcnow
 from hub.storage.uow import UnitOfWork, insert_rows, update_rows
@@ -52,8 +53,8 @@ class ReceiptOutcome:
     lines: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _insert(session: Any, table: Any) -> Any:
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+def _insert(conn: Any, table: Any) -> Any:
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
     return module.insert(table)
 
 
@@ -106,8 +107,8 @@ def _refuse_other_receipts_under_held_ids(conn: Any, source: str, store_id: str,
     if not again:
         return good
     said: dict[str, tuple[dict[str, int], set[datetime]]] = {}
-    for receipt_id, sku, qty, occurred_at in conn.execute(HELD_LINES.on(conn), {"source": source, "store": store_id,
-                                                                       "receipts": again}):
+    for receipt_id, sku, qty, occurred_at in raw.execute(conn, HELD_LINES.on(conn),
+                                                         {"source": source, "store": store_id, "receipts": again}):
         lines, times = said.setdefault(receipt_id, ({}, set()))
         lines[sku] = lines.get(sku, 0) - qty
         times.add(occurred_at)
@@ -125,23 +126,23 @@ def _refuse_other_receipts_under_held_ids(conn: Any, source: str, store_id: str,
 
 def _lock_levels(conn: Any, store_id: str, skus: list[str]) -> dict[str, Any]:
     """The stock rows of these SKUs here, locked in SKU order (so two batches never deadlock)."""
-    return {row.sku: row for row in conn.execute(LOCK.on(conn), {"store": store_id, "skus": skus})}
+    return {row.sku: row for row in raw.execute(conn, LOCK.on(conn), {"store": store_id, "skus": skus})}
 
 
 def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Sequence[Receipt],
                    now: datetime | None = None) -> list[ReceiptOutcome]:
     """Apply each receipt once; a receipt with an unknown SKU or a time from the future is refused alone."""
-    session, now = uow.session, now or utcnow()
+    now = now or utcnow()
     source = f"pos:{store_id}"
     if cfg.location(store_id) is None:            # the locations table mirrors the config (bootstrap)
         raise UnknownLocation(f"unknown location {store_id!r}")
-    conn = session.connection()
+    conn = uow.connection                          # Core statements only: no ORM session is made
     wanted = sorted({sku for r in receipts for sku, _ in r.lines})
     # Lock first: a SKU with a stock row here is known (its foreign key says so); only the others are
     # looked up in the product master, so the usual sale costs no look-up of its own.
     levels = _lock_levels(conn, store_id, wanted) if wanted else {}
     unheld = [sku for sku in wanted if sku not in levels]
-    known = set(levels) | (set(conn.execute(KNOWN.on(conn), {"skus": unheld}).scalars()) if unheld else set())
+    known = set(levels) | (set(raw.execute(conn, KNOWN.on(conn), {"skus": unheld}).scalars()) if unheld else set())
     _refuse_reused_receipt_ids(receipts)
     outcomes: list[ReceiptOutcome] = []
     good: list[tuple[ReceiptOutcome, Receipt, dict[str, int]]] = []
@@ -164,12 +165,12 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
     skus = sorted({sku for _, _, merged in good for sku in merged})
     missing = [s for s in skus if s not in levels]
     if missing:                                   # a SKU never held here before: its row starts at 0
-        conn.execute(_insert(session, LEVELS).values(
+        conn.execute(_insert(conn, LEVELS).values(
             [{"sku": s, "location_id": store_id, "on_hand": 0, "reserved": 0, "updated_at": now} for s in missing])
             .on_conflict_do_nothing())
         levels = _lock_levels(conn, store_id, skus)
-    held = set(conn.execute(HELD.on(conn), {"source": source, "store": store_id,
-                                   "receipts": [r.receipt_id for _, r, _ in good]}).all())
+    held = set(raw.execute(conn, HELD.on(conn), {"source": source, "store": store_id,
+                                        "receipts": [r.receipt_id for _, r, _ in good]}).all())
     good = _refuse_other_receipts_under_held_ids(conn, source, store_id, good, held)
     on_hand = {s: levels[s].on_hand for s in skus}
     ledger: list[dict[str, Any]] = []
@@ -197,8 +198,8 @@ def apply_receipts(uow: UnitOfWork, cfg: HubConfig, store_id: str, receipts: Seq
                                   "on_hand": on_hand[sku], "note": "" if counts else "older than the last count"})
         outcome.status = "applied" if fresh else "duplicate"
     # Sent with the transaction's events at commit: one statement on PostgreSQL for a sale or a few.
-    insert_rows(session, MOVES, ledger)
-    update_rows(session, LEVELS, ("sku", "location_id"),
+    insert_rows(uow, MOVES, ledger)
+    update_rows(uow, LEVELS, ("sku", "location_id"),
                 [{"sku": s, "location_id": store_id, "on_hand": on_hand[s], "updated_at": now} for s in sorted(moved)])
     if moved:
         for sku in sorted(moved):

@@ -6,10 +6,10 @@ as one array parameter instead, `column = ANY(:list)`, so the statement is compi
 SQLite has no arrays and keeps the expanding IN. `ByDialect` builds a statement once per dialect."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import any_, bindparam
+from sqlalchemy import any_, bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -34,3 +34,22 @@ class ByDialect:
         if statement is None:
             statement = self._built[name] = self._build(name)
         return statement
+
+
+def in_rows(columns: Sequence[Any], name: str, dialect: str) -> ColumnElement[bool]:
+    """`(columns)` is one of the rows bound as `name` (`rows_bound`). On PostgreSQL each column's values go as one
+    array, zipped back into rows by `unnest`s side by side (set-returning functions in one select list run in
+    lockstep): the statement's text never changes with the rows' number. SQLite keeps the expanding IN."""
+    key = tuple_(*columns)
+    if dialect == "postgresql":
+        return key.in_(select(*(func.unnest(bindparam(f"{name}_{i}", type_=ARRAY(c.type)))
+                                for i, c in enumerate(columns))))
+    return key.in_(bindparam(name, expanding=True))
+
+
+def rows_bound(conn: Any, name: str, rows: Sequence[tuple[Any, ...]], width: int) -> dict[str, Any]:
+    """The parameters of an `in_rows(..., name, ...)` for `rows` (each `width` values long) on `conn`'s dialect."""
+    if conn.dialect.name == "postgresql":
+        columns = list(zip(*rows, strict=True)) if rows else [()] * width
+        return {f"{name}_{i}": list(values) for i, values in enumerate(columns)}
+    return {name: list(rows)}

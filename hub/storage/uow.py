@@ -30,11 +30,12 @@ import uuid
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, insert, inspect, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, insert, inspect, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from .. import tracing
 from ..events import Event
+from . import raw
 from .tables import OutboxMessage, utcnow
 
 # -- in-process word that outbox rows were committed ---------------------------------------------------------
@@ -59,15 +60,13 @@ def _outbox_committed() -> None:
 
 # -- writes queued outside the ORM, sent together ------------------------------------------------------------
 
-PENDING = "hub_detached_writes"          # session.info key: [Write, ...] in the order they were queued
-GUARD = "hub_detached_guard"             # session.info key: (statement, parameters, refused)
 ONE_STATEMENT_MAX = 12                   # more writes than this: a statement per table (few shapes to compile)
 
 # (kind, table, where-columns, value-columns, parameters): kind is "insert" or "update"
 Write = tuple[str, Table, tuple[str, ...], tuple[str, ...], dict[str, Any]]
 
 
-def insert_detached(session: Session, *rows: Any) -> None:
+def insert_detached(uow: UnitOfWork, *rows: Any) -> None:
     """Queue an INSERT of each ORM object (parents before children); the session does not track them."""
     for row in rows:
         mapper = inspect(type(row))
@@ -83,57 +82,45 @@ def insert_detached(session: Session, *rows: Any) -> None:
             if value is None and column.primary_key and column.autoincrement in (True, "auto"):
                 continue                                  # the database numbers it
             values[column.key] = value
-        insert_rows(session, mapper.local_table, [values])
+        insert_rows(uow, mapper.local_table, [values])
 
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+def insert_rows(uow: UnitOfWork, table: Table, rows: list[dict[str, Any]]) -> None:
     """Queue an INSERT of each row (a dict of column values)."""
-    pending = session.info.setdefault(PENDING, [])
-    pending.extend(("insert", table, (), tuple(row), row) for row in rows)
+    uow.pending_writes.extend(("insert", table, (), tuple(row), row) for row in rows)
 
 
-def update_rows(session: Session, table: Table, where: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+def update_rows(uow: UnitOfWork, table: Table, where: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
     """Queue an UPDATE per row: the row's `where` columns pick the table row, its other columns are set."""
-    pending = session.info.setdefault(PENDING, [])
-    pending.extend(("update", table, where, tuple(k for k in row if k not in where), row) for row in rows)
+    uow.pending_writes.extend(("update", table, where, tuple(k for k in row if k not in where), row) for row in rows)
 
 
-def guard_detached(session: Session, statement: Any, params: dict[str, Any], refused: Callable[[], None]) -> None:
+def guard_detached(uow: UnitOfWork, statement: Any, params: dict[str, Any], refused: Callable[[], None]) -> None:
     """Queue a conditional statement built once (its parameters named `g_...`), sent after every queued write;
     `refused()` is called, and should raise, when it changed no row. One per transaction."""
-    if GUARD in session.info:
+    if uow.guard is not None:
         raise ValueError("one guard per transaction")
-    session.info[GUARD] = (statement, params, refused)
+    uow.guard = (statement, params, refused)
 
 
-def has_pending(session: Session) -> bool:
-    return bool(session.info.get(PENDING)) or GUARD in session.info
-
-
-def write_detached(session: Session) -> None:
+def write_detached(uow: UnitOfWork) -> None:
     """Send the queued writes, the guard last."""
-    pending: list[Write] = session.info.pop(PENDING, None) or []
-    guard = session.info.pop(GUARD, None)
+    pending, guard = uow.pending_writes, uow.guard
     if not pending and guard is None:
         return
-    conn = session.connection()
+    uow.pending_writes, uow.guard = [], None
+    conn = uow.connection
     if conn.dialect.name == "postgresql" and 1 < len(pending) + (guard is not None) <= ONE_STATEMENT_MAX:
         shape = tuple(w[:4] for w in pending)
         params = {f"d{i}_{key}": value for i, w in enumerate(pending) for key, value in w[4].items()}
-        result: CursorResult[Any] | None = conn.execute(_together(shape, guard[0] if guard else None),
-                                                        {**params, **(guard[1] if guard else {})})
+        result: Any = raw.execute(conn, _together(shape, guard[0] if guard else None),
+                                  {**params, **(guard[1] if guard else {})})
     else:
         for shape, rows in _runs(pending):               # several rows of a shape: one executemany
             conn.execute(_statement(shape, "p_"), [{f"p_{k}": v for k, v in row.items()} for row in rows])
-        result = conn.execute(guard[0], guard[1]) if guard else None
+        result = raw.execute(conn, guard[0], guard[1]) if guard else None
     if guard is not None and result is not None and result.rowcount == 0:
         guard[2]()
-
-
-def discard_detached(session: Session) -> None:
-    """Forget queued writes (the transaction they belonged to was rolled back)."""
-    session.info.pop(PENDING, None)
-    session.info.pop(GUARD, None)
 
 
 def _runs(pending: list[Write]) -> list[tuple[tuple, list[dict[str, Any]]]]:
@@ -184,29 +171,72 @@ def must_get(session: Session, model: type[R], key: Any, *, lock: bool = False) 
 
 
 class UnitOfWork:
-    """`with UnitOfWork(factory) as uow: ...; uow.commit()` — rolls back unless committed."""
+    """`with UnitOfWork(factory) as uow: ...; uow.commit()` — rolls back unless committed.
 
-    def __init__(self, session_factory: Callable[[], Session], *, read_only: bool = False):
+    The transaction is a Core connection of its own, opened on first use (`connection`); the ORM session is made
+    only when something asks for it (`session`), bound to that connection, so the two share the transaction. A
+    hot path that needs no ORM (a till's sale, channel sync's reads) never pays for a session: making, beginning,
+    committing and closing one was a fifth of a sale's CPU. A factory that is not a `sessionmaker` over an
+    engine (a test's own) has its session made at the start, and the connection is the session's."""
+
+    def __init__(self, session_factory: Callable[..., Session], *, read_only: bool = False):
         self._session_factory = session_factory
+        bind = session_factory.kw.get("bind") if isinstance(session_factory, sessionmaker) else None
+        self._engine: Engine | None = bind if isinstance(bind, Engine) else None
         self.read_only = read_only
-        self.session: Session
+        self._session: Session | None = None
+        self._connection: Connection | None = None
         self.emitted: list[tuple[str, Event]] = []
         self._once: dict[Hashable, str] = {}
         self._outbox: list[dict[str, Any]] = []
+        self.pending_writes: list[Write] = []       # queued outside the ORM, in order (`insert_rows`, above)
+        self.guard: tuple[Any, dict[str, Any], Callable[[], None]] | None = None
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self._session_factory()
+        self._session = self._connection = None
         self.emitted, self._once, self._outbox = [], {}, []
-        if self.read_only:
-            # On SQLite a reader begins a plain (deferred) transaction: WAL readers never queue for the writer.
-            self.session.connection(execution_options={"read_only": True})
+        self.pending_writes, self.guard = [], None
+        if self._engine is None:
+            self._session = self._session_factory()
+            if self.read_only:
+                self._connection = self._session.connection(execution_options={"read_only": True})
         return self
 
+    @property
+    def connection(self) -> Connection:
+        """This unit of work's connection, its transaction begun."""
+        if self._connection is None:
+            if self._engine is None:
+                assert self._session is not None
+                self._connection = self._session.connection()
+            else:
+                conn = self._engine.connect()
+                if self.read_only:
+                    # On SQLite a reader begins a plain (deferred) transaction: WAL readers never queue for the writer.
+                    conn.execution_options(read_only=True)
+                self._connection = conn
+        if not self._connection.in_transaction():
+            self._connection.begin()
+        return self._connection
+
+    @property
+    def session(self) -> Session:
+        """The ORM session, on this unit of work's connection and transaction (made on first use)."""
+        if self._session is None:
+            self._session = self._session_factory(bind=self.connection, join_transaction_mode="control_fully")
+        return self._session
+
     def __exit__(self, *exc: object) -> None:
-        if not self.read_only:
-            self.session.rollback()
-        # A reader's rows stay readable after the block (closed, not expired): it changed nothing.
-        self.session.close()
+        try:
+            if not self.read_only:
+                self.rollback()
+            # A reader's rows stay readable after the block (closed, not expired): it changed nothing.
+            if self._session is not None:
+                self._session.close()
+        finally:
+            if self._connection is not None and self._engine is not None:
+                self._connection.close()          # a transaction still open is rolled back
+            self._session = self._connection = None
 
     def emit(self, event: Event, once_per: Hashable | None = None) -> str:
         """Queue an event; it reaches the outbox with this transaction's commit.
@@ -236,7 +266,7 @@ class UnitOfWork:
             with tracing.span("outbox write"):
                 _carry_trace(self._outbox)
                 # One Core insert for all of the transaction's events (not an ORM object and flush for each).
-                self.session.execute(_OUTBOX_INSERT, self._outbox)
+                self.connection.execute(_OUTBOX_INSERT, self._outbox)
             self._outbox = []
 
     def queue_events(self) -> None:
@@ -245,23 +275,29 @@ class UnitOfWork:
         if self._outbox:
             with tracing.span("outbox write"):
                 _carry_trace(self._outbox)
-                insert_rows(self.session, OutboxMessage.__table__, self._outbox)
+                insert_rows(self, OutboxMessage.__table__, self._outbox)
             self._outbox = []
 
     def commit(self) -> None:
         has_events = bool(self.emitted)      # some may be in the outbox already (write_events)
-        if self._outbox and has_pending(self.session):
+        if self._outbox and (self.pending_writes or self.guard is not None):
             self.queue_events()
-        write_detached(self.session)
+        write_detached(self)
         self.write_events()
-        self.session.commit()
+        if self._session is not None:
+            self._session.commit()                 # flushes the ORM's rows; the connection's transaction with them
+        elif self._connection is not None:
+            self._connection.commit()
         self._once = {}
         if has_events:
             _outbox_committed()                # a relay in this process looks now (embedded mode)
 
     def rollback(self) -> None:
-        discard_detached(self.session)
-        self.session.rollback()
+        self.pending_writes, self.guard = [], None       # the transaction they belonged to is gone
+        if self._session is not None:
+            self._session.rollback()
+        elif self._connection is not None:
+            self._connection.rollback()
         self.emitted, self._once, self._outbox = [], {}, []
 
 

@@ -34,8 +34,8 @@ def _count(ctx, table, order_id: str) -> int:
 
 def test_an_order_and_its_children_go_in_one_statement_on_postgresql(ctx):
     with statements_run(ctx.engine) as statements, ctx.uow() as uow:
-        insert_detached(uow.session, *_order("O-1"))
-        write_detached(uow.session)
+        insert_detached(uow, *_order("O-1"))
+        write_detached(uow)
         uow.commit()
     inserts = [s for s in statements if s.startswith(("insert", "with"))]
     assert len(inserts) == (1 if ctx.engine.dialect.name == "postgresql" else 4)   # SQLite: one per table
@@ -47,13 +47,13 @@ def test_an_order_and_its_children_go_in_one_statement_on_postgresql(ctx):
 
 def test_the_commit_sends_queued_rows_and_a_rollback_drops_them(ctx):
     with ctx.uow() as uow:
-        insert_detached(uow.session, *_order("O-2"))
+        insert_detached(uow, *_order("O-2"))
         uow.commit()                                         # never sent by the caller: the commit does
     assert _count(ctx, OrderRow, "O-2") == 1 and _count(ctx, OrderLineRow, "O-2") == 3
     with ctx.uow() as uow:
-        insert_detached(uow.session, *_order("O-3"))
+        insert_detached(uow, *_order("O-3"))
         uow.rollback()
         uow.commit()                                         # nothing queued is left to write
     with ctx.uow() as uow:
-        insert_detached(uow.session, *_order("O-4"))         # the block ends without a commit
+        insert_detached(uow, *_order("O-4"))         # the block ends without a commit
     assert _count(ctx, OrderRow, "O-3") == 0 and _count(ctx, OrderRow, "O-4") == 0
