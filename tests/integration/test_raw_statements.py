@@ -2,6 +2,7 @@
 row counts, errors, outages — and a unit of work that needs no ORM makes no session (hub/storage/uow.py)."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -148,7 +149,7 @@ def test_a_unit_of_work_commits_twice_on_its_connection(ctx):
         assert raw.execute(uow.connection, select(LEVELS.c.on_hand)).scalars() == [2]
 
 
-def test_the_relays_outbox_rows_read_the_same_json_either_way(ctx):
+def test_the_relays_outbox_rows_read_the_same_either_way_the_envelope_as_its_stored_json_text(ctx):
     from hub.events import StockChanged
     from workers.relay import _UNSENT
 
@@ -159,4 +160,6 @@ def test_the_relays_outbox_rows_read_the_same_json_either_way(ctx):
         ours = raw.execute(uow.connection, _UNSENT, {"n": 10}).all()
         theirs = uow.connection.execute(_UNSENT, {"n": 10}).all()
     assert [tuple(r) for r in ours] == [tuple(r) for r in theirs]
-    assert ours[0].payload["data"] == {"sku": "TEA-001", "location_id": "S001", "cause": "pos:S001:sale"}
+    envelope = json.loads(ours[0].payload)               # published as it is: never decoded and encoded again
+    assert envelope["data"] == {"sku": "TEA-001", "location_id": "S001", "cause": "pos:S001:sale"}
+    assert envelope["id"] == ours[0].message_id
