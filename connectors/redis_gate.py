@@ -19,6 +19,8 @@ from redis.exceptions import NoScriptError
 from hub.domain.flash_sale import GateState, SaleTerms, Verdict
 from hub.ports import AdmissionGate, GateUnavailable
 
+from .redis_clients import OneConnectionClients
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _ADMIT = """
@@ -88,31 +90,12 @@ def _reachable(method: F) -> F:
     return call  # type: ignore[return-value]
 
 
-class _OneConnectionClients:
-    """Clients of one Redis connection each, lent to one caller at a time, the last given back first. An
-    attempt's EVALSHA through the shared pool paid its checkout each time (a lock, a deprecation shim, a poll of
-    the socket for stray data): about 12 µs of a rush attempt's ~350. As many as ever ran at once are kept."""
-
-    def __init__(self, pool: redis.ConnectionPool):
-        self._pool = pool
-        self._idle: list[redis.Redis] = []          # list.append and .pop are atomic: no lock needed
-
-    def borrow(self) -> redis.Redis:
-        try:
-            return self._idle.pop()
-        except IndexError:
-            return redis.Redis(connection_pool=self._pool, single_connection_client=True)
-
-    def give_back(self, client: redis.Redis) -> None:
-        self._idle.append(client)
-
-
 class RedisGate:
     """`RedisGate.from_url("redis://127.0.0.1:6379/0", prefix="hub:")`."""
 
     def __init__(self, client: redis.Redis, prefix: str = "hub:"):
         self.client, self.prefix = client, prefix
-        self._admitters = _OneConnectionClients(client.connection_pool)
+        self._admitters = OneConnectionClients(client.connection_pool)
         self._admit = client.register_script(_ADMIT)
         self._give_back = client.register_script(_GIVE_BACK)
         self._restore = client.register_script(_RESTORE)
@@ -159,14 +142,12 @@ class RedisGate:
         # EVALSHA sent as a command: redis-py's Script and evalsha layers were a tenth of a rush attempt's gateway
         # CPU. A Redis that lost the script (a restart, SCRIPT FLUSH) answers NOSCRIPT; the Script loads it then.
         keys = self._keys(sale_id)
-        client = self._admitters.borrow()
         try:
-            return Verdict(client.execute_command("EVALSHA", self._admit.sha, len(keys), *keys, attempt, buyer,
-                                                  qty, now_ms))
+            with self._admitters.lend() as client:
+                return Verdict(client.execute_command("EVALSHA", self._admit.sha, len(keys), *keys, attempt, buyer,
+                                                      qty, now_ms))
         except NoScriptError:
             return Verdict(self._admit(keys=keys, args=[attempt, buyer, qty, now_ms]))
-        finally:
-            self._admitters.give_back(client)
 
     @_reachable
     def give_back(self, sale_id: str, attempt: str) -> int:

@@ -16,6 +16,8 @@ import redis
 from hub.domain.sold_out import LOW_TTL_MS, PLACED_TTL_S, Pair
 from hub.ports import SoldOutCache
 
+from .redis_clients import OneConnectionClients
+
 log = logging.getLogger(__name__)
 QUIET_S = 60.0                 # one warning a minute while Redis is away, not one per request
 
@@ -23,6 +25,7 @@ QUIET_S = 60.0                 # one warning a minute while Redis is away, not o
 class RedisSoldOut:
     def __init__(self, client: redis.Redis, prefix: str = "hub:"):
         self.client, self.prefix = client, prefix
+        self._lookers = OneConnectionClients(client.connection_pool)
         self._warned = 0.0
 
     @classmethod
@@ -41,8 +44,9 @@ class RedisSoldOut:
 
     def lookup(self, pairs: Sequence[Pair], placed_key: str) -> tuple[dict[Pair, int], bool]:
         try:
-            answer: list[str | None] = self.client.mget(  # type: ignore[assignment]  # the sync client's list
-                [f"{self.prefix}ik:{placed_key}", *map(self._low_key, pairs)])
+            with self._lookers.lend() as client:
+                answer: list[str | None] = client.mget(  # type: ignore[assignment]  # the sync client's list
+                    [f"{self.prefix}ik:{placed_key}", *map(self._low_key, pairs)])
             placed, *figures = answer
         except redis.RedisError as exc:
             self._away("a look", exc)

@@ -66,10 +66,25 @@ def periods_on(cal: Calendar, day: date) -> Sequence[Period]:
     return cal.weekly.get(WEEKDAYS[day.weekday()], cal.daily)
 
 
+# A day's intervals per calendar, day and offset, kept: a pickup order asks whether its store is open (and when it
+# next opens) on every attempt, which was a twentieth of a plain order rush's gateway CPU. A calendar is config
+# (frozen): the entry holds it, so its id is never another's; the table is emptied when full.
+_DAYS: dict[tuple[int, date, object], tuple[Calendar, list[tuple[datetime, datetime]]]] = {}
+DAYS_KEPT = 4096
+
+
 def _intervals(cal: Calendar, day: date, at: datetime) -> list[tuple[datetime, datetime]]:
+    key = (id(cal), day, at.tzinfo)
+    held = _DAYS.get(key)
+    if held is not None and held[0] is cal:
+        return held[1]
     midnight = datetime.combine(day, time(0), tzinfo=at.tzinfo)
-    return sorted((midnight + timedelta(minutes=a), midnight + timedelta(minutes=b))
+    made = sorted((midnight + timedelta(minutes=a), midnight + timedelta(minutes=b))
                   for a, b in map(span, periods_on(cal, day)))
+    if len(_DAYS) >= DAYS_KEPT:
+        _DAYS.clear()
+    _DAYS[key] = (cal, made)
+    return made
 
 
 def open_intervals(cal: Calendar, at: datetime, days: int = HORIZON_DAYS) -> Iterator[tuple[datetime, datetime]]:

@@ -169,3 +169,19 @@ def test_the_calendar_matches_a_minute_reference(raw, offset, length):
             m += 1
         if seen == length and m - offset <= 13 * 1440:        # well within the horizon
             assert ready == origin + timedelta(minutes=m)
+
+
+def test_a_days_hours_kept_for_speed_belong_to_their_own_calendar():
+    from datetime import date, datetime, timedelta, timezone
+
+    from hub.config import OpeningHours
+    from hub.domain import hours
+
+    tz = timezone(timedelta(hours=8))
+    at = datetime(2026, 12, 7, 8, 30, tzinfo=tz)
+    early = OpeningHours(open="08:00", close="20:00")
+    late = early.model_copy(update={"open": "09:00"})            # another calendar: its own hours, not the first's
+    assert hours.is_open(early, at) and not hours.is_open(late, at)
+    assert hours.next_open(late, at) == at.replace(hour=9, minute=0)
+    assert hours.is_open(early, at) and not hours.is_open(late, at)            # asked again: the same answers
+    assert hours.periods_on(late, date(2026, 12, 7))
