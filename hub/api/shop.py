@@ -79,7 +79,7 @@ def stock(call: Call) -> Any:
     with call.ctx.reader() as uow:
         try:
             if pos is None and channel.allocation is None:    # the common lookup: one template (stock_view.py)
-                return stock_view.render(cfg, sku, inventory.sellable_of(uow.session, sku), channel.safety_stock)
+                return stock_view.render(cfg, sku, inventory.sellable_of(uow.connection, sku), channel.safety_stock)
             held = inventory.held_of(uow.session, sku)
         except UnknownSku:
             raise NotFound(f"unknown SKU {sku!r}") from None

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, bindparam, func, select, tuple_, update
+from sqlalchemy import Connection, Integer, bindparam, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from hub import events
@@ -612,14 +612,13 @@ _SELLABLE = (select(StockLevel.__table__.c.location_id,
              .where(StockLevel.__table__.c.sku == bindparam("sku")))
 
 
-def sellable_of(session: Session, sku: str) -> dict[str, int]:
+def sellable_of(conn: Connection, sku: str) -> dict[str, int]:
     """location_id -> on-hand less reserved of one SKU where a stock row exists (what `available` takes
     before safety stocks); UnknownSku if no such SKU.
 
     The stock query's read: a thousand two-column rows taken as the driver's own tuples (`fetchall` on the
     DBAPI cursor: plain strings and ints need none of the result's per-row processing, which cost more than
-    the query) and made a dict in one call."""
-    conn = session.connection()
+    the query) and made a dict in one call. On the unit of work's connection: a query that makes no ORM session."""
     result = conn.execute(_SELLABLE, {"sku": sku})
     try:
         rows = dict(result.cursor.fetchall())
