@@ -199,22 +199,21 @@ class UnitOfWork:
         if self._engine is None:
             self._session = self._session_factory()
             if self.read_only:
-                self._connection = self._session.connection(execution_options={"read_only": True})
+                self._session.connection(execution_options={"read_only": True})
         return self
 
     @property
     def connection(self) -> Connection:
         """This unit of work's connection, its transaction begun."""
+        if self._engine is None:                   # a test's own factory: the session's connection, as it keeps it
+            assert self._session is not None
+            return self._session.connection()
         if self._connection is None:
-            if self._engine is None:
-                assert self._session is not None
-                self._connection = self._session.connection()
-            else:
-                conn = self._engine.connect()
-                if self.read_only:
-                    # On SQLite a reader begins a plain (deferred) transaction: WAL readers never queue for the writer.
-                    conn.execution_options(read_only=True)
-                self._connection = conn
+            conn = self._engine.connect()
+            if self.read_only:
+                # On SQLite a reader begins a plain (deferred) transaction: WAL readers never queue for the writer.
+                conn.execution_options(read_only=True)
+            self._connection = conn
         if not self._connection.in_transaction():
             self._connection.begin()
         return self._connection
@@ -229,14 +228,25 @@ class UnitOfWork:
     def __exit__(self, *exc: object) -> None:
         try:
             if not self.read_only:
-                self.rollback()
+                self.pending_writes, self.guard = [], None
+                self._end(commit=False)
             # A reader's rows stay readable after the block (closed, not expired): it changed nothing.
             if self._session is not None:
                 self._session.close()
         finally:
-            if self._connection is not None and self._engine is not None:
+            if self._connection is not None:
                 self._connection.close()          # a transaction still open is rolled back
             self._session = self._connection = None
+
+    def _end(self, *, commit: bool) -> None:
+        """Commit or roll back the session's transaction and the connection's. The session ends the connection's
+        transaction with its own when it took part in it; one begun on the connection after the session's last
+        commit (Core statements only since) is ended here."""
+        if self._session is not None:
+            self._session.commit() if commit else self._session.rollback()
+        conn = self._connection
+        if conn is not None and conn.in_transaction():
+            conn.commit() if commit else conn.rollback()
 
     def emit(self, event: Event, once_per: Hashable | None = None) -> str:
         """Queue an event; it reaches the outbox with this transaction's commit.
@@ -284,20 +294,14 @@ class UnitOfWork:
             self.queue_events()
         write_detached(self)
         self.write_events()
-        if self._session is not None:
-            self._session.commit()                 # flushes the ORM's rows; the connection's transaction with them
-        elif self._connection is not None:
-            self._connection.commit()
+        self._end(commit=True)                     # the session flushes the ORM's rows first, if it has any
         self._once = {}
         if has_events:
             _outbox_committed()                # a relay in this process looks now (embedded mode)
 
     def rollback(self) -> None:
         self.pending_writes, self.guard = [], None       # the transaction they belonged to is gone
-        if self._session is not None:
-            self._session.rollback()
-        elif self._connection is not None:
-            self._connection.rollback()
+        self._end(commit=False)
         self.emitted, self._once, self._outbox = [], {}, []
 
 

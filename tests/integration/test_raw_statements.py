@@ -149,6 +149,17 @@ def test_a_unit_of_work_commits_twice_on_its_connection(ctx):
         assert raw.execute(uow.connection, select(LEVELS.c.on_hand)).scalars() == [2]
 
 
+def test_core_statements_after_the_sessions_commit_are_committed_by_the_next(ctx):
+    _seed(ctx)
+    with ctx.uow() as uow:
+        uow.session.get(StockLevel, ("TEA-001", "S001")).on_hand = 6      # the ORM first
+        uow.commit()
+        raw.execute(uow.connection, update(LEVELS).values(on_hand=4))    # then Core only: the session never sees it
+        uow.commit()
+    with ctx.uow() as uow:
+        assert raw.execute(uow.connection, select(LEVELS.c.on_hand)).scalars() == [4]
+
+
 def test_the_relays_outbox_rows_read_the_same_either_way_the_envelope_as_its_stored_json_text(ctx):
     from hub.events import StockChanged
     from workers.relay import _UNSENT
