@@ -5,9 +5,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select
+
 from hub import consumers, handlers
+from hub.events import OrderStatusChanged
 from hub.flows.erp_pull import pull_products, pull_warehouse_stock
 from hub.services import housekeeping
+from hub.storage.tables import OutboxMessage, ProcessedMessage
 from tests.e2e.conftest import Hub
 from workers.launcher import wait_for
 
@@ -168,12 +172,28 @@ def test_100_concurrent_orders_for_the_last_10_units_across_two_stores(hub):
              "released stock on the shop")
 
 
+def _handled(hub, consumer: str, order_id: str, to_status: str) -> bool:
+    """Whether `consumer` has handled this order's move to `to_status` (its event is in processed_messages)."""
+    with hub.ctx.reader() as uow:
+        ids = [m for m, p in uow.session.execute(select(OutboxMessage.message_id, OutboxMessage.payload).where(
+            OutboxMessage.event_type == OrderStatusChanged.TYPE))
+            if OrderStatusChanged.from_data(p["data"]).order_id == order_id
+            and OrderStatusChanged.from_data(p["data"]).to_status == to_status]
+        done = uow.session.execute(select(func.count()).select_from(ProcessedMessage).where(
+            ProcessedMessage.consumer == consumer, ProcessedMessage.message_id.in_(ids))).scalar_one() if ids else 0
+    return bool(ids) and done == len(ids)
+
+
 def test_courier_failure_is_parked_then_replayed_after_recovery(hub):
     count(hub, "S002", "CUP-002", 4)
     courier = hub.sandbox.local_delivery
     courier.faults.error_rate, courier.faults.error_status = 1.0, 503
     order_id = place(hub, [{"sku": "CUP-002", "qty": 1}], {"type": "delivery", "address": NEAR_S002}).json()["order_id"]
     pay(hub, order_id)
+    # The booking is due at the pick: the flow reads the order as it is then, so an "allocated" event handled only
+    # after the pick (a slow run) books too — two failed bookings, two letters. The pick waits for it.
+    wait_for(lambda: _handled(hub, handlers.DELIVERY_TO_COURIER.name, order_id, "allocated"), 60,
+             "the allocated event at the booking consumer")
     pick_all(hub, "S002", order_id)
 
     def parked():
