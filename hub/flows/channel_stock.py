@@ -175,8 +175,9 @@ def _begin_pushes(uow: UnitOfWork, triples: list[Triple], exist: set[Triple]) ->
 
 def _numbers(uow: UnitOfWork, triples: list[Triple]) -> dict[Triple, tuple[int, int]]:
     """(push_seq, untrusted_through) per row, locked in key order; the lock's read is the read."""
+    conn = uow.connection
     return {(channel, sku, loc): (seq, untrusted) for channel, sku, loc, seq, untrusted in
-            raw.execute(uow.connection, _LOCKED.on(uow.connection), rows_bound(uow.connection, "triples", triples, 3))}
+            raw.execute(conn, _LOCKED.on(conn), rows_bound(conn, "triples", triples, 3))}
 
 
 @dataclass

@@ -46,11 +46,6 @@ class Rows:
     def scalars(self) -> list[Any]:
         return [row[0] for row in self.rows]
 
-    def one_or_none(self) -> Any:
-        if len(self.rows) > 1:
-            raise ValueError(f"{len(self.rows)} rows where one or none was expected")
-        return self.rows[0] if self.rows else None
-
 
 class _Compiled:
     """One statement compiled for one dialect: its SQL, each parameter's default and processor, the row shape."""
@@ -58,7 +53,7 @@ class _Compiled:
     __slots__ = ("statement", "sql", "defaults", "processors", "row", "readers")
 
     def __init__(self, statement: Any, sql: str, defaults: dict[str, Any], processors: dict[str, Processor],
-                 row: type | None, readers: list[Processor]):
+                 row: type | None, readers: list[Processor] | None):
         self.statement, self.sql, self.defaults, self.processors = statement, sql, defaults, processors
         self.row, self.readers = row, readers
 
@@ -80,7 +75,7 @@ def _compile(statement: ClauseElement, conn: Connection) -> Any:
     columns = list(getattr(statement, "exported_columns", ()))
     row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None
     readers = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
-    return _Compiled(statement, compiled.string, defaults, processors, row, readers)
+    return _Compiled(statement, compiled.string, defaults, processors, row, readers if any(readers) else None)
 
 
 def _compiled_for(statement: Any, conn: Connection) -> Any:
@@ -127,7 +122,7 @@ def execute(conn: Connection, statement: Any, params: Mapping[str, Any] | Sequen
     if compiled.row is None:
         return Rows([], rowcount)
     make, readers = compiled.row._make, compiled.readers
-    if any(readers):
+    if readers is not None:                       # some column's type reads its values (none: the driver's as is)
         return Rows([make([value if read is None else read(value) for read, value in zip(readers, raw, strict=True)])
                      for raw in rows], rowcount)
     return Rows([make(raw) for raw in rows], rowcount)
